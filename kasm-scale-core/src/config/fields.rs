@@ -1,0 +1,221 @@
+//! serde helpers shared by the configuration types: ranged integers with plain messages, and
+//! JSON values that Kasm stores as strings.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// Reads any integer and checks it against `[min, max]`, so that `-1` or `70000` is reported as
+/// "must be between …" instead of a type error.
+fn ranged<'de, D: Deserializer<'de>>(d: D, min: i128, max: i128) -> Result<i128, D::Error> {
+    struct Int;
+    impl Visitor<'_> for Int {
+        type Value = i128;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an integer")
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i128, E> {
+            Ok(v.into())
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i128, E> {
+            Ok(v.into())
+        }
+        fn visit_i128<E: de::Error>(self, v: i128) -> Result<i128, E> {
+            Ok(v)
+        }
+        fn visit_u128<E: de::Error>(self, v: u128) -> Result<i128, E> {
+            i128::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<i128, E> {
+            if v.fract() == 0.0 && v.abs() < 1e30 {
+                Ok(v as i128)
+            } else {
+                Err(E::custom(format!("must be a whole number, got {v}")))
+            }
+        }
+    }
+    let v = d.deserialize_any(Int)?;
+    if v < min || v > max {
+        let msg = if max == i128::from(u32::MAX) || max == i128::from(u64::MAX) {
+            format!("must be at least {min}, got {v}")
+        } else {
+            format!("must be between {min} and {max}, got {v}")
+        };
+        return Err(de::Error::custom(msg));
+    }
+    Ok(v)
+}
+
+/// A `u32` that is at least 0 (a negative number is reported as such, not as a type error).
+pub(crate) fn non_negative_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    ranged(d, 0, u32::MAX.into()).map(|v| v as u32)
+}
+
+/// A `u64` that is at least 0.
+pub(crate) fn non_negative_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    ranged(d, 0, u64::MAX.into()).map(|v| v as u64)
+}
+
+/// A `u32` that is at least 1.
+pub(crate) fn positive_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    ranged(d, 1, u32::MAX.into()).map(|v| v as u32)
+}
+
+/// An optional `u32` that is at least 0.
+pub(crate) fn opt_non_negative_u32<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<u32>, D::Error> {
+    non_negative_u32(d).map(Some)
+}
+
+/// An optional `u32` that is at least 1.
+pub(crate) fn opt_positive_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    positive_u32(d).map(Some)
+}
+
+/// An optional TCP port, 1 to 65535.
+pub(crate) fn opt_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    ranged(d, 1, 65535).map(|v| Some(v as u16))
+}
+
+/// A fraction between 0 and 1 (a probability).
+pub(crate) fn probability<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(de::Error::custom(format!(
+            "must be between 0 and 1, got {v}"
+        )))
+    }
+}
+
+/// A JSON object, given either inline (a table / mapping) or as a string holding JSON, which is
+/// how Kasm stores `connection_info`, `aws_ec2_config_override` and the like.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(transparent)]
+pub struct JsonObject(pub serde_json::Map<String, serde_json::Value>);
+
+impl<'de> Deserialize<'de> for JsonObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        let value = match value {
+            serde_json::Value::String(text) if text.trim().is_empty() => {
+                return Ok(Self::default());
+            }
+            serde_json::Value::String(text) => serde_json::from_str(&text)
+                .map_err(|e| de::Error::custom(format!("is not valid JSON: {e}")))?,
+            other => other,
+        };
+        match value {
+            serde_json::Value::Object(map) => Ok(Self(map)),
+            other => Err(de::Error::custom(format!(
+                "must be a JSON object, got {}",
+                json_kind(&other)
+            ))),
+        }
+    }
+}
+
+/// A map of string tags, given inline or as a JSON string (Kasm's storage of custom tags).
+/// Values that are numbers or booleans are turned into their text.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(transparent)]
+pub struct Tags(pub BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for Tags {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let JsonObject(map) = JsonObject::deserialize(d)?;
+        let mut tags = BTreeMap::new();
+        for (key, value) in map {
+            let text = match value {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                other => {
+                    return Err(de::Error::custom(format!(
+                        "tag `{key}` must be a string, got {}",
+                        json_kind(&other)
+                    )));
+                }
+            };
+            tags.insert(key, text);
+        }
+        Ok(Self(tags))
+    }
+}
+
+/// "an array", "a number", … for messages.
+pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+pub(crate) fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+pub(crate) fn yes() -> bool {
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Ports {
+        #[serde(default, deserialize_with = "opt_port")]
+        port: Option<u16>,
+        #[serde(default, deserialize_with = "non_negative_u32")]
+        min: u32,
+    }
+
+    #[test]
+    fn ranges_report_plain_reasons() {
+        let e = serde_json::from_str::<Ports>(r#"{"port": 70000}"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("must be between 1 and 65535, got 70000"),
+            "{e}"
+        );
+        let e = serde_json::from_str::<Ports>(r#"{"port": 0}"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("must be between 1 and 65535, got 0"),
+            "{e}"
+        );
+        let e = serde_json::from_str::<Ports>(r#"{"min": -1}"#).unwrap_err();
+        assert!(
+            e.to_string().starts_with("must be at least 0, got -1"),
+            "{e}"
+        );
+        let ok = serde_json::from_str::<Ports>(r#"{"port": 3389, "min": 2}"#).unwrap();
+        assert_eq!((ok.port, ok.min), (Some(3389), 2));
+    }
+
+    #[test]
+    fn json_object_accepts_inline_or_string() {
+        let a: JsonObject = serde_json::from_str(r#"{"a": 1}"#).unwrap();
+        let b: JsonObject = serde_json::from_str(r#""{\"a\": 1}""#).unwrap();
+        assert_eq!(a, b);
+        let e = serde_json::from_str::<JsonObject>(r#""[1]""#).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("must be a JSON object, got an array"),
+            "{e}"
+        );
+        let e = serde_json::from_str::<JsonObject>(r#""{oops""#).unwrap_err();
+        assert!(e.to_string().contains("is not valid JSON"), "{e}");
+        let t: Tags = serde_json::from_str(r#""{\"team\": \"vdi\", \"n\": 3}""#).unwrap();
+        assert_eq!(t.0["n"], "3");
+    }
+}

@@ -1,0 +1,284 @@
+//! The configuration document: zones, LDAP connections, VM provider configs, pools with their
+//! auto-scale configs and schedules, and workspaces, cross-referenced by name.
+//!
+//! [`load_file`] / [`load_str`] read TOML, YAML or JSON, and validate everything: every problem is
+//! reported at once, each with its path (`pools[0].autoscale[1].connection_port`) and a plain
+//! reason.
+
+mod fields;
+mod ldap;
+mod load;
+mod pool;
+mod provider;
+mod schedule;
+mod validate;
+mod workspace;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use fields::{JsonObject, Tags};
+pub use ldap::{Dn, LdapConfig};
+pub use pool::{
+    AutoScaleConfig, ConnectionType, CredentialType, Pool, ServerPoolType, rewrite_sso_username,
+};
+pub use provider::{
+    AWS_EBS_VOLUME_TYPES, AZURE_OS_DISK_TYPES, AwsVmConfig, AzureAuthority, AzureVmConfig,
+    Distribution, MemoryVmConfig, PROVIDER_KINDS, VmProviderConfig,
+};
+pub use schedule::{LocalTime, Schedule, TimeZoneName, Weekday};
+pub use workspace::{RdpClientType, Workspace, Zone};
+
+/// A whole configuration document.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Deployment zones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<Zone>,
+    /// LDAP / Active Directory connections.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ldap_configs: Vec<LdapConfig>,
+    /// VM provider configs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vm_providers: Vec<VmProviderConfig>,
+    /// Server pools with their auto-scale configs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<Pool>,
+    /// Pool workspaces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workspaces: Vec<Workspace>,
+}
+
+impl Config {
+    /// The zone named `name`.
+    pub fn zone(&self, name: &str) -> Option<&Zone> {
+        self.zones.iter().find(|z| z.zone_name == name)
+    }
+
+    /// The VM provider config named `name`.
+    pub fn vm_provider(&self, name: &str) -> Option<&VmProviderConfig> {
+        self.vm_providers.iter().find(|p| p.name() == name)
+    }
+
+    /// The LDAP connection named `name`.
+    pub fn ldap_config(&self, name: &str) -> Option<&LdapConfig> {
+        self.ldap_configs.iter().find(|l| l.name == name)
+    }
+
+    /// The pool named `name`.
+    pub fn pool(&self, name: &str) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.server_pool_name == name)
+    }
+
+    /// Every auto-scale config with the pool it feeds.
+    pub fn autoscale_configs(&self) -> impl Iterator<Item = (&Pool, &AutoScaleConfig)> {
+        self.pools
+            .iter()
+            .flat_map(|p| p.autoscale.iter().map(move |c| (p, c)))
+    }
+
+    /// Writes the document in `format`. Secrets are written in clear: this is for saving a
+    /// configuration, never for logging it.
+    pub fn to_string(&self, format: Format) -> Result<String, ConfigError> {
+        let ser = |e: String| ConfigError::Serialize(e);
+        match format {
+            Format::Toml => toml::to_string(self).map_err(|e| ser(e.to_string())),
+            Format::Yaml => serde_yaml_ng::to_string(self).map_err(|e| ser(e.to_string())),
+            Format::Json => serde_json::to_string_pretty(self).map_err(|e| ser(e.to_string())),
+        }
+    }
+
+    /// One line: "2 pools, 3 auto-scale configs, 2 VM providers".
+    pub fn summary(&self) -> String {
+        let n =
+            |count: usize, one: &str| format!("{count} {one}{}", if count == 1 { "" } else { "s" });
+        format!(
+            "{}, {}, {}",
+            n(self.pools.len(), "pool"),
+            n(self.autoscale_configs().count(), "auto-scale config"),
+            n(self.vm_providers.len(), "VM provider"),
+        )
+    }
+}
+
+/// A configuration file format, chosen by file extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `.toml`
+    Toml,
+    /// `.yaml` / `.yml`
+    Yaml,
+    /// `.json`
+    Json,
+}
+
+impl Format {
+    /// The format for a file name's extension.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "toml" => Some(Format::Toml),
+            "yaml" | "yml" => Some(Format::Yaml),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+}
+
+/// How bad a [`Problem`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Works, but probably not as meant.
+    Warning,
+    /// The configuration is refused.
+    Error,
+}
+
+/// One thing wrong with a configuration, at a path such as `pools[0].autoscale[1].connection_port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Error or warning.
+    pub severity: Severity,
+    /// Where: `section[index].field…`; empty for the document itself.
+    pub path: String,
+    /// Why, in plain words. Never contains a secret's value.
+    pub message: String,
+}
+
+impl Problem {
+    /// An error at `path`.
+    pub fn error(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Error,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A warning at `path`.
+    pub fn warning(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            severity: Severity::Warning,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.severity == Severity::Warning {
+            f.write_str("warning: ")?;
+        }
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read: {source}", file.display())]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file's extension names no known format.
+    #[error("{}: unknown format; use a .toml, .yaml, .yml or .json file", file.display())]
+    UnknownFormat {
+        /// The file.
+        file: PathBuf,
+    },
+    /// The text is not valid TOML, YAML or JSON.
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    Syntax {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's message (without the source line, which may hold a secret).
+        message: String,
+    },
+    /// The document parsed but is not a valid configuration.
+    #[error("{} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        /// Every problem, errors and warnings, in document order.
+        problems: Vec<Problem>,
+    },
+    /// The configuration could not be written in the requested format.
+    #[error("cannot write the configuration: {0}")]
+    Serialize(String),
+}
+
+impl ConfigError {
+    /// Whether the file could not be read or parsed (as opposed to being an invalid configuration).
+    pub fn is_unreadable(&self) -> bool {
+        !matches!(self, Self::Invalid { .. })
+    }
+}
+
+/// A configuration that passed validation, with the warnings it produced.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Things that work but are probably not meant.
+    pub warnings: Vec<Problem>,
+}
+
+/// Reads and validates a configuration file; the format comes from its extension.
+pub fn load_file(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
+    let path = path.as_ref();
+    let format =
+        Format::from_path(path).ok_or_else(|| ConfigError::UnknownFormat { file: path.into() })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.into(),
+        source,
+    })?;
+    load_text(&text, format, path)
+}
+
+/// Parses and validates configuration text.
+pub fn load_str(text: &str, format: Format) -> Result<Loaded, ConfigError> {
+    load_text(text, format, Path::new("<config>"))
+}
+
+fn load_text(text: &str, format: Format, file: &Path) -> Result<Loaded, ConfigError> {
+    let tree = load::parse_tree(text, format, file)?;
+    let mut read = load::read_tree(tree);
+    let mut rules = Vec::new();
+    validate::check(&read.config, &read.broken_names, &mut rules);
+    rules.retain(|p| !read.removed_paths.contains(&p.path));
+    read.problems.append(&mut rules);
+    if read.problems.iter().any(|p| p.severity == Severity::Error) {
+        return Err(ConfigError::Invalid {
+            problems: read.problems,
+        });
+    }
+    Ok(Loaded {
+        config: read.config,
+        warnings: read.problems,
+    })
+}
+
+/// Validates a configuration built in code (or changed after loading): the same rules as
+/// [`load_file`], returning the warnings, or every problem when there is an error.
+pub fn validate(config: &Config) -> Result<Vec<Problem>, ConfigError> {
+    let mut problems = Vec::new();
+    validate::check(config, &[], &mut problems);
+    if problems.iter().any(|p| p.severity == Severity::Error) {
+        return Err(ConfigError::Invalid { problems });
+    }
+    Ok(problems)
+}

@@ -1,0 +1,356 @@
+//! VM provider configs: where and how servers are created ([`VmProviderConfig`]).
+//!
+//! Plain data with Kasm's `aws_*` / `azure_*` field names; the provider crates turn them into
+//! API calls.
+
+use serde::{Deserialize, Serialize};
+
+use super::fields::{self, JsonObject, Tags, is_false};
+use crate::secret::Secret;
+
+/// One VM provider config, selected by its `provider` field: `aws`, `azure` or `memory`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "lowercase")]
+pub enum VmProviderConfig {
+    /// Amazon EC2.
+    Aws(AwsVmConfig),
+    /// Azure Resource Manager.
+    Azure(AzureVmConfig),
+    /// The in-memory cloud used by tests and simulations.
+    Memory(MemoryVmConfig),
+}
+
+/// The `provider` values, in the order of [`VmProviderConfig`]'s variants.
+pub const PROVIDER_KINDS: [&str; 3] = ["aws", "azure", "memory"];
+
+impl VmProviderConfig {
+    /// The config's unique name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Aws(c) => &c.name,
+            Self::Azure(c) => &c.name,
+            Self::Memory(c) => &c.name,
+        }
+    }
+
+    /// `aws`, `azure` or `memory`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Aws(_) => PROVIDER_KINDS[0],
+            Self::Azure(_) => PROVIDER_KINDS[1],
+            Self::Memory(_) => PROVIDER_KINDS[2],
+        }
+    }
+
+    /// Hard cap on live VMs of this config.
+    pub fn max_instances(&self) -> u32 {
+        match self {
+            Self::Aws(c) => c.max_instances,
+            Self::Azure(c) => c.max_instances,
+            Self::Memory(c) => c.max_instances,
+        }
+    }
+
+    /// The startup-script template.
+    pub fn startup_script(&self) -> &str {
+        match self {
+            Self::Aws(c) => &c.startup_script,
+            Self::Azure(c) => &c.startup_script,
+            Self::Memory(c) => &c.startup_script,
+        }
+    }
+
+    /// The largest rendered startup script the provider can deliver, in bytes, if it has a limit
+    /// (AWS user data 16 KiB, Azure custom data 64 KiB).
+    pub fn startup_script_limit(&self) -> Option<usize> {
+        match self {
+            Self::Aws(_) => Some(16 * 1024),
+            Self::Azure(_) => Some(64 * 1024),
+            Self::Memory(_) => None,
+        }
+    }
+}
+
+/// An AWS EC2 VM provider config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsVmConfig {
+    /// Unique name of the config.
+    pub name: String,
+    /// Access key id; absent means the standard AWS credential chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_access_key_id: Option<String>,
+    /// Secret access key; required with `aws_access_key_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_secret_access_key: Option<Secret>,
+    /// Region, e.g. `us-east-1`.
+    pub aws_region: String,
+    /// AMI id, e.g. `ami-0123456789abcdef0`.
+    pub aws_ec2_ami_id: String,
+    /// Instance type, e.g. `t3.medium`.
+    pub aws_ec2_instance_type: String,
+    /// Hard cap on live instances of this config (at least 1).
+    #[serde(deserialize_with = "fields::positive_u32")]
+    pub max_instances: u32,
+    /// Security group ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aws_ec2_security_group_ids: Vec<String>,
+    /// Subnet id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_ec2_subnet_id: Option<String>,
+    /// Root volume size in GiB.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "fields::opt_positive_u32"
+    )]
+    pub aws_ec2_ebs_volume_size_gb: Option<u32>,
+    /// Root volume type: `gp2`, `gp3`, `io1`, `io2`, `st1`, `sc1` or `standard`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_ec2_ebs_volume_type: Option<String>,
+    /// IAM instance profile name or ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_ec2_iam: Option<String>,
+    /// Extra tags for instances and volumes.
+    #[serde(default, skip_serializing_if = "is_empty_tags")]
+    pub aws_ec2_custom_tags: Tags,
+    /// Startup-script template, delivered as user data.
+    #[serde(default)]
+    pub startup_script: String,
+    /// JSON merged into the RunInstances request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_ec2_config_override: Option<JsonObject>,
+    /// Fetch the Windows administrator password with the key pair. Default false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub retrieve_password: bool,
+    /// Name of the EC2 key pair given to instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_ec2_key_name: Option<String>,
+    /// Private key (PEM) of that key pair, for `retrieve_password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_ec2_private_key: Option<Secret>,
+    /// (ours) The AMI runs Windows: the script is wrapped in `<powershell>` when not already.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub aws_is_windows: bool,
+    /// (ours) EC2 endpoint override, for tests and AWS-compatible clouds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_endpoint_url: Option<String>,
+}
+
+fn is_empty_tags(t: &Tags) -> bool {
+    t.0.is_empty()
+}
+
+/// EBS volume types AWS accepts.
+pub const AWS_EBS_VOLUME_TYPES: [&str; 7] = ["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"];
+
+/// An Azure VM provider config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureVmConfig {
+    /// Unique name of the config.
+    pub name: String,
+    /// Subscription id (a GUID).
+    pub azure_subscription_id: String,
+    /// Resource group the VMs are created in.
+    pub azure_resource_group: String,
+    /// Directory (tenant) id.
+    pub azure_tenant_id: String,
+    /// Application (client) id of the service principal.
+    pub azure_client_id: String,
+    /// Client secret of the service principal.
+    pub azure_client_secret: Secret,
+    /// Cloud: `public` (default), `government` or `china`.
+    #[serde(default)]
+    pub azure_authority: AzureAuthority,
+    /// Region, e.g. `eastus`.
+    pub azure_region: String,
+    /// Hard cap on live VMs of this config (at least 1).
+    #[serde(deserialize_with = "fields::positive_u32")]
+    pub max_instances: u32,
+    /// VM size, e.g. `Standard_D4s_v5`.
+    pub azure_vm_size: String,
+    /// OS disk type, e.g. `Premium_LRS`.
+    #[serde(default = "default_disk_type")]
+    pub azure_os_disk_type: String,
+    /// OS disk size in GiB; absent keeps the image's size.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "fields::opt_positive_u32"
+    )]
+    pub azure_os_disk_size_gb: Option<u32>,
+    /// Image: `{publisher, offer, sku, version}` or `{id}` (or the same as a JSON string).
+    pub azure_image_reference: JsonObject,
+    /// The image runs Windows. Default false.
+    #[serde(default)]
+    pub azure_is_windows: bool,
+    /// Network security group resource id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_network_sg: Option<String>,
+    /// Subnet resource id.
+    pub azure_subnet: String,
+    /// Give each VM a public IP. Default false.
+    #[serde(default)]
+    pub azure_public_ip: bool,
+    /// Extra tags for the VM and its resources.
+    #[serde(default, skip_serializing_if = "is_empty_tags")]
+    pub azure_tags: Tags,
+    /// Administrator user name.
+    pub azure_os_username: String,
+    /// Administrator password (Windows, or Linux without an SSH key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_os_password: Option<Secret>,
+    /// SSH public key for the administrator (Linux).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_ssh_public_key: Option<String>,
+    /// Startup-script template, delivered as custom data.
+    #[serde(default)]
+    pub startup_script: String,
+    /// JSON merged into the VM create request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_config_override: Option<JsonObject>,
+    /// (ours) Resource Manager endpoint override, for tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_resource_manager_url: Option<String>,
+    /// (ours) Login authority override, for tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_authority_url: Option<String>,
+}
+
+fn default_disk_type() -> String {
+    "Premium_LRS".into()
+}
+
+/// OS disk types Azure accepts.
+pub const AZURE_OS_DISK_TYPES: [&str; 5] = [
+    "Standard_LRS",
+    "StandardSSD_LRS",
+    "Premium_LRS",
+    "StandardSSD_ZRS",
+    "Premium_ZRS",
+];
+
+/// Which Azure cloud to sign in to and manage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AzureAuthority {
+    /// Azure public cloud (`login.microsoftonline.com`).
+    #[default]
+    #[serde(
+        alias = "https://login.microsoftonline.com",
+        alias = "AzurePublicCloud"
+    )]
+    Public,
+    /// Azure US Government (`login.microsoftonline.us`).
+    #[serde(
+        alias = "https://login.microsoftonline.us",
+        alias = "AzureUSGovernment"
+    )]
+    Government,
+    /// Azure China (`login.chinacloudapi.cn`).
+    #[serde(alias = "https://login.chinacloudapi.cn", alias = "AzureChinaCloud")]
+    China,
+}
+
+impl AzureAuthority {
+    /// The login authority's base URL.
+    pub fn login_url(self) -> &'static str {
+        match self {
+            Self::Public => "https://login.microsoftonline.com",
+            Self::Government => "https://login.microsoftonline.us",
+            Self::China => "https://login.chinacloudapi.cn",
+        }
+    }
+
+    /// The Resource Manager endpoint.
+    pub fn resource_manager_url(self) -> &'static str {
+        match self {
+            Self::Public => "https://management.azure.com",
+            Self::Government => "https://management.usgovcloudapi.net",
+            Self::China => "https://management.chinacloudapi.cn",
+        }
+    }
+}
+
+/// The in-memory cloud: VMs that exist only in this process, with the latencies and failures
+/// of a real cloud, deterministic for a seed. Used by tests and `kasm-scale simulate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryVmConfig {
+    /// Unique name of the config.
+    pub name: String,
+    /// Hard cap on live VMs of this config (at least 1).
+    #[serde(deserialize_with = "fields::positive_u32")]
+    pub max_instances: u32,
+    /// Startup-script template (rendered, then kept by the in-memory VM).
+    #[serde(default)]
+    pub startup_script: String,
+    /// Seconds from create to a running VM. Default fixed 60.
+    #[serde(default = "default_boot")]
+    pub boot_latency: Distribution,
+    /// Seconds from running to check-in. Default fixed 30.
+    #[serde(default = "default_checkin")]
+    pub checkin_delay: Distribution,
+    /// Probability that a create call fails. Default 0.
+    #[serde(default, deserialize_with = "fields::probability")]
+    pub create_failure_rate: f64,
+    /// Probability that a destroy call fails. Default 0.
+    #[serde(default, deserialize_with = "fields::probability")]
+    pub destroy_failure_rate: f64,
+    /// Probability that a VM boots but never checks in. Default 0.
+    #[serde(default, deserialize_with = "fields::probability")]
+    pub never_checkin_rate: f64,
+    /// API calls per second before the cloud answers "rate limited". Default unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_second: Option<f64>,
+    /// VMs the region can hold before it answers "insufficient capacity". Default unlimited.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "fields::opt_positive_u32"
+    )]
+    pub capacity: Option<u32>,
+}
+
+fn default_boot() -> Distribution {
+    Distribution::Fixed(60.0)
+}
+fn default_checkin() -> Distribution {
+    Distribution::Fixed(30.0)
+}
+
+/// A distribution of durations in seconds: `{ fixed = 60 }`, `{ uniform = [30, 90] }` or
+/// `{ normal = { mean = 60, std_dev = 10 } }` (samples below 0 count as 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Distribution {
+    /// Always this many seconds.
+    Fixed(f64),
+    /// Evenly between the two bounds.
+    Uniform([f64; 2]),
+    /// Gaussian.
+    Normal {
+        /// Mean in seconds.
+        mean: f64,
+        /// Standard deviation in seconds.
+        std_dev: f64,
+    },
+}
+
+impl Distribution {
+    /// Why the parameters are unusable, if they are.
+    pub fn problem(&self) -> Option<String> {
+        let bad = |v: f64| !v.is_finite() || v < 0.0;
+        match *self {
+            Self::Fixed(v) if bad(v) => Some(format!("must be a number of seconds ≥ 0, got {v}")),
+            Self::Uniform([lo, hi]) if bad(lo) || bad(hi) || lo > hi => Some(format!(
+                "uniform bounds must satisfy 0 ≤ low ≤ high, got [{lo}, {hi}]"
+            )),
+            Self::Normal { mean, std_dev } if bad(mean) || bad(std_dev) => Some(format!(
+                "mean and std_dev must be ≥ 0, got {mean} and {std_dev}"
+            )),
+            _ => None,
+        }
+    }
+}

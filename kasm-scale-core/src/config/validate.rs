@@ -1,0 +1,432 @@
+//! The rules a configuration must follow beyond its types: Kasm's forcing rules, references,
+//! unique names, provider settings.
+
+use std::collections::HashMap;
+
+use super::provider::{
+    AWS_EBS_VOLUME_TYPES, AZURE_OS_DISK_TYPES, AwsVmConfig, AzureVmConfig, MemoryVmConfig,
+};
+use super::{
+    AutoScaleConfig, Config, ConnectionType, CredentialType, Dn, Problem, ServerPoolType,
+    VmProviderConfig,
+};
+
+/// Adds every problem of `config` to `problems`. Names in `broken` belong to elements that did
+/// not deserialize: references to them are not reported again.
+pub(crate) fn check(config: &Config, broken: &[String], problems: &mut Vec<Problem>) {
+    let mut out = Out { problems, broken };
+    names(
+        &mut out,
+        "zones",
+        "zone_name",
+        config.zones.iter().map(|z| z.zone_name.as_str()),
+    );
+    names(
+        &mut out,
+        "ldap_configs",
+        "name",
+        config.ldap_configs.iter().map(|l| l.name.as_str()),
+    );
+    names(
+        &mut out,
+        "vm_providers",
+        "name",
+        config.vm_providers.iter().map(VmProviderConfig::name),
+    );
+    names(
+        &mut out,
+        "pools",
+        "server_pool_name",
+        config.pools.iter().map(|p| p.server_pool_name.as_str()),
+    );
+    names(
+        &mut out,
+        "workspaces",
+        "friendly_name",
+        config.workspaces.iter().map(|w| w.friendly_name.as_str()),
+    );
+
+    for (i, zone) in config.zones.iter().enumerate() {
+        if zone.upstream_auth_address.trim().is_empty() {
+            out.error(
+                format!("zones[{i}].upstream_auth_address"),
+                "must not be empty",
+            );
+        }
+    }
+    for (i, ldap) in config.ldap_configs.iter().enumerate() {
+        let p = format!("ldap_configs[{i}]");
+        let (scheme, rest) = ldap.url.split_once("://").unwrap_or(("", ""));
+        match scheme.to_ascii_lowercase().as_str() {
+            _ if rest.is_empty() => out.error(format!("{p}.url"), "must be ldaps://host[:port] or ldap://host[:port]"),
+            "ldaps" if ldap.start_tls => {
+                out.error(format!("{p}.start_tls"), "applies only to ldap:// URLs; ldaps:// is already TLS")
+            }
+            "ldaps" => {}
+            "ldap" if ldap.start_tls || ldap.danger_allow_plaintext => {}
+            "ldap" => out.error(
+                format!("{p}.url"),
+                "ldap:// sends the join passwords in clear; use ldaps://, set start_tls, or (tests only) danger_allow_plaintext",
+            ),
+            _ => out.error(format!("{p}.url"), format!("unknown scheme `{scheme}`; use ldaps:// or ldap://")),
+        }
+        match Dn::parse(&ldap.search_base) {
+            Err(e) => out.error(format!("{p}.search_base"), e),
+            Ok(dn) if dn.domain().is_none() => out.error(
+                format!("{p}.search_base"),
+                "has no DC= parts to derive the AD domain from",
+            ),
+            Ok(_) => {}
+        }
+        if ldap.service_account_dn.trim().is_empty() {
+            out.error(format!("{p}.service_account_dn"), "must not be empty");
+        }
+        if ldap.danger_skip_tls_verify {
+            out.warning(
+                format!("{p}.danger_skip_tls_verify"),
+                "server certificates are not checked: use only in tests",
+            );
+        }
+    }
+    for (i, provider) in config.vm_providers.iter().enumerate() {
+        let p = format!("vm_providers[{i}]");
+        match provider {
+            VmProviderConfig::Aws(c) => aws(&mut out, &p, c),
+            VmProviderConfig::Azure(c) => azure(&mut out, &p, c),
+            VmProviderConfig::Memory(c) => memory(&mut out, &p, c),
+        }
+    }
+
+    let mut config_names: HashMap<&str, String> = HashMap::new();
+    for (i, pool) in config.pools.iter().enumerate() {
+        if pool.server_pool_type == ServerPoolType::DockerAgent {
+            out.error(
+                format!("pools[{i}].server_pool_type"),
+                "`Docker Agent` pools are not supported; use `Server Pool`",
+            );
+        }
+        for (j, c) in pool.autoscale.iter().enumerate() {
+            let p = format!("pools[{i}].autoscale[{j}]");
+            let name = c.autoscale_config_name.as_str();
+            if name.trim().is_empty() {
+                out.error(format!("{p}.autoscale_config_name"), "must not be empty");
+            } else if let Some(first) = config_names.get(name) {
+                out.error(
+                    format!("{p}.autoscale_config_name"),
+                    format!("`{name}` is already used by {first}"),
+                );
+            } else {
+                config_names.insert(name, p.clone());
+            }
+            autoscale(&mut out, config, &p, c);
+        }
+    }
+    for (i, w) in config.workspaces.iter().enumerate() {
+        out.reference(
+            format!("workspaces[{i}].server_pool_id"),
+            "pool",
+            &w.server_pool_id,
+            config.pool(&w.server_pool_id).is_some(),
+        );
+    }
+}
+
+struct Out<'a> {
+    problems: &'a mut Vec<Problem>,
+    broken: &'a [String],
+}
+
+impl Out<'_> {
+    fn error(&mut self, path: String, message: impl Into<String>) {
+        self.problems.push(Problem::error(path, message));
+    }
+
+    fn warning(&mut self, path: String, message: impl Into<String>) {
+        self.problems.push(Problem::warning(path, message));
+    }
+
+    /// Reports a name that refers to nothing (unless it names an element that failed to load).
+    fn reference(&mut self, path: String, what: &str, name: &str, found: bool) {
+        if !found && !self.broken.iter().any(|b| b == name) {
+            self.error(
+                path,
+                format!("refers to {what} `{name}`, which is not defined"),
+            );
+        }
+    }
+}
+
+fn names<'a>(out: &mut Out<'_>, section: &str, field: &str, names: impl Iterator<Item = &'a str>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, name) in names.enumerate() {
+        let path = format!("{section}[{i}].{field}");
+        if name.trim().is_empty() {
+            out.error(path, "must not be empty");
+        } else if let Some(first) = seen.get(name) {
+            out.error(
+                path,
+                format!("`{name}` is already used by {section}[{first}]"),
+            );
+        } else {
+            seen.insert(name, i);
+        }
+    }
+}
+
+fn autoscale(out: &mut Out<'_>, config: &Config, p: &str, c: &AutoScaleConfig) {
+    out.reference(
+        format!("{p}.zone_id"),
+        "zone",
+        &c.zone_id,
+        config.zone(&c.zone_id).is_some(),
+    );
+    let provider = config.vm_provider(&c.vm_provider_config_id);
+    out.reference(
+        format!("{p}.vm_provider_config_id"),
+        "VM provider config",
+        &c.vm_provider_config_id,
+        provider.is_some(),
+    );
+
+    let kind = c.connection_type.as_str();
+    if c.effective_port().is_none() {
+        out.error(
+            format!("{p}.connection_port"),
+            format!("required for {kind} connections (they have no default port)"),
+        );
+    }
+    let sessions = c.max_simultaneous_sessions_per_server;
+    let field = format!("{p}.max_simultaneous_sessions_per_server");
+    if sessions > 1 && c.connection_type.single_session() {
+        out.error(field, format!("must be 1 for {kind} connections"));
+    } else if sessions > 1 && !c.reusable {
+        out.error(field, "must be 1 when reusable is false");
+    }
+    if let Some(ldap) = &c.ldap_id {
+        out.reference(
+            format!("{p}.ldap_id"),
+            "LDAP config",
+            ldap,
+            config.ldap_config(ldap).is_some(),
+        );
+    }
+    if c.ad_create_machine_record {
+        if c.ldap_id.is_none() {
+            out.error(
+                format!("{p}.ldap_id"),
+                "required when ad_create_machine_record is true",
+            );
+        }
+        match c.ad_computer_container_dn.as_deref() {
+            None => out.error(
+                format!("{p}.ad_computer_container_dn"),
+                "required when ad_create_machine_record is true",
+            ),
+            Some(dn) => match Dn::parse(dn) {
+                Err(e) => out.error(format!("{p}.ad_computer_container_dn"), e),
+                Ok(dn) => {
+                    let ldap_domain = c
+                        .ldap_id
+                        .as_deref()
+                        .and_then(|l| config.ldap_config(l))
+                        .and_then(|l| l.domain());
+                    if let (Some(want), Some(got)) = (ldap_domain, dn.domain())
+                        && want != got
+                    {
+                        out.warning(
+                            format!("{p}.ad_computer_container_dn"),
+                            format!("is in domain `{got}` but the LDAP config's search base is in `{want}`"),
+                        );
+                    }
+                }
+            },
+        }
+    } else if let Some(dn) = c.ad_computer_container_dn.as_deref() {
+        if let Err(e) = Dn::parse(dn) {
+            out.error(format!("{p}.ad_computer_container_dn"), e);
+        }
+    }
+    if c.use_user_private_key && c.connection_type != ConnectionType::Ssh {
+        out.warning(
+            format!("{p}.use_user_private_key"),
+            format!("applies only to SSH connections, not {kind}"),
+        );
+    }
+    if c.reusable && c.connection_credential_type != CredentialType::SsoUserAccounts {
+        out.warning(
+            format!("{p}.reusable"),
+            "a reusable server keeps traces of earlier users; make servers reusable only with SSO User Accounts",
+        );
+    }
+    if let Some(provider) = provider {
+        let capacity = u64::from(provider.max_instances()) * u64::from(sessions);
+        let minimum = c
+            .schedules
+            .iter()
+            .filter_map(|s| s.minimum_pool_standby_sessions)
+            .chain([c.minimum_pool_standby_sessions])
+            .max()
+            .unwrap_or(0);
+        if u64::from(minimum) > capacity {
+            out.warning(
+                format!("{p}.minimum_pool_standby_sessions"),
+                format!(
+                    "{minimum} can never be met: max_instances {} × {sessions} sessions per server = {capacity}",
+                    provider.max_instances()
+                ),
+            );
+        }
+    }
+    for (k, s) in c.schedules.iter().enumerate() {
+        if s.days_of_the_week.is_empty() {
+            out.error(
+                format!("{p}.schedules[{k}].days_of_the_week"),
+                "must list at least one day",
+            );
+        }
+    }
+}
+
+fn url(out: &mut Out<'_>, path: String, value: Option<&str>) {
+    if let Some(v) = value
+        && !(v.starts_with("https://") || v.starts_with("http://"))
+    {
+        out.error(path, format!("`{v}` must be an http:// or https:// URL"));
+    }
+}
+
+fn not_empty(out: &mut Out<'_>, p: &str, fields: &[(&str, &str)]) {
+    for (field, value) in fields {
+        if value.trim().is_empty() {
+            out.error(format!("{p}.{field}"), "must not be empty");
+        }
+    }
+}
+
+fn aws(out: &mut Out<'_>, p: &str, c: &AwsVmConfig) {
+    not_empty(
+        out,
+        p,
+        &[
+            ("aws_region", &c.aws_region),
+            ("aws_ec2_ami_id", &c.aws_ec2_ami_id),
+            ("aws_ec2_instance_type", &c.aws_ec2_instance_type),
+        ],
+    );
+    match (&c.aws_access_key_id, &c.aws_secret_access_key) {
+        (Some(_), None) => out.error(
+            format!("{p}.aws_secret_access_key"),
+            "required with aws_access_key_id",
+        ),
+        (None, Some(_)) => out.error(
+            format!("{p}.aws_access_key_id"),
+            "required with aws_secret_access_key",
+        ),
+        _ => {}
+    }
+    if let Some(t) = &c.aws_ec2_ebs_volume_type
+        && !AWS_EBS_VOLUME_TYPES.contains(&t.as_str())
+    {
+        out.error(
+            format!("{p}.aws_ec2_ebs_volume_type"),
+            format!("`{t}` is not one of {}", AWS_EBS_VOLUME_TYPES.join(", ")),
+        );
+    }
+    if c.retrieve_password && (c.aws_ec2_key_name.is_none() || c.aws_ec2_private_key.is_none()) {
+        out.error(
+            format!("{p}.retrieve_password"),
+            "needs aws_ec2_key_name and aws_ec2_private_key",
+        );
+    }
+    url(
+        out,
+        format!("{p}.aws_endpoint_url"),
+        c.aws_endpoint_url.as_deref(),
+    );
+}
+
+fn azure(out: &mut Out<'_>, p: &str, c: &AzureVmConfig) {
+    not_empty(
+        out,
+        p,
+        &[
+            ("azure_subscription_id", &c.azure_subscription_id),
+            ("azure_resource_group", &c.azure_resource_group),
+            ("azure_tenant_id", &c.azure_tenant_id),
+            ("azure_client_id", &c.azure_client_id),
+            ("azure_region", &c.azure_region),
+            ("azure_vm_size", &c.azure_vm_size),
+            ("azure_subnet", &c.azure_subnet),
+            ("azure_os_username", &c.azure_os_username),
+        ],
+    );
+    if c.azure_client_secret.is_empty() {
+        out.error(format!("{p}.azure_client_secret"), "must not be empty");
+    }
+    if !AZURE_OS_DISK_TYPES.contains(&c.azure_os_disk_type.as_str()) {
+        out.error(
+            format!("{p}.azure_os_disk_type"),
+            format!(
+                "`{}` is not one of {}",
+                c.azure_os_disk_type,
+                AZURE_OS_DISK_TYPES.join(", ")
+            ),
+        );
+    }
+    let image = &c.azure_image_reference.0;
+    let has = |k: &str| {
+        image
+            .get(k)
+            .and_then(|v| v.as_str())
+            .is_some_and(|s| !s.is_empty())
+    };
+    let marketplace = ["publisher", "offer", "sku", "version"];
+    if !has("id") && !marketplace.iter().all(|k| has(k)) {
+        let missing: Vec<&str> = marketplace.into_iter().filter(|k| !has(k)).collect();
+        out.error(
+            format!("{p}.azure_image_reference"),
+            format!(
+                "needs `id`, or `publisher`, `offer`, `sku` and `version` (missing {})",
+                missing.join(", ")
+            ),
+        );
+    }
+    if c.azure_is_windows && c.azure_os_password.is_none() {
+        out.error(format!("{p}.azure_os_password"), "required for Windows VMs");
+    }
+    if !c.azure_is_windows && c.azure_os_password.is_none() && c.azure_ssh_public_key.is_none() {
+        out.error(
+            format!("{p}.azure_ssh_public_key"),
+            "Linux VMs need azure_ssh_public_key or azure_os_password",
+        );
+    }
+    url(
+        out,
+        format!("{p}.azure_resource_manager_url"),
+        c.azure_resource_manager_url.as_deref(),
+    );
+    url(
+        out,
+        format!("{p}.azure_authority_url"),
+        c.azure_authority_url.as_deref(),
+    );
+}
+
+fn memory(out: &mut Out<'_>, p: &str, c: &MemoryVmConfig) {
+    for (field, d) in [
+        ("boot_latency", &c.boot_latency),
+        ("checkin_delay", &c.checkin_delay),
+    ] {
+        if let Some(msg) = d.problem() {
+            out.error(format!("{p}.{field}"), msg);
+        }
+    }
+    if let Some(r) = c.rate_limit_per_second
+        && !(r.is_finite() && r > 0.0)
+    {
+        out.error(
+            format!("{p}.rate_limit_per_second"),
+            format!("must be a number above 0, got {r}"),
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! kasm-scale core: auto-scaling of remote-desktop server pools the way Kasm Workspaces does it.
+//!
+//! observe (servers, sessions, provider inventory) → plan (pure) → execute through providers →
+//! record → repeat. This crate holds everything cloud-neutral; the provider crates implement the
+//! cloud and directory traits.
+//!
+//! - [`config`]: the Kasm-compatible configuration model, loading and validation.
+//! - [`secret`]: the redacting [`Secret`] type.
+
+pub mod config;
+pub mod secret;
+
+pub use config::{Config, ConfigError, Format, Loaded, Problem, Severity, load_file, load_str};
+pub use secret::Secret;

@@ -1,0 +1,21 @@
+//! kasm-scale: auto-scale pools of remote-desktop servers on AWS and Azure the way Kasm
+//! Workspaces does, for session brokers that embed it.
+//!
+//! observe (servers, sessions, provider inventory) → plan (pure) → execute through providers →
+//! record → repeat.
+//!
+//! This facade re-exports [`kasm_scale_core`]; cloud providers and the Active Directory
+//! directory are added behind the `aws`, `azure` and `ldap` features by their own crates.
+//!
+//! ```no_run
+//! let loaded = kasm_scale::load_file("kasm-scale.toml")?;
+//! for warning in &loaded.warnings {
+//!     eprintln!("{warning}");
+//! }
+//! for (pool, config) in loaded.config.autoscale_configs() {
+//!     println!("{} feeds {}", config.autoscale_config_name, pool.server_pool_name);
+//! }
+//! # Ok::<(), kasm_scale::ConfigError>(())
+//! ```
+
+pub use kasm_scale_core::*;
