@@ -75,14 +75,17 @@ impl Dn {
         let mut chars = text.char_indices().peekable();
         loop {
             let mut attr = String::new();
+            let mut has_equals = false;
             for (_, c) in chars.by_ref() {
                 if c == '=' {
+                    has_equals = true;
                     break;
                 }
                 attr.push(c);
             }
             let attr = attr.trim().to_owned();
-            let valid_attr = !attr.is_empty()
+            let valid_attr = has_equals
+                && !attr.is_empty()
                 && (attr.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
                     && attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                     || attr.chars().all(|c| c.is_ascii_digit() || c == '.'));

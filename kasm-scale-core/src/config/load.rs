@@ -93,9 +93,15 @@ fn toml_to_json(value: toml::Value) -> Value {
 pub(crate) struct Read {
     pub config: Config,
     pub problems: Vec<Problem>,
-    pub broken_names: Vec<String>,
+    pub broken: Vec<Broken>,
     /// Paths of values that were reported and removed.
     pub removed_paths: Vec<String>,
+}
+
+/// An element (or a whole section, when `name` is `None`) that could not be read.
+pub(crate) struct Broken {
+    pub section: &'static str,
+    pub name: Option<String>,
 }
 
 /// Deserializes every element of the tree on its own, collecting all problems.
@@ -118,10 +124,10 @@ pub(crate) fn read_tree(root: Value) -> Read {
             key.clone(),
             unknown_message(&key, &SECTIONS),
         ));
-        root.remove(&key);
+        root.shift_remove(&key);
     }
     for section in SECTIONS {
-        let items = match root.remove(section) {
+        let items = match root.shift_remove(section) {
             None | Some(Value::Null) => continue,
             Some(Value::Array(items)) => items,
             Some(other) => {
@@ -130,6 +136,10 @@ pub(crate) fn read_tree(root: Value) -> Read {
                     section,
                     format!("must be a list, got {kind}"),
                 ));
+                read.broken.push(Broken {
+                    section,
+                    name: None,
+                });
                 continue;
             }
         };
@@ -141,7 +151,7 @@ pub(crate) fn read_tree(root: Value) -> Read {
     read
 }
 
-fn read_item(section: &str, item: Value, path: &str, read: &mut Read) {
+fn read_item(section: &'static str, item: Value, path: &str, read: &mut Read) {
     let name_key = match section {
         "zones" => "zone_name",
         "pools" => "server_pool_name",
@@ -163,7 +173,10 @@ fn read_item(section: &str, item: Value, path: &str, read: &mut Read) {
         _ => pool(item, path, read),
     };
     if ok.is_none() {
-        read.broken_names.extend(raw_name);
+        read.broken.push(Broken {
+            section,
+            name: raw_name,
+        });
     }
 }
 
@@ -173,7 +186,7 @@ fn provider(mut item: Value, path: &str, read: &mut Read) -> Option<VmProviderCo
         problems.push(Problem::error(path, "must be a table / mapping"));
         return None;
     };
-    let kind = match obj.remove("provider") {
+    let kind = match obj.shift_remove("provider") {
         None => {
             let msg = format!("missing field; one of {}", quoted(&PROVIDER_KINDS));
             problems.push(Problem::error(format!("{path}.provider"), msg));
@@ -205,7 +218,10 @@ fn provider(mut item: Value, path: &str, read: &mut Read) -> Option<VmProviderCo
 }
 
 fn pool(mut item: Value, path: &str, read: &mut Read) -> Option<()> {
-    let configs = match item.as_object_mut().and_then(|o| o.remove("autoscale")) {
+    let configs = match item
+        .as_object_mut()
+        .and_then(|o| o.shift_remove("autoscale"))
+    {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(a)) => a,
         Some(other) => {
@@ -231,7 +247,10 @@ fn pool(mut item: Value, path: &str, read: &mut Read) -> Option<()> {
             &mut read.removed_paths,
         ) {
             Some(c) => autoscale.push(c),
-            None => read.broken_names.extend(raw_name),
+            None => read.broken.push(Broken {
+                section: "autoscale",
+                name: raw_name,
+            }),
         }
     }
     let mut pool = pool?;
@@ -385,7 +404,7 @@ fn remove_at(value: &mut Value, steps: &[Step]) -> bool {
         };
     }
     match (last, cur) {
-        (Step::Key(k), Value::Object(o)) => o.remove(k).is_some(),
+        (Step::Key(k), Value::Object(o)) => o.shift_remove(k).is_some(),
         (Step::Index(i), Value::Array(a)) if *i < a.len() => {
             a.remove(*i);
             true

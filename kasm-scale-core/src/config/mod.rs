@@ -258,7 +258,7 @@ fn load_text(text: &str, format: Format, file: &Path) -> Result<Loaded, ConfigEr
     let tree = load::parse_tree(text, format, file)?;
     let mut read = load::read_tree(tree);
     let mut rules = Vec::new();
-    validate::check(&read.config, &read.broken_names, &mut rules);
+    validate::check(&read.config, &read.broken, &mut rules);
     rules.retain(|p| !read.removed_paths.contains(&p.path));
     read.problems.append(&mut rules);
     if read.problems.iter().any(|p| p.severity == Severity::Error) {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::load::Broken;
 use super::provider::{
     AWS_EBS_VOLUME_TYPES, AZURE_OS_DISK_TYPES, AwsVmConfig, AzureVmConfig, MemoryVmConfig,
 };
@@ -11,9 +12,9 @@ use super::{
     VmProviderConfig,
 };
 
-/// Adds every problem of `config` to `problems`. Names in `broken` belong to elements that did
+/// Adds every problem of `config` to `problems`. `broken` lists elements (or sections) that did
 /// not deserialize: references to them are not reported again.
-pub(crate) fn check(config: &Config, broken: &[String], problems: &mut Vec<Problem>) {
+pub(crate) fn check(config: &Config, broken: &[Broken], problems: &mut Vec<Problem>) {
     let mut out = Out { problems, broken };
     names(
         &mut out,
@@ -124,7 +125,7 @@ pub(crate) fn check(config: &Config, broken: &[String], problems: &mut Vec<Probl
     for (i, w) in config.workspaces.iter().enumerate() {
         out.reference(
             format!("workspaces[{i}].server_pool_id"),
-            "pool",
+            "pools",
             &w.server_pool_id,
             config.pool(&w.server_pool_id).is_some(),
         );
@@ -133,7 +134,7 @@ pub(crate) fn check(config: &Config, broken: &[String], problems: &mut Vec<Probl
 
 struct Out<'a> {
     problems: &'a mut Vec<Problem>,
-    broken: &'a [String],
+    broken: &'a [Broken],
 }
 
 impl Out<'_> {
@@ -145,9 +146,18 @@ impl Out<'_> {
         self.problems.push(Problem::warning(path, message));
     }
 
-    /// Reports a name that refers to nothing (unless it names an element that failed to load).
-    fn reference(&mut self, path: String, what: &str, name: &str, found: bool) {
-        if !found && !self.broken.iter().any(|b| b == name) {
+    /// Reports a name that refers to nothing in `section`, unless it names an element (or the
+    /// section) that failed to load.
+    fn reference(&mut self, path: String, section: &str, name: &str, found: bool) {
+        let what = match section {
+            "zones" => "zone",
+            "vm_providers" => "VM provider config",
+            "ldap_configs" => "LDAP config",
+            _ => "pool",
+        };
+        let broken =
+            |b: &Broken| b.section == section && b.name.as_deref().is_none_or(|n| n == name);
+        if !found && !self.broken.iter().any(broken) {
             self.error(
                 path,
                 format!("refers to {what} `{name}`, which is not defined"),
@@ -176,14 +186,14 @@ fn names<'a>(out: &mut Out<'_>, section: &str, field: &str, names: impl Iterator
 fn autoscale(out: &mut Out<'_>, config: &Config, p: &str, c: &AutoScaleConfig) {
     out.reference(
         format!("{p}.zone_id"),
-        "zone",
+        "zones",
         &c.zone_id,
         config.zone(&c.zone_id).is_some(),
     );
     let provider = config.vm_provider(&c.vm_provider_config_id);
     out.reference(
         format!("{p}.vm_provider_config_id"),
-        "VM provider config",
+        "vm_providers",
         &c.vm_provider_config_id,
         provider.is_some(),
     );
@@ -205,7 +215,7 @@ fn autoscale(out: &mut Out<'_>, config: &Config, p: &str, c: &AutoScaleConfig) {
     if let Some(ldap) = &c.ldap_id {
         out.reference(
             format!("{p}.ldap_id"),
-            "LDAP config",
+            "ldap_configs",
             ldap,
             config.ldap_config(ldap).is_some(),
         );

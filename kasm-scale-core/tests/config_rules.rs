@@ -1,0 +1,479 @@
+//! Every validation rule: feed the bad input, check the exact path and message.
+
+use kasm_scale_core::config::{ConnectionType, CredentialType, validate};
+use kasm_scale_core::{ConfigError, Format, Severity, load_str};
+use serde_json::{Value, json};
+
+/// A small valid document with one provider of each kind, one LDAP config and one pool.
+fn base() -> Value {
+    json!({
+        "zones": [{"zone_name": "default", "upstream_auth_address": "kasm.example.com"}],
+        "ldap_configs": [{
+            "name": "ad", "url": "ldaps://dc1.example.local", "search_base": "DC=example,DC=local",
+            "service_account_dn": "svc@example.local", "service_account_password": "pw-ldap-1"
+        }],
+        "vm_providers": [
+            {"provider": "aws", "name": "aws", "aws_region": "us-east-1", "aws_ec2_ami_id": "ami-1",
+             "aws_ec2_instance_type": "t3.large", "max_instances": 4},
+            {"provider": "azure", "name": "az", "azure_subscription_id": "s", "azure_resource_group": "rg",
+             "azure_tenant_id": "t", "azure_client_id": "c", "azure_client_secret": "pw-azure-2",
+             "azure_region": "eastus", "max_instances": 4, "azure_vm_size": "Standard_D2s_v5",
+             "azure_image_reference": {"id": "/images/x"}, "azure_subnet": "/subnets/x",
+             "azure_os_username": "admin", "azure_ssh_public_key": "ssh-ed25519 AAAA"},
+            {"provider": "memory", "name": "mem", "max_instances": 4}
+        ],
+        "pools": [{"server_pool_name": "p", "autoscale": [
+            {"autoscale_config_name": "a", "vm_provider_config_id": "aws", "connection_type": "RDP"}
+        ]}],
+        "workspaces": [{"friendly_name": "w", "server_pool_id": "p"}]
+    })
+}
+
+/// Loads `doc` and returns its problems as (severity, "path: message") lines.
+fn problems(doc: &Value) -> Vec<(Severity, String)> {
+    match load_str(&doc.to_string(), Format::Json) {
+        Ok(loaded) => loaded
+            .warnings
+            .iter()
+            .map(|p| (p.severity, format!("{}: {}", p.path, p.message)))
+            .collect(),
+        Err(ConfigError::Invalid { problems }) => problems
+            .iter()
+            .map(|p| (p.severity, format!("{}: {}", p.path, p.message)))
+            .collect(),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+/// Applies `edit` to the base document and asserts exactly these errors (and no others).
+fn errors(edit: impl FnOnce(&mut Value), expected: &[&str]) {
+    let mut doc = base();
+    edit(&mut doc);
+    let got: Vec<String> = problems(&doc)
+        .into_iter()
+        .filter(|(s, _)| *s == Severity::Error)
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(got, expected, "document: {doc:#}");
+}
+
+fn warnings(edit: impl FnOnce(&mut Value), expected: &[&str]) {
+    let mut doc = base();
+    edit(&mut doc);
+    let all = problems(&doc);
+    assert!(all.iter().all(|(s, _)| *s == Severity::Warning), "{all:?}");
+    let got: Vec<String> = all.into_iter().map(|(_, m)| m).collect();
+    assert_eq!(got, expected);
+}
+
+fn asc(doc: &mut Value) -> &mut Value {
+    &mut doc["pools"][0]["autoscale"][0]
+}
+
+#[test]
+fn base_is_valid() {
+    errors(|_| {}, &[]);
+    warnings(|_| {}, &[]);
+}
+
+#[test]
+fn sessions_per_server_forcing_rules() {
+    errors(
+        |d| asc(d)["max_simultaneous_sessions_per_server"] = json!(2),
+        &[
+            "pools[0].autoscale[0].max_simultaneous_sessions_per_server: must be 1 when reusable is false",
+        ],
+    );
+    for kind in ["KasmVNC", "VNC"] {
+        errors(
+            |d| {
+                let c = asc(d);
+                c["connection_type"] = json!(kind);
+                c["connection_port"] = json!(6901);
+                c["reusable"] = json!(true);
+                c["connection_credential_type"] = json!("SSO User Accounts");
+                c["max_simultaneous_sessions_per_server"] = json!(3);
+            },
+            &[&format!(
+                "pools[0].autoscale[0].max_simultaneous_sessions_per_server: must be 1 for {kind} connections"
+            )],
+        );
+    }
+    errors(
+        |d| {
+            let c = asc(d);
+            c["reusable"] = json!(true);
+            c["connection_credential_type"] = json!("SSO User Accounts");
+            c["max_simultaneous_sessions_per_server"] = json!(5);
+        },
+        &[],
+    );
+    errors(
+        |d| asc(d)["max_simultaneous_sessions_per_server"] = json!(0),
+        &["pools[0].autoscale[0].max_simultaneous_sessions_per_server: must be at least 1, got 0"],
+    );
+}
+
+#[test]
+fn ports() {
+    errors(
+        |d| asc(d)["connection_port"] = json!(0),
+        &["pools[0].autoscale[0].connection_port: must be between 1 and 65535, got 0"],
+    );
+    errors(
+        |d| asc(d)["connection_port"] = json!(65536),
+        &["pools[0].autoscale[0].connection_port: must be between 1 and 65535, got 65536"],
+    );
+    errors(
+        |d| asc(d)["connection_type"] = json!("SSH"),
+        &[
+            "pools[0].autoscale[0].connection_port: required for SSH connections (they have no default port)",
+        ],
+    );
+}
+
+#[test]
+fn counts_must_not_be_negative() {
+    errors(
+        |d| asc(d)["minimum_pool_standby_sessions"] = json!(-1),
+        &["pools[0].autoscale[0].minimum_pool_standby_sessions: must be at least 0, got -1"],
+    );
+    errors(
+        |d| asc(d)["downscale_backoff"] = json!(-60),
+        &["pools[0].autoscale[0].downscale_backoff: must be at least 0, got -60"],
+    );
+    errors(
+        |d| d["vm_providers"][0]["max_instances"] = json!(0),
+        &["vm_providers[0].max_instances: must be at least 1, got 0"],
+    );
+    errors(
+        |d| d["vm_providers"][1]["max_instances"] = json!("many"),
+        &["vm_providers[1].max_instances: invalid type: string \"many\", expected an integer"],
+    );
+}
+
+#[test]
+fn active_directory_fields() {
+    errors(
+        |d| asc(d)["ad_create_machine_record"] = json!(true),
+        &[
+            "pools[0].autoscale[0].ldap_id: required when ad_create_machine_record is true",
+            "pools[0].autoscale[0].ad_computer_container_dn: required when ad_create_machine_record is true",
+        ],
+    );
+    errors(
+        |d| {
+            let c = asc(d);
+            c["ad_create_machine_record"] = json!(true);
+            c["ldap_id"] = json!("ad");
+            c["ad_computer_container_dn"] = json!("OU=Computers;DC=example,DC=local");
+        },
+        &[
+            "pools[0].autoscale[0].ad_computer_container_dn: `OU=Computers;DC=example,DC=local` is not a valid DN: `;` at byte 12 must be escaped",
+        ],
+    );
+    errors(
+        |d| {
+            let c = asc(d);
+            c["ad_create_machine_record"] = json!(true);
+            c["ldap_id"] = json!("ad");
+            c["ad_computer_container_dn"] = json!("Computers");
+        },
+        &[
+            "pools[0].autoscale[0].ad_computer_container_dn: `Computers` is not a valid DN: RDN 1 has no valid `attribute=` part",
+        ],
+    );
+    warnings(
+        |d| {
+            let c = asc(d);
+            c["ad_create_machine_record"] = json!(true);
+            c["ldap_id"] = json!("ad");
+            c["ad_computer_container_dn"] = json!("OU=Computers,DC=other,DC=local");
+        },
+        &[
+            "pools[0].autoscale[0].ad_computer_container_dn: is in domain `other.local` but the LDAP config's search base is in `example.local`",
+        ],
+    );
+}
+
+#[test]
+fn references_resolve() {
+    errors(
+        |d| {
+            let c = asc(d);
+            c["zone_id"] = json!("eu");
+            c["vm_provider_config_id"] = json!("gcp");
+            c["ldap_id"] = json!("corp");
+            d["workspaces"][0]["server_pool_id"] = json!("q");
+        },
+        &[
+            "pools[0].autoscale[0].zone_id: refers to zone `eu`, which is not defined",
+            "pools[0].autoscale[0].vm_provider_config_id: refers to VM provider config `gcp`, which is not defined",
+            "pools[0].autoscale[0].ldap_id: refers to LDAP config `corp`, which is not defined",
+            "workspaces[0].server_pool_id: refers to pool `q`, which is not defined",
+        ],
+    );
+    // A reference to an element that failed to load is not reported a second time.
+    errors(
+        |d| {
+            d["vm_providers"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("aws_region")
+                .map(drop)
+                .unwrap()
+        },
+        &["vm_providers[0].aws_region: missing (required)"],
+    );
+}
+
+#[test]
+fn names_are_unique_and_present() {
+    errors(
+        |d| {
+            let pool = d["pools"][0].clone();
+            d["pools"].as_array_mut().unwrap().push(pool);
+            d["vm_providers"][2]["name"] = json!("aws");
+            d["zones"][0]["zone_name"] = json!(" ");
+        },
+        &[
+            "zones[0].zone_name: must not be empty",
+            "vm_providers[2].name: `aws` is already used by vm_providers[0]",
+            "pools[1].server_pool_name: `p` is already used by pools[0]",
+            "pools[0].autoscale[0].zone_id: refers to zone `default`, which is not defined",
+            "pools[1].autoscale[0].autoscale_config_name: `a` is already used by pools[0].autoscale[0]",
+            "pools[1].autoscale[0].zone_id: refers to zone `default`, which is not defined",
+        ],
+    );
+}
+
+#[test]
+fn unknown_fields_suggest_the_right_name() {
+    errors(
+        |d| {
+            asc(d)["conection_port"] = json!(3389);
+            d["vm_providers"][0]["aws_ec2_instance_typ"] = json!("t3.large");
+            d["pool"] = json!([]);
+            d["zones"][0]["colour"] = json!("blue");
+        },
+        &[
+            "pool: unknown field, did you mean `pools`?",
+            "zones[0].colour: unknown field; expected one of `zone_name`, `upstream_auth_address`",
+            "vm_providers[0].aws_ec2_instance_typ: unknown field, did you mean `aws_ec2_instance_type`?",
+            "pools[0].autoscale[0].conection_port: unknown field, did you mean `connection_port`?",
+        ],
+    );
+    errors(
+        |d| asc(d)["connection_type"] = json!("RDPP"),
+        &["pools[0].autoscale[0].connection_type: unknown value, did you mean `RDP`?"],
+    );
+    errors(
+        |d| d["vm_providers"][2]["provider"] = json!("memry"),
+        &["vm_providers[2].provider: unknown provider, did you mean `memory`?"],
+    );
+    errors(
+        |d| {
+            d["vm_providers"][2]
+                .as_object_mut()
+                .unwrap()
+                .remove("provider")
+                .map(drop)
+                .unwrap()
+        },
+        &["vm_providers[2].provider: missing field; one of `aws`, `azure`, `memory`"],
+    );
+}
+
+#[test]
+fn schedules() {
+    let with = |s: Value| move |d: &mut Value| asc(d)["schedules"] = json!([s]);
+    errors(
+        with(
+            json!({"active_start_time": "8:00", "active_end_time": "18:00:00", "timezone": "Europe/Berln",
+                    "days_of_the_week": [0]}),
+        ),
+        &[
+            "pools[0].autoscale[0].schedules[0].active_start_time: `8:00` is not a time of day in HH:MM:SS form",
+            "pools[0].autoscale[0].schedules[0].timezone: unknown time zone `Europe/Berln` (use an IANA name such as `Europe/Berlin`)",
+            "pools[0].autoscale[0].schedules[0].days_of_the_week[0]: 0 is not a day number (1 = Monday … 7 = Sunday)",
+        ],
+    );
+    errors(
+        with(
+            json!({"active_start_time": "08:00", "active_end_time": "18:00", "days_of_the_week": []}),
+        ),
+        &["pools[0].autoscale[0].schedules[0].days_of_the_week: must list at least one day"],
+    );
+    errors(
+        with(
+            json!({"active_start_time": "08:00", "active_end_time": "18:00", "days_of_the_week": ["Mon", "Fryday"]}),
+        ),
+        &[
+            "pools[0].autoscale[0].schedules[0].days_of_the_week[1]: `Fryday` is not a day of the week (Monday … Sunday, or 1 … 7)",
+        ],
+    );
+}
+
+#[test]
+fn ldap_connections() {
+    errors(
+        |d| {
+            d["ldap_configs"][0]["url"] = json!("ldap://dc1.example.local");
+            d["ldap_configs"][0]["search_base"] = json!("OU=Users");
+        },
+        &[
+            "ldap_configs[0].url: ldap:// sends the join passwords in clear; use ldaps://, set start_tls, or (tests only) danger_allow_plaintext",
+            "ldap_configs[0].search_base: has no DC= parts to derive the AD domain from",
+        ],
+    );
+    errors(
+        |d| d["ldap_configs"][0]["start_tls"] = json!(true),
+        &["ldap_configs[0].start_tls: applies only to ldap:// URLs; ldaps:// is already TLS"],
+    );
+    errors(
+        |d| d["ldap_configs"][0]["url"] = json!("http://x"),
+        &["ldap_configs[0].url: unknown scheme `http`; use ldaps:// or ldap://"],
+    );
+    errors(
+        |d| {
+            d["ldap_configs"][0]["url"] = json!("ldap://dc1");
+            d["ldap_configs"][0]["start_tls"] = json!(true);
+        },
+        &[],
+    );
+    warnings(
+        |d| d["ldap_configs"][0]["danger_skip_tls_verify"] = json!(true),
+        &[
+            "ldap_configs[0].danger_skip_tls_verify: server certificates are not checked: use only in tests",
+        ],
+    );
+}
+
+#[test]
+fn aws_settings() {
+    errors(
+        |d| {
+            let p = &mut d["vm_providers"][0];
+            p["aws_access_key_id"] = json!("AKIA");
+            p["aws_ec2_ebs_volume_type"] = json!("gp4");
+            p["retrieve_password"] = json!(true);
+            p["aws_endpoint_url"] = json!("localhost:5000");
+        },
+        &[
+            "vm_providers[0].aws_secret_access_key: required with aws_access_key_id",
+            "vm_providers[0].aws_ec2_ebs_volume_type: `gp4` is not one of gp2, gp3, io1, io2, st1, sc1, standard",
+            "vm_providers[0].retrieve_password: needs aws_ec2_key_name and aws_ec2_private_key",
+            "vm_providers[0].aws_endpoint_url: `localhost:5000` must be an http:// or https:// URL",
+        ],
+    );
+}
+
+#[test]
+fn azure_settings() {
+    errors(
+        |d| {
+            let p = &mut d["vm_providers"][1];
+            p["azure_os_disk_type"] = json!("Premium_SSD");
+            p["azure_image_reference"] = json!({"publisher": "Canonical", "offer": "ubuntu"});
+            p["azure_is_windows"] = json!(true);
+        },
+        &[
+            "vm_providers[1].azure_os_disk_type: `Premium_SSD` is not one of Standard_LRS, StandardSSD_LRS, Premium_LRS, StandardSSD_ZRS, Premium_ZRS",
+            "vm_providers[1].azure_image_reference: needs `id`, or `publisher`, `offer`, `sku` and `version` (missing sku, version)",
+            "vm_providers[1].azure_os_password: required for Windows VMs",
+        ],
+    );
+    errors(
+        |d| {
+            d["vm_providers"][1]
+                .as_object_mut()
+                .unwrap()
+                .remove("azure_ssh_public_key")
+                .map(drop)
+                .unwrap()
+        },
+        &[
+            "vm_providers[1].azure_ssh_public_key: Linux VMs need azure_ssh_public_key or azure_os_password",
+        ],
+    );
+    errors(
+        |d| d["vm_providers"][1]["azure_image_reference"] = json!("not json"),
+        &[
+            "vm_providers[1].azure_image_reference: is not valid JSON: expected ident at line 1 column 2",
+        ],
+    );
+    errors(
+        |d| d["vm_providers"][1]["azure_authority"] = json!("https://login.chinacloudapi.cn"),
+        &[],
+    );
+}
+
+#[test]
+fn memory_settings() {
+    errors(
+        |d| {
+            let p = &mut d["vm_providers"][2];
+            p["boot_latency"] = json!({"uniform": [90, 30]});
+            p["create_failure_rate"] = json!(1.5);
+            p["rate_limit_per_second"] = json!(0);
+        },
+        &[
+            "vm_providers[2].create_failure_rate: must be between 0 and 1, got 1.5",
+            "vm_providers[2].boot_latency: uniform bounds must satisfy 0 ≤ low ≤ high, got [90, 30]",
+            "vm_providers[2].rate_limit_per_second: must be a number above 0, got 0",
+        ],
+    );
+}
+
+#[test]
+fn docker_agent_pools_are_refused() {
+    errors(
+        |d| d["pools"][0]["server_pool_type"] = json!("Docker Agent"),
+        &["pools[0].server_pool_type: `Docker Agent` pools are not supported; use `Server Pool`"],
+    );
+}
+
+#[test]
+fn warnings_do_not_fail_the_load() {
+    warnings(
+        |d| {
+            let c = asc(d);
+            c["reusable"] = json!(true);
+            c["minimum_pool_standby_sessions"] = json!(5);
+            c["use_user_private_key"] = json!(true);
+        },
+        &[
+            "pools[0].autoscale[0].use_user_private_key: applies only to SSH connections, not RDP",
+            "pools[0].autoscale[0].reusable: a reusable server keeps traces of earlier users; make servers reusable only with SSO User Accounts",
+            "pools[0].autoscale[0].minimum_pool_standby_sessions: 5 can never be met: max_instances 4 × 1 sessions per server = 4",
+        ],
+    );
+}
+
+#[test]
+fn the_document_shape() {
+    errors(
+        |d| d["pools"] = json!({"a": 1}),
+        &["pools: must be a list, got an object"],
+    );
+    let e = load_str("[1, 2]", Format::Json).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "1 problem(s):\n  the document must be a table / mapping of sections"
+    );
+}
+
+#[test]
+fn code_built_configs_are_validated_the_same_way() {
+    let mut config = load_str(&base().to_string(), Format::Json).unwrap().config;
+    let c = &mut config.pools[0].autoscale[0];
+    c.connection_type = ConnectionType::Vnc;
+    c.connection_credential_type = CredentialType::PromptUser;
+    let Err(ConfigError::Invalid { problems }) = validate(&config) else {
+        panic!("VNC without a port is invalid")
+    };
+    assert_eq!(
+        problems[0].to_string(),
+        "pools[0].autoscale[0].connection_port: required for VNC connections (they have no default port)"
+    );
+}
