@@ -19,3 +19,8 @@
 //! ```
 
 pub use kasm_scale_core::*;
+
+/// Compiles the README's Rust examples as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -86,7 +86,11 @@ impl Config {
         let ser = |e: String| ConfigError::Serialize(e);
         match format {
             Format::Toml => toml::to_string(self).map_err(|e| ser(e.to_string())),
-            Format::Yaml => serde_yaml_ng::to_string(self).map_err(|e| ser(e.to_string())),
+            // Through a JSON tree, so that enums are written as mappings (`{fixed: 60}`), not as
+            // YAML tags (`!fixed 60`), which the loader does not read.
+            Format::Yaml => serde_json::to_value(self)
+                .map_err(|e| ser(e.to_string()))
+                .and_then(|v| serde_yaml_ng::to_string(&v).map_err(|e| ser(e.to_string()))),
             Format::Json => serde_json::to_string_pretty(self).map_err(|e| ser(e.to_string())),
         }
     }
