@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod secret;
+pub mod template;
 
 pub use config::{Config, ConfigError, Format, Loaded, Problem, Severity, load_file, load_str};
 pub use secret::Secret;
