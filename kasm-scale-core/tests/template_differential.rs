@@ -209,3 +209,30 @@ fn seed() -> u8 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(7)
 }
+
+#[test]
+fn unicode_tables_match_cpython() {
+    let Some(version) = python() else {
+        eprintln!("SKIPPED: python3 is not installed, so there is nothing to compare with");
+        return;
+    };
+    if version != "3.11" {
+        eprintln!("SKIPPED: the tables are Python 3.11's (Unicode 14); this python3 is {version}");
+        return;
+    }
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/template");
+    let out = Command::new("python3")
+        .arg(format!("{dir}/gen_unicode_tables.py"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checked_in = std::fs::read_to_string(format!("{dir}/unicode_tables.rs")).unwrap();
+    assert!(
+        String::from_utf8(out.stdout).unwrap() == checked_in,
+        "unicode_tables.rs is stale: regenerate it"
+    );
+}

@@ -15,6 +15,7 @@
 mod parse;
 mod python;
 mod spec;
+#[rustfmt::skip]
 mod unicode_tables;
 mod variables;
 
