@@ -182,6 +182,22 @@ fn text() -> impl Strategy<Value = String> {
     ]
 }
 
+/// A valid startup script: free text with its braces escaped, and a few fields.
+fn script() -> impl Strategy<Value = String> {
+    (text(), text()).prop_map(|(a, b)| {
+        let esc = |t: String| t.replace('{', "{{").replace('}', "}}");
+        format!(
+            "{}{{server_id}} ${{{{X:-{{checkin_jwt}}}}}}{}",
+            esc(a),
+            esc(b)
+        )
+    })
+}
+
+fn script_variables() -> impl Strategy<Value = std::collections::BTreeMap<String, Secret>> {
+    prop::collection::btree_map("v_[a-z0-9_]{0,8}", secret(), 0..3)
+}
+
 fn secret() -> impl Strategy<Value = Secret> {
     text().prop_map(Secret::new)
 }
@@ -225,9 +241,10 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
         prop::option::of(1u32..2000),
         prop::sample::select(vec!["gp2", "gp3", "io2"]),
         tags(),
-        text(),
+        script(),
         prop::option::of(json_object()),
         any::<bool>(),
+        script_variables(),
     );
     let azure = (
         secret(),
@@ -236,26 +253,28 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
         any::<bool>(),
         any::<bool>(),
         tags(),
-        text(),
+        script(),
         prop::option::of(json_object()),
         prop::sample::select(vec![
             AzureAuthority::Public,
             AzureAuthority::Government,
             AzureAuthority::China,
         ]),
+        script_variables(),
     );
     let memory = (
         1u32..50,
-        text(),
+        script(),
         distribution(),
         distribution(),
         0.0f64..=1.0,
         prop::option::of(1u32..100),
+        any::<bool>(),
     );
     let (n1, n2, n3) = (name.clone(), name.clone(), name);
     prop_oneof![
         aws.prop_map(
-            move |(id, secret, max, size, vol, tags, script, over, win)| {
+            move |(id, secret, max, size, vol, tags, script, over, win, vars)| {
                 VmProviderConfig::Aws(AwsVmConfig {
                     name: n1.clone(),
                     aws_access_key_id: Some(id),
@@ -271,6 +290,8 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
                     aws_ec2_iam: None,
                     aws_ec2_custom_tags: tags,
                     startup_script: script,
+                    startup_script_builtin: None,
+                    startup_script_variables: vars.clone(),
                     aws_ec2_config_override: over,
                     retrieve_password: false,
                     aws_ec2_key_name: None,
@@ -281,7 +302,7 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
             }
         ),
         azure.prop_map(
-            move |(secret, max, size, win, ip, tags, script, over, authority)| {
+            move |(secret, max, size, win, ip, tags, script, over, authority, vars)| {
                 VmProviderConfig::Azure(AzureVmConfig {
                     name: n2.clone(),
                     azure_subscription_id: "sub".into(),
@@ -310,26 +331,32 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
                     azure_os_password: Some(secret),
                     azure_ssh_public_key: None,
                     startup_script: script,
+                    startup_script_builtin: None,
+                    startup_script_variables: vars.clone(),
                     azure_config_override: over,
                     azure_resource_manager_url: None,
                     azure_authority_url: None,
                 })
             }
         ),
-        memory.prop_map(move |(max, script, boot, checkin, rate, capacity)| {
-            VmProviderConfig::Memory(MemoryVmConfig {
-                name: n3.clone(),
-                max_instances: max,
-                startup_script: script,
-                boot_latency: boot,
-                checkin_delay: checkin,
-                create_failure_rate: rate,
-                destroy_failure_rate: 0.0,
-                never_checkin_rate: 1.0 - rate,
-                rate_limit_per_second: Some(5.5),
-                capacity,
-            })
-        }),
+        memory.prop_map(
+            move |(max, script, boot, checkin, rate, capacity, builtin)| {
+                VmProviderConfig::Memory(MemoryVmConfig {
+                    name: n3.clone(),
+                    max_instances: max,
+                    startup_script: if builtin { String::new() } else { script },
+                    startup_script_builtin: builtin.then(|| "linux".to_owned()),
+                    startup_script_variables: Default::default(),
+                    boot_latency: boot,
+                    checkin_delay: checkin,
+                    create_failure_rate: rate,
+                    destroy_failure_rate: 0.0,
+                    never_checkin_rate: 1.0 - rate,
+                    rate_limit_per_second: Some(5.5),
+                    capacity,
+                })
+            }
+        ),
     ]
 }
 

@@ -477,3 +477,119 @@ fn code_built_configs_are_validated_the_same_way() {
         "pools[0].autoscale[0].connection_port: required for VNC connections (they have no default port)"
     );
 }
+
+#[test]
+fn startup_scripts_are_checked_when_the_config_loads() {
+    errors(
+        |d| {
+            d["vm_providers"][0]["startup_script"] =
+                json!("#!/bin/bash\necho ok\nawk '{print $4}'\n")
+        },
+        &[
+            "vm_providers[0].startup_script: line 3, column 6: KeyError: 'print $4' (no such variable; write literal braces as {{ and }})",
+        ],
+    );
+    errors(
+        |d| d["vm_providers"][1]["startup_script"] = json!("f() {\n  echo {server_id}\n}\n"),
+        &[
+            "vm_providers[1].startup_script: line 1, column 5: ValueError: unexpected '{' in field name (write literal braces as {{ and }})",
+        ],
+    );
+    errors(
+        |d| d["vm_providers"][2]["startup_script"] = json!("x = {server_id:>9999999}"),
+        &[
+            "vm_providers[2].startup_script: line 1, column 5: Unsupported: width 9999999 is larger than the 1048576 characters the renderer pads to",
+        ],
+    );
+    // Known variables, user-defined ones and Kasm's idioms are fine.
+    errors(
+        |d| {
+            let p = &mut d["vm_providers"][2];
+            p["startup_script"] = json!("${{KASM_X:-{checkin_jwt}}} {share} {connection_username}");
+            p["startup_script_variables"] = json!({"share": "\\\\fs1\\profiles"});
+        },
+        &[],
+    );
+}
+
+#[test]
+fn startup_script_variables_and_builtins() {
+    errors(
+        |d| {
+            let p = &mut d["vm_providers"][2];
+            p["startup_script_variables"] = json!({"domain": "x", "1st": "y", "ok_name": "z"});
+        },
+        &[
+            "vm_providers[2].startup_script_variables.1st: a variable name must be letters, digits and _, not starting with a digit",
+            "vm_providers[2].startup_script_variables.domain: is a built-in variable; choose another name",
+        ],
+    );
+    errors(
+        |d| d["vm_providers"][0]["startup_script_builtin"] = json!("windws"),
+        &[
+            "vm_providers[0].startup_script_builtin: unknown built-in script, did you mean `windows`?",
+        ],
+    );
+    errors(
+        |d| {
+            d["vm_providers"][0]["startup_script_builtin"] = json!("linux");
+            d["vm_providers"][0]["startup_script"] = json!("echo");
+        },
+        &[
+            "vm_providers[0].startup_script_builtin: set either startup_script or startup_script_builtin, not both",
+        ],
+    );
+    errors(
+        |d| d["vm_providers"][0]["startup_script_builtin"] = json!("windows"),
+        &[],
+    );
+}
+
+#[test]
+fn ad_variables_without_an_ad_record_are_a_warning() {
+    warnings(
+        |d| {
+            d["vm_providers"][0]["startup_script"] =
+                json!("realm join {domain} --one-time-password={ad_join_credential}")
+        },
+        &[
+            "pools[0].autoscale[0].ad_create_machine_record: is false, but the startup script of vm_providers[0] uses {domain}, {ad_join_credential}: they render as empty strings for a",
+        ],
+    );
+    warnings(
+        |d| {
+            d["vm_providers"][0]["startup_script"] = json!("realm join {domain}");
+            let c = asc(d);
+            c["ad_create_machine_record"] = json!(true);
+            c["ldap_id"] = json!("ad");
+            c["ad_computer_container_dn"] = json!("OU=Computers,DC=example,DC=local");
+        },
+        &[],
+    );
+}
+
+#[test]
+fn scripts_must_fit_the_delivery_limit_with_a_real_token() {
+    // 16,000 bytes of text fit AWS's 16,384 bytes alone, not with a check-in token and the
+    // `<powershell>` wrapping of a Windows AMI.
+    let filler = "#".repeat(16_000);
+    errors(
+        |d| {
+            d["vm_providers"][0]["startup_script"] = json!(format!("{filler}\n{{checkin_jwt}}\n"));
+            d["vm_providers"][0]["aws_is_windows"] = json!(true);
+        },
+        &[
+            "vm_providers[0].startup_script: renders to 16448 bytes for a with the longest values (a 418-byte check-in token), over the 16384-byte AWS user-data limit",
+        ],
+    );
+    errors(
+        |d| d["vm_providers"][0]["startup_script"] = json!(format!("{filler}\n")),
+        &[],
+    );
+    errors(
+        |d| d["vm_providers"][1]["startup_script"] = json!("x".repeat(65_536)),
+        &[
+            "vm_providers[1].startup_script: renders to 65536 bytes with the longest values (a 502-byte check-in token), over the 65535-byte Azure custom-data limit",
+        ],
+    );
+}

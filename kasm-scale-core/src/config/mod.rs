@@ -11,6 +11,7 @@ mod load;
 mod pool;
 mod provider;
 mod schedule;
+mod scripts;
 mod validate;
 mod workspace;
 
@@ -25,10 +26,12 @@ pub use pool::{
     AutoScaleConfig, ConnectionType, CredentialType, Pool, ServerPoolType, rewrite_sso_username,
 };
 pub use provider::{
-    AWS_EBS_VOLUME_TYPES, AZURE_OS_DISK_TYPES, AwsVmConfig, AzureAuthority, AzureVmConfig,
-    Distribution, MemoryVmConfig, PROVIDER_KINDS, VmProviderConfig,
+    AWS_EBS_VOLUME_TYPES, AWS_USER_DATA_LIMIT, AZURE_CUSTOM_DATA_LIMIT, AZURE_OS_DISK_TYPES,
+    AwsVmConfig, AzureAuthority, AzureVmConfig, Distribution, MemoryVmConfig, PROVIDER_KINDS,
+    VmProviderConfig,
 };
 pub use schedule::{LocalTime, Schedule, TimeZoneName, Weekday};
+pub use scripts::powershell_wrapping;
 pub use workspace::{RdpClientType, Workspace, Zone};
 
 /// A whole configuration document.
@@ -263,6 +266,7 @@ fn load_text(text: &str, format: Format, file: &Path) -> Result<Loaded, ConfigEr
     let mut read = load::read_tree(tree);
     let mut rules = Vec::new();
     validate::check(&read.config, &read.broken, &mut rules);
+    scripts::check(&read.config, &mut rules);
     rules.retain(|p| !read.removed_paths.contains(&p.path));
     read.problems.append(&mut rules);
     if read.problems.iter().any(|p| p.severity == Severity::Error) {
@@ -281,6 +285,7 @@ fn load_text(text: &str, format: Format, file: &Path) -> Result<Loaded, ConfigEr
 pub fn validate(config: &Config) -> Result<Vec<Problem>, ConfigError> {
     let mut problems = Vec::new();
     validate::check(config, &[], &mut problems);
+    scripts::check(config, &mut problems);
     if problems.iter().any(|p| p.severity == Severity::Error) {
         return Err(ConfigError::Invalid { problems });
     }

@@ -3,6 +3,8 @@
 //! Plain data with Kasm's `aws_*` / `azure_*` field names; the provider crates turn them into
 //! API calls.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::fields::{self, JsonObject, Tags, is_false};
@@ -60,16 +62,49 @@ impl VmProviderConfig {
         }
     }
 
+    /// The name of the built-in startup script to use instead of `startup_script`, if any.
+    pub fn startup_script_builtin(&self) -> Option<&str> {
+        match self {
+            Self::Aws(c) => c.startup_script_builtin.as_deref(),
+            Self::Azure(c) => c.startup_script_builtin.as_deref(),
+            Self::Memory(c) => c.startup_script_builtin.as_deref(),
+        }
+    }
+
+    /// Extra variables for the startup script.
+    pub fn startup_script_variables(&self) -> &BTreeMap<String, Secret> {
+        match self {
+            Self::Aws(c) => &c.startup_script_variables,
+            Self::Azure(c) => &c.startup_script_variables,
+            Self::Memory(c) => &c.startup_script_variables,
+        }
+    }
+
+    /// Whether the startup script is PowerShell for Windows (AWS wraps it in `<powershell>`).
+    pub fn is_windows(&self) -> bool {
+        match self {
+            Self::Aws(c) => c.aws_is_windows,
+            Self::Azure(c) => c.azure_is_windows,
+            Self::Memory(_) => false,
+        }
+    }
+
     /// The largest rendered startup script the provider can deliver, in bytes, if it has a limit
-    /// (AWS user data 16 KiB, Azure custom data 64 KiB).
+    /// (AWS user data 16 KiB, Azure custom data 65535 bytes).
     pub fn startup_script_limit(&self) -> Option<usize> {
         match self {
-            Self::Aws(_) => Some(16 * 1024),
-            Self::Azure(_) => Some(64 * 1024),
+            Self::Aws(_) => Some(AWS_USER_DATA_LIMIT),
+            Self::Azure(_) => Some(AZURE_CUSTOM_DATA_LIMIT),
             Self::Memory(_) => None,
         }
     }
 }
+
+/// AWS user data: 16 KiB before base64 encoding.
+pub const AWS_USER_DATA_LIMIT: usize = 16 * 1024;
+
+/// Azure custom data: the decoded binary array may be at most 65535 bytes.
+pub const AZURE_CUSTOM_DATA_LIMIT: usize = 65_535;
 
 /// An AWS EC2 VM provider config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +152,13 @@ pub struct AwsVmConfig {
     /// Startup-script template, delivered as user data.
     #[serde(default)]
     pub startup_script: String,
+    /// (ours) Name of a built-in startup script (`windows`, `linux`) used instead of
+    /// `startup_script`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_script_builtin: Option<String>,
+    /// (ours) Extra variables for the startup script (e.g. `fslogix_vhd_locations`), kept secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub startup_script_variables: BTreeMap<String, Secret>,
     /// JSON merged into the RunInstances request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_ec2_config_override: Option<JsonObject>,
@@ -207,6 +249,13 @@ pub struct AzureVmConfig {
     /// Startup-script template, delivered as custom data.
     #[serde(default)]
     pub startup_script: String,
+    /// (ours) Name of a built-in startup script (`windows`, `linux`) used instead of
+    /// `startup_script`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_script_builtin: Option<String>,
+    /// (ours) Extra variables for the startup script (e.g. `fslogix_vhd_locations`), kept secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub startup_script_variables: BTreeMap<String, Secret>,
     /// JSON merged into the VM create request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure_config_override: Option<JsonObject>,
@@ -286,6 +335,13 @@ pub struct MemoryVmConfig {
     /// Startup-script template (rendered, then kept by the in-memory VM).
     #[serde(default)]
     pub startup_script: String,
+    /// (ours) Name of a built-in startup script (`windows`, `linux`) used instead of
+    /// `startup_script`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_script_builtin: Option<String>,
+    /// (ours) Extra variables for the startup script (e.g. `fslogix_vhd_locations`), kept secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub startup_script_variables: BTreeMap<String, Secret>,
     /// Seconds from create to a running VM. Default fixed 60.
     #[serde(default = "default_boot")]
     pub boot_latency: Distribution,

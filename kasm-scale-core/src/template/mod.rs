@@ -12,6 +12,7 @@
 //! (`{a.upper}`, which in Python prints object addresses or docstrings) and widths above
 //! [`MAX_WIDTH`] characters.
 
+mod builtin;
 mod parse;
 mod python;
 mod spec;
@@ -23,8 +24,12 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 
+pub use builtin::{BUILTINS, Builtin, builtin};
 pub use spec::MAX_WIDTH;
-pub use variables::{AD_VARIABLES, AdJoin, ScriptVariables, VARIABLE_NAMES, Value, Variables};
+pub use variables::{
+    AD_JOIN_PASSWORD_MAX_LEN, AD_VARIABLES, AdJoin, ScriptVariables, VARIABLE_NAMES, Value,
+    Variables, checkin_jwt_max_len,
+};
 
 use parse::{Field, First, Parsed, Segment, Spec, Step};
 

@@ -146,3 +146,24 @@ impl Variables for ScriptVariables {
         })
     }
 }
+
+/// The longest one-time AD join password kasm-scale generates; the size check of startup
+/// scripts assumes it.
+pub const AD_JOIN_PASSWORD_MAX_LEN: usize = 32;
+
+/// The length of a check-in token for a server of config `config_name` in zone `zone_name`:
+/// an EdDSA JWT whose claims are `iss`, `aud`, `sub` (server id), `cfg`, `zone`, `purpose`,
+/// `iat`, `exp` and `jti` (a UUID), with the longest values those can take. The size check of
+/// startup scripts renders with a token of this length; the token issuer must stay within it.
+pub fn checkin_jwt_max_len(config_name: &str, zone_name: &str) -> usize {
+    const UUID: &str = "00000000-0000-0000-0000-000000000000";
+    let header = r#"{"typ":"JWT","alg":"EdDSA"}"#;
+    let claims = serde_json::json!({
+        "iss": "kasm-scale", "aud": "kasm-scale-checkin", "sub": UUID, "cfg": config_name,
+        "zone": zone_name, "purpose": "checkin", "iat": 99_999_999_999_i64,
+        "exp": 99_999_999_999_i64, "jti": UUID,
+    })
+    .to_string();
+    let base64 = |n: usize| (n * 4).div_ceil(3);
+    base64(header.len()) + 1 + base64(claims.len()) + 1 + base64(64)
+}

@@ -1,0 +1,75 @@
+# kasm-scale built-in Windows startup script (PowerShell), rendered with Python str.format:
+# literal braces are doubled. It creates the static session account when one is configured,
+# joins Active Directory with the one-time password of the computer record kasm-scale created
+# (renaming the VM to its server name), optionally configures FSLogix profile containers, and
+# reports the server ready with its check-in token.
+$ErrorActionPreference = "Stop"
+$ServerHostname = "{server_hostname}"
+$Domain = "{domain}"
+$CheckinUrl = "https://{upstream_auth_address}/api/set_server_status"
+$VhdLocations = "{fslogix_vhd_locations}"
+$CcdLocations = "{fslogix_ccd_locations}"
+$StateDir = "C:\ProgramData\kasm-scale"
+New-Item -ItemType Directory -Force -Path $StateDir | Out-Null
+
+# The check-in runs from a file so that it can run again after the domain-join restart.
+$Checkin = @'
+$body = @{{ token = "{checkin_jwt}"; status = "running"; status_message = "{server_hostname} ready"; status_progress = "100" }} | ConvertTo-Json
+for ($i = 0; $i -lt 20; $i++) {{
+    try {{
+        Invoke-RestMethod -Method Post -Uri "https://{upstream_auth_address}/api/set_server_status" -ContentType "application/json" -Body $body | Out-Null
+        Unregister-ScheduledTask -TaskName "kasm-scale-checkin" -Confirm:$false -ErrorAction SilentlyContinue
+        exit 0
+    }} catch {{ Start-Sleep -Seconds 15 }}
+}}
+exit 1
+'@
+Set-Content -Path "$StateDir\checkin.ps1" -Value $Checkin
+
+# Static session account (Kasm renders an unset value as None).
+$SessionUser = "{connection_username}"
+if ($SessionUser -ne "None" -and $SessionUser -ne "") {{
+    # A here-string takes the password as it is, whatever characters it holds.
+    $SessionPasswordText = @'
+{connection_password}
+'@
+    $SessionPassword = ConvertTo-SecureString -String $SessionPasswordText -AsPlainText -Force
+    if (-not (Get-LocalUser -Name $SessionUser -ErrorAction SilentlyContinue)) {{
+        New-LocalUser -Name $SessionUser -Password $SessionPassword -PasswordNeverExpires | Out-Null
+    }}
+    Add-LocalGroupMember -Group "Remote Desktop Users" -Member $SessionUser -ErrorAction SilentlyContinue
+}}
+
+# FSLogix profile containers on an SMB / Azure Files share (VHDLocations), or Cloud Cache.
+if ($VhdLocations -ne "" -or $CcdLocations -ne "") {{
+    $zip = "$env:TEMP\fslogix.zip"
+    Invoke-WebRequest -Uri "https://aka.ms/fslogix_download" -OutFile $zip -UseBasicParsing
+    Expand-Archive -Path $zip -DestinationPath "$env:TEMP\fslogix" -Force
+    Start-Process -FilePath "$env:TEMP\fslogix\x64\Release\FSLogixAppsSetup.exe" -ArgumentList "/install /quiet /norestart" -Wait
+    $key = "HKLM:\SOFTWARE\FSLogix\Profiles"
+    New-Item -Path $key -Force | Out-Null
+    Set-ItemProperty -Path $key -Name "Enabled" -Value 1 -Type DWord
+    Set-ItemProperty -Path $key -Name "DeleteLocalProfileWhenVHDShouldApply" -Value 1 -Type DWord
+    Set-ItemProperty -Path $key -Name "FlipFlopProfileDirectoryName" -Value 1 -Type DWord
+    if ($CcdLocations -ne "") {{
+        Set-ItemProperty -Path $key -Name "CCDLocations" -Value $CcdLocations -Type MultiString
+    }} else {{
+        Set-ItemProperty -Path $key -Name "VHDLocations" -Value $VhdLocations -Type MultiString
+    }}
+}}
+
+if ($Domain -ne "") {{
+    # Unsecured join with the one-time password: the credential has no user name.
+    $JoinPasswordText = @'
+{ad_join_credential}
+'@
+    $JoinPassword = ConvertTo-SecureString -String $JoinPasswordText -AsPlainText -Force
+    $JoinCredential = New-Object System.Management.Automation.PSCredential -ArgumentList ([pscustomobject]@{{ UserName = $null; Password = $JoinPassword }})
+    Add-Computer -DomainName $Domain -NewName $ServerHostname -Credential $JoinCredential -Options UnsecuredJoin,PasswordPass,JoinWithNewName -Force
+    $action = New-ScheduledTaskAction -Execute "powershell.exe" -Argument "-NoProfile -ExecutionPolicy Bypass -File $StateDir\checkin.ps1"
+    Register-ScheduledTask -TaskName "kasm-scale-checkin" -Action $action -Trigger (New-ScheduledTaskTrigger -AtStartup) -User "SYSTEM" -RunLevel Highest -Force | Out-Null
+    Restart-Computer -Force
+}} else {{
+    Rename-Computer -NewName $ServerHostname -Force -ErrorAction SilentlyContinue
+    & powershell.exe -NoProfile -ExecutionPolicy Bypass -File "$StateDir\checkin.ps1"
+}}
