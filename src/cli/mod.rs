@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+mod render;
 mod validate;
 
 use std::path::PathBuf;
@@ -26,6 +27,27 @@ enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Render a startup-script template exactly as Kasm does (Python's `str.format`).
+    ///
+    /// Prints the rendered script on stdout (exit 0); on a template error prints
+    /// `FILE:LINE:COL: <Python's error>` on stderr (exit 1); exit 2 when an input cannot be read.
+    Render {
+        /// The template file.
+        #[arg(long, value_name = "FILE", required_unless_present = "builtin", conflicts_with = "builtin")]
+        template: Option<PathBuf>,
+        /// A built-in script instead of a file: `windows` or `linux`.
+        #[arg(long, value_name = "NAME")]
+        builtin: Option<String>,
+        /// A variable; may be repeated. Overrides `--vars`.
+        #[arg(long = "var", value_name = "NAME=VALUE", value_parser = render::parse_var)]
+        vars: Vec<(String, String)>,
+        /// A JSON object of variables (string values, or null for Python's None).
+        #[arg(long = "vars", value_name = "FILE.json")]
+        vars_file: Option<PathBuf>,
+        /// Only parse, and list the variables the template uses.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 impl Cli {
@@ -33,6 +55,15 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         match self.command {
             Command::Validate { files } => validate::run(&files),
+            Command::Render { template, builtin, vars, vars_file, check } => {
+                let source = match (template, builtin) {
+                    (Some(file), _) => render::Source::File(file),
+                    (None, Some(name)) => render::Source::Builtin(name),
+                    // clap requires one of the two.
+                    (None, None) => return ExitCode::from(2),
+                };
+                render::run(source, &vars, vars_file, check)
+            }
         }
     }
 }
