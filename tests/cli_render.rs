@@ -3,7 +3,10 @@
 use std::process::{Command, Output, Stdio};
 
 fn kasm_scale(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kasm-scale")).args(args).output().expect("run kasm-scale")
+    Command::new(env!("CARGO_BIN_EXE_kasm-scale"))
+        .args(args)
+        .output()
+        .expect("run kasm-scale")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -14,13 +17,32 @@ fn text(bytes: &[u8]) -> String {
 fn renders_with_vars_from_the_command_line_and_a_json_file() {
     let dir = tempfile::tempdir().unwrap();
     let template = dir.path().join("script.sh");
-    std::fs::write(&template, "export T=${{KASM_X:-{checkin_jwt}}}\nf() {{ echo {server_id} {user}; }}\r\n").unwrap();
+    std::fs::write(
+        &template,
+        "export T=${{KASM_X:-{checkin_jwt}}}\nf() {{ echo {server_id} {user}; }}\r\n",
+    )
+    .unwrap();
     let vars = dir.path().join("vars.json");
-    std::fs::write(&vars, r#"{"checkin_jwt": "from-file", "server_id": "42", "user": null}"#).unwrap();
+    std::fs::write(
+        &vars,
+        r#"{"checkin_jwt": "from-file", "server_id": "42", "user": null}"#,
+    )
+    .unwrap();
     let t = template.to_str().unwrap();
-    let out = kasm_scale(&["render", "--template", t, "--vars", vars.to_str().unwrap(), "--var", "checkin_jwt=a=b"]);
+    let out = kasm_scale(&[
+        "render",
+        "--template",
+        t,
+        "--vars",
+        vars.to_str().unwrap(),
+        "--var",
+        "checkin_jwt=a=b",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "export T=${KASM_X:-a=b}\nf() { echo 42 None; }\r\n");
+    assert_eq!(
+        text(&out.stdout),
+        "export T=${KASM_X:-a=b}\nf() { echo 42 None; }\r\n"
+    );
 
     let out = kasm_scale(&["render", "--template", t, "--check"]);
     assert_eq!(out.status.code(), Some(0));
@@ -35,15 +57,25 @@ fn template_errors_exit_1_with_file_line_and_column() {
     let t = template.to_str().unwrap();
     let out = kasm_scale(&["render", "--template", t, "--var", "server_id=1"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stderr), format!("{t}:2:9: ValueError: unexpected '{{' in field name\n"));
+    assert_eq!(
+        text(&out.stderr),
+        format!("{t}:2:9: ValueError: unexpected '{{' in field name\n")
+    );
     assert_eq!(text(&out.stdout), "");
 
     std::fs::write(&template, "echo {server_id}\n").unwrap();
     let out = kasm_scale(&["render", "--template", t]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stderr), format!("{t}:1:6: KeyError: 'server_id'\n"));
+    assert_eq!(
+        text(&out.stderr),
+        format!("{t}:1:6: KeyError: 'server_id'\n")
+    );
     let out = kasm_scale(&["render", "--template", t, "--check"]);
-    assert_eq!(out.status.code(), Some(0), "--check does not need the variables");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "--check does not need the variables"
+    );
 
     let out = kasm_scale(&["render", "--template", "/nonexistent/x.sh"]);
     assert_eq!(out.status.code(), Some(2));
@@ -94,7 +126,12 @@ fn builtin_linux_script_renders_to_valid_bash() {
         assert!(script.contains("/api/set_server_status"));
         assert!(script.contains("INSTALL_XRDP='true'"));
         // `bash -n` parses without running: the secrets with quotes and $( ) stay inert.
-        let mut bash = Command::new("bash").arg("-n").stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut bash = Command::new("bash")
+            .arg("-n")
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         std::io::Write::write_all(bash.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
         let out = bash.wait_with_output().unwrap();
         assert!(out.status.success(), "bash -n: {}", text(&out.stderr));
@@ -107,9 +144,19 @@ fn builtin_windows_script_renders() {
     assert!(script.contains("-Options UnsecuredJoin,PasswordPass,JoinWithNewName"));
     assert!(script.contains("$ServerHostname = \"KASM-0F1E2D3C\""));
     assert!(script.contains("$Domain = \"example.local\""));
-    assert!(script.contains("@{ token = \"eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiIxIn0.c2ln\"; status = \"running\""));
-    assert!(script.contains("$VhdLocations = \"\""), "FSLogix is off unless a share is given");
-    assert!(!script.contains("{{") && !script.contains("}}"), "every escaped brace is rendered");
+    assert!(
+        script.contains(
+            "@{ token = \"eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiIxIn0.c2ln\"; status = \"running\""
+        )
+    );
+    assert!(
+        script.contains("$VhdLocations = \"\""),
+        "FSLogix is off unless a share is given"
+    );
+    assert!(
+        !script.contains("{{") && !script.contains("}}"),
+        "every escaped brace is rendered"
+    );
     let out = kasm_scale(&["render", "--builtin", "windws"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("unknown built-in script `windws`; known: windows, linux"));

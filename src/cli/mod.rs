@@ -33,7 +33,12 @@ enum Command {
     /// `FILE:LINE:COL: <Python's error>` on stderr (exit 1); exit 2 when an input cannot be read.
     Render {
         /// The template file.
-        #[arg(long, value_name = "FILE", required_unless_present = "builtin", conflicts_with = "builtin")]
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "builtin",
+            conflicts_with = "builtin"
+        )]
         template: Option<PathBuf>,
         /// A built-in script instead of a file: `windows` or `linux`.
         #[arg(long, value_name = "NAME")]
@@ -55,7 +60,13 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         match self.command {
             Command::Validate { files } => validate::run(&files),
-            Command::Render { template, builtin, vars, vars_file, check } => {
+            Command::Render {
+                template,
+                builtin,
+                vars,
+                vars_file,
+                check,
+            } => {
                 let source = match (template, builtin) {
                     (Some(file), _) => render::Source::File(file),
                     (None, Some(name)) => render::Source::Builtin(name),

@@ -17,7 +17,12 @@ pub enum Source {
 
 /// Renders (or with `check`, only parses) the template and prints the result on stdout.
 /// Exit 0 on success, 1 on a template error, 2 when an input cannot be read.
-pub fn run(source: Source, vars: &[(String, String)], vars_file: Option<PathBuf>, check: bool) -> ExitCode {
+pub fn run(
+    source: Source,
+    vars: &[(String, String)],
+    vars_file: Option<PathBuf>,
+    check: bool,
+) -> ExitCode {
     match render(source, vars, vars_file, check) {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, message)) => {
@@ -27,19 +32,39 @@ pub fn run(source: Source, vars: &[(String, String)], vars_file: Option<PathBuf>
     }
 }
 
-fn render(source: Source, vars: &[(String, String)], vars_file: Option<PathBuf>, check: bool) -> Result<(), (u8, String)> {
+fn render(
+    source: Source,
+    vars: &[(String, String)],
+    vars_file: Option<PathBuf>,
+    check: bool,
+) -> Result<(), (u8, String)> {
     let mut values: HashMap<String, Option<String>> = HashMap::new();
     let (name, text) = match source {
         Source::File(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| (2, format!("{}: cannot read: {e}", path.display())))?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| (2, format!("{}: cannot read: {e}", path.display())))?;
             (path.display().to_string(), text)
         }
         Source::Builtin(name) => {
             let script = builtin(&name).ok_or_else(|| {
-                let known: Vec<&str> = kasm_scale_core::template::BUILTINS.iter().map(|b| b.name).collect();
-                (2, format!("unknown built-in script `{name}`; known: {}", known.join(", ")))
+                let known: Vec<&str> = kasm_scale_core::template::BUILTINS
+                    .iter()
+                    .map(|b| b.name)
+                    .collect();
+                (
+                    2,
+                    format!(
+                        "unknown built-in script `{name}`; known: {}",
+                        known.join(", ")
+                    ),
+                )
             })?;
-            values.extend(script.defaults.iter().map(|(k, v)| ((*k).to_owned(), Some((*v).to_owned()))));
+            values.extend(
+                script
+                    .defaults
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), Some((*v).to_owned()))),
+            );
             (format!("builtin:{name}"), script.text.to_owned())
         }
     };
@@ -48,12 +73,24 @@ fn render(source: Source, vars: &[(String, String)], vars_file: Option<PathBuf>,
     }
     values.extend(vars.iter().map(|(k, v)| (k.clone(), Some(v.clone()))));
 
-    let template = Template::parse(text).map_err(|e| (1, format!("{name}:{}:{}: {}", e.line(), e.column(), e.python())))?;
+    let template = Template::parse(text).map_err(|e| {
+        (
+            1,
+            format!("{name}:{}:{}: {}", e.line(), e.column(), e.python()),
+        )
+    })?;
     let mut stdout = std::io::stdout().lock();
     let written = if check {
-        template.field_names().try_for_each(|f| writeln!(stdout, "{f}"))
+        template
+            .field_names()
+            .try_for_each(|f| writeln!(stdout, "{f}"))
     } else {
-        let rendered = template.render(&values).map_err(|e| (1, format!("{name}:{}:{}: {}", e.line(), e.column(), e.python())))?;
+        let rendered = template.render(&values).map_err(|e| {
+            (
+                1,
+                format!("{name}:{}:{}: {}", e.line(), e.column(), e.python()),
+            )
+        })?;
         stdout.write_all(rendered.as_bytes())
     };
     written.map_err(|e| (2, format!("cannot write the output: {e}")))
@@ -62,11 +99,15 @@ fn render(source: Source, vars: &[(String, String)], vars_file: Option<PathBuf>,
 /// Reads a JSON object whose values are strings (or null, Python's `None`).
 fn read_vars(path: &PathBuf) -> Result<HashMap<String, Option<String>>, (u8, String)> {
     let file = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| (2, format!("{file}: cannot read: {e}")))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| (2, format!("{file}:{}:{}: {e}", e.line(), e.column())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| (2, format!("{file}: cannot read: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| (2, format!("{file}:{}:{}: {e}", e.line(), e.column())))?;
     let serde_json::Value::Object(map) = value else {
-        return Err((2, format!("{file}: must be a JSON object of variable names to strings")));
+        return Err((
+            2,
+            format!("{file}: must be a JSON object of variable names to strings"),
+        ));
     };
     map.into_iter()
         .map(|(k, v)| match v {
