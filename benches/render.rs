@@ -26,5 +26,10 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    #[allow(missing_docs)]
+    name = benches;
+    config = Criterion::default();
+    targets = bench
+}
 criterion_main!(benches);
