@@ -2,6 +2,9 @@
 //! `benches/render_vs_cpython.py` runs this and CPython's `str.format` on the same text and
 //! variables, and prints the ratios.
 
+// `criterion_group!` defines a public function without documentation.
+#![allow(missing_docs)]
+
 use std::collections::HashMap;
 use std::hint::black_box;
 
@@ -26,10 +29,5 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! {
-    #[allow(missing_docs)]
-    name = benches;
-    config = Criterion::default();
-    targets = bench
-}
+criterion_group!(benches, bench);
 criterion_main!(benches);
