@@ -22,7 +22,7 @@ fn kasm_shell_idioms() {
     let t = Template::parse("export T=${{KASM_X:-{checkin_jwt}}}\nf() {{ echo {server_id}; }}\n")
         .unwrap();
     assert_eq!(
-        t.render(&v).unwrap(),
+        t.render(&v).unwrap().expose().to_owned(),
         "export T=${KASM_X:-J.W.T}\nf() { echo 42; }\n"
     );
     assert_eq!(
@@ -36,7 +36,12 @@ fn powershell_and_crlf_and_backslashes() {
     let v = vars(&[("domain", "example.local"), ("p", "C:\\Kasm\\x")]);
     let src = "$h = @{{ d = \"{domain}\" }}\r\nSet-Location {p}\\bin\r\n";
     assert_eq!(
-        Template::parse(src).unwrap().render(&v).unwrap(),
+        Template::parse(src)
+            .unwrap()
+            .render(&v)
+            .unwrap()
+            .expose()
+            .to_owned(),
         "$h = @{ d = \"example.local\" }\r\nSet-Location C:\\Kasm\\x\\bin\r\n"
     );
 }
@@ -49,7 +54,7 @@ fn long_lines_and_unicode() {
         .unwrap()
         .render(&v)
         .unwrap();
-    assert_eq!(out, format!("{long}日本😀{long}{{"));
+    assert_eq!(out.expose(), format!("{long}日本😀{long}{{"));
 }
 
 #[test]
@@ -158,7 +163,10 @@ fn script_variables_render_like_kasm() {
     };
     let t = Template::parse("{server_hostname}|{connection_username}|{connection_password}|{domain}|{ad_join_credential}|{ssh_key}").unwrap();
     // Unset optional values are Python's None; AD values are empty without an AD record.
-    assert_eq!(t.render(&sv).unwrap(), "KASM-0F1E|None|None|||None");
+    assert_eq!(
+        t.render(&sv).unwrap().expose().to_owned(),
+        "KASM-0F1E|None|None|||None"
+    );
     sv.active_directory = Some(AdJoin {
         domain: "example.local".into(),
         ad_join_credential: Secret::new("Xy7!one-time"),
@@ -167,14 +175,15 @@ fn script_variables_render_like_kasm() {
     sv.extra
         .insert("fslogix_share".into(), Secret::new("\\\\fs1\\profiles"));
     assert_eq!(
-        t.render(&sv).unwrap(),
+        t.render(&sv).unwrap().expose().to_owned(),
         "KASM-0F1E|None|pw|example.local|Xy7!one-time|None"
     );
     assert_eq!(
         Template::parse("{fslogix_share}")
             .unwrap()
             .render(&sv)
-            .unwrap(),
+            .unwrap()
+            .expose(),
         "\\\\fs1\\profiles"
     );
     for name in VARIABLE_NAMES {
@@ -200,6 +209,7 @@ proptest! {
     #[test]
     fn escaped_text_round_trips(text in "\\PC{0,60}") {
         let escaped = text.replace('{', "{{").replace('}', "}}");
-        prop_assert_eq!(Template::parse(escaped).unwrap().render(&vars(&[])).unwrap(), text);
+        let rendered = Template::parse(escaped).unwrap().render(&vars(&[])).unwrap();
+        prop_assert_eq!(rendered.expose(), text);
     }
 }

@@ -91,7 +91,8 @@ fn render(
                 format!("{name}:{}:{}: {}", e.line(), e.column(), e.python()),
             )
         })?;
-        stdout.write_all(rendered.as_bytes())
+        // The user asked for the script: this is where its secrets are meant to go.
+        stdout.write_all(rendered.expose().as_bytes())
     };
     written.map_err(|e| (2, format!("cannot write the output: {e}")))
 }

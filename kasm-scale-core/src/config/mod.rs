@@ -31,7 +31,6 @@ pub use provider::{
     VmProviderConfig,
 };
 pub use schedule::{LocalTime, Schedule, TimeZoneName, Weekday};
-pub use scripts::powershell_wrapping;
 pub use workspace::{RdpClientType, Workspace, Zone};
 
 /// A whole configuration document.

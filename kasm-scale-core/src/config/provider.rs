@@ -107,6 +107,10 @@ pub const AWS_USER_DATA_LIMIT: usize = 16 * 1024;
 pub const AZURE_CUSTOM_DATA_LIMIT: usize = 65_535;
 
 /// An AWS EC2 VM provider config.
+///
+/// The fields every provider has (`name`, `max_instances`, `startup_script*`) are repeated in each
+/// provider struct rather than flattened from a shared one: `#[serde(flatten)]` would turn off
+/// `deny_unknown_fields` and lose the field paths in error messages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsVmConfig {

@@ -2,6 +2,7 @@
 //! AD variables are not used where no AD record is made, and the script rendered with the
 //! longest values it can get still fits the provider's delivery limit.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::{AutoScaleConfig, Config, Problem, VmProviderConfig};
@@ -43,13 +44,16 @@ impl VmProviderConfig {
     }
 }
 
-/// Bytes added around a Windows script on AWS when it is not already wrapped.
-pub fn powershell_wrapping(script: &str, provider: &VmProviderConfig) -> usize {
-    let wrapped = script.trim_start().starts_with("<powershell>");
-    if matches!(provider, VmProviderConfig::Aws(_)) && provider.is_windows() && !wrapped {
-        "<powershell>\n\n</powershell>\n".len()
-    } else {
-        0
+impl VmProviderConfig {
+    /// The rendered script as the provider delivers it: a Windows script on AWS is wrapped in
+    /// `<powershell>…</powershell>` unless it already is.
+    pub fn delivered_script<'a>(&self, rendered: &'a str) -> Cow<'a, str> {
+        let aws_windows = matches!(self, VmProviderConfig::Aws(_)) && self.is_windows();
+        if aws_windows && !rendered.trim_start().starts_with("<powershell>") {
+            Cow::Owned(format!("<powershell>\n{rendered}\n</powershell>\n"))
+        } else {
+            Cow::Borrowed(rendered)
+        }
     }
 }
 
@@ -148,7 +152,7 @@ fn check_provider(config: &Config, p: &str, provider: &VmProviderConfig, out: &m
             Ok(r) => r,
             Err(e) => return out.push(Problem::error(&path, describe(&e))),
         };
-        let size = rendered.len() + powershell_wrapping(&rendered, provider);
+        let size = provider.delivered_script(rendered.expose()).len();
         if let Some(limit) = limit
             && size > limit
         {

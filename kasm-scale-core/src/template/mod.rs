@@ -24,6 +24,8 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 
+use crate::secret::Secret;
+
 pub use builtin::{BUILTINS, Builtin, builtin};
 pub use spec::MAX_WIDTH;
 pub use variables::{
@@ -198,11 +200,12 @@ impl Template {
         names.into_iter().filter(move |n| seen.insert(*n))
     }
 
-    /// Renders with `vars`. The result holds secrets (tokens, passwords): never log it.
-    pub fn render(&self, vars: &dyn Variables) -> Result<String, TemplateError> {
+    /// Renders with `vars`. The script holds secrets (tokens, passwords), so it comes back as a
+    /// [`Secret`]: only [`Secret::expose`] shows it.
+    pub fn render(&self, vars: &dyn Variables) -> Result<Secret, TemplateError> {
         let mut out = String::with_capacity(self.literal_len + 64 * self.parsed.segments.len() / 2);
         render(&self.source, &self.parsed, vars, &mut out, MAX_DEPTH)?;
-        Ok(out)
+        Ok(Secret::new(out))
     }
 
     fn first_static_error(&self) -> Option<TemplateError> {
@@ -210,9 +213,20 @@ impl Template {
     }
 }
 
-/// Python's `template.format(**vars)`: the text, or the error Python raises first.
+/// Python's `template.format(**vars)`: the text, or the error Python raises first. Unlike
+/// [`Template::parse`], a syntax error after a failing field is not reported (Python stops at the
+/// field). The text is not wrapped in a [`Secret`]: use it for values that are not secret.
 pub fn format(template: &str, vars: &dyn Variables) -> Result<String, TemplateError> {
-    Template::parse_lenient(template.to_owned()).render(vars)
+    let template = Template::parse_lenient(template.to_owned());
+    let mut out = String::with_capacity(template.literal_len);
+    render(
+        &template.source,
+        &template.parsed,
+        vars,
+        &mut out,
+        MAX_DEPTH,
+    )?;
+    Ok(out)
 }
 
 fn collect_names<'a>(parsed: &'a Parsed, names: &mut Vec<&'a str>) {
