@@ -8,6 +8,7 @@
 //! - [`secret`]: the redacting [`Secret`] type.
 
 pub mod config;
+pub mod engine;
 pub mod secret;
 pub mod template;
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use kasm_scale_core::config::{
     AutoScaleConfig, AwsVmConfig, AzureAuthority, AzureVmConfig, ConnectionType, CredentialType,
-    Distribution, JsonObject, LdapConfig, MemoryVmConfig, Pool, RdpClientType, Schedule,
+    Distribution, JsonObject, LdapConfig, MemoryVmConfig, Placement, Pool, RdpClientType, Schedule,
     ServerPoolType, Tags, TimeZoneName, VmProviderConfig, Weekday, Workspace, Zone, validate,
 };
 use kasm_scale_core::{Config, ConfigError, Format, Secret, load_file, load_str};
@@ -516,6 +516,11 @@ fn config() -> impl Strategy<Value = Config> {
                 config.pools.push(Pool {
                     server_pool_name: name,
                     server_pool_type: ServerPoolType::ServerPool,
+                    session_placement: if i % 2 == 0 {
+                        Placement::DepthFirst
+                    } else {
+                        Placement::BreadthFirst
+                    },
                     autoscale,
                 });
             }

@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+mod plan;
 mod render;
 mod validate;
 
@@ -26,6 +27,24 @@ enum Command {
         /// Configuration files; the format comes from the extension.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+    },
+    /// Print what the scaling engine would do now for every pool, as JSON.
+    ///
+    /// Exit status: 0, 1 when the configuration or the state is invalid (every problem with its
+    /// path on stderr), 2 when a file cannot be read or parsed.
+    Plan {
+        /// The configuration (TOML, YAML or JSON).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The state: servers, queued requests and bookkeeping (JSON, see the README).
+        #[arg(long, value_name = "STATE.json")]
+        state: PathBuf,
+        /// The time to plan for (RFC 3339); default: now.
+        #[arg(long, value_name = "RFC3339")]
+        now: Option<jiff::Timestamp>,
+        /// Print the reasons as text instead of the JSON plan.
+        #[arg(long)]
+        explain: bool,
     },
     /// Render a startup-script template exactly as Kasm does (Python's `str.format`).
     ///
@@ -60,6 +79,12 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         match self.command {
             Command::Validate { files } => validate::run(&files),
+            Command::Plan {
+                config,
+                state,
+                now,
+                explain,
+            } => plan::run(&config, &state, now, explain),
             Command::Render {
                 template,
                 builtin,

@@ -5,7 +5,7 @@
 //! reported at once, each with its path (`pools[0].autoscale[1].connection_port`) and a plain
 //! reason.
 
-mod fields;
+pub(crate) mod fields;
 mod ldap;
 mod load;
 mod pool;
@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 pub use fields::{JsonObject, Tags};
 pub use ldap::{Dn, LdapConfig};
 pub use pool::{
-    AutoScaleConfig, ConnectionType, CredentialType, Pool, ServerPoolType, rewrite_sso_username,
+    AutoScaleConfig, ConnectionType, CredentialType, Placement, Pool, ServerPoolType,
+    rewrite_sso_username,
 };
 pub use provider::{
     AWS_EBS_VOLUME_TYPES, AWS_USER_DATA_LIMIT, AZURE_CUSTOM_DATA_LIMIT, AZURE_OS_DISK_TYPES,

@@ -16,9 +16,24 @@ pub struct Pool {
     /// `Server Pool` (default). `Docker Agent` pools are recognised but not supported.
     #[serde(default)]
     pub server_pool_type: ServerPoolType,
+    /// (ours) Which server takes the next session: `depth-first` (default) fills the fullest
+    /// server that has room, so idle servers can be scaled down; `breadth-first` spreads sessions.
+    #[serde(default)]
+    pub session_placement: Placement,
     /// The auto-scale configs that create this pool's servers, in priority order.
     #[serde(default)]
     pub autoscale: Vec<AutoScaleConfig>,
+}
+
+/// How sessions are placed on a pool's servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    /// Fill the fullest server that has room (fewer, fuller servers; idle ones can go).
+    #[default]
+    DepthFirst,
+    /// Use the emptiest server (sessions spread out).
+    BreadthFirst,
 }
 
 /// Kasm's `server_pool_type`.

@@ -1,0 +1,250 @@
+//! The scaling engine: `plan(&PoolSnapshot, now) -> Plan`, a pure function.
+//!
+//! It reads a snapshot of one pool (its auto-scale configs, their servers, the session requests
+//! waiting for a slot, and each config's bookkeeping) and returns the actions that bring the pool
+//! back to its policy, each with every parameter and a reason a person understands, plus the new
+//! bookkeeping. No clock, no I/O, no randomness: the same snapshot and `now` give the same plan.
+//! [`assign`] picks the server for a session request.
+
+mod placement;
+mod plan;
+mod state;
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{AutoScaleConfig, Placement, Schedule};
+
+pub use placement::{SessionRequest, assign};
+pub use plan::{FAILURE_BACKOFF_BASE, FAILURE_BACKOFF_CAP, failure_backoff, plan};
+pub use state::{State, StateError, StateServer};
+
+/// A server's id: the UUID Kasm calls `server_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ServerId(pub uuid::Uuid);
+
+impl fmt::Display for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Where a server is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerState {
+    /// Record made; the VM is being created.
+    Provisioning,
+    /// The VM exists and boots; not yet checked in (or not yet running).
+    Starting,
+    /// Ready for sessions (checked in, where the config requires it).
+    Running,
+    /// Being destroyed.
+    Destroying,
+}
+
+/// One server as the engine sees it. Its capacity and reusability are the values it was created
+/// with, whatever its config says now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSnapshot {
+    /// The server.
+    pub id: ServerId,
+    /// Index of its config in [`PoolSnapshot::configs`].
+    pub config: u32,
+    /// Where it is in its life.
+    pub state: ServerState,
+    /// Sessions on it now.
+    pub sessions: u32,
+    /// Sessions it takes at most (copied at creation).
+    pub capacity: u32,
+    /// Whether it returns to the pool after a session (copied at creation).
+    pub reusable: bool,
+    /// Whether it has ever had a session.
+    pub used: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it checked in (or, for configs without check-in, became ready); `None` before.
+    pub checked_in_at: Option<Timestamp>,
+}
+
+impl ServerSnapshot {
+    /// Whether it can take sessions now: running, and checked in where `requires_checkin`.
+    pub fn is_ready(&self, requires_checkin: bool) -> bool {
+        self.state == ServerState::Running && (!requires_checkin || self.checked_in_at.is_some())
+    }
+
+    /// Whether it takes no more sessions in its life: a single-use server that has had one.
+    pub fn is_spent(&self) -> bool {
+        self.used && !self.reusable
+    }
+}
+
+/// What the engine needs of an auto-scale config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScalingPolicy {
+    /// `autoscale_config_name`.
+    pub name: String,
+    /// Whether the config scales at all.
+    pub enabled: bool,
+    /// Provision at once for session requests that find no slot.
+    pub aggressive_scaling: bool,
+    /// Free session slots to keep while active.
+    pub minimum_pool_standby_sessions: u32,
+    /// Sessions a new server takes.
+    pub sessions_per_server: u32,
+    /// Whether new servers are reusable.
+    pub reusable: bool,
+    /// Whether new servers must check in before taking sessions.
+    pub requires_checkin: bool,
+    /// Seconds a surplus must last before idle servers go.
+    pub downscale_backoff: u64,
+    /// Seconds a new server has to become ready.
+    pub checkin_timeout: u32,
+    /// Active windows (none: always active).
+    pub schedules: Vec<Schedule>,
+    /// Hard cap on live servers of the config (its VM provider's `max_instances`).
+    pub max_instances: u32,
+}
+
+impl ScalingPolicy {
+    /// The policy of `config`, whose VM provider allows `max_instances` servers.
+    pub fn new(config: &AutoScaleConfig, max_instances: u32) -> Self {
+        Self {
+            name: config.autoscale_config_name.clone(),
+            enabled: config.enabled,
+            aggressive_scaling: config.aggressive_scaling,
+            minimum_pool_standby_sessions: config.minimum_pool_standby_sessions,
+            sessions_per_server: config.max_simultaneous_sessions_per_server.max(1),
+            reusable: config.reusable,
+            requires_checkin: config.requires_checkin(),
+            downscale_backoff: config.downscale_backoff,
+            checkin_timeout: config.checkin_timeout,
+            schedules: config.schedules.clone(),
+            max_instances,
+        }
+    }
+
+    /// The free slots to keep at `now`: 0 outside every schedule window; inside, the largest
+    /// override of the open windows (ours), else `minimum_pool_standby_sessions`.
+    pub fn minimum_at(&self, now: Timestamp) -> u32 {
+        if self.schedules.is_empty() {
+            return self.minimum_pool_standby_sessions;
+        }
+        let open: Vec<&Schedule> = self
+            .schedules
+            .iter()
+            .filter(|s| s.is_active_at(now))
+            .collect();
+        if open.is_empty() {
+            return 0;
+        }
+        open.iter()
+            .filter_map(|s| s.minimum_pool_standby_sessions)
+            .max()
+            .unwrap_or(self.minimum_pool_standby_sessions)
+    }
+}
+
+/// A config's scaling memory between plans (Kasm keeps the first in its database).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bookkeeping {
+    /// When the current surplus began; idle servers go `downscale_backoff` seconds later.
+    pub downscale_requested_at: Option<Timestamp>,
+    /// Servers that failed to be created, to start or to check in since the last success.
+    pub consecutive_failures: u32,
+    /// When the last of those failures happened.
+    pub last_failure_at: Option<Timestamp>,
+}
+
+/// One auto-scale config of the pool with its bookkeeping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigSnapshot {
+    /// Its policy.
+    pub policy: ScalingPolicy,
+    /// Its bookkeeping as of the last plan.
+    pub bookkeeping: Bookkeeping,
+}
+
+/// Everything the engine knows of one pool.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PoolSnapshot {
+    /// The pool's name.
+    pub pool: String,
+    /// Its auto-scale configs, in priority order.
+    pub configs: Vec<ConfigSnapshot>,
+    /// Its servers (any order); `config` indexes `configs`.
+    pub servers: Vec<ServerSnapshot>,
+    /// Session requests waiting for a slot.
+    pub pending_requests: u32,
+    /// How sessions are placed.
+    pub placement: Placement,
+}
+
+/// Why an action is taken, for machines (the `reason` text is for people).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// Free slots are below the minimum.
+    BelowMinimum,
+    /// Session requests wait for a slot (aggressive scaling).
+    QueuedRequests,
+    /// A surplus lasted longer than `downscale_backoff`.
+    Surplus,
+    /// A single-use server's session ended.
+    SessionEnded,
+    /// A server did not become ready within `checkin_timeout`.
+    CheckinTimeout,
+}
+
+/// One thing to do. Every parameter is here: the executor decides nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Action {
+    /// Create `count` servers of `config`.
+    Provision {
+        /// `autoscale_config_name`.
+        config: String,
+        /// How many servers.
+        count: u32,
+        /// Why, for machines.
+        cause: Cause,
+        /// Why, for people.
+        reason: String,
+    },
+    /// Destroy one server (and its AD record).
+    Destroy {
+        /// The server.
+        server: ServerId,
+        /// Its `autoscale_config_name`.
+        config: String,
+        /// Why, for machines.
+        cause: Cause,
+        /// Why, for people.
+        reason: String,
+    },
+}
+
+impl Action {
+    /// The reason for people.
+    pub fn reason(&self) -> &str {
+        match self {
+            Action::Provision { reason, .. } | Action::Destroy { reason, .. } => reason,
+        }
+    }
+}
+
+/// What to do, and each config's new bookkeeping (to store and give to the next plan).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Plan {
+    /// The actions, in the order found: per config (in config order) destroys first, then
+    /// provisions; queued-request provisions last.
+    pub actions: Vec<Action>,
+    /// Per config (by name), its bookkeeping after this plan.
+    pub bookkeeping: std::collections::BTreeMap<String, Bookkeeping>,
+    /// Things worth knowing that need no action (a config waiting out a failure backoff, requests
+    /// no config can take).
+    pub notes: Vec<String>,
+}

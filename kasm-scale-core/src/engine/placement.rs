@@ -1,0 +1,36 @@
+//! Which server takes the next session.
+
+use super::{PoolSnapshot, ServerId, ServerSnapshot};
+use crate::config::Placement;
+
+/// A user's request for a session in a pool.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SessionRequest {
+    /// The user, for the broker's records (placement does not depend on it).
+    pub user: Option<String>,
+}
+
+/// The server that should take `request`, or `None` when no ready server has room.
+///
+/// Only ready servers (running, and checked in where their config requires it) with a free slot
+/// qualify; a single-use server takes one session in its life. Depth-first (the default) picks
+/// the fullest such server, so idle servers stay idle and can be scaled down; breadth-first
+/// picks the emptiest. Ties go to the oldest server, then the smallest id.
+pub fn assign(snapshot: &PoolSnapshot, request: &SessionRequest) -> Option<ServerId> {
+    let _ = request;
+    let fits = |s: &&ServerSnapshot| {
+        let requires_checkin = snapshot
+            .configs
+            .get(s.config as usize)
+            .is_some_and(|c| c.policy.requires_checkin);
+        s.is_ready(requires_checkin) && !s.is_spent() && s.sessions < s.capacity
+    };
+    let candidates = snapshot.servers.iter().filter(fits);
+    let best = match snapshot.placement {
+        Placement::DepthFirst => {
+            candidates.min_by_key(|s| (std::cmp::Reverse(s.sessions), s.created_at, s.id))
+        }
+        Placement::BreadthFirst => candidates.min_by_key(|s| (s.sessions, s.created_at, s.id)),
+    };
+    best.map(|s| s.id)
+}

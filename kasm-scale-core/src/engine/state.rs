@@ -1,0 +1,204 @@
+//! The state file of `kasm-scale plan`: servers, queued requests and bookkeeping, as JSON.
+
+use std::collections::{BTreeMap, HashSet};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Bookkeeping, ConfigSnapshot, PoolSnapshot, ScalingPolicy, ServerId, ServerSnapshot, ServerState,
+};
+use crate::config::{Config, Problem, fields};
+
+/// What a broker knows between plans: its servers, the session requests waiting per pool, and
+/// each config's bookkeeping.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// Every server.
+    #[serde(default)]
+    pub servers: Vec<StateServer>,
+    /// Session requests waiting for a slot, per pool name.
+    #[serde(default)]
+    pub pending_requests: BTreeMap<String, u32>,
+    /// Bookkeeping per auto-scale config name (absent: fresh).
+    #[serde(default)]
+    pub bookkeeping: BTreeMap<String, Bookkeeping>,
+}
+
+/// One server in the state file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateServer {
+    /// Its UUID.
+    pub id: ServerId,
+    /// Its `autoscale_config_name`.
+    pub config: String,
+    /// `provisioning`, `starting`, `running` or `destroying`.
+    pub state: ServerState,
+    /// Sessions on it now.
+    #[serde(default, deserialize_with = "fields::non_negative_u32")]
+    pub sessions: u32,
+    /// Sessions it takes at most; default: its config's `max_simultaneous_sessions_per_server`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "fields::opt_positive_u32"
+    )]
+    pub capacity: Option<u32>,
+    /// Whether it is reusable; default: its config's `reusable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reusable: Option<bool>,
+    /// Whether it has ever had a session. Default: whether it has one now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used: Option<bool>,
+    /// When it was created (RFC 3339).
+    pub created_at: Timestamp,
+    /// When it checked in (RFC 3339), or null.
+    #[serde(default)]
+    pub checked_in_at: Option<Timestamp>,
+}
+
+/// Why a state file was refused: every problem, with its path.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct StateError {
+    /// The problems, each with its path (`servers[3].sessions`).
+    pub problems: Vec<Problem>,
+}
+
+impl State {
+    /// Parses a state file (JSON), reporting a bad value with its path.
+    pub fn from_json(text: &str) -> Result<State, StateError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            StateError {
+                problems: vec![Problem::error(path, e.into_inner().to_string())],
+            }
+        })
+    }
+
+    /// One snapshot per pool of `config`, checking that every name resolves and every count
+    /// makes sense.
+    pub fn snapshots(&self, config: &Config) -> Result<Vec<PoolSnapshot>, StateError> {
+        let mut problems = Vec::new();
+        let mut snapshots: Vec<PoolSnapshot> = config
+            .pools
+            .iter()
+            .map(|pool| PoolSnapshot {
+                pool: pool.server_pool_name.clone(),
+                configs: pool
+                    .autoscale
+                    .iter()
+                    .map(|c| ConfigSnapshot {
+                        policy: ScalingPolicy::new(
+                            c,
+                            config
+                                .vm_provider(&c.vm_provider_config_id)
+                                .map_or(0, |p| p.max_instances()),
+                        ),
+                        bookkeeping: self
+                            .bookkeeping
+                            .get(&c.autoscale_config_name)
+                            .cloned()
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+                servers: Vec::new(),
+                pending_requests: self
+                    .pending_requests
+                    .get(&pool.server_pool_name)
+                    .copied()
+                    .unwrap_or(0),
+                placement: pool.session_placement,
+            })
+            .collect();
+        let index: BTreeMap<&str, (usize, usize)> = config
+            .pools
+            .iter()
+            .enumerate()
+            .flat_map(|(p, pool)| {
+                pool.autoscale
+                    .iter()
+                    .enumerate()
+                    .map(move |(c, a)| (a.autoscale_config_name.as_str(), (p, c)))
+            })
+            .collect();
+        let mut ids = HashSet::new();
+        for (i, s) in self.servers.iter().enumerate() {
+            let path = |field: &str| format!("servers[{i}].{field}");
+            if !ids.insert(s.id) {
+                problems.push(Problem::error(
+                    path("id"),
+                    format!("{} appears more than once", s.id),
+                ));
+            }
+            let Some(&(p, c)) = index.get(s.config.as_str()) else {
+                problems.push(Problem::error(
+                    path("config"),
+                    format!(
+                        "refers to auto-scale config `{}`, which is not defined",
+                        s.config
+                    ),
+                ));
+                continue;
+            };
+            let policy = &snapshots[p].configs[c].policy;
+            let (capacity, reusable) = (
+                s.capacity.unwrap_or(policy.sessions_per_server),
+                s.reusable.unwrap_or(policy.reusable),
+            );
+            if s.sessions > capacity {
+                problems.push(Problem::error(
+                    path("sessions"),
+                    format!(
+                        "{} is more than the server's capacity {capacity}",
+                        s.sessions
+                    ),
+                ));
+            }
+            if let Some(t) = s.checked_in_at
+                && t < s.created_at
+            {
+                problems.push(Problem::error(
+                    path("checked_in_at"),
+                    format!("{t} is before created_at {}", s.created_at),
+                ));
+            }
+            snapshots[p].servers.push(ServerSnapshot {
+                id: s.id,
+                config: c as u32,
+                state: s.state,
+                sessions: s.sessions,
+                capacity,
+                reusable,
+                used: s.used.unwrap_or(s.sessions > 0) || s.sessions > 0,
+                created_at: s.created_at,
+                checked_in_at: s.checked_in_at,
+            });
+        }
+        for pool in self.pending_requests.keys() {
+            if config.pool(pool).is_none() {
+                problems.push(Problem::error(
+                    format!("pending_requests.{pool}"),
+                    format!("refers to pool `{pool}`, which is not defined"),
+                ));
+            }
+        }
+        for name in self.bookkeeping.keys() {
+            if !index.contains_key(name.as_str()) {
+                problems.push(Problem::error(
+                    format!("bookkeeping.{name}"),
+                    format!("refers to auto-scale config `{name}`, which is not defined"),
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(snapshots)
+        } else {
+            Err(StateError { problems })
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! Table tests of the scaling rules, placement, and schedules across a DST change.
+
+use jiff::Timestamp;
+use kasm_scale_core::config::{
+    AutoScaleConfig, ConnectionType, Placement, Schedule, TimeZoneName, Weekday,
+};
+use kasm_scale_core::engine::{
+    Action, Bookkeeping, Cause, ConfigSnapshot, PoolSnapshot, ScalingPolicy, ServerId,
+    ServerSnapshot, ServerState, SessionRequest, assign, failure_backoff, plan,
+};
+
+const NOW: &str = "2026-11-30T12:00:00Z";
+
+fn t(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn now() -> Timestamp {
+    t(NOW)
+}
+
+/// A policy with Kasm's defaults and the given minimum, sessions per server and cap.
+fn policy(name: &str, minimum: u32, sessions: u32, max: u32) -> ScalingPolicy {
+    let mut c = AutoScaleConfig::new(name, "p", ConnectionType::Rdp);
+    c.minimum_pool_standby_sessions = minimum;
+    c.max_simultaneous_sessions_per_server = sessions;
+    c.reusable = sessions > 1;
+    ScalingPolicy::new(&c, max)
+}
+
+fn pool(policies: Vec<ScalingPolicy>) -> PoolSnapshot {
+    PoolSnapshot {
+        pool: "p".into(),
+        configs: policies
+            .into_iter()
+            .map(|policy| ConfigSnapshot {
+                policy,
+                bookkeeping: Bookkeeping::default(),
+            })
+            .collect(),
+        ..PoolSnapshot::default()
+    }
+}
+
+fn id(n: u128) -> ServerId {
+    ServerId(uuid::Uuid::from_u128(n))
+}
+
+/// A ready server of config `config` with `sessions` of `capacity`, created an hour ago.
+fn server(n: u128, config: u32, sessions: u32, capacity: u32) -> ServerSnapshot {
+    ServerSnapshot {
+        id: id(n),
+        config,
+        state: ServerState::Running,
+        sessions,
+        capacity,
+        reusable: capacity > 1,
+        used: sessions > 0,
+        created_at: t("2026-11-30T11:00:00Z"),
+        checked_in_at: Some(t("2026-11-30T11:05:00Z")),
+    }
+}
+
+fn provisions(p: &kasm_scale_core::engine::Plan) -> Vec<(String, u32, Cause)> {
+    p.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Provision {
+                config,
+                count,
+                cause,
+                ..
+            } => Some((config.clone(), *count, *cause)),
+            Action::Destroy { .. } => None,
+        })
+        .collect()
+}
+
+fn destroys(p: &kasm_scale_core::engine::Plan) -> Vec<(ServerId, Cause)> {
+    p.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Destroy { server, cause, .. } => Some((*server, *cause)),
+            Action::Provision { .. } => None,
+        })
+        .collect()
+}
+
+#[test]
+fn provisions_the_deficit_in_whole_servers_with_a_reason() {
+    let mut s = pool(vec![policy("aws-east", 10, 4, 100)]);
+    s.servers = vec![server(1, 0, 1, 4)]; // 3 free
+    let p = plan(&s, now());
+    assert_eq!(
+        provisions(&p),
+        [("aws-east".into(), 2, Cause::BelowMinimum)]
+    );
+    assert_eq!(
+        p.actions[0].reason(),
+        "provision 2 on aws-east: 3 free < minimum 10 (deficit 7, 4 sessions per server)"
+    );
+}
+
+#[test]
+fn pending_servers_count_at_full_capacity() {
+    let mut s = pool(vec![policy("c", 4, 4, 100)]);
+    let mut booting = server(1, 0, 0, 4);
+    booting.state = ServerState::Starting;
+    booting.checked_in_at = None;
+    booting.created_at = t("2026-11-30T11:55:00Z");
+    s.servers = vec![booting];
+    assert!(
+        plan(&s, now()).actions.is_empty(),
+        "a booting server covers the minimum"
+    );
+}
+
+#[test]
+fn max_instances_counts_every_live_server() {
+    let mut s = pool(vec![policy("c", 10, 1, 3)]);
+    let mut going = server(1, 0, 0, 1);
+    going.state = ServerState::Destroying;
+    s.servers = vec![going, server(2, 0, 1, 1)];
+    let p = plan(&s, now());
+    assert_eq!(provisions(&p), [("c".into(), 1, Cause::BelowMinimum)]);
+    assert!(
+        p.actions[0].reason().ends_with("capped by max_instances 3"),
+        "{}",
+        p.actions[0].reason()
+    );
+    s.servers.push(server(3, 0, 1, 1));
+    let p = plan(&s, now());
+    assert!(provisions(&p).is_empty());
+    assert_eq!(
+        p.notes,
+        ["c: 0 free < minimum 10, but all 3 servers allowed by max_instances exist"]
+    );
+}
+
+#[test]
+fn a_used_single_use_server_is_destroyed_when_its_session_ends() {
+    let mut s = pool(vec![policy("c", 0, 1, 10)]);
+    s.servers = vec![server(1, 0, 0, 1), server(2, 0, 1, 1)];
+    s.servers[0].used = true;
+    let p = plan(&s, now());
+    assert_eq!(destroys(&p), [(id(1), Cause::SessionEnded)]);
+}
+
+#[test]
+fn check_in_timeouts_destroy_count_as_failures_and_back_off() {
+    let mut s = pool(vec![policy("c", 1, 1, 10)]);
+    let mut stuck = server(1, 0, 0, 1);
+    stuck.state = ServerState::Starting;
+    stuck.checked_in_at = None;
+    stuck.created_at = t("2026-11-30T11:39:59Z"); // 1201 s ago; timeout 1200 s
+    s.servers = vec![stuck];
+    let p = plan(&s, now());
+    assert_eq!(destroys(&p), [(id(1), Cause::CheckinTimeout)]);
+    assert_eq!(
+        p.bookkeeping["c"],
+        Bookkeeping {
+            downscale_requested_at: None,
+            consecutive_failures: 1,
+            last_failure_at: Some(now())
+        }
+    );
+    // The replacement waits out the backoff (the server is still live until destroyed).
+    assert!(provisions(&p).is_empty());
+    assert_eq!(
+        p.notes,
+        ["c: 0 free < minimum 1, but waiting until 2026-11-30T12:01:00Z after 1 failed server(s)"]
+    );
+
+    // After the backoff: one server at a time.
+    let mut s = pool(vec![policy("c", 5, 1, 10)]);
+    s.configs[0].bookkeeping = Bookkeeping {
+        consecutive_failures: 3,
+        last_failure_at: Some(t("2026-11-30T11:55:00Z")),
+        ..Bookkeeping::default()
+    };
+    let p = plan(&s, now());
+    assert_eq!(provisions(&p), [("c".into(), 1, Cause::BelowMinimum)]);
+    assert!(
+        p.actions[0]
+            .reason()
+            .ends_with("one at a time after 3 failed server(s)")
+    );
+    // A server that became ready after the last failure clears the count.
+    s.servers = vec![server(1, 0, 1, 1)];
+    s.servers[0].checked_in_at = Some(t("2026-11-30T11:58:00Z"));
+    let p = plan(&s, now());
+    assert_eq!(p.bookkeeping["c"].consecutive_failures, 0);
+    assert_eq!(provisions(&p), [("c".into(), 5, Cause::BelowMinimum)]);
+}
+
+#[test]
+fn failure_backoff_is_exponential_and_capped() {
+    let waits: Vec<u64> = (0..10).map(failure_backoff).collect();
+    assert_eq!(waits, [0, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+    assert_eq!(failure_backoff(u32::MAX), 3600);
+}
+
+#[test]
+fn surplus_must_last_the_backoff_and_never_touches_busy_servers() {
+    let mut s = pool(vec![policy("c", 2, 2, 10)]);
+    // 4 idle servers (8 free) and one busy; minimum 2.
+    s.servers = (1..=4)
+        .map(|n| server(n, 0, 0, 2))
+        .chain([server(9, 0, 2, 2)])
+        .collect();
+    s.servers[0].created_at = t("2026-11-30T10:00:00Z"); // oldest goes first
+    let p = plan(&s, now());
+    assert!(destroys(&p).is_empty());
+    assert_eq!(p.bookkeeping["c"].downscale_requested_at, Some(now()));
+
+    s.configs[0].bookkeeping.downscale_requested_at = Some(t("2026-11-30T11:40:00Z")); // 20 min < 30
+    assert!(destroys(&plan(&s, now())).is_empty());
+
+    s.configs[0].bookkeeping.downscale_requested_at = Some(t("2026-11-30T11:30:00Z")); // 30 min
+    let p = plan(&s, now());
+    assert_eq!(
+        destroys(&p),
+        [
+            (id(1), Cause::Surplus),
+            (id(2), Cause::Surplus),
+            (id(3), Cause::Surplus)
+        ]
+    );
+    assert_eq!(
+        p.bookkeeping["c"].downscale_requested_at, None,
+        "no surplus left"
+    );
+    assert!(p.actions[0].reason().starts_with("destroy idle 00000000-0000-0000-0000-000000000001 of c: 8 free > minimum 2 since 2026-11-30T11:30:00Z"));
+}
+
+#[test]
+fn schedules_set_the_minimum_and_outside_them_idle_servers_go() {
+    let mut office = policy("c", 4, 1, 10);
+    office.schedules = vec![Schedule {
+        active_start_time: "08:00".parse().unwrap(),
+        active_end_time: "18:00".parse().unwrap(),
+        timezone: TimeZoneName::new("Europe/Berlin").unwrap(),
+        days_of_the_week: Weekday::all()[..5].to_vec(),
+        minimum_pool_standby_sessions: None,
+    }];
+    let mut s = pool(vec![office]);
+    // Monday 2026-11-30 12:00 UTC = 13:00 Berlin: open.
+    assert_eq!(
+        provisions(&plan(&s, now())),
+        [("c".into(), 4, Cause::BelowMinimum)]
+    );
+    // Monday 18:30 Berlin: closed; idle servers go after the backoff, the busy one stays.
+    s.servers = vec![server(1, 0, 0, 1), server(2, 0, 1, 1)];
+    s.configs[0].bookkeeping.downscale_requested_at = Some(t("2026-11-30T17:00:00Z"));
+    let p = plan(&s, t("2026-11-30T17:30:00Z"));
+    assert_eq!(destroys(&p), [(id(1), Cause::Surplus)]);
+}
+
+#[test]
+fn schedule_minimum_override_and_dst() {
+    // Warm 6 slots 07:30-09:30 New York on weekdays, else the config's 1.
+    let mut c = policy("c", 1, 1, 20);
+    let window = |start: &str, end: &str, min| Schedule {
+        active_start_time: start.parse().unwrap(),
+        active_end_time: end.parse().unwrap(),
+        timezone: TimeZoneName::new("America/New_York").unwrap(),
+        days_of_the_week: Weekday::all()[..5].to_vec(),
+        minimum_pool_standby_sessions: min,
+    };
+    c.schedules = vec![
+        window("07:00", "19:00", None),
+        window("07:30", "09:30", Some(6)),
+    ];
+    // Friday 2026-10-30, EDT (UTC-4): 07:45 local = 11:45 UTC.
+    assert_eq!(c.minimum_at(t("2026-10-30T11:45:00Z")), 6);
+    // Monday 2026-11-02, after the change to EST (UTC-5): 07:45 local = 12:45 UTC; 11:45 UTC is 06:45.
+    assert_eq!(c.minimum_at(t("2026-11-02T12:45:00Z")), 6);
+    assert_eq!(c.minimum_at(t("2026-11-02T11:45:00Z")), 0);
+    assert_eq!(c.minimum_at(t("2026-11-02T15:00:00Z")), 1);
+    let s = pool(vec![c]);
+    assert_eq!(
+        provisions(&plan(&s, t("2026-11-02T12:45:00Z"))),
+        [("c".into(), 6, Cause::BelowMinimum)]
+    );
+    assert!(plan(&s, t("2026-11-02T11:45:00Z")).actions.is_empty());
+}
+
+#[test]
+fn disabled_configs_do_nothing() {
+    let mut c = policy("c", 5, 1, 10);
+    c.enabled = false;
+    let mut s = pool(vec![c]);
+    s.servers = vec![server(1, 0, 0, 1)];
+    s.servers[0].used = true;
+    s.pending_requests = 3;
+    let p = plan(&s, now());
+    assert!(p.actions.is_empty());
+    assert_eq!(
+        p.notes,
+        ["3 session request(s) wait: no config with aggressive scaling has room"]
+    );
+}
+
+#[test]
+fn two_configs_keep_their_own_minimum_and_queued_requests_go_to_the_first_with_room() {
+    let mut s = pool(vec![policy("aws", 2, 1, 2), policy("azure", 3, 1, 10)]);
+    let p = plan(&s, now());
+    assert_eq!(
+        provisions(&p),
+        [
+            ("aws".into(), 2, Cause::BelowMinimum),
+            ("azure".into(), 3, Cause::BelowMinimum)
+        ]
+    );
+
+    // aws is full: requests that no slot covers provision on azure.
+    s.servers = vec![server(1, 0, 1, 1), server(2, 1, 1, 1)];
+    s.servers.push(server(3, 0, 1, 1));
+    s.pending_requests = 2;
+    s.configs[0].policy.max_instances = 2;
+    let p = plan(&s, now());
+    assert_eq!(
+        provisions(&p),
+        [
+            ("aws".into(), 0, Cause::BelowMinimum),
+            ("azure".into(), 3, Cause::BelowMinimum),
+            ("azure".into(), 2, Cause::QueuedRequests)
+        ]
+        .into_iter()
+        .filter(|(_, n, _)| *n > 0)
+        .collect::<Vec<_>>()
+    );
+    // Without aggressive scaling, requests wait for the normal cycle.
+    s.configs[1].policy.aggressive_scaling = false;
+    let p = plan(&s, now());
+    assert_eq!(provisions(&p), [("azure".into(), 3, Cause::BelowMinimum)]);
+    assert_eq!(
+        p.notes.last().unwrap(),
+        "2 session request(s) wait: no config with aggressive scaling has room"
+    );
+}
+
+#[test]
+fn queued_requests_use_free_slots_first() {
+    let mut s = pool(vec![policy("c", 2, 4, 10)]);
+    s.servers = vec![server(1, 0, 1, 4)]; // 3 free
+    s.pending_requests = 2; // take 2 of them: 1 left < minimum 2
+    let p = plan(&s, now());
+    assert_eq!(provisions(&p), [("c".into(), 1, Cause::BelowMinimum)]);
+}
+
+#[test]
+fn placement_depth_first_breadth_first_and_readiness() {
+    let mut s = pool(vec![policy("c", 0, 4, 10)]);
+    s.servers = vec![
+        server(1, 0, 1, 4),
+        server(2, 0, 3, 4),
+        server(3, 0, 4, 4),
+        server(4, 0, 0, 4),
+    ];
+    let req = SessionRequest::default();
+    assert_eq!(
+        assign(&s, &req),
+        Some(id(2)),
+        "depth-first: the fullest with room"
+    );
+    s.placement = Placement::BreadthFirst;
+    assert_eq!(assign(&s, &req), Some(id(4)));
+    // Not checked in where required, spent single-use servers and full servers take nothing.
+    let mut single = pool(vec![{
+        let mut p = policy("c", 0, 1, 10);
+        p.requires_checkin = true;
+        p
+    }]);
+    let mut unchecked = server(1, 0, 0, 1);
+    unchecked.checked_in_at = None;
+    let mut spent = server(2, 0, 0, 1);
+    spent.used = true;
+    single.servers = vec![unchecked, spent];
+    assert_eq!(assign(&single, &req), None);
+    single.servers.push(server(3, 0, 0, 1));
+    assert_eq!(assign(&single, &req), Some(id(3)));
+}

@@ -1,0 +1,75 @@
+//! `kasm-scale plan`: what the engine would do now for every pool of a configuration.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use jiff::Timestamp;
+use kasm_scale_core::engine::{Plan, State, plan};
+use kasm_scale_core::{ConfigError, load_file};
+
+/// Plans every pool and prints the combined plan as JSON, or with `explain` as text.
+/// Exit 0; 1 when the configuration or the state is invalid; 2 when a file cannot be read or
+/// parsed.
+pub fn run(config: &Path, state: &Path, now: Option<Timestamp>, explain: bool) -> ExitCode {
+    let loaded = match load_file(config) {
+        Ok(l) => l,
+        Err(ConfigError::Invalid { problems }) => {
+            for p in &problems {
+                eprintln!("{}: {p}", config.display());
+            }
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let text = match std::fs::read_to_string(state) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{}: cannot read: {e}", state.display());
+            return ExitCode::from(2);
+        }
+    };
+    let snapshots = match State::from_json(&text).and_then(|s| s.snapshots(&loaded.config)) {
+        Ok(s) => s,
+        Err(e) => {
+            for p in &e.problems {
+                eprintln!("{}: {p}", state.display());
+            }
+            return ExitCode::from(1);
+        }
+    };
+    let now = now.unwrap_or_else(Timestamp::now);
+    let mut combined = Plan::default();
+    for snapshot in &snapshots {
+        let mut p = plan(snapshot, now);
+        combined.actions.append(&mut p.actions);
+        combined.bookkeeping.append(&mut p.bookkeeping);
+        combined.notes.extend(
+            p.notes
+                .into_iter()
+                .map(|n| format!("{}: {n}", snapshot.pool)),
+        );
+    }
+    if explain {
+        for action in &combined.actions {
+            println!("{}", action.reason());
+        }
+        for note in &combined.notes {
+            println!("note: {note}");
+        }
+        if combined.actions.is_empty() && combined.notes.is_empty() {
+            println!("nothing to do");
+        }
+    } else {
+        match serde_json::to_string_pretty(&combined) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("cannot write the plan: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
