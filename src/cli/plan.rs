@@ -37,7 +37,7 @@ pub fn run(config: &Path, state: &Path, now: Option<Timestamp>, explain: bool) -
             for p in &e.problems {
                 eprintln!("{}: {p}", state.display());
             }
-            return ExitCode::from(1);
+            return ExitCode::from(if e.syntax { 2 } else { 1 });
         }
     };
     let now = now.unwrap_or_else(Timestamp::now);

@@ -65,6 +65,8 @@ pub struct StateServer {
 pub struct StateError {
     /// The problems, each with its path (`servers[3].sessions`).
     pub problems: Vec<Problem>,
+    /// Whether the text is not JSON at all (as opposed to JSON with bad values).
+    pub syntax: bool,
 }
 
 impl State {
@@ -74,8 +76,11 @@ impl State {
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
+            let inner = e.into_inner();
+            let syntax = inner.is_syntax() || inner.is_eof();
             StateError {
-                problems: vec![Problem::error(path, e.into_inner().to_string())],
+                problems: vec![Problem::error(path, inner.to_string())],
+                syntax,
             }
         })
     }
@@ -198,7 +203,10 @@ impl State {
         if problems.is_empty() {
             Ok(snapshots)
         } else {
-            Err(StateError { problems })
+            Err(StateError {
+                problems,
+                syntax: false,
+            })
         }
     }
 }
