@@ -174,8 +174,8 @@ fn carry_out(s: &PoolSnapshot, p: &Plan) -> PoolSnapshot {
             }
         }
     }
-    for c in &mut next.configs {
-        c.bookkeeping = p.bookkeeping[&c.policy.name].clone();
+    for (c, bk) in next.configs.iter_mut().zip(&p.bookkeeping) {
+        c.bookkeeping = bk.clone();
     }
     next
 }

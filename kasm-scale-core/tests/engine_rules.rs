@@ -157,7 +157,7 @@ fn check_in_timeouts_destroy_count_as_failures_and_back_off() {
     let p = plan(&s, now());
     assert_eq!(destroys(&p), [(id(1), Cause::CheckinTimeout)]);
     assert_eq!(
-        p.bookkeeping["c"],
+        p.bookkeeping[0],
         Bookkeeping {
             downscale_requested_at: None,
             consecutive_failures: 1,
@@ -189,7 +189,7 @@ fn check_in_timeouts_destroy_count_as_failures_and_back_off() {
     s.servers = vec![server(1, 0, 1, 1)];
     s.servers[0].checked_in_at = Some(t("2026-11-30T11:58:00Z"));
     let p = plan(&s, now());
-    assert_eq!(p.bookkeeping["c"].consecutive_failures, 0);
+    assert_eq!(p.bookkeeping[0].consecutive_failures, 0);
     assert_eq!(provisions(&p), [("c".into(), 5, Cause::BelowMinimum)]);
 }
 
@@ -211,7 +211,7 @@ fn surplus_must_last_the_backoff_and_never_touches_busy_servers() {
     s.servers[0].created_at = t("2026-11-30T10:00:00Z"); // oldest goes first
     let p = plan(&s, now());
     assert!(destroys(&p).is_empty());
-    assert_eq!(p.bookkeeping["c"].downscale_requested_at, Some(now()));
+    assert_eq!(p.bookkeeping[0].downscale_requested_at, Some(now()));
 
     s.configs[0].bookkeeping.downscale_requested_at = Some(t("2026-11-30T11:40:00Z")); // 20 min < 30
     assert!(destroys(&plan(&s, now())).is_empty());
@@ -227,7 +227,7 @@ fn surplus_must_last_the_backoff_and_never_touches_busy_servers() {
         ]
     );
     assert_eq!(
-        p.bookkeeping["c"].downscale_requested_at, None,
+        p.bookkeeping[0].downscale_requested_at, None,
         "no surplus left"
     );
     assert!(p.actions[0].reason().starts_with("destroy idle 00000000-0000-0000-0000-000000000001 of c: 8 free > minimum 2 since 2026-11-30T11:30:00Z"));

@@ -1,11 +1,22 @@
 //! `kasm-scale plan`: what the engine would do now for every pool of a configuration.
 
 use std::path::Path;
+
+use indexmap::IndexMap;
 use std::process::ExitCode;
 
 use jiff::Timestamp;
-use kasm_scale_core::engine::{Plan, State, plan};
+use kasm_scale_core::engine::{Action, Bookkeeping, Plan, State, plan};
 use kasm_scale_core::{ConfigError, load_file};
+use serde::Serialize;
+
+/// The plans of every pool, with bookkeeping keyed by config name (config order).
+#[derive(Default, Serialize)]
+struct Combined {
+    actions: Vec<Action>,
+    bookkeeping: IndexMap<String, Bookkeeping>,
+    notes: Vec<String>,
+}
 
 /// Plans every pool and prints the combined plan as JSON, or with `explain` as text.
 /// Exit 0; 1 when the configuration or the state is invalid; 2 when a file cannot be read or
@@ -41,11 +52,13 @@ pub fn run(config: &Path, state: &Path, now: Option<Timestamp>, explain: bool) -
         }
     };
     let now = now.unwrap_or_else(Timestamp::now);
-    let mut combined = Plan::default();
+    let mut combined = Combined::default();
     for snapshot in &snapshots {
-        let mut p = plan(snapshot, now);
-        combined.actions.append(&mut p.actions);
-        combined.bookkeeping.append(&mut p.bookkeeping);
+        let p: Plan = plan(snapshot, now);
+        combined.actions.extend(p.actions);
+        for (config, bk) in snapshot.configs.iter().zip(p.bookkeeping) {
+            combined.bookkeeping.insert(config.policy.name.clone(), bk);
+        }
         combined.notes.extend(
             p.notes
                 .into_iter()

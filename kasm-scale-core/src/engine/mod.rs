@@ -242,8 +242,9 @@ pub struct Plan {
     /// The actions, in the order found: per config (in config order) destroys first, then
     /// provisions; queued-request provisions last.
     pub actions: Vec<Action>,
-    /// Per config (by name), its bookkeeping after this plan.
-    pub bookkeeping: std::collections::BTreeMap<String, Bookkeeping>,
+    /// Each config's bookkeeping after this plan, in the order of [`PoolSnapshot::configs`]:
+    /// store it and give it to the next plan.
+    pub bookkeeping: Vec<Bookkeeping>,
     /// Things worth knowing that need no action (a config waiting out a failure backoff, requests
     /// no config can take).
     pub notes: Vec<String>,

@@ -63,63 +63,78 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
         .collect();
     let mut per_config: Vec<Vec<Action>> = vec![Vec::new(); configs.len()];
     let mut unknown = 0usize;
+    // What the hot loop needs of each config, packed: (requires_checkin, tracks readiness).
+    let hot: Vec<(bool, bool)> = configs
+        .iter()
+        .map(|c| {
+            (
+                c.policy.requires_checkin,
+                c.bookkeeping.consecutive_failures > 0,
+            )
+        })
+        .collect();
+    // Servers that are neither ready-and-usable nor being destroyed: looked at once more below.
+    let mut others: Vec<&ServerSnapshot> = Vec::new();
 
+    // The one pass over every server: counts and free slots of ready servers.
     for server in &snapshot.servers {
         let c = server.config as usize;
-        let Some(config) = configs.get(c) else {
+        let Some(&(requires_checkin, track_ready)) = hot.get(c) else {
             unknown += 1;
             continue;
         };
-        let policy = &config.policy;
         let t = &mut tally[c];
         t.live += 1;
-        if let Some(ready) = server.checked_in_at {
+        if track_ready && let Some(ready) = server.checked_in_at {
             t.last_ready = t.last_ready.max(Some(ready));
         }
-        let ready = server.is_ready(policy.requires_checkin);
-        match server.state {
-            ServerState::Destroying => {}
-            ServerState::Running if ready => {
-                if server.is_spent() {
-                    if server.sessions == 0 && policy.enabled {
-                        per_config[c].push(destroy(
-                            server,
-                            &policy.name,
-                            Cause::SessionEnded,
-                            format!(
-                                "destroy {} of {}: its single session ended (reusable is false)",
-                                server.id, policy.name
-                            ),
-                        ));
-                    }
-                } else {
-                    t.free += u64::from(server.capacity.saturating_sub(server.sessions));
-                    t.idle += u32::from(server.sessions == 0);
-                }
-            }
-            // Provisioning, starting, or running but not yet checked in.
-            // (A server with sessions is never destroyed, whatever else the snapshot says.)
-            _ if timed_out(server, deadline[c], policy.enabled) => {
-                t.timeouts += 1;
+        let usable = server.state == ServerState::Running
+            && (!requires_checkin || server.checked_in_at.is_some())
+            && !server.is_spent();
+        if usable {
+            t.free += u64::from(server.capacity.saturating_sub(server.sessions));
+            t.idle += u32::from(server.sessions == 0);
+        } else if server.state != ServerState::Destroying {
+            others.push(server);
+        }
+    }
+    for server in others {
+        let c = server.config as usize;
+        let policy = &configs[c].policy;
+        let t = &mut tally[c];
+        if server.is_ready(policy.requires_checkin) {
+            // A spent single-use server: it goes when its session has ended.
+            if server.sessions == 0 && policy.enabled {
                 per_config[c].push(destroy(
                     server,
                     &policy.name,
-                    Cause::CheckinTimeout,
+                    Cause::SessionEnded,
                     format!(
-                        "destroy {} of {}: not ready {} s after creation (checkin_timeout {} s)",
-                        server.id,
-                        policy.name,
-                        (now - server.created_at).get_seconds(),
-                        policy.checkin_timeout
+                        "destroy {} of {}: its single session ended (reusable is false)",
+                        server.id, policy.name
                     ),
                 ));
             }
-            _ => {
-                let room = u64::from(server.capacity.saturating_sub(server.sessions));
-                t.free += room;
-                t.pending_free += room;
-                t.pending += 1;
-            }
+        } else if timed_out(server, deadline[c], policy.enabled) {
+            // Provisioning, starting, or running but not yet checked in, for too long.
+            t.timeouts += 1;
+            per_config[c].push(destroy(
+                server,
+                &policy.name,
+                Cause::CheckinTimeout,
+                format!(
+                    "destroy {} of {}: not ready {} s after creation (checkin_timeout {} s)",
+                    server.id,
+                    policy.name,
+                    (now - server.created_at).get_seconds(),
+                    policy.checkin_timeout
+                ),
+            ));
+        } else {
+            let room = u64::from(server.capacity.saturating_sub(server.sessions));
+            t.free += room;
+            t.pending_free += room;
+            t.pending += 1;
         }
     }
     if unknown > 0 {
@@ -160,7 +175,7 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
         }
         plan.actions.append(&mut per_config[c]);
         if !policy.enabled {
-            plan.bookkeeping.insert(policy.name.clone(), bk);
+            plan.bookkeeping.push(bk);
             continue;
         }
         let sps = u64::from(policy.sessions_per_server.max(1));
@@ -242,7 +257,7 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
         } else {
             bk.downscale_requested_at = None;
         }
-        plan.bookkeeping.insert(policy.name.clone(), bk);
+        plan.bookkeeping.push(bk);
     }
 
     if downscale.contains(&true) {
@@ -260,10 +275,7 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
             continue;
         }
         let sps = u64::from(policy.sessions_per_server.max(1));
-        let failing = plan
-            .bookkeeping
-            .get(&policy.name)
-            .is_some_and(|b| b.consecutive_failures > 0);
+        let failing = plan.bookkeeping[c].consecutive_failures > 0;
         let count = waiting
             .div_ceil(sps)
             .min(room)
@@ -359,7 +371,7 @@ fn downscale_idle(
         let policy = &snapshot.configs[c].policy;
         let minimum = u64::from(policy.minimum_at(now));
         idle.sort_by_key(|s| (s.created_at, s.id));
-        let bk = plan.bookkeeping.entry(policy.name.clone()).or_default();
+        let bk = &mut plan.bookkeeping[c];
         let since = bk.downscale_requested_at.unwrap_or(now);
         for server in idle {
             let free = tally[c].free;

@@ -1,0 +1,114 @@
+//! plan() over 1k to 1M servers in 100 configs, per server, next to the memory-bound floor: a
+//! plain pass that reads every server once. `python3 benches/plan_report.py` prints the table.
+
+// `criterion_group!` defines a public function without documentation.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use jiff::{SignedDuration, Timestamp};
+use kasm_scale::config::{AutoScaleConfig, ConnectionType};
+use kasm_scale::engine::{
+    Bookkeeping, ConfigSnapshot, PoolSnapshot, ScalingPolicy, ServerId, ServerSnapshot,
+    ServerState, plan,
+};
+
+const CONFIGS: usize = 100;
+
+fn now() -> Timestamp {
+    "2026-11-30T12:00:00Z".parse().unwrap()
+}
+
+/// A steady pool: `servers` spread over 100 configs, mostly busy, a few idle or booting, with
+/// minimums that hold (so the plan is nearly empty, as on most ticks).
+fn snapshot(servers: usize) -> PoolSnapshot {
+    let per_config = (servers / CONFIGS).max(1) as u32;
+    let configs = (0..CONFIGS)
+        .map(|i| {
+            let mut c = AutoScaleConfig::new(format!("cfg-{i}"), "p", ConnectionType::Rdp);
+            c.minimum_pool_standby_sessions = 8;
+            c.max_simultaneous_sessions_per_server = 4;
+            c.reusable = true;
+            c.require_checkin = true;
+            ConfigSnapshot {
+                policy: ScalingPolicy::new(&c, per_config * 2),
+                bookkeeping: Bookkeeping::default(),
+            }
+        })
+        .collect();
+    let servers = (0..servers)
+        .map(|i| {
+            let (state, sessions, checked) = match i % 50 {
+                0 => (ServerState::Starting, 0, None),
+                1..=3 => (
+                    ServerState::Running,
+                    0,
+                    Some(now() - SignedDuration::from_mins(50)),
+                ),
+                _ => (
+                    ServerState::Running,
+                    1 + (i % 4) as u32,
+                    Some(now() - SignedDuration::from_mins(50)),
+                ),
+            };
+            ServerSnapshot {
+                id: ServerId(uuid::Uuid::from_u128(i as u128 + 1)),
+                config: (i % CONFIGS) as u32,
+                state,
+                sessions: sessions.min(4),
+                capacity: 4,
+                reusable: true,
+                used: sessions > 0,
+                created_at: now() - SignedDuration::from_mins(60 - (i % 30) as i64),
+                checked_in_at: checked,
+            }
+        })
+        .collect();
+    PoolSnapshot {
+        pool: "bench".into(),
+        configs,
+        servers,
+        ..PoolSnapshot::default()
+    }
+}
+
+/// The floor: read every server once, adding its free slots to its config.
+fn floor(s: &PoolSnapshot) -> u64 {
+    let mut free = [0u64; CONFIGS];
+    for server in &s.servers {
+        free[server.config as usize] += u64::from(server.capacity - server.sessions);
+    }
+    free.iter().sum()
+}
+
+fn bench(c: &mut Criterion) {
+    println!(
+        "ServerSnapshot: {} bytes per server",
+        std::mem::size_of::<ServerSnapshot>()
+    );
+    let mut group = c.benchmark_group("plan");
+    for n in [1_000usize, 10_000, 100_000, 1_000_000] {
+        let s = snapshot(n);
+        let p = plan(&s, now());
+        assert!(
+            p.actions.len() < n / 10,
+            "a steady pool needs few actions: {}",
+            p.actions.len()
+        );
+        group.throughput(Throughput::Elements(n as u64));
+        if n >= 100_000 {
+            group.sample_size(20);
+        }
+        group.bench_with_input(BenchmarkId::new("plan", n), &s, |b, s| {
+            b.iter(|| plan(black_box(s), now()))
+        });
+        group.bench_with_input(BenchmarkId::new("floor", n), &s, |b, s| {
+            b.iter(|| floor(black_box(s)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
