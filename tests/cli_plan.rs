@@ -1,18 +1,10 @@
 //! `kasm-scale plan`, run as a user would.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn kasm_scale(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kasm-scale"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run kasm-scale")
-}
+mod common;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{kasm_scale, text};
 
 const CONFIG: &str = "examples/config/multi-cloud.json";
 // Monday 2026-11-30 15:00 UTC = 10:00 in New York: the Azure config's schedule is open.

@@ -1,17 +1,10 @@
 //! `kasm-scale render`, run as a user would.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-fn kasm_scale(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kasm-scale"))
-        .args(args)
-        .output()
-        .expect("run kasm-scale")
-}
+mod common;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{kasm_scale, text};
 
 #[test]
 fn renders_with_vars_from_the_command_line_and_a_json_file() {

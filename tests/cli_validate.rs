@@ -1,19 +1,10 @@
 //! `kasm-scale validate` and `--help`, run as a user would.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn kasm_scale(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kasm-scale"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run kasm-scale")
-}
+mod common;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{kasm_scale, text};
 
 fn examples() -> Vec<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config");

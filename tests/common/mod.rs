@@ -1,0 +1,17 @@
+//! Helpers shared by the CLI tests.
+
+use std::process::{Command, Output};
+
+/// Runs the `kasm-scale` binary with `args` from the repository root.
+pub fn kasm_scale(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kasm-scale"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run kasm-scale")
+}
+
+/// Output bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
