@@ -1,0 +1,89 @@
+//! [`DirectoryService`]: Active Directory computer records for servers that join a domain.
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use super::{BackendError, Owner};
+use crate::secret::Secret;
+
+/// The longest computer (NetBIOS) name Windows accepts.
+pub const MAX_COMPUTER_NAME_LEN: usize = 15;
+
+/// Checks a computer name the way Windows does: 1 to 15 characters, letters, digits and `-`,
+/// not only digits, not starting or ending with `-`.
+pub fn check_computer_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_COMPUTER_NAME_LEN {
+        return Err(format!(
+            "computer name `{name}` must be 1 to {MAX_COMPUTER_NAME_LEN} characters"
+        ));
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(format!(
+            "computer name `{name}` may hold only letters, digits and `-`"
+        ));
+    }
+    if name.chars().all(|c| c.is_ascii_digit()) || name.starts_with('-') || name.ends_with('-') {
+        return Err(format!(
+            "computer name `{name}` must not be all digits or start or end with `-`"
+        ));
+    }
+    Ok(())
+}
+
+/// What to create: a computer record in a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputerSpec {
+    /// The computer name (`server_hostname`): see [`check_computer_name`].
+    pub name: String,
+    /// The container, e.g. `OU=Computers,DC=example,DC=local`.
+    pub container_dn: String,
+    /// Who owns it, including the server id that makes `create_computer` idempotent.
+    pub owner: Owner,
+}
+
+/// A computer record as the directory reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputerRecord {
+    /// The record's DN.
+    pub dn: String,
+    /// The computer name.
+    pub name: String,
+    /// Its owner, read back from its marker.
+    pub owner: Owner,
+}
+
+/// A directory that pre-creates computer records with one-time join passwords.
+///
+/// # Contract
+/// - `create_computer` returns a fresh one-time join password. It is idempotent on
+///   `spec.owner.server_id`: when the record exists and carries the same owner, its password is
+///   reset and returned; a record of the same name owned by anything else is a
+///   [`BackendError::Conflict`].
+/// - Every record carries [`Owner::marker`], so that `list_computers` finds it.
+/// - `delete_computer` of a record that does not exist is `Ok`. With `recursive`, child objects
+///   (BitLocker keys …) go too; without it a record that has children is an error saying so.
+/// - Names are checked with [`check_computer_name`] even where the directory is laxer.
+/// - Errors are classified and never contain the password.
+#[async_trait]
+pub trait DirectoryService: Send + Sync + fmt::Debug {
+    /// The LDAP config name this directory serves.
+    fn name(&self) -> &str;
+
+    /// The AD DNS domain (from the search base's DC parts), given to scripts as `domain`.
+    fn domain(&self) -> &str;
+
+    /// Creates (or resets) the record and returns its one-time join password.
+    async fn create_computer(&self, spec: &ComputerSpec) -> Result<Secret, BackendError>;
+
+    /// Deletes the record `name` in `container_dn`.
+    async fn delete_computer(
+        &self,
+        container_dn: &str,
+        name: &str,
+        recursive: bool,
+    ) -> Result<(), BackendError>;
+
+    /// Every record owned by `owner_id`.
+    async fn list_computers(&self, owner_id: &str) -> Result<Vec<ComputerRecord>, BackendError>;
+}

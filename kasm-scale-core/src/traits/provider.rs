@@ -1,0 +1,90 @@
+//! [`VmProvider`]: a cloud that creates and destroys the servers' VMs.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+
+use super::{BackendError, Owner};
+use crate::secret::Secret;
+
+/// What to create: everything a provider needs beyond its own config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmSpec {
+    /// Who owns it (becomes the owner tags), including the server id that makes `create`
+    /// idempotent.
+    pub owner: Owner,
+    /// The server's host name (`server_hostname`), ≤ 15 characters.
+    pub hostname: String,
+    /// The rendered startup script (user data / custom data). Secret.
+    pub startup_script: Secret,
+}
+
+/// Where a VM is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VmState {
+    /// Being created or booting.
+    Pending,
+    /// Running.
+    Running,
+    /// Being stopped or deleted.
+    Stopping,
+    /// Gone (some clouds list terminated VMs for a while).
+    Terminated,
+}
+
+/// A VM as the provider reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vm {
+    /// The provider's id (EC2 instance id, Azure resource id, …).
+    pub vm_id: String,
+    /// Its owner, read back from its tags.
+    pub owner: Owner,
+    /// Where it is.
+    pub state: VmState,
+    /// Its private address, once known.
+    pub private_ip: Option<String>,
+    /// When the provider created it, if it says.
+    pub created_at: Option<Timestamp>,
+}
+
+/// What a provider can do beyond the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// The largest rendered startup script it delivers, in bytes.
+    pub max_startup_script_bytes: Option<usize>,
+    /// It can report a Windows administrator password.
+    pub retrieve_password: bool,
+}
+
+/// A cloud that creates and destroys VMs for servers.
+///
+/// # Contract
+/// - `create` is idempotent on `spec.owner.server_id`: when a VM for that server already exists
+///   (a retry after a lost answer, or after a restart), it is returned instead of a second one.
+/// - Every VM carries the owner tags of [`Owner::tags`], so that [`VmProvider::list`] finds it
+///   and a restarted controller can adopt it.
+/// - `destroy` of a VM that does not exist (or is already terminated) is `Ok`.
+/// - `list` returns every VM of `owner_id` that is not terminated, across all pages.
+/// - `get` returns `Ok(None)` for a VM that does not exist.
+/// - Errors are classified ([`BackendError`]) and never contain secrets.
+#[async_trait]
+pub trait VmProvider: Send + Sync + fmt::Debug {
+    /// The VM provider config name this provider serves.
+    fn name(&self) -> &str;
+
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Creates (or finds) the VM of `spec.owner.server_id`.
+    async fn create(&self, spec: &VmSpec) -> Result<Vm, BackendError>;
+
+    /// Destroys a VM and what was created with it.
+    async fn destroy(&self, vm_id: &str) -> Result<(), BackendError>;
+
+    /// One VM by id.
+    async fn get(&self, vm_id: &str) -> Result<Option<Vm>, BackendError>;
+
+    /// Every live VM owned by `owner_id`.
+    async fn list(&self, owner_id: &str) -> Result<Vec<Vm>, BackendError>;
+}
