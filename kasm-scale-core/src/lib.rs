@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod secret;
 pub mod template;
+pub mod token;
 pub mod traits;
 
 pub use config::{Config, ConfigError, Format, Loaded, Problem, Severity, load_file, load_str};

@@ -1,0 +1,268 @@
+//! Check-in tokens: a short-lived JWT per server, given to its startup script as `checkin_jwt`
+//! and presented back when the server checks in.
+//!
+//! Claims: `iss`, `aud`, `sub` (the server id), `cfg` (auto-scale config), `zone`, `purpose`
+//! (`checkin`), `iat`, `exp` (4 hours later) and `jti` (a fresh UUID). EdDSA (Ed25519) by
+//! default, HS256 as an option. Verification pins the algorithm, checks the signature, issuer,
+//! audience, purpose and expiry (with a small leeway) against the `now` it is given, and accepts
+//! a token only for a live server that it names.
+
+use std::fmt;
+use std::time::Duration;
+
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use jiff::Timestamp;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::ServerId;
+use crate::secret::Secret;
+
+/// How long a check-in token is valid.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(4 * 3600);
+/// Clock difference tolerated when checking `exp` and `iat`.
+pub const LEEWAY: Duration = Duration::from_secs(60);
+/// The `iss` of every token.
+pub const ISSUER: &str = "kasm-scale";
+/// The `aud` of every check-in token.
+pub const AUDIENCE: &str = "kasm-scale-checkin";
+/// The `purpose` of every check-in token.
+pub const PURPOSE: &str = "checkin";
+
+/// The claims of a check-in token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckinClaims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// The server the token belongs to.
+    pub sub: ServerId,
+    /// The server's auto-scale config.
+    pub cfg: String,
+    /// The server's zone.
+    pub zone: String,
+    /// What the token is for: `checkin`.
+    pub purpose: String,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Expires at (seconds since the epoch).
+    pub exp: i64,
+    /// Unique token id.
+    pub jti: uuid::Uuid,
+}
+
+/// Why a token was refused. The token itself is never part of the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Not a JWT, or claims missing or of the wrong type.
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    /// Signed with another algorithm than the one configured (including `none`).
+    #[error("token algorithm is not the configured one")]
+    WrongAlgorithm,
+    /// The signature does not match (wrong key, or the token was altered).
+    #[error("token signature is invalid")]
+    BadSignature,
+    /// Issuer, audience or purpose are not a check-in token's.
+    #[error("not a check-in token of this controller: {0}")]
+    WrongClaims(String),
+    /// Past its expiry.
+    #[error("token expired at {0}")]
+    Expired(Timestamp),
+    /// Issued in the future.
+    #[error("token issued in the future ({0})")]
+    NotYetValid(Timestamp),
+    /// The server it names is not the one checking in, or does not exist (any more).
+    #[error("token names server {0}, which is not a live server checking in")]
+    WrongServer(ServerId),
+    /// The key material is unusable.
+    #[error("invalid token key: {0}")]
+    InvalidKey(String),
+}
+
+/// The signing algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum TokenAlgorithm {
+    /// Ed25519 signatures (default): servers cannot forge tokens even if they read the public key.
+    #[default]
+    EdDSA,
+    /// HMAC-SHA256 with a shared secret of at least 32 bytes.
+    HS256,
+}
+
+/// Signs and verifies check-in tokens. `Debug` shows the algorithm only.
+#[derive(Clone)]
+pub struct TokenKeys {
+    algorithm: TokenAlgorithm,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenKeys")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenKeys {
+    /// A new random Ed25519 key (tokens do not survive a restart with it: configure a key for
+    /// production).
+    pub fn generate() -> Result<TokenKeys, TokenError> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
+            .map_err(|e| TokenError::InvalidKey(e.to_string()))?;
+        Self::ed25519_pkcs8(pkcs8.as_ref())
+    }
+
+    /// An Ed25519 key from PKCS#8 DER.
+    pub fn ed25519_pkcs8(der: &[u8]) -> Result<TokenKeys, TokenError> {
+        let pair = Ed25519KeyPair::from_pkcs8(der)
+            .map_err(|e| TokenError::InvalidKey(format!("not an Ed25519 PKCS#8 key: {e}")))?;
+        Ok(TokenKeys {
+            algorithm: TokenAlgorithm::EdDSA,
+            encoding: EncodingKey::from_ed_der(der),
+            decoding: DecodingKey::from_ed_der(pair.public_key().as_ref()),
+        })
+    }
+
+    /// An Ed25519 key from a PEM `PRIVATE KEY` (as `openssl genpkey -algorithm ed25519` writes).
+    pub fn ed25519_pem(pem_text: &Secret) -> Result<TokenKeys, TokenError> {
+        let block = pem::parse(pem_text.expose())
+            .map_err(|_| TokenError::InvalidKey("not a PEM document".into()))?;
+        if block.tag() != "PRIVATE KEY" {
+            return Err(TokenError::InvalidKey(format!(
+                "expected a PRIVATE KEY PEM block, found {}",
+                block.tag()
+            )));
+        }
+        Self::ed25519_pkcs8(block.contents())
+    }
+
+    /// An HS256 key from a shared secret of at least 32 bytes.
+    pub fn hs256(secret: &Secret) -> Result<TokenKeys, TokenError> {
+        let bytes = secret.expose().as_bytes();
+        if bytes.len() < 32 {
+            return Err(TokenError::InvalidKey(format!(
+                "an HS256 secret needs at least 32 bytes, got {}",
+                bytes.len()
+            )));
+        }
+        let bad = |e: jsonwebtoken::errors::Error| TokenError::InvalidKey(e.to_string());
+        Ok(TokenKeys {
+            algorithm: TokenAlgorithm::HS256,
+            encoding: EncodingKey::from_secret(bytes).map_err(bad)?,
+            decoding: DecodingKey::from_secret(bytes).map_err(bad)?,
+        })
+    }
+
+    /// The algorithm.
+    pub fn algorithm(&self) -> TokenAlgorithm {
+        self.algorithm
+    }
+
+    fn jwt_algorithm(&self) -> Algorithm {
+        match self.algorithm {
+            TokenAlgorithm::EdDSA => Algorithm::EdDSA,
+            TokenAlgorithm::HS256 => Algorithm::HS256,
+        }
+    }
+
+    /// A token for `server` of `config` in `zone`, issued at `now`.
+    pub fn issue(
+        &self,
+        server: ServerId,
+        config: &str,
+        zone: &str,
+        now: Timestamp,
+    ) -> Result<Secret, TokenError> {
+        let iat = now.as_second();
+        let claims = CheckinClaims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: server,
+            cfg: config.into(),
+            zone: zone.into(),
+            purpose: PURPOSE.into(),
+            iat,
+            exp: iat + TOKEN_LIFETIME.as_secs() as i64,
+            jti: uuid::Uuid::new_v4(),
+        };
+        jsonwebtoken::encode(&Header::new(self.jwt_algorithm()), &claims, &self.encoding)
+            .map(Secret::new)
+            .map_err(|e| TokenError::InvalidKey(e.to_string()))
+    }
+
+    /// Verifies `token` at `now` for the server `checking_in` (which must be live, as
+    /// `is_live` says) and returns its claims.
+    pub fn verify(
+        &self,
+        token: &str,
+        now: Timestamp,
+        checking_in: ServerId,
+        is_live: impl Fn(ServerId) -> bool,
+    ) -> Result<CheckinClaims, TokenError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| TokenError::Malformed("not a JWT".into()))?;
+        if header.alg != self.jwt_algorithm() {
+            return Err(TokenError::WrongAlgorithm);
+        }
+        let mut validation = Validation::new(self.jwt_algorithm());
+        // Time is checked below against the `now` we are given, not the system clock.
+        validation.validate_exp = false;
+        validation.required_spec_claims = ["iss", "aud", "sub", "exp"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        let data = jsonwebtoken::decode::<CheckinClaims>(token, &self.decoding, &validation)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind as K;
+                match e.kind() {
+                    K::InvalidSignature => TokenError::BadSignature,
+                    K::InvalidAlgorithm | K::InvalidAlgorithmName => TokenError::WrongAlgorithm,
+                    K::InvalidIssuer => TokenError::WrongClaims("issuer".into()),
+                    K::InvalidAudience => TokenError::WrongClaims("audience".into()),
+                    K::InvalidSubject => TokenError::WrongClaims("subject".into()),
+                    _ => TokenError::Malformed(e.kind_name()),
+                }
+            })?;
+        let claims = data.claims;
+        if claims.purpose != PURPOSE {
+            return Err(TokenError::WrongClaims("purpose".into()));
+        }
+        let leeway = LEEWAY.as_secs() as i64;
+        let at = |s: i64| Timestamp::from_second(s).unwrap_or(Timestamp::MIN);
+        if now.as_second() > claims.exp.saturating_add(leeway) {
+            return Err(TokenError::Expired(at(claims.exp)));
+        }
+        if claims.iat > now.as_second().saturating_add(leeway) {
+            return Err(TokenError::NotYetValid(at(claims.iat)));
+        }
+        if claims.sub != checking_in || !is_live(claims.sub) {
+            return Err(TokenError::WrongServer(claims.sub));
+        }
+        Ok(claims)
+    }
+}
+
+/// A short name for an error kind, without the token.
+trait KindName {
+    fn kind_name(&self) -> String;
+}
+
+impl KindName for jsonwebtoken::errors::Error {
+    fn kind_name(&self) -> String {
+        use jsonwebtoken::errors::ErrorKind as K;
+        match self.kind() {
+            K::MissingRequiredClaim(c) => format!("missing claim `{c}`"),
+            K::Json(_) => "claims are not the check-in claims".into(),
+            K::Base64(_) | K::Utf8(_) | K::InvalidToken => "not a JWT".into(),
+            other => format!("{other:?}").chars().take(60).collect(),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Check-in tokens: issued and verified, and every kind of bad token refused.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jiff::{SignedDuration, Timestamp};
+use kasm_scale_core::Secret;
+use kasm_scale_core::engine::ServerId;
+use kasm_scale_core::template::checkin_jwt_max_len;
+use kasm_scale_core::token::{TokenError, TokenKeys};
+
+fn now() -> Timestamp {
+    "2026-11-30T12:00:00Z".parse().unwrap()
+}
+
+fn server(n: u128) -> ServerId {
+    ServerId(uuid::Uuid::from_u128(n))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[test]
+fn issued_tokens_verify_for_their_live_server() {
+    let keys = TokenKeys::generate().unwrap();
+    let token = keys
+        .issue(server(1), "windows-rdp-aws", "default", now())
+        .unwrap();
+    let claims = keys
+        .verify(token.expose(), now(), server(1), |_| true)
+        .unwrap();
+    assert_eq!(
+        (claims.sub, claims.cfg.as_str(), claims.zone.as_str()),
+        (server(1), "windows-rdp-aws", "default")
+    );
+    assert_eq!(claims.exp - claims.iat, 4 * 3600);
+    // Within the lifetime and the leeway.
+    let later = now() + SignedDuration::from_secs(4 * 3600 + 59);
+    assert!(
+        keys.verify(token.expose(), later, server(1), |_| true)
+            .is_ok()
+    );
+    assert!(format!("{keys:?}").contains("EdDSA") && !format!("{keys:?}").contains("der"));
+}
+
+#[test]
+fn tokens_fit_the_length_the_script_check_assumes() {
+    for (keys, name) in [
+        (TokenKeys::generate().unwrap(), "EdDSA"),
+        (
+            TokenKeys::hs256(&Secret::new("k".repeat(32))).unwrap(),
+            "HS256",
+        ),
+    ] {
+        let config = "a-rather-long-autoscale-config-name";
+        let token = keys
+            .issue(server(u128::MAX), config, "zone-name", now())
+            .unwrap();
+        assert!(
+            token.expose().len() <= checkin_jwt_max_len(config, "zone-name"),
+            "{name}: {}",
+            token.expose().len()
+        );
+    }
+}
+
+#[test]
+fn bad_tokens_are_refused() {
+    let keys = TokenKeys::generate().unwrap();
+    let token = keys.issue(server(1), "cfg", "default", now()).unwrap();
+    let t = token.expose();
+    let verify = |tok: &str| keys.verify(tok, now(), server(1), |_| true);
+
+    // Expired, and issued in the future.
+    let late = now() + SignedDuration::from_secs(4 * 3600 + 61);
+    assert!(matches!(
+        keys.verify(t, late, server(1), |_| true),
+        Err(TokenError::Expired(_))
+    ));
+    let early = now() - SignedDuration::from_secs(120);
+    assert!(matches!(
+        keys.verify(t, early, server(1), |_| true),
+        Err(TokenError::NotYetValid(_))
+    ));
+    // Another server's token, and the token of a destroyed server.
+    assert_eq!(
+        keys.verify(t, now(), server(2), |_| true),
+        Err(TokenError::WrongServer(server(1)))
+    );
+    assert_eq!(
+        keys.verify(t, now(), server(1), |_| false),
+        Err(TokenError::WrongServer(server(1)))
+    );
+    // Another key.
+    let other = TokenKeys::generate().unwrap();
+    assert_eq!(
+        other.verify(t, now(), server(1), |_| true),
+        Err(TokenError::BadSignature)
+    );
+    // `alg: none` and an HS256 token signed with the public part's bytes (algorithm confusion).
+    let parts: Vec<&str> = t.split('.').collect();
+    let none = format!("{}.{}.", b64(br#"{"typ":"JWT","alg":"none"}"#), parts[1]);
+    assert!(
+        matches!(
+            verify(&none),
+            Err(TokenError::WrongAlgorithm | TokenError::Malformed(_))
+        ),
+        "{:?}",
+        verify(&none)
+    );
+    let hs = TokenKeys::hs256(&Secret::new("s".repeat(32)))
+        .unwrap()
+        .issue(server(1), "cfg", "default", now())
+        .unwrap();
+    assert_eq!(verify(hs.expose()), Err(TokenError::WrongAlgorithm));
+    // Tampered payload (another server id) and tampered signature.
+    let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(parts[1]).unwrap())
+        .unwrap()
+        .replace(
+            "00000000-0000-0000-0000-000000000001",
+            "00000000-0000-0000-0000-000000000002",
+        );
+    let forged = format!("{}.{}.{}", parts[0], b64(payload.as_bytes()), parts[2]);
+    assert_eq!(
+        keys.verify(&forged, now(), server(2), |_| true),
+        Err(TokenError::BadSignature)
+    );
+    let mut sig: Vec<char> = parts[2].chars().collect();
+    sig[5] = if sig[5] == 'A' { 'B' } else { 'A' };
+    let bad_sig = format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        sig.into_iter().collect::<String>()
+    );
+    assert_eq!(verify(&bad_sig), Err(TokenError::BadSignature));
+    // Garbage.
+    assert!(matches!(
+        verify("not-a-token"),
+        Err(TokenError::Malformed(_))
+    ));
+    // No error message quotes the token.
+    for e in [
+        verify(&bad_sig).unwrap_err(),
+        verify(&none).unwrap_err(),
+        verify("x.y.z").unwrap_err(),
+    ] {
+        assert!(!e.to_string().contains(parts[1]), "{e}");
+    }
+}
+
+#[test]
+fn keys_from_pem_and_hs256_rules() {
+    let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIHWm4pCI2cM6A3JRU1v1tHw7qZSSJ8G5eBHTPWkm1yY6\n-----END PRIVATE KEY-----\n";
+    let keys = TokenKeys::ed25519_pem(&Secret::new(pem)).unwrap();
+    let token = keys.issue(server(3), "c", "z", now()).unwrap();
+    assert!(
+        TokenKeys::ed25519_pem(&Secret::new(pem))
+            .unwrap()
+            .verify(token.expose(), now(), server(3), |_| true)
+            .is_ok()
+    );
+    assert!(matches!(
+        TokenKeys::ed25519_pem(&Secret::new("nope")),
+        Err(TokenError::InvalidKey(_))
+    ));
+    assert!(
+        matches!(TokenKeys::hs256(&Secret::new("short")), Err(TokenError::InvalidKey(m)) if m.contains("32 bytes"))
+    );
+}
