@@ -9,8 +9,11 @@
 
 pub mod config;
 pub mod engine;
+pub mod memory;
 pub mod secret;
 pub mod template;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod token;
 pub mod traits;
 

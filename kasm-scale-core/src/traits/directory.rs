@@ -31,6 +31,35 @@ pub fn check_computer_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Characters of generated join passwords: letters, digits and symbols that no shell, PowerShell
+/// here-string or LDAP filter treats specially.
+const PASSWORD_ALPHABET: &[u8] =
+    b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789!#%+-.:=?@_";
+/// Length of generated join passwords: 24 characters of a 67-character alphabet, about 145 bits.
+pub const JOIN_PASSWORD_LEN: usize = 24;
+
+// The startup-script size check renders with passwords of the longest length.
+const _: () = assert!(JOIN_PASSWORD_LEN <= crate::template::AD_JOIN_PASSWORD_MAX_LEN);
+
+/// A fresh one-time join password from `rng` (use a cryptographic generator outside tests):
+/// [`JOIN_PASSWORD_LEN`] characters with an upper-case letter, a lower-case letter, a digit and a
+/// symbol, which satisfies AD's complexity rules.
+pub fn generate_join_password(rng: &mut impl rand::Rng) -> Secret {
+    loop {
+        let password: String = (0..JOIN_PASSWORD_LEN)
+            .map(|_| PASSWORD_ALPHABET[rng.random_range(0..PASSWORD_ALPHABET.len())] as char)
+            .collect();
+        let has = |f: fn(&char) -> bool| password.chars().any(|c| f(&c));
+        if has(char::is_ascii_uppercase)
+            && has(char::is_ascii_lowercase)
+            && has(char::is_ascii_digit)
+            && has(char::is_ascii_punctuation)
+        {
+            return Secret::new(password);
+        }
+    }
+}
+
 /// What to create: a computer record in a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComputerSpec {

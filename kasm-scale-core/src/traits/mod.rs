@@ -9,7 +9,8 @@ mod provider;
 use std::collections::BTreeMap;
 
 pub use directory::{
-    ComputerRecord, ComputerSpec, DirectoryService, MAX_COMPUTER_NAME_LEN, check_computer_name,
+    ComputerRecord, ComputerSpec, DirectoryService, JOIN_PASSWORD_LEN, MAX_COMPUTER_NAME_LEN,
+    check_computer_name, generate_join_password,
 };
 pub use error::BackendError;
 pub use provider::{Capabilities, Vm, VmProvider, VmSpec, VmState};

@@ -1,0 +1,246 @@
+//! [`MemoryCloud`]: a `VmProvider` whose VMs live in this process.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::time::Instant;
+
+use super::{Bucket, sample};
+use crate::config::MemoryVmConfig;
+use crate::engine::ServerId;
+use crate::secret::Secret;
+use crate::traits::{BackendError, Capabilities, Vm, VmProvider, VmSpec, VmState};
+
+/// A server whose guest is due to check in: what its startup script received.
+#[derive(Debug, Clone)]
+pub struct Checkin {
+    /// The server.
+    pub server_id: ServerId,
+    /// Its VM.
+    pub vm_id: String,
+    /// Its rendered startup script (which holds the check-in token). Secret.
+    pub startup_script: Secret,
+}
+
+#[derive(Debug)]
+struct MemVm {
+    vm: Vm,
+    running_at: Instant,
+    checkin_at: Option<Instant>,
+    checked_in: bool,
+    script: Secret,
+}
+
+#[derive(Debug)]
+struct Inner {
+    rng: ChaCha8Rng,
+    vms: BTreeMap<String, MemVm>,
+    bucket: Option<Bucket>,
+    next_id: u64,
+    creates: u64,
+    destroys: u64,
+}
+
+/// An in-memory cloud for one VM provider config.
+#[derive(Debug)]
+pub struct MemoryCloud {
+    config: MemoryVmConfig,
+    inner: Mutex<Inner>,
+}
+
+impl MemoryCloud {
+    /// A cloud with the latencies and failure rates of `config`, deterministic for `seed`.
+    pub fn new(config: MemoryVmConfig, seed: u64) -> Self {
+        let bucket = config.rate_limit_per_second.map(Bucket::new);
+        let inner = Inner {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            vms: BTreeMap::new(),
+            bucket,
+            next_id: 0,
+            creates: 0,
+            destroys: 0,
+        };
+        Self {
+            config,
+            inner: Mutex::new(inner),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind: keep going with it.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The servers whose guests check in now (each reported once), oldest first.
+    pub fn due_checkins(&self) -> Vec<Checkin> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let mut due: Vec<(Instant, Checkin)> = inner
+            .vms
+            .values_mut()
+            .filter(|m| !m.checked_in && m.checkin_at.is_some_and(|t| t <= now))
+            .map(|m| {
+                m.checked_in = true;
+                let c = Checkin {
+                    server_id: m.vm.owner.server_id,
+                    vm_id: m.vm.vm_id.clone(),
+                    startup_script: m.script.clone(),
+                };
+                (m.checkin_at.unwrap_or(now), c)
+            })
+            .collect();
+        due.sort_by_key(|(t, c)| (*t, c.server_id));
+        due.into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// When the next guest checks in or VM finishes booting, if any is pending.
+    pub fn next_event(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let inner = self.lock();
+        inner
+            .vms
+            .values()
+            .flat_map(|m| [Some(m.running_at), m.checkin_at.filter(|_| !m.checked_in)])
+            .flatten()
+            .filter(|t| *t > now)
+            .min()
+    }
+
+    /// Live VMs now.
+    pub fn vm_count(&self) -> usize {
+        self.lock().vms.len()
+    }
+
+    /// Successful creates and destroys so far.
+    pub fn counts(&self) -> (u64, u64) {
+        let inner = self.lock();
+        (inner.creates, inner.destroys)
+    }
+
+    fn throttle(inner: &mut Inner) -> Result<(), BackendError> {
+        match inner.bucket.as_mut().map(Bucket::take) {
+            Some(Err(wait)) => Err(BackendError::RateLimited {
+                message: "request limit exceeded".into(),
+                retry_after: Some(wait),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn state(m: &MemVm, now: Instant) -> VmState {
+        if now >= m.running_at {
+            VmState::Running
+        } else {
+            VmState::Pending
+        }
+    }
+
+    fn snapshot(m: &MemVm, now: Instant) -> Vm {
+        Vm {
+            state: Self::state(m, now),
+            ..m.vm.clone()
+        }
+    }
+}
+
+#[async_trait]
+impl VmProvider for MemoryCloud {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_startup_script_bytes: None,
+            retrieve_password: false,
+        }
+    }
+
+    async fn create(&self, spec: &VmSpec) -> Result<Vm, BackendError> {
+        let now = Instant::now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if let Some(m) = inner
+            .vms
+            .values()
+            .find(|m| m.vm.owner.server_id == spec.owner.server_id)
+        {
+            return Ok(Self::snapshot(m, now));
+        }
+        Self::throttle(inner)?;
+        if let Some(cap) = self.config.capacity
+            && inner.vms.len() >= cap as usize
+        {
+            return Err(BackendError::Capacity(format!(
+                "the region holds at most {cap} VMs"
+            )));
+        }
+        if inner.rng.random::<f64>() < self.config.create_failure_rate {
+            return Err(BackendError::Transient("injected create failure".into()));
+        }
+        inner.next_id += 1;
+        inner.creates += 1;
+        let vm_id = format!("mem-{}-{:06}", self.config.name, inner.next_id);
+        let running_at = now + sample(&self.config.boot_latency, &mut inner.rng);
+        let never = inner.rng.random::<f64>() < self.config.never_checkin_rate;
+        let checkin_at =
+            (!never).then(|| running_at + sample(&self.config.checkin_delay, &mut inner.rng));
+        let vm = Vm {
+            vm_id: vm_id.clone(),
+            owner: spec.owner.clone(),
+            state: VmState::Pending,
+            private_ip: Some(format!(
+                "10.{}.{}.{}",
+                inner.next_id >> 16 & 255,
+                inner.next_id >> 8 & 255,
+                inner.next_id & 255
+            )),
+            created_at: None,
+        };
+        let m = MemVm {
+            vm,
+            running_at,
+            checkin_at,
+            checked_in: false,
+            script: spec.startup_script.clone(),
+        };
+        let out = Self::snapshot(&m, now);
+        inner.vms.insert(vm_id, m);
+        Ok(out)
+    }
+
+    async fn destroy(&self, vm_id: &str) -> Result<(), BackendError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if !inner.vms.contains_key(vm_id) {
+            return Ok(());
+        }
+        Self::throttle(inner)?;
+        if inner.rng.random::<f64>() < self.config.destroy_failure_rate {
+            return Err(BackendError::Transient("injected destroy failure".into()));
+        }
+        inner.vms.remove(vm_id);
+        inner.destroys += 1;
+        Ok(())
+    }
+
+    async fn get(&self, vm_id: &str) -> Result<Option<Vm>, BackendError> {
+        let now = Instant::now();
+        Ok(self.lock().vms.get(vm_id).map(|m| Self::snapshot(m, now)))
+    }
+
+    async fn list(&self, owner_id: &str) -> Result<Vec<Vm>, BackendError> {
+        let now = Instant::now();
+        let mut guard = self.lock();
+        Self::throttle(&mut guard)?;
+        Ok(guard
+            .vms
+            .values()
+            .filter(|m| m.vm.owner.owner_id == owner_id)
+            .map(|m| Self::snapshot(m, now))
+            .collect())
+    }
+}
