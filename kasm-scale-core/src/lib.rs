@@ -8,6 +8,7 @@
 //! - [`secret`]: the redacting [`Secret`] type.
 
 pub mod config;
+pub mod controller;
 pub mod engine;
 pub mod memory;
 pub mod secret;

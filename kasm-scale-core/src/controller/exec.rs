@@ -1,0 +1,487 @@
+//! Carrying plans out: provisioning, destroying, refreshing, and seating queued sessions.
+
+use std::sync::Arc;
+
+use rand::Rng;
+use tokio::task::JoinSet;
+
+use super::records::{AdRecord, Records, ServerInfo, SessionId};
+use super::{Event, Shared};
+use crate::config::{AutoScaleConfig, Pool};
+use crate::engine::{
+    Action, Bookkeeping, ConfigSnapshot, PoolSnapshot, ScalingPolicy, ServerId, ServerSnapshot,
+    ServerState, SessionRequest, assign, plan,
+};
+use crate::secret::Secret;
+use crate::template::{AdJoin, ScriptVariables};
+use crate::traits::{ComputerSpec, Owner, VmSpec, VmState};
+
+/// The engine's view of `pool`.
+pub(crate) fn snapshot(shared: &Shared, records: &Records, pool_name: &str) -> PoolSnapshot {
+    let Some(pool) = shared.config.pool(pool_name) else {
+        return PoolSnapshot::default();
+    };
+    let configs: Vec<ConfigSnapshot> = pool
+        .autoscale
+        .iter()
+        .map(|c| ConfigSnapshot {
+            policy: ScalingPolicy::new(
+                c,
+                shared
+                    .config
+                    .vm_provider(&c.vm_provider_config_id)
+                    .map_or(0, |p| p.max_instances()),
+            ),
+            bookkeeping: records
+                .bookkeeping
+                .get(&c.autoscale_config_name)
+                .cloned()
+                .unwrap_or_default(),
+        })
+        .collect();
+    let index = |name: &str| {
+        pool.autoscale
+            .iter()
+            .position(|c| c.autoscale_config_name == name)
+    };
+    let servers = records
+        .servers
+        .values()
+        .filter(|s| s.pool == pool_name)
+        .filter_map(|s| {
+            Some(ServerSnapshot {
+                id: s.id,
+                config: index(&s.config)? as u32,
+                state: s.state,
+                sessions: s.sessions,
+                capacity: s.capacity,
+                reusable: s.reusable,
+                used: s.used,
+                created_at: s.created_at,
+                checked_in_at: s.checked_in_at,
+            })
+        })
+        .collect();
+    let pending_requests = records.queued.get(pool_name).map_or(0, |q| q.len() as u32);
+    PoolSnapshot {
+        pool: pool_name.into(),
+        configs,
+        servers,
+        pending_requests,
+        placement: pool.session_placement,
+    }
+}
+
+/// Puts `session` on `server`.
+pub(crate) fn seat(records: &mut Records, session: SessionId, server: ServerId) {
+    if let Some(s) = records.servers.get_mut(&server) {
+        s.sessions += 1;
+        s.used = true;
+    }
+    records.sessions.insert(session, server);
+}
+
+/// Seats queued requests on servers that have room, oldest request first.
+pub(crate) fn serve_queue(shared: &Shared) {
+    let mut assigned = Vec::new();
+    {
+        let mut records = shared.records();
+        let pools: Vec<String> = records.queued.keys().cloned().collect();
+        for pool in pools {
+            while records.queued.get(&pool).is_some_and(|q| !q.is_empty()) {
+                let snap = snapshot(shared, &records, &pool);
+                let Some(server) = assign(&snap, &SessionRequest::default()) else {
+                    break;
+                };
+                let Some(session) = records.queued.get_mut(&pool).and_then(|q| q.pop_front())
+                else {
+                    break;
+                };
+                seat(&mut records, session, server);
+                assigned.push(Event::SessionAssigned { session, server });
+            }
+        }
+    }
+    for event in assigned {
+        shared.emit(event);
+    }
+}
+
+/// One reconcile cycle.
+pub(crate) async fn tick(shared: &Arc<Shared>) {
+    refresh(shared).await;
+    let now = shared.now();
+    let mut work = JoinSet::new();
+    // Destroys left unfinished by an earlier tick.
+    let unfinished: Vec<ServerId> = shared
+        .records()
+        .servers
+        .values()
+        .filter(|s| s.state == ServerState::Destroying)
+        .map(|s| s.id)
+        .collect();
+    for id in unfinished {
+        let shared = shared.clone();
+        work.spawn(
+            async move { destroy(&shared, id, "retrying an unfinished destroy".into()).await },
+        );
+    }
+    for pool in &shared.config.pools {
+        let plan = {
+            let mut records = shared.records();
+            let snap = snapshot(shared, &records, &pool.server_pool_name);
+            let plan = plan(&snap, now);
+            for (config, bk) in pool.autoscale.iter().zip(&plan.bookkeeping) {
+                records
+                    .bookkeeping
+                    .insert(config.autoscale_config_name.clone(), bk.clone());
+            }
+            // Servers planned for destruction stop taking sessions at once.
+            for action in &plan.actions {
+                if let Action::Destroy { server, .. } = action
+                    && let Some(s) = records.servers.get_mut(server)
+                {
+                    s.state = ServerState::Destroying;
+                }
+            }
+            plan
+        };
+        for action in plan.actions {
+            match action {
+                Action::Provision { config, count, .. } => {
+                    for _ in 0..count {
+                        let (shared, pool, config) = (shared.clone(), pool.clone(), config.clone());
+                        work.spawn(async move { provision(&shared, &pool, &config).await });
+                    }
+                }
+                Action::Destroy { server, reason, .. } => {
+                    let shared = shared.clone();
+                    work.spawn(async move { destroy(&shared, server, reason).await });
+                }
+            }
+        }
+    }
+    while work.join_next().await.is_some() {}
+    serve_queue(shared);
+}
+
+/// Asks the providers about servers whose VMs are booting: a VM that runs makes a server that
+/// needs no check-in ready; a VM that vanished makes its server go (with its AD record).
+async fn refresh(shared: &Arc<Shared>) {
+    let waiting: Vec<(ServerId, String, String, bool)> = shared
+        .records()
+        .servers
+        .values()
+        .filter(|s| s.state == ServerState::Starting)
+        .filter_map(|s| {
+            Some((
+                s.id,
+                s.provider.clone(),
+                s.vm_id.clone()?,
+                s.requires_checkin,
+            ))
+        })
+        .collect();
+    for (id, provider, vm_id, requires_checkin) in waiting {
+        let Some(p) = shared.providers.get(&provider) else {
+            continue;
+        };
+        let limits = &shared.limits[&provider];
+        match super::limits::retry(limits, shared.retry, &shared.rng, || p.get(&vm_id)).await {
+            Ok(Some(vm)) if vm.state == VmState::Running && !requires_checkin => {
+                let now = shared.now();
+                let ready = shared.records().servers.get_mut(&id).is_some_and(|s| {
+                    let first = s.state == ServerState::Starting;
+                    s.state = ServerState::Running;
+                    s.checked_in_at.get_or_insert(now);
+                    first
+                });
+                if ready {
+                    shared.emit(Event::Ready { server: id });
+                }
+            }
+            Ok(Some(vm)) if matches!(vm.state, VmState::Stopping | VmState::Terminated) => {
+                destroy(shared, id, "its VM stopped".into()).await;
+            }
+            Ok(None) => destroy(shared, id, "its VM vanished".into()).await,
+            Ok(Some(_)) => {}
+            Err(e) => note_error(
+                shared,
+                Some(id),
+                &provider,
+                format!("cannot read the VM's state: {e}"),
+            ),
+        }
+    }
+}
+
+fn note_error(shared: &Shared, server: Option<ServerId>, config: &str, error: String) {
+    if let Some(id) = server
+        && let Some(s) = shared.records().servers.get_mut(&id)
+    {
+        s.last_error = Some(error.clone());
+    }
+    shared.emit(Event::Failed {
+        server,
+        config: config.into(),
+        error,
+    });
+}
+
+/// A new server id and host name (`KASM-` and ten hex digits: 15 characters, NetBIOS-safe),
+/// unique among the servers the controller knows.
+fn new_server(shared: &Shared, records: &Records) -> (ServerId, String) {
+    loop {
+        let bytes: [u8; 16] = shared
+            .rng
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .random();
+        let id = ServerId(uuid::Builder::from_random_bytes(bytes).into_uuid());
+        let hostname = format!("KASM-{}", &id.0.simple().to_string()[..10]).to_ascii_uppercase();
+        if !records.servers.values().any(|s| s.hostname == hostname) {
+            return (id, hostname);
+        }
+    }
+}
+
+/// Creates one server of `config_name` in `pool`. Failures are recorded on the config (they feed
+/// the failure backoff) and leave nothing behind.
+async fn provision(shared: &Arc<Shared>, pool: &Pool, config_name: &str) {
+    let Some(config) = pool
+        .autoscale
+        .iter()
+        .find(|c| c.autoscale_config_name == config_name)
+    else {
+        return;
+    };
+    let now = shared.now();
+    let (id, hostname) = {
+        let mut records = shared.records();
+        let (id, hostname) = new_server(shared, &records);
+        let ad = config.ad_create_machine_record.then(|| AdRecord {
+            ldap: config.ldap_id.clone().unwrap_or_default(),
+            container_dn: config.ad_computer_container_dn.clone().unwrap_or_default(),
+            recursive: config.ad_recursive_machine_record_cleanup,
+        });
+        records.servers.insert(
+            id,
+            ServerInfo {
+                id,
+                hostname: hostname.clone(),
+                pool: pool.server_pool_name.clone(),
+                config: config_name.into(),
+                provider: config.vm_provider_config_id.clone(),
+                state: ServerState::Provisioning,
+                vm_id: None,
+                sessions: 0,
+                capacity: config.max_simultaneous_sessions_per_server.max(1),
+                reusable: config.reusable,
+                requires_checkin: config.requires_checkin(),
+                used: false,
+                created_at: now,
+                checked_in_at: None,
+                ad,
+                last_error: None,
+            },
+        );
+        (id, hostname)
+    };
+    shared.emit(Event::Provisioning {
+        server: id,
+        config: config_name.into(),
+    });
+    let owner = Owner {
+        owner_id: shared.owner_id.clone(),
+        pool: pool.server_pool_name.clone(),
+        config: config_name.into(),
+        server_id: id,
+    };
+    match create(shared, config, &owner, &hostname).await {
+        Ok(vm_id) => {
+            if let Some(s) = shared.records().servers.get_mut(&id) {
+                s.vm_id = Some(vm_id);
+                s.state = ServerState::Starting;
+            }
+            shared.emit(Event::Starting { server: id });
+        }
+        Err(error) => {
+            let mut records = shared.records();
+            records.servers.remove(&id);
+            records.failure(config_name, shared.now());
+            drop(records);
+            shared.emit(Event::Failed {
+                server: Some(id),
+                config: config_name.into(),
+                error,
+            });
+        }
+    }
+}
+
+/// AD record → script → VM. On failure, undoes the AD record and says what went wrong.
+async fn create(
+    shared: &Arc<Shared>,
+    config: &AutoScaleConfig,
+    owner: &Owner,
+    hostname: &str,
+) -> Result<String, String> {
+    let provider_name = &config.vm_provider_config_id;
+    let provider = shared.providers.get(provider_name).ok_or("no provider")?;
+    let provider_config = shared
+        .config
+        .vm_provider(provider_name)
+        .ok_or("no provider config")?;
+    let zone = shared.config.zone(&config.zone_id);
+    let mut active_directory = None;
+    if config.ad_create_machine_record {
+        let ldap = config.ldap_id.as_deref().unwrap_or_default();
+        let directory = shared.directories.get(ldap).ok_or("no directory")?;
+        let spec = ComputerSpec {
+            name: hostname.into(),
+            container_dn: config.ad_computer_container_dn.clone().unwrap_or_default(),
+            owner: owner.clone(),
+        };
+        let password =
+            super::limits::retry(&shared.limits[ldap], shared.retry, &shared.rng, || {
+                directory.create_computer(&spec)
+            })
+            .await
+            .map_err(|e| format!("cannot create the AD computer record: {e}"))?;
+        active_directory = Some(AdJoin {
+            domain: directory.domain().into(),
+            ad_join_credential: password,
+        });
+    }
+    let made_ad = active_directory.is_some();
+    let undo_ad = |reason: String| async move {
+        if made_ad {
+            delete_ad(
+                shared,
+                config.ldap_id.as_deref().unwrap_or_default(),
+                config
+                    .ad_computer_container_dn
+                    .as_deref()
+                    .unwrap_or_default(),
+                hostname,
+                config.ad_recursive_machine_record_cleanup,
+            )
+            .await;
+        }
+        reason
+    };
+    let token = match shared.tokens.issue(
+        owner.server_id,
+        &config.autoscale_config_name,
+        &config.zone_id,
+        shared.now(),
+    ) {
+        Ok(t) => t,
+        Err(e) => return Err(undo_ad(format!("cannot issue the check-in token: {e}")).await),
+    };
+    let vars = ScriptVariables {
+        server_id: owner.server_id.to_string(),
+        server_hostname: hostname.into(),
+        upstream_auth_address: zone
+            .map(|z| z.upstream_auth_address.clone())
+            .unwrap_or_default(),
+        checkin_jwt: token,
+        connection_username: config.connection_username.clone(),
+        connection_password: config.connection_password.clone(),
+        active_directory,
+        provider_name: provider_config.kind().into(),
+        extra: provider_config.script_extras(),
+        ..ScriptVariables::default()
+    };
+    let script = match shared.templates.get(provider_name).map(|t| t.render(&vars)) {
+        None => Secret::default(),
+        Some(Ok(s)) => Secret::new(provider_config.delivered_script(s.expose()).into_owned()),
+        Some(Err(e)) => return Err(undo_ad(format!("startup script: {e}")).await),
+    };
+    let spec = VmSpec {
+        owner: owner.clone(),
+        hostname: hostname.into(),
+        startup_script: script,
+    };
+    match super::limits::retry(
+        &shared.limits[provider_name],
+        shared.retry,
+        &shared.rng,
+        || provider.create(&spec),
+    )
+    .await
+    {
+        Ok(vm) => Ok(vm.vm_id),
+        Err(e) => Err(undo_ad(format!("cannot create the VM: {e}")).await),
+    }
+}
+
+async fn delete_ad(
+    shared: &Shared,
+    ldap: &str,
+    container_dn: &str,
+    name: &str,
+    recursive: bool,
+) -> Option<String> {
+    let directory = shared.directories.get(ldap)?;
+    let limits = shared.limits.get(ldap)?;
+    super::limits::retry(limits, shared.retry, &shared.rng, || {
+        directory.delete_computer(container_dn, name, recursive)
+    })
+    .await
+    .err()
+    .map(|e| format!("cannot delete the AD computer record: {e}"))
+}
+
+/// Destroys a server: VM, then AD record, then the record itself. What fails stays on the
+/// server as its last error, and the next tick tries again.
+pub(crate) async fn destroy(shared: &Arc<Shared>, id: ServerId, reason: String) {
+    let Some(server) = shared.records().servers.get_mut(&id).map(|s| {
+        s.state = ServerState::Destroying;
+        s.clone()
+    }) else {
+        return;
+    };
+    if let (Some(vm_id), Some(provider)) = (&server.vm_id, shared.providers.get(&server.provider)) {
+        let limits = &shared.limits[&server.provider];
+        if let Err(e) = super::limits::retry(limits, shared.retry, &shared.rng, || {
+            provider.destroy(vm_id)
+        })
+        .await
+        {
+            return note_error(
+                shared,
+                Some(id),
+                &server.config,
+                format!("cannot destroy the VM: {e}"),
+            );
+        }
+    }
+    if let Some(ad) = &server.ad
+        && let Some(error) = delete_ad(
+            shared,
+            &ad.ldap,
+            &ad.container_dn,
+            &server.hostname,
+            ad.recursive,
+        )
+        .await
+    {
+        if let Some(s) = shared.records().servers.get_mut(&id) {
+            s.vm_id = None;
+        }
+        return note_error(shared, Some(id), &server.config, error);
+    }
+    shared.records().servers.remove(&id);
+    shared.emit(Event::Destroyed { server: id, reason });
+}
+
+/// The bookkeeping the controller keeps for `config` (for tests and dashboards).
+pub(crate) fn bookkeeping(shared: &Shared, config: &str) -> Bookkeeping {
+    shared
+        .records()
+        .bookkeeping
+        .get(config)
+        .cloned()
+        .unwrap_or_default()
+}

@@ -1,0 +1,268 @@
+//! The controller on tokio's paused clock against the in-memory cloud and directory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kasm_scale_core::config::{Config, Distribution, Format, MemoryVmConfig, VmProviderConfig};
+use kasm_scale_core::controller::{Autoscaler, SessionOutcome};
+use kasm_scale_core::engine::{ServerState, SessionRequest};
+use kasm_scale_core::load_str;
+use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory};
+
+const CONTAINER: &str = "OU=Kasm,DC=example,DC=local";
+
+fn config(extra: &str) -> Config {
+    let text = format!(
+        r#"
+[[zones]]
+zone_name = "default"
+upstream_auth_address = "kasm.example.com"
+
+[[ldap_configs]]
+name = "ad"
+url = "ldaps://dc1.example.local"
+search_base = "DC=example,DC=local"
+service_account_dn = "svc@example.local"
+service_account_password = "pw"
+
+[[vm_providers]]
+provider = "memory"
+name = "mem"
+max_instances = 10
+startup_script = "{{checkin_jwt}}"
+boot_latency = {{ fixed = 60 }}
+checkin_delay = {{ fixed = 30 }}
+
+[[pools]]
+server_pool_name = "p"
+
+[[pools.autoscale]]
+autoscale_config_name = "c"
+vm_provider_config_id = "mem"
+connection_type = "RDP"
+minimum_pool_standby_sessions = 3
+require_checkin = true
+checkin_timeout = 600
+downscale_backoff = 600
+ad_create_machine_record = true
+ldap_id = "ad"
+ad_computer_container_dn = "{CONTAINER}"
+{extra}
+"#
+    );
+    load_str(&text, Format::Toml)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config
+}
+
+struct World {
+    scaler: Autoscaler,
+    cloud: Arc<MemoryCloud>,
+    directory: Arc<MemoryDirectory>,
+}
+
+fn world(config: Config, tweak: impl FnOnce(&mut MemoryVmConfig), seed: u64) -> World {
+    let VmProviderConfig::Memory(mut mem) = config.vm_providers[0].clone() else {
+        panic!()
+    };
+    tweak(&mut mem);
+    let cloud = Arc::new(MemoryCloud::new(mem, seed));
+    let directory = Arc::new(MemoryDirectory::new("ad", "example.local", seed));
+    let scaler = Autoscaler::builder(config)
+        .provider(cloud.clone())
+        .directory(directory.clone())
+        .seed(seed)
+        .epoch("2026-11-30T12:00:00Z".parse().unwrap())
+        .build()
+        .unwrap();
+    World {
+        scaler,
+        cloud,
+        directory,
+    }
+}
+
+impl World {
+    /// Ticks every 10 s for `seconds`, delivering the guests' check-ins as they fall due.
+    async fn run(&self, seconds: u64) {
+        for _ in 0..seconds / 10 {
+            self.scaler.tick().await;
+            for c in self.cloud.due_checkins() {
+                // The script is just the token here.
+                let _ = self.scaler.check_in(c.server_id, c.startup_script.expose());
+            }
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+        self.scaler.tick().await;
+    }
+
+    fn count(&self, state: ServerState) -> usize {
+        self.scaler
+            .servers()
+            .iter()
+            .filter(|s| s.state == state)
+            .count()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn reaches_the_minimum_from_empty_with_ad_records() {
+    let w = world(config(""), |_| {}, 1);
+    w.scaler.tick().await;
+    assert_eq!(
+        w.count(ServerState::Starting),
+        3,
+        "{:?}",
+        w.scaler.servers()
+    );
+    assert_eq!(w.directory.record_count(), 3, "one AD record per server");
+    w.run(120).await;
+    assert_eq!(w.count(ServerState::Running), 3);
+    assert_eq!(w.cloud.vm_count(), 3);
+    let s = &w.scaler.servers()[0];
+    assert!(
+        s.hostname.starts_with("KASM-") && s.hostname.len() == 15,
+        "{}",
+        s.hostname
+    );
+    assert!(s.checked_in_at.is_some() && s.last_error.is_none());
+    w.run(600).await;
+    assert_eq!(
+        w.cloud.counts(),
+        (3, 0),
+        "a steady pool creates and destroys nothing more"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn sessions_single_use_servers_and_queued_requests() {
+    let w = world(config(""), |_| {}, 2);
+    let req = SessionRequest::default();
+    // Nothing is ready yet: the request waits, and is seated when a server checks in.
+    let SessionOutcome::Queued { session: queued } = w.scaler.request_session("p", &req).unwrap()
+    else {
+        panic!()
+    };
+    let mut events = w.scaler.subscribe();
+    w.run(120).await;
+    let mut seated = None;
+    while let Ok(e) = events.try_recv() {
+        if let kasm_scale_core::controller::Event::SessionAssigned { session, server } = e {
+            assert_eq!(session, queued);
+            seated = Some(server);
+        }
+    }
+    let server = seated.expect("the queued request got a server");
+    // The minimum of 3 free holds next to the busy server.
+    assert_eq!(w.count(ServerState::Running), 4, "{:?}", w.scaler.servers());
+    // The session ends: a single-use server goes.
+    w.scaler.end_session(queued).unwrap();
+    w.run(10).await;
+    assert!(
+        w.scaler.servers().iter().all(|s| s.id != server),
+        "the used server is destroyed"
+    );
+    assert_eq!(
+        w.directory.record_count(),
+        w.cloud.vm_count(),
+        "its AD record went with it"
+    );
+    assert!(w.scaler.end_session(queued).is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn scale_down_waits_for_the_backoff_and_spares_busy_servers() {
+    let w = world(
+        config(
+            "reusable = true\nmax_simultaneous_sessions_per_server = 2\nconnection_credential_type = \"SSO User Accounts\"",
+        ),
+        |_| {},
+        3,
+    );
+    w.run(120).await;
+    assert_eq!(
+        w.count(ServerState::Running),
+        2,
+        "3 free need two 2-session servers"
+    );
+    let req = SessionRequest::default();
+    let sessions: Vec<_> = (0..4)
+        .map(|_| w.scaler.request_session("p", &req).unwrap())
+        .collect();
+    w.run(200).await;
+    assert_eq!(w.count(ServerState::Running), 4);
+    for s in sessions.iter().skip(1) {
+        let (SessionOutcome::Assigned { session, .. } | SessionOutcome::Queued { session }) = *s;
+        w.scaler.end_session(session).unwrap();
+    }
+    // A surplus now: nothing goes before downscale_backoff (600 s).
+    w.run(500).await;
+    assert_eq!(w.count(ServerState::Running), 4);
+    w.run(200).await;
+    let servers = w.scaler.servers();
+    assert_eq!(servers.len(), 2, "{servers:?}");
+    assert!(
+        servers.iter().any(|s| s.sessions == 1),
+        "the busy server stays"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn servers_that_never_check_in_are_replaced_at_a_bounded_rate() {
+    let w = world(config(""), |m| m.never_checkin_rate = 1.0, 4);
+    w.run(3 * 3600).await;
+    let (creates, destroys) = w.cloud.counts();
+    eprintln!("never checking in: {creates} created, {destroys} destroyed in 3 h");
+    // 3 at first, then after each timeout one at a time with backoff up to an hour.
+    assert!(
+        creates <= 12,
+        "{creates} VMs created in 3 hours: a create/delete loop"
+    );
+    assert_eq!(creates - destroys, w.cloud.vm_count() as u64);
+    assert_eq!(
+        w.directory.record_count(),
+        w.cloud.vm_count(),
+        "timed-out servers lose their AD record"
+    );
+    assert!(w.scaler.bookkeeping("c").consecutive_failures >= 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn converges_with_provider_errors_and_throttling() {
+    let w = world(
+        config(""),
+        |m| {
+            m.create_failure_rate = 0.2;
+            m.destroy_failure_rate = 0.2;
+            m.rate_limit_per_second = Some(1.0);
+            m.boot_latency = Distribution::Uniform([30.0, 120.0]);
+        },
+        5,
+    );
+    w.run(1800).await;
+    eprintln!(
+        "with 20% errors and 1 call/s: {:?} created/destroyed",
+        w.cloud.counts()
+    );
+    assert_eq!(w.count(ServerState::Running), 3, "{:?}", w.scaler.servers());
+    assert_eq!(w.cloud.vm_count(), w.scaler.servers().len(), "no leaked VM");
+    assert_eq!(
+        w.directory.record_count(),
+        w.cloud.vm_count(),
+        "no leaked AD record"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn check_in_refuses_tokens_of_other_servers() {
+    let w = world(
+        config(""),
+        |m| m.checkin_delay = Distribution::Fixed(100_000.0),
+        6,
+    );
+    w.run(100).await;
+    let servers = w.scaler.servers();
+    assert_eq!(servers.len(), 3);
+    assert!(w.scaler.check_in(servers[0].id, "not-a-token").is_err());
+    assert_eq!(w.count(ServerState::Starting), 3, "nothing checked in");
+}
