@@ -89,7 +89,10 @@ impl World {
             self.scaler.tick().await;
             for c in self.cloud.due_checkins() {
                 // The script is just the token here.
-                let _ = self.scaler.check_in(c.server_id, c.startup_script.expose());
+                let _ = self
+                    .scaler
+                    .check_in(c.server_id, c.startup_script.expose())
+                    .await;
             }
             tokio::time::sleep(Duration::from_secs(10)).await;
         }
@@ -139,7 +142,8 @@ async fn sessions_single_use_servers_and_queued_requests() {
     let w = world(config(""), |_| {}, 2);
     let req = SessionRequest::default();
     // Nothing is ready yet: the request waits, and is seated when a server checks in.
-    let SessionOutcome::Queued { session: queued } = w.scaler.request_session("p", &req).unwrap()
+    let SessionOutcome::Queued { session: queued } =
+        w.scaler.request_session("p", &req).await.unwrap()
     else {
         panic!()
     };
@@ -156,7 +160,7 @@ async fn sessions_single_use_servers_and_queued_requests() {
     // The minimum of 3 free holds next to the busy server.
     assert_eq!(w.count(ServerState::Running), 4, "{:?}", w.scaler.servers());
     // The session ends: a single-use server goes.
-    w.scaler.end_session(queued).unwrap();
+    w.scaler.end_session(queued).await.unwrap();
     w.run(10).await;
     assert!(
         w.scaler.servers().iter().all(|s| s.id != server),
@@ -167,7 +171,7 @@ async fn sessions_single_use_servers_and_queued_requests() {
         w.cloud.vm_count(),
         "its AD record went with it"
     );
-    assert!(w.scaler.end_session(queued).is_err());
+    assert!(w.scaler.end_session(queued).await.is_err());
 }
 
 #[tokio::test(start_paused = true)]
@@ -186,14 +190,15 @@ async fn scale_down_waits_for_the_backoff_and_spares_busy_servers() {
         "3 free need two 2-session servers"
     );
     let req = SessionRequest::default();
-    let sessions: Vec<_> = (0..4)
-        .map(|_| w.scaler.request_session("p", &req).unwrap())
-        .collect();
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        sessions.push(w.scaler.request_session("p", &req).await.unwrap());
+    }
     w.run(200).await;
     assert_eq!(w.count(ServerState::Running), 4);
     for s in sessions.iter().skip(1) {
         let (SessionOutcome::Assigned { session, .. } | SessionOutcome::Queued { session }) = *s;
-        w.scaler.end_session(session).unwrap();
+        w.scaler.end_session(session).await.unwrap();
     }
     // A surplus now: nothing goes before downscale_backoff (600 s).
     w.run(500).await;
@@ -263,6 +268,11 @@ async fn check_in_refuses_tokens_of_other_servers() {
     w.run(100).await;
     let servers = w.scaler.servers();
     assert_eq!(servers.len(), 3);
-    assert!(w.scaler.check_in(servers[0].id, "not-a-token").is_err());
+    assert!(
+        w.scaler
+            .check_in(servers[0].id, "not-a-token")
+            .await
+            .is_err()
+    );
     assert_eq!(w.count(ServerState::Starting), 3, "nothing checked in");
 }

@@ -109,6 +109,23 @@ pub(crate) fn serve_queue(shared: &Shared) {
 
 /// One reconcile cycle.
 pub(crate) async fn tick(shared: &Arc<Shared>) {
+    let n = shared
+        .ticks
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if n == 0 {
+        match shared.store.load().await {
+            Ok(Some(saved)) => *shared.records() = saved,
+            Ok(None) => {}
+            Err(e) => shared.emit(Event::Failed {
+                server: None,
+                config: String::new(),
+                error: format!("cannot load the saved state: {e}"),
+            }),
+        }
+    }
+    if n % shared.reconcile_every == 0 {
+        super::reconcile::reconcile(shared).await;
+    }
     refresh(shared).await;
     let now = shared.now();
     let mut work = JoinSet::new();
@@ -163,6 +180,19 @@ pub(crate) async fn tick(shared: &Arc<Shared>) {
     }
     while work.join_next().await.is_some() {}
     serve_queue(shared);
+    persist(shared).await;
+}
+
+/// Saves the records to the state store.
+pub(crate) async fn persist(shared: &Shared) {
+    let records = shared.records().clone();
+    if let Err(e) = shared.store.save(&records).await {
+        shared.emit(Event::Failed {
+            server: None,
+            config: String::new(),
+            error: format!("cannot save the state: {e}"),
+        });
+    }
 }
 
 /// Asks the providers about servers whose VMs are booting: a VM that runs makes a server that
@@ -238,7 +268,7 @@ fn new_server(shared: &Shared, records: &Records) -> (ServerId, String) {
             .unwrap_or_else(|e| e.into_inner())
             .random();
         let id = ServerId(uuid::Builder::from_random_bytes(bytes).into_uuid());
-        let hostname = format!("KASM-{}", &id.0.simple().to_string()[..10]).to_ascii_uppercase();
+        let hostname = super::reconcile::hostname(id);
         if !records.servers.values().any(|s| s.hostname == hostname) {
             return (id, hostname);
         }

@@ -12,7 +12,9 @@
 
 mod exec;
 mod limits;
+mod reconcile;
 mod records;
+mod store;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,7 +26,8 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::broadcast;
 
 pub use limits::RetryPolicy;
-pub use records::{AdRecord, ServerInfo, SessionId};
+pub use records::{AdRecord, Records, ServerInfo, SessionId};
+pub use store::{MemoryStore, StateStore};
 
 use crate::config::{Config, ConfigError};
 use crate::engine::{ServerId, ServerState, SessionRequest, assign};
@@ -32,7 +35,6 @@ use crate::template::Template;
 use crate::token::{TokenError, TokenKeys};
 use crate::traits::{DirectoryService, VmProvider};
 use limits::Limits;
-use records::Records;
 
 /// Something that happened, for brokers and dashboards.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +134,10 @@ pub(crate) struct Shared {
     pub epoch: Timestamp,
     pub started: tokio::time::Instant,
     pub tick_interval: Duration,
+    pub store: Arc<dyn StateStore>,
+    pub orphan_grace: Duration,
+    pub reconcile_every: u64,
+    pub ticks: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -183,6 +189,9 @@ pub struct AutoscalerBuilder {
     seed: u64,
     epoch: Option<Timestamp>,
     tick_interval: Duration,
+    store: Arc<dyn StateStore>,
+    orphan_grace: Duration,
+    reconcile_every: u64,
 }
 
 impl Autoscaler {
@@ -200,6 +209,9 @@ impl Autoscaler {
             seed: 0,
             epoch: None,
             tick_interval: Duration::from_secs(30),
+            store: Arc::new(MemoryStore::default()),
+            orphan_grace: Duration::from_secs(600),
+            reconcile_every: 10,
         }
     }
 
@@ -225,7 +237,17 @@ impl Autoscaler {
 
     /// Asks for a session in `pool`: a ready server with room takes it now, or the request waits
     /// (and with aggressive scaling the next tick provisions for it).
-    pub fn request_session(
+    pub async fn request_session(
+        &self,
+        pool: &str,
+        request: &SessionRequest,
+    ) -> Result<SessionOutcome, ControllerError> {
+        let outcome = self.request_session_now(pool, request)?;
+        exec::persist(&self.shared).await;
+        Ok(outcome)
+    }
+
+    fn request_session_now(
         &self,
         pool: &str,
         request: &SessionRequest,
@@ -254,7 +276,13 @@ impl Autoscaler {
     }
 
     /// Ends a session (or withdraws a queued request).
-    pub fn end_session(&self, session: SessionId) -> Result<(), ControllerError> {
+    pub async fn end_session(&self, session: SessionId) -> Result<(), ControllerError> {
+        self.end_session_now(session)?;
+        exec::persist(&self.shared).await;
+        Ok(())
+    }
+
+    fn end_session_now(&self, session: SessionId) -> Result<(), ControllerError> {
         let mut records = self.shared.records();
         if let Some(server) = records.sessions.remove(&session) {
             if let Some(s) = records.servers.get_mut(&server) {
@@ -273,7 +301,11 @@ impl Autoscaler {
 
     /// A server checks in with the token its startup script received (`status` as the guest
     /// reports it). Repeating a check-in is harmless. Returns the server.
-    pub fn check_in(&self, server: ServerId, token: &str) -> Result<ServerId, ControllerError> {
+    pub async fn check_in(
+        &self,
+        server: ServerId,
+        token: &str,
+    ) -> Result<ServerId, ControllerError> {
         let now = self.shared.now();
         let live = |id: ServerId| {
             self.shared
@@ -299,6 +331,7 @@ impl Autoscaler {
         if became_ready {
             self.shared.emit(Event::Ready { server });
             exec::serve_queue(&self.shared);
+            exec::persist(&self.shared).await;
         }
         Ok(server)
     }
@@ -378,6 +411,25 @@ impl AutoscalerBuilder {
         self
     }
 
+    /// Where the records are kept across restarts (default: a fresh [`MemoryStore`]).
+    pub fn store(mut self, store: Arc<dyn StateStore>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// How long a VM or AD record with our owner marker but no server may exist before it is
+    /// removed (default 10 minutes).
+    pub fn orphan_grace(mut self, grace: Duration) -> Self {
+        self.orphan_grace = grace;
+        self
+    }
+
+    /// Reconcile with the clouds and directories every `ticks` ticks (and on the first; default 10).
+    pub fn reconcile_every(mut self, ticks: u64) -> Self {
+        self.reconcile_every = ticks.max(1);
+        self
+    }
+
     /// Time between ticks in [`Autoscaler::run`] (default 30 s).
     pub fn tick_interval(mut self, every: Duration) -> Self {
         self.tick_interval = every;
@@ -453,6 +505,10 @@ impl AutoscalerBuilder {
             epoch: self.epoch.unwrap_or_else(Timestamp::now),
             started: tokio::time::Instant::now(),
             tick_interval: self.tick_interval,
+            store: self.store,
+            orphan_grace: self.orphan_grace,
+            reconcile_every: self.reconcile_every,
+            ticks: std::sync::atomic::AtomicU64::new(0),
         };
         Ok(Autoscaler {
             shared: Arc::new(shared),

@@ -58,20 +58,27 @@ pub struct ServerInfo {
     pub last_error: Option<String>,
 }
 
-/// The controller's memory.
-#[derive(Debug, Default)]
-pub(crate) struct Records {
+/// The controller's memory: what a [`StateStore`](super::StateStore) keeps across restarts.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Records {
+    /// Servers by id.
     pub servers: BTreeMap<ServerId, ServerInfo>,
+    /// Seated sessions.
     pub sessions: HashMap<SessionId, ServerId>,
     /// Queued requests per pool, oldest first.
     pub queued: HashMap<String, VecDeque<SessionId>>,
+    /// Scaling bookkeeping per auto-scale config.
     pub bookkeeping: HashMap<String, Bookkeeping>,
+    /// Last session id handed out.
     pub next_session: u64,
+    /// VMs and AD records that carry our owner marker but belong to no server, with when they
+    /// were first seen (key: `vm:<provider>:<id>` or `ad:<ldap>:<dn>`).
+    pub orphans: BTreeMap<String, Timestamp>,
 }
 
 impl Records {
     /// Records a failed server attempt for `config` at `now` (it feeds the failure backoff).
-    pub fn failure(&mut self, config: &str, now: Timestamp) {
+    pub(crate) fn failure(&mut self, config: &str, now: Timestamp) {
         let bk = self.bookkeeping.entry(config.to_owned()).or_default();
         bk.consecutive_failures = bk.consecutive_failures.saturating_add(1);
         bk.last_failure_at = Some(now);
