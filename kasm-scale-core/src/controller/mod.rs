@@ -515,3 +515,6 @@ impl AutoscalerBuilder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,6 +15,9 @@ pub use directory::{
 pub use error::BackendError;
 pub use provider::{Capabilities, Vm, VmProvider, VmSpec, VmState};
 
+#[cfg(test)]
+pub(crate) use provider::MockVmProvider;
+
 use crate::engine::ServerId;
 
 /// Tag (and marker) keys; every VM and computer record carries all four.

@@ -68,6 +68,7 @@ pub struct Capabilities {
 /// - `list` returns every VM of `owner_id` that is not terminated, across all pages.
 /// - `get` returns `Ok(None)` for a VM that does not exist.
 /// - Errors are classified ([`BackendError`]) and never contain secrets.
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait VmProvider: Send + Sync + fmt::Debug {
     /// The VM provider config name this provider serves.
