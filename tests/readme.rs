@@ -1,8 +1,8 @@
 //! The README's configuration reference names every field the loader accepts.
 
 use kasm_scale::config::{
-    AutoScaleConfig, AwsVmConfig, AzureVmConfig, LdapConfig, MemoryVmConfig, Pool, Schedule,
-    Workspace, Zone,
+    AutoScaleConfig, AwsVmConfig, AzureVmConfig, CheckinTokenConfig, LdapConfig, MemoryVmConfig,
+    Pool, Schedule, Workspace, Zone,
 };
 use serde::de::DeserializeOwned;
 
@@ -40,6 +40,7 @@ fn every_field_is_documented() {
         fields::<AutoScaleConfig>(),
         fields::<Schedule>(),
         fields::<Workspace>(),
+        fields::<CheckinTokenConfig>(),
     ];
     let missing: Vec<&String> = all
         .iter()

@@ -159,6 +159,28 @@ impl TokenKeys {
         })
     }
 
+    /// The keys a `checkin_token` section names (reading its file or environment variable), or
+    /// a fresh Ed25519 key when it names none.
+    pub fn from_config(
+        config: &crate::config::CheckinTokenConfig,
+    ) -> Result<TokenKeys, TokenError> {
+        let key = match (&config.key, &config.key_file, &config.key_env) {
+            (Some(k), _, _) => k.clone(),
+            (_, Some(file), _) => Secret::new(
+                std::fs::read_to_string(file)
+                    .map_err(|e| TokenError::InvalidKey(format!("cannot read {file}: {e}")))?,
+            ),
+            (_, _, Some(var)) => Secret::new(std::env::var(var).map_err(|_| {
+                TokenError::InvalidKey(format!("environment variable {var} is not set"))
+            })?),
+            (None, None, None) => return Self::generate(),
+        };
+        match config.algorithm {
+            TokenAlgorithm::EdDSA => Self::ed25519_pem(&key),
+            TokenAlgorithm::HS256 => Self::hs256(&key),
+        }
+    }
+
     /// The algorithm.
     pub fn algorithm(&self) -> TokenAlgorithm {
         self.algorithm

@@ -3,11 +3,13 @@
 
 use std::path::PathBuf;
 
+use kasm_scale_core::config::CheckinTokenConfig;
 use kasm_scale_core::config::{
     AutoScaleConfig, AwsVmConfig, AzureAuthority, AzureVmConfig, ConnectionType, CredentialType,
     Distribution, JsonObject, LdapConfig, MemoryVmConfig, Placement, Pool, RdpClientType, Schedule,
     ServerPoolType, Tags, TimeZoneName, VmProviderConfig, Weekday, Workspace, Zone, validate,
 };
+use kasm_scale_core::token::TokenAlgorithm;
 use kasm_scale_core::{Config, ConfigError, Format, Secret, load_file, load_str};
 use proptest::prelude::*;
 
@@ -503,6 +505,14 @@ fn config() -> impl Strategy<Value = Config> {
                 vm_providers,
                 pools: Vec::new(),
                 workspaces: Vec::new(),
+                checkin_token: (description.len() % 2 == 0).then(|| CheckinTokenConfig {
+                    algorithm: TokenAlgorithm::HS256,
+                    key: Some(Secret::new(format!(
+                        "{}-and-some-more-bytes-for-hs256",
+                        description
+                    ))),
+                    ..CheckinTokenConfig::default()
+                }),
             };
             for (i, (autoscale, client)) in pools.into_iter().enumerate() {
                 let name = format!("pool-{i}");

@@ -593,3 +593,22 @@ fn scripts_must_fit_the_delivery_limit_with_a_real_token() {
         ],
     );
 }
+
+#[test]
+fn checkin_token_key_sources() {
+    errors(
+        |d| d["checkin_token"] = json!({"algorithm": "HS256", "key": "k", "key_env": "X"}),
+        &["checkin_token: give the key in one way only: key, key_file or key_env"],
+    );
+    warnings(
+        |d| d["checkin_token"] = json!({}),
+        &[
+            "checkin_token: no key: a fresh one is made at start, and booting servers cannot check in after a restart",
+        ],
+    );
+    errors(
+        |d| d["checkin_token"] = json!({"algorithm": "RS256"}),
+        &["checkin_token.algorithm: unknown value, did you mean `HS256`?"],
+    );
+    errors(|d| d["checkin_token"] = json!({"key_env": "KASM_KEY"}), &[]);
+}

@@ -168,3 +168,42 @@ fn keys_from_pem_and_hs256_rules() {
         matches!(TokenKeys::hs256(&Secret::new("short")), Err(TokenError::InvalidKey(m)) if m.contains("32 bytes"))
     );
 }
+
+#[test]
+fn keys_from_a_config_section_file_or_environment() {
+    use kasm_scale_core::config::CheckinTokenConfig;
+    use kasm_scale_core::token::TokenAlgorithm;
+    let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIHWm4pCI2cM6A3JRU1v1tHw7qZSSJ8G5eBHTPWkm1yY6\n-----END PRIVATE KEY-----\n";
+    let dir = std::env::temp_dir().join(format!("kasm-scale-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("checkin.pem");
+    std::fs::write(&file, pem).unwrap();
+    let from_file = TokenKeys::from_config(&CheckinTokenConfig {
+        key_file: Some(file.display().to_string()),
+        ..Default::default()
+    })
+    .unwrap();
+    let inline = TokenKeys::from_config(&CheckinTokenConfig {
+        key: Some(Secret::new(pem)),
+        ..Default::default()
+    })
+    .unwrap();
+    let token = from_file.issue(server(9), "c", "z", now()).unwrap();
+    assert!(
+        inline
+            .verify(token.expose(), now(), server(9), |_| true)
+            .is_ok(),
+        "the same key either way"
+    );
+    let missing = CheckinTokenConfig {
+        algorithm: TokenAlgorithm::HS256,
+        key_env: Some("KASM_SCALE_TEST_UNSET_VARIABLE".into()),
+        ..Default::default()
+    };
+    let err = TokenKeys::from_config(&missing).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "invalid token key: environment variable KASM_SCALE_TEST_UNSET_VARIABLE is not set"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -13,12 +13,13 @@ use super::provider::{
 use super::{Config, ConfigError, Format, Problem};
 
 /// Sections of the document, in the order they are read.
-pub(crate) const SECTIONS: [&str; 5] = [
+pub(crate) const SECTIONS: [&str; 6] = [
     "zones",
     "ldap_configs",
     "vm_providers",
     "pools",
     "workspaces",
+    "checkin_token",
 ];
 
 /// Parses `text` as `format` into a JSON tree, or returns the syntax error with its position.
@@ -125,6 +126,14 @@ pub(crate) fn read_tree(root: Value) -> Read {
             unknown_message(&key, &SECTIONS),
         ));
         root.shift_remove(&key);
+    }
+    if let Some(value) = root.shift_remove("checkin_token") {
+        read.config.checkin_token = element(
+            value,
+            "checkin_token",
+            &mut read.problems,
+            &mut read.removed_paths,
+        );
     }
     for section in SECTIONS {
         let items = match root.shift_remove(section) {

@@ -12,6 +12,7 @@ mod pool;
 mod provider;
 mod schedule;
 mod scripts;
+mod token;
 mod validate;
 mod workspace;
 
@@ -32,6 +33,7 @@ pub use provider::{
     VmProviderConfig,
 };
 pub use schedule::{LocalTime, Schedule, TimeZoneName, Weekday};
+pub use token::CheckinTokenConfig;
 pub use workspace::{RdpClientType, Workspace, Zone};
 
 /// A whole configuration document.
@@ -53,6 +55,9 @@ pub struct Config {
     /// Pool workspaces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workspaces: Vec<Workspace>,
+    /// (ours) Where the check-in token key comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkin_token: Option<CheckinTokenConfig>,
 }
 
 impl Config {

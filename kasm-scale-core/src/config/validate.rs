@@ -47,6 +47,21 @@ pub(crate) fn check(config: &Config, broken: &[Broken], problems: &mut Vec<Probl
         config.workspaces.iter().map(|w| w.friendly_name.as_str()),
     );
 
+    if let Some(t) = &config.checkin_token {
+        let given = [t.key.is_some(), t.key_file.is_some(), t.key_env.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if given > 1 {
+            out.error(
+                "checkin_token".into(),
+                "give the key in one way only: key, key_file or key_env",
+            );
+        }
+        if given == 0 {
+            out.warning("checkin_token".into(), "no key: a fresh one is made at start, and booting servers cannot check in after a restart");
+        }
+    }
     for (i, zone) in config.zones.iter().enumerate() {
         if zone.upstream_auth_address.trim().is_empty() {
             out.error(

@@ -374,7 +374,8 @@ impl AutoscalerBuilder {
         self
     }
 
-    /// The check-in token keys (default: a fresh Ed25519 key, so tokens do not survive a restart).
+    /// The check-in token keys (default: the configuration's `checkin_token`, else a fresh Ed25519
+    /// key, whose tokens do not survive a restart).
     pub fn tokens(mut self, keys: TokenKeys) -> Self {
         self.tokens = Some(keys);
         self
@@ -476,9 +477,10 @@ impl AutoscalerBuilder {
         if !problems.is_empty() {
             return Err(ControllerError::Setup(problems.join("; ")));
         }
-        let tokens = match self.tokens {
-            Some(t) => t,
-            None => TokenKeys::generate()?,
+        let tokens = match (self.tokens, &self.config.checkin_token) {
+            (Some(t), _) => t,
+            (None, Some(section)) => TokenKeys::from_config(section)?,
+            (None, None) => TokenKeys::generate()?,
         };
         let names = self.providers.keys().chain(self.directories.keys());
         let limits = names

@@ -1,0 +1,26 @@
+//! [`CheckinTokenConfig`]: where the check-in token key comes from.
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+use crate::token::TokenAlgorithm;
+
+/// The check-in token settings (section `checkin_token`, ours). Give the key in exactly one
+/// way; without any, a fresh key is made at start, and tokens of servers still booting do not
+/// survive a restart of the controller.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckinTokenConfig {
+    /// `EdDSA` (default) or `HS256`.
+    #[serde(default)]
+    pub algorithm: TokenAlgorithm,
+    /// The key itself: an Ed25519 `PRIVATE KEY` PEM, or an HS256 secret of at least 32 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Secret>,
+    /// A file holding the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// An environment variable holding the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_env: Option<String>,
+}
