@@ -18,40 +18,64 @@ use crate::traits::{ComputerSpec, Owner, VmSpec, VmState};
 
 /// The engine's view of `pool`.
 pub(crate) fn snapshot(shared: &Shared, records: &Records, pool_name: &str) -> PoolSnapshot {
-    let Some(pool) = shared.config.pool(pool_name) else {
-        return PoolSnapshot::default();
-    };
-    let configs: Vec<ConfigSnapshot> = pool
-        .autoscale
+    snapshots(shared, records, Some(pool_name))
+        .pop()
+        .unwrap_or_default()
+}
+
+/// The engine's view of every pool (or of one), reading the servers once.
+pub(crate) fn snapshots(
+    shared: &Shared,
+    records: &Records,
+    only: Option<&str>,
+) -> Vec<PoolSnapshot> {
+    let pools: Vec<&Pool> = shared
+        .config
+        .pools
         .iter()
-        .map(|c| ConfigSnapshot {
-            policy: ScalingPolicy::new(
-                c,
-                shared
-                    .config
-                    .vm_provider(&c.vm_provider_config_id)
-                    .map_or(0, |p| p.max_instances()),
-            ),
-            bookkeeping: records
-                .bookkeeping
-                .get(&c.autoscale_config_name)
-                .cloned()
-                .unwrap_or_default(),
-        })
+        .filter(|p| only.is_none_or(|o| o == p.server_pool_name))
         .collect();
-    let index = |name: &str| {
-        pool.autoscale
+    // (pool index, config index) by config name: config names are unique over all pools.
+    let mut where_: std::collections::HashMap<&str, (usize, u32)> =
+        std::collections::HashMap::new();
+    let mut out: Vec<PoolSnapshot> = Vec::with_capacity(pools.len());
+    for (p, pool) in pools.iter().enumerate() {
+        let configs = pool
+            .autoscale
             .iter()
-            .position(|c| c.autoscale_config_name == name)
-    };
-    let servers = records
-        .servers
-        .values()
-        .filter(|s| s.pool == pool_name)
-        .filter_map(|s| {
-            Some(ServerSnapshot {
+            .enumerate()
+            .map(|(c, a)| {
+                where_.insert(a.autoscale_config_name.as_str(), (p, c as u32));
+                let max = shared
+                    .config
+                    .vm_provider(&a.vm_provider_config_id)
+                    .map_or(0, |v| v.max_instances());
+                ConfigSnapshot {
+                    policy: ScalingPolicy::new(a, max),
+                    bookkeeping: records
+                        .bookkeeping
+                        .get(&a.autoscale_config_name)
+                        .cloned()
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        out.push(PoolSnapshot {
+            pool: pool.server_pool_name.clone(),
+            configs,
+            servers: Vec::new(),
+            pending_requests: records
+                .queued
+                .get(&pool.server_pool_name)
+                .map_or(0, |q| q.len() as u32),
+            placement: pool.session_placement,
+        });
+    }
+    for s in records.servers.values() {
+        if let Some(&(p, config)) = where_.get(s.config.as_str()) {
+            out[p].servers.push(ServerSnapshot {
                 id: s.id,
-                config: index(&s.config)? as u32,
+                config,
                 state: s.state,
                 sessions: s.sessions,
                 capacity: s.capacity,
@@ -59,17 +83,10 @@ pub(crate) fn snapshot(shared: &Shared, records: &Records, pool_name: &str) -> P
                 used: s.used,
                 created_at: s.created_at,
                 checked_in_at: s.checked_in_at,
-            })
-        })
-        .collect();
-    let pending_requests = records.queued.get(pool_name).map_or(0, |q| q.len() as u32);
-    PoolSnapshot {
-        pool: pool_name.into(),
-        configs,
-        servers,
-        pending_requests,
-        placement: pool.session_placement,
+            });
+        }
     }
+    out
 }
 
 /// Puts `session` on `server`.
@@ -143,10 +160,10 @@ pub(crate) async fn tick(shared: &Arc<Shared>) {
             async move { destroy(&shared, id, "retrying an unfinished destroy".into()).await },
         );
     }
-    for pool in &shared.config.pools {
+    let all = snapshots(shared, &shared.records(), None);
+    for (pool, snap) in shared.config.pools.iter().zip(all) {
         let plan = {
             let mut records = shared.records();
-            let snap = snapshot(shared, &records, &pool.server_pool_name);
             let plan = plan(&snap, now);
             for (config, bk) in pool.autoscale.iter().zip(&plan.bookkeeping) {
                 records
@@ -183,9 +200,18 @@ pub(crate) async fn tick(shared: &Arc<Shared>) {
     persist(shared).await;
 }
 
-/// Saves the records to the state store.
+/// Saves the records to the state store when they changed since the last save.
 pub(crate) async fn persist(shared: &Shared) {
-    let records = shared.records().clone();
+    let records = {
+        let now = shared.records();
+        let mut saved = shared.saved.lock().unwrap_or_else(|e| e.into_inner());
+        if saved.as_ref() == Some(&*now) {
+            return;
+        }
+        let copy = now.clone();
+        *saved = Some(copy.clone());
+        copy
+    };
     if let Err(e) = shared.store.save(&records).await {
         shared.emit(Event::Failed {
             server: None,

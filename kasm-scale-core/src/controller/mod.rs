@@ -138,6 +138,8 @@ pub(crate) struct Shared {
     pub orphan_grace: Duration,
     pub reconcile_every: u64,
     pub ticks: std::sync::atomic::AtomicU64,
+    /// What was saved last, to save only changes.
+    pub saved: Mutex<Option<records::Records>>,
 }
 
 impl Shared {
@@ -511,6 +513,7 @@ impl AutoscalerBuilder {
             orphan_grace: self.orphan_grace,
             reconcile_every: self.reconcile_every,
             ticks: std::sync::atomic::AtomicU64::new(0),
+            saved: Mutex::new(None),
         };
         Ok(Autoscaler {
             shared: Arc::new(shared),

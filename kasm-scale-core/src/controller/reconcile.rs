@@ -71,6 +71,23 @@ pub(crate) async fn reconcile(shared: &Arc<Shared>) {
         }
         exec::destroy(shared, id, "its VM no longer exists".into()).await;
     }
+    // Servers of an auto-scale config that is no longer configured go once idle.
+    let retired: Vec<ServerId> = shared
+        .records()
+        .servers
+        .values()
+        .filter(|s| s.sessions == 0 && s.state != ServerState::Destroying)
+        .filter(|s| {
+            !shared
+                .config
+                .autoscale_configs()
+                .any(|(p, c)| p.server_pool_name == s.pool && c.autoscale_config_name == s.config)
+        })
+        .map(|s| s.id)
+        .collect();
+    for id in retired {
+        exec::destroy(shared, id, "its auto-scale config was removed".into()).await;
+    }
     // AD records of no server.
     for (ldap, directory) in &shared.directories {
         let limits = &shared.limits[ldap];
