@@ -276,3 +276,72 @@ async fn check_in_refuses_tokens_of_other_servers() {
     );
     assert_eq!(w.count(ServerState::Starting), 3, "nothing checked in");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_provider_does_not_delay_the_others() {
+    let text = r#"
+[[zones]]
+zone_name = "default"
+upstream_auth_address = "kasm.example.com"
+
+[[vm_providers]]
+provider = "memory"
+name = "good"
+max_instances = 5
+
+[[vm_providers]]
+provider = "memory"
+name = "bad"
+max_instances = 5
+create_failure_rate = 1.0
+
+[[pools]]
+server_pool_name = "p"
+
+[[pools.autoscale]]
+autoscale_config_name = "on-bad"
+vm_provider_config_id = "bad"
+connection_type = "RDP"
+minimum_pool_standby_sessions = 2
+
+[[pools.autoscale]]
+autoscale_config_name = "on-good"
+vm_provider_config_id = "good"
+connection_type = "RDP"
+minimum_pool_standby_sessions = 2
+"#;
+    let config = kasm_scale_core::load_str(text, Format::Toml).unwrap().config;
+    let memory = |i: usize| {
+        let VmProviderConfig::Memory(m) = config.vm_providers[i].clone() else { panic!() };
+        Arc::new(MemoryCloud::new(m, i as u64))
+    };
+    let (good, bad) = (memory(0), memory(1));
+    let scaler = Autoscaler::builder(config).provider(good.clone()).provider(bad.clone()).build().unwrap();
+    // The bad provider's creates fail and are retried with backoff for many seconds; the good
+    // provider's servers exist at once.
+    let ticking = tokio::spawn({
+        let scaler = scaler.clone();
+        async move { scaler.tick().await }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(good.vm_count(), 2, "the good provider is not held up");
+    assert!(!ticking.is_finished(), "the bad provider is still retrying");
+    ticking.await.unwrap();
+    assert_eq!(bad.vm_count(), 0);
+    assert_eq!(scaler.bookkeeping("on-bad").consecutive_failures, 2);
+    assert_eq!(scaler.bookkeeping("on-good").consecutive_failures, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn run_ticks_until_shutdown() {
+    let w = world(config(""), |_| {}, 9);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn({
+        let scaler = w.scaler.clone();
+        async move { scaler.run(async { stopped.await.unwrap_or(()) }).await }
+    });
+    tokio::time::sleep(Duration::from_secs(95)).await;
+    assert_eq!(w.cloud.vm_count(), 3, "run ticked and provisioned");
+    stop.send(()).unwrap();
+    running.await.unwrap();
+}
