@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kasm_scale::config::{Config, Format, VmProviderConfig};
-use kasm_scale::controller::{Autoscaler, SessionOutcome};
+use kasm_scale::controller::{Autoscaler, CheckinStatus, SessionOutcome};
 use kasm_scale::engine::{ServerState, SessionRequest};
 use kasm_scale::load_str;
 use kasm_scale::memory::MemoryCloud;
@@ -72,7 +72,11 @@ fn world(config: Config) -> (Autoscaler, Arc<MemoryCloud>) {
 async fn deliver_checkins(scaler: &Autoscaler, cloud: &MemoryCloud) {
     for c in cloud.due_checkins() {
         let _ = scaler
-            .check_in(c.server_id, c.startup_script.expose())
+            .check_in(
+                c.server_id,
+                c.startup_script.expose(),
+                &CheckinStatus::running(),
+            )
             .await;
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kasm_scale_core::config::{Config, Distribution, Format, MemoryVmConfig, VmProviderConfig};
-use kasm_scale_core::controller::{Autoscaler, SessionOutcome};
+use kasm_scale_core::controller::{Autoscaler, CheckinStatus, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
 use kasm_scale_core::load_str;
 use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory};
@@ -91,7 +91,11 @@ impl World {
                 // The script is just the token here.
                 let _ = self
                     .scaler
-                    .check_in(c.server_id, c.startup_script.expose())
+                    .check_in(
+                        c.server_id,
+                        c.startup_script.expose(),
+                        &CheckinStatus::running(),
+                    )
                     .await;
             }
             tokio::time::sleep(Duration::from_secs(10)).await;
@@ -270,7 +274,7 @@ async fn check_in_refuses_tokens_of_other_servers() {
     assert_eq!(servers.len(), 3);
     assert!(
         w.scaler
-            .check_in(servers[0].id, "not-a-token")
+            .check_in(servers[0].id, "not-a-token", &CheckinStatus::running())
             .await
             .is_err()
     );
@@ -310,13 +314,21 @@ vm_provider_config_id = "good"
 connection_type = "RDP"
 minimum_pool_standby_sessions = 2
 "#;
-    let config = kasm_scale_core::load_str(text, Format::Toml).unwrap().config;
+    let config = kasm_scale_core::load_str(text, Format::Toml)
+        .unwrap()
+        .config;
     let memory = |i: usize| {
-        let VmProviderConfig::Memory(m) = config.vm_providers[i].clone() else { panic!() };
+        let VmProviderConfig::Memory(m) = config.vm_providers[i].clone() else {
+            panic!()
+        };
         Arc::new(MemoryCloud::new(m, i as u64))
     };
     let (good, bad) = (memory(0), memory(1));
-    let scaler = Autoscaler::builder(config).provider(good.clone()).provider(bad.clone()).build().unwrap();
+    let scaler = Autoscaler::builder(config)
+        .provider(good.clone())
+        .provider(bad.clone())
+        .build()
+        .unwrap();
     // The bad provider's creates fail and are retried with backoff for many seconds; the good
     // provider's servers exist at once.
     let ticking = tokio::spawn({
@@ -344,4 +356,48 @@ async fn run_ticks_until_shutdown() {
     assert_eq!(w.cloud.vm_count(), 3, "run ticked and provisioned");
     stop.send(()).unwrap();
     running.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_a_running_status_makes_a_server_ready() {
+    let w = world(config(""), |_| {}, 10);
+    w.scaler.tick().await;
+    tokio::time::sleep(Duration::from_secs(95)).await;
+    let due = w.cloud.due_checkins();
+    assert_eq!(due.len(), 3);
+    let (id, token) = (due[0].server_id, due[0].startup_script.expose());
+    let starting = CheckinStatus {
+        status: "starting".into(),
+        status_message: "joining example.local".into(),
+        status_progress: "40".into(),
+    };
+    w.scaler.check_in(id, token, &starting).await.unwrap();
+    let s = w.scaler.servers().into_iter().find(|s| s.id == id).unwrap();
+    assert_eq!(s.state, ServerState::Starting);
+    assert_eq!(
+        s.reported_status.as_deref(),
+        Some("starting (40%): joining example.local")
+    );
+    w.scaler
+        .check_in(id, token, &CheckinStatus::running())
+        .await
+        .unwrap();
+    w.scaler
+        .check_in(id, token, &CheckinStatus::running())
+        .await
+        .unwrap();
+    let s = w.scaler.servers().into_iter().find(|s| s.id == id).unwrap();
+    assert_eq!(
+        s.state,
+        ServerState::Running,
+        "repeating the check-in is harmless"
+    );
+    // Another server's token does not check this one in.
+    let other = due[1].startup_script.expose();
+    assert!(
+        w.scaler
+            .check_in(due[2].server_id, other, &CheckinStatus::running())
+            .await
+            .is_err()
+    );
 }

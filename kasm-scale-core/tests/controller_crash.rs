@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kasm_scale_core::config::{Distribution, Format, VmProviderConfig};
-use kasm_scale_core::controller::{Autoscaler, Event, MemoryStore};
+use kasm_scale_core::controller::{Autoscaler, CheckinStatus, Event, MemoryStore};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
 use kasm_scale_core::load_str;
 use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory};
@@ -78,7 +78,11 @@ async fn step(scaler: &Autoscaler, cloud: &MemoryCloud) {
     for c in cloud.due_checkins() {
         // A guest whose server is gone gets a refusal, as it would from Kasm.
         let _ = scaler
-            .check_in(c.server_id, c.startup_script.expose())
+            .check_in(
+                c.server_id,
+                c.startup_script.expose(),
+                &CheckinStatus::running(),
+            )
             .await;
     }
     tokio::time::sleep(Duration::from_secs(10)).await;

@@ -339,6 +339,7 @@ async fn provision(shared: &Arc<Shared>, pool: &Pool, config_name: &str) {
                 checked_in_at: None,
                 ad,
                 last_error: None,
+                reported_status: None,
             },
         );
         (id, hostname)

@@ -81,6 +81,41 @@ pub enum Event {
     },
 }
 
+/// What a guest reports with its check-in token (Kasm's `set_server_status` body).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+pub struct CheckinStatus {
+    /// `running` when the server is ready; anything else while it is getting there.
+    pub status: String,
+    /// Free text.
+    #[serde(default)]
+    pub status_message: String,
+    /// Percent done, as text.
+    #[serde(default)]
+    pub status_progress: String,
+}
+
+impl CheckinStatus {
+    /// `running` (100%).
+    pub fn running() -> Self {
+        Self {
+            status: "running".into(),
+            status_message: String::new(),
+            status_progress: "100".into(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mut text = self.status.clone();
+        if !self.status_progress.is_empty() {
+            text += &format!(" ({}%)", self.status_progress);
+        }
+        if !self.status_message.is_empty() {
+            text += &format!(": {}", self.status_message);
+        }
+        text
+    }
+}
+
 /// What [`Autoscaler::request_session`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionOutcome {
@@ -301,12 +336,15 @@ impl Autoscaler {
         Err(ControllerError::UnknownSession(session))
     }
 
-    /// A server checks in with the token its startup script received (`status` as the guest
-    /// reports it). Repeating a check-in is harmless. Returns the server.
+    /// A server reports its status with the token its startup script received (Kasm's
+    /// `set_server_status`). Status `running` makes it ready for sessions; any other status
+    /// (`starting`, progress messages) is kept as its reported status. Repeating a check-in is
+    /// harmless. Returns the server.
     pub async fn check_in(
         &self,
         server: ServerId,
         token: &str,
+        status: &CheckinStatus,
     ) -> Result<ServerId, ControllerError> {
         let now = self.shared.now();
         let live = |id: ServerId| {
@@ -322,9 +360,12 @@ impl Autoscaler {
             let Some(s) = records.servers.get_mut(&server) else {
                 return Err(TokenError::WrongServer(server).into());
             };
-            let first = s.checked_in_at.is_none();
-            s.checked_in_at.get_or_insert(now);
-            let ready = first && s.state == ServerState::Starting;
+            s.reported_status = Some(status.describe());
+            let running = status.status.eq_ignore_ascii_case("running");
+            let ready = running && s.checked_in_at.is_none() && s.state == ServerState::Starting;
+            if running {
+                s.checked_in_at.get_or_insert(now);
+            }
             if ready {
                 s.state = ServerState::Running;
             }
@@ -333,8 +374,8 @@ impl Autoscaler {
         if became_ready {
             self.shared.emit(Event::Ready { server });
             exec::serve_queue(&self.shared);
-            exec::persist(&self.shared).await;
         }
+        exec::persist(&self.shared).await;
         Ok(server)
     }
 

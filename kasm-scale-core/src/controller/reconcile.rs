@@ -186,6 +186,7 @@ fn adopt(shared: &Shared, provider: &str, vm: &Vm, now: Timestamp) -> bool {
                 recursive: config.ad_recursive_machine_record_cleanup,
             }),
             last_error: Some("adopted after a restart".into()),
+            reported_status: None,
         },
     );
     drop(records);

@@ -56,6 +56,8 @@ pub struct ServerInfo {
     pub ad: Option<AdRecord>,
     /// The last thing that went wrong with it, in plain words.
     pub last_error: Option<String>,
+    /// The last status its guest reported (`running (100%): ready`).
+    pub reported_status: Option<String>,
 }
 
 /// The controller's memory: what a [`StateStore`](super::StateStore) keeps across restarts.
