@@ -1,0 +1,10 @@
+//! The policy simulator: a discrete-event simulation on virtual time that drives the real
+//! controller and engine against the in-memory cloud and directory, with a demand trace.
+
+mod oracle;
+mod run;
+mod trace;
+
+pub use oracle::{Served, oracle_vm_hours};
+pub use run::{Metrics, Series, SimError, SimOptions, memory_stand_in, simulate};
+pub use trace::{Kind, TraceError, TraceEvent, parse_trace};

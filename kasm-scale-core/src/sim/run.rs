@@ -1,0 +1,434 @@
+//! Running a trace through the real controller on tokio's paused clock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use super::oracle::{Served, oracle_vm_hours};
+use super::trace::{Kind, TraceEvent};
+use crate::config::{Config, Distribution, MemoryVmConfig, VmProviderConfig};
+use crate::controller::{Autoscaler, CheckinStatus, Event, SessionId, SessionOutcome};
+use crate::engine::{ServerState, SessionRequest};
+use crate::memory::{MemoryCloud, MemoryDirectory};
+
+/// How to run a simulation.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Seed of every random choice (clouds, directories, controller).
+    pub seed: u64,
+    /// Wall-clock time of the start (schedules are evaluated at it).
+    pub start: Timestamp,
+    /// How long to run; default: until the last trace event, plus an hour.
+    pub duration: Option<SignedDuration>,
+    /// Time between controller ticks.
+    pub tick: Duration,
+    /// Time between samples of the chart series.
+    pub sample: Duration,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            start: "2026-11-30T00:00:00Z"
+                .parse()
+                .unwrap_or(Timestamp::UNIX_EPOCH),
+            duration: None,
+            tick: Duration::from_secs(10),
+            sample: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a simulation measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metrics {
+    /// Session requests.
+    pub requests: u64,
+    /// Requests that got a server at once.
+    pub served_immediately: u64,
+    /// The same, in percent of all requests.
+    pub served_immediately_pct: f64,
+    /// Requests that ended before they got a server.
+    pub never_served: u64,
+    /// Median wait of the requests that got a server, in seconds.
+    pub wait_p50_s: f64,
+    /// 95th percentile wait.
+    pub wait_p95_s: f64,
+    /// 99th percentile wait.
+    pub wait_p99_s: f64,
+    /// Longest wait.
+    pub wait_max_s: f64,
+    /// VM-hours in all.
+    pub vm_hours: f64,
+    /// VM-hours per VM provider config.
+    pub vm_hours_by_provider: BTreeMap<String, f64>,
+    /// The lower bound on VM-hours with perfect foresight and the same boot latency, for the
+    /// sessions served as long as they were served (see [`oracle_vm_hours`]).
+    pub oracle_vm_hours: f64,
+    /// `vm_hours / oracle_vm_hours`.
+    pub ratio_to_oracle: f64,
+    /// Most VMs at one time.
+    pub peak_servers: u64,
+    /// VMs created.
+    pub provisioned: u64,
+    /// VMs destroyed.
+    pub destroyed: u64,
+    /// Servers destroyed because they did not check in in time.
+    pub checkin_timeouts: u64,
+}
+
+/// Time series for the chart, one point per sample.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Series {
+    /// Minutes from the start.
+    pub minutes: Vec<f64>,
+    /// Sessions running or waiting.
+    pub demand: Vec<u32>,
+    /// Free session slots on ready servers.
+    pub free: Vec<u32>,
+    /// VMs per VM provider config.
+    pub servers: BTreeMap<String, Vec<u32>>,
+}
+
+/// Why a simulation could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// The trace names a pool the configuration does not have.
+    #[error("the trace uses pool `{0}`, which the configuration does not define")]
+    UnknownPool(String),
+    /// The controller could not be set up.
+    #[error(transparent)]
+    Controller(#[from] crate::controller::ControllerError),
+    /// The runtime could not be made.
+    #[error("cannot start the simulation runtime: {0}")]
+    Runtime(String),
+}
+
+/// The in-memory stand-in for a provider: its own settings when it is a memory provider, else
+/// typical figures for the cloud (boot 90–150 s, check-in 20–60 s). No guest runs the startup
+/// script in a simulation, so the stand-in's script is just the check-in token.
+pub fn memory_stand_in(provider: &VmProviderConfig) -> MemoryVmConfig {
+    match provider {
+        VmProviderConfig::Memory(m) => MemoryVmConfig {
+            startup_script: "{checkin_jwt}".into(),
+            startup_script_builtin: None,
+            startup_script_variables: Default::default(),
+            ..m.clone()
+        },
+        other => MemoryVmConfig {
+            name: other.name().to_owned(),
+            max_instances: other.max_instances(),
+            startup_script: "{checkin_jwt}".into(),
+            startup_script_builtin: None,
+            startup_script_variables: Default::default(),
+            boot_latency: Distribution::Uniform([90.0, 150.0]),
+            checkin_delay: Distribution::Uniform([20.0, 60.0]),
+            create_failure_rate: 0.0,
+            destroy_failure_rate: 0.0,
+            never_checkin_rate: 0.0,
+            rate_limit_per_second: None,
+            capacity: None,
+        },
+    }
+}
+
+/// The check-in token inside a rendered script (the first `eyJ…` JWT in it).
+fn token_in(script: &str) -> Option<&str> {
+    let start = script.find("eyJ")?;
+    let rest = &script[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+/// Runs `trace` through a controller for `config`, with in-memory stand-ins for its clouds and
+/// directories.
+pub fn simulate(
+    config: &Config,
+    trace: &[TraceEvent],
+    options: &SimOptions,
+) -> Result<(Metrics, Series), SimError> {
+    if let Some(e) = trace.iter().find(|e| config.pool(&e.pool).is_none()) {
+        return Err(SimError::UnknownPool(e.pool.clone()));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .map_err(|e| SimError::Runtime(e.to_string()))?;
+    runtime.block_on(run(config, trace, options))
+}
+
+async fn run(
+    config: &Config,
+    trace: &[TraceEvent],
+    options: &SimOptions,
+) -> Result<(Metrics, Series), SimError> {
+    // Every configuration runs with in-memory stand-ins, whose scripts hand the token over.
+    let mut config = config.clone();
+    for p in &mut config.vm_providers {
+        *p = VmProviderConfig::Memory(memory_stand_in(p));
+    }
+    let clouds: Vec<(String, Arc<MemoryCloud>)> = config
+        .vm_providers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let VmProviderConfig::Memory(m) = p else {
+                unreachable!("replaced above")
+            };
+            (
+                m.name.clone(),
+                Arc::new(MemoryCloud::new(
+                    m.clone(),
+                    options.seed.wrapping_add(i as u64),
+                )),
+            )
+        })
+        .collect();
+    let mut builder = Autoscaler::builder(config.clone())
+        .seed(options.seed)
+        .epoch(options.start)
+        .tick_interval(options.tick);
+    for (_, cloud) in &clouds {
+        builder = builder.provider(cloud.clone());
+    }
+    for (i, l) in config.ldap_configs.iter().enumerate() {
+        let domain = l.domain().unwrap_or_default();
+        builder = builder.directory(Arc::new(MemoryDirectory::new(
+            l.name.clone(),
+            domain,
+            options.seed.wrapping_add(100 + i as u64),
+        )));
+    }
+    let scaler = builder.build()?;
+    let mut events = scaler.subscribe();
+
+    let last = trace.last().map_or(SignedDuration::ZERO, |e| e.at);
+    let end = options
+        .duration
+        .unwrap_or(last + SignedDuration::from_hours(1));
+    let origin = tokio::time::Instant::now();
+    let at = |d: SignedDuration| origin + Duration::try_from(d).unwrap_or(Duration::ZERO);
+    let (mut next, mut next_tick, mut next_sample) = (0usize, origin, origin);
+    let mut sessions: HashMap<&str, SessionId> = HashMap::new();
+    // When each seated session got its server, and its pool.
+    let mut seated: HashMap<SessionId, (String, f64)> = HashMap::new();
+    let mut served: Vec<Served> = Vec::new();
+    let mut pool_of: HashMap<SessionId, String> = HashMap::new();
+    let mut waiting: HashMap<SessionId, tokio::time::Instant> = HashMap::new();
+    let mut waits: Vec<f64> = Vec::new();
+    let (mut requests, mut immediate, mut never_served, mut timeouts, mut peak) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut vm_seconds: BTreeMap<String, f64> =
+        clouds.iter().map(|(n, _)| (n.clone(), 0.0)).collect();
+    let mut series = Series::default();
+    let mut last_step = origin;
+
+    loop {
+        let now = tokio::time::Instant::now();
+        // VM time since the last step.
+        let dt = now.duration_since(last_step).as_secs_f64();
+        let mut total = 0u64;
+        for (name, cloud) in &clouds {
+            let n = cloud.vm_count() as u64;
+            total += n;
+            *vm_seconds.entry(name.clone()).or_default() += dt * n as f64;
+        }
+        peak = peak.max(total);
+        last_step = now;
+        if now >= at(end) {
+            break;
+        }
+
+        let mut want_tick = now >= next_tick;
+        while next < trace.len() && at(trace[next].at) <= now {
+            let e = &trace[next];
+            next += 1;
+            match e.kind {
+                Kind::Start => {
+                    requests += 1;
+                    let request = SessionRequest {
+                        user: e.user.clone(),
+                    };
+                    match scaler.request_session(&e.pool, &request).await? {
+                        SessionOutcome::Assigned { session, .. } => {
+                            immediate += 1;
+                            waits.push(0.0);
+                            sessions.insert(&e.session, session);
+                            seated.insert(
+                                session,
+                                (e.pool.clone(), now.duration_since(origin).as_secs_f64()),
+                            );
+                        }
+                        SessionOutcome::Queued { session } => {
+                            waiting.insert(session, now);
+                            pool_of.insert(session, e.pool.clone());
+                            sessions.insert(&e.session, session);
+                            // The broker reacts at once (aggressive scaling plans on the spot).
+                            want_tick = true;
+                        }
+                    }
+                }
+                Kind::End => {
+                    if let Some(session) = sessions.remove(e.session.as_str()) {
+                        if waiting.remove(&session).is_some() {
+                            never_served += 1;
+                        }
+                        if let Some((pool, from)) = seated.remove(&session) {
+                            served.push(Served {
+                                pool,
+                                from,
+                                to: now.duration_since(origin).as_secs_f64(),
+                            });
+                        }
+                        let _ = scaler.end_session(session).await;
+                    }
+                }
+            }
+        }
+        for (_, cloud) in &clouds {
+            for c in cloud.due_checkins() {
+                if let Some(token) = token_in(c.startup_script.expose()) {
+                    let _ = scaler
+                        .check_in(c.server_id, token, &CheckinStatus::running())
+                        .await;
+                }
+            }
+        }
+        if want_tick {
+            scaler.tick().await;
+            next_tick = tokio::time::Instant::now() + options.tick;
+        }
+        while let Ok(event) = events.try_recv() {
+            match event {
+                Event::SessionAssigned { session, .. } => {
+                    let now = tokio::time::Instant::now();
+                    if let Some(since) = waiting.remove(&session) {
+                        waits.push(now.duration_since(since).as_secs_f64());
+                    }
+                    if let Some(pool) = pool_of.remove(&session) {
+                        seated.insert(session, (pool, now.duration_since(origin).as_secs_f64()));
+                    }
+                }
+                Event::Destroyed { reason, .. } if reason.contains("checkin_timeout") => {
+                    timeouts += 1
+                }
+                _ => {}
+            }
+        }
+        if now >= next_sample {
+            sample(
+                &scaler,
+                &clouds,
+                now.duration_since(origin),
+                sessions.len(),
+                &mut series,
+            );
+            next_sample += options.sample;
+        }
+        // Advance to the next thing that happens.
+        let mut wake = next_tick.min(next_sample).min(at(end));
+        if let Some(e) = trace.get(next) {
+            wake = wake.min(at(e.at));
+        }
+        for (_, cloud) in &clouds {
+            if let Some(t) = cloud.next_event() {
+                wake = wake.min(t);
+            }
+        }
+        tokio::time::sleep_until(wake.max(tokio::time::Instant::now())).await;
+    }
+
+    let finish = at(end).duration_since(origin).as_secs_f64();
+    served.extend(seated.into_values().map(|(pool, from)| Served {
+        pool,
+        from,
+        to: finish,
+    }));
+    waits.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        if waits.is_empty() {
+            0.0
+        } else {
+            waits[((waits.len() - 1) as f64 * p).round() as usize]
+        }
+    };
+    let vm_hours_by_provider: BTreeMap<String, f64> = vm_seconds
+        .into_iter()
+        .map(|(k, v)| (k, v / 3600.0))
+        .collect();
+    let vm_hours: f64 = vm_hours_by_provider.values().sum();
+    let oracle = oracle_vm_hours(&config, &served);
+    let (provisioned, destroyed) = clouds.iter().fold((0, 0), |(p, d), (_, c)| {
+        let (cp, cd) = c.counts();
+        (p + cp, d + cd)
+    });
+    let metrics = Metrics {
+        requests,
+        served_immediately: immediate,
+        served_immediately_pct: if requests == 0 {
+            100.0
+        } else {
+            100.0 * immediate as f64 / requests as f64
+        },
+        never_served: never_served + waiting.len() as u64,
+        wait_p50_s: pct(0.5),
+        wait_p95_s: pct(0.95),
+        wait_p99_s: pct(0.99),
+        wait_max_s: waits.last().copied().unwrap_or(0.0),
+        vm_hours,
+        vm_hours_by_provider,
+        oracle_vm_hours: oracle,
+        ratio_to_oracle: if oracle > 0.0 { vm_hours / oracle } else { 0.0 },
+        peak_servers: peak,
+        provisioned,
+        destroyed,
+        checkin_timeouts: timeouts,
+    };
+    Ok((metrics, series))
+}
+
+fn sample(
+    scaler: &Autoscaler,
+    clouds: &[(String, Arc<MemoryCloud>)],
+    since: Duration,
+    demand: usize,
+    series: &mut Series,
+) {
+    series.minutes.push(since.as_secs_f64() / 60.0);
+    series.demand.push(demand as u32);
+    let free: u32 = scaler
+        .servers()
+        .iter()
+        .filter(|s| s.state == ServerState::Running && (s.reusable || !s.used))
+        .map(|s| s.capacity.saturating_sub(s.sessions))
+        .sum();
+    series.free.push(free);
+    for (name, cloud) in clouds {
+        series
+            .servers
+            .entry(name.clone())
+            .or_default()
+            .push(cloud.vm_count() as u32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_the_token_in_a_script() {
+        let script = "export T=${KASM_X:-eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln-_x}\necho";
+        assert_eq!(
+            super::token_in(script),
+            Some("eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln-_x")
+        );
+        assert_eq!(super::token_in("no token"), None);
+    }
+}

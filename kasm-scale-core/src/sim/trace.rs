@@ -1,0 +1,218 @@
+//! Demand traces: when sessions start and end.
+//!
+//! CSV, one event a line: `time,event,session,pool[,user]`, `event` being `start` or `end`, and
+//! `time` either RFC 3339 or seconds from the start of the simulation. A first line
+//! `time,event,session,pool,user` (or without `user`) is a header and skipped.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use jiff::{SignedDuration, Timestamp};
+
+/// Whether a session starts or ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A user asks for a session.
+    Start,
+    /// The user leaves.
+    End,
+}
+
+/// One line of a trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceEvent {
+    /// Time from the start of the simulation.
+    pub at: SignedDuration,
+    /// Start or end.
+    pub kind: Kind,
+    /// The session's name in the trace (pairs a start with its end).
+    pub session: String,
+    /// The pool.
+    pub pool: String,
+    /// The user, if given.
+    pub user: Option<String>,
+}
+
+/// A trace line that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct TraceError {
+    /// 1-based line number.
+    pub line: u64,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Start => "start",
+            Kind::End => "end",
+        })
+    }
+}
+
+/// Reads a trace; times in RFC 3339 are taken relative to `start`. The events come back sorted
+/// by time (ends before starts at the same instant), and every session starts once, before it
+/// ends once.
+pub fn parse_trace(text: &str, start: Timestamp) -> Result<Vec<TraceEvent>, TraceError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .from_reader(text.as_bytes());
+    let mut events = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| TraceError {
+            line: e.position().map_or(i as u64 + 1, |p| p.line()),
+            message: e.to_string(),
+        })?;
+        let line = record.position().map_or(i as u64 + 1, |p| p.line());
+        let err = |message: String| TraceError { line, message };
+        if i == 0 && record.get(0) == Some("time") && record.get(1) == Some("event") {
+            continue;
+        }
+        if !(4..=5).contains(&record.len()) {
+            return Err(err(format!(
+                "expected time,event,session,pool[,user], got {} fields",
+                record.len()
+            )));
+        }
+        let time = &record[0];
+        let at = match time.parse::<f64>() {
+            Ok(s) if s.is_finite() && s >= 0.0 => SignedDuration::from_secs_f64(s),
+            Ok(s) => return Err(err(format!("time {s} must be seconds ≥ 0"))),
+            Err(_) => match time.parse::<Timestamp>() {
+                Ok(t) if t >= start => t.duration_since(start),
+                Ok(t) => {
+                    return Err(err(format!(
+                        "time {t} is before the start of the simulation ({start})"
+                    )));
+                }
+                Err(_) => {
+                    return Err(err(format!(
+                        "`{time}` is neither seconds nor an RFC 3339 time"
+                    )));
+                }
+            },
+        };
+        let kind = match &record[1] {
+            "start" => Kind::Start,
+            "end" => Kind::End,
+            other => return Err(err(format!("event `{other}` must be `start` or `end`"))),
+        };
+        let (session, pool) = (record[2].to_owned(), record[3].to_owned());
+        if session.is_empty() || pool.is_empty() {
+            return Err(err("session and pool must not be empty".into()));
+        }
+        let user = record.get(4).filter(|u| !u.is_empty()).map(str::to_owned);
+        events.push((
+            line,
+            TraceEvent {
+                at,
+                kind,
+                session,
+                pool,
+                user,
+            },
+        ));
+    }
+    // Each session: one start, then one end at the same time or later.
+    let mut seen: HashMap<&str, (Kind, SignedDuration)> = HashMap::new();
+    for (line, e) in &events {
+        let err = |message: String| TraceError {
+            line: *line,
+            message,
+        };
+        match (seen.get(e.session.as_str()), e.kind) {
+            (None, Kind::Start) => {}
+            (None, Kind::End) => {
+                return Err(err(format!(
+                    "session `{}` ends before it starts",
+                    e.session
+                )));
+            }
+            (Some((Kind::Start, at)), Kind::End) if *at <= e.at => {}
+            (Some((Kind::Start, _)), Kind::End) => {
+                return Err(err(format!(
+                    "session `{}` ends before it starts",
+                    e.session
+                )));
+            }
+            (Some(_), Kind::Start) => {
+                return Err(err(format!("session `{}` starts twice", e.session)));
+            }
+            (Some((Kind::End, _)), Kind::End) => {
+                return Err(err(format!("session `{}` ends twice", e.session)));
+            }
+        }
+        seen.insert(&e.session, (e.kind, e.at));
+    }
+    let mut events: Vec<TraceEvent> = events.into_iter().map(|(_, e)| e).collect();
+    events.sort_by_key(|e| (e.at, e.kind == Kind::Start));
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start() -> Timestamp {
+        "2026-11-30T08:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn reads_seconds_and_rfc3339() {
+        let text = "time,event,session,pool,user\n0,start,a,p,alice\n2026-11-30T08:10:00Z,end,a,p\n# a comment\n30.5,start,b,p\n";
+        let t = parse_trace(text, start()).unwrap();
+        assert_eq!(t.len(), 3);
+        assert_eq!(
+            (t[0].at, t[0].user.as_deref()),
+            (SignedDuration::ZERO, Some("alice"))
+        );
+        assert_eq!(
+            (t[1].session.as_str(), t[1].at),
+            ("b", SignedDuration::from_millis(30_500))
+        );
+        assert_eq!(
+            (t[2].kind, t[2].at),
+            (Kind::End, SignedDuration::from_mins(10))
+        );
+    }
+
+    #[test]
+    fn malformed_lines_name_their_number() {
+        let cases = [
+            (
+                "0,start,a,p\nsoon,end,a,p\n",
+                "line 2: `soon` is neither seconds nor an RFC 3339 time",
+            ),
+            (
+                "0,start,a,p\n5,stop,a,p\n",
+                "line 2: event `stop` must be `start` or `end`",
+            ),
+            (
+                "0,start,a\n",
+                "line 1: expected time,event,session,pool[,user], got 3 fields",
+            ),
+            ("0,end,a,p\n", "line 1: session `a` ends before it starts"),
+            (
+                "0,start,a,p\n1,start,a,p\n",
+                "line 2: session `a` starts twice",
+            ),
+            ("-1,start,a,p\n", "line 1: time -1 must be seconds ≥ 0"),
+            (
+                "2026-11-30T07:00:00Z,start,a,p\n",
+                "line 1: time 2026-11-30T07:00:00Z is before the start of the simulation (2026-11-30T08:00:00Z)",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                parse_trace(text, start()).unwrap_err().to_string(),
+                want,
+                "{text:?}"
+            );
+        }
+    }
+}
