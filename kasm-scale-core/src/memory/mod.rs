@@ -18,7 +18,7 @@ pub use directory::MemoryDirectory;
 use crate::config::Distribution;
 
 /// Draws a duration from `d` (negative draws count as zero).
-pub(crate) fn sample(d: &Distribution, rng: &mut ChaCha8Rng) -> Duration {
+pub fn sample(d: &Distribution, rng: &mut ChaCha8Rng) -> Duration {
     let seconds = match *d {
         Distribution::Fixed(s) => s,
         Distribution::Uniform([lo, hi]) if hi > lo => rng.random_range(lo..hi),

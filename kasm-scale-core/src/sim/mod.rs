@@ -1,10 +1,14 @@
 //! The policy simulator: a discrete-event simulation on virtual time that drives the real
 //! controller and engine against the in-memory cloud and directory, with a demand trace.
 
+mod generate;
 mod oracle;
 mod run;
+mod scenario;
 mod trace;
 
+pub use generate::{class, random_arrivals, workday};
 pub use oracle::{Served, oracle_vm_hours};
 pub use run::{Metrics, Series, SimError, SimOptions, memory_stand_in, simulate};
+pub use scenario::{DEFAULT_CONFIG, DEFAULT_USERS, default_scenario, kasm_policy};
 pub use trace::{Kind, TraceError, TraceEvent, parse_trace};
