@@ -1,14 +1,15 @@
 //! `kasm-scale simulate`: run a demand trace through the real controller on virtual time.
 
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use jiff::{SignedDuration, Timestamp};
 use kasm_scale_core::config::Config;
 use kasm_scale_core::sim::{
-    DEFAULT_USERS, Metrics, Series, SimOptions, TraceEvent, default_scenario, kasm_policy,
-    parse_trace, simulate, workday,
+    DEFAULT_USERS, Metrics, Progress, Series, SimOptions, TraceEvent, default_scenario,
+    kasm_policy, parse_trace, simulate, workday,
 };
 use kasm_scale_core::{ConfigError, load_file};
 
@@ -86,7 +87,23 @@ pub fn run(args: Args) -> ExitCode {
     };
     let mut results = Vec::new();
     for (name, config) in &runs {
-        match simulate(config, &trace, &options) {
+        // A progress bar on stderr when a person watches stdout.
+        let bar = std::io::stdout().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(1000);
+            bar.set_message(format!("simulating {name}"));
+            bar
+        });
+        if let Some(bar) = &bar {
+            let bar = bar.clone();
+            options.progress = Some(Progress(std::sync::Arc::new(move |done: f64| {
+                bar.set_position((done * 1000.0) as u64)
+            })));
+        }
+        let result = simulate(config, &trace, &options);
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        match result {
             Ok(r) => results.push((*name, r)),
             Err(e) => return fail(1, e.to_string()),
         }

@@ -27,6 +27,19 @@ pub struct SimOptions {
     pub tick: Duration,
     /// Time between samples of the chart series.
     pub sample: Duration,
+    /// Called at every sample with the share of the simulation done (0 to 1), e.g. to move a
+    /// progress bar.
+    pub progress: Option<Progress>,
+}
+
+/// A progress callback: gets the share of the simulation done, 0 to 1.
+#[derive(Clone)]
+pub struct Progress(pub Arc<dyn Fn(f64) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
 }
 
 impl Default for SimOptions {
@@ -39,6 +52,7 @@ impl Default for SimOptions {
             duration: None,
             tick: Duration::from_secs(10),
             sample: Duration::from_secs(60),
+            progress: None,
         }
     }
 }
