@@ -51,32 +51,7 @@ enum Command {
     ///
     /// Without options: the embedded default scenario (a pool fed by two clouds, a workday of 300
     /// users). Prints a summary table (or `--json`) and writes an SVG chart.
-    Simulate {
-        /// The configuration (default: the embedded scenario).
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// A demand trace, CSV `time,event,session,pool[,user]` (default: a generated workday).
-        #[arg(long, value_name = "FILE.csv")]
-        trace: Option<PathBuf>,
-        /// Seed of every random choice.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Wall-clock time of the start (schedules are evaluated against it).
-        #[arg(long, value_name = "RFC3339")]
-        start: Option<jiff::Timestamp>,
-        /// How long to simulate, e.g. `24h` (default: the last trace event plus an hour).
-        #[arg(long, value_name = "DURATION")]
-        duration: Option<jiff::SignedDuration>,
-        /// Where to write the chart.
-        #[arg(long, value_name = "PATH", default_value = "kasm-scale-simulation.svg")]
-        svg: PathBuf,
-        /// Print the metrics as one JSON object.
-        #[arg(long)]
-        json: bool,
-        /// Run the plain Kasm policy and ours on the same trace, side by side.
-        #[arg(long)]
-        compare: bool,
-    },
+    Simulate(simulate::Args),
     /// Render a startup-script template exactly as Kasm does (Python's `str.format`).
     ///
     /// Prints the rendered script on stdout (exit 0); on a template error prints
@@ -110,25 +85,7 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         match self.command {
             Command::Validate { files } => validate::run(&files),
-            Command::Simulate {
-                config,
-                trace,
-                seed,
-                start,
-                duration,
-                svg,
-                json,
-                compare,
-            } => simulate::run(simulate::Args {
-                config,
-                trace,
-                seed,
-                start,
-                duration,
-                svg,
-                json,
-                compare,
-            }),
+            Command::Simulate(args) => simulate::run(args),
             Command::Plan {
                 config,
                 state,

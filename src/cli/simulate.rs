@@ -14,15 +14,31 @@ use kasm_scale_core::sim::{
 use kasm_scale_core::{ConfigError, load_file};
 
 /// What to simulate and how to report it.
+#[derive(Debug, clap::Args)]
 pub struct Args {
-    /// `--config`.
+    /// The configuration (default: the embedded scenario).
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// A demand trace, CSV `time,event,session,pool[,user]` (default: a generated workday).
+    #[arg(long, value_name = "FILE.csv")]
     pub trace: Option<PathBuf>,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Wall-clock time of the start (schedules are evaluated against it).
+    #[arg(long, value_name = "RFC3339")]
     pub start: Option<Timestamp>,
+    /// How long to simulate, e.g. `24h` (default: the last trace event plus an hour).
+    #[arg(long, value_name = "DURATION")]
     pub duration: Option<SignedDuration>,
+    /// Where to write the chart.
+    #[arg(long, value_name = "PATH", default_value = "kasm-scale-simulation.svg")]
     pub svg: PathBuf,
+    /// Print the metrics as one JSON object.
+    #[arg(long)]
     pub json: bool,
+    /// Run the plain Kasm policy and ours on the same trace, side by side.
+    #[arg(long)]
     pub compare: bool,
 }
 

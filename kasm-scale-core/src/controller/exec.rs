@@ -46,12 +46,8 @@ pub(crate) fn snapshots(
             .enumerate()
             .map(|(c, a)| {
                 where_.insert(a.autoscale_config_name.as_str(), (p, c as u32));
-                let max = shared
-                    .config
-                    .vm_provider(&a.vm_provider_config_id)
-                    .map_or(0, |v| v.max_instances());
                 ConfigSnapshot {
-                    policy: ScalingPolicy::new(a, max),
+                    policy: ScalingPolicy::in_config(&shared.config, a),
                     bookkeeping: records
                         .bookkeeping
                         .get(&a.autoscale_config_name)

@@ -127,6 +127,15 @@ impl ScalingPolicy {
         }
     }
 
+    /// The policy of `config` as `whole` defines it (the cap comes from its VM provider config;
+    /// 0 when that is missing).
+    pub fn in_config(whole: &crate::config::Config, config: &AutoScaleConfig) -> Self {
+        let max = whole
+            .vm_provider(&config.vm_provider_config_id)
+            .map_or(0, |p| p.max_instances());
+        Self::new(config, max)
+    }
+
     /// The free slots to keep at `now`: 0 outside every schedule window; inside, the largest
     /// override of the open windows (ours), else `minimum_pool_standby_sessions`.
     pub fn minimum_at(&self, now: Timestamp) -> u32 {

@@ -98,12 +98,7 @@ impl State {
                     .autoscale
                     .iter()
                     .map(|c| ConfigSnapshot {
-                        policy: ScalingPolicy::new(
-                            c,
-                            config
-                                .vm_provider(&c.vm_provider_config_id)
-                                .map_or(0, |p| p.max_instances()),
-                        ),
+                        policy: ScalingPolicy::in_config(config, c),
                         bookkeeping: self
                             .bookkeeping
                             .get(&c.autoscale_config_name)
