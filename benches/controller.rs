@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kasm_scale::config::{Config, Format, VmProviderConfig};
-use kasm_scale::controller::{Autoscaler, CheckinStatus, SessionOutcome};
+use kasm_scale::controller::{Autoscaler, SessionOutcome};
 use kasm_scale::engine::{ServerState, SessionRequest};
 use kasm_scale::load_str;
 use kasm_scale::memory::MemoryCloud;
+use kasm_scale::sim::deliver_checkins;
 
 fn config(pools: usize, minimum: u32, sessions: u32, max: u32) -> Config {
     let mut text = format!(
@@ -67,18 +68,6 @@ fn world(config: Config) -> (Autoscaler, Arc<MemoryCloud>) {
         .build()
         .expect("autoscaler");
     (scaler, cloud)
-}
-
-async fn deliver_checkins(scaler: &Autoscaler, cloud: &MemoryCloud) {
-    for c in cloud.due_checkins() {
-        let _ = scaler
-            .check_in(
-                c.server_id,
-                c.startup_script.expose(),
-                &CheckinStatus::running(),
-            )
-            .await;
-    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {

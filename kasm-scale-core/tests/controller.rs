@@ -8,6 +8,7 @@ use kasm_scale_core::controller::{Autoscaler, CheckinStatus, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
 use kasm_scale_core::load_str;
 use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory};
+use kasm_scale_core::sim::deliver_checkins;
 
 const CONTAINER: &str = "OU=Kasm,DC=example,DC=local";
 
@@ -87,17 +88,7 @@ impl World {
     async fn run(&self, seconds: u64) {
         for _ in 0..seconds / 10 {
             self.scaler.tick().await;
-            for c in self.cloud.due_checkins() {
-                // The script is just the token here.
-                let _ = self
-                    .scaler
-                    .check_in(
-                        c.server_id,
-                        c.startup_script.expose(),
-                        &CheckinStatus::running(),
-                    )
-                    .await;
-            }
+            deliver_checkins(&self.scaler, &self.cloud).await;
             tokio::time::sleep(Duration::from_secs(10)).await;
         }
         self.scaler.tick().await;

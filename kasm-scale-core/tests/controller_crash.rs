@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kasm_scale_core::config::{Distribution, Format, VmProviderConfig};
-use kasm_scale_core::controller::{Autoscaler, CheckinStatus, Event, MemoryStore};
+use kasm_scale_core::controller::{Autoscaler, Event, MemoryStore};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
 use kasm_scale_core::load_str;
 use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory};
+use kasm_scale_core::sim::deliver_checkins;
 use kasm_scale_core::token::TokenKeys;
 use kasm_scale_core::traits::{DirectoryService, VmProvider};
 use rand::{Rng, SeedableRng};
@@ -75,16 +76,8 @@ fn build(
 
 async fn step(scaler: &Autoscaler, cloud: &MemoryCloud) {
     scaler.tick().await;
-    for c in cloud.due_checkins() {
-        // A guest whose server is gone gets a refusal, as it would from Kasm.
-        let _ = scaler
-            .check_in(
-                c.server_id,
-                c.startup_script.expose(),
-                &CheckinStatus::running(),
-            )
-            .await;
-    }
+    // A guest whose server is gone gets a refusal, as it would from Kasm.
+    deliver_checkins(scaler, cloud).await;
     tokio::time::sleep(Duration::from_secs(10)).await;
 }
 

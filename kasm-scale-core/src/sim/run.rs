@@ -161,6 +161,24 @@ fn token_in(script: &str) -> Option<&str> {
     Some(&rest[..end])
 }
 
+/// Passes the check-ins that `cloud`'s guests make now on to `scaler`, as a broker's
+/// `set_server_status` endpoint would (the token is read from the rendered script). Returns how
+/// many were accepted.
+pub async fn deliver_checkins(scaler: &Autoscaler, cloud: &MemoryCloud) -> usize {
+    let mut accepted = 0;
+    for c in cloud.due_checkins() {
+        if let Some(token) = token_in(c.startup_script.expose())
+            && scaler
+                .check_in(c.server_id, token, &CheckinStatus::running())
+                .await
+                .is_ok()
+        {
+            accepted += 1;
+        }
+    }
+    accepted
+}
+
 /// Runs `trace` through a controller for `config`, with in-memory stand-ins for its clouds and
 /// directories.
 pub fn simulate(
