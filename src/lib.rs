@@ -20,6 +20,10 @@
 
 pub use kasm_scale_core::*;
 
+/// Amazon EC2 ([`aws::AwsProvider`]), with the feature `aws`.
+#[cfg(feature = "aws")]
+pub use kasm_scale_aws as aws;
+
 /// Compiles the README's Rust examples as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -1,0 +1,72 @@
+//! EC2 errors mapped to the core's classes.
+
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use kasm_scale_core::traits::BackendError;
+
+/// Classifies an SDK error by EC2's error code (or the HTTP status, or the kind of failure).
+pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> BackendError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let status = match &err {
+        SdkError::ServiceError(ctx) => Some(format!("{:?}", ctx.raw())),
+        _ => None,
+    };
+    let five_xx = status
+        .as_deref()
+        .is_some_and(|s| s.contains("StatusCode(5") || s.contains("status: 5"));
+    let (code, message) = (
+        err.code().map(str::to_owned),
+        err.message().map(str::to_owned),
+    );
+    let text = match (&code, &message) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c.clone(),
+        _ => match &err {
+            SdkError::TimeoutError(_) => "timed out".into(),
+            SdkError::DispatchFailure(_) => "cannot reach EC2".into(),
+            other => format!("{other}"),
+        },
+    };
+    match code.as_deref() {
+        Some("RequestLimitExceeded" | "Throttling" | "ThrottlingException") => {
+            BackendError::RateLimited {
+                message: text,
+                retry_after: None,
+            }
+        }
+        Some(
+            "InsufficientInstanceCapacity"
+            | "InsufficientHostCapacity"
+            | "InsufficientReservedInstanceCapacity",
+        ) => BackendError::Capacity(text),
+        Some("InstanceLimitExceeded" | "VcpuLimitExceeded" | "MaxSpotInstanceCountExceeded") => {
+            BackendError::Quota(text)
+        }
+        Some("AuthFailure" | "InvalidClientTokenId" | "SignatureDoesNotMatch") => {
+            BackendError::Auth(text)
+        }
+        Some("UnauthorizedOperation" | "Blocked") => BackendError::Permission(text),
+        Some(c) if c.starts_with("InvalidInstanceID.NotFound") => BackendError::NotFound(text),
+        Some(c)
+            if c.starts_with("InvalidAMIID")
+                || c.starts_with("InvalidParameter")
+                || c == "MissingParameter" =>
+        {
+            BackendError::InvalidRequest(text)
+        }
+        _ if five_xx
+            || matches!(
+                err,
+                SdkError::TimeoutError(_)
+                    | SdkError::DispatchFailure(_)
+                    | SdkError::ResponseError(_)
+            ) =>
+        {
+            BackendError::Transient(text)
+        }
+        Some(_) => BackendError::InvalidRequest(text),
+        None => BackendError::Transient(text),
+    }
+}
