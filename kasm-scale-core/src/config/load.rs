@@ -202,9 +202,8 @@ fn provider(mut item: Value, path: &str, read: &mut Read) -> Option<VmProviderCo
             return None;
         }
         Some(Value::String(kind)) => kind,
-        Some(other) => {
+        Some(_) => {
             let msg = format!("must be a string, one of {}", quoted(&PROVIDER_KINDS));
-            let _ = other;
             problems.push(Problem::error(format!("{path}.provider"), msg));
             return None;
         }
@@ -304,9 +303,8 @@ pub(crate) fn element<T: DeserializeOwned>(
             now.pop();
         } else {
             let written = as_written(&now, &gone);
-            let text = if let Some((field, expected)) = parse_unknown(&message, "unknown field") {
+            let text = if let Some((_, expected)) = parse_unknown(&message, "unknown field") {
                 // The path already ends with the unknown key.
-                let _ = field;
                 unknown_message(written_last(&written), &expected)
             } else if let Some((found, expected)) = parse_unknown(&message, "unknown variant") {
                 unknown_message(&found, &expected).replace("unknown field", "unknown value")

@@ -16,8 +16,7 @@ pub struct SessionRequest {
 /// qualify; a single-use server takes one session in its life. Depth-first (the default) picks
 /// the fullest such server, so idle servers stay idle and can be scaled down; breadth-first
 /// picks the emptiest. Ties go to the oldest server, then the smallest id.
-pub fn assign(snapshot: &PoolSnapshot, request: &SessionRequest) -> Option<ServerId> {
-    let _ = request;
+pub fn assign(snapshot: &PoolSnapshot, _request: &SessionRequest) -> Option<ServerId> {
     let fits = |s: &&ServerSnapshot| {
         let requires_checkin = snapshot
             .configs

@@ -25,12 +25,12 @@ pub(crate) fn parse(spec: &str) -> Result<StrSpec, Failure> {
     let is_align = |c: char| matches!(c, '<' | '>' | '=' | '^');
     let mut pos = 0;
     let (mut fill, mut align) = (' ', '<');
-    let (mut fill_given, mut align_given) = (false, false);
+    let mut fill_given = false;
     if end >= 2 && is_align(chars[1]) {
-        (fill, align, fill_given, align_given) = (chars[0], chars[1], true, true);
+        (fill, align, fill_given) = (chars[0], chars[1], true);
         pos = 2;
     } else if end >= 1 && is_align(chars[0]) {
-        (align, align_given) = (chars[0], true);
+        align = chars[0];
         pos = 1;
     }
     let mut sign = None;
@@ -43,9 +43,9 @@ pub(crate) fn parse(spec: &str) -> Result<StrSpec, Failure> {
     let alternate = pos < end && chars[pos] == '#';
     pos += usize::from(alternate);
     if !fill_given && pos < end && chars[pos] == '0' {
+        // For strings the default alignment is '<', so the '=' that '0' brings to numbers
+        // does not apply.
         fill = '0';
-        // For strings the default alignment is '<', so the '=' of numbers does not apply.
-        let _ = align_given;
         pos += 1;
     }
     let width = integer(&chars, &mut pos)?;
