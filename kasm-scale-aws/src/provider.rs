@@ -22,6 +22,8 @@ use crate::errors::classify;
 pub struct AwsProvider {
     config: AwsVmConfig,
     client: Client,
+    /// The root volume mapping, looked up once (it needs the AMI's root device name).
+    root_volume: tokio::sync::OnceCell<Option<BlockDeviceMapping>>,
 }
 
 /// Builds an [`AwsProvider`]; [`AwsProviderBuilder::build`] checks the config.
@@ -94,6 +96,7 @@ impl AwsProviderBuilder {
         Ok(AwsProvider {
             config: self.config,
             client: Client::from_conf(conf.build()),
+            root_volume: Default::default(),
         })
     }
 }
@@ -157,8 +160,16 @@ impl AwsProvider {
         Ok(vms)
     }
 
-    /// The block device mapping of the root volume, when its size or type is configured.
+    /// The block device mapping of the root volume, when its size or type is configured; the
+    /// AMI is described on the first create only.
     async fn root_volume(&self) -> Result<Option<BlockDeviceMapping>, BackendError> {
+        self.root_volume
+            .get_or_try_init(|| self.describe_root_volume())
+            .await
+            .cloned()
+    }
+
+    async fn describe_root_volume(&self) -> Result<Option<BlockDeviceMapping>, BackendError> {
         let c = &self.config;
         if c.aws_ec2_ebs_volume_size_gb.is_none() && c.aws_ec2_ebs_volume_type.is_none() {
             return Ok(None);
