@@ -6,6 +6,8 @@
 //! `ClientToken`, and the server-id tag is looked up first, since emulators ignore client tokens).
 
 mod errors;
+mod launch;
+mod password;
 mod provider;
 
 pub use provider::{AwsProvider, AwsProviderBuilder};

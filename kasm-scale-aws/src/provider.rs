@@ -1,29 +1,38 @@
 //! [`AwsProvider`]: create, find, list and terminate EC2 instances.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
+use aws_sdk_ec2::config::retry::RetryConfig;
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, Filter, IamInstanceProfileSpecification, Instance,
-    InstanceStateName, InstanceType, ResourceType, Tag, TagSpecification, VolumeType,
-};
+use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
 use base64::Engine;
 use kasm_scale_core::config::{AWS_USER_DATA_LIMIT, AwsVmConfig};
 use kasm_scale_core::traits::{
     BackendError, Capabilities, OWNER_TAG, Owner, SERVER_TAG, Vm, VmProvider, VmSpec, VmState,
 };
 
+use kasm_scale_core::Secret;
+use serde_json::json;
+
 use crate::errors::classify;
+use crate::launch::{Launch, check_override, merge};
+use crate::password::PasswordKey;
 
 /// An EC2 [`VmProvider`] for one AWS VM provider config.
 #[derive(Debug, Clone)]
 pub struct AwsProvider {
     config: AwsVmConfig,
     client: Client,
-    /// The root volume mapping, looked up once (it needs the AMI's root device name).
-    root_volume: tokio::sync::OnceCell<Option<BlockDeviceMapping>>,
+    /// `aws_ec2_config_override`, checked.
+    overrides: Option<serde_json::Value>,
+    /// The key pair's private key, when `retrieve_password` is on.
+    password_key: Option<Arc<PasswordKey>>,
+    /// The AMI's root device name, looked up once (when the root volume is configured).
+    root_device: tokio::sync::OnceCell<Option<String>>,
 }
 
 /// Builds an [`AwsProvider`]; [`AwsProviderBuilder::build`] checks the config.
@@ -61,14 +70,24 @@ impl AwsProviderBuilder {
                 "aws_region, aws_ec2_ami_id and aws_ec2_instance_type are required".into(),
             );
         }
-        if c.aws_ec2_config_override
-            .as_ref()
-            .is_some_and(|o| !o.0.is_empty())
-        {
-            return invalid(
-                "aws_ec2_config_override is not supported by this version of kasm-scale-aws".into(),
-            );
-        }
+        let overrides = match &c.aws_ec2_config_override {
+            Some(o) if !o.0.is_empty() => {
+                check_override(o)
+                    .map_err(|m| BackendError::InvalidRequest(format!("{}: {m}", c.name)))?;
+                Some(serde_json::Value::Object(o.0.clone()))
+            }
+            _ => None,
+        };
+        let password_key = match (&c.aws_ec2_private_key, c.retrieve_password) {
+            (Some(pem), true) => Some(Arc::new(
+                PasswordKey::from_pem(pem.expose())
+                    .map_err(|m| BackendError::InvalidRequest(format!("{}: {m}", c.name)))?,
+            )),
+            (None, true) => {
+                return invalid("retrieve_password needs aws_ec2_private_key".into());
+            }
+            _ => None,
+        };
         let region = Region::new(c.aws_region.clone());
         let mut conf = match (&c.aws_access_key_id, &c.aws_secret_access_key) {
             (Some(id), Some(secret)) => aws_sdk_ec2::Config::builder()
@@ -96,13 +115,11 @@ impl AwsProviderBuilder {
         Ok(AwsProvider {
             config: self.config,
             client: Client::from_conf(conf.build()),
-            root_volume: Default::default(),
+            overrides,
+            password_key,
+            root_device: Default::default(),
         })
     }
-}
-
-fn tag(key: &str, value: &str) -> Tag {
-    Tag::builder().key(key).value(value).build()
 }
 
 impl AwsProvider {
@@ -160,46 +177,130 @@ impl AwsProvider {
         Ok(vms)
     }
 
-    /// The block device mapping of the root volume, when its size or type is configured; the
-    /// AMI is described on the first create only.
-    async fn root_volume(&self) -> Result<Option<BlockDeviceMapping>, BackendError> {
-        self.root_volume
-            .get_or_try_init(|| self.describe_root_volume())
+    /// The AMI's root device name, when the root volume's size or type is configured; the AMI
+    /// is described on the first create only.
+    async fn root_device(&self) -> Result<Option<String>, BackendError> {
+        self.root_device
+            .get_or_try_init(|| async {
+                let c = &self.config;
+                if c.aws_ec2_ebs_volume_size_gb.is_none() && c.aws_ec2_ebs_volume_type.is_none() {
+                    return Ok(None);
+                }
+                let images = self
+                    .client
+                    .describe_images()
+                    .image_ids(&c.aws_ec2_ami_id)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                let device = images.images().first().and_then(|i| i.root_device_name());
+                Ok(Some(device.unwrap_or("/dev/xvda").to_owned()))
+            })
             .await
             .cloned()
     }
 
-    async fn describe_root_volume(&self) -> Result<Option<BlockDeviceMapping>, BackendError> {
+    /// The RunInstances parameters (EC2's names) from the config, the override merged in, then
+    /// the owner tags, which nothing overrides.
+    fn launch_request(&self, spec: &VmSpec, root_device: Option<String>) -> serde_json::Value {
         let c = &self.config;
-        if c.aws_ec2_ebs_volume_size_gb.is_none() && c.aws_ec2_ebs_volume_type.is_none() {
-            return Ok(None);
+        let tags = |extra: &BTreeMap<String, String>| -> Vec<serde_json::Value> {
+            extra
+                .iter()
+                .map(|(k, v)| json!({"Key": k, "Value": v}))
+                .collect()
+        };
+        let mut named = c.aws_ec2_custom_tags.0.clone();
+        named.insert("Name".into(), spec.hostname.clone());
+        let on_both = |t: Vec<serde_json::Value>| {
+            json!([
+                {"ResourceType": "instance", "Tags": t.clone()},
+                {"ResourceType": "volume", "Tags": t},
+            ])
+        };
+        let mut request = json!({
+            "ImageId": c.aws_ec2_ami_id,
+            "InstanceType": c.aws_ec2_instance_type,
+            "TagSpecifications": on_both(tags(&named)),
+        });
+        let fields = request.as_object_mut().expect("an object");
+        if !c.aws_ec2_security_group_ids.is_empty() {
+            fields.insert(
+                "SecurityGroupIds".into(),
+                json!(c.aws_ec2_security_group_ids),
+            );
         }
-        let images = self
-            .client
-            .describe_images()
-            .image_ids(&c.aws_ec2_ami_id)
+        if let Some(subnet) = &c.aws_ec2_subnet_id {
+            fields.insert("SubnetId".into(), json!(subnet));
+        }
+        if let Some(key) = &c.aws_ec2_key_name {
+            fields.insert("KeyName".into(), json!(key));
+        }
+        if let Some(p) = &c.aws_ec2_iam {
+            let kind = if p.starts_with("arn:") { "Arn" } else { "Name" };
+            fields.insert("IamInstanceProfile".into(), json!({ kind: p }));
+        }
+        if let Some(device) = root_device {
+            let mut ebs = json!({"DeleteOnTermination": true});
+            if let Some(size) = c.aws_ec2_ebs_volume_size_gb {
+                ebs["VolumeSize"] = json!(size);
+            }
+            if let Some(kind) = &c.aws_ec2_ebs_volume_type {
+                ebs["VolumeType"] = json!(kind);
+            }
+            fields.insert(
+                "BlockDeviceMappings".into(),
+                json!([{"DeviceName": device, "Ebs": ebs}]),
+            );
+        }
+        if let Some(o) = &self.overrides {
+            merge(&mut request, o, None);
+        }
+        let owner = json!({"TagSpecifications": on_both(tags(&spec.owner.tags()))});
+        merge(&mut request, &owner, None);
+        request
+    }
+
+    /// One RunInstances call, without the SDK's retries: a retry after a lost answer must look
+    /// the server-id tag up first (emulators ignore `ClientToken`), which [`VmProvider::create`]
+    /// does.
+    async fn run_instance(&self, spec: &VmSpec, script: &str) -> Result<Vm, BackendError> {
+        let request = self.launch_request(spec, self.root_device().await?);
+        let name = &self.config.name;
+        let launch = Launch::read(request)
+            .and_then(|l| l.apply(self.client.run_instances()))
+            .map_err(|m| BackendError::InvalidRequest(format!("{name}: {m}")))?;
+        let answer = launch
+            .min_count(1)
+            .max_count(1)
+            .client_token(spec.owner.server_id.to_string())
+            .user_data(base64::engine::general_purpose::STANDARD.encode(script))
+            .customize()
+            .config_override(aws_sdk_ec2::Config::builder().retry_config(RetryConfig::disabled()))
             .send()
             .await
             .map_err(classify)?;
-        let device = images
-            .images()
+        answer
+            .instances()
             .first()
-            .and_then(|i| i.root_device_name())
-            .unwrap_or("/dev/xvda")
-            .to_owned();
-        let ebs = EbsBlockDevice::builder()
-            .set_volume_size(c.aws_ec2_ebs_volume_size_gb.map(|g| g as i32))
-            .set_volume_type(c.aws_ec2_ebs_volume_type.as_deref().map(VolumeType::from))
-            .delete_on_termination(true)
+            .and_then(|i| self.to_vm(i))
+            .ok_or_else(|| {
+                BackendError::Transient("RunInstances answered without the instance".into())
+            })
+    }
+
+    /// The live VM carrying this server-id tag, if any.
+    async fn find_server(&self, server: &str) -> Result<Option<Vm>, BackendError> {
+        let by_server = Filter::builder()
+            .name(format!("tag:{SERVER_TAG}"))
+            .values(server)
             .build();
-        Ok(Some(
-            BlockDeviceMapping::builder()
-                .device_name(device)
-                .ebs(ebs)
-                .build(),
-        ))
+        Ok(self.find(vec![by_server]).await?.into_iter().next())
     }
 }
+
+/// Attempts of [`VmProvider::create`] when RunInstances fails transiently (a lost answer).
+const CREATE_ATTEMPTS: u32 = 3;
 
 #[async_trait]
 impl VmProvider for AwsProvider {
@@ -210,19 +311,11 @@ impl VmProvider for AwsProvider {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             max_startup_script_bytes: Some(AWS_USER_DATA_LIMIT),
-            retrieve_password: false,
+            retrieve_password: self.password_key.is_some(),
         }
     }
 
     async fn create(&self, spec: &VmSpec) -> Result<Vm, BackendError> {
-        let server = spec.owner.server_id.to_string();
-        let by_server = Filter::builder()
-            .name(format!("tag:{SERVER_TAG}"))
-            .values(&server)
-            .build();
-        if let Some(existing) = self.find(vec![by_server]).await?.into_iter().next() {
-            return Ok(existing);
-        }
         let script = spec.startup_script.expose();
         if script.len() > AWS_USER_DATA_LIMIT {
             return Err(BackendError::InvalidRequest(format!(
@@ -230,51 +323,42 @@ impl VmProvider for AwsProvider {
                 script.len()
             )));
         }
-        let c = &self.config;
-        let mut tags: Vec<Tag> = spec.owner.tags().iter().map(|(k, v)| tag(k, v)).collect();
-        tags.extend(c.aws_ec2_custom_tags.0.iter().map(|(k, v)| tag(k, v)));
-        tags.push(tag("Name", &spec.hostname));
-        let tagged = |kind: ResourceType| {
-            TagSpecification::builder()
-                .resource_type(kind)
-                .set_tags(Some(tags.clone()))
-                .build()
-        };
-        let profile = c.aws_ec2_iam.as_deref().map(|p| {
-            let b = IamInstanceProfileSpecification::builder();
-            if p.starts_with("arn:") {
-                b.arn(p).build()
-            } else {
-                b.name(p).build()
+        let server = spec.owner.server_id.to_string();
+        let mut attempt = 1;
+        loop {
+            if let Some(existing) = self.find_server(&server).await? {
+                return Ok(existing);
             }
-        });
-        let request = self
+            match self.run_instance(spec, script).await {
+                Err(BackendError::Transient(_)) if attempt < CREATE_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn retrieve_password(&self, vm_id: &str) -> Result<Option<Secret>, BackendError> {
+        let Some(key) = &self.password_key else {
+            return Err(BackendError::InvalidRequest(format!(
+                "{}: retrieve_password is off (or aws_ec2_private_key is missing)",
+                self.config.name
+            )));
+        };
+        let answer = self
             .client
-            .run_instances()
-            .image_id(&c.aws_ec2_ami_id)
-            .instance_type(InstanceType::from(c.aws_ec2_instance_type.as_str()))
-            .min_count(1)
-            .max_count(1)
-            .client_token(&server)
-            .user_data(base64::engine::general_purpose::STANDARD.encode(script))
-            .tag_specifications(tagged(ResourceType::Instance))
-            .tag_specifications(tagged(ResourceType::Volume))
-            .set_security_group_ids(
-                (!c.aws_ec2_security_group_ids.is_empty())
-                    .then(|| c.aws_ec2_security_group_ids.clone()),
-            )
-            .set_subnet_id(c.aws_ec2_subnet_id.clone())
-            .set_key_name(c.aws_ec2_key_name.clone())
-            .set_iam_instance_profile(profile)
-            .set_block_device_mappings(self.root_volume().await?.map(|m| vec![m]));
-        let answer = request.send().await.map_err(classify)?;
-        answer
-            .instances()
-            .first()
-            .and_then(|i| self.to_vm(i))
-            .ok_or_else(|| {
-                BackendError::Transient("RunInstances answered without the instance".into())
-            })
+            .get_password_data()
+            .instance_id(vm_id)
+            .send()
+            .await
+            .map_err(classify)?;
+        match answer.password_data().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(data) => key.decrypt(data).map(Some).map_err(|m| {
+                BackendError::InvalidRequest(format!("{}: {vm_id}: {m}", self.config.name))
+            }),
+        }
     }
 
     async fn destroy(&self, vm_id: &str) -> Result<(), BackendError> {

@@ -88,4 +88,14 @@ pub trait VmProvider: Send + Sync + fmt::Debug {
 
     /// Every live VM owned by `owner_id`.
     async fn list(&self, owner_id: &str) -> Result<Vec<Vm>, BackendError>;
+
+    /// The Windows administrator password of a VM, when the provider can tell it
+    /// ([`Capabilities::retrieve_password`]): `Ok(None)` while the cloud has not made it
+    /// available yet (EC2 takes a few minutes after boot). The default refuses.
+    async fn retrieve_password(&self, vm_id: &str) -> Result<Option<Secret>, BackendError> {
+        Err(BackendError::InvalidRequest(format!(
+            "{}: this provider cannot retrieve the password of {vm_id}",
+            self.name()
+        )))
+    }
 }

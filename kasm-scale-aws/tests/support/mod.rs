@@ -1,0 +1,277 @@
+//! Shared by the EC2 tests: the emulator's address, configs, specs, a raw SDK client for looking
+//! behind the provider, and a loopback proxy that injects faults between the provider and moto.
+//!
+//! Each test uses a region of its own: moto keeps state per region, so tests running in parallel
+//! do not see each other's instances, and a test starts by terminating what an earlier run of it
+//! left in its region (state reset per test without wiping the others').
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use kasm_scale_aws::AwsProvider;
+use kasm_scale_core::Secret;
+use kasm_scale_core::config::AwsVmConfig;
+use kasm_scale_core::engine::ServerId;
+use kasm_scale_core::traits::{Owner, VmSpec};
+use tokio::net::TcpListener;
+
+/// The emulator's endpoint, or `None` (and a SKIPPED line) when `.ci/run` did not start it.
+pub fn endpoint() -> Option<String> {
+    let e = std::env::var("KASM_SCALE_EC2_ENDPOINT").ok();
+    if e.is_none() {
+        eprintln!(
+            "SKIPPED: KASM_SCALE_EC2_ENDPOINT is not set (bash .ci/run starts the EC2 emulator and sets it)"
+        );
+    }
+    e
+}
+
+/// A provider config in `region`, with `extra` TOML lines.
+pub fn config(name: &str, region: &str, extra: &str) -> AwsVmConfig {
+    let toml = format!(
+        r#"
+name = "{name}"
+aws_access_key_id = "AKIATESTTESTTESTTEST"
+aws_secret_access_key = "test-secret"
+aws_region = "{region}"
+aws_ec2_ami_id = "ami-12c6146b"
+aws_ec2_instance_type = "t3.micro"
+max_instances = 300
+{extra}
+"#
+    );
+    toml::from_str(&toml).expect("test config")
+}
+
+/// A provider on `endpoint`.
+pub async fn provider_at(config: AwsVmConfig, endpoint: &str) -> AwsProvider {
+    AwsProvider::builder(config)
+        .endpoint_url(endpoint)
+        .build()
+        .await
+        .expect("provider")
+}
+
+/// A raw EC2 client on the emulator, for checking what the provider did.
+pub fn raw_client(endpoint: &str, region: &str) -> aws_sdk_ec2::Client {
+    let conf = aws_sdk_ec2::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(Credentials::new(
+            "AKIATESTTESTTESTTEST",
+            "test-secret",
+            None,
+            None,
+            "test",
+        ))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_ec2::Client::from_conf(conf)
+}
+
+/// Terminates every instance of `region` (what an earlier run left there).
+pub async fn reset_region(endpoint: &str, region: &str) {
+    let client = raw_client(endpoint, region);
+    let mut ids = Vec::new();
+    let mut pages = client.describe_instances().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.expect("describe");
+        ids.extend(
+            page.reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .filter_map(|i| i.instance_id().map(str::to_owned)),
+        );
+    }
+    for chunk in ids.chunks(500) {
+        client
+            .terminate_instances()
+            .set_instance_ids(Some(chunk.to_vec()))
+            .send()
+            .await
+            .expect("terminate");
+    }
+}
+
+/// A spec for server `n` of `owner`.
+pub fn spec(owner: &str, n: u128, script: &str) -> VmSpec {
+    VmSpec {
+        owner: Owner {
+            owner_id: owner.into(),
+            pool: "p".into(),
+            config: "c".into(),
+            server_id: ServerId(uuid::Uuid::from_u128(n)),
+        },
+        hostname: format!("KASM-{n:010}"),
+        startup_script: Secret::new(script),
+    }
+}
+
+/// What the proxy does with one request.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Pass it to the emulator and its answer back.
+    Forward,
+    /// Pass it to the emulator, then close the connection without answering (a lost answer).
+    ForwardThenDrop,
+    /// Answer with an EC2 error of this HTTP status and code, without asking the emulator.
+    Error(u16, &'static str),
+    /// Answer with this HTTP status and XML body.
+    Answer(u16, String),
+}
+
+/// The request the proxy is deciding on.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// The EC2 action (`RunInstances`, …).
+    pub action: String,
+    /// The form-encoded body.
+    pub body: String,
+    /// How many requests with this action came before this one.
+    pub nth: usize,
+}
+
+type Rule = dyn Fn(&Seen) -> Fault + Send + Sync;
+
+/// A loopback HTTP proxy in front of the emulator.
+pub struct Proxy {
+    /// Its endpoint (`http://127.0.0.1:port`).
+    pub url: String,
+    /// Every request it received, in order.
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Proxy {
+    /// Starts a proxy to `upstream` deciding by `rule`.
+    pub async fn start(
+        upstream: &str,
+        rule: impl Fn(&Seen) -> Fault + Send + Sync + 'static,
+    ) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let rule: Arc<Rule> = Arc::new(rule);
+        let upstream: Arc<str> = upstream.trim_end_matches('/').into();
+        let client = HttpClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let log = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (rule, log, upstream, client) =
+                    (rule.clone(), log.clone(), upstream.clone(), client.clone());
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let (rule, log, upstream, client) =
+                        (rule.clone(), log.clone(), upstream.clone(), client.clone());
+                    async move { handle(req, &*rule, &log, &upstream, &client).await }
+                });
+                tokio::spawn(async move {
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Proxy { url, seen, task }
+    }
+
+    /// How many requests of `action` it received.
+    pub fn count(&self, action: &str) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.action == action)
+            .count()
+    }
+}
+
+type Upstream = HttpClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+async fn handle(
+    req: Request<Incoming>,
+    rule: &Rule,
+    log: &Mutex<Vec<Seen>>,
+    upstream: &str,
+    client: &Upstream,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let action = text
+        .split('&')
+        .find_map(|p| p.strip_prefix("Action="))
+        .unwrap_or_default()
+        .to_owned();
+    let seen = {
+        let mut log = log.lock().unwrap();
+        let nth = log.iter().filter(|s| s.action == action).count();
+        let seen = Seen {
+            action,
+            body: text,
+            nth,
+        };
+        log.push(seen.clone());
+        seen
+    };
+    let (status, xml) = match rule(&seen) {
+        Fault::Error(status, code) => (
+            status,
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error></Errors><RequestID>test</RequestID></Response>"
+            ),
+        ),
+        Fault::Answer(status, xml) => (status, xml),
+        fault @ (Fault::Forward | Fault::ForwardThenDrop) => {
+            let uri = format!(
+                "{upstream}{}",
+                parts.uri.path_and_query().map_or("/", |p| p.as_str())
+            );
+            let mut forward = Request::builder().method(parts.method).uri(uri);
+            for (name, value) in &parts.headers {
+                forward = forward.header(name, value);
+            }
+            let forward = forward
+                .body(Full::new(body))
+                .map_err(std::io::Error::other)?;
+            let answer = client
+                .request(forward)
+                .await
+                .map_err(std::io::Error::other)?;
+            let (head, body) = answer.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_err(std::io::Error::other)?
+                .to_bytes();
+            if matches!(fault, Fault::ForwardThenDrop) {
+                return Err(std::io::Error::other("answer dropped by the test proxy"));
+            }
+            return Ok(Response::from_parts(head, Full::new(body)));
+        }
+    };
+    Ok(Response::builder()
+        .status(status)
+        .header("content-type", "text/xml")
+        .body(Full::new(Bytes::from(xml)))
+        .expect("a response"))
+}
