@@ -7,7 +7,7 @@ use kasm_scale_core::traits::BackendError;
 pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> BackendError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let status = match &err {
         SdkError::ServiceError(ctx) => Some(format!("{:?}", ctx.raw())),
@@ -24,9 +24,11 @@ where
         (Some(c), Some(m)) => format!("{c}: {m}"),
         (Some(c), None) => c.clone(),
         _ => match &err {
-            SdkError::TimeoutError(_) => "timed out".into(),
-            SdkError::DispatchFailure(_) => "cannot reach EC2".into(),
-            other => format!("{other}"),
+            SdkError::TimeoutError(_) => "EC2 timed out".into(),
+            SdkError::DispatchFailure(_) => {
+                format!("cannot reach EC2: {}", causes(&err))
+            }
+            other => format!("EC2: {}", causes(other)),
         },
     };
     match code.as_deref() {
@@ -69,4 +71,18 @@ where
         Some(_) => BackendError::InvalidRequest(text),
         None => BackendError::Transient(text),
     }
+}
+
+/// An error and its causes, `: `-separated, without repeating a cause's text.
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+        next = e.source();
+    }
+    text
 }

@@ -1,0 +1,157 @@
+//! EC2 failures through AwsProvider: error codes injected by a loopback proxy in front of the
+//! emulator, a lost RunInstances answer, real SigV4 rejection by a second emulator that checks
+//! signatures (`KASM_SCALE_EC2_AUTH_ENDPOINT`), and an unreachable endpoint.
+
+mod support;
+
+use kasm_scale_core::traits::{BackendError, VmProvider};
+use support::{Fault, Proxy, config, endpoint, provider_at, raw_client, reset_region, spec};
+
+/// The class of an error, for comparing without the message.
+fn class(e: &BackendError) -> &'static str {
+    match e {
+        BackendError::NotFound(_) => "not found",
+        BackendError::RateLimited { .. } => "rate limited",
+        BackendError::Capacity(_) => "capacity",
+        BackendError::Quota(_) => "quota",
+        BackendError::Auth(_) => "auth",
+        BackendError::Permission(_) => "permission",
+        BackendError::InvalidRequest(_) => "invalid request",
+        BackendError::Conflict(_) => "conflict",
+        BackendError::Transient(_) => "transient",
+        _ => "a class this test does not know",
+    }
+}
+
+#[tokio::test]
+async fn ec2_error_codes_map_to_the_core_classes() {
+    let Some(url) = endpoint() else { return };
+    let region = "eu-west-1";
+    reset_region(&url, region).await;
+    let cases: [(u16, &str, &str); 12] = [
+        (503, "RequestLimitExceeded", "rate limited"),
+        (500, "InsufficientInstanceCapacity", "capacity"),
+        (400, "InstanceLimitExceeded", "quota"),
+        (400, "VcpuLimitExceeded", "quota"),
+        (401, "AuthFailure", "auth"),
+        (403, "UnauthorizedOperation", "permission"),
+        (400, "InvalidAMIID.NotFound", "invalid request"),
+        (400, "InvalidAMIID.Malformed", "invalid request"),
+        (400, "InvalidParameterValue", "invalid request"),
+        (500, "InternalError", "transient"),
+        (503, "Unavailable", "transient"),
+        (500, "SomethingNew", "transient"),
+    ];
+    for (n, (status, code, expected)) in cases.into_iter().enumerate() {
+        let proxy = Proxy::start(&url, move |seen| match seen.action.as_str() {
+            "RunInstances" => Fault::Error(status, code),
+            _ => Fault::Forward,
+        })
+        .await;
+        let p = provider_at(config("aws-errors", region, ""), &proxy.url).await;
+        let err = p
+            .create(&spec("ec2-errors", n as u128, "#!/bin/sh\n"))
+            .await
+            .unwrap_err();
+        assert_eq!(class(&err), expected, "{status} {code}: {err}");
+        assert!(err.to_string().contains(code), "{err}");
+        assert!(!err.to_string().contains("test-secret"), "{err}");
+        let attempts = proxy.count("RunInstances");
+        let retried = if expected == "transient" { 3 } else { 1 };
+        assert_eq!(
+            attempts, retried,
+            "{code}: RunInstances sent {attempts} times"
+        );
+    }
+    let raw = raw_client(&url, region);
+    let left = raw.describe_instances().send().await.unwrap();
+    assert!(left.reservations().is_empty(), "no instance came of it");
+}
+
+#[tokio::test]
+async fn a_lost_run_instances_answer_does_not_make_a_second_instance() {
+    let Some(url) = endpoint() else { return };
+    let region = "eu-west-2";
+    reset_region(&url, region).await;
+    // moto ignores ClientToken, so only the server-id lookup before the retry prevents a
+    // duplicate here.
+    let proxy = Proxy::start(&url, |seen| match (seen.action.as_str(), seen.nth) {
+        ("RunInstances", 0) => Fault::ForwardThenDrop,
+        _ => Fault::Forward,
+    })
+    .await;
+    let p = provider_at(config("aws-lost", region, ""), &proxy.url).await;
+    let s = spec("ec2-lost", 1, "#!/bin/sh\n");
+    let vm = p
+        .create(&s)
+        .await
+        .expect("create succeeds after the lost answer");
+    assert_eq!(
+        proxy.count("RunInstances"),
+        1,
+        "not sent again: found by tag"
+    );
+    let again = p.create(&s).await.unwrap();
+    assert_eq!(
+        again.vm_id, vm.vm_id,
+        "create is idempotent on the server id"
+    );
+    let listed = p.list("ec2-lost").await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].vm_id, vm.vm_id);
+    assert_eq!(proxy.count("RunInstances"), 1);
+}
+
+#[tokio::test]
+async fn a_dropped_describe_is_transient_and_destroy_of_unknown_is_ok() {
+    let Some(url) = endpoint() else { return };
+    let region = "eu-central-1";
+    reset_region(&url, region).await;
+    let proxy = Proxy::start(&url, |seen| match seen.action.as_str() {
+        "DescribeInstances" => Fault::ForwardThenDrop,
+        _ => Fault::Forward,
+    })
+    .await;
+    let p = provider_at(config("aws-drop", region, ""), &proxy.url).await;
+    let err = p.list("ec2-drop").await.unwrap_err();
+    assert_eq!(class(&err), "transient", "{err}");
+    assert!(err.to_string().contains("EC2"), "{err}");
+    let direct = provider_at(config("aws-drop", region, ""), &url).await;
+    direct.destroy("i-0123456789abcdef0").await.unwrap();
+    let vm = direct.create(&spec("ec2-drop", 5, "")).await.unwrap();
+    direct.destroy(&vm.vm_id).await.unwrap();
+    direct.destroy(&vm.vm_id).await.unwrap();
+    assert_eq!(direct.get(&vm.vm_id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn unreachable_ec2_is_transient() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let p = provider_at(config("aws-closed", "us-east-1", ""), &closed).await;
+    let err = p.list("x").await.unwrap_err();
+    assert_eq!(class(&err), "transient", "{err}");
+    assert!(err.to_string().contains("cannot reach EC2"), "{err}");
+}
+
+#[tokio::test]
+async fn rejected_credentials_are_an_auth_error() {
+    let Ok(url) = std::env::var("KASM_SCALE_EC2_AUTH_ENDPOINT") else {
+        eprintln!(
+            "SKIPPED: KASM_SCALE_EC2_AUTH_ENDPOINT is not set (bash .ci/run starts an emulator that checks signatures)"
+        );
+        return;
+    };
+    let p = provider_at(config("aws-auth", "us-east-1", ""), &url).await;
+    let err = p.list("x").await.unwrap_err();
+    assert_eq!(class(&err), "auth", "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("authentication failed: AuthFailure"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("test-secret"), "{err}");
+    let err = p.create(&spec("x", 1, "")).await.unwrap_err();
+    assert_eq!(class(&err), "auth", "{err}");
+}
