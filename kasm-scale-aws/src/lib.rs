@@ -3,8 +3,12 @@
 //!
 //! observe → plan → execute: this crate is the execute step for EC2. Every instance and its
 //! volumes carry the owner tags; `create` is idempotent on the server id (the server id is the
-//! `ClientToken`, and the server-id tag is looked up first, since emulators ignore client tokens).
+//! `ClientToken`, and a repeated create looks the server-id tag up before it sends RunInstances
+//! again, since emulators ignore client tokens). `aws_ec2_config_override` is deep-merged into the
+//! RunInstances request (the keys and rules are in the README, "On AWS"), and
+//! `retrieve_password` decrypts the Windows administrator password with the key pair.
 
+mod attempts;
 mod errors;
 mod launch;
 mod password;

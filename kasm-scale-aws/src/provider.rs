@@ -18,6 +18,7 @@ use kasm_scale_core::traits::{
 use kasm_scale_core::Secret;
 use serde_json::json;
 
+use crate::attempts::Attempts;
 use crate::errors::classify;
 use crate::launch::{Launch, check_override, merge};
 use crate::password::PasswordKey;
@@ -27,10 +28,16 @@ use crate::password::PasswordKey;
 pub struct AwsProvider {
     config: AwsVmConfig,
     client: Client,
+    /// The same client without the SDK's retries, for RunInstances (see `run_instance`).
+    launcher: Client,
     /// `aws_ec2_config_override`, checked.
     overrides: Option<serde_json::Value>,
     /// The key pair's private key, when `retrieve_password` is on.
     password_key: Option<Arc<PasswordKey>>,
+    /// Server ids already tried (a repeat looks the server-id tag up first).
+    attempts: Arc<Attempts>,
+    /// Look up before every create, the first too.
+    always_look_up: bool,
     /// The AMI's root device name, looked up once (when the root volume is configured).
     root_device: tokio::sync::OnceCell<Option<String>>,
 }
@@ -40,13 +47,18 @@ pub struct AwsProvider {
 pub struct AwsProviderBuilder {
     config: AwsVmConfig,
     endpoint: Option<String>,
+    always_look_up: bool,
 }
 
 impl AwsProvider {
     /// A builder for `config`.
     pub fn builder(config: AwsVmConfig) -> AwsProviderBuilder {
         let endpoint = config.aws_endpoint_url.clone();
-        AwsProviderBuilder { config, endpoint }
+        AwsProviderBuilder {
+            config,
+            endpoint,
+            always_look_up: false,
+        }
     }
 }
 
@@ -54,6 +66,14 @@ impl AwsProviderBuilder {
     /// Talks to this endpoint instead of AWS (an emulator, an AWS-compatible cloud).
     pub fn endpoint_url(mut self, url: impl Into<String>) -> Self {
         self.endpoint = Some(url.into());
+        self
+    }
+
+    /// Looks the server-id tag up before the first RunInstances of a server too, not only before
+    /// a repeat. Only needed when several processes may create the same server id on a cloud
+    /// that ignores `ClientToken` (EC2 honours it); costs one DescribeInstances per create.
+    pub fn always_look_up(mut self, yes: bool) -> Self {
+        self.always_look_up = yes;
         self
     }
 
@@ -114,9 +134,12 @@ impl AwsProviderBuilder {
         }
         Ok(AwsProvider {
             config: self.config,
-            client: Client::from_conf(conf.build()),
+            client: Client::from_conf(conf.clone().build()),
+            launcher: Client::from_conf(conf.retry_config(RetryConfig::disabled()).build()),
             overrides,
             password_key,
+            attempts: Default::default(),
+            always_look_up: self.always_look_up,
             root_device: Default::default(),
         })
     }
@@ -268,15 +291,13 @@ impl AwsProvider {
         let request = self.launch_request(spec, self.root_device().await?);
         let name = &self.config.name;
         let launch = Launch::read(request)
-            .and_then(|l| l.apply(self.client.run_instances()))
+            .and_then(|l| l.apply(self.launcher.run_instances()))
             .map_err(|m| BackendError::InvalidRequest(format!("{name}: {m}")))?;
         let answer = launch
             .min_count(1)
             .max_count(1)
             .client_token(spec.owner.server_id.to_string())
             .user_data(base64::engine::general_purpose::STANDARD.encode(script))
-            .customize()
-            .config_override(aws_sdk_ec2::Config::builder().retry_config(RetryConfig::disabled()))
             .send()
             .await
             .map_err(classify)?;
@@ -324,11 +345,13 @@ impl VmProvider for AwsProvider {
             )));
         }
         let server = spec.owner.server_id.to_string();
+        let mut look_up = self.always_look_up || !self.attempts.first(spec.owner.server_id);
         let mut attempt = 1;
         loop {
-            if let Some(existing) = self.find_server(&server).await? {
+            if look_up && let Some(existing) = self.find_server(&server).await? {
                 return Ok(existing);
             }
+            look_up = true;
             match self.run_instance(spec, script).await {
                 Err(BackendError::Transient(_)) if attempt < CREATE_ATTEMPTS => {
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;

@@ -100,6 +100,16 @@ async fn a_lost_run_instances_answer_does_not_make_a_second_instance() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].vm_id, vm.vm_id);
     assert_eq!(proxy.count("RunInstances"), 1);
+    // Another process creating the same server: with `always_look_up` it finds the instance
+    // even on a cloud that ignores ClientToken.
+    let other = kasm_scale_aws::AwsProvider::builder(config("aws-lost", region, ""))
+        .endpoint_url(&proxy.url)
+        .always_look_up(true)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(other.create(&s).await.unwrap().vm_id, vm.vm_id);
+    assert_eq!(proxy.count("RunInstances"), 1);
 }
 
 #[tokio::test]

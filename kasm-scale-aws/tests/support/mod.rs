@@ -122,6 +122,8 @@ pub fn spec(owner: &str, n: u128, script: &str) -> VmSpec {
 pub enum Fault {
     /// Pass it to the emulator and its answer back.
     Forward,
+    /// Wait this long (a network round trip), then forward it.
+    ForwardAfter(std::time::Duration),
     /// Pass it to the emulator, then close the connection without answering (a lost answer).
     ForwardThenDrop,
     /// Answer with an EC2 error of this HTTP status and code, without asking the emulator.
@@ -241,7 +243,10 @@ async fn handle(
             ),
         ),
         Fault::Answer(status, xml) => (status, xml),
-        fault @ (Fault::Forward | Fault::ForwardThenDrop) => {
+        fault @ (Fault::Forward | Fault::ForwardThenDrop | Fault::ForwardAfter(_)) => {
+            if let Fault::ForwardAfter(delay) = fault {
+                tokio::time::sleep(delay).await;
+            }
             let uri = format!(
                 "{upstream}{}",
                 parts.uri.path_and_query().map_or("/", |p| p.as_str())
