@@ -24,6 +24,10 @@ pub use kasm_scale_core::*;
 #[cfg(feature = "aws")]
 pub use kasm_scale_aws as aws;
 
+/// Active Directory computer records ([`ldap::LdapDirectory`]), with the feature `ldap`.
+#[cfg(feature = "ldap")]
+pub use kasm_scale_ldap as ldap;
+
 /// Compiles the README's Rust examples as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
