@@ -52,3 +52,53 @@ pub(crate) fn connection_lost(e: &LdapError) -> bool {
         LdapError::LdapResult { .. } | LdapError::FilterParsing | LdapError::Timeout { .. }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(rc: u32, text: &str) -> LdapResult {
+        LdapResult {
+            rc,
+            matched: String::new(),
+            text: text.into(),
+            refs: Vec::new(),
+            ctrls: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn result_codes_map_to_the_core_classes_with_ads_text() {
+        let class = |rc| match from_result("op", &result(rc, "00002082: text\0")) {
+            BackendError::NotFound(_) => "not found",
+            BackendError::Auth(_) => "auth",
+            BackendError::Permission(_) => "permission",
+            BackendError::Transient(_) => "transient",
+            BackendError::Conflict(_) => "conflict",
+            BackendError::InvalidRequest(_) => "invalid request",
+            _ => "other",
+        };
+        for (rc, expected) in [
+            (32, "not found"),
+            (49, "auth"),
+            (50, "permission"),
+            (51, "transient"),
+            (52, "transient"),
+            (19, "invalid request"),
+            (21, "invalid request"),
+            (34, "invalid request"),
+            (53, "invalid request"),
+            (68, "conflict"),
+        ] {
+            assert_eq!(class(rc), expected, "rc {rc}");
+        }
+        assert_eq!(
+            from_result(
+                "cannot create X",
+                &result(19, "0000052D: Constraint violation\0")
+            )
+            .to_string(),
+            "invalid request: cannot create X: LDAP result 19: 0000052D: Constraint violation"
+        );
+    }
+}

@@ -412,3 +412,27 @@ async fn reconnects_after_a_dropped_connection_and_pools_concurrent_work() {
     }
     assert!(d.list_computers(&owner).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_account_without_rights_gets_permission_denied() {
+    let Some(dc) = dc() else { return };
+    let ou = fresh_ou(&dc, "rights").await;
+    let d = directory(&dc);
+    let name = unique("KR");
+    let password = d
+        .create_computer(&spec("ldap-rights", 1, &name, &ou))
+        .await
+        .unwrap();
+    // The computer account binds fine but may not create computers in this OU.
+    let mut weak = config(&dc, "");
+    weak.service_account_dn = format!("CN={name},{ou}");
+    weak.service_account_password = password;
+    let weak = LdapDirectory::builder(weak).build().unwrap();
+    let err = weak
+        .create_computer(&spec("ldap-rights", 2, &unique("KR"), &ou))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackendError::Permission(_)), "{err}");
+    let err = d.delete_computer(&ou, &name, false).await;
+    assert!(err.is_ok(), "{err:?}");
+}
