@@ -28,6 +28,10 @@ pub use kasm_scale_aws as aws;
 #[cfg(feature = "ldap")]
 pub use kasm_scale_ldap as ldap;
 
+/// Azure Resource Manager (so far [`azure::AzureCredential`]), with the feature `azure`.
+#[cfg(feature = "azure")]
+pub use kasm_scale_azure as azure;
+
 /// Compiles the README's Rust examples as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -1,0 +1,184 @@
+//! The ARM test server, written for these tests from Azure's public REST documentation, on
+//! 127.0.0.1. So far: the Microsoft identity platform's token endpoint
+//! (`POST /{tenant}/oauth2/v2.0/token`, client credentials) with the error bodies AAD sends.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// The test server's state.
+#[derive(Debug)]
+pub struct State {
+    /// `(tenant, client id)` → secret of the registered service principals.
+    pub clients: HashMap<(String, String), String>,
+    /// Lifetime of issued tokens, in seconds.
+    pub token_lifetime: u64,
+    /// Tokens issued so far.
+    pub issued: Vec<String>,
+    /// Answer the token endpoint with this status instead (a fault), when set.
+    pub token_fault: Option<u16>,
+}
+
+/// A running test server.
+pub struct ArmServer {
+    /// Its base URL (`http://127.0.0.1:port`), both authority and Resource Manager.
+    pub url: String,
+    /// Its state, to arrange and inspect.
+    pub state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ArmServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub const CLIENT_ID: &str = "0b9f3a5e-2c4d-4e8f-9a1b-3c5d7e9f1a2b";
+pub const CLIENT_SECRET: &str = "s3cr3t~client~value";
+
+impl ArmServer {
+    /// Starts a server knowing the test service principal.
+    pub async fn start() -> ArmServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let state = Arc::new(Mutex::new(State {
+            clients: HashMap::from([(
+                (TENANT.to_owned(), CLIENT_ID.to_owned()),
+                CLIENT_SECRET.to_owned(),
+            )]),
+            token_lifetime: 3599,
+            issued: Vec::new(),
+            token_fault: None,
+        }));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = shared.clone();
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let state = state.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(req, &state).await) }
+                });
+                tokio::spawn(async move {
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        ArmServer { url, state, task }
+    }
+
+    /// How many tokens were issued.
+    pub fn issued(&self) -> usize {
+        self.state.lock().unwrap().issued.len()
+    }
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a response")
+}
+
+/// An AAD error body: `error`, a description whose first line is the message, codes.
+fn aad_error(status: StatusCode, error: &str, aadsts: u32, text: &str) -> Response<Full<Bytes>> {
+    json(
+        status,
+        serde_json::json!({
+            "error": error,
+            "error_description": format!("AADSTS{aadsts}: {text}\r\nTrace ID: 0000\r\nCorrelation ID: 0000\r\nTimestamp: 2026-11-29 00:00:00Z"),
+            "error_codes": [aadsts],
+            "timestamp": "2026-11-29 00:00:00Z",
+        }),
+    )
+}
+
+async fn handle(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return json(StatusCode::BAD_REQUEST, serde_json::json!({})),
+    };
+    let path = parts.uri.path().to_owned();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (&parts.method, segments.as_slice()) {
+        (&Method::POST, [tenant, "oauth2", "v2.0", "token"]) => token(tenant, &body, state),
+        _ => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": {"code": "NotFound", "message": format!("no route for {path}")}}),
+        ),
+    }
+}
+
+fn token(tenant: &str, body: &[u8], state: &Mutex<State>) -> Response<Full<Bytes>> {
+    let mut state = state.lock().unwrap();
+    if let Some(status) = state.token_fault {
+        let status = StatusCode::from_u16(status).expect("a status");
+        return aad_error(
+            status,
+            "temporarily_unavailable",
+            90033,
+            "The service is unavailable.",
+        );
+    }
+    let form: HashMap<String, String> = serde_urlencoded::from_bytes(body).unwrap_or_default();
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    if field("grant_type") != "client_credentials" {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        );
+    }
+    if !field("scope").ends_with("/.default") {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            1002012,
+            "The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.",
+        );
+    }
+    let key = (tenant.to_owned(), field("client_id").to_owned());
+    match state.clients.get(&key) {
+        None => aad_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            "Application with identifier was not found in the directory.",
+        ),
+        Some(secret) if secret != field("client_secret") => aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+        ),
+        Some(_) => {
+            let token = format!("test-token-{}", state.issued.len() + 1);
+            state.issued.push(token.clone());
+            json(
+                StatusCode::OK,
+                serde_json::json!({
+                    "token_type": "Bearer",
+                    "expires_in": state.token_lifetime,
+                    "ext_expires_in": state.token_lifetime,
+                    "access_token": token,
+                }),
+            )
+        }
+    }
+}
