@@ -25,7 +25,7 @@ use aws_sdk_ec2::types::{
     RunInstancesMonitoringEnabled, ShutdownBehavior, SpotInstanceType, SpotMarketOptions, Tag,
     TagSpecification, Tenancy, VolumeType,
 };
-use kasm_scale_core::config::JsonObject;
+use kasm_scale_core::config::{JsonObject, merge_json};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -63,35 +63,12 @@ pub(crate) fn check_override(o: &JsonObject) -> Result<(), String> {
 }
 
 /// Merges `patch` into `base` by the rules of the module documentation.
-pub(crate) fn merge(base: &mut Value, patch: &Value, field: Option<&str>) {
-    match (base, patch) {
-        (Value::Object(b), Value::Object(p)) => {
-            for (key, value) in p {
-                if value.is_null() {
-                    b.remove(key);
-                } else if let Some(existing) = b.get_mut(key) {
-                    merge(existing, value, Some(key));
-                } else {
-                    b.insert(key.clone(), value.clone());
-                }
-            }
-        }
-        (Value::Array(b), Value::Array(p)) if field.and_then(identity).is_some() => {
-            let id = field.and_then(identity).unwrap_or_default();
-            for element in p {
-                let key = element.get(id);
-                match b.iter_mut().find(|e| key.is_some() && e.get(id) == key) {
-                    Some(existing) => merge(existing, element, None),
-                    None => b.push(element.clone()),
-                }
-            }
-        }
-        (base, patch) => *base = patch.clone(),
-    }
+pub(crate) fn merge(base: &mut Value, patch: &Value) {
+    merge_json(base, patch, identity);
 }
 
 /// The identity key of the elements of a keyed list.
-fn identity(field: &str) -> Option<&'static str> {
+pub(crate) fn identity(field: &str) -> Option<&'static str> {
     match field {
         "BlockDeviceMappings" => Some("DeviceName"),
         "TagSpecifications" => Some("ResourceType"),
@@ -571,7 +548,7 @@ mod tests {
             "MetadataOptions": {"HttpTokens": "required"},
             "KeyName": null,
         });
-        merge(&mut base, &patch, None);
+        merge(&mut base, &patch);
         assert_eq!(
             base,
             json!({

@@ -277,10 +277,10 @@ impl AwsProvider {
             );
         }
         if let Some(o) = &self.overrides {
-            merge(&mut request, o, None);
+            merge(&mut request, o);
         }
         let owner = json!({"TagSpecifications": on_both(tags(&spec.owner.tags()))});
-        merge(&mut request, &owner, None);
+        merge(&mut request, &owner);
         request
     }
 

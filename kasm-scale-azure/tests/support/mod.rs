@@ -1,8 +1,12 @@
 //! The ARM test server, written for these tests from Azure's public REST documentation, on
-//! 127.0.0.1. So far: the Microsoft identity platform's token endpoint
-//! (`POST /{tenant}/oauth2/v2.0/token`, client credentials) with the error bodies AAD sends.
+//! 127.0.0.1: the Microsoft identity platform's token endpoint (`POST
+//! /{tenant}/oauth2/v2.0/token`, client credentials) with the error bodies AAD sends, bearer
+//! tokens checked (missing, unknown and expired ones refused as ARM does), and the resources of
+//! [`resources::Store`].
 
 #![allow(dead_code)]
+
+pub mod resources;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +31,10 @@ pub struct State {
     pub issued: Vec<String>,
     /// Answer the token endpoint with this status instead (a fault), when set.
     pub token_fault: Option<u16>,
+    /// Issued tokens and when they expire.
+    pub valid_tokens: HashMap<String, std::time::Instant>,
+    /// The resources.
+    pub store: resources::Store,
 }
 
 /// A running test server.
@@ -61,14 +69,22 @@ impl ArmServer {
             token_lifetime: 3599,
             issued: Vec::new(),
             token_fault: None,
+            valid_tokens: HashMap::new(),
+            store: resources::Store {
+                lro_delay: std::time::Duration::from_millis(30),
+                page_size: 100,
+                ..Default::default()
+            },
         }));
         let shared = state.clone();
+        let base = url.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let state = shared.clone();
+                let base = base.clone();
                 let service = service_fn(move |req: Request<Incoming>| {
-                    let state = state.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(req, &state).await) }
+                    let (state, base) = (state.clone(), base.clone());
+                    async move { Ok::<_, std::convert::Infallible>(handle(req, &state, &base).await) }
                 });
                 tokio::spawn(async move {
                     let _ = http1::Builder::new()
@@ -107,7 +123,7 @@ fn aad_error(status: StatusCode, error: &str, aadsts: u32, text: &str) -> Respon
     )
 }
 
-async fn handle(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<Bytes>> {
+async fn handle(req: Request<Incoming>, state: &Mutex<State>, base: &str) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
@@ -117,10 +133,64 @@ async fn handle(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<B
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (&parts.method, segments.as_slice()) {
         (&Method::POST, [tenant, "oauth2", "v2.0", "token"]) => token(tenant, &body, state),
-        _ => json(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({"error": {"code": "NotFound", "message": format!("no route for {path}")}}),
-        ),
+        _ => {
+            let mut state = state.lock().unwrap();
+            let bearer = parts
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::to_owned);
+            let (status, headers, body) = match bearer.map(|t| state.valid_tokens.get(&t).copied())
+            {
+                None => resources::arm_error(
+                    StatusCode::UNAUTHORIZED,
+                    "AuthenticationFailed",
+                    "Authentication failed. The 'Authorization' header is missing.",
+                ),
+                Some(None) => resources::arm_error(
+                    StatusCode::UNAUTHORIZED,
+                    "InvalidAuthenticationToken",
+                    "The access token is invalid.",
+                ),
+                Some(Some(expiry)) if expiry <= std::time::Instant::now() => resources::arm_error(
+                    StatusCode::UNAUTHORIZED,
+                    "ExpiredAuthenticationToken",
+                    "The access token expiry UTC time is earlier than current UTC time.",
+                ),
+                Some(Some(_)) => {
+                    let request: serde_json::Value =
+                        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                    state.store.serve(
+                        base,
+                        &parts.method,
+                        &path,
+                        parts.uri.query().unwrap_or_default(),
+                        &request,
+                    )
+                }
+            };
+            let mut response = Response::builder()
+                .status(status)
+                .header("content-type", "application/json; charset=utf-8");
+            for (k, v) in headers {
+                response = response.header(k, v);
+            }
+            if let Some(left) = state.store.remaining_writes {
+                response = response.header(
+                    "x-ms-ratelimit-remaining-subscription-writes",
+                    left.to_string(),
+                );
+            }
+            let text = if body.is_null() {
+                String::new()
+            } else {
+                body.to_string()
+            };
+            response
+                .body(Full::new(Bytes::from(text)))
+                .expect("a response")
+        }
     }
 }
 
@@ -170,6 +240,9 @@ fn token(tenant: &str, body: &[u8], state: &Mutex<State>) -> Response<Full<Bytes
         Some(_) => {
             let token = format!("test-token-{}", state.issued.len() + 1);
             state.issued.push(token.clone());
+            let expiry =
+                std::time::Instant::now() + std::time::Duration::from_secs(state.token_lifetime);
+            state.valid_tokens.insert(token.clone(), expiry);
             json(
                 StatusCode::OK,
                 serde_json::json!({

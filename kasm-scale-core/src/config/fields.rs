@@ -167,6 +167,51 @@ pub(crate) fn yes() -> bool {
     true
 }
 
+/// Merges `patch` into `base`, the way `*_config_override` fields are applied: objects key by
+/// key, recursively, a `null` removing the key (RFC 7396 merge patch); a list of objects whose
+/// field name `identity` maps to an identity key (`DeviceName`, `lun`, …) element by element on
+/// that key, elements with a new identity appended; every other list and scalar replaced.
+pub fn merge_json(
+    base: &mut serde_json::Value,
+    patch: &serde_json::Value,
+    identity: fn(&str) -> Option<&'static str>,
+) {
+    merge_in(base, patch, None, identity);
+}
+
+fn merge_in(
+    base: &mut serde_json::Value,
+    patch: &serde_json::Value,
+    field: Option<&str>,
+    identity: fn(&str) -> Option<&'static str>,
+) {
+    use serde_json::Value;
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (key, value) in p {
+                if value.is_null() {
+                    b.remove(key);
+                } else if let Some(existing) = b.get_mut(key) {
+                    merge_in(existing, value, Some(key), identity);
+                } else {
+                    b.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        (Value::Array(b), Value::Array(p)) if field.and_then(identity).is_some() => {
+            let id = field.and_then(identity).unwrap_or_default();
+            for element in p {
+                let key = element.get(id);
+                match b.iter_mut().find(|e| key.is_some() && e.get(id) == key) {
+                    Some(existing) => merge_in(existing, element, None, identity),
+                    None => b.push(element.clone()),
+                }
+            }
+        }
+        (base, patch) => *base = patch.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

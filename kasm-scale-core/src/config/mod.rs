@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use fields::{JsonObject, Tags};
+pub use fields::{JsonObject, Tags, merge_json};
 pub use ldap::{Dn, LdapConfig};
 pub use pool::{
     AutoScaleConfig, ConnectionType, CredentialType, Placement, Pool, ServerPoolType,
