@@ -182,8 +182,12 @@ impl ResourceManager {
             }
             let answer = match request.send().await {
                 Ok(a) => a,
-                Err(e) if attempt < ATTEMPTS => {
-                    let _ = e;
+                Err(e) if e.is_builder() => {
+                    return Err(BackendError::InvalidRequest(format!(
+                        "{what}: not a valid request URL: {path}"
+                    )));
+                }
+                Err(_) if attempt < ATTEMPTS => {
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                     continue;
                 }

@@ -1,0 +1,502 @@
+//! [`AzureProvider`]: VMs with their network interface (and public IP) on Azure Resource
+//! Manager, named after the server id so that every PUT is idempotent.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use base64::Engine;
+use kasm_scale_core::config::{AZURE_CUSTOM_DATA_LIMIT, AzureVmConfig, merge_json};
+use kasm_scale_core::engine::ServerId;
+use kasm_scale_core::traits::{
+    BackendError, Capabilities, OWNER_TAG, Owner, Vm, VmProvider, VmSpec, VmState,
+};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::arm::{COMPUTE_API_VERSION, NETWORK_API_VERSION, ResourceManager};
+use crate::auth::{AzureCredential, CloudEndpoints};
+
+/// An Azure [`VmProvider`] for one Azure VM provider config.
+#[derive(Debug)]
+pub struct AzureProvider {
+    config: AzureVmConfig,
+    arm: ResourceManager,
+    /// `/subscriptions/{s}/resourceGroups/{rg}/providers`.
+    providers: String,
+    overrides: Option<Value>,
+}
+
+/// Builds an [`AzureProvider`]; [`AzureProviderBuilder::build`] checks the config.
+#[derive(Debug)]
+pub struct AzureProviderBuilder {
+    config: AzureVmConfig,
+}
+
+/// Resource names of one server: `kasm-<server id>` and its `-nic`, `-ip`, `-osdisk`.
+struct Names {
+    vm: String,
+    nic: String,
+    ip: String,
+    disk: String,
+}
+
+impl Names {
+    fn of(vm: &str) -> Names {
+        Names {
+            vm: vm.into(),
+            nic: format!("{vm}-nic"),
+            ip: format!("{vm}-ip"),
+            disk: format!("{vm}-osdisk"),
+        }
+    }
+
+    fn for_server(id: ServerId) -> Names {
+        Names::of(&format!("kasm-{}", id.0.simple()))
+    }
+}
+
+/// The identity keys of lists in the VM body, for merging the override.
+fn identity(field: &str) -> Option<&'static str> {
+    match field {
+        "networkInterfaces" => Some("id"),
+        "dataDisks" => Some("lun"),
+        _ => None,
+    }
+}
+
+impl AzureProvider {
+    /// A builder for `config`.
+    pub fn builder(config: AzureVmConfig) -> AzureProviderBuilder {
+        AzureProviderBuilder { config }
+    }
+}
+
+impl AzureProviderBuilder {
+    /// Checks the config and prepares the credential and the Resource Manager client. Nothing is
+    /// called until the first operation.
+    pub fn build(self) -> Result<AzureProvider, BackendError> {
+        let c = self.config;
+        let invalid = |m: &str| BackendError::InvalidRequest(format!("{}: {m}", c.name));
+        for (field, value) in [
+            ("azure_subscription_id", &c.azure_subscription_id),
+            ("azure_resource_group", &c.azure_resource_group),
+            ("azure_tenant_id", &c.azure_tenant_id),
+            ("azure_client_id", &c.azure_client_id),
+            ("azure_region", &c.azure_region),
+            ("azure_vm_size", &c.azure_vm_size),
+            ("azure_subnet", &c.azure_subnet),
+            ("azure_os_username", &c.azure_os_username),
+        ] {
+            if value.trim().is_empty() {
+                return Err(invalid(&format!("{field} is required")));
+            }
+        }
+        let image = &c.azure_image_reference.0;
+        let has = |k: &str| {
+            image
+                .get(k)
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        };
+        if !has("id")
+            && !["publisher", "offer", "sku", "version"]
+                .iter()
+                .all(|k| has(k))
+        {
+            return Err(invalid(
+                "azure_image_reference needs `id`, or `publisher`, `offer`, `sku` and `version`",
+            ));
+        }
+        if c.azure_is_windows && c.azure_os_password.is_none() {
+            return Err(invalid("azure_os_password is required for Windows VMs"));
+        }
+        if !c.azure_is_windows && c.azure_os_password.is_none() && c.azure_ssh_public_key.is_none()
+        {
+            return Err(invalid(
+                "Linux VMs need azure_ssh_public_key or azure_os_password",
+            ));
+        }
+        let overrides = match &c.azure_config_override {
+            Some(o) if !o.0.is_empty() => {
+                let data =
+                    o.0.get("properties")
+                        .and_then(|p| p.get("osProfile"))
+                        .and_then(|p| p.get("customData"));
+                if data.is_some() {
+                    return Err(invalid(
+                        "azure_config_override.properties.osProfile.customData: set by kasm-scale, cannot be overridden",
+                    ));
+                }
+                let owner_tag =
+                    o.0.get("tags")
+                        .and_then(Value::as_object)
+                        .and_then(|t| t.keys().find(|k| k.starts_with("kasm-scale:")));
+                if let Some(k) = owner_tag {
+                    return Err(invalid(&format!(
+                        "azure_config_override.tags.{k}: an owner tag of kasm-scale, cannot be overridden"
+                    )));
+                }
+                Some(Value::Object(o.0.clone()))
+            }
+            _ => None,
+        };
+        let cloud = CloudEndpoints::of(c.azure_authority);
+        let base = c
+            .azure_resource_manager_url
+            .clone()
+            .unwrap_or(cloud.resource_manager);
+        let providers = format!(
+            "/subscriptions/{}/resourceGroups/{}/providers",
+            c.azure_subscription_id, c.azure_resource_group
+        );
+        Ok(AzureProvider {
+            arm: ResourceManager::new(&base, AzureCredential::from_config(&c)),
+            config: c,
+            providers,
+            overrides,
+        })
+    }
+}
+
+impl AzureProvider {
+    fn vm_path(&self, name: &str) -> String {
+        format!(
+            "{}/Microsoft.Compute/virtualMachines/{name}",
+            self.providers
+        )
+    }
+    fn nic_path(&self, name: &str) -> String {
+        format!(
+            "{}/Microsoft.Network/networkInterfaces/{name}",
+            self.providers
+        )
+    }
+    fn ip_path(&self, name: &str) -> String {
+        format!(
+            "{}/Microsoft.Network/publicIPAddresses/{name}",
+            self.providers
+        )
+    }
+    fn disk_path(&self, name: &str) -> String {
+        format!("{}/Microsoft.Compute/disks/{name}", self.providers)
+    }
+
+    fn to_vm(&self, resource: &Value) -> Option<Vm> {
+        let tags: BTreeMap<String, String> = resource
+            .get("tags")?
+            .as_object()?
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect();
+        let owner = Owner::from_tags(&tags)?;
+        let properties = resource.get("properties");
+        let state = match properties
+            .and_then(|p| p.get("provisioningState"))
+            .and_then(Value::as_str)
+        {
+            Some("Succeeded") => VmState::Running,
+            Some("Deleting") => VmState::Stopping,
+            _ => VmState::Pending,
+        };
+        let created_at = properties
+            .and_then(|p| p.get("timeCreated"))
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse().ok());
+        Some(Vm {
+            vm_id: resource.get("id")?.as_str()?.to_owned(),
+            owner,
+            state,
+            private_ip: None,
+            created_at,
+        })
+    }
+
+    /// PUT and follow the operation.
+    async fn put(
+        &self,
+        path: &str,
+        version: &str,
+        body: &Value,
+        what: &str,
+    ) -> Result<Value, BackendError> {
+        let answer = self
+            .arm
+            .send(Method::PUT, path, version, Some(body), what)
+            .await?;
+        self.arm.wait(&answer, version, what).await?;
+        Ok(answer.body)
+    }
+
+    /// DELETE and follow the operation; a missing resource is done.
+    async fn delete(&self, path: &str, version: &str, what: &str) -> Result<(), BackendError> {
+        match self
+            .arm
+            .send(Method::DELETE, path, version, None, what)
+            .await
+        {
+            Ok(answer) => self.arm.wait(&answer, version, what).await,
+            Err(BackendError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The VM body: kasm-scale's fields, the override merged in, then the owner tags.
+    fn vm_body(&self, spec: &VmSpec, names: &Names, custom_data: &str) -> Value {
+        let c = &self.config;
+        let image = &c.azure_image_reference.0;
+        let image_reference = match image.get("id") {
+            Some(id) => json!({ "id": id }),
+            None => Value::Object(image.clone()),
+        };
+        let mut os_disk = json!({
+            "name": names.disk,
+            "createOption": "FromImage",
+            "managedDisk": {"storageAccountType": c.azure_os_disk_type},
+            "deleteOption": "Delete",
+        });
+        if let Some(size) = c.azure_os_disk_size_gb {
+            os_disk["diskSizeGB"] = json!(size);
+        }
+        let mut os_profile = json!({
+            "computerName": spec.hostname,
+            "adminUsername": c.azure_os_username,
+            "customData": custom_data,
+        });
+        if let Some(pw) = &c.azure_os_password {
+            os_profile["adminPassword"] = json!(pw.expose());
+        }
+        if c.azure_is_windows {
+            os_profile["windowsConfiguration"] = json!({"provisionVMAgent": true});
+        } else {
+            let mut linux = json!({"disablePasswordAuthentication": c.azure_os_password.is_none()});
+            if let Some(key) = &c.azure_ssh_public_key {
+                linux["ssh"] = json!({"publicKeys": [{
+                    "path": format!("/home/{}/.ssh/authorized_keys", c.azure_os_username),
+                    "keyData": key,
+                }]});
+            }
+            os_profile["linuxConfiguration"] = linux;
+        }
+        let mut tags = c.azure_tags.0.clone();
+        tags.extend(spec.owner.tags());
+        let mut body = json!({
+            "location": c.azure_region,
+            "tags": tags,
+            "properties": {
+                "hardwareProfile": {"vmSize": c.azure_vm_size},
+                "storageProfile": {"imageReference": image_reference, "osDisk": os_disk},
+                "osProfile": os_profile,
+                "networkProfile": {"networkInterfaces": [{
+                    "id": self.nic_path(&names.nic),
+                    "properties": {"primary": true, "deleteOption": "Delete"},
+                }]},
+            },
+        });
+        if let Some(o) = &self.overrides {
+            merge_json(&mut body, o, identity);
+            merge_json(&mut body, &json!({"tags": spec.owner.tags()}), identity);
+        }
+        body
+    }
+
+    /// Public IP (when asked), NIC, then the VM; each PUT followed to its end.
+    async fn create_resources(
+        &self,
+        spec: &VmSpec,
+        names: &Names,
+        custom_data: &str,
+    ) -> Result<(), BackendError> {
+        let c = &self.config;
+        let mut tags = c.azure_tags.0.clone();
+        tags.extend(spec.owner.tags());
+        let mut ip_config = json!({
+            "subnet": {"id": c.azure_subnet},
+            "privateIPAllocationMethod": "Dynamic",
+        });
+        if c.azure_public_ip {
+            let ip = json!({
+                "location": c.azure_region,
+                "tags": tags,
+                "sku": {"name": "Standard"},
+                "properties": {"publicIPAllocationMethod": "Static"},
+            });
+            self.put(
+                &self.ip_path(&names.ip),
+                NETWORK_API_VERSION,
+                &ip,
+                "cannot create the public IP",
+            )
+            .await?;
+            ip_config["publicIPAddress"] =
+                json!({"id": self.ip_path(&names.ip), "properties": {"deleteOption": "Delete"}});
+        }
+        let mut nic = json!({
+            "location": c.azure_region,
+            "tags": tags,
+            "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": ip_config}]},
+        });
+        if let Some(nsg) = &c.azure_network_sg {
+            nic["properties"]["networkSecurityGroup"] = json!({ "id": nsg });
+        }
+        self.put(
+            &self.nic_path(&names.nic),
+            NETWORK_API_VERSION,
+            &nic,
+            "cannot create the network interface",
+        )
+        .await?;
+        let body = self.vm_body(spec, names, custom_data);
+        self.put(
+            &self.vm_path(&names.vm),
+            COMPUTE_API_VERSION,
+            &body,
+            "cannot create the VM",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Removes the VM and everything created for it (the delete options take the NIC, IP and
+    /// disk with the VM; they are deleted by name too, for a create that stopped half-way).
+    async fn remove(&self, names: &Names) -> Result<(), BackendError> {
+        self.delete(
+            &self.vm_path(&names.vm),
+            COMPUTE_API_VERSION,
+            "cannot delete the VM",
+        )
+        .await?;
+        self.delete(
+            &self.nic_path(&names.nic),
+            NETWORK_API_VERSION,
+            "cannot delete the network interface",
+        )
+        .await?;
+        self.delete(
+            &self.ip_path(&names.ip),
+            NETWORK_API_VERSION,
+            "cannot delete the public IP",
+        )
+        .await?;
+        self.delete(
+            &self.disk_path(&names.disk),
+            COMPUTE_API_VERSION,
+            "cannot delete the OS disk",
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl VmProvider for AzureProvider {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_startup_script_bytes: Some(AZURE_CUSTOM_DATA_LIMIT),
+            retrieve_password: false,
+        }
+    }
+
+    async fn create(&self, spec: &VmSpec) -> Result<Vm, BackendError> {
+        let script = spec.startup_script.expose();
+        if script.len() > AZURE_CUSTOM_DATA_LIMIT {
+            return Err(BackendError::InvalidRequest(format!(
+                "the startup script is {} bytes, over the {AZURE_CUSTOM_DATA_LIMIT}-byte Azure custom-data limit",
+                script.len()
+            )));
+        }
+        let names = Names::for_server(spec.owner.server_id);
+        // A repeat: the VM exists (its custom data cannot change, so it is not PUT again).
+        if let Some(vm) = self.get(&self.vm_path(&names.vm)).await? {
+            return Ok(vm);
+        }
+        let custom_data = base64::engine::general_purpose::STANDARD.encode(script);
+        if let Err(e) = self.create_resources(spec, &names, &custom_data).await {
+            // No half-made server is left behind; the first error is the one reported.
+            let _ = self.remove(&names).await;
+            return Err(e);
+        }
+        self.get(&self.vm_path(&names.vm)).await?.ok_or_else(|| {
+            BackendError::Transient("the VM was created but cannot be read back".into())
+        })
+    }
+
+    async fn destroy(&self, vm_id: &str) -> Result<(), BackendError> {
+        let name = vm_id.rsplit('/').next().unwrap_or(vm_id);
+        if name.is_empty() || name.contains(['?', '#']) {
+            return Ok(());
+        }
+        self.remove(&Names::of(name)).await
+    }
+
+    async fn get(&self, vm_id: &str) -> Result<Option<Vm>, BackendError> {
+        // Only a VM of this resource group can be ours; anything else does not exist here.
+        let prefix = format!("{}/Microsoft.Compute/virtualMachines/", self.providers);
+        let name = match vm_id.get(..prefix.len()) {
+            Some(p) if p.eq_ignore_ascii_case(&prefix) => &vm_id[prefix.len()..],
+            _ => return Ok(None),
+        };
+        if name.is_empty() || name.contains(['/', '?', '#']) {
+            return Ok(None);
+        }
+        match self
+            .arm
+            .send(
+                Method::GET,
+                vm_id,
+                COMPUTE_API_VERSION,
+                None,
+                "cannot read the VM",
+            )
+            .await
+        {
+            Ok(answer) => Ok(self.to_vm(&answer.body)),
+            Err(BackendError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list(&self, owner_id: &str) -> Result<Vec<Vm>, BackendError> {
+        let mut next = Some(format!(
+            "{}/Microsoft.Compute/virtualMachines",
+            self.providers
+        ));
+        let mut vms = Vec::new();
+        while let Some(page) = next.take() {
+            let answer = self
+                .arm
+                .send(
+                    Method::GET,
+                    &page,
+                    COMPUTE_API_VERSION,
+                    None,
+                    "cannot list VMs",
+                )
+                .await?;
+            for resource in answer
+                .body
+                .get("value")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let ours = resource
+                    .get("tags")
+                    .and_then(|t| t.get(OWNER_TAG))
+                    .and_then(Value::as_str)
+                    == Some(owner_id);
+                if ours && let Some(vm) = self.to_vm(resource) {
+                    vms.push(vm);
+                }
+            }
+            next = answer
+                .body
+                .get("nextLink")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+        Ok(vms)
+    }
+}

@@ -1,0 +1,281 @@
+//! AzureProvider against the ARM test server: the conformance suite, the documented request
+//! shapes, custom data, paging, cleanup and failures.
+
+mod support;
+
+use base64::Engine;
+use kasm_scale_azure::AzureProvider;
+use kasm_scale_core::Secret;
+use kasm_scale_core::config::AzureVmConfig;
+use kasm_scale_core::engine::ServerId;
+use kasm_scale_core::testkit::vm_provider_contract;
+use kasm_scale_core::traits::{BackendError, Owner, VmProvider, VmSpec};
+use serde_json::Value;
+use support::{ArmServer, CLIENT_ID, CLIENT_SECRET, TENANT};
+
+const SUBNET: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/vdi";
+const NSG: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/net/providers/Microsoft.Network/networkSecurityGroups/vdi";
+
+fn config(server: &ArmServer, extra: &str) -> AzureVmConfig {
+    let text = format!(
+        r#"
+name = "azure-test"
+azure_subscription_id = "00000000-0000-0000-0000-000000000001"
+azure_resource_group = "kasm"
+azure_tenant_id = "{TENANT}"
+azure_client_id = "{CLIENT_ID}"
+azure_client_secret = "{CLIENT_SECRET}"
+azure_region = "eastus"
+max_instances = 50
+azure_vm_size = "Standard_D4s_v5"
+azure_os_disk_type = "Premium_LRS"
+azure_image_reference = {{ publisher = "MicrosoftWindowsDesktop", offer = "windows-11", sku = "win11-23h2-avd", version = "latest" }}
+azure_subnet = "{SUBNET}"
+azure_os_username = "kasmadmin"
+azure_resource_manager_url = "{url}"
+azure_authority_url = "{url}"
+{extra}
+"#,
+        url = server.url
+    );
+    toml::from_str(&text).expect("test config")
+}
+
+const WINDOWS: &str = r#"
+azure_is_windows = true
+azure_os_password = "Adm1n-Passw0rd!"
+azure_network_sg = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/net/providers/Microsoft.Network/networkSecurityGroups/vdi"
+azure_public_ip = true
+azure_os_disk_size_gb = 128
+azure_tags = { team = "vdi" }
+azure_config_override = '{"properties": {"securityProfile": {"securityType": "TrustedLaunch"}}, "zones": ["1"]}'
+"#;
+
+fn spec(owner: &str, n: u128, script: &str) -> VmSpec {
+    VmSpec {
+        owner: Owner {
+            owner_id: owner.into(),
+            pool: "p".into(),
+            config: "c".into(),
+            server_id: ServerId(uuid::Uuid::from_u128(n)),
+        },
+        hostname: format!("KASM-{n:010}"),
+        startup_script: Secret::new(script),
+    }
+}
+
+fn stored(server: &ArmServer, kind: &str) -> Vec<Value> {
+    let state = server.state.lock().unwrap();
+    state
+        .store
+        .resources
+        .values()
+        .filter(|r| r["type"] == kind)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn passes_the_conformance_suite() {
+    let server = ArmServer::start().await;
+    let p = AzureProvider::builder(config(
+        &server,
+        "azure_ssh_public_key = \"ssh-ed25519 AAAA test\"",
+    ))
+    .build()
+    .unwrap();
+    vm_provider_contract(&p, "azure-conformance").await;
+}
+
+#[tokio::test]
+async fn requests_have_the_documented_shapes_and_destroy_leaves_nothing() {
+    let server = ArmServer::start().await;
+    let p = AzureProvider::builder(config(&server, WINDOWS))
+        .build()
+        .unwrap();
+    let script = "Write-Output 'ünïcode ✓'\r\n";
+    let vm = p.create(&spec("azure-shapes", 1, script)).await.unwrap();
+    assert!(vm.vm_id.ends_with(&format!(
+        "/virtualMachines/kasm-{}",
+        uuid::Uuid::from_u128(1).simple()
+    )));
+
+    let vms = stored(&server, "microsoft.compute/virtualmachines");
+    let body = &vms[0];
+    let props = &body["properties"];
+    assert_eq!(body["location"], "eastus");
+    assert_eq!(body["zones"][0], "1", "the override is merged");
+    assert_eq!(props["securityProfile"]["securityType"], "TrustedLaunch");
+    assert_eq!(body["tags"]["kasm-scale:owner"], "azure-shapes");
+    assert_eq!(body["tags"]["team"], "vdi");
+    assert_eq!(props["hardwareProfile"]["vmSize"], "Standard_D4s_v5");
+    assert_eq!(
+        props["storageProfile"]["imageReference"]["offer"],
+        "windows-11"
+    );
+    let disk = &props["storageProfile"]["osDisk"];
+    assert_eq!(disk["createOption"], "FromImage");
+    assert_eq!(disk["managedDisk"]["storageAccountType"], "Premium_LRS");
+    assert_eq!(disk["diskSizeGB"], 128);
+    assert_eq!(disk["deleteOption"], "Delete");
+    let os = &props["osProfile"];
+    assert_eq!(os["computerName"], "KASM-0000000001");
+    assert_eq!(os["adminUsername"], "kasmadmin");
+    assert_eq!(os["windowsConfiguration"]["provisionVMAgent"], true);
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(os["customData"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(data).unwrap(),
+        script,
+        "custom data round trip"
+    );
+    let nic_ref = &props["networkProfile"]["networkInterfaces"][0];
+    assert_eq!(nic_ref["properties"]["deleteOption"], "Delete");
+
+    let nics = stored(&server, "microsoft.network/networkinterfaces");
+    let ip_config = &nics[0]["properties"]["ipConfigurations"][0]["properties"];
+    assert_eq!(ip_config["subnet"]["id"], SUBNET);
+    assert_eq!(nics[0]["properties"]["networkSecurityGroup"]["id"], NSG);
+    assert_eq!(
+        ip_config["publicIPAddress"]["properties"]["deleteOption"],
+        "Delete"
+    );
+    assert_eq!(
+        stored(&server, "microsoft.network/publicipaddresses").len(),
+        1
+    );
+    assert_eq!(stored(&server, "microsoft.compute/disks").len(), 1);
+    {
+        let state = server.state.lock().unwrap();
+        let versions: std::collections::BTreeSet<&str> =
+            state.store.requests.iter().map(|r| r.2.as_str()).collect();
+        assert!(
+            versions
+                .iter()
+                .all(|v| ["2024-07-01", "2024-05-01"].contains(v)),
+            "{versions:?}"
+        );
+    }
+    assert!(
+        !format!("{p:?}").contains("Adm1n-Passw0rd") && !format!("{p:?}").contains(CLIENT_SECRET)
+    );
+
+    p.destroy(&vm.vm_id).await.unwrap();
+    assert!(
+        server.state.lock().unwrap().store.resources.is_empty(),
+        "VM, NIC, IP and disk are gone"
+    );
+    p.destroy(&vm.vm_id).await.unwrap();
+}
+
+#[tokio::test]
+async fn custom_data_is_limited_to_64_kib() {
+    let server = ArmServer::start().await;
+    let p = AzureProvider::builder(config(&server, WINDOWS))
+        .build()
+        .unwrap();
+    p.create(&spec("azure-limit", 1, &"x".repeat(65_535)))
+        .await
+        .unwrap();
+    let err = p
+        .create(&spec("azure-limit", 2, &"x".repeat(65_536)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        BackendError::InvalidRequest(
+            "the startup script is 65536 bytes, over the 65535-byte Azure custom-data limit".into()
+        )
+    );
+}
+
+#[tokio::test]
+async fn lists_across_pages_by_owner() {
+    let server = ArmServer::start().await;
+    server.state.lock().unwrap().store.page_size = 2;
+    let p = AzureProvider::builder(config(
+        &server,
+        "azure_ssh_public_key = \"ssh-ed25519 AAAA test\"",
+    ))
+    .build()
+    .unwrap();
+    for n in 0..5 {
+        p.create(&spec("azure-pages", n, "#!/bin/sh\n"))
+            .await
+            .unwrap();
+    }
+    p.create(&spec("someone-else", 99, "#!/bin/sh\n"))
+        .await
+        .unwrap();
+    assert_eq!(p.list("azure-pages").await.unwrap().len(), 5);
+    let lists = server
+        .state
+        .lock()
+        .unwrap()
+        .store
+        .requests
+        .iter()
+        .filter(|r| r.1.to_ascii_lowercase().ends_with("/virtualmachines"))
+        .count();
+    assert!(
+        lists >= 3,
+        "followed nextLink over 3 pages ({lists} list requests)"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_vm_create_is_capacity_and_leaves_nothing_behind() {
+    let server = ArmServer::start().await;
+    server.state.lock().unwrap().store.vm_create_failure = Some((
+        "AllocationFailed".into(),
+        "Allocation failed. We do not have sufficient capacity for the requested VM size in this region.".into(),
+    ));
+    let p = AzureProvider::builder(config(&server, WINDOWS))
+        .build()
+        .unwrap();
+    let err = p.create(&spec("azure-fail", 1, "x")).await.unwrap_err();
+    assert!(
+        matches!(&err, BackendError::Capacity(m) if m.contains("AllocationFailed")),
+        "{err}"
+    );
+    assert!(
+        server.state.lock().unwrap().store.resources.is_empty(),
+        "{:?}",
+        server
+            .state
+            .lock()
+            .unwrap()
+            .store
+            .resources
+            .keys()
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn bad_configs_are_refused_by_build() {
+    let server = ArmServer::start().await;
+    let mut c = config(&server, "");
+    let err = AzureProvider::builder(c.clone()).build().unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("azure_ssh_public_key or azure_os_password"),
+        "{err}"
+    );
+    c.azure_ssh_public_key = Some("ssh-ed25519 AAAA".into());
+    c.azure_config_override = Some(
+        toml::from_str::<toml::Value>(
+            "o = { properties = { osProfile = { customData = \"eA==\" } } }",
+        )
+        .unwrap()["o"]
+            .clone()
+            .try_into()
+            .unwrap(),
+    );
+    let err = AzureProvider::builder(c).build().unwrap_err();
+    assert!(
+        err.to_string().contains("customData: set by kasm-scale"),
+        "{err}"
+    );
+}
