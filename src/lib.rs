@@ -28,7 +28,7 @@ pub use kasm_scale_aws as aws;
 #[cfg(feature = "ldap")]
 pub use kasm_scale_ldap as ldap;
 
-/// Azure Resource Manager (so far [`azure::AzureCredential`]), with the feature `azure`.
+/// Azure Resource Manager ([`azure::AzureProvider`]), with the feature `azure`.
 #[cfg(feature = "azure")]
 pub use kasm_scale_azure as azure;
 

@@ -26,6 +26,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 const LOW_REMAINING: i64 = 10;
 /// Pause before a call when the remaining budget is exhausted; shorter when some is left.
 const SLOW_DOWN: Duration = Duration::from_secs(2);
+/// The shortest pause between two polls of an operation, whatever `Retry-After` says.
+const MIN_POLL: Duration = Duration::from_millis(50);
 /// The longest a long-running operation is followed.
 const LRO_TIMEOUT: Duration = Duration::from_secs(1800);
 
@@ -259,7 +261,7 @@ impl ResourceManager {
                     LRO_TIMEOUT.as_secs()
                 )));
             }
-            tokio::time::sleep(delay.min(MAX_RETRY_AFTER)).await;
+            tokio::time::sleep(delay.clamp(MIN_POLL, MAX_RETRY_AFTER)).await;
             let poll = self
                 .send(Method::GET, &url, api_version, None, what)
                 .await?;

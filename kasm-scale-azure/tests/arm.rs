@@ -318,3 +318,54 @@ fn arm_error_codes_map_to_the_core_classes() {
         assert_eq!(class(status, code, message), expected, "{status} {code}");
     }
 }
+
+#[tokio::test]
+async fn an_operation_with_only_a_location_is_polled_until_it_stops_answering_202() {
+    let server = ArmServer::start().await;
+    server.state.lock().unwrap().store.lro_delay = Duration::from_millis(300);
+    let arm = arm(&server);
+    let body = nic_body();
+    let created = arm
+        .send(
+            Method::PUT,
+            &nic("n7"),
+            NETWORK_API_VERSION,
+            Some(&body),
+            "create NIC",
+        )
+        .await
+        .unwrap();
+    // Keep only a Location pointing at the operation's result, as some ARM operations answer.
+    let op = created.headers["azure-asyncoperation"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let result = op.replace("?api-version", "/result?api-version");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("location", result.parse().unwrap());
+    headers.insert("retry-after", "0".parse().unwrap());
+    let answer = kasm_scale_azure::Answer {
+        status: StatusCode::ACCEPTED,
+        headers,
+        body: serde_json::Value::Null,
+    };
+    let started = Instant::now();
+    arm.wait(&answer, NETWORK_API_VERSION, "create NIC")
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "waited for the operation"
+    );
+    let got = arm
+        .send(
+            Method::GET,
+            &nic("n7"),
+            NETWORK_API_VERSION,
+            None,
+            "get NIC",
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.body["properties"]["provisioningState"], "Succeeded");
+}
