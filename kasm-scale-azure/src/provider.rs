@@ -77,44 +77,8 @@ impl AzureProviderBuilder {
     pub fn build(self) -> Result<AzureProvider, BackendError> {
         let c = self.config;
         let invalid = |m: &str| BackendError::InvalidRequest(format!("{}: {m}", c.name));
-        for (field, value) in [
-            ("azure_subscription_id", &c.azure_subscription_id),
-            ("azure_resource_group", &c.azure_resource_group),
-            ("azure_tenant_id", &c.azure_tenant_id),
-            ("azure_client_id", &c.azure_client_id),
-            ("azure_region", &c.azure_region),
-            ("azure_vm_size", &c.azure_vm_size),
-            ("azure_subnet", &c.azure_subnet),
-            ("azure_os_username", &c.azure_os_username),
-        ] {
-            if value.trim().is_empty() {
-                return Err(invalid(&format!("{field} is required")));
-            }
-        }
-        let image = &c.azure_image_reference.0;
-        let has = |k: &str| {
-            image
-                .get(k)
-                .and_then(Value::as_str)
-                .is_some_and(|s| !s.is_empty())
-        };
-        if !has("id")
-            && !["publisher", "offer", "sku", "version"]
-                .iter()
-                .all(|k| has(k))
-        {
-            return Err(invalid(
-                "azure_image_reference needs `id`, or `publisher`, `offer`, `sku` and `version`",
-            ));
-        }
-        if c.azure_is_windows && c.azure_os_password.is_none() {
-            return Err(invalid("azure_os_password is required for Windows VMs"));
-        }
-        if !c.azure_is_windows && c.azure_os_password.is_none() && c.azure_ssh_public_key.is_none()
-        {
-            return Err(invalid(
-                "Linux VMs need azure_ssh_public_key or azure_os_password",
-            ));
+        if let Some((field, message)) = c.problems().into_iter().next() {
+            return Err(invalid(&format!("{field}: {message}")));
         }
         let overrides = match &c.azure_config_override {
             Some(o) if !o.0.is_empty() => {

@@ -414,3 +414,70 @@ impl Distribution {
         }
     }
 }
+
+impl AzureVmConfig {
+    /// What is wrong with this config on its own (field, reason), in field order: required
+    /// fields, the disk type, the image reference and the OS profile. `kasm-scale validate`
+    /// reports them with their path; `AzureProvider::build` refuses the first.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for (field, value) in [
+            ("azure_subscription_id", &self.azure_subscription_id),
+            ("azure_resource_group", &self.azure_resource_group),
+            ("azure_tenant_id", &self.azure_tenant_id),
+            ("azure_client_id", &self.azure_client_id),
+            ("azure_region", &self.azure_region),
+            ("azure_vm_size", &self.azure_vm_size),
+            ("azure_subnet", &self.azure_subnet),
+            ("azure_os_username", &self.azure_os_username),
+        ] {
+            if value.trim().is_empty() {
+                out.push((field, "must not be empty".to_owned()));
+            }
+        }
+        if self.azure_client_secret.is_empty() {
+            out.push(("azure_client_secret", "must not be empty".to_owned()));
+        }
+        if !AZURE_OS_DISK_TYPES.contains(&self.azure_os_disk_type.as_str()) {
+            out.push((
+                "azure_os_disk_type",
+                format!(
+                    "`{}` is not one of {}",
+                    self.azure_os_disk_type,
+                    AZURE_OS_DISK_TYPES.join(", ")
+                ),
+            ));
+        }
+        let image = &self.azure_image_reference.0;
+        let has = |k: &str| {
+            image
+                .get(k)
+                .and_then(|v| v.as_str())
+                .is_some_and(|s| !s.is_empty())
+        };
+        let marketplace = ["publisher", "offer", "sku", "version"];
+        if !has("id") && !marketplace.iter().all(|k| has(k)) {
+            let missing: Vec<&str> = marketplace.into_iter().filter(|k| !has(k)).collect();
+            out.push((
+                "azure_image_reference",
+                format!(
+                    "needs `id`, or `publisher`, `offer`, `sku` and `version` (missing {})",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        if self.azure_is_windows && self.azure_os_password.is_none() {
+            out.push(("azure_os_password", "required for Windows VMs".to_owned()));
+        }
+        if !self.azure_is_windows
+            && self.azure_os_password.is_none()
+            && self.azure_ssh_public_key.is_none()
+        {
+            out.push((
+                "azure_ssh_public_key",
+                "Linux VMs need azure_ssh_public_key or azure_os_password".to_owned(),
+            ));
+        }
+        out
+    }
+}

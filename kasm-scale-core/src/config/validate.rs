@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 
 use super::load::Broken;
-use super::provider::{
-    AWS_EBS_VOLUME_TYPES, AZURE_OS_DISK_TYPES, AwsVmConfig, AzureVmConfig, MemoryVmConfig,
-};
+use super::provider::{AWS_EBS_VOLUME_TYPES, AwsVmConfig, AzureVmConfig, MemoryVmConfig};
 use super::{
     AutoScaleConfig, Config, ConnectionType, CredentialType, Dn, Problem, ServerPoolType,
     VmProviderConfig,
@@ -371,59 +369,8 @@ fn aws(out: &mut Out<'_>, p: &str, c: &AwsVmConfig) {
 }
 
 fn azure(out: &mut Out<'_>, p: &str, c: &AzureVmConfig) {
-    not_empty(
-        out,
-        p,
-        &[
-            ("azure_subscription_id", &c.azure_subscription_id),
-            ("azure_resource_group", &c.azure_resource_group),
-            ("azure_tenant_id", &c.azure_tenant_id),
-            ("azure_client_id", &c.azure_client_id),
-            ("azure_region", &c.azure_region),
-            ("azure_vm_size", &c.azure_vm_size),
-            ("azure_subnet", &c.azure_subnet),
-            ("azure_os_username", &c.azure_os_username),
-        ],
-    );
-    if c.azure_client_secret.is_empty() {
-        out.error(format!("{p}.azure_client_secret"), "must not be empty");
-    }
-    if !AZURE_OS_DISK_TYPES.contains(&c.azure_os_disk_type.as_str()) {
-        out.error(
-            format!("{p}.azure_os_disk_type"),
-            format!(
-                "`{}` is not one of {}",
-                c.azure_os_disk_type,
-                AZURE_OS_DISK_TYPES.join(", ")
-            ),
-        );
-    }
-    let image = &c.azure_image_reference.0;
-    let has = |k: &str| {
-        image
-            .get(k)
-            .and_then(|v| v.as_str())
-            .is_some_and(|s| !s.is_empty())
-    };
-    let marketplace = ["publisher", "offer", "sku", "version"];
-    if !has("id") && !marketplace.iter().all(|k| has(k)) {
-        let missing: Vec<&str> = marketplace.into_iter().filter(|k| !has(k)).collect();
-        out.error(
-            format!("{p}.azure_image_reference"),
-            format!(
-                "needs `id`, or `publisher`, `offer`, `sku` and `version` (missing {})",
-                missing.join(", ")
-            ),
-        );
-    }
-    if c.azure_is_windows && c.azure_os_password.is_none() {
-        out.error(format!("{p}.azure_os_password"), "required for Windows VMs");
-    }
-    if !c.azure_is_windows && c.azure_os_password.is_none() && c.azure_ssh_public_key.is_none() {
-        out.error(
-            format!("{p}.azure_ssh_public_key"),
-            "Linux VMs need azure_ssh_public_key or azure_os_password",
-        );
+    for (field, message) in c.problems() {
+        out.error(format!("{p}.{field}"), message);
     }
     url(
         out,
