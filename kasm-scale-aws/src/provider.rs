@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::config::retry::RetryConfig;
+use aws_sdk_ec2::config::timeout::TimeoutConfig;
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
 use base64::Engine;
@@ -48,7 +49,13 @@ pub struct AwsProviderBuilder {
     config: AwsVmConfig,
     endpoint: Option<String>,
     always_look_up: bool,
+    attempt_timeout: Duration,
 }
+
+/// How long one EC2 call may take by default (RunInstances answers within seconds).
+const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long connecting to EC2 may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl AwsProvider {
     /// A builder for `config`.
@@ -58,6 +65,7 @@ impl AwsProvider {
             config,
             endpoint,
             always_look_up: false,
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
         }
     }
 }
@@ -74,6 +82,13 @@ impl AwsProviderBuilder {
     /// that ignores `ClientToken` (EC2 honours it); costs one DescribeInstances per create.
     pub fn always_look_up(mut self, yes: bool) -> Self {
         self.always_look_up = yes;
+        self
+    }
+
+    /// How long one EC2 call may take before it counts as a transient failure (default 60 s),
+    /// so that a hung endpoint never holds a create forever.
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = timeout;
         self
     }
 
@@ -132,6 +147,12 @@ impl AwsProviderBuilder {
         if let Some(url) = &self.endpoint {
             conf = conf.endpoint_url(url);
         }
+        conf = conf.timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(self.attempt_timeout)
+                .build(),
+        );
         Ok(AwsProvider {
             config: self.config,
             client: Client::from_conf(conf.clone().build()),

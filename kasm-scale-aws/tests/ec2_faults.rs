@@ -165,3 +165,25 @@ async fn rejected_credentials_are_an_auth_error() {
     let err = p.create(&spec("x", 1, "")).await.unwrap_err();
     assert_eq!(class(&err), "auth", "{err}");
 }
+
+#[tokio::test]
+async fn a_hung_endpoint_times_out_as_transient() {
+    // Accepts connections (the kernel's backlog) but never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let p = kasm_scale_aws::AwsProvider::builder(config("aws-hung", "us-east-1", ""))
+        .endpoint_url(&url)
+        .attempt_timeout(std::time::Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = p.list("x").await.unwrap_err();
+    assert_eq!(class(&err), "transient", "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}

@@ -31,6 +31,16 @@ const MIN_POLL: Duration = Duration::from_millis(50);
 /// The longest a long-running operation is followed.
 const LRO_TIMEOUT: Duration = Duration::from_secs(1800);
 
+/// An HTTP client for ARM and the login authority: 10 s to connect, `timeout` per request, so a
+/// hung endpoint fails as transient instead of holding a call forever.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, BackendError> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(timeout)
+        .build()
+        .map_err(|e| BackendError::InvalidRequest(format!("cannot make the HTTP client: {e}")))
+}
+
 /// An answer from ARM: status, headers and the JSON body (`Null` when empty).
 #[derive(Debug)]
 pub struct Answer {
@@ -113,10 +123,10 @@ pub fn classify(status: StatusCode, body: &Value, what: &str) -> BackendError {
 
 impl ResourceManager {
     /// Resource Manager at `base` (e.g. `https://management.azure.com`), authenticated by
-    /// `credential`.
-    pub fn new(base: &str, credential: AzureCredential) -> ResourceManager {
+    /// `credential`, through `http` (give it timeouts: see [`http_client`]).
+    pub fn new(http: reqwest::Client, base: &str, credential: AzureCredential) -> ResourceManager {
         ResourceManager {
-            http: reqwest::Client::new(),
+            http,
             base: base.trim_end_matches('/').to_owned(),
             credential,
             remaining: AtomicI64::new(-1),
@@ -189,7 +199,7 @@ impl ResourceManager {
                         "{what}: not a valid request URL: {path}"
                     )));
                 }
-                Err(_) if attempt < ATTEMPTS => {
+                Err(e) if attempt < ATTEMPTS && !e.is_timeout() => {
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                     continue;
                 }

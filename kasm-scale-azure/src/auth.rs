@@ -97,7 +97,7 @@ struct TokenError {
 impl AzureCredential {
     /// The credential of `config`'s service principal, on its cloud (or the endpoints it
     /// overrides for tests).
-    pub fn from_config(config: &AzureVmConfig) -> AzureCredential {
+    pub fn from_config(http: reqwest::Client, config: &AzureVmConfig) -> AzureCredential {
         let cloud = CloudEndpoints::of(config.azure_authority);
         let authority = config
             .azure_authority_url
@@ -110,7 +110,7 @@ impl AzureCredential {
                 AZURE_ARM_AUDIENCE_FOR_TESTS
             });
         AzureCredential::new(
-            reqwest::Client::new(),
+            http,
             authority,
             &config.azure_tenant_id,
             &config.azure_client_id,

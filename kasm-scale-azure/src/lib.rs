@@ -10,6 +10,8 @@ mod arm;
 mod auth;
 mod provider;
 
-pub use arm::{Answer, COMPUTE_API_VERSION, NETWORK_API_VERSION, ResourceManager, classify};
+pub use arm::{
+    Answer, COMPUTE_API_VERSION, NETWORK_API_VERSION, ResourceManager, classify, http_client,
+};
 pub use auth::{AzureCredential, CloudEndpoints};
 pub use provider::{AzureProvider, AzureProviderBuilder};

@@ -2,6 +2,7 @@
 //! Manager, named after the server id so that every PUT is idempotent.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -13,7 +14,7 @@ use kasm_scale_core::traits::{
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::arm::{COMPUTE_API_VERSION, NETWORK_API_VERSION, ResourceManager};
+use crate::arm::{COMPUTE_API_VERSION, NETWORK_API_VERSION, ResourceManager, http_client};
 use crate::auth::{AzureCredential, CloudEndpoints};
 
 /// An Azure [`VmProvider`] for one Azure VM provider config.
@@ -30,6 +31,7 @@ pub struct AzureProvider {
 #[derive(Debug)]
 pub struct AzureProviderBuilder {
     config: AzureVmConfig,
+    request_timeout: Duration,
 }
 
 /// Resource names of one server: `kasm-<server id>` and its `-nic`, `-ip`, `-osdisk`.
@@ -67,11 +69,21 @@ fn identity(field: &str) -> Option<&'static str> {
 impl AzureProvider {
     /// A builder for `config`.
     pub fn builder(config: AzureVmConfig) -> AzureProviderBuilder {
-        AzureProviderBuilder { config }
+        AzureProviderBuilder {
+            config,
+            request_timeout: Duration::from_secs(60),
+        }
     }
 }
 
 impl AzureProviderBuilder {
+    /// How long one request to ARM or the login authority may take (default 60 s); a slower
+    /// one is a transient failure. Long-running operations are polled, not waited on.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
     /// Checks the config and prepares the credential and the Resource Manager client. Nothing is
     /// called until the first operation.
     pub fn build(self) -> Result<AzureProvider, BackendError> {
@@ -113,8 +125,9 @@ impl AzureProviderBuilder {
             "/subscriptions/{}/resourceGroups/{}/providers",
             c.azure_subscription_id, c.azure_resource_group
         );
+        let http = http_client(self.request_timeout)?;
         Ok(AzureProvider {
-            arm: ResourceManager::new(&base, AzureCredential::from_config(&c)),
+            arm: ResourceManager::new(http.clone(), &base, AzureCredential::from_config(http, &c)),
             config: c,
             providers,
             overrides,

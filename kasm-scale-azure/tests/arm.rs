@@ -24,7 +24,7 @@ fn arm(server: &ArmServer) -> ResourceManager {
         Secret::new(CLIENT_SECRET),
         "https://management.azure.com",
     );
-    ResourceManager::new(&server.url, credential)
+    ResourceManager::new(reqwest::Client::new(), &server.url, credential)
 }
 
 fn nic_body() -> serde_json::Value {

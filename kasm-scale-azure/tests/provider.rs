@@ -279,3 +279,25 @@ async fn bad_configs_are_refused_by_build() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_hung_resource_manager_times_out_as_transient() {
+    let server = ArmServer::start().await;
+    // Accepts connections (the kernel's backlog) but never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut c = config(&server, "azure_ssh_public_key = \"ssh-ed25519 AAAA test\"");
+    c.azure_resource_manager_url = Some(format!("http://{}", silent.local_addr().unwrap()));
+    let p = AzureProvider::builder(c)
+        .request_timeout(std::time::Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = p.list("x").await.unwrap_err();
+    assert!(matches!(err, BackendError::Transient(_)), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
