@@ -254,7 +254,7 @@ impl Store {
             );
         }
         match (method, name) {
-            (&Method::GET, None) => self.list(&lower, query),
+            (&Method::GET, None) => self.list(&lower, query, version),
             (&Method::GET, Some(_)) => match self.resources.get(&lower) {
                 Some(r) => (StatusCode::OK, Vec::new(), r.clone()),
                 None => arm_error(
@@ -318,7 +318,7 @@ impl Store {
         )
     }
 
-    fn list(&self, collection: &str, query: &str) -> Reply {
+    fn list(&self, collection: &str, query: &str, version: &str) -> Reply {
         let skip: usize = query
             .split('&')
             .find_map(|p| p.strip_prefix("$skiptoken="))
@@ -341,7 +341,7 @@ impl Store {
         let mut body = json!({ "value": page });
         if skip + size < all.len() {
             body["nextLink"] = json!(format!(
-                "{collection}?api-version=2024-07-01&$skiptoken={}",
+                "{collection}?api-version={version}&$skiptoken={}",
                 skip + size
             ));
         }
