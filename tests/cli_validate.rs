@@ -149,3 +149,16 @@ fn unreadable_and_unparseable_files_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stdout).contains("multi-cloud.json: ok"));
 }
+
+/// With the `aws` feature, `validate` checks the RunInstances override as `AwsProvider` would.
+#[cfg(feature = "aws")]
+#[test]
+fn a_bad_aws_override_is_reported_with_its_path() {
+    let out = kasm_scale(&["validate", "tests/data/bad-aws-override.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "tests/data/bad-aws-override.toml: invalid: 1 error(s)\n\
+         tests/data/bad-aws-override.toml: vm_providers[0].aws_ec2_config_override.MetadataOptions.HttpTokens: `always` is not one of optional, required\n"
+    );
+}

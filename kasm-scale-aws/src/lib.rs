@@ -15,3 +15,21 @@ mod password;
 mod provider;
 
 pub use provider::{AwsProvider, AwsProviderBuilder};
+
+/// Checks a config's `aws_ec2_config_override` on its own, as [`AwsProviderBuilder::build`]
+/// does: `Err((path, reason))` with the path under the override (`aws_ec2_config_override.
+/// MetadataOptions.HttpTokens`) for an unknown key, a wrong type, a value outside EC2's list or a
+/// key kasm-scale sets itself.
+pub fn check_override(
+    config: &kasm_scale_core::config::AwsVmConfig,
+) -> Result<(), (String, String)> {
+    match &config.aws_ec2_config_override {
+        Some(o) if !o.0.is_empty() => launch::check_override(o).map_err(|m| {
+            let (path, reason) = m
+                .split_once(": ")
+                .unwrap_or(("aws_ec2_config_override", &m));
+            (path.to_owned(), reason.to_owned())
+        }),
+        _ => Ok(()),
+    }
+}
