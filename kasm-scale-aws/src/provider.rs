@@ -358,7 +358,9 @@ impl VmProvider for AwsProvider {
     }
 
     async fn create(&self, spec: &VmSpec) -> Result<Vm, BackendError> {
-        let script = spec.startup_script.expose();
+        // The controller hands over the delivered script already; wrapping is idempotent.
+        let script = self.config.user_data(spec.startup_script.expose());
+        let script = script.as_ref();
         if script.len() > AWS_USER_DATA_LIMIT {
             return Err(BackendError::InvalidRequest(format!(
                 "the startup script is {} bytes, over the {AWS_USER_DATA_LIMIT}-byte EC2 user-data limit",

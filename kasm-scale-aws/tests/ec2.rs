@@ -256,3 +256,38 @@ fn encrypt_like_ec2(password: &str) -> String {
     let ciphertext = public.encrypt(password.as_bytes(), &mut out).unwrap();
     base64::engine::general_purpose::STANDARD.encode(ciphertext)
 }
+
+#[tokio::test]
+async fn windows_user_data_is_wrapped_in_powershell_once() {
+    let Some(url) = endpoint() else { return };
+    let region = "ap-northeast-1";
+    reset_region(&url, region).await;
+    let raw = raw_client(&url, region);
+    let p = provider_at(config("aws-windows", region, "aws_is_windows = true"), &url).await;
+    for (n, script, expected) in [
+        (
+            1,
+            "Write-Output hi",
+            "<powershell>\nWrite-Output hi\n</powershell>\n",
+        ),
+        (
+            2,
+            "<powershell>Write-Output hi</powershell>",
+            "<powershell>Write-Output hi</powershell>",
+        ),
+    ] {
+        let vm = p.create(&spec("ec2-windows", n, script)).await.unwrap();
+        let attribute = raw
+            .describe_instance_attribute()
+            .instance_id(&vm.vm_id)
+            .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+            .send()
+            .await
+            .unwrap();
+        let encoded = attribute.user_data().and_then(|u| u.value()).unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap();
+        assert_eq!(String::from_utf8(decoded).unwrap(), expected);
+    }
+}

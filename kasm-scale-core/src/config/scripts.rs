@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use super::{AutoScaleConfig, Config, Problem, VmProviderConfig};
+use super::{AutoScaleConfig, AwsVmConfig, Config, Problem, VmProviderConfig};
 use crate::secret::Secret;
 use crate::template::{
     AD_JOIN_PASSWORD_MAX_LEN, AD_VARIABLES, AdJoin, BUILTINS, ScriptVariables, Template,
@@ -48,8 +48,18 @@ impl VmProviderConfig {
     /// The rendered script as the provider delivers it: a Windows script on AWS is wrapped in
     /// `<powershell>…</powershell>` unless it already is.
     pub fn delivered_script<'a>(&self, rendered: &'a str) -> Cow<'a, str> {
-        let aws_windows = matches!(self, VmProviderConfig::Aws(_)) && self.is_windows();
-        if aws_windows && !rendered.trim_start().starts_with("<powershell>") {
+        match self {
+            VmProviderConfig::Aws(c) => c.user_data(rendered),
+            _ => Cow::Borrowed(rendered),
+        }
+    }
+}
+
+impl AwsVmConfig {
+    /// The rendered script as EC2 user data: wrapped in `<powershell>…</powershell>` for a
+    /// Windows AMI (`aws_is_windows`) unless it already is.
+    pub fn user_data<'a>(&self, rendered: &'a str) -> Cow<'a, str> {
+        if self.aws_is_windows && !rendered.trim_start().starts_with("<powershell>") {
             Cow::Owned(format!("<powershell>\n{rendered}\n</powershell>\n"))
         } else {
             Cow::Borrowed(rendered)
