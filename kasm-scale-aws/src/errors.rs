@@ -1,21 +1,17 @@
 //! EC2 errors mapped to the core's classes.
 
+use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use kasm_scale_core::traits::BackendError;
 
 /// Classifies an SDK error by EC2's error code (or the HTTP status, or the kind of failure).
-pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> BackendError
+pub(crate) fn classify<E>(err: SdkError<E, HttpResponse>) -> BackendError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let status = match &err {
-        SdkError::ServiceError(ctx) => Some(format!("{:?}", ctx.raw())),
-        _ => None,
-    };
-    let five_xx = status
-        .as_deref()
-        .is_some_and(|s| s.contains("StatusCode(5") || s.contains("status: 5"));
+    let five_xx = err
+        .raw_response()
+        .is_some_and(|r| r.status().is_server_error());
     let (code, message) = (
         err.code().map(str::to_owned),
         err.message().map(str::to_owned),
