@@ -44,10 +44,6 @@ impl CloudEndpoints {
     }
 }
 
-/// The audience asked for when Resource Manager is overridden (a test server): the public
-/// cloud's, so the request looks like a real one.
-const AZURE_ARM_AUDIENCE_FOR_TESTS: &str = "https://management.azure.com";
-
 /// A token is fetched again 5 minutes before it runs out, or after 90% of its life if that
 /// comes first (short-lived tokens).
 const REFRESH_BEFORE: Duration = Duration::from_secs(300);
@@ -95,27 +91,22 @@ struct TokenError {
 }
 
 impl AzureCredential {
-    /// The credential of `config`'s service principal, on its cloud (or the endpoints it
-    /// overrides for tests).
+    /// The credential of `config`'s service principal on its cloud: that cloud's authority (or
+    /// `azure_authority_url`, for tests) and a token for that cloud's Resource Manager (an
+    /// overridden `azure_resource_manager_url` is still that cloud's audience).
     pub fn from_config(http: reqwest::Client, config: &AzureVmConfig) -> AzureCredential {
         let cloud = CloudEndpoints::of(config.azure_authority);
         let authority = config
             .azure_authority_url
             .as_deref()
             .unwrap_or(&cloud.authority);
-        let arm = config
-            .azure_resource_manager_url
-            .as_deref()
-            .map_or(cloud.resource_manager.as_str(), |_| {
-                AZURE_ARM_AUDIENCE_FOR_TESTS
-            });
         AzureCredential::new(
             http,
             authority,
             &config.azure_tenant_id,
             &config.azure_client_id,
             config.azure_client_secret.clone(),
-            arm,
+            &cloud.resource_manager,
         )
     }
 

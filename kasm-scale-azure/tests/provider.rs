@@ -301,3 +301,19 @@ async fn a_hung_resource_manager_times_out_as_transient() {
     );
     drop(silent);
 }
+
+#[tokio::test]
+async fn tokens_are_asked_for_the_configured_clouds_resource_manager() {
+    let server = ArmServer::start().await;
+    let extra =
+        "azure_ssh_public_key = \"ssh-ed25519 AAAA test\"\nazure_authority = \"AzureUSGovernment\"";
+    let p = AzureProvider::builder(config(&server, extra))
+        .build()
+        .unwrap();
+    p.list("x").await.unwrap();
+    assert_eq!(
+        server.state.lock().unwrap().scopes,
+        vec!["https://management.usgovcloudapi.net/.default".to_owned()],
+        "the audience stays the cloud's even with azure_resource_manager_url overridden"
+    );
+}

@@ -29,6 +29,8 @@ pub struct State {
     pub token_lifetime: u64,
     /// Tokens issued so far.
     pub issued: Vec<String>,
+    /// The `scope` of every token request.
+    pub scopes: Vec<String>,
     /// Answer the token endpoint with this status instead (a fault), when set.
     pub token_fault: Option<u16>,
     /// Issued tokens and when they expire.
@@ -68,6 +70,7 @@ impl ArmServer {
             )]),
             token_lifetime: 3599,
             issued: Vec::new(),
+            scopes: Vec::new(),
             token_fault: None,
             valid_tokens: HashMap::new(),
             store: resources::Store {
@@ -207,6 +210,7 @@ fn token(tenant: &str, body: &[u8], state: &Mutex<State>) -> Response<Full<Bytes
     }
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(body).unwrap_or_default();
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    state.scopes.push(field("scope").to_owned());
     if field("grant_type") != "client_credentials" {
         return aad_error(
             StatusCode::BAD_REQUEST,
