@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use kasm_scale_core::Secret;
 use kasm_scale_core::config::{Dn, LdapConfig};
 use kasm_scale_core::traits::{
-    BackendError, ComputerRecord, ComputerSpec, DirectoryService, OWNER_TAG, Owner,
-    check_computer_name, generate_join_password,
+    BackendError, ComputerRecord, ComputerSpec, DirectoryService, Owner, check_computer_name,
+    generate_join_password,
 };
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::controls::RawControl;
@@ -287,19 +287,8 @@ impl DirectoryService for LdapDirectory {
     }
 
     async fn list_computers(&self, owner_id: &str) -> Result<Vec<ComputerRecord>, BackendError> {
-        let owner = Owner {
-            owner_id: owner_id.into(),
-            pool: String::new(),
-            config: String::new(),
-            server_id: kasm_scale_core::engine::ServerId(Default::default()),
-        };
-        // The marker's owner part, escaped as in the marker, then for the filter.
-        let part = owner
-            .marker()
-            .split(';')
-            .find(|p| p.starts_with(OWNER_TAG))
-            .unwrap_or_default()
-            .to_owned();
+        // The marker's owner part (escaped as in the marker), escaped again for the filter.
+        let part = Owner::marker_owner_part(owner_id);
         let filter = format!(
             "(&(objectClass=computer)(description=*{};*))",
             ldap_escape(part)

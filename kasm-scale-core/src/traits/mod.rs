@@ -77,6 +77,13 @@ impl Owner {
             .join(";")
     }
 
+    /// The part of every [`Owner::marker`] of `owner_id` that names the owner
+    /// (`kasm-scale:owner=<id>`, escaped as in the marker), for searching a directory by owner.
+    /// In a marker it is always followed by `;`.
+    pub fn marker_owner_part(owner_id: &str) -> String {
+        format!("{OWNER_TAG}={}", escape_marker(owner_id))
+    }
+
     /// Reads [`Owner::marker`] text back.
     pub fn from_marker(text: &str) -> Option<Owner> {
         let mut tags = BTreeMap::new();
@@ -139,6 +146,13 @@ mod tests {
         };
         assert_eq!(Owner::from_tags(&owner.tags()), Some(owner.clone()));
         assert_eq!(Owner::from_marker(&owner.marker()), Some(owner.clone()));
+        let tricky = Owner {
+            owner_id: "o;kasm-scale:owner=\\x".into(),
+            ..owner.clone()
+        };
+        let part = format!("{};", Owner::marker_owner_part(&tricky.owner_id));
+        assert!(tricky.marker().contains(&part), "{}", tricky.marker());
+        assert!(!owner.marker().contains(&part));
         assert_eq!(Owner::from_marker("kasm-scale:owner=x"), None);
     }
 }
