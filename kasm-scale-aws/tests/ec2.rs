@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use kasm_scale_core::testkit::vm_provider_contract;
 use kasm_scale_core::traits::{BackendError, VmProvider};
-use support::{Fault, Proxy, config, endpoint, provider_at, raw_client, reset_region, spec};
+use support::{
+    Fault, Proxy, config, endpoint, provider_at, raw_client, reset_region, spec, user_data,
+};
 
 #[tokio::test]
 async fn passes_the_conformance_suite() {
@@ -91,18 +93,7 @@ aws_ec2_config_override = '''
     let script = "#!/bin/bash\necho 'ünïcode ✓' > /tmp/kasm\n";
     let vm = p.create(&spec("ec2-attributes", 7, script)).await.unwrap();
 
-    let attribute = raw
-        .describe_instance_attribute()
-        .instance_id(&vm.vm_id)
-        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
-        .send()
-        .await
-        .unwrap();
-    let encoded = attribute.user_data().and_then(|u| u.value()).unwrap();
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .unwrap();
-    assert_eq!(String::from_utf8(decoded).unwrap(), script);
+    assert_eq!(user_data(&raw, &vm.vm_id).await, script);
 
     let described = raw
         .describe_instances()
@@ -277,17 +268,6 @@ async fn windows_user_data_is_wrapped_in_powershell_once() {
         ),
     ] {
         let vm = p.create(&spec("ec2-windows", n, script)).await.unwrap();
-        let attribute = raw
-            .describe_instance_attribute()
-            .instance_id(&vm.vm_id)
-            .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
-            .send()
-            .await
-            .unwrap();
-        let encoded = attribute.user_data().and_then(|u| u.value()).unwrap();
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .unwrap();
-        assert_eq!(String::from_utf8(decoded).unwrap(), expected);
+        assert_eq!(user_data(&raw, &vm.vm_id).await, expected);
     }
 }

@@ -7,13 +7,13 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use kasm_scale_aws::AwsProvider;
 use kasm_scale_core::config::{Format, VmProviderConfig};
 use kasm_scale_core::controller::{Autoscaler, CheckinStatus, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
+use kasm_scale_core::sim::token_in;
 use kasm_scale_core::traits::VmProvider;
-use support::{endpoint, raw_client, reset_region};
+use support::{endpoint, raw_client, reset_region, user_data};
 
 const REGION: &str = "ap-southeast-1";
 
@@ -63,23 +63,8 @@ async fn guests_check_in(scaler: &Autoscaler, ec2: &aws_sdk_ec2::Client) -> usiz
         let (Some(vm), ServerState::Starting) = (&s.vm_id, s.state) else {
             continue;
         };
-        let attribute = ec2
-            .describe_instance_attribute()
-            .instance_id(vm)
-            .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
-            .send()
-            .await
-            .unwrap();
-        let data = attribute.user_data().and_then(|u| u.value()).unwrap();
-        let script = base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .unwrap();
-        let script = String::from_utf8(script).unwrap();
-        let token = script
-            .split("token=")
-            .nth(1)
-            .and_then(|t| t.split_whitespace().next())
-            .unwrap();
+        let script = user_data(ec2, vm).await;
+        let token = token_in(&script).expect("the check-in token in the user data");
         scaler
             .check_in(s.id, token, &CheckinStatus::running())
             .await

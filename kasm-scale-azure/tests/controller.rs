@@ -12,6 +12,7 @@ use kasm_scale_azure::AzureProvider;
 use kasm_scale_core::config::{Format, VmProviderConfig};
 use kasm_scale_core::controller::{Autoscaler, CheckinStatus, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
+use kasm_scale_core::sim::token_in;
 use support::{ArmServer, CLIENT_ID, CLIENT_SECRET, TENANT};
 
 fn config(url: &str) -> kasm_scale_core::config::Config {
@@ -79,11 +80,7 @@ async fn guests_check_in(scaler: &Autoscaler, server: &ArmServer) -> usize {
             .decode(data)
             .unwrap();
         let script = String::from_utf8(script).unwrap();
-        let token = script
-            .split("token=")
-            .nth(1)
-            .and_then(|t| t.split_whitespace().next())
-            .unwrap();
+        let token = token_in(&script).expect("the check-in token in the custom data");
         scaler
             .check_in(s.id, token, &CheckinStatus::running())
             .await

@@ -5,11 +5,9 @@ mod support;
 
 use base64::Engine;
 use kasm_scale_azure::AzureProvider;
-use kasm_scale_core::Secret;
 use kasm_scale_core::config::AzureVmConfig;
-use kasm_scale_core::engine::ServerId;
-use kasm_scale_core::testkit::vm_provider_contract;
-use kasm_scale_core::traits::{BackendError, Owner, VmProvider, VmSpec};
+use kasm_scale_core::testkit::{vm_provider_contract, vm_spec as spec};
+use kasm_scale_core::traits::{BackendError, VmProvider};
 use serde_json::Value;
 use support::{ArmServer, CLIENT_ID, CLIENT_SECRET, TENANT};
 
@@ -50,19 +48,6 @@ azure_os_disk_size_gb = 128
 azure_tags = { team = "vdi" }
 azure_config_override = '{"properties": {"securityProfile": {"securityType": "TrustedLaunch"}}, "zones": ["1"]}'
 "#;
-
-fn spec(owner: &str, n: u128, script: &str) -> VmSpec {
-    VmSpec {
-        owner: Owner {
-            owner_id: owner.into(),
-            pool: "p".into(),
-            config: "c".into(),
-            server_id: ServerId(uuid::Uuid::from_u128(n)),
-        },
-        hostname: format!("KASM-{n:010}"),
-        startup_script: Secret::new(script),
-    }
-}
 
 fn stored(server: &ArmServer, kind: &str) -> Vec<Value> {
     let state = server.state.lock().unwrap();

@@ -31,6 +31,21 @@ where
     }
 }
 
+/// A spec for server `n` of `owner_id` for backend tests: pool `p`, config `c`, server id `n`,
+/// host name `KASM-<n, 10 digits>`, `script` as the startup script.
+pub fn vm_spec(owner_id: &str, n: u128, script: &str) -> VmSpec {
+    VmSpec {
+        owner: Owner {
+            owner_id: owner_id.into(),
+            pool: "p".into(),
+            config: "c".into(),
+            server_id: ServerId(uuid::Uuid::from_u128(n)),
+        },
+        hostname: format!("KASM-{n:010}"),
+        startup_script: Secret::new(script),
+    }
+}
+
 fn owner(owner_id: &str, n: u128) -> Owner {
     Owner {
         owner_id: owner_id.into(),

@@ -19,10 +19,7 @@ use hyper::{Request, Response};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use kasm_scale_aws::AwsProvider;
-use kasm_scale_core::Secret;
 use kasm_scale_core::config::AwsVmConfig;
-use kasm_scale_core::engine::ServerId;
-use kasm_scale_core::traits::{Owner, VmSpec};
 use tokio::net::TcpListener;
 
 /// The emulator's endpoint, or `None` (and a SKIPPED line) when `.ci/run` did not start it.
@@ -104,17 +101,27 @@ pub async fn reset_region(endpoint: &str, region: &str) {
 }
 
 /// A spec for server `n` of `owner`.
-pub fn spec(owner: &str, n: u128, script: &str) -> VmSpec {
-    VmSpec {
-        owner: Owner {
-            owner_id: owner.into(),
-            pool: "p".into(),
-            config: "c".into(),
-            server_id: ServerId(uuid::Uuid::from_u128(n)),
-        },
-        hostname: format!("KASM-{n:010}"),
-        startup_script: Secret::new(script),
-    }
+#[allow(unused_imports)]
+pub use kasm_scale_core::testkit::vm_spec as spec;
+
+/// The user data EC2 holds for an instance, decoded.
+pub async fn user_data(client: &aws_sdk_ec2::Client, instance: &str) -> String {
+    use base64::Engine;
+    let attribute = client
+        .describe_instance_attribute()
+        .instance_id(instance)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await
+        .expect("DescribeInstanceAttribute");
+    let encoded = attribute
+        .user_data()
+        .and_then(|u| u.value())
+        .expect("user data");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .expect("base64 user data");
+    String::from_utf8(decoded).expect("UTF-8 user data")
 }
 
 /// What the proxy does with one request.

@@ -151,8 +151,9 @@ pub fn memory_stand_in(provider: &VmProviderConfig) -> MemoryVmConfig {
     }
 }
 
-/// The check-in token inside a rendered script (the first `eyJ…` JWT in it).
-fn token_in(script: &str) -> Option<&str> {
+/// The check-in token inside a rendered script (the first `eyJ…` JWT in it), as a guest would
+/// find it in its user data or custom data.
+pub fn token_in(script: &str) -> Option<&str> {
     let start = script.find("eyJ")?;
     let rest = &script[start..];
     let end = rest
