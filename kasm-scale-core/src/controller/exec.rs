@@ -101,8 +101,12 @@ pub(crate) fn serve_queue(shared: &Shared) {
         let mut records = shared.records();
         let pools: Vec<String> = records.queued.keys().cloned().collect();
         for pool in pools {
+            if records.queued.get(&pool).is_none_or(|q| q.is_empty()) {
+                continue;
+            }
+            // One snapshot per pool, kept in step with each seat (not one per request).
+            let mut snap = snapshot(shared, &records, &pool);
             while records.queued.get(&pool).is_some_and(|q| !q.is_empty()) {
-                let snap = snapshot(shared, &records, &pool);
                 let Some(server) = assign(&snap, &SessionRequest::default()) else {
                     break;
                 };
@@ -111,6 +115,10 @@ pub(crate) fn serve_queue(shared: &Shared) {
                     break;
                 };
                 seat(&mut records, session, server);
+                if let Some(s) = snap.servers.iter_mut().find(|s| s.id == server) {
+                    s.sessions += 1;
+                    s.used = true;
+                }
                 assigned.push(Event::SessionAssigned { session, server });
             }
         }
