@@ -12,6 +12,7 @@ pub mod controller;
 pub mod engine;
 pub mod memory;
 pub mod secret;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod template;
 #[cfg(feature = "testkit")]

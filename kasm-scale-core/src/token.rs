@@ -227,6 +227,19 @@ impl TokenKeys {
         checking_in: ServerId,
         is_live: impl Fn(ServerId) -> bool,
     ) -> Result<CheckinClaims, TokenError> {
+        self.verify_for(token, now, Some(checking_in), is_live)
+    }
+
+    /// Verifies `token` at `now` and returns its claims: the server it names (its `sub`) must be
+    /// live, as `is_live` says, and be `expected` when given. Kasm's check-in carries the token
+    /// alone, so the token names the server.
+    pub fn verify_for(
+        &self,
+        token: &str,
+        now: Timestamp,
+        expected: Option<ServerId>,
+        is_live: impl Fn(ServerId) -> bool,
+    ) -> Result<CheckinClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| TokenError::Malformed("not a JWT".into()))?;
         if header.alg != self.jwt_algorithm() {
@@ -265,7 +278,7 @@ impl TokenKeys {
         if claims.iat > now.as_second().saturating_add(leeway) {
             return Err(TokenError::NotYetValid(at(claims.iat)));
         }
-        if claims.sub != checking_in || !is_live(claims.sub) {
+        if expected.is_some_and(|e| e != claims.sub) || !is_live(claims.sub) {
             return Err(TokenError::WrongServer(claims.sub));
         }
         Ok(claims)

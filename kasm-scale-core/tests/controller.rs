@@ -88,10 +88,12 @@ impl World {
     async fn run(&self, seconds: u64) {
         for _ in 0..seconds / 10 {
             self.scaler.tick().await;
+            self.scaler.settle().await;
             deliver_checkins(&self.scaler, &self.cloud).await;
             tokio::time::sleep(Duration::from_secs(10)).await;
         }
         self.scaler.tick().await;
+        self.scaler.settle().await;
     }
 
     fn count(&self, state: ServerState) -> usize {
@@ -107,6 +109,7 @@ impl World {
 async fn reaches_the_minimum_from_empty_with_ad_records() {
     let w = world(config(""), |_| {}, 1);
     w.scaler.tick().await;
+    w.scaler.settle().await;
     assert_eq!(
         w.count(ServerState::Starting),
         3,
@@ -353,6 +356,7 @@ async fn run_ticks_until_shutdown() {
 async fn only_a_running_status_makes_a_server_ready() {
     let w = world(config(""), |_| {}, 10);
     w.scaler.tick().await;
+    w.scaler.settle().await;
     tokio::time::sleep(Duration::from_secs(95)).await;
     let due = w.cloud.due_checkins();
     assert_eq!(due.len(), 3);

@@ -76,6 +76,7 @@ fn build(
 
 async fn step(scaler: &Autoscaler, cloud: &MemoryCloud) {
     scaler.tick().await;
+    scaler.settle().await;
     // A guest whose server is gone gets a refusal, as it would from Kasm.
     deliver_checkins(scaler, cloud).await;
     tokio::time::sleep(Duration::from_secs(10)).await;

@@ -1,82 +1,291 @@
-//! Crash safety: the clouds and the directory are the source of truth. The controller lists what
-//! carries its owner marker, adopts VMs it can attribute to a config, forgets servers whose VM
-//! vanished, and removes what belongs to no server once it has stayed so for a grace period.
+//! Crash safety, on the reconcile cadence and in the background: the clouds and the directory
+//! are the source of truth. Every provider and directory is listed at once (in parallel); the
+//! controller adopts VMs with its owner marker that it can attribute to a config, destroys
+//! servers whose VM stopped or vanished, and removes what belongs to no server once it has
+//! stayed so for the grace period.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
+use tokio::task::JoinSet;
+use tracing::Instrument;
 
-use super::records::{AdRecord, ServerInfo};
-use super::{Event, Shared, exec};
+use super::observe::VANISH_GRACE;
+use super::records::ServerInfo;
+use super::tasks::Work;
+use super::{Event, Shared, destroy, hostname};
 use crate::engine::{ServerId, ServerState};
-use crate::traits::{Vm, VmState};
+use crate::traits::{BackendError, ComputerRecord, Vm, VmState};
 
-/// The host name of server `id` (`KASM-` and the first ten hex digits of its id).
-pub(crate) fn hostname(id: ServerId) -> String {
-    format!("KASM-{}", &id.0.simple().to_string()[..10]).to_ascii_uppercase()
+enum Listing {
+    Vms(String, Result<Vec<Vm>, BackendError>),
+    Records(String, Result<Vec<ComputerRecord>, BackendError>),
 }
 
 pub(crate) async fn reconcile(shared: &Arc<Shared>) {
-    let now = shared.now();
-    let mut seen_vms: HashSet<ServerId> = HashSet::new();
-    let mut listed_providers = HashSet::new();
+    let span = tracing::info_span!("reconcile");
+    reconcile_now(shared).instrument(span).await;
+}
+
+async fn reconcile_now(shared: &Arc<Shared>) {
+    let began = shared.now();
+    // The servers' VMs as known before the listings: a VM created meanwhile is not "vanished".
+    let before: HashMap<ServerId, Option<String>> = shared
+        .records()
+        .servers
+        .values()
+        .map(|s| (s.id, s.vm_id.clone()))
+        .collect();
+    let mut listings = JoinSet::new();
     for (name, provider) in &shared.providers {
-        let limits = &shared.limits[name];
-        let vms = match super::limits::retry(limits, shared.retry, &shared.rng, || {
-            provider.list(&shared.owner_id)
-        })
-        .await
-        {
-            Ok(vms) => vms,
-            Err(e) => {
-                shared.emit(Event::Failed {
-                    server: None,
-                    config: name.clone(),
-                    error: format!("cannot list VMs: {e}"),
-                });
-                continue;
-            }
-        };
-        listed_providers.insert(name.clone());
-        for vm in vms {
-            if matches!(vm.state, VmState::Stopping | VmState::Terminated) {
-                continue;
-            }
-            seen_vms.insert(vm.owner.server_id);
-            if !adopt(shared, name, &vm, now) {
-                orphan(shared, format!("vm:{name}:{}", vm.vm_id), now, || async {
-                    let _ = super::limits::retry(limits, shared.retry, &shared.rng, || {
-                        provider.destroy(&vm.vm_id)
-                    })
-                    .await;
-                })
+        let (shared, provider, name) = (shared.clone(), provider.clone(), name.clone());
+        listings.spawn(async move {
+            let vms = shared
+                .guard(&name)
+                .call(&shared.rng, || provider.list(&shared.owner_id))
                 .await;
+            Listing::Vms(name, vms)
+        });
+    }
+    for (name, directory) in &shared.directories {
+        let (shared, directory, name) = (shared.clone(), directory.clone(), name.clone());
+        listings.spawn(async move {
+            let records = shared
+                .guard(&name)
+                .call(&shared.rng, || directory.list_computers(&shared.owner_id))
+                .await;
+            Listing::Records(name, records)
+        });
+    }
+    let mut names = HashSet::new();
+    while let Some(Ok(listing)) = listings.join_next().await {
+        match listing {
+            Listing::Vms(name, Ok(vms)) => {
+                names.extend(vms.iter().map(|v| hostname(v.owner.server_id)));
+                vms_listed(shared, &name, vms, &before, began).await;
+            }
+            Listing::Records(name, Ok(records)) => {
+                names.extend(records.iter().map(|r| r.name.clone()));
+                records_listed(shared, &name, records, began).await;
+            }
+            Listing::Vms(name, Err(e)) => {
+                shared.note_error(None, &name, format!("cannot list VMs: {e}"));
+            }
+            Listing::Records(name, Err(e)) => {
+                shared.note_error(None, &name, format!("cannot list computer records: {e}"));
             }
         }
     }
-    // Servers whose VM is gone from a listing that worked: forget them (and their AD record).
+    tracing::debug!(names = names.len(), "listings read");
+    *shared.taken_names.lock().unwrap_or_else(|e| e.into_inner()) = names;
+    retire(shared);
+    let grace = SignedDuration::try_from(shared.orphan_grace).unwrap_or(SignedDuration::MAX);
+    let now = shared.now();
+    shared
+        .records()
+        .orphans
+        .retain(|_, first| now < *first + grace + grace);
+    shared
+        .removed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|_, at| now < *at + grace + grace + VANISH_GRACE);
+}
+
+/// What one provider's listing says about our servers.
+async fn vms_listed(
+    shared: &Arc<Shared>,
+    provider_name: &str,
+    vms: Vec<Vm>,
+    before: &HashMap<ServerId, Option<String>>,
+    began: Timestamp,
+) {
+    let Some(provider) = shared.providers.get(provider_name) else {
+        return;
+    };
+    let mut listed: HashSet<String> = HashSet::new();
+    for vm in vms {
+        listed.insert(vm.vm_id.clone());
+        if vm.state == VmState::Terminated {
+            continue;
+        }
+        let id = vm.owner.server_id;
+        match attribute(shared, provider_name, &vm) {
+            Attribution::Known => {}
+            Attribution::Dead => {
+                destroy::start(shared, id, None, "its VM was stopped".into());
+            }
+            Attribution::Orphan => {
+                let key = format!("vm:{provider_name}:{}", vm.vm_id);
+                if orphan_due(shared, &key, began) {
+                    let gone = shared
+                        .guard(provider_name)
+                        .call(&shared.rng, || provider.destroy(&vm.vm_id))
+                        .await;
+                    settle_orphan(shared, &key, gone, provider_name);
+                }
+            }
+        }
+    }
+    // Servers whose VM (known before the listing) is gone from it.
     let vanished: Vec<ServerId> = shared
         .records()
         .servers
         .values()
-        .filter(|s| listed_providers.contains(&s.provider) && !seen_vms.contains(&s.id))
-        .filter(|s| s.vm_id.is_some() || s.created_at + SignedDuration::from_secs(600) < now)
-        .filter(|s| s.state != ServerState::Destroying)
+        .filter(|s| s.provider == provider_name && s.state != ServerState::Destroying)
+        .filter(|s| s.created_at + VANISH_GRACE <= began)
+        .filter(|s| {
+            s.vm_id
+                .as_ref()
+                .is_some_and(|v| !listed.contains(v) && before.get(&s.id) == Some(&s.vm_id))
+        })
         .map(|s| s.id)
         .collect();
     for id in vanished {
-        if let Some(s) = shared.records().servers.get_mut(&id) {
-            s.vm_id = None;
-        }
-        exec::destroy(shared, id, "its VM no longer exists".into()).await;
+        destroy::start(shared, id, None, "its VM no longer exists".into());
     }
-    // Servers of an auto-scale config that is no longer configured go once idle.
+}
+
+enum Attribution {
+    /// The VM of a server we know (its record now has the VM id).
+    Known,
+    /// The VM of a server we know, stopped: the server is dead.
+    Dead,
+    /// Ours by its marker, but no server's.
+    Orphan,
+}
+
+/// Matches a listed VM with the records, adopting it when its server is unknown and its owner
+/// names a config of this provider.
+fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
+    let id = vm.owner.server_id;
+    let stopped = vm.state == VmState::Stopping;
+    let mut records = shared.records();
+    if let Some(s) = records.servers.get_mut(&id) {
+        if s.vm_id.as_ref().is_some_and(|known| *known != vm.vm_id) {
+            // A second VM for one server (a create repeated where the cloud ignored its
+            // idempotency token): not the server's.
+            return Attribution::Orphan;
+        }
+        if s.vm_id.is_none() {
+            // Created just before a restart: the record never learned its VM.
+            s.vm_id = Some(vm.vm_id.clone());
+            if s.state == ServerState::Provisioning && !shared.tasks.busy(&Work::Create(id)) {
+                s.state = ServerState::Starting;
+            }
+        }
+        return match (stopped, s.state) {
+            (true, ServerState::Destroying) => Attribution::Known,
+            (true, _) => Attribution::Dead,
+            _ => Attribution::Known,
+        };
+    }
+    let recently_removed = shared
+        .removed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key(&id);
+    if stopped || recently_removed {
+        return Attribution::Orphan;
+    }
+    let Some((pool, config)) = shared.config.autoscale_configs().find(|(p, c)| {
+        p.server_pool_name == vm.owner.pool && c.autoscale_config_name == vm.owner.config
+    }) else {
+        return Attribution::Orphan;
+    };
+    if config.vm_provider_config_id != provider {
+        return Attribution::Orphan;
+    }
+    let now = shared.now();
+    let running = vm.state == VmState::Running;
+    let mut server = ServerInfo::new(id, pool, config, vm.created_at.unwrap_or(now));
+    server.vm_id = Some(vm.vm_id.clone());
+    // A running VM found without a record is taken as ready (its guest will not check in
+    // again), but nothing tells whether it has sessions: it is held as full and used until the
+    // broker reports them. A VM still booting has had none.
+    server.state = if running {
+        ServerState::Running
+    } else {
+        ServerState::Starting
+    };
+    server.checked_in_at = running.then_some(now);
+    server.sessions_unknown = running;
+    server.last_error = Some("adopted without a saved record".into());
+    records.servers.insert(id, server);
+    drop(records);
+    tracing::info!(server = %id, vm = %vm.vm_id, sessions_unknown = running, "VM adopted");
+    shared.emit(Event::Adopted {
+        server: id,
+        sessions_unknown: running,
+    });
+    Attribution::Known
+}
+
+/// What one directory's listing says: records of no server are removed after the grace period.
+async fn records_listed(
+    shared: &Arc<Shared>,
+    ldap: &str,
+    records: Vec<ComputerRecord>,
+    began: Timestamp,
+) {
+    let Some(directory) = shared.directories.get(ldap) else {
+        return;
+    };
+    for record in records {
+        if shared
+            .records()
+            .servers
+            .contains_key(&record.owner.server_id)
+        {
+            continue;
+        }
+        let key = format!("ad:{ldap}:{}", record.dn);
+        if !orphan_due(shared, &key, began) {
+            continue;
+        }
+        let container = record.dn.split_once(',').map_or("", |(_, c)| c).to_owned();
+        let recursive = shared.config.autoscale_configs().any(|(_, c)| {
+            c.autoscale_config_name == record.owner.config && c.ad_recursive_machine_record_cleanup
+        });
+        let gone = shared
+            .guard(ldap)
+            .call(&shared.rng, || {
+                directory.delete_computer(&container, &record.name, recursive)
+            })
+            .await;
+        settle_orphan(shared, &key, gone, ldap);
+    }
+}
+
+/// Whether the orphan `key` has been one for the grace period (it is remembered from now on).
+fn orphan_due(shared: &Shared, key: &str, now: Timestamp) -> bool {
+    let grace = SignedDuration::try_from(shared.orphan_grace).unwrap_or(SignedDuration::MAX);
+    let first = *shared
+        .records()
+        .orphans
+        .entry(key.to_owned())
+        .or_insert(now);
+    now >= first + grace
+}
+
+fn settle_orphan(shared: &Shared, key: &str, gone: Result<(), BackendError>, backend: &str) {
+    match gone {
+        Ok(()) => {
+            tracing::info!(orphan = key, "orphan removed");
+            shared.records().orphans.remove(key);
+        }
+        Err(e) => shared.note_error(None, backend, format!("cannot remove orphan {key}: {e}")),
+    }
+}
+
+/// Servers of an auto-scale config that is no longer configured go once idle.
+fn retire(shared: &Arc<Shared>) {
     let retired: Vec<ServerId> = shared
         .records()
         .servers
         .values()
-        .filter(|s| s.sessions == 0 && s.state != ServerState::Destroying)
+        .filter(|s| s.sessions == 0 && !s.sessions_unknown && s.state != ServerState::Destroying)
         .filter(|s| {
             !shared
                 .config
@@ -86,124 +295,6 @@ pub(crate) async fn reconcile(shared: &Arc<Shared>) {
         .map(|s| s.id)
         .collect();
     for id in retired {
-        exec::destroy(shared, id, "its auto-scale config was removed".into()).await;
-    }
-    // AD records of no server.
-    for (ldap, directory) in &shared.directories {
-        let limits = &shared.limits[ldap];
-        let Ok(records) = super::limits::retry(limits, shared.retry, &shared.rng, || {
-            directory.list_computers(&shared.owner_id)
-        })
-        .await
-        else {
-            continue;
-        };
-        for record in records {
-            let known = shared
-                .records()
-                .servers
-                .contains_key(&record.owner.server_id);
-            if known {
-                continue;
-            }
-            let container = record.dn.split_once(',').map_or("", |(_, c)| c).to_owned();
-            let recursive = shared.config.autoscale_configs().any(|(_, c)| {
-                c.autoscale_config_name == record.owner.config
-                    && c.ad_recursive_machine_record_cleanup
-            });
-            orphan(shared, format!("ad:{ldap}:{}", record.dn), now, || async {
-                let _ = super::limits::retry(limits, shared.retry, &shared.rng, || {
-                    directory.delete_computer(&container, &record.name, recursive)
-                })
-                .await;
-            })
-            .await;
-        }
-    }
-    // Forget orphans that are gone.
-    let grace = SignedDuration::try_from(shared.orphan_grace).unwrap_or(SignedDuration::MAX);
-    shared
-        .records()
-        .orphans
-        .retain(|_, first| now < *first + grace + grace);
-}
-
-/// Takes a VM into the records when it carries our owner marker and names a config that uses
-/// its provider; returns whether it is (now) known.
-fn adopt(shared: &Shared, provider: &str, vm: &Vm, now: Timestamp) -> bool {
-    let mut records = shared.records();
-    if let Some(s) = records.servers.get_mut(&vm.owner.server_id) {
-        if s.vm_id.is_none() {
-            // Created just before a crash: the record never learned its VM.
-            s.vm_id = Some(vm.vm_id.clone());
-            if s.state == ServerState::Provisioning {
-                s.state = ServerState::Starting;
-            }
-        }
-        return true;
-    }
-    let Some(pool) = shared.config.pool(&vm.owner.pool) else {
-        return false;
-    };
-    let Some(config) = pool
-        .autoscale
-        .iter()
-        .find(|c| c.autoscale_config_name == vm.owner.config)
-    else {
-        return false;
-    };
-    if config.vm_provider_config_id != provider {
-        return false;
-    }
-    let running = vm.state == VmState::Running;
-    let id = vm.owner.server_id;
-    records.servers.insert(
-        id,
-        ServerInfo {
-            id,
-            hostname: hostname(id),
-            pool: pool.server_pool_name.clone(),
-            config: config.autoscale_config_name.clone(),
-            provider: provider.into(),
-            // A running VM found without a record is taken as ready: nothing says it is not,
-            // and its guest will not check in again.
-            state: if running {
-                ServerState::Running
-            } else {
-                ServerState::Starting
-            },
-            vm_id: Some(vm.vm_id.clone()),
-            sessions: 0,
-            capacity: config.max_simultaneous_sessions_per_server.max(1),
-            reusable: config.reusable,
-            requires_checkin: config.requires_checkin(),
-            used: false,
-            created_at: vm.created_at.unwrap_or(now),
-            checked_in_at: running.then_some(now),
-            ad: config.ad_create_machine_record.then(|| AdRecord {
-                ldap: config.ldap_id.clone().unwrap_or_default(),
-                container_dn: config.ad_computer_container_dn.clone().unwrap_or_default(),
-                recursive: config.ad_recursive_machine_record_cleanup,
-            }),
-            last_error: Some("adopted after a restart".into()),
-            reported_status: None,
-        },
-    );
-    drop(records);
-    shared.emit(Event::Starting { server: id });
-    true
-}
-
-/// Removes an orphan once it has been one for the grace period.
-async fn orphan<F, Fut>(shared: &Shared, key: String, now: Timestamp, remove: F)
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let grace = SignedDuration::try_from(shared.orphan_grace).unwrap_or(SignedDuration::MAX);
-    let first = *shared.records().orphans.entry(key.clone()).or_insert(now);
-    if now >= first + grace {
-        remove().await;
-        shared.records().orphans.remove(&key);
+        destroy::start(shared, id, None, "its auto-scale config was removed".into());
     }
 }

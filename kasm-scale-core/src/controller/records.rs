@@ -1,17 +1,20 @@
-//! What the controller remembers: servers, sessions, queued requests and bookkeeping.
+//! What the controller remembers: servers, sessions, queued requests and bookkeeping. All of it
+//! serializes, so a durable [`StateStore`](super::StateStore) can keep it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{Bookkeeping, ServerId, ServerState};
 
 /// A session (or a queued request for one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct SessionId(pub u64);
 
 /// Where a server's computer record is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdRecord {
     /// LDAP config name.
     pub ldap: String,
@@ -22,7 +25,7 @@ pub struct AdRecord {
 }
 
 /// A server as the controller knows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerInfo {
     /// Its id (Kasm's `server_id`).
     pub id: ServerId,
@@ -48,6 +51,12 @@ pub struct ServerInfo {
     pub requires_checkin: bool,
     /// Whether it has had a session.
     pub used: bool,
+    /// Whether its sessions are unknown: a running VM adopted without a record (the saved state
+    /// was lost). Such a server is treated as full and used, so it is neither handed out nor
+    /// destroyed, until the broker reports its sessions
+    /// ([`Autoscaler::report_sessions`](super::Autoscaler::report_sessions)).
+    #[serde(default)]
+    pub sessions_unknown: bool,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it checked in (or became ready).
@@ -60,15 +69,60 @@ pub struct ServerInfo {
     pub reported_status: Option<String>,
 }
 
+impl ServerInfo {
+    /// A new server record of `config` in `pool`, as made at `now` (state `provisioning`, no
+    /// VM yet, sessions known to be 0): the one place server records are built.
+    pub(crate) fn new(
+        id: ServerId,
+        pool: &crate::config::Pool,
+        config: &crate::config::AutoScaleConfig,
+        now: Timestamp,
+    ) -> Self {
+        ServerInfo {
+            id,
+            hostname: super::hostname(id),
+            pool: pool.server_pool_name.clone(),
+            config: config.autoscale_config_name.clone(),
+            provider: config.vm_provider_config_id.clone(),
+            state: ServerState::Provisioning,
+            vm_id: None,
+            sessions: 0,
+            capacity: config.max_simultaneous_sessions_per_server.max(1),
+            reusable: config.reusable,
+            requires_checkin: config.requires_checkin(),
+            used: false,
+            sessions_unknown: false,
+            created_at: now,
+            checked_in_at: None,
+            ad: config.ad_create_machine_record.then(|| AdRecord {
+                ldap: config.ldap_id.clone().unwrap_or_default(),
+                container_dn: config.ad_computer_container_dn.clone().unwrap_or_default(),
+                recursive: config.ad_recursive_machine_record_cleanup,
+            }),
+            last_error: None,
+            reported_status: None,
+        }
+    }
+}
+
+/// A session request waiting for a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Queued {
+    /// The request (and later the session).
+    pub session: SessionId,
+    /// When it was made.
+    pub since: Timestamp,
+}
+
 /// The controller's memory: what a [`StateStore`](super::StateStore) keeps across restarts.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Records {
     /// Servers by id.
     pub servers: BTreeMap<ServerId, ServerInfo>,
     /// Seated sessions.
     pub sessions: HashMap<SessionId, ServerId>,
     /// Queued requests per pool, oldest first.
-    pub queued: HashMap<String, VecDeque<SessionId>>,
+    pub queued: HashMap<String, VecDeque<Queued>>,
     /// Scaling bookkeeping per auto-scale config.
     pub bookkeeping: HashMap<String, Bookkeeping>,
     /// Last session id handed out.
@@ -80,9 +134,26 @@ pub struct Records {
 
 impl Records {
     /// Records a failed server attempt for `config` at `now` (it feeds the failure backoff).
-    pub(crate) fn failure(&mut self, config: &str, now: Timestamp) {
+    /// Failures of one batch (the servers one tick asked for, `batch` being that tick's time)
+    /// count once: a burst of failed creates is one failure, not forty.
+    pub(crate) fn failure(&mut self, config: &str, now: Timestamp, batch: Timestamp) {
         let bk = self.bookkeeping.entry(config.to_owned()).or_default();
-        bk.consecutive_failures = bk.consecutive_failures.saturating_add(1);
+        if bk.last_failure_at.is_none_or(|last| last < batch) {
+            bk.consecutive_failures = bk.consecutive_failures.saturating_add(1);
+        }
         bk.last_failure_at = Some(now);
+    }
+
+    /// A fresh session id.
+    pub(crate) fn new_session(&mut self) -> SessionId {
+        self.next_session += 1;
+        SessionId(self.next_session)
+    }
+
+    /// Waiting requests of `pool`.
+    pub(crate) fn waiting(&self, pool: &str) -> u32 {
+        self.queued
+            .get(pool)
+            .map_or(0, |q| u32::try_from(q.len()).unwrap_or(u32::MAX))
     }
 }

@@ -57,6 +57,7 @@ async fn an_auth_error_on_create_is_not_retried_and_leaves_nothing_behind() {
     let s = scaler(m);
     let mut events = s.subscribe();
     s.tick().await;
+    s.settle().await;
     assert!(s.servers().is_empty(), "a failed server leaves no record");
     assert_eq!(s.bookkeeping("c").consecutive_failures, 1);
     let failed = std::iter::from_fn(|| events.try_recv().ok()).find_map(|e| match e {
@@ -69,6 +70,7 @@ async fn an_auth_error_on_create_is_not_retried_and_leaves_nothing_behind() {
     );
     // The failure backoff holds the next attempt back (mockall checks `times(1)`).
     s.tick().await;
+    s.settle().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -80,13 +82,13 @@ async fn a_failed_destroy_keeps_the_server_with_its_error_and_is_retried() {
         Ok(Vm {
             vm_id: format!("vm-{n}"),
             owner: spec.owner.clone(),
-            state: VmState::Running,
+            state: VmState::Pending,
             private_ip: None,
             created_at: None,
         })
     });
-    // The first VM vanishes; the provider then refuses to destroy it twice (both attempts of
-    // the tick that notices).
+    // The first VM vanishes; the provider then refuses to destroy it once (a permission error
+    // is not retried within the tick).
     m.expect_get().returning(|id| {
         let owner = crate::traits::Owner {
             owner_id: String::new(),
@@ -104,7 +106,7 @@ async fn a_failed_destroy_keeps_the_server_with_its_error_and_is_retried() {
     });
     let mut refused = 0;
     m.expect_destroy().returning(move |id| {
-        if id == "vm-1" && refused < 2 {
+        if id == "vm-1" && refused < 1 {
             refused += 1;
             return Err(BackendError::Permission("not allowed to terminate".into()));
         }
@@ -112,9 +114,13 @@ async fn a_failed_destroy_keeps_the_server_with_its_error_and_is_retried() {
     });
     let s = scaler(m);
     s.tick().await;
+    s.settle().await;
     let first = s.servers()[0].clone();
     assert_eq!(first.state, ServerState::Starting);
+    // Past the grace period for clouds that answer "not found" right after a create.
+    tokio::time::sleep(std::time::Duration::from_secs(121)).await;
     s.tick().await;
+    s.settle().await;
     let stuck = s
         .servers()
         .into_iter()
@@ -125,10 +131,11 @@ async fn a_failed_destroy_keeps_the_server_with_its_error_and_is_retried() {
         stuck.last_error.as_deref(),
         Some("cannot destroy the VM: permission denied: not allowed to terminate")
     );
-    assert_eq!(s.servers().len(), 2, "a replacement is made meanwhile");
-    // The next tick tries again and succeeds.
+    // The next tick tries again and succeeds, and a replacement is made.
     s.tick().await;
+    s.settle().await;
     assert!(s.servers().iter().all(|x| x.id != first.id));
+    assert_eq!(s.servers().len(), 1, "a replacement is made");
 }
 
 #[tokio::test(start_paused = true)]
@@ -165,7 +172,9 @@ async fn a_failing_listing_forgets_nothing() {
     let s = scaler(m);
     let mut events = s.subscribe();
     s.tick().await;
+    s.settle().await;
     s.tick().await;
+    s.settle().await;
     assert_eq!(
         s.servers().len(),
         1,

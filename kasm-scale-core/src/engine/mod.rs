@@ -8,6 +8,7 @@
 
 mod placement;
 mod plan;
+mod snapshot;
 mod state;
 
 use std::fmt;
@@ -19,6 +20,7 @@ use crate::config::{AutoScaleConfig, Placement, Schedule};
 
 pub use placement::{SessionRequest, assign};
 pub use plan::{FAILURE_BACKOFF_BASE, FAILURE_BACKOFF_CAP, failure_backoff, plan};
+pub use snapshot::SnapshotBuilder;
 pub use state::{State, StateError, StateServer};
 
 /// A server's id: the UUID Kasm calls `server_id`.

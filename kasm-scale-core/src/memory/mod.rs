@@ -4,6 +4,7 @@
 //! random choice comes from a seeded generator, and time from tokio's clock, so runs on tokio's
 //! paused clock are deterministic.
 
+mod checkin;
 mod cloud;
 mod directory;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+pub use checkin::{deliver_checkins, token_in};
 pub use cloud::{Checkin, MemoryCloud};
 pub use directory::MemoryDirectory;
 

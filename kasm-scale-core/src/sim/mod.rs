@@ -7,11 +7,9 @@ mod run;
 mod scenario;
 mod trace;
 
+pub use crate::memory::{deliver_checkins, token_in};
 pub use generate::{class, random_arrivals, workday};
 pub use oracle::{Served, oracle_vm_hours};
-pub use run::{
-    Metrics, Progress, Series, SimError, SimOptions, deliver_checkins, memory_stand_in, simulate,
-    token_in,
-};
+pub use run::{Metrics, Progress, Series, SimError, SimOptions, memory_stand_in, simulate};
 pub use scenario::{DEFAULT_CONFIG, DEFAULT_USERS, default_scenario, kasm_policy};
 pub use trace::{Kind, TraceError, TraceEvent, parse_trace};

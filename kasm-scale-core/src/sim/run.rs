@@ -11,7 +11,8 @@ use super::oracle::{Served, oracle_vm_hours};
 use super::trace::{Kind, TraceEvent};
 use crate::config::{Config, Distribution, MemoryVmConfig, VmProviderConfig};
 use crate::controller::{Autoscaler, CheckinStatus, Event, SessionId, SessionOutcome};
-use crate::engine::{ServerState, SessionRequest};
+use crate::engine::{Cause, ServerState, SessionRequest};
+use crate::memory::token_in;
 use crate::memory::{MemoryCloud, MemoryDirectory};
 
 /// How to run a simulation.
@@ -149,35 +150,6 @@ pub fn memory_stand_in(provider: &VmProviderConfig) -> MemoryVmConfig {
             capacity: None,
         },
     }
-}
-
-/// The check-in token inside a rendered script (the first `eyJ…` JWT in it), as a guest would
-/// find it in its user data or custom data.
-pub fn token_in(script: &str) -> Option<&str> {
-    let start = script.find("eyJ")?;
-    let rest = &script[start..];
-    let end = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-        .unwrap_or(rest.len());
-    Some(&rest[..end])
-}
-
-/// Passes the check-ins that `cloud`'s guests make now on to `scaler`, as a broker's
-/// `set_server_status` endpoint would (the token is read from the rendered script). Returns how
-/// many were accepted.
-pub async fn deliver_checkins(scaler: &Autoscaler, cloud: &MemoryCloud) -> usize {
-    let mut accepted = 0;
-    for c in cloud.due_checkins() {
-        if let Some(token) = token_in(c.startup_script.expose())
-            && scaler
-                .check_in(c.server_id, token, &CheckinStatus::running())
-                .await
-                .is_ok()
-        {
-            accepted += 1;
-        }
-    }
-    accepted
 }
 
 /// Runs `trace` through a controller for `config`, with in-memory stand-ins for its clouds and
@@ -350,9 +322,10 @@ async fn run(
                         seated.insert(session, (pool, now.duration_since(origin).as_secs_f64()));
                     }
                 }
-                Event::Destroyed { reason, .. } if reason.contains("checkin_timeout") => {
-                    timeouts += 1
-                }
+                Event::Destroyed {
+                    cause: Some(Cause::CheckinTimeout),
+                    ..
+                } => timeouts += 1,
                 _ => {}
             }
         }
@@ -450,18 +423,5 @@ fn sample(
             .entry(name.clone())
             .or_default()
             .push(cloud.vm_count() as u32);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn finds_the_token_in_a_script() {
-        let script = "export T=${KASM_X:-eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln-_x}\necho";
-        assert_eq!(
-            super::token_in(script),
-            Some("eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln-_x")
-        );
-        assert_eq!(super::token_in("no token"), None);
     }
 }

@@ -1,0 +1,213 @@
+//! What a broker calls: start, request and end sessions, check servers in, report sessions.
+//! Every call first makes sure the saved state is loaded, so nothing a broker does can be
+//! overwritten by a late load.
+
+use std::sync::Arc;
+
+use super::events::{CheckinStatus, ControllerError, Event, SessionOutcome};
+use super::records::{Queued, SessionId};
+use super::{Autoscaler, Shared, persist::persist, queue, snapshot};
+use crate::engine::{ServerId, ServerState, SessionRequest, assign};
+use crate::token::TokenError;
+
+/// Loads the saved state, once; a failed load is tried again by the next call.
+pub(crate) async fn start(shared: &Arc<Shared>) -> Result<(), ControllerError> {
+    shared
+        .loaded
+        .get_or_try_init(|| async {
+            let saved = shared.store.load().await?;
+            let count = saved.as_ref().map_or(0, |r| r.servers.len());
+            tracing::info!(servers = count, "saved state loaded");
+            if let Some(saved) = saved {
+                *shared.records() = saved.clone();
+                *shared.saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(saved);
+            }
+            Ok::<(), ControllerError>(())
+        })
+        .await
+        .map(|_| ())
+}
+
+impl Autoscaler {
+    /// Loads the saved state from the store. Every other call does this first (once), so
+    /// calling it is optional; it reports a store that cannot be read before anything else
+    /// runs.
+    pub async fn start(&self) -> Result<(), ControllerError> {
+        start(&self.shared).await
+    }
+
+    /// Asks for a session in `pool`: a ready server with room takes it now, or the request waits
+    /// (and with aggressive scaling the next tick provisions for it).
+    pub async fn request_session(
+        &self,
+        pool: &str,
+        request: &SessionRequest,
+    ) -> Result<SessionOutcome, ControllerError> {
+        start(&self.shared).await?;
+        if self.shared.config.pool(pool).is_none() {
+            return Err(ControllerError::UnknownPool(pool.into()));
+        }
+        let now = self.shared.now();
+        let outcome = {
+            let mut records = self.shared.records();
+            let session = records.new_session();
+            let snap = snapshot::snapshot(&self.shared, &records, pool);
+            match assign(&snap, request) {
+                Some(server) => {
+                    queue::seat(&mut records, session, server);
+                    SessionOutcome::Assigned { session, server }
+                }
+                None => {
+                    records
+                        .queued
+                        .entry(pool.to_owned())
+                        .or_default()
+                        .push_back(Queued {
+                            session,
+                            since: now,
+                        });
+                    SessionOutcome::Queued { session }
+                }
+            }
+        };
+        tracing::info!(pool, outcome = ?outcome, "session requested");
+        persist(&self.shared).await;
+        Ok(outcome)
+    }
+
+    /// Ends a session (or withdraws a queued request). The slot it frees goes to a waiting
+    /// request of the pool at once.
+    pub async fn end_session(&self, session: SessionId) -> Result<(), ControllerError> {
+        start(&self.shared).await?;
+        let freed_pool = {
+            let mut records = self.shared.records();
+            if let Some(server) = records.sessions.remove(&session) {
+                records.servers.get_mut(&server).map(|s| {
+                    s.sessions = s.sessions.saturating_sub(1);
+                    s.pool.clone()
+                })
+            } else {
+                let mut found = false;
+                for queue in records.queued.values_mut() {
+                    if let Some(i) = queue.iter().position(|q| q.session == session) {
+                        queue.remove(i);
+                        found = true;
+                        break;
+                    }
+                }
+                if !found {
+                    return Err(ControllerError::UnknownSession(session));
+                }
+                None
+            }
+        };
+        tracing::info!(session = session.0, "session ended");
+        if let Some(pool) = freed_pool {
+            queue::serve(&self.shared, Some(&pool));
+        }
+        persist(&self.shared).await;
+        Ok(())
+    }
+
+    /// Kasm's `set_server_status`: a guest reports its status with the token its startup script
+    /// received, and the token names the server. Status `running` makes it ready for sessions
+    /// (at once when its VM is known, else as soon as the VM exists); any other status is kept
+    /// as its reported status. Repeating a check-in is harmless in every state. Returns the
+    /// server.
+    pub async fn check_in_token(
+        &self,
+        token: &str,
+        status: &CheckinStatus,
+    ) -> Result<ServerId, ControllerError> {
+        self.checkin(None, token, status).await
+    }
+
+    /// [`Autoscaler::check_in_token`] for a caller that also knows the server id: the token must
+    /// name that server.
+    pub async fn check_in(
+        &self,
+        server: ServerId,
+        token: &str,
+        status: &CheckinStatus,
+    ) -> Result<ServerId, ControllerError> {
+        self.checkin(Some(server), token, status).await
+    }
+
+    async fn checkin(
+        &self,
+        expected: Option<ServerId>,
+        token: &str,
+        status: &CheckinStatus,
+    ) -> Result<ServerId, ControllerError> {
+        start(&self.shared).await?;
+        let now = self.shared.now();
+        let live = |id: ServerId| {
+            self.shared
+                .records()
+                .servers
+                .get(&id)
+                .is_some_and(|s| s.state != ServerState::Destroying)
+        };
+        let claims = self.shared.tokens.verify_for(token, now, expected, live)?;
+        let server = claims.sub;
+        let ready_pool = {
+            let mut records = self.shared.records();
+            let Some(s) = records.servers.get_mut(&server) else {
+                return Err(TokenError::WrongServer(server).into());
+            };
+            s.reported_status = Some(status.describe());
+            let mut ready = false;
+            if status.is_running() {
+                s.checked_in_at.get_or_insert(now);
+                if s.state == ServerState::Starting {
+                    s.state = ServerState::Running;
+                    ready = true;
+                }
+            }
+            ready.then(|| s.pool.clone())
+        };
+        let _span = tracing::info_span!("check_in", %server, status = %status.status).entered();
+        if let Some(pool) = ready_pool {
+            tracing::info!("server ready");
+            self.shared.emit(Event::Ready { server });
+            queue::serve(&self.shared, Some(&pool));
+        }
+        drop(_span);
+        persist(&self.shared).await;
+        Ok(server)
+    }
+
+    /// The broker tells how many sessions a server has and whether it ever had one, for a
+    /// server whose sessions the controller does not know (adopted after its saved state was
+    /// lost: [`ServerInfo::sessions_unknown`](super::ServerInfo::sessions_unknown)), or to
+    /// correct the count. Returns one new session id per session, for `end_session`.
+    pub async fn report_sessions(
+        &self,
+        server: ServerId,
+        sessions: u32,
+        used: bool,
+    ) -> Result<Vec<SessionId>, ControllerError> {
+        start(&self.shared).await?;
+        let ids = {
+            let mut records = self.shared.records();
+            let Some(s) = records.servers.get_mut(&server) else {
+                return Err(ControllerError::UnknownServer(server));
+            };
+            s.sessions_unknown = false;
+            s.sessions = 0;
+            s.used = used || sessions > 0;
+            records.sessions.retain(|_, on| *on != server);
+            let ids: Vec<SessionId> = (0..sessions).map(|_| records.new_session()).collect();
+            for id in &ids {
+                records.sessions.insert(*id, server);
+            }
+            if let Some(s) = records.servers.get_mut(&server) {
+                s.sessions = sessions;
+            }
+            ids
+        };
+        tracing::info!(%server, sessions, used, "sessions reported");
+        persist(&self.shared).await;
+        Ok(ids)
+    }
+}

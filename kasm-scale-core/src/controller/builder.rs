@@ -1,0 +1,292 @@
+//! [`AutoscalerBuilder`]: everything an [`Autoscaler`] needs, checked at `build()`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::{OnceCell, broadcast};
+
+use super::backend::{Guard, RetryPolicy};
+use super::events::{ControllerError, SetupError};
+use super::records::Records;
+use super::store::{MemoryStore, StateStore};
+use super::tasks::{Randomness, Tasks};
+use super::{Autoscaler, Shared};
+use crate::config::Config;
+use crate::template::Template;
+use crate::token::TokenKeys;
+use crate::traits::{DirectoryService, VmProvider};
+
+/// Calls in flight per backend when neither the configuration nor the builder says.
+const DEFAULT_CONCURRENCY: usize = 8;
+/// How long one backend call may take when neither the configuration nor the builder says.
+const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds an [`Autoscaler`]; [`AutoscalerBuilder::build`] checks that everything fits.
+pub struct AutoscalerBuilder {
+    config: Config,
+    owner_id: String,
+    providers: HashMap<String, Arc<dyn VmProvider>>,
+    directories: HashMap<String, Arc<dyn DirectoryService>>,
+    tokens: Option<TokenKeys>,
+    concurrency: Option<usize>,
+    rate_limits: HashMap<String, f64>,
+    call_timeout: Option<Duration>,
+    retry: RetryPolicy,
+    seed: Option<u64>,
+    epoch: Option<Timestamp>,
+    tick_interval: Duration,
+    store: Arc<dyn StateStore>,
+    orphan_grace: Duration,
+    queue_timeout: Duration,
+    reconcile_every: u64,
+}
+
+impl Autoscaler {
+    /// A builder for `config` (already validated, e.g. by [`crate::load_file`]).
+    pub fn builder(config: Config) -> AutoscalerBuilder {
+        AutoscalerBuilder {
+            config,
+            owner_id: "kasm-scale".into(),
+            providers: HashMap::new(),
+            directories: HashMap::new(),
+            tokens: None,
+            concurrency: None,
+            rate_limits: HashMap::new(),
+            call_timeout: None,
+            retry: RetryPolicy::default(),
+            seed: None,
+            epoch: None,
+            tick_interval: Duration::from_secs(30),
+            store: Arc::new(MemoryStore::default()),
+            orphan_grace: Duration::from_secs(600),
+            queue_timeout: Duration::from_secs(600),
+            reconcile_every: 10,
+        }
+    }
+}
+
+impl AutoscalerBuilder {
+    /// The id written into every owner marker: one per broker installation (default `kasm-scale`).
+    pub fn owner_id(mut self, owner_id: impl Into<String>) -> Self {
+        self.owner_id = owner_id.into();
+        self
+    }
+
+    /// The provider for the VM provider config it names.
+    pub fn provider(mut self, provider: Arc<dyn VmProvider>) -> Self {
+        self.providers.insert(provider.name().to_owned(), provider);
+        self
+    }
+
+    /// The directory for the LDAP config it names.
+    pub fn directory(mut self, directory: Arc<dyn DirectoryService>) -> Self {
+        self.directories
+            .insert(directory.name().to_owned(), directory);
+        self
+    }
+
+    /// The check-in token keys (default: the configuration's `checkin_token`, else a fresh Ed25519
+    /// key, whose tokens do not survive a restart).
+    pub fn tokens(mut self, keys: TokenKeys) -> Self {
+        self.tokens = Some(keys);
+        self
+    }
+
+    /// Calls in flight per provider or directory, for every backend (overrides the
+    /// configuration's `api_concurrency`; default 8).
+    pub fn concurrency(mut self, calls: usize) -> Self {
+        self.concurrency = Some(calls);
+        self
+    }
+
+    /// At most `calls_per_second` calls to the provider or directory named `name` (overrides
+    /// its `api_rate_limit_per_second`).
+    pub fn rate_limit(mut self, name: impl Into<String>, calls_per_second: f64) -> Self {
+        self.rate_limits.insert(name.into(), calls_per_second);
+        self
+    }
+
+    /// How long one call to any backend may take before it fails as transient (overrides the
+    /// configuration's `api_call_timeout`; default 30 s).
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = Some(timeout);
+        self
+    }
+
+    /// Retries of retryable backend errors (the only retry layer).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Seed of the controller's randomness (server ids, jitter), for reproducible simulations
+    /// and tests. Without it, server ids are UUID v4 from the operating system, unique across
+    /// processes and restarts: never set a seed in production.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// The wall-clock time at which tokio's clock reads "now" when `build` runs (default: the
+    /// system time), so that runs on a paused clock have a known date.
+    pub fn epoch(mut self, at: Timestamp) -> Self {
+        self.epoch = Some(at);
+        self
+    }
+
+    /// Where the records are kept across restarts (default: a fresh [`MemoryStore`]).
+    pub fn store(mut self, store: Arc<dyn StateStore>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// How long a VM or AD record with our owner marker but no server may exist before it is
+    /// removed (default 10 minutes).
+    pub fn orphan_grace(mut self, grace: Duration) -> Self {
+        self.orphan_grace = grace;
+        self
+    }
+
+    /// How long a session request may wait for a slot before it is dropped with
+    /// [`Event::RequestExpired`](super::Event::RequestExpired) (default 10 minutes, ours).
+    pub fn queue_timeout(mut self, timeout: Duration) -> Self {
+        self.queue_timeout = timeout;
+        self
+    }
+
+    /// Reconcile with the clouds and directories every `ticks` ticks (and on the first; default 10).
+    pub fn reconcile_every(mut self, ticks: u64) -> Self {
+        self.reconcile_every = ticks.max(1);
+        self
+    }
+
+    /// Time between ticks in [`Autoscaler::run`] (default 30 s).
+    pub fn tick_interval(mut self, every: Duration) -> Self {
+        self.tick_interval = every;
+        self
+    }
+
+    /// The guard of backend `name` whose configuration asks for `configured`.
+    fn guard(&self, name: &str, configured: Option<ApiLimits>) -> Guard {
+        let concurrency = self
+            .concurrency
+            .or(configured.map(|c| c.concurrency as usize))
+            .unwrap_or(DEFAULT_CONCURRENCY);
+        let rate = self
+            .rate_limits
+            .get(name)
+            .copied()
+            .or(configured.and_then(|c| c.rate_limit_per_second));
+        let timeout = self
+            .call_timeout
+            .or(configured.map(|c| c.call_timeout))
+            .unwrap_or(DEFAULT_CALL_TIMEOUT);
+        Guard::new(concurrency, rate, timeout, self.retry)
+    }
+
+    /// Checks that every auto-scale config has its provider (and directory, when it makes AD
+    /// records), that every startup script parses, and builds the controller. Nothing is
+    /// loaded or called yet: the saved state is loaded by [`Autoscaler::start`], which every
+    /// broker call and tick runs first.
+    pub fn build(self) -> Result<Autoscaler, ControllerError> {
+        crate::config::validate(&self.config)?;
+        let mut problems = Vec::new();
+        let mut templates = HashMap::new();
+        for provider in &self.config.vm_providers {
+            let Some(text) = provider.script_text() else {
+                continue;
+            };
+            match Template::parse(text) {
+                Ok(t) => {
+                    templates.insert(provider.name().to_owned(), t);
+                }
+                Err(error) => problems.push(SetupError::Script {
+                    provider: provider.name().to_owned(),
+                    error,
+                }),
+            }
+        }
+        for (_, c) in self.config.autoscale_configs() {
+            if !self.providers.contains_key(&c.vm_provider_config_id) {
+                problems.push(SetupError::MissingProvider {
+                    config: c.autoscale_config_name.clone(),
+                    provider: c.vm_provider_config_id.clone(),
+                });
+            }
+            if c.ad_create_machine_record
+                && let Some(ldap) = &c.ldap_id
+                && !self.directories.contains_key(ldap)
+            {
+                problems.push(SetupError::MissingDirectory {
+                    config: c.autoscale_config_name.clone(),
+                    ldap: ldap.clone(),
+                });
+            }
+        }
+        if self.owner_id.trim().is_empty() {
+            problems.push(SetupError::EmptyOwnerId);
+        }
+        if !problems.is_empty() {
+            return Err(ControllerError::Setup(problems));
+        }
+        let tokens = match (&self.tokens, &self.config.checkin_token) {
+            (Some(t), _) => t.clone(),
+            (None, Some(section)) => TokenKeys::from_config(section)?,
+            (None, None) => TokenKeys::generate()?,
+        };
+        let mut guards = HashMap::new();
+        for name in self.providers.keys() {
+            let configured = self.config.vm_provider(name).and(None::<ApiLimits>);
+            guards.insert(name.clone(), self.guard(name, configured));
+        }
+        for name in self.directories.keys() {
+            let configured = self
+                .config
+                .ldap_configs
+                .iter()
+                .find(|l| &l.name == name)
+                .and(None::<ApiLimits>);
+            guards.insert(name.clone(), self.guard(name, configured));
+        }
+        let default_guard = self.guard("", None);
+        let (events, _) = broadcast::channel(4096);
+        let shared = Shared {
+            owner_id: self.owner_id,
+            providers: self.providers,
+            directories: self.directories,
+            templates,
+            tokens,
+            guards,
+            default_guard,
+            rng: Randomness::new(self.seed),
+            records: Mutex::new(Records::default()),
+            events,
+            epoch: self.epoch.unwrap_or_else(Timestamp::now),
+            started: tokio::time::Instant::now(),
+            tick_interval: self.tick_interval,
+            store: self.store,
+            orphan_grace: self.orphan_grace,
+            queue_timeout: self.queue_timeout,
+            reconcile_every: self.reconcile_every,
+            ticks: std::sync::atomic::AtomicU64::new(0),
+            saved: Mutex::new(None),
+            loaded: OnceCell::new(),
+            tick_lock: tokio::sync::Mutex::new(()),
+            tasks: Tasks::default(),
+            taken_names: Mutex::new(Default::default()),
+            removed: Mutex::new(HashMap::new()),
+            config: self.config,
+        };
+        Ok(Autoscaler::from_shared(shared))
+    }
+}
+
+/// MERGE-SHIM: replaced by crate::config::ApiLimits.
+#[derive(Clone, Copy)]
+struct ApiLimits {
+    concurrency: u32,
+    rate_limit_per_second: Option<f64>,
+    call_timeout: Duration,
+}

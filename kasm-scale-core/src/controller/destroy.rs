@@ -1,0 +1,124 @@
+//! Destroying one server in the background: VM, then AD record, then the record itself. What
+//! fails stays on the server as its last error (state `destroying`), and the next tick tries
+//! again.
+
+use std::sync::Arc;
+
+use tracing::Instrument;
+
+use super::records::AdRecord;
+use super::tasks::{self, Work};
+use super::{Event, Shared};
+use crate::engine::{Cause, ServerId, ServerState};
+use crate::traits::BackendError;
+
+/// Marks server `id` destroying and starts its destroy (unless one runs). `cause` is the plan's
+/// when the plan asked; `None` when the server is dead (its VM stopped or vanished) or retired.
+pub(crate) fn start(shared: &Arc<Shared>, id: ServerId, cause: Option<Cause>, reason: String) {
+    match shared.records().servers.get_mut(&id) {
+        Some(s) => s.state = ServerState::Destroying,
+        None => return,
+    }
+    tasks::spawn(shared, Work::Destroy(id), |s| async move {
+        destroy(&s, id, cause, reason).await;
+    });
+}
+
+async fn destroy(shared: &Arc<Shared>, id: ServerId, cause: Option<Cause>, reason: String) {
+    // A create still running for it is stopped; a VM it made anyway is found by reconcile.
+    shared.tasks.abort(&Work::Create(id));
+    let Some(server) = shared.records().servers.get(&id).cloned() else {
+        return;
+    };
+    let span = tracing::info_span!(
+        "destroy",
+        server = %id,
+        config = %server.config,
+        provider = %server.provider,
+        cause = ?cause
+    );
+    async {
+        let began = tokio::time::Instant::now();
+        if let (Some(vm_id), Some(provider)) =
+            (&server.vm_id, shared.providers.get(&server.provider))
+        {
+            let gone = shared
+                .guard(&server.provider)
+                .call(&shared.rng, || provider.destroy(vm_id))
+                .await;
+            if let Err(e) = gone {
+                return shared.note_error(
+                    Some(id),
+                    &server.config,
+                    format!("cannot destroy the VM: {e}"),
+                );
+            }
+            if let Some(s) = shared.records().servers.get_mut(&id) {
+                s.vm_id = None;
+            }
+        }
+        if let Some(ad) = &server.ad
+            && let Err(e) = delete_ad(shared, ad, &server.hostname).await
+        {
+            return shared.note_error(
+                Some(id),
+                &server.config,
+                format!("cannot delete the AD computer record: {e}"),
+            );
+        }
+        let lost = {
+            let mut records = shared.records();
+            records.servers.remove(&id);
+            let lost: Vec<_> = records
+                .sessions
+                .iter()
+                .filter(|(_, on)| **on == id)
+                .map(|(session, _)| *session)
+                .collect();
+            for session in &lost {
+                records.sessions.remove(session);
+            }
+            lost
+        };
+        shared
+            .removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, shared.now());
+        tracing::info!(
+            elapsed_ms = began.elapsed().as_millis() as u64,
+            %reason,
+            "server destroyed"
+        );
+        if !lost.is_empty() {
+            shared.emit(Event::SessionsLost {
+                server: id,
+                sessions: lost,
+            });
+        }
+        shared.emit(Event::Destroyed {
+            server: id,
+            cause,
+            reason,
+        });
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Deletes a server's AD computer record (a missing one is fine).
+pub(crate) async fn delete_ad(
+    shared: &Shared,
+    ad: &AdRecord,
+    name: &str,
+) -> Result<(), BackendError> {
+    let Some(directory) = shared.directories.get(&ad.ldap) else {
+        return Ok(());
+    };
+    shared
+        .guard(&ad.ldap)
+        .call(&shared.rng, || {
+            directory.delete_computer(&ad.container_dn, name, ad.recursive)
+        })
+        .await
+}

@@ -1,0 +1,228 @@
+//! What the controller tells its broker: events, outcomes and errors.
+
+use crate::config::ConfigError;
+use crate::engine::{Cause, ServerId};
+use crate::template::TemplateError;
+use crate::token::TokenError;
+use crate::traits::BackendError;
+
+use super::records::SessionId;
+use super::store::StoreError;
+
+/// Something that happened, for brokers and dashboards.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A server is being created.
+    Provisioning {
+        /// The server.
+        server: ServerId,
+        /// Its auto-scale config.
+        config: String,
+        /// Why the plan asked for it.
+        cause: Cause,
+    },
+    /// Its VM exists and boots.
+    Starting {
+        /// The server.
+        server: ServerId,
+    },
+    /// A VM with our owner marker was taken in without a record (after a restart).
+    Adopted {
+        /// The server.
+        server: ServerId,
+        /// Whether its sessions are unknown (the saved state had no record of it).
+        sessions_unknown: bool,
+    },
+    /// It is ready for sessions.
+    Ready {
+        /// The server.
+        server: ServerId,
+    },
+    /// It is gone.
+    Destroyed {
+        /// The server.
+        server: ServerId,
+        /// Why the plan asked for it, when the plan did (else the VM died, vanished or its
+        /// config was removed: see `reason`).
+        cause: Option<Cause>,
+        /// Why it went, for people.
+        reason: String,
+    },
+    /// Something failed; the server (if any) keeps the message as its last error.
+    Failed {
+        /// The server, if the failure concerns one.
+        server: Option<ServerId>,
+        /// Its auto-scale config (or the provider, directory or store that failed).
+        config: String,
+        /// What went wrong.
+        error: String,
+    },
+    /// Something worth knowing that needs no action (the plan's notes, skipped actions).
+    Note {
+        /// The pool.
+        pool: String,
+        /// What, for people.
+        text: String,
+    },
+    /// A queued request got a server.
+    SessionAssigned {
+        /// The request's id.
+        session: SessionId,
+        /// The server.
+        server: ServerId,
+    },
+    /// A queued request waited longer than the queue timeout and was dropped.
+    RequestExpired {
+        /// The request's id.
+        session: SessionId,
+        /// Its pool.
+        pool: String,
+        /// How long it waited, in seconds.
+        waited_seconds: i64,
+    },
+    /// Sessions on a server whose VM died were lost.
+    SessionsLost {
+        /// The server.
+        server: ServerId,
+        /// The sessions it had.
+        sessions: Vec<SessionId>,
+    },
+}
+
+/// What a guest reports with its check-in token (Kasm's `set_server_status` body).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+pub struct CheckinStatus {
+    /// `running` when the server is ready; anything else while it is getting there.
+    pub status: String,
+    /// Free text.
+    #[serde(default)]
+    pub status_message: String,
+    /// Percent done, as text.
+    #[serde(default)]
+    pub status_progress: String,
+}
+
+impl CheckinStatus {
+    /// `running` (100%).
+    pub fn running() -> Self {
+        Self {
+            status: "running".into(),
+            status_message: String::new(),
+            status_progress: "100".into(),
+        }
+    }
+
+    /// Whether the guest says it is ready.
+    pub fn is_running(&self) -> bool {
+        self.status.eq_ignore_ascii_case("running")
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        let mut text: String = self.status.chars().take(64).collect();
+        if !self.status_progress.is_empty() {
+            let progress: String = self.status_progress.chars().take(8).collect();
+            text += &format!(" ({progress}%)");
+        }
+        if !self.status_message.is_empty() {
+            let message: String = self.status_message.chars().take(256).collect();
+            text += &format!(": {message}");
+        }
+        text
+    }
+}
+
+/// What [`Autoscaler::request_session`](super::Autoscaler::request_session) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionOutcome {
+    /// A server takes the session now.
+    Assigned {
+        /// The session.
+        session: SessionId,
+        /// The server.
+        server: ServerId,
+    },
+    /// No server has room: the request waits (an [`Event::SessionAssigned`] follows, or an
+    /// [`Event::RequestExpired`] after the queue timeout).
+    Queued {
+        /// The request (and later the session).
+        session: SessionId,
+    },
+}
+
+/// Something the builder was given that cannot work.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// An auto-scale config's VM provider config has no provider.
+    #[error("`{config}` needs a provider for `{provider}`")]
+    MissingProvider {
+        /// `autoscale_config_name`.
+        config: String,
+        /// The VM provider config name.
+        provider: String,
+    },
+    /// An auto-scale config that makes AD records has no directory for its LDAP config.
+    #[error("`{config}` needs a directory for `{ldap}`")]
+    MissingDirectory {
+        /// `autoscale_config_name`.
+        config: String,
+        /// The LDAP config name.
+        ldap: String,
+    },
+    /// A startup script does not parse.
+    #[error("startup script of `{provider}`: {error}")]
+    Script {
+        /// The VM provider config name.
+        provider: String,
+        /// Python's error, with line and column.
+        error: TemplateError,
+    },
+    /// The owner id is empty.
+    #[error("owner_id must not be empty")]
+    EmptyOwnerId,
+}
+
+/// Why a broker call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControllerError {
+    /// No pool of that name.
+    #[error("unknown pool `{0}`")]
+    UnknownPool(String),
+    /// No session of that id.
+    #[error("unknown session {0:?}")]
+    UnknownSession(SessionId),
+    /// No server of that id.
+    #[error("unknown server {0}")]
+    UnknownServer(ServerId),
+    /// The check-in token was refused.
+    #[error("check-in refused: {0}")]
+    Token(#[from] TokenError),
+    /// The builder was given something unusable (every problem).
+    #[error("invalid autoscaler setup: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Setup(Vec<SetupError>),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The state store could not load the saved state, so nothing is served yet.
+    #[error("cannot start: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Why creating a server failed (kept on the config's failure count and in events).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum ProvisionError {
+    #[error("cannot create the AD computer record: {0}")]
+    Directory(BackendError),
+    #[error("cannot issue the check-in token: {0}")]
+    Token(TokenError),
+    #[error("startup script: {0}")]
+    Script(TemplateError),
+    #[error(
+        "the rendered startup script is {size} bytes, over the provider's limit of {limit} bytes"
+    )]
+    ScriptTooLarge { size: usize, limit: usize },
+    #[error("cannot create the VM: {0}")]
+    Vm(BackendError),
+}

@@ -1,0 +1,204 @@
+//! Step 4 of a tick: the plans become records and background work. Everything is decided under
+//! the records' lock, against the records as they are now (not as the snapshot saw them):
+//! a server that got a session since the snapshot is not destroyed, and a provider config's
+//! `max_instances` caps the servers of every auto-scale config that uses it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use super::records::{Records, ServerInfo};
+use super::tasks::{self, Work};
+use super::{Event, Shared, destroy, hostname, persist, provision};
+use crate::engine::{Action, Cause, Plan, ServerId, ServerState};
+
+/// What a plan asks of one server, after the checks.
+enum Start {
+    Create(ServerId, Cause),
+    Destroy(ServerId, Cause, String),
+}
+
+pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, now: Timestamp) {
+    let mut notes: Vec<Event> = Vec::new();
+    let mut starts: Vec<Start> = Vec::new();
+    {
+        let mut records = shared.records();
+        let mut live = live_per_provider(&records);
+        let mut names: Option<HashSet<String>> = None;
+        for (pool, plan) in plans {
+            // MERGE-SHIM: positional until the engine keys it by name.
+            let names_in_pool: Vec<String> = shared
+                .config
+                .pool(&pool)
+                .map(|p| {
+                    p.autoscale
+                        .iter()
+                        .map(|c| c.autoscale_config_name.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (config, bookkeeping) in names_in_pool.into_iter().zip(plan.bookkeeping) {
+                records.bookkeeping.insert(config, bookkeeping);
+            }
+            notes.extend(plan.notes.into_iter().map(|text| Event::Note {
+                pool: pool.clone(),
+                text,
+            }));
+            for action in plan.actions {
+                match action {
+                    Action::Destroy {
+                        server,
+                        cause,
+                        reason,
+                        ..
+                    } => match doom(&mut records, server) {
+                        Ok(true) => starts.push(Start::Destroy(server, cause, reason)),
+                        Ok(false) => {}
+                        Err(sessions) => notes.push(Event::Note {
+                            pool: pool.clone(),
+                            text: format!(
+                                "kept {server}: it took {sessions} session(s) after the plan chose to destroy it ({reason})"
+                            ),
+                        }),
+                    },
+                    Action::Provision {
+                        config,
+                        count,
+                        cause,
+                        reason,
+                    } => {
+                        let Some((p, c)) = shared.config.autoscale_configs().find(|(p, c)| {
+                            p.server_pool_name == pool && c.autoscale_config_name == config
+                        }) else {
+                            continue;
+                        };
+                        let provider = &c.vm_provider_config_id;
+                        let cap = shared
+                            .config
+                            .vm_provider(provider)
+                            .map_or(0, |v| v.max_instances());
+                        let used = live.entry(provider.clone()).or_default();
+                        let allowed = count.min(cap.saturating_sub(*used));
+                        if allowed < count {
+                            notes.push(Event::Note {
+                                pool: pool.clone(),
+                                text: format!(
+                                    "{config}: {allowed} of {count} server(s) provisioned: VM provider config `{provider}` allows {cap} (max_instances, shared by every auto-scale config that uses it) and has {used}"
+                                ),
+                            });
+                        }
+                        tracing::info!(config, count = allowed, ?cause, %reason, "provision");
+                        let names = names.get_or_insert_with(|| taken_names(shared, &records));
+                        for _ in 0..allowed {
+                            let id = new_server_id(shared, names);
+                            records.servers.insert(id, ServerInfo::new(id, p, c, now));
+                            *used += 1;
+                            starts.push(Start::Create(id, cause));
+                        }
+                    }
+                }
+            }
+        }
+        // Work an earlier run or tick left unfinished: creates after a restart (the record was
+        // saved before the VM was asked for; create is idempotent on the server id) and
+        // destroys that failed.
+        for s in records.servers.values() {
+            match s.state {
+                ServerState::Provisioning if !shared.tasks.busy(&Work::Create(s.id)) => {
+                    starts.push(Start::Create(s.id, Cause::BelowMinimum));
+                }
+                ServerState::Destroying if !shared.tasks.busy(&Work::Destroy(s.id)) => {
+                    starts.push(Start::Destroy(
+                        s.id,
+                        Cause::Surplus,
+                        "retrying an unfinished destroy".into(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    for note in notes {
+        if let Event::Note { pool, text } = &note {
+            tracing::info!(pool, %text, "plan note");
+        }
+        shared.emit(note);
+    }
+    // The records of new servers are saved before their VMs are asked for, so a restart finds
+    // them (and resumes them) instead of adopting their VMs as unknown.
+    persist::persist(shared).await;
+    for start in starts {
+        match start {
+            Start::Create(id, cause) => {
+                let config = shared
+                    .records()
+                    .servers
+                    .get(&id)
+                    .map(|s| s.config.clone())
+                    .unwrap_or_default();
+                let fresh = tasks::spawn(shared, Work::Create(id), |s| async move {
+                    provision::provision(&s, id, now).await;
+                });
+                if fresh {
+                    shared.emit(Event::Provisioning {
+                        server: id,
+                        config,
+                        cause,
+                    });
+                }
+            }
+            Start::Destroy(id, cause, reason) => {
+                destroy::start(shared, id, Some(cause), reason);
+            }
+        }
+    }
+}
+
+/// Live servers (every state: a VM being destroyed still exists) per VM provider config.
+fn live_per_provider(records: &Records) -> HashMap<String, u32> {
+    let mut live: HashMap<String, u32> = HashMap::new();
+    for s in records.servers.values() {
+        *live.entry(s.provider.clone()).or_default() += 1;
+    }
+    live
+}
+
+/// Marks `server` for destruction if it still has no session: `Ok(true)` when it is now
+/// destroying, `Ok(false)` when it is gone or already going, `Err(sessions)` when it took
+/// sessions since the snapshot (it stays).
+fn doom(records: &mut Records, server: ServerId) -> Result<bool, u32> {
+    let Some(s) = records.servers.get_mut(&server) else {
+        return Ok(false);
+    };
+    if s.state == ServerState::Destroying {
+        return Ok(false);
+    }
+    if s.sessions > 0 || s.sessions_unknown {
+        return Err(s.sessions);
+    }
+    s.state = ServerState::Destroying;
+    Ok(true)
+}
+
+/// Host names in use: the records' and those the last listings of the clouds and directories
+/// showed.
+fn taken_names(shared: &Shared, records: &Records) -> HashSet<String> {
+    let mut names = shared
+        .taken_names
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    names.extend(records.servers.values().map(|s| s.hostname.clone()));
+    names
+}
+
+/// A new server id whose host name nobody uses.
+fn new_server_id(shared: &Shared, taken: &mut HashSet<String>) -> ServerId {
+    loop {
+        let id = shared.rng.server_id();
+        if taken.insert(hostname(id)) {
+            return id;
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Step 1 of a tick: ask each provider, in the background and in parallel, about the servers
+//! whose VMs boot. A VM that runs makes a server that needs no check-in ready; a VM that stopped
+//! or vanished makes its server go (with its AD record).
+
+use std::sync::Arc;
+
+use jiff::SignedDuration;
+use tokio::task::JoinSet;
+
+use super::tasks::{self, Work};
+use super::{Event, Shared, destroy, queue};
+use crate::engine::{ServerId, ServerState};
+use crate::traits::{BackendError, Vm, VmState};
+
+/// How long after its creation a VM may be missing from its provider's answers before its server
+/// counts as vanished (ours): clouds such as EC2 are eventually consistent.
+pub(crate) const VANISH_GRACE: SignedDuration = SignedDuration::from_secs(120);
+
+/// Starts one refresh per provider that has booting servers (unless one runs).
+pub(crate) fn refresh(shared: &Arc<Shared>) {
+    let mut providers: Vec<String> = shared
+        .records()
+        .servers
+        .values()
+        .filter(|s| s.state == ServerState::Starting && s.vm_id.is_some())
+        .map(|s| s.provider.clone())
+        .collect();
+    providers.sort_unstable();
+    providers.dedup();
+    for provider in providers {
+        let name = provider.clone();
+        tasks::spawn(shared, Work::Refresh(provider), |s| async move {
+            refresh_provider(&s, &name).await;
+        });
+    }
+}
+
+async fn refresh_provider(shared: &Arc<Shared>, provider_name: &str) {
+    let Some(provider) = shared.providers.get(provider_name).cloned() else {
+        return;
+    };
+    let waiting: Vec<(ServerId, String)> = shared
+        .records()
+        .servers
+        .values()
+        .filter(|s| s.state == ServerState::Starting && s.provider == provider_name)
+        .filter_map(|s| Some((s.id, s.vm_id.clone()?)))
+        .collect();
+    let mut calls = JoinSet::new();
+    for (id, vm_id) in waiting {
+        let (shared, provider) = (shared.clone(), provider.clone());
+        let name = provider_name.to_owned();
+        calls.spawn(async move {
+            let answer = shared
+                .guard(&name)
+                .call(&shared.rng, || provider.get(&vm_id))
+                .await;
+            (id, answer)
+        });
+    }
+    while let Some(Ok((id, answer))) = calls.join_next().await {
+        apply(shared, id, answer);
+    }
+}
+
+fn apply(shared: &Arc<Shared>, id: ServerId, answer: Result<Option<Vm>, BackendError>) {
+    let now = shared.now();
+    let Some(server) = shared.records().servers.get(&id).cloned() else {
+        return;
+    };
+    if server.state != ServerState::Starting {
+        return;
+    }
+    match answer {
+        Ok(Some(vm)) if vm.state == VmState::Running && !server.requires_checkin => {
+            let ready = shared.records().servers.get_mut(&id).is_some_and(|s| {
+                let first = s.state == ServerState::Starting;
+                s.state = ServerState::Running;
+                s.checked_in_at.get_or_insert(now);
+                first
+            });
+            if ready {
+                tracing::info!(server = %id, "server ready (VM running)");
+                shared.emit(Event::Ready { server: id });
+                queue::serve(shared, Some(&server.pool));
+            }
+        }
+        Ok(Some(vm)) if matches!(vm.state, VmState::Stopping | VmState::Terminated) => {
+            destroy::start(shared, id, None, "its VM stopped".into());
+        }
+        Ok(None) if server.created_at + VANISH_GRACE <= now => {
+            // Its destroy still asks the provider: a cloud that answered "not found" by mistake
+            // gets the VM terminated all the same.
+            destroy::start(shared, id, None, "its VM vanished".into());
+        }
+        Ok(_) => {}
+        Err(e) => shared.note_error(
+            Some(id),
+            &server.config,
+            format!("cannot read the VM's state: {e}"),
+        ),
+    }
+}

@@ -1,0 +1,240 @@
+//! Creating one server in the background: AD computer record → startup script rendered with
+//! every variable → VM with the owner tags. Its record exists (state `provisioning`) before
+//! this starts and stays so until it ends.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use tracing::Instrument;
+
+use super::events::ProvisionError;
+use super::records::ServerInfo;
+use super::{Event, Shared, queue};
+use crate::config::AutoScaleConfig;
+use crate::engine::{ServerId, ServerState};
+use crate::secret::Secret;
+use crate::template::{AdJoin, ScriptVariables};
+use crate::traits::{BackendError, ComputerSpec, Owner, Vm, VmSpec, VmState};
+
+/// Creates server `id` (asked for by the tick of `batch`). A failure removes its record, undoes
+/// its AD record and counts once per batch on its config's failure backoff.
+pub(crate) async fn provision(shared: &Arc<Shared>, id: ServerId, batch: Timestamp) {
+    let Some(server) = shared.records().servers.get(&id).cloned() else {
+        return;
+    };
+    let span = tracing::info_span!(
+        "provision",
+        server = %id,
+        config = %server.config,
+        provider = %server.provider
+    );
+    async {
+        let began = tokio::time::Instant::now();
+        let config = shared
+            .config
+            .autoscale_configs()
+            .find(|(p, c)| {
+                p.server_pool_name == server.pool && c.autoscale_config_name == server.config
+            })
+            .map(|(_, c)| c);
+        let result = match config {
+            Some(config) => create(shared, &server, config).await,
+            None => Err(ProvisionError::Vm(BackendError::InvalidRequest(
+                "its auto-scale config was removed".into(),
+            ))),
+        };
+        let elapsed_ms = began.elapsed().as_millis() as u64;
+        match result {
+            Ok(vm) => created(shared, id, &vm),
+            Err(error) => {
+                tracing::warn!(%error, elapsed_ms, "provisioning failed");
+                failed(shared, &server, batch, error.to_string());
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// The VM exists: the server starts, or is ready at once when its guest checked in already (or
+/// needs no check-in and runs).
+fn created(shared: &Shared, id: ServerId, vm: &Vm) {
+    let now = shared.now();
+    let outcome = {
+        let mut records = shared.records();
+        let Some(s) = records.servers.get_mut(&id) else {
+            return;
+        };
+        s.vm_id = Some(vm.vm_id.clone());
+        if s.state != ServerState::Provisioning {
+            // Being destroyed meanwhile: the destroy finds the VM by its id now.
+            return;
+        }
+        let ready =
+            s.checked_in_at.is_some() || (!s.requires_checkin && vm.state == VmState::Running);
+        if ready {
+            s.checked_in_at.get_or_insert(now);
+            s.state = ServerState::Running;
+        } else {
+            s.state = ServerState::Starting;
+        }
+        (ready, s.pool.clone())
+    };
+    tracing::info!(vm = %vm.vm_id, ready = outcome.0, "VM created");
+    shared.emit(Event::Starting { server: id });
+    if outcome.0 {
+        shared.emit(Event::Ready { server: id });
+        queue::serve(shared, Some(&outcome.1));
+    }
+}
+
+fn failed(shared: &Shared, server: &ServerInfo, batch: Timestamp, error: String) {
+    let now = shared.now();
+    {
+        let mut records = shared.records();
+        if records
+            .servers
+            .get(&server.id)
+            .is_some_and(|s| s.state == ServerState::Provisioning)
+        {
+            records.servers.remove(&server.id);
+            records.failure(&server.config, now, batch);
+        }
+    }
+    shared
+        .removed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(server.id, now);
+    shared.emit(Event::Failed {
+        server: Some(server.id),
+        config: server.config.clone(),
+        error,
+    });
+}
+
+/// AD record → script → VM. On failure, undoes the AD record.
+async fn create(
+    shared: &Shared,
+    server: &ServerInfo,
+    config: &AutoScaleConfig,
+) -> Result<Vm, ProvisionError> {
+    let owner = Owner {
+        owner_id: shared.owner_id.clone(),
+        pool: server.pool.clone(),
+        config: server.config.clone(),
+        server_id: server.id,
+    };
+    let active_directory = match &server.ad {
+        Some(ad) => Some(computer_record(shared, server, ad, &owner).await?),
+        None => None,
+    };
+    let made_ad = active_directory.is_some();
+    let result = script_and_vm(shared, server, config, &owner, active_directory).await;
+    if result.is_err()
+        && made_ad
+        && let Some(ad) = &server.ad
+        && let Err(e) = super::destroy::delete_ad(shared, ad, &server.hostname).await
+    {
+        tracing::warn!(error = %e, "cannot undo the AD record of a failed server (reconcile removes it)");
+    }
+    result
+}
+
+async fn computer_record(
+    shared: &Shared,
+    server: &ServerInfo,
+    ad: &super::AdRecord,
+    owner: &Owner,
+) -> Result<AdJoin, ProvisionError> {
+    let Some(directory) = shared.directories.get(&ad.ldap) else {
+        return Err(ProvisionError::Directory(BackendError::InvalidRequest(
+            format!("no directory for `{}`", ad.ldap),
+        )));
+    };
+    let spec = ComputerSpec {
+        name: server.hostname.clone(),
+        container_dn: ad.container_dn.clone(),
+        owner: owner.clone(),
+    };
+    let password = shared
+        .guard(&ad.ldap)
+        .call(&shared.rng, || directory.create_computer(&spec))
+        .await
+        .map_err(|e| {
+            if matches!(e, BackendError::Conflict(_)) {
+                // Someone else holds the name: no new server takes it.
+                shared
+                    .taken_names
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(server.hostname.clone());
+            }
+            ProvisionError::Directory(e)
+        })?;
+    Ok(AdJoin {
+        domain: directory.domain().into(),
+        ad_join_credential: password,
+    })
+}
+
+async fn script_and_vm(
+    shared: &Shared,
+    server: &ServerInfo,
+    config: &AutoScaleConfig,
+    owner: &Owner,
+    active_directory: Option<AdJoin>,
+) -> Result<Vm, ProvisionError> {
+    let provider_name = &server.provider;
+    let (Some(provider), Some(provider_config)) = (
+        shared.providers.get(provider_name),
+        shared.config.vm_provider(provider_name),
+    ) else {
+        return Err(ProvisionError::Vm(BackendError::InvalidRequest(format!(
+            "no provider for `{provider_name}`"
+        ))));
+    };
+    let token = shared
+        .tokens
+        .issue(server.id, &server.config, &config.zone_id, shared.now())
+        .map_err(ProvisionError::Token)?;
+    let vars = ScriptVariables {
+        server_id: server.id.to_string(),
+        server_hostname: server.hostname.clone(),
+        upstream_auth_address: shared
+            .config
+            .zone(&config.zone_id)
+            .map(|z| z.upstream_auth_address.clone())
+            .unwrap_or_default(),
+        checkin_jwt: token,
+        connection_username: config.connection_username.clone(),
+        connection_password: config.connection_password.clone(),
+        active_directory,
+        provider_name: provider_config.kind().into(),
+        extra: provider_config.script_extras(),
+        ..ScriptVariables::default()
+    };
+    let script = match shared.templates.get(provider_name).map(|t| t.render(&vars)) {
+        None => Secret::default(),
+        Some(Ok(s)) => Secret::new(provider_config.delivered_script(s.expose()).into_owned()),
+        Some(Err(e)) => return Err(ProvisionError::Script(e)),
+    };
+    if let Some(limit) = provider.capabilities().max_startup_script_bytes
+        && script.expose().len() > limit
+    {
+        return Err(ProvisionError::ScriptTooLarge {
+            size: script.expose().len(),
+            limit,
+        });
+    }
+    let spec = VmSpec {
+        owner: owner.clone(),
+        hostname: server.hostname.clone(),
+        startup_script: script,
+    };
+    shared
+        .guard(provider_name)
+        .call(&shared.rng, || provider.create(&spec))
+        .await
+        .map_err(ProvisionError::Vm)
+}
