@@ -1,17 +1,19 @@
-//! Crash safety: in 200 seeded runs a controller is dropped at a random moment of a burst, a new
-//! one starts on the same cloud, directory and state store, and in the end nothing has leaked and
-//! the minimum holds.
+//! Crash safety: in 200 seeded runs a controller is dropped at a random moment of a burst (its
+//! background work cut off mid-way), a new one starts on the same cloud and directory — with the
+//! saved state, or, every third run, with the state store lost — and in the end nothing has
+//! leaked, the minimum holds, busy servers whose sessions became unknown were not destroyed and
+//! used single-use servers were not handed out again.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kasm_scale_core::config::{Distribution, Format, VmProviderConfig};
-use kasm_scale_core::controller::{Autoscaler, Event, MemoryStore};
+use kasm_scale_core::controller::{Autoscaler, Event, MemoryStore, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
 use kasm_scale_core::load_str;
+use kasm_scale_core::memory::deliver_checkins;
 use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory};
-use kasm_scale_core::sim::deliver_checkins;
 use kasm_scale_core::token::TokenKeys;
 use kasm_scale_core::traits::{DirectoryService, VmProvider};
 use rand::{Rng, SeedableRng};
@@ -85,8 +87,7 @@ async fn step(scaler: &Autoscaler, cloud: &MemoryCloud) {
 #[tokio::test(start_paused = true)]
 async fn nothing_leaks_when_the_controller_dies_during_a_burst() {
     let keys = TokenKeys::generate().unwrap();
-    let mut crashed_mid_provisioning = 0;
-    let mut adopted = 0;
+    let (mut crashed_mid_work, mut adopted, mut unknown_kept) = (0, 0, 0);
     for seed in 0..200u64 {
         let config = load_str(CONFIG, Format::Toml).unwrap().config;
         let VmProviderConfig::Memory(mut mem) = config.vm_providers[0].clone() else {
@@ -99,6 +100,7 @@ async fn nothing_leaks_when_the_controller_dies_during_a_burst() {
         let directory = Arc::new(MemoryDirectory::new("ad", "example.local", seed));
         let store = MemoryStore::default();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let store_lost = seed % 3 == 0;
 
         let first = build(
             seed,
@@ -111,35 +113,78 @@ async fn nothing_leaks_when_the_controller_dies_during_a_burst() {
         for _ in 0..rng.random_range(0..15) {
             step(&first, &cloud).await;
         }
-        // A burst of requests, then the controller dies somewhere inside a tick.
+        // A burst of requests, then the controller dies while its work runs.
+        let mut busy = BTreeSet::new();
         for _ in 0..rng.random_range(5..20) {
-            first
+            if let SessionOutcome::Assigned { server, .. } = first
                 .request_session("p", &SessionRequest::default())
                 .await
-                .unwrap();
+                .unwrap()
+            {
+                busy.insert(server);
+            }
         }
         let cut = Duration::from_millis(rng.random_range(0..8_000));
-        if tokio::time::timeout(cut, first.tick()).await.is_err() {
-            crashed_mid_provisioning += 1;
+        let work = async {
+            first.tick().await;
+            first.settle().await;
+        };
+        if tokio::time::timeout(cut, work).await.is_err() {
+            crashed_mid_work += 1;
         }
+        // Sessions seated by queued requests during the burst's tick.
+        busy.extend(
+            first
+                .servers()
+                .iter()
+                .filter(|s| s.sessions > 0)
+                .map(|s| s.id),
+        );
         // The wall clock goes on across the restart.
         let restart_at = first.now();
         drop(first);
+        if store_lost {
+            store.clear();
+        }
 
         let second = build(seed + 10_000, &cloud, &directory, &store, &keys, restart_at);
         let mut events = second.subscribe();
-        for _ in 0..120 {
+        for i in 0..120 {
             step(&second, &cloud).await;
-        }
-        // Count the VMs the new controller adopted (a Starting without its own Provisioning).
-        let mut provisioned = BTreeSet::new();
-        while let Ok(e) = events.try_recv() {
-            match e {
-                Event::Provisioning { server, .. } => {
-                    provisioned.insert(server);
+            // New users come while the restarted controller runs.
+            if i % 30 == 10 {
+                let outcome = second
+                    .request_session("p", &SessionRequest::default())
+                    .await
+                    .unwrap();
+                if let SessionOutcome::Assigned { server, .. } = outcome {
+                    assert!(
+                        !busy.contains(&server),
+                        "seed {seed}: used single-use server {server} handed out again"
+                    );
                 }
-                Event::Starting { server } if !provisioned.contains(&server) => adopted += 1,
-                _ => {}
+            }
+        }
+        while let Ok(e) = events.try_recv() {
+            if let Event::Adopted { .. } = e {
+                adopted += 1;
+            }
+            if let Event::SessionAssigned { server, .. } = e {
+                assert!(
+                    !busy.contains(&server),
+                    "seed {seed}: used single-use server {server} handed out again"
+                );
+            }
+        }
+        if store_lost {
+            // Busy servers whose sessions are unknown are kept (the broker never reported).
+            let live: BTreeSet<_> = second.servers().iter().map(|s| s.id).collect();
+            for server in &busy {
+                assert!(
+                    live.contains(server),
+                    "seed {seed}: busy server {server} destroyed while its sessions were unknown"
+                );
+                unknown_kept += 1;
             }
         }
         // Every VM and AD record belongs to a server the new controller knows.
@@ -180,14 +225,18 @@ async fn nothing_leaks_when_the_controller_dies_during_a_burst() {
         );
     }
     eprintln!(
-        "{crashed_mid_provisioning} of 200 controllers died inside a tick; {adopted} VMs adopted after restarts"
+        "{crashed_mid_work} of 200 controllers died with work running; {adopted} VMs adopted after a lost store; {unknown_kept} busy servers kept while unknown"
     );
     assert!(
-        crashed_mid_provisioning > 50,
-        "most runs must die inside a tick ({crashed_mid_provisioning})"
+        crashed_mid_work > 50,
+        "most runs must die with work running ({crashed_mid_work})"
     );
     assert!(
         adopted > 20,
-        "restarts must find VMs the dead controller never recorded ({adopted})"
+        "restarts with a lost store must adopt the VMs they find ({adopted})"
+    );
+    assert!(
+        unknown_kept > 20,
+        "store-loss runs must have busy servers ({unknown_kept})"
     );
 }

@@ -28,6 +28,7 @@ pub struct Checkin {
 #[derive(Debug)]
 struct MemVm {
     vm: Vm,
+    stopped: bool,
     running_at: Instant,
     checkin_at: Option<Instant>,
     checked_in: bool,
@@ -81,7 +82,7 @@ impl MemoryCloud {
         let mut due: Vec<(Instant, Checkin)> = inner
             .vms
             .values_mut()
-            .filter(|m| !m.checked_in && m.checkin_at.is_some_and(|t| t <= now))
+            .filter(|m| !m.stopped && !m.checked_in && m.checkin_at.is_some_and(|t| t <= now))
             .map(|m| {
                 m.checked_in = true;
                 let c = Checkin {
@@ -109,6 +110,16 @@ impl MemoryCloud {
             .min()
     }
 
+    /// Stops a VM as its guest shutting down from inside would (EC2's default shutdown
+    /// behaviour): it stays, stopped, until it is destroyed. Returns whether it existed.
+    pub fn stop(&self, vm_id: &str) -> bool {
+        self.lock()
+            .vms
+            .get_mut(vm_id)
+            .map(|m| m.stopped = true)
+            .is_some()
+    }
+
     /// Live VMs now.
     pub fn vm_count(&self) -> usize {
         self.lock().vms.len()
@@ -131,7 +142,9 @@ impl MemoryCloud {
     }
 
     fn state(m: &MemVm, now: Instant) -> VmState {
-        if now >= m.running_at {
+        if m.stopped {
+            VmState::Stopping
+        } else if now >= m.running_at {
             VmState::Running
         } else {
             VmState::Pending
@@ -205,6 +218,7 @@ impl VmProvider for MemoryCloud {
             running_at,
             checkin_at,
             checked_in: false,
+            stopped: false,
             script: spec.startup_script.clone(),
         };
         let out = Self::snapshot(&m, now);
