@@ -57,6 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("alice: {outcome:?}");
     for _ in 0..12 {
         scaler.tick().await;
+        scaler.settle().await;
         // The broker's HTTP endpoint would receive this from the guest; the in-memory cloud
         // hands over what the startup script would have sent.
         for checkin in cloud.due_checkins() {

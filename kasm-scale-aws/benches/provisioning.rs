@@ -128,6 +128,7 @@ async fn raw_sequential(client: &aws_sdk_ec2::Client) {
 
 async fn controller_tick(scaler: &Autoscaler) {
     scaler.tick().await;
+    scaler.settle().await;
     let starting = scaler
         .servers()
         .iter()

@@ -11,7 +11,7 @@ use kasm_scale_aws::AwsProvider;
 use kasm_scale_core::config::{Format, VmProviderConfig};
 use kasm_scale_core::controller::{Autoscaler, CheckinStatus, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
-use kasm_scale_core::sim::token_in;
+use kasm_scale_core::memory::token_in;
 use kasm_scale_core::traits::VmProvider;
 use support::{endpoint, raw_client, reset_region, user_data};
 
@@ -101,6 +101,8 @@ async fn the_controller_fills_a_pool_on_ec2_and_scales_it_down_again() {
     let ec2 = raw_client(&url, REGION);
 
     scaler.tick().await;
+
+    scaler.settle().await;
     assert_eq!(
         count(&scaler, ServerState::Starting),
         4,
@@ -110,6 +112,7 @@ async fn the_controller_fills_a_pool_on_ec2_and_scales_it_down_again() {
     assert_eq!(live_on_ec2(&provider, owner).await, 4);
     assert_eq!(guests_check_in(&scaler, &ec2).await, 4);
     scaler.tick().await;
+    scaler.settle().await;
     assert_eq!(count(&scaler, ServerState::Running), 4);
 
     // Three sessions take three servers; the pool grows to keep four free.
@@ -125,9 +128,11 @@ async fn the_controller_fills_a_pool_on_ec2_and_scales_it_down_again() {
         }
     }
     scaler.tick().await;
+    scaler.settle().await;
     assert_eq!(live_on_ec2(&provider, owner).await, 7);
     assert_eq!(guests_check_in(&scaler, &ec2).await, 3);
     scaler.tick().await;
+    scaler.settle().await;
     assert_eq!(count(&scaler, ServerState::Running), 7);
 
     // The sessions end: three free servers too many, terminated after downscale_backoff.
@@ -135,6 +140,7 @@ async fn the_controller_fills_a_pool_on_ec2_and_scales_it_down_again() {
         scaler.end_session(s).await.unwrap();
     }
     scaler.tick().await;
+    scaler.settle().await;
     assert_eq!(
         live_on_ec2(&provider, owner).await,
         7,
@@ -142,6 +148,7 @@ async fn the_controller_fills_a_pool_on_ec2_and_scales_it_down_again() {
     );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     scaler.tick().await;
+    scaler.settle().await;
     assert_eq!(scaler.servers().len(), 4, "{:?}", scaler.servers());
     assert_eq!(live_on_ec2(&provider, owner).await, 4, "terminated on EC2");
     let gone = ec2

@@ -12,7 +12,7 @@ use kasm_scale_azure::AzureProvider;
 use kasm_scale_core::config::{Format, VmProviderConfig};
 use kasm_scale_core::controller::{Autoscaler, CheckinStatus, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
-use kasm_scale_core::sim::token_in;
+use kasm_scale_core::memory::token_in;
 use support::{ArmServer, CLIENT_ID, CLIENT_SECRET, TENANT};
 
 fn config(url: &str) -> kasm_scale_core::config::Config {
@@ -115,9 +115,12 @@ async fn the_controller_fills_a_pool_on_azure_and_scales_it_down_again() {
     let vms = "microsoft.compute/virtualmachines";
 
     scaler.tick().await;
+
+    scaler.settle().await;
     assert_eq!(count(&server, vms), 3, "{:?}", scaler.servers());
     assert_eq!(guests_check_in(&scaler, &server).await, 3);
     scaler.tick().await;
+    scaler.settle().await;
     let running = |s: &Autoscaler| {
         s.servers()
             .iter()
@@ -138,17 +141,21 @@ async fn the_controller_fills_a_pool_on_azure_and_scales_it_down_again() {
         }
     }
     scaler.tick().await;
+    scaler.settle().await;
     assert_eq!(count(&server, vms), 5);
     assert_eq!(guests_check_in(&scaler, &server).await, 2);
     scaler.tick().await;
+    scaler.settle().await;
     assert_eq!(running(&scaler), 5);
 
     for s in sessions {
         scaler.end_session(s).await.unwrap();
     }
     scaler.tick().await;
+    scaler.settle().await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     scaler.tick().await;
+    scaler.settle().await;
     assert_eq!(scaler.servers().len(), 3, "{:?}", scaler.servers());
     assert_eq!(count(&server, vms), 3, "deleted on Azure");
     assert_eq!(

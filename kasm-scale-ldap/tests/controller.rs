@@ -10,7 +10,7 @@ use kasm_scale_core::config::{Format, VmProviderConfig};
 use kasm_scale_core::controller::{Autoscaler, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
 use kasm_scale_core::memory::MemoryCloud;
-use kasm_scale_core::sim::deliver_checkins;
+use kasm_scale_core::memory::deliver_checkins;
 use kasm_scale_core::traits::DirectoryService;
 use kasm_scale_ldap::LdapDirectory;
 
@@ -98,10 +98,12 @@ ad_computer_container_dn = "CN=Computers,DC=example,DC=local"
     let settle = || async {
         for _ in 0..3 {
             scaler.tick().await;
+            scaler.settle().await;
             tokio::time::sleep(Duration::from_millis(20)).await;
             deliver_checkins(&scaler, &cloud).await;
         }
         scaler.tick().await;
+        scaler.settle().await;
     };
 
     settle().await;
@@ -139,8 +141,10 @@ ad_computer_container_dn = "CN=Computers,DC=example,DC=local"
         scaler.end_session(s).await.unwrap();
     }
     scaler.tick().await;
+    scaler.settle().await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     scaler.tick().await;
+    scaler.settle().await;
     let left = scaler.servers();
     assert_eq!(left.len(), 2, "{left:?}");
     let in_ad: HashSet<String> = records()

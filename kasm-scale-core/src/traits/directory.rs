@@ -94,6 +94,7 @@ pub struct ComputerRecord {
 ///   (BitLocker keys …) go too; without it a record that has children is an error saying so.
 /// - Names are checked with [`check_computer_name`] even where the directory is laxer.
 /// - Errors are classified and never contain the password.
+/// - One attempt per call, as for [`VmProvider`](super::VmProvider): the controller retries.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait DirectoryService: Send + Sync + fmt::Debug {

@@ -59,9 +59,4 @@ impl BackendError {
             _ => None,
         }
     }
-
-    /// Whether the thing was not there (which destroy and delete treat as done).
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::NotFound(_))
-    }
 }

@@ -68,6 +68,12 @@ pub struct Capabilities {
 /// - `list` returns every VM of `owner_id` that is not terminated, across all pages.
 /// - `get` returns `Ok(None)` for a VM that does not exist.
 /// - Errors are classified ([`BackendError`]) and never contain secrets.
+/// - One attempt per call: the controller is the only retry layer. It bounds each call in time,
+///   paces calls and retries retryable errors (rate limits after their `retry_after`, capacity,
+///   transient faults) with jittered backoff. An implementation does not retry a failed request
+///   itself; inside one call it may re-authenticate once after its credentials were refused,
+///   poll a long-running operation to its end, replace a dead pooled connection once, and look
+///   the server-id tag up before a repeated `create`.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait VmProvider: Send + Sync + fmt::Debug {
