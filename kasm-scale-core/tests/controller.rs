@@ -7,8 +7,8 @@ use kasm_scale_core::config::{Config, Distribution, Format, MemoryVmConfig, VmPr
 use kasm_scale_core::controller::{Autoscaler, CheckinStatus, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
 use kasm_scale_core::load_str;
+use kasm_scale_core::memory::deliver_checkins;
 use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory};
-use kasm_scale_core::sim::deliver_checkins;
 
 const CONTAINER: &str = "OU=Kasm,DC=example,DC=local";
 
@@ -286,6 +286,7 @@ upstream_auth_address = "kasm.example.com"
 provider = "memory"
 name = "good"
 max_instances = 5
+boot_latency = { fixed = 1 }
 
 [[vm_providers]]
 provider = "memory"
@@ -323,18 +324,50 @@ minimum_pool_standby_sessions = 2
         .provider(bad.clone())
         .build()
         .unwrap();
-    // The bad provider's creates fail and are retried with backoff for many seconds; the good
-    // provider's servers exist at once.
-    let ticking = tokio::spawn({
-        let scaler = scaler.clone();
-        async move { scaler.tick().await }
-    });
+    // The bad provider's creates fail and are retried with backoff for many seconds in the
+    // background; the tick returns at once and the good provider's servers exist at once.
+    let began = tokio::time::Instant::now();
+    scaler.tick().await;
+    assert_eq!(
+        began.elapsed(),
+        Duration::ZERO,
+        "the tick waits for no provider"
+    );
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(good.vm_count(), 2, "the good provider is not held up");
-    assert!(!ticking.is_finished(), "the bad provider is still retrying");
-    ticking.await.unwrap();
+    let retrying = scaler
+        .servers()
+        .iter()
+        .filter(|s| s.config == "on-bad" && s.state == ServerState::Provisioning)
+        .count();
+    assert_eq!(retrying, 2, "the bad provider is still retrying");
+    // The good servers boot, are found running and take sessions while the bad provider's
+    // retries go on.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    scaler.tick().await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(
+        scaler
+            .servers()
+            .iter()
+            .any(|s| s.config == "on-bad" && s.state == ServerState::Provisioning),
+        "the bad provider is still retrying"
+    );
+    let outcome = scaler
+        .request_session("p", &SessionRequest::default())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, SessionOutcome::Assigned { .. }),
+        "{outcome:?}"
+    );
+    scaler.settle().await;
     assert_eq!(bad.vm_count(), 0);
-    assert_eq!(scaler.bookkeeping("on-bad").consecutive_failures, 2);
+    assert_eq!(
+        scaler.bookkeeping("on-bad").consecutive_failures,
+        1,
+        "two failed creates of one tick are one failure"
+    );
     assert_eq!(scaler.bookkeeping("on-good").consecutive_failures, 0);
 }
 

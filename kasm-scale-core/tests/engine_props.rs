@@ -174,8 +174,8 @@ fn carry_out(s: &PoolSnapshot, p: &Plan) -> PoolSnapshot {
             }
         }
     }
-    for (c, bk) in next.configs.iter_mut().zip(&p.bookkeeping) {
-        c.bookkeeping = bk.clone();
+    for c in next.configs.iter_mut() {
+        c.bookkeeping = p.bookkeeping[&c.policy.name].clone();
     }
     next
 }

@@ -157,7 +157,7 @@ fn check_in_timeouts_destroy_count_as_failures_and_back_off() {
     let p = plan(&s, now());
     assert_eq!(destroys(&p), [(id(1), Cause::CheckinTimeout)]);
     assert_eq!(
-        p.bookkeeping[0],
+        p.bookkeeping["c"],
         Bookkeeping {
             downscale_requested_at: None,
             consecutive_failures: 1,
@@ -189,7 +189,7 @@ fn check_in_timeouts_destroy_count_as_failures_and_back_off() {
     s.servers = vec![server(1, 0, 1, 1)];
     s.servers[0].checked_in_at = Some(t("2026-11-30T11:58:00Z"));
     let p = plan(&s, now());
-    assert_eq!(p.bookkeeping[0].consecutive_failures, 0);
+    assert_eq!(p.bookkeeping["c"].consecutive_failures, 0);
     assert_eq!(provisions(&p), [("c".into(), 5, Cause::BelowMinimum)]);
 }
 
@@ -211,7 +211,7 @@ fn surplus_must_last_the_backoff_and_never_touches_busy_servers() {
     s.servers[0].created_at = t("2026-11-30T10:00:00Z"); // oldest goes first
     let p = plan(&s, now());
     assert!(destroys(&p).is_empty());
-    assert_eq!(p.bookkeeping[0].downscale_requested_at, Some(now()));
+    assert_eq!(p.bookkeeping["c"].downscale_requested_at, Some(now()));
 
     s.configs[0].bookkeeping.downscale_requested_at = Some(t("2026-11-30T11:40:00Z")); // 20 min < 30
     assert!(destroys(&plan(&s, now())).is_empty());
@@ -227,7 +227,7 @@ fn surplus_must_last_the_backoff_and_never_touches_busy_servers() {
         ]
     );
     assert_eq!(
-        p.bookkeeping[0].downscale_requested_at, None,
+        p.bookkeeping["c"].downscale_requested_at, None,
         "no surplus left"
     );
     assert!(p.actions[0].reason().starts_with("destroy idle 00000000-0000-0000-0000-000000000001 of c: 8 free > minimum 2 since 2026-11-30T11:30:00Z"));
@@ -286,18 +286,66 @@ fn schedule_minimum_override_and_dst() {
 }
 
 #[test]
-fn disabled_configs_do_nothing() {
+fn disabled_configs_provision_nothing_but_still_clean_up() {
     let mut c = policy("c", 5, 1, 10);
     c.enabled = false;
     let mut s = pool(vec![c]);
-    s.servers = vec![server(1, 0, 0, 1)];
+    // A used single-use server whose session ended, and a server stuck starting.
+    s.servers = vec![server(1, 0, 0, 1), server(2, 0, 0, 1)];
     s.servers[0].used = true;
+    s.servers[1].state = ServerState::Starting;
+    s.servers[1].checked_in_at = None;
+    s.servers[1].created_at = t("2026-11-30T11:00:00Z");
     s.pending_requests = 3;
     let p = plan(&s, now());
-    assert!(p.actions.is_empty());
+    assert!(provisions(&p).is_empty(), "nothing new while disabled");
+    assert_eq!(
+        destroys(&p),
+        [(id(1), Cause::SessionEnded), (id(2), Cause::CheckinTimeout)]
+    );
     assert_eq!(
         p.notes,
         ["3 session request(s) wait: no config with aggressive scaling has room"]
+    );
+}
+
+#[test]
+fn a_plan_counts_its_check_in_timeouts_as_one_failure() {
+    let mut s = pool(vec![policy("c", 40, 1, 50)]);
+    s.servers = (0..40)
+        .map(|n| {
+            let mut stuck = server(n, 0, 0, 1);
+            stuck.state = ServerState::Starting;
+            stuck.checked_in_at = None;
+            stuck.created_at = t("2026-11-30T11:00:00Z");
+            stuck
+        })
+        .collect();
+    let p = plan(&s, now());
+    assert_eq!(destroys(&p).len(), 40);
+    assert_eq!(p.bookkeeping["c"].consecutive_failures, 1);
+    assert_eq!(failure_backoff(p.bookkeeping["c"].consecutive_failures), 60);
+}
+
+#[test]
+fn aggressive_scaling_provisions_nothing_outside_every_schedule_window() {
+    let mut c = policy("c", 0, 1, 10);
+    // 08:00–09:00 UTC on every day; `now` is 12:00 UTC.
+    c.schedules = vec![Schedule {
+        active_start_time: "08:00".parse().unwrap(),
+        active_end_time: "09:00".parse().unwrap(),
+        timezone: TimeZoneName::new("UTC").unwrap(),
+        days_of_the_week: Weekday::all().to_vec(),
+        minimum_pool_standby_sessions: None,
+    }];
+    let mut s = pool(vec![c]);
+    s.pending_requests = 2;
+    let p = plan(&s, now());
+    assert!(provisions(&p).is_empty(), "{:?}", p.actions);
+    assert!(
+        p.notes[0].contains("outside every schedule window"),
+        "{:?}",
+        p.notes
     );
 }
 

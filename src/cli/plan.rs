@@ -56,8 +56,10 @@ pub fn run(config: &Path, state: &Path, now: Option<Timestamp>, explain: bool) -
     for snapshot in &snapshots {
         let p: Plan = plan(snapshot, now);
         combined.actions.extend(p.actions);
-        for (config, bk) in snapshot.configs.iter().zip(p.bookkeeping) {
-            combined.bookkeeping.insert(config.policy.name.clone(), bk);
+        for config in &snapshot.configs {
+            let name = &config.policy.name;
+            let bk = p.bookkeeping.get(name).cloned().unwrap_or_default();
+            combined.bookkeeping.insert(name.clone(), bk);
         }
         combined.notes.extend(
             p.notes

@@ -27,18 +27,7 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
         let mut live = live_per_provider(&records);
         let mut names: Option<HashSet<String>> = None;
         for (pool, plan) in plans {
-            // MERGE-SHIM: positional until the engine keys it by name.
-            let names_in_pool: Vec<String> = shared
-                .config
-                .pool(&pool)
-                .map(|p| {
-                    p.autoscale
-                        .iter()
-                        .map(|c| c.autoscale_config_name.clone())
-                        .collect()
-                })
-                .unwrap_or_default();
-            for (config, bookkeeping) in names_in_pool.into_iter().zip(plan.bookkeeping) {
+            for (config, bookkeeping) in plan.bookkeeping {
                 records.bookkeeping.insert(config, bookkeeping);
             }
             notes.extend(plan.notes.into_iter().map(|text| Event::Note {

@@ -138,6 +138,12 @@ impl ScalingPolicy {
         Self::new(config, max)
     }
 
+    /// Whether the config is in an active window at `now` (always, without schedules). Outside
+    /// every window it provisions nothing, queued requests included.
+    pub fn is_active_at(&self, now: Timestamp) -> bool {
+        self.schedules.is_empty() || self.schedules.iter().any(|s| s.is_active_at(now))
+    }
+
     /// The free slots to keep at `now`: 0 outside every schedule window; inside, the largest
     /// override of the open windows (ours), else `minimum_pool_standby_sessions`.
     pub fn minimum_at(&self, now: Timestamp) -> u32 {
@@ -253,9 +259,9 @@ pub struct Plan {
     /// The actions, in the order found: per config (in config order) destroys first, then
     /// provisions; queued-request provisions last.
     pub actions: Vec<Action>,
-    /// Each config's bookkeeping after this plan, in the order of [`PoolSnapshot::configs`]:
-    /// store it and give it to the next plan.
-    pub bookkeeping: Vec<Bookkeeping>,
+    /// Each config's bookkeeping after this plan, by `autoscale_config_name`: store it and give
+    /// it to the next plan.
+    pub bookkeeping: std::collections::BTreeMap<String, Bookkeeping>,
     /// Things worth knowing that need no action (a config waiting out a failure backoff, requests
     /// no config can take).
     pub notes: Vec<String>,

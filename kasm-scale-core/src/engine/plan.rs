@@ -104,7 +104,9 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
         let t = &mut tally[c];
         if server.is_ready(policy.requires_checkin) {
             // A spent single-use server: it goes when its session has ended.
-            if server.sessions == 0 && policy.enabled {
+            // Also for a disabled config: disabling stops new servers only, and a used
+            // single-use desktop never outlives its session.
+            if server.sessions == 0 {
                 per_config[c].push(destroy(
                     server,
                     &policy.name,
@@ -115,7 +117,7 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
                     ),
                 ));
             }
-        } else if timed_out(server, deadline[c], policy.enabled) {
+        } else if timed_out(server, deadline[c]) {
             // Provisioning, starting, or running but not yet checked in, for too long.
             t.timeouts += 1;
             per_config[c].push(destroy(
@@ -157,6 +159,7 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
         waiting = reserve_pending(snapshot, &deadline, &mut tally, waiting);
     }
 
+    let mut bookkeeping: Vec<Bookkeeping> = Vec::with_capacity(configs.len());
     let mut downscale = vec![false; configs.len()];
     let mut backing_off = vec![false; configs.len()];
     for (c, config) in configs.iter().enumerate() {
@@ -170,12 +173,13 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
             bk.consecutive_failures = 0;
         }
         if t.timeouts > 0 {
-            bk.consecutive_failures = bk.consecutive_failures.saturating_add(t.timeouts);
+            // One plan's timeouts are one failure: a bad burst does not jump to the cap.
+            bk.consecutive_failures = bk.consecutive_failures.saturating_add(1);
             bk.last_failure_at = Some(now);
         }
         plan.actions.append(&mut per_config[c]);
         if !policy.enabled {
-            plan.bookkeeping.push(bk);
+            bookkeeping.push(bk);
             continue;
         }
         let sps = u64::from(policy.sessions_per_server.max(1));
@@ -257,11 +261,18 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
         } else {
             bk.downscale_requested_at = None;
         }
-        plan.bookkeeping.push(bk);
+        bookkeeping.push(bk);
     }
 
     if downscale.contains(&true) {
-        downscale_idle(snapshot, now, &mut tally, &downscale, &mut plan);
+        downscale_idle(
+            snapshot,
+            now,
+            &mut tally,
+            &downscale,
+            &mut plan,
+            &mut bookkeeping,
+        );
     }
 
     // Requests that no free or pending slot covers: aggressive configs provision at once.
@@ -274,8 +285,15 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
         if !policy.enabled || !policy.aggressive_scaling || backing_off[c] || room == 0 {
             continue;
         }
+        if !policy.is_active_at(now) {
+            plan.notes.push(format!(
+                "{}: {waiting} session request(s) wait: outside every schedule window, it provisions nothing",
+                policy.name
+            ));
+            continue;
+        }
         let sps = u64::from(policy.sessions_per_server.max(1));
-        let failing = plan.bookkeeping[c].consecutive_failures > 0;
+        let failing = bookkeeping[c].consecutive_failures > 0;
         let count = waiting
             .div_ceil(sps)
             .min(room)
@@ -298,6 +316,11 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
             "{waiting} session request(s) wait: no config with aggressive scaling has room"
         ));
     }
+    plan.bookkeeping = configs
+        .iter()
+        .map(|c| c.policy.name.clone())
+        .zip(bookkeeping)
+        .collect();
     plan
 }
 
@@ -325,7 +348,7 @@ fn reserve_pending(
                 && tally[c].pending_free > 0
                 && s.state != ServerState::Destroying
                 && !s.is_ready(configs[c].policy.requires_checkin)
-                && !timed_out(s, deadline[c], true)
+                && !timed_out(s, deadline[c])
         })
         .collect();
     pending.sort_unstable_by_key(|s| (s.created_at, s.id));
@@ -352,6 +375,7 @@ fn downscale_idle(
     tally: &mut [Tally],
     chosen: &[bool],
     plan: &mut Plan,
+    bookkeeping: &mut [Bookkeeping],
 ) {
     let mut candidates: Vec<Vec<&ServerSnapshot>> = vec![Vec::new(); chosen.len()];
     for server in &snapshot.servers {
@@ -371,7 +395,7 @@ fn downscale_idle(
         let policy = &snapshot.configs[c].policy;
         let minimum = u64::from(policy.minimum_at(now));
         idle.sort_by_key(|s| (s.created_at, s.id));
-        let bk = &mut plan.bookkeeping[c];
+        let bk = &mut bookkeeping[c];
         let since = bk.downscale_requested_at.unwrap_or(now);
         for server in idle {
             let free = tally[c].free;
@@ -396,9 +420,10 @@ fn downscale_idle(
 }
 
 /// Whether an unready server (the caller checks that) has outlived its config's check-in
-/// timeout and is destroyed. A server with sessions never is.
-fn timed_out(server: &ServerSnapshot, deadline: Timestamp, enabled: bool) -> bool {
-    enabled && server.sessions == 0 && server.created_at <= deadline
+/// timeout and is destroyed (whether or not the config is enabled). A server with sessions
+/// never is.
+fn timed_out(server: &ServerSnapshot, deadline: Timestamp) -> bool {
+    server.sessions == 0 && server.created_at <= deadline
 }
 
 fn per_server(sessions: u64) -> String {

@@ -1,4 +1,5 @@
-//! MERGE-SHIM (helper C owns the real one): builds one PoolSnapshot per pool of a configuration.
+//! [`SnapshotBuilder`]: one [`PoolSnapshot`] per pool of a configuration, built in one place
+//! for the controller.
 
 use std::collections::HashMap;
 
@@ -13,7 +14,9 @@ pub struct SnapshotBuilder<'a> {
 }
 
 impl<'a> SnapshotBuilder<'a> {
-    /// One empty snapshot per pool.
+    /// One empty snapshot per pool of `config` (only the pool named `only`, when given), each
+    /// config with its policy and `bookkeeping(config_name)`, each pool with `pending(pool_name)`
+    /// waiting requests.
     pub fn new(
         config: &'a Config,
         only: Option<&str>,
@@ -51,7 +54,9 @@ impl<'a> SnapshotBuilder<'a> {
         Self { pools, index }
     }
 
-    /// Adds a server.
+    /// Adds a server of the auto-scale config named `config_name` (its `config` index is set
+    /// here); returns where it went as (pool index, config index), or `None` (nothing added)
+    /// when no pool of the builder has that config.
     pub fn add(&mut self, config_name: &str, mut server: ServerSnapshot) -> Option<(usize, u32)> {
         let &(p, c) = self.index.get(config_name)?;
         server.config = c;
@@ -65,7 +70,7 @@ impl<'a> SnapshotBuilder<'a> {
         Some(&self.pools[p].configs[c as usize].policy)
     }
 
-    /// The snapshots.
+    /// The snapshots, in the configuration's pool order.
     pub fn finish(self) -> Vec<PoolSnapshot> {
         self.pools
     }
