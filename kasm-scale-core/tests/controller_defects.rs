@@ -385,11 +385,7 @@ minimum_pool_standby_sessions = 2
 async fn a_check_in_during_provisioning_makes_the_server_ready_when_its_vm_exists() {
     let config = one_pool("", "");
     let cloud = cloud_of(&config, 0, 5);
-    let slow = Arc::new(SlowCreate {
-        inner: cloud.clone(),
-        delay: Duration::from_secs(20),
-        scripts: std::sync::Mutex::new(Vec::new()),
-    });
+    let slow = Arc::new(Watched::new(cloud.clone(), Duration::from_secs(20)));
     let scaler = Autoscaler::builder(config)
         .provider(slow.clone())
         .directory(Arc::new(MemoryDirectory::new("ad", "example.local", 5)))
@@ -421,16 +417,31 @@ async fn a_check_in_during_provisioning_makes_the_server_ready_when_its_vm_exist
     assert_eq!(states, vec![ServerState::Running; 2]);
 }
 
-/// Delays every create of a memory cloud and remembers the scripts it was given.
+/// A memory cloud whose creates take `delay`, with the scripts they were given and the most
+/// creates seen in flight at once.
 #[derive(Debug)]
-struct SlowCreate {
+struct Watched {
     inner: Arc<MemoryCloud>,
     delay: Duration,
     scripts: std::sync::Mutex<Vec<String>>,
+    in_flight: AtomicUsize,
+    most: AtomicUsize,
+}
+
+impl Watched {
+    fn new(inner: Arc<MemoryCloud>, delay: Duration) -> Self {
+        Self {
+            inner,
+            delay,
+            scripts: std::sync::Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+        }
+    }
 }
 
 #[async_trait]
-impl VmProvider for SlowCreate {
+impl VmProvider for Watched {
     fn name(&self) -> &str {
         self.inner.name()
     }
@@ -442,8 +453,12 @@ impl VmProvider for SlowCreate {
             .lock()
             .unwrap()
             .push(spec.startup_script.expose().to_owned());
+        let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(n, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
-        self.inner.create(spec).await
+        let vm = self.inner.create(spec).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        vm
     }
     async fn destroy(&self, vm_id: &str) -> Result<(), BackendError> {
         self.inner.destroy(vm_id).await
@@ -680,41 +695,6 @@ async fn requests_arriving_mid_tick_are_kept() {
     );
 }
 
-/// Counts calls in flight to a memory cloud.
-#[derive(Debug)]
-struct Counting {
-    inner: Arc<MemoryCloud>,
-    now: AtomicUsize,
-    most: AtomicUsize,
-}
-
-#[async_trait]
-impl VmProvider for Counting {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn create(&self, spec: &VmSpec) -> Result<Vm, BackendError> {
-        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
-        self.most.fetch_max(n, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let vm = self.inner.create(spec).await;
-        self.now.fetch_sub(1, Ordering::SeqCst);
-        vm
-    }
-    async fn destroy(&self, vm_id: &str) -> Result<(), BackendError> {
-        self.inner.destroy(vm_id).await
-    }
-    async fn get(&self, vm_id: &str) -> Result<Option<Vm>, BackendError> {
-        self.inner.get(vm_id).await
-    }
-    async fn list(&self, owner_id: &str) -> Result<Vec<Vm>, BackendError> {
-        self.inner.list(owner_id).await
-    }
-}
-
 /// Defect 13: Kasm's check-in carries the token alone; a token names its server.
 #[tokio::test(start_paused = true)]
 async fn the_token_alone_checks_a_server_in_and_the_id_form_checks_it() {
@@ -756,11 +736,10 @@ async fn the_token_alone_checks_a_server_in_and_the_id_form_checks_it() {
 #[tokio::test(start_paused = true)]
 async fn calls_in_flight_stay_within_the_concurrency() {
     let config = one_pool("", "minimum_pool_standby_sessions = 6");
-    let counting = Arc::new(Counting {
-        inner: cloud_of(&config, 0, 11),
-        now: AtomicUsize::new(0),
-        most: AtomicUsize::new(0),
-    });
+    let counting = Arc::new(Watched::new(
+        cloud_of(&config, 0, 11),
+        Duration::from_secs(1),
+    ));
     let scaler = Autoscaler::builder(config)
         .provider(counting.clone())
         .directory(Arc::new(MemoryDirectory::new("ad", "example.local", 11)))
