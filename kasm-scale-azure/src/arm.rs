@@ -64,8 +64,8 @@ pub(crate) struct ResourceManager {
     remaining: AtomicI64,
 }
 
-/// `Retry-After` in seconds (ARM sends seconds), if present.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// `Retry-After` in seconds (ARM and the login authority send seconds), if present.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get("retry-after")?.to_str().ok()?;
     v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
