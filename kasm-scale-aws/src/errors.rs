@@ -1,8 +1,23 @@
-//! EC2 errors mapped to the core's classes.
+//! EC2 errors mapped to the core's classes. The SDK's retries are off: these classes are what
+//! the controller's retry policy decides on (rate limited, capacity and transient are retried).
 
 use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use kasm_scale_core::traits::BackendError;
+
+/// Error codes of throttling: EC2's `RequestLimitExceeded` (request and resource rate limits),
+/// and the other codes the AWS SDKs treat as throttling.
+const THROTTLING: [&str; 9] = [
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "EC2ThrottledException",
+    "SlowDown",
+];
 
 /// Classifies an SDK error by EC2's error code (or the HTTP status, or the kind of failure).
 pub(crate) fn classify<E>(err: SdkError<E, HttpResponse>) -> BackendError
@@ -27,13 +42,19 @@ where
             other => format!("EC2: {}", causes(other)),
         },
     };
+    let throttled = code.as_deref().is_some_and(|c| THROTTLING.contains(&c))
+        || err
+            .raw_response()
+            .is_some_and(|r| r.status().as_u16() == 429);
+    if throttled {
+        // EC2 sends no Retry-After: the controller's backoff decides the wait.
+        return BackendError::RateLimited {
+            message: text,
+            retry_after: None,
+        };
+    }
     match code.as_deref() {
-        Some("RequestLimitExceeded" | "Throttling" | "ThrottlingException") => {
-            BackendError::RateLimited {
-                message: text,
-                retry_after: None,
-            }
-        }
+        Some("RequestTimeout" | "RequestTimeoutException") => BackendError::Transient(text),
         Some(
             "InsufficientInstanceCapacity"
             | "InsufficientHostCapacity"

@@ -7,6 +7,14 @@
 //! again, since emulators ignore client tokens). `aws_ec2_config_override` is deep-merged into the
 //! RunInstances request (the keys and rules are in the README, "On AWS"), and
 //! `retrieve_password` decrypts the Windows administrator password with the key pair.
+//! Instances are launched with `InstanceInitiatedShutdownBehavior = terminate` unless the
+//! override says otherwise, so a VM shut down from inside does not linger stopped.
+//!
+//! Who retries: not this crate. The SDK's retries are off and every call is one attempt
+//! (`create` is one RunInstances, after the server-id lookup when it repeats a server); errors
+//! come back classified (`RequestLimitExceeded` and the other throttling codes as rate limited,
+//! capacity, 5xx, timeouts and dropped connections as transient) and the controller's retry
+//! policy retries the retryable ones.
 
 mod attempts;
 mod errors;

@@ -28,9 +28,8 @@ use crate::password::PasswordKey;
 #[derive(Debug, Clone)]
 pub struct AwsProvider {
     config: AwsVmConfig,
+    /// The EC2 client, without the SDK's retries: each call is one attempt.
     client: Client,
-    /// The same client without the SDK's retries, for RunInstances (see `run_instance`).
-    launcher: Client,
     /// `aws_ec2_config_override`, checked.
     overrides: Option<serde_json::Value>,
     /// The key pair's private key, when `retrieve_password` is on.
@@ -147,16 +146,19 @@ impl AwsProviderBuilder {
         if let Some(url) = &self.endpoint {
             conf = conf.endpoint_url(url);
         }
-        conf = conf.timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(self.attempt_timeout)
-                .build(),
-        );
+        // One attempt per call: the controller's retry policy is the one retry layer (the
+        // shared config of the credential chain would turn the SDK's own retries on).
+        let conf = conf
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(self.attempt_timeout)
+                    .build(),
+            )
+            .retry_config(RetryConfig::disabled());
         Ok(AwsProvider {
             config: self.config,
-            client: Client::from_conf(conf.clone().build()),
-            launcher: Client::from_conf(conf.retry_config(RetryConfig::disabled()).build()),
+            client: Client::from_conf(conf.build()),
             overrides,
             password_key,
             attempts: Default::default(),
@@ -177,6 +179,12 @@ impl AwsProvider {
         let state = match instance.state().and_then(|s| s.name()) {
             Some(InstanceStateName::Pending) => VmState::Pending,
             Some(InstanceStateName::Running) => VmState::Running,
+            // Stopped (or stopping, or being terminated): not serving, its record goes.
+            Some(
+                InstanceStateName::Stopping
+                | InstanceStateName::Stopped
+                | InstanceStateName::ShuttingDown,
+            ) => VmState::Stopping,
             Some(InstanceStateName::Terminated) => VmState::Terminated,
             _ => VmState::Stopping,
         };
@@ -262,9 +270,12 @@ impl AwsProvider {
                 {"ResourceType": "volume", "Tags": t},
             ])
         };
+        // A VM shut down from inside is terminated, not left stopped (EC2's default), where its
+        // volumes would go on costing; the override may say `stop` (or `null`: EC2's default).
         let mut request = json!({
             "ImageId": c.aws_ec2_ami_id,
             "InstanceType": c.aws_ec2_instance_type,
+            "InstanceInitiatedShutdownBehavior": "terminate",
             "TagSpecifications": on_both(tags(&named)),
         });
         let fields = request.as_object_mut().expect("an object");
@@ -305,14 +316,13 @@ impl AwsProvider {
         request
     }
 
-    /// One RunInstances call, without the SDK's retries: a retry after a lost answer must look
-    /// the server-id tag up first (emulators ignore `ClientToken`), which [`VmProvider::create`]
-    /// does.
+    /// One RunInstances call. A repeat after a lost answer must look the server-id tag up first
+    /// (emulators ignore `ClientToken`), which [`VmProvider::create`] does.
     async fn run_instance(&self, spec: &VmSpec, script: &str) -> Result<Vm, BackendError> {
         let request = self.launch_request(spec, self.root_device().await?);
         let name = &self.config.name;
         let launch = Launch::read(request)
-            .and_then(|l| l.apply(self.launcher.run_instances()))
+            .and_then(|l| l.apply(self.client.run_instances()))
             .map_err(|m| BackendError::InvalidRequest(format!("{name}: {m}")))?;
         let answer = launch
             .min_count(1)
@@ -341,9 +351,6 @@ impl AwsProvider {
     }
 }
 
-/// Attempts of [`VmProvider::create`] when RunInstances fails transiently (a lost answer).
-const CREATE_ATTEMPTS: u32 = 3;
-
 #[async_trait]
 impl VmProvider for AwsProvider {
     fn name(&self) -> &str {
@@ -367,22 +374,15 @@ impl VmProvider for AwsProvider {
                 script.len()
             )));
         }
-        let server = spec.owner.server_id.to_string();
-        let mut look_up = self.always_look_up || !self.attempts.first(spec.owner.server_id);
-        let mut attempt = 1;
-        loop {
-            if look_up && let Some(existing) = self.find_server(&server).await? {
-                return Ok(existing);
-            }
-            look_up = true;
-            match self.run_instance(spec, script).await {
-                Err(BackendError::Transient(_)) if attempt < CREATE_ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
+        // One RunInstances attempt. A repeated create of this server (the controller's retry
+        // after an error or a lost answer) first looks its server-id tag up.
+        let repeat = !self.attempts.first(spec.owner.server_id);
+        if (self.always_look_up || repeat)
+            && let Some(existing) = self.find_server(&spec.owner.server_id.to_string()).await?
+        {
+            return Ok(existing);
         }
+        self.run_instance(spec, script).await
     }
 
     async fn retrieve_password(&self, vm_id: &str) -> Result<Option<Secret>, BackendError> {
@@ -449,5 +449,39 @@ impl VmProvider for AwsProvider {
                 .build(),
         ])
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config with static keys, or for the standard credential chain.
+    fn config(keys: bool) -> AwsVmConfig {
+        let keys = if keys {
+            "aws_access_key_id = \"AKIATESTTESTTESTTEST\"\naws_secret_access_key = \"s\"\n"
+        } else {
+            ""
+        };
+        toml::from_str(&format!(
+            "name = \"aws\"\naws_region = \"eu-west-1\"\naws_ec2_ami_id = \"ami-1\"\naws_ec2_instance_type = \"t3.micro\"\nmax_instances = 1\n{keys}"
+        ))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_sdk_makes_one_attempt_per_call_with_either_kind_of_credentials() {
+        let mut attempts = Vec::new();
+        for keys in [false, true] {
+            let p = AwsProvider::builder(config(keys))
+                .endpoint_url("http://127.0.0.1:9")
+                .build()
+                .await
+                .unwrap();
+            let retry = p.client.config().retry_config();
+            attempts.push((keys, retry.map(|r| r.max_attempts())));
+        }
+        // Set explicitly: the credential chain's shared config would turn 3 attempts on.
+        assert_eq!(attempts, [(false, Some(1)), (true, Some(1))]);
     }
 }

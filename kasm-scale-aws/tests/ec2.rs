@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use kasm_scale_core::testkit::vm_provider_contract;
-use kasm_scale_core::traits::{BackendError, VmProvider};
+use kasm_scale_core::traits::{BackendError, VmProvider, VmState};
 use support::{
     Fault, Proxy, config, endpoint, provider_at, raw_client, reset_region, spec, user_data,
 };
@@ -270,4 +270,100 @@ async fn windows_user_data_is_wrapped_in_powershell_once() {
         let vm = p.create(&spec("ec2-windows", n, script)).await.unwrap();
         assert_eq!(user_data(&raw, &vm.vm_id).await, expected);
     }
+}
+
+/// The instance's `InstanceInitiatedShutdownBehavior` as EC2 holds it.
+async fn shutdown_behavior(client: &aws_sdk_ec2::Client, instance: &str) -> String {
+    let attribute = client
+        .describe_instance_attribute()
+        .instance_id(instance)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::InstanceInitiatedShutdownBehavior)
+        .send()
+        .await
+        .expect("DescribeInstanceAttribute");
+    attribute
+        .instance_initiated_shutdown_behavior()
+        .and_then(|v| v.value())
+        .expect("the shutdown behaviour")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_shutdown_from_inside_terminates_unless_the_override_says_stop() {
+    let Some(url) = endpoint() else { return };
+    let region = "ap-south-1";
+    reset_region(&url, region).await;
+    let raw = raw_client(&url, region);
+    let p = provider_at(config("aws-shutdown", region, ""), &url).await;
+    let vm = p.create(&spec("ec2-shutdown", 1, "")).await.unwrap();
+    assert_eq!(
+        shutdown_behavior(&raw, &vm.vm_id).await,
+        "terminate",
+        "a VM shut down from inside (or stopped) would otherwise leak"
+    );
+    let stop = r#"aws_ec2_config_override = { InstanceInitiatedShutdownBehavior = "stop" }"#;
+    let p = provider_at(config("aws-shutdown", region, stop), &url).await;
+    let vm = p.create(&spec("ec2-shutdown", 2, "")).await.unwrap();
+    assert_eq!(
+        shutdown_behavior(&raw, &vm.vm_id).await,
+        "stop",
+        "the override wins"
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_instance_is_reported_stopping_and_a_terminated_one_is_gone() {
+    let Some(url) = endpoint() else { return };
+    let region = "ap-southeast-2";
+    reset_region(&url, region).await;
+    let raw = raw_client(&url, region);
+    let p = provider_at(config("aws-stopped", region, ""), &url).await;
+    let stopped = p.create(&spec("ec2-stopped", 1, "")).await.unwrap();
+    let running = p.create(&spec("ec2-stopped", 2, "")).await.unwrap();
+    raw.stop_instances()
+        .instance_ids(&stopped.vm_id)
+        .send()
+        .await
+        .unwrap();
+    let described = raw
+        .describe_instances()
+        .instance_ids(&stopped.vm_id)
+        .send()
+        .await
+        .unwrap();
+    let state = described.reservations()[0].instances()[0]
+        .state()
+        .and_then(|s| s.name())
+        .cloned();
+    assert!(
+        matches!(
+            state,
+            Some(
+                aws_sdk_ec2::types::InstanceStateName::Stopping
+                    | aws_sdk_ec2::types::InstanceStateName::Stopped
+            )
+        ),
+        "{state:?}"
+    );
+    let got = p.get(&stopped.vm_id).await.unwrap().expect("still there");
+    assert_eq!(got.state, VmState::Stopping);
+    let mut listed: Vec<_> = p
+        .list("ec2-stopped")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.vm_id, v.state))
+        .collect();
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut expected = vec![
+        (stopped.vm_id.clone(), VmState::Stopping),
+        (running.vm_id.clone(), VmState::Running),
+    ];
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(listed, expected);
+    p.destroy(&stopped.vm_id).await.unwrap();
+    assert_eq!(p.get(&stopped.vm_id).await.unwrap(), None, "terminated");
+    let listed = p.list("ec2-stopped").await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].vm_id, running.vm_id);
 }

@@ -1,6 +1,10 @@
 //! EC2 failures through AwsProvider: error codes injected by a loopback proxy in front of the
 //! emulator, a lost RunInstances answer, real SigV4 rejection by a second emulator that checks
 //! signatures (`KASM_SCALE_EC2_AUTH_ENDPOINT`), and an unreachable endpoint.
+//!
+//! Every call is one attempt (the controller's `RetryPolicy` is the one retry layer): the tests
+//! count the requests the proxy received. The controller's retries themselves are tested in
+//! kasm-scale-core.
 
 mod support;
 
@@ -28,8 +32,12 @@ async fn ec2_error_codes_map_to_the_core_classes() {
     let Some(url) = endpoint() else { return };
     let region = "eu-west-1";
     reset_region(&url, region).await;
-    let cases: [(u16, &str, &str); 12] = [
+    let cases: [(u16, &str, &str); 16] = [
         (503, "RequestLimitExceeded", "rate limited"),
+        (400, "Throttling", "rate limited"),
+        (400, "EC2ThrottledException", "rate limited"),
+        (429, "TooManyRequestsException", "rate limited"),
+        (400, "RequestTimeout", "transient"),
         (500, "InsufficientInstanceCapacity", "capacity"),
         (400, "InstanceLimitExceeded", "quota"),
         (400, "VcpuLimitExceeded", "quota"),
@@ -57,11 +65,7 @@ async fn ec2_error_codes_map_to_the_core_classes() {
         assert!(err.to_string().contains(code), "{err}");
         assert!(!err.to_string().contains("test-secret"), "{err}");
         let attempts = proxy.count("RunInstances");
-        let retried = if expected == "transient" { 3 } else { 1 };
-        assert_eq!(
-            attempts, retried,
-            "{code}: RunInstances sent {attempts} times"
-        );
+        assert_eq!(attempts, 1, "{code}: RunInstances sent {attempts} times");
     }
     let raw = raw_client(&url, region);
     let left = raw.describe_instances().send().await.unwrap();
@@ -69,12 +73,57 @@ async fn ec2_error_codes_map_to_the_core_classes() {
 }
 
 #[tokio::test]
+async fn every_ec2_call_is_one_attempt_with_its_class() {
+    let Some(url) = endpoint() else { return };
+    let region = "sa-east-1";
+    reset_region(&url, region).await;
+    let direct = provider_at(config("aws-once", region, ""), &url).await;
+    let vm = direct.create(&spec("ec2-once", 1, "")).await.unwrap();
+    let proxy = Proxy::start(&url, |seen| match seen.action.as_str() {
+        "DescribeInstances" => Fault::Error(503, "RequestLimitExceeded"),
+        "TerminateInstances" => Fault::Error(500, "InternalError"),
+        "DescribeImages" => Fault::Error(503, "Unavailable"),
+        _ => Fault::Forward,
+    })
+    .await;
+    let p = provider_at(config("aws-once", region, ""), &proxy.url).await;
+    let err = p.list("ec2-once").await.unwrap_err();
+    assert_eq!(class(&err), "rate limited", "{err}");
+    assert_eq!(err.retry_after(), None, "EC2 sends no Retry-After");
+    assert_eq!(proxy.count("DescribeInstances"), 1, "list: one attempt");
+    let err = p.get(&vm.vm_id).await.unwrap_err();
+    assert_eq!(class(&err), "rate limited", "{err}");
+    assert_eq!(proxy.count("DescribeInstances"), 2, "get: one attempt");
+    let err = p.destroy(&vm.vm_id).await.unwrap_err();
+    assert_eq!(class(&err), "transient", "{err}");
+    assert_eq!(proxy.count("TerminateInstances"), 1, "destroy: one attempt");
+    let sized = config("aws-once", region, "aws_ec2_ebs_volume_size_gb = 20");
+    let p = provider_at(sized, &proxy.url).await;
+    let err = p.create(&spec("ec2-once", 2, "")).await.unwrap_err();
+    assert_eq!(class(&err), "transient", "{err}");
+    assert_eq!(
+        proxy.count("DescribeImages"),
+        1,
+        "the AMI lookup: one attempt"
+    );
+    assert_eq!(proxy.count("RunInstances"), 0);
+    let ids = |vms: Vec<kasm_scale_core::traits::Vm>| {
+        vms.into_iter().map(|v| v.vm_id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(direct.list("ec2-once").await.unwrap()),
+        [vm.vm_id],
+        "still there"
+    );
+}
+
+#[tokio::test]
 async fn a_lost_run_instances_answer_does_not_make_a_second_instance() {
     let Some(url) = endpoint() else { return };
     let region = "eu-west-2";
     reset_region(&url, region).await;
-    // moto ignores ClientToken, so only the server-id lookup before the retry prevents a
-    // duplicate here.
+    // moto ignores ClientToken, so only the server-id lookup before the repeated create (the
+    // controller's retry) prevents a duplicate here.
     let proxy = Proxy::start(&url, |seen| match (seen.action.as_str(), seen.nth) {
         ("RunInstances", 0) => Fault::ForwardThenDrop,
         _ => Fault::Forward,
@@ -82,10 +131,13 @@ async fn a_lost_run_instances_answer_does_not_make_a_second_instance() {
     .await;
     let p = provider_at(config("aws-lost", region, ""), &proxy.url).await;
     let s = spec("ec2-lost", 1, "#!/bin/sh\n");
+    let err = p.create(&s).await.unwrap_err();
+    assert_eq!(class(&err), "transient", "the lost answer: {err}");
+    assert_eq!(proxy.count("RunInstances"), 1, "one attempt per create");
     let vm = p
         .create(&s)
         .await
-        .expect("create succeeds after the lost answer");
+        .expect("the repeated create finds the instance");
     assert_eq!(
         proxy.count("RunInstances"),
         1,
@@ -113,6 +165,38 @@ async fn a_lost_run_instances_answer_does_not_make_a_second_instance() {
 }
 
 #[tokio::test]
+async fn a_failed_run_instances_is_sent_again_by_the_next_create_only() {
+    let Some(url) = endpoint() else { return };
+    let region = "eu-north-1";
+    reset_region(&url, region).await;
+    let proxy = Proxy::start(&url, |seen| match (seen.action.as_str(), seen.nth) {
+        ("RunInstances", 0) => Fault::Error(500, "InternalError"),
+        _ => Fault::Forward,
+    })
+    .await;
+    let p = provider_at(config("aws-again", region, ""), &proxy.url).await;
+    let s = spec("ec2-again", 1, "#!/bin/sh\n");
+    let err = p.create(&s).await.unwrap_err();
+    assert_eq!(class(&err), "transient", "{err}");
+    assert_eq!(proxy.count("RunInstances"), 1);
+    assert_eq!(
+        proxy.count("DescribeInstances"),
+        0,
+        "a first create looks nothing up"
+    );
+    let vm = p.create(&s).await.unwrap();
+    assert_eq!(
+        proxy.count("DescribeInstances"),
+        1,
+        "the repeat looks the tag up"
+    );
+    assert_eq!(proxy.count("RunInstances"), 2, "nothing found: sent again");
+    let listed = p.list("ec2-again").await.unwrap();
+    assert_eq!(listed.len(), 1, "one instance in all: {listed:?}");
+    assert_eq!(listed[0].vm_id, vm.vm_id);
+}
+
+#[tokio::test]
 async fn a_dropped_describe_is_transient_and_destroy_of_unknown_is_ok() {
     let Some(url) = endpoint() else { return };
     let region = "eu-central-1";
@@ -126,6 +210,7 @@ async fn a_dropped_describe_is_transient_and_destroy_of_unknown_is_ok() {
     let err = p.list("ec2-drop").await.unwrap_err();
     assert_eq!(class(&err), "transient", "{err}");
     assert!(err.to_string().contains("EC2"), "{err}");
+    assert_eq!(proxy.count("DescribeInstances"), 1, "one attempt");
     let direct = provider_at(config("aws-drop", region, ""), &url).await;
     direct.destroy("i-0123456789abcdef0").await.unwrap();
     let vm = direct.create(&spec("ec2-drop", 5, "")).await.unwrap();

@@ -1,7 +1,11 @@
 //! Azure Resource Manager over REST: authenticated requests with a pinned api-version, errors
-//! mapped to the core's classes, throttling (`429` + `Retry-After`, and slowing down as the
-//! `x-ms-ratelimit-remaining-*` headers run low) and long-running operations followed through
-//! `Azure-AsyncOperation` or `Location`.
+//! mapped to the core's classes, throttling (`429` → rate limited with its `Retry-After`, and
+//! slowing down as the `x-ms-ratelimit-remaining-*` headers run low) and long-running operations
+//! followed through `Azure-AsyncOperation` or `Location`.
+//!
+//! Every request is one attempt: the controller's retry policy is the one retry layer. Inside a
+//! call only a refused token is renewed once, and a long-running operation is polled; a poll that
+//! fails ends the call with its classified error.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -14,14 +18,12 @@ use serde_json::Value;
 use crate::auth::AzureCredential;
 
 /// api-version of `Microsoft.Compute/virtualMachines`.
-pub const COMPUTE_API_VERSION: &str = "2024-07-01";
+pub(crate) const COMPUTE_API_VERSION: &str = "2024-07-01";
 /// api-version of `Microsoft.Network/networkInterfaces` and `publicIPAddresses`.
-pub const NETWORK_API_VERSION: &str = "2024-05-01";
+pub(crate) const NETWORK_API_VERSION: &str = "2024-05-01";
 
-/// Attempts of one request when ARM throttles (429) or fails (5xx, connection).
-const ATTEMPTS: u32 = 5;
-/// The longest `Retry-After` honoured within one call; longer waits go back to the caller.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The longest pause between two polls of an operation, whatever `Retry-After` says.
+const MAX_POLL: Duration = Duration::from_secs(60);
 /// Below this many remaining requests in ARM's window, calls are spaced out.
 const LOW_REMAINING: i64 = 10;
 /// Pause before a call when the remaining budget is exhausted; shorter when some is left.
@@ -33,7 +35,7 @@ const LRO_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// An HTTP client for ARM and the login authority: 10 s to connect, `timeout` per request, so a
 /// hung endpoint fails as transient instead of holding a call forever.
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, BackendError> {
+pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, BackendError> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(timeout)
@@ -43,18 +45,18 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, BackendError> {
 
 /// An answer from ARM: status, headers and the JSON body (`Null` when empty).
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// The HTTP status.
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// The headers.
-    pub headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     /// The JSON body, `Null` when empty or not JSON.
-    pub body: Value,
+    pub(crate) body: Value,
 }
 
 /// A Resource Manager endpoint with a credential. Its `Debug` shows no secret.
 #[derive(Debug)]
-pub struct ResourceManager {
+pub(crate) struct ResourceManager {
     http: reqwest::Client,
     base: String,
     credential: AzureCredential,
@@ -62,8 +64,8 @@ pub struct ResourceManager {
     remaining: AtomicI64,
 }
 
-/// `Retry-After` in seconds (ARM sends seconds), if present.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// `Retry-After` in seconds (ARM and the login authority send seconds), if present.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get("retry-after")?.to_str().ok()?;
     v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
@@ -80,8 +82,10 @@ fn error_of(body: &Value) -> (String, String) {
     (text("code"), text("message"))
 }
 
-/// Classifies an ARM error by its code, then its status; `what` names the operation.
-pub fn classify(status: StatusCode, body: &Value, what: &str) -> BackendError {
+/// Classifies an ARM error: a 429 is rate limited whatever its code (`retry_after` is set by
+/// [`ResourceManager::send`] from the header), else by its code, then its status; `what` names
+/// the operation.
+pub(crate) fn classify(status: StatusCode, body: &Value, what: &str) -> BackendError {
     let (code, message) = error_of(body);
     let text = if code.is_empty() {
         format!("{what}: HTTP {status}")
@@ -89,6 +93,12 @@ pub fn classify(status: StatusCode, body: &Value, what: &str) -> BackendError {
         format!("{what}: {code}: {message}")
     };
     let quota = message.to_ascii_lowercase().contains("quota");
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return BackendError::RateLimited {
+            message: text,
+            retry_after: None,
+        };
+    }
     match code.as_str() {
         "SkuNotAvailable"
         | "AllocationFailed"
@@ -111,10 +121,6 @@ pub fn classify(status: StatusCode, body: &Value, what: &str) -> BackendError {
             403 => BackendError::Permission(text),
             404 => BackendError::NotFound(text),
             409 => BackendError::Conflict(text),
-            429 => BackendError::RateLimited {
-                message: text,
-                retry_after: None,
-            },
             s if s >= 500 => BackendError::Transient(text),
             _ => BackendError::InvalidRequest(text),
         },
@@ -124,7 +130,11 @@ pub fn classify(status: StatusCode, body: &Value, what: &str) -> BackendError {
 impl ResourceManager {
     /// Resource Manager at `base` (e.g. `https://management.azure.com`), authenticated by
     /// `credential`, through `http` (give it timeouts: see [`http_client`]).
-    pub fn new(http: reqwest::Client, base: &str, credential: AzureCredential) -> ResourceManager {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        base: &str,
+        credential: AzureCredential,
+    ) -> ResourceManager {
         ResourceManager {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -163,9 +173,10 @@ impl ResourceManager {
     }
 
     /// Sends one request (`api_version` added unless `path` already has a query), with the
-    /// token, retrying throttling, 5xx and connection failures; a 401 fetches a new token once.
-    /// Non-success answers are errors, classified; `what` names the operation in them.
-    pub async fn send(
+    /// token: one attempt, except that a 401 fetches a new token and sends it once more.
+    /// Non-success answers are errors, classified (429 → rate limited with its `Retry-After`,
+    /// 5xx and connection failures → transient); `what` names the operation in them.
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -180,9 +191,7 @@ impl ResourceManager {
             url.push_str(api_version);
         }
         let mut renewed_token = false;
-        let mut attempt = 0;
         loop {
-            attempt += 1;
             self.pace().await;
             let token = self.credential.token().await?;
             let mut request = self
@@ -198,10 +207,6 @@ impl ResourceManager {
                     return Err(BackendError::InvalidRequest(format!(
                         "{what}: not a valid request URL: {path}"
                     )));
-                }
-                Err(e) if attempt < ATTEMPTS && !e.is_timeout() => {
-                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-                    continue;
                 }
                 Err(e) => {
                     return Err(BackendError::Transient(format!(
@@ -227,17 +232,10 @@ impl ResourceManager {
                 self.credential.invalidate().await;
                 continue;
             }
-            let wait = retry_after(&headers);
-            let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-            if retryable && attempt < ATTEMPTS && wait.is_none_or(|w| w <= MAX_RETRY_AFTER) {
-                let backoff = Duration::from_millis(200 << attempt);
-                tokio::time::sleep(wait.unwrap_or(backoff)).await;
-                continue;
-            }
             return Err(match classify(status, &body, what) {
                 BackendError::RateLimited { message, .. } => BackendError::RateLimited {
                     message,
-                    retry_after: wait,
+                    retry_after: retry_after(&headers),
                 },
                 other => other,
             });
@@ -246,8 +244,9 @@ impl ResourceManager {
 
     /// Follows a long-running operation started by `answer` (201/202) to its end, through
     /// `Azure-AsyncOperation` (status resource) or else `Location` (polled until it stops
-    /// answering 202), honouring `Retry-After`. Answers without either are already done.
-    pub async fn wait(
+    /// answering 202), honouring `Retry-After` between polls. Answers without either are
+    /// already done. A poll that fails ends the wait with its classified error (no retry here).
+    pub(crate) async fn wait(
         &self,
         answer: &Answer,
         api_version: &str,
@@ -271,7 +270,7 @@ impl ResourceManager {
                     LRO_TIMEOUT.as_secs()
                 )));
             }
-            tokio::time::sleep(delay.clamp(MIN_POLL, MAX_RETRY_AFTER)).await;
+            tokio::time::sleep(delay.clamp(MIN_POLL, MAX_POLL)).await;
             let poll = self
                 .send(Method::GET, &url, api_version, None, what)
                 .await?;
@@ -292,3 +291,6 @@ impl ResourceManager {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -174,6 +174,7 @@ impl AzureCredential {
                 ))
             })?;
         let status = answer.status();
+        let retry_after = crate::arm::retry_after(answer.headers());
         let body = answer.bytes().await.map_err(|e| {
             BackendError::Transient(format!("login authority: {}", e.without_url()))
         })?;
@@ -182,7 +183,12 @@ impl AzureCredential {
                 .map(|e| format!("{}: {}", e.error, first_line(&e.error_description)))
                 .unwrap_or_else(|_| format!("HTTP {status}"));
             let message = format!("cannot get a token for {}: {detail}", self.client_id);
-            return Err(if status.is_server_error() || status.as_u16() == 429 {
+            return Err(if status.as_u16() == 429 {
+                BackendError::RateLimited {
+                    message,
+                    retry_after,
+                }
+            } else if status.is_server_error() {
                 BackendError::Transient(message)
             } else {
                 BackendError::Auth(message)

@@ -2,16 +2,24 @@
 //! [`VmProvider`](kasm_scale_core::traits::VmProvider) on ARM's REST API (no maintained Rust SDK
 //! covers compute management). [`AzureCredential`] gets and caches
 //! OAuth2 client-credentials tokens for a service principal on the configured cloud
-//! ([`CloudEndpoints`]); [`ResourceManager`] sends ARM REST requests with a pinned api-version
-//! ([`COMPUTE_API_VERSION`], [`NETWORK_API_VERSION`]), classifies errors, handles throttling and
-//! follows long-running operations.
+//! ([`CloudEndpoints`]); inside the crate, the Resource Manager client sends ARM REST requests
+//! with a pinned api-version (`2024-07-01` for compute, `2024-05-01` for network), classifies
+//! errors, paces calls as ARM's remaining request budget runs low and follows long-running
+//! operations.
+//!
+//! Who retries: not this crate. Every ARM request is one attempt and comes back classified (429
+//! → rate limited with ARM's `Retry-After`; 5xx, timeouts and connection failures → transient;
+//! allocation failures → capacity); the controller's retry policy retries the retryable ones.
+//! Inside a call, only a token refused with 401 is renewed once, and long-running operations are
+//! polled to their end; a failed poll ends the call with its error. A repeated `create` of a
+//! server finds its VM by name and returns it.
 
 mod arm;
 mod auth;
 mod provider;
+#[cfg(test)]
+#[path = "../tests/support/mod.rs"]
+mod test_support;
 
-pub use arm::{
-    Answer, COMPUTE_API_VERSION, NETWORK_API_VERSION, ResourceManager, classify, http_client,
-};
 pub use auth::{AzureCredential, CloudEndpoints};
 pub use provider::{AzureProvider, AzureProviderBuilder};

@@ -102,6 +102,20 @@ async fn an_unavailable_authority_is_transient() {
     );
 }
 
+#[tokio::test]
+async fn a_throttled_authority_is_rate_limited_with_its_retry_after() {
+    let server = ArmServer::start().await;
+    server.state.lock().unwrap().token_fault = Some(429);
+    let err = credential(&server, CLIENT_SECRET)
+        .token()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BackendError::RateLimited { retry_after: Some(d), message } if d.as_secs() == 5 && message.contains("temporarily_unavailable")),
+        "{err}"
+    );
+}
+
 #[test]
 fn each_cloud_has_its_authority_and_resource_manager() {
     let e = CloudEndpoints::of(AzureAuthority::Government);

@@ -9,6 +9,7 @@ use kasm_scale_core::config::AzureVmConfig;
 use kasm_scale_core::testkit::{vm_provider_contract, vm_spec as spec};
 use kasm_scale_core::traits::{BackendError, VmProvider};
 use serde_json::Value;
+use support::resources::Fault;
 use support::{ArmServer, CLIENT_ID, CLIENT_SECRET, TENANT};
 
 const SUBNET: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/vdi";
@@ -236,6 +237,92 @@ async fn a_failed_vm_create_is_capacity_and_leaves_nothing_behind() {
             .keys()
             .collect::<Vec<_>>()
     );
+}
+
+/// How many `method` requests the server received whose path contains `part` (lower case).
+fn requests(server: &ArmServer, method: &str, part: &str) -> usize {
+    let state = server.state.lock().unwrap();
+    state
+        .store
+        .requests
+        .iter()
+        .filter(|(m, path, _, _)| m.as_str() == method && path.to_ascii_lowercase().contains(part))
+        .count()
+}
+
+#[tokio::test]
+async fn a_throttled_create_is_one_attempt_and_the_next_create_makes_the_server() {
+    let server = ArmServer::start().await;
+    server.state.lock().unwrap().store.faults.push(Fault {
+        method: Some(hyper::Method::PUT),
+        path_contains: "microsoft.compute/virtualmachines/kasm-".into(),
+        status: 429,
+        code: "TooManyRequests".into(),
+        retry_after: Some(7),
+    });
+    let p = AzureProvider::builder(config(&server, WINDOWS))
+        .build()
+        .unwrap();
+    let s = spec("azure-throttled", 1, "x");
+    let started = std::time::Instant::now();
+    let err = p.create(&s).await.unwrap_err();
+    assert!(
+        matches!(&err, BackendError::RateLimited { retry_after: Some(d), .. } if d.as_secs() == 7),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(7),
+        "the wait is the controller's: {:?}",
+        started.elapsed()
+    );
+    let vm_puts = || requests(&server, "PUT", "microsoft.compute/virtualmachines/");
+    assert_eq!(vm_puts(), 1, "one attempt");
+    assert!(
+        server.state.lock().unwrap().store.resources.is_empty(),
+        "nothing half-made left"
+    );
+    // The controller's retry.
+    let vm = p.create(&s).await.unwrap();
+    assert_eq!(vm_puts(), 2);
+    assert_eq!(
+        p.create(&s).await.unwrap().vm_id,
+        vm.vm_id,
+        "found, not made again"
+    );
+    assert_eq!(vm_puts(), 2);
+    assert_eq!(
+        stored(&server, "microsoft.compute/virtualmachines").len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_failed_operation_poll_ends_the_create_and_the_next_create_makes_one_vm() {
+    let server = ArmServer::start().await;
+    let p = AzureProvider::builder(config(&server, WINDOWS))
+        .build()
+        .unwrap();
+    server.state.lock().unwrap().store.faults.push(Fault {
+        method: Some(hyper::Method::GET),
+        path_contains: "/operations/".into(),
+        status: 503,
+        code: "ServiceUnavailable".into(),
+        retry_after: None,
+    });
+    let s = spec("azure-poll", 1, "x");
+    let err = p.create(&s).await.unwrap_err();
+    assert!(
+        matches!(&err, BackendError::Transient(m) if m.contains("ServiceUnavailable")),
+        "{err}"
+    );
+    assert!(
+        server.state.lock().unwrap().store.resources.is_empty(),
+        "nothing half-made left"
+    );
+    let vm = p.create(&s).await.unwrap();
+    let vms = stored(&server, "microsoft.compute/virtualmachines");
+    assert_eq!(vms.len(), 1);
+    assert_eq!(p.list("azure-poll").await.unwrap()[0].vm_id, vm.vm_id);
 }
 
 #[tokio::test]

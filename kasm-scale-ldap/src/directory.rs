@@ -160,6 +160,22 @@ impl LdapDirectory {
         }))
     }
 
+    /// An existing record with the account name: ours gets a fresh password, anyone else's is a
+    /// conflict.
+    async fn take_over(
+        &self,
+        spec: &ComputerSpec,
+        (found, owner): (String, Option<Owner>),
+    ) -> Result<Secret, BackendError> {
+        match owner {
+            Some(o) if o == spec.owner => self.reset_password(&found).await,
+            _ => Err(BackendError::Conflict(format!(
+                "the computer account {}$ exists ({found}) and is not this server's",
+                spec.name.to_ascii_uppercase()
+            ))),
+        }
+    }
+
     /// Sets a fresh password on an existing record of ours.
     async fn reset_password(&self, dn: &str) -> Result<Secret, BackendError> {
         let password = generate_join_password(&mut rand::rngs::StdRng::from_os_rng());
@@ -189,56 +205,49 @@ impl DirectoryService for LdapDirectory {
 
     async fn create_computer(&self, spec: &ComputerSpec) -> Result<Secret, BackendError> {
         let dn = computer_dn(&spec.container_dn, &spec.name)?;
-        for _ in 0..2 {
-            if let Some((found, owner)) = self.find(&spec.name).await? {
-                return match owner {
-                    Some(o) if o == spec.owner => self.reset_password(&found).await,
-                    _ => Err(BackendError::Conflict(format!(
-                        "the computer account {}$ exists ({found}) and is not this server's",
-                        spec.name.to_ascii_uppercase()
-                    ))),
-                };
-            }
-            let password = generate_join_password(&mut rand::rngs::StdRng::from_os_rng());
-            let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = [
-                ("objectClass", b"computer".to_vec()),
-                ("cn", spec.name.clone().into_bytes()),
-                (
-                    "sAMAccountName",
-                    format!("{}$", spec.name.to_ascii_uppercase()).into_bytes(),
-                ),
-                ("userAccountControl", WORKSTATION_TRUST_ACCOUNT.into()),
-                (
-                    "dNSHostName",
-                    format!("{}.{}", spec.name.to_ascii_lowercase(), self.domain).into_bytes(),
-                ),
-                ("description", spec.owner.marker().into_bytes()),
-                ("unicodePwd", unicode_pwd(&password)),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), HashSet::from([v])))
-            .collect();
-            let added = self
-                .pool
-                .run("cannot create the computer record", |mut ldap| {
-                    let attrs = attrs.clone();
-                    let dn = dn.clone();
-                    async move { ldap.add(&dn, attrs).await }
-                })
-                .await?;
-            match added.rc {
-                0 => return Ok(password),
-                // Made meanwhile (or by an earlier attempt whose answer was lost): look again.
-                ENTRY_ALREADY_EXISTS => continue,
-                _ => {
-                    return Err(from_result("cannot create the computer record", &added));
-                }
-            }
+        if let Some(found) = self.find(&spec.name).await? {
+            return self.take_over(spec, found).await;
         }
-        Err(BackendError::Conflict(format!(
-            "{dn} exists but cannot be found by its account name {}$",
-            spec.name.to_ascii_uppercase()
-        )))
+        let password = generate_join_password(&mut rand::rngs::StdRng::from_os_rng());
+        let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = [
+            ("objectClass", b"computer".to_vec()),
+            ("cn", spec.name.clone().into_bytes()),
+            (
+                "sAMAccountName",
+                format!("{}$", spec.name.to_ascii_uppercase()).into_bytes(),
+            ),
+            ("userAccountControl", WORKSTATION_TRUST_ACCOUNT.into()),
+            (
+                "dNSHostName",
+                format!("{}.{}", spec.name.to_ascii_lowercase(), self.domain).into_bytes(),
+            ),
+            ("description", spec.owner.marker().into_bytes()),
+            ("unicodePwd", unicode_pwd(&password)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), HashSet::from([v])))
+        .collect();
+        let added = self
+            .pool
+            .run("cannot create the computer record", |mut ldap| {
+                let attrs = attrs.clone();
+                let dn = dn.clone();
+                async move { ldap.add(&dn, attrs).await }
+            })
+            .await?;
+        match added.rc {
+            0 => Ok(password),
+            // Made meanwhile (or by an earlier attempt whose answer was lost): the record found
+            // decides; the add is not sent again.
+            ENTRY_ALREADY_EXISTS => match self.find(&spec.name).await? {
+                Some(found) => self.take_over(spec, found).await,
+                None => Err(BackendError::Conflict(format!(
+                    "{dn} exists but cannot be found by its account name {}$",
+                    spec.name.to_ascii_uppercase()
+                ))),
+            },
+            _ => Err(from_result("cannot create the computer record", &added)),
+        }
     }
 
     async fn delete_computer(

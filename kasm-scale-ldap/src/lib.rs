@@ -9,6 +9,13 @@
 //! joins with. Names are checked the way Windows checks them, values are escaped in DNs and
 //! filters, and TLS certificates are verified (against the system roots or a configured CA)
 //! unless a loudly named test option says otherwise.
+//!
+//! Who retries: not this crate. Each operation is one attempt and comes back classified (busy,
+//! unavailable, timeouts and lost connections as transient); the controller's retry policy
+//! retries the retryable ones. The one repeat inside a call: a pooled connection that turns out
+//! dead (closed by the server or a firewall while idle) is replaced once by a new one. A create
+//! whose add finds the record already there (a repeat after a lost answer) looks it up instead
+//! of adding again.
 
 mod directory;
 mod errors;

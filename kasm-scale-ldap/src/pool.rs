@@ -1,6 +1,7 @@
 //! A small pool of bound LDAP connections: at most `size` operations at once, idle connections
 //! reused, a connection that broke dropped, and an operation whose reused connection turns out
-//! dead (the server closed it while idle) tried once more on a new one.
+//! dead (the server closed it while idle) tried once more on a new one: the one repeat inside a
+//! call. Every other failure goes back classified, for the controller's retry policy.
 
 use std::fmt;
 use std::future::Future;
@@ -88,8 +89,10 @@ impl Pool {
             .push(ldap);
     }
 
-    /// Runs `op` on a connection (given its own handle, with the operation timeout set).
-    /// `what` names the operation in errors.
+    /// Runs `op` on a connection (given its own handle, with the operation timeout set): one
+    /// attempt, except that a reused connection found dead (the server closed it while idle) is
+    /// replaced once by a new one. Nothing else is tried again: the controller's retry policy
+    /// retries. `what` names the operation in errors.
     pub(crate) async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T, BackendError>
     where
         F: Fn(Ldap) -> Fut,
@@ -100,35 +103,36 @@ impl Pool {
             .acquire()
             .await
             .map_err(|_| BackendError::Transient("the LDAP pool is closed".into()))?;
-        let mut fresh_tried = false;
-        loop {
-            let (ldap, reused) = match self.idle_connection() {
-                Some(l) => (l, true),
-                None => {
-                    fresh_tried = true;
-                    (self.connect().await?, false)
-                }
-            };
-            let mut handle = ldap.clone();
-            handle.with_timeout(self.timeout);
-            match op(handle).await {
-                Ok(v) => {
-                    self.put_back(ldap);
-                    return Ok(v);
-                }
-                Err(e) if connection_lost(&e) => {
-                    if reused && !fresh_tried {
-                        continue;
-                    }
-                    return Err(from_ldap(what, e));
-                }
-                Err(e) => {
-                    if !matches!(e, LdapError::Timeout { .. }) {
-                        self.put_back(ldap);
-                    }
-                    return Err(from_ldap(what, e));
-                }
+        let (ldap, reused) = match self.idle_connection() {
+            Some(l) => (l, true),
+            None => (self.connect().await?, false),
+        };
+        match self.attempt(ldap, &op).await {
+            Err(e) if reused && connection_lost(&e) => {
+                let fresh = self.connect().await?;
+                self.attempt(fresh, &op).await
             }
+            other => other,
         }
+        .map_err(|e| from_ldap(what, e))
+    }
+
+    /// `op` on `ldap`; the connection goes back to the pool unless it broke or timed out.
+    async fn attempt<T, F, Fut>(&self, ldap: Ldap, op: &F) -> Result<T, LdapError>
+    where
+        F: Fn(Ldap) -> Fut,
+        Fut: Future<Output = Result<T, LdapError>>,
+    {
+        let mut handle = ldap.clone();
+        handle.with_timeout(self.timeout);
+        let result = op(handle).await;
+        let broken = result
+            .as_ref()
+            .err()
+            .is_some_and(|e| connection_lost(e) || matches!(e, LdapError::Timeout { .. }));
+        if !broken {
+            self.put_back(ldap);
+        }
+        result
     }
 }

@@ -441,3 +441,53 @@ async fn an_account_without_rights_gets_permission_denied() {
     let err = d.delete_computer(&ou, &name, false).await;
     assert!(err.is_ok(), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_record_in_the_way_is_a_conflict_and_stays() {
+    let Some(dc) = dc() else { return };
+    let ou = fresh_ou(&dc, "conflict").await;
+    let d = directory(&dc);
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let (a, b) = (
+        format!("ldap-conflict-a-{run}"),
+        format!("ldap-conflict-b-{run}"),
+    );
+    // Another server's record with the account name.
+    let name = unique("KC");
+    d.create_computer(&spec(&a, 1, &name, &ou)).await.unwrap();
+    let err = d
+        .create_computer(&spec(&b, 2, &name, &ou))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BackendError::Conflict(m) if m.contains("is not this server's")),
+        "{err}"
+    );
+    // A record at the DN under another account name: the add finds it there, the lookup does
+    // not, and the add is not sent again.
+    let taken = unique("KT");
+    let mut admin = connect(&dc, &dc.bind_dn, &dc.password).await.unwrap();
+    let other = format!("{}$", unique("KO"));
+    admin
+        .add(
+            &format!("CN={taken},{ou}"),
+            vec![
+                ("objectClass", HashSet::from(["computer"])),
+                ("sAMAccountName", HashSet::from([other.as_str()])),
+            ],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+    let err = d
+        .create_computer(&spec(&a, 3, &taken, &ou))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BackendError::Conflict(m) if m.contains("cannot be found by its account name")),
+        "{err}"
+    );
+    assert_eq!(d.list_computers(&b).await.unwrap(), Vec::new());
+    assert_eq!(d.list_computers(&a).await.unwrap().len(), 1);
+}

@@ -201,12 +201,18 @@ fn token(tenant: &str, body: &[u8], state: &Mutex<State>) -> Response<Full<Bytes
     let mut state = state.lock().unwrap();
     if let Some(status) = state.token_fault {
         let status = StatusCode::from_u16(status).expect("a status");
-        return aad_error(
+        let mut answer = aad_error(
             status,
             "temporarily_unavailable",
             90033,
             "The service is unavailable.",
         );
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            answer
+                .headers_mut()
+                .insert("retry-after", hyper::header::HeaderValue::from_static("5"));
+        }
+        return answer;
     }
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(body).unwrap_or_default();
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();

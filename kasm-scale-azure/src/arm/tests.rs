@@ -1,17 +1,18 @@
-//! ResourceManager against the ARM test server: api-versions, long-running operations, token
-//! renewal on 401, throttling, faults and error classes.
-
-mod support;
+//! ResourceManager against the ARM test server (`tests/support`, shared with the integration
+//! tests): api-versions, long-running operations, token renewal on 401, one attempt per request
+//! with its class, pacing and error classes.
 
 use std::time::{Duration, Instant};
 
-use kasm_scale_azure::{AzureCredential, NETWORK_API_VERSION, ResourceManager, classify};
 use kasm_scale_core::Secret;
 use kasm_scale_core::traits::BackendError;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::resources::Fault;
-use support::{ArmServer, CLIENT_ID, CLIENT_SECRET, TENANT};
+
+use super::{Answer, NETWORK_API_VERSION, ResourceManager, classify};
+use crate::auth::AzureCredential;
+use crate::test_support::resources::Fault;
+use crate::test_support::{ArmServer, CLIENT_ID, CLIENT_SECRET, TENANT};
 
 const RG: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/kasm";
 
@@ -172,76 +173,183 @@ async fn a_refused_token_is_renewed_once() {
     assert_eq!(server.issued(), 2, "a new token after the 401");
 }
 
+/// How many requests the server received whose path contains `part`.
+fn requests_to(server: &ArmServer, part: &str) -> usize {
+    let state = server.state.lock().unwrap();
+    state
+        .store
+        .requests
+        .iter()
+        .filter(|(_, path, _, _)| path.to_ascii_lowercase().contains(part))
+        .count()
+}
+
 #[tokio::test]
-async fn throttling_and_server_errors_are_retried_then_classified() {
+async fn throttling_and_server_errors_are_one_attempt_with_their_class() {
     let server = ArmServer::start().await;
     let arm = arm(&server);
+    let get = |name: &'static str| {
+        let arm = &arm;
+        async move {
+            let started = Instant::now();
+            let err = arm
+                .send(
+                    Method::GET,
+                    &nic(name),
+                    NETWORK_API_VERSION,
+                    None,
+                    "get NIC",
+                )
+                .await
+                .unwrap_err();
+            (err, started.elapsed())
+        }
+    };
     server.state.lock().unwrap().store.faults.extend([
         fault(Method::GET, "n4", 429, "TooManyRequests", Some(1)),
-        fault(Method::GET, "n4", 503, "ServiceUnavailable", None),
+        fault(Method::GET, "n5", 429, "TooManyRequests", Some(3600)),
+        fault(
+            Method::GET,
+            "n6",
+            429,
+            "SubscriptionRequestsThrottled",
+            None,
+        ),
+        fault(Method::GET, "n7", 503, "ServiceUnavailable", Some(1)),
+        fault(Method::GET, "n8", 500, "InternalServerError", None),
     ]);
-    let started = Instant::now();
-    let err = arm
-        .send(
-            Method::GET,
-            &nic("n4"),
-            NETWORK_API_VERSION,
-            None,
-            "get NIC",
-        )
-        .await
-        .unwrap_err();
+    let (err, took) = get("n4").await;
     assert!(
-        matches!(err, BackendError::NotFound(_)),
-        "served after the faults: {err}"
-    );
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "Retry-After honoured"
-    );
-
-    server
-        .state
-        .lock()
-        .unwrap()
-        .store
-        .faults
-        .extend((0..5).map(|_| fault(Method::GET, "n5", 429, "TooManyRequests", Some(0))));
-    let err = arm
-        .send(
-            Method::GET,
-            &nic("n5"),
-            NETWORK_API_VERSION,
-            None,
-            "get NIC",
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, BackendError::RateLimited { retry_after: Some(d), .. } if d == Duration::ZERO),
+        matches!(&err, BackendError::RateLimited { retry_after: Some(d), .. } if *d == Duration::from_secs(1)),
         "{err}"
     );
-    server.state.lock().unwrap().store.faults.push(fault(
-        Method::GET,
-        "n6",
-        429,
-        "TooManyRequests",
-        Some(3600),
-    ));
+    assert!(
+        took < Duration::from_secs(1),
+        "no wait inside the call: {took:?}"
+    );
+    let (err, _) = get("n5").await;
+    assert_eq!(
+        err.retry_after(),
+        Some(Duration::from_secs(3600)),
+        "a long Retry-After goes back to the caller: {err}"
+    );
+    let (err, _) = get("n6").await;
+    assert!(
+        matches!(
+            &err,
+            BackendError::RateLimited {
+                retry_after: None,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let (err, took) = get("n7").await;
+    assert!(
+        matches!(&err, BackendError::Transient(m) if m.contains("ServiceUnavailable")),
+        "{err}"
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "no wait inside the call: {took:?}"
+    );
+    let (err, _) = get("n8").await;
+    assert!(matches!(err, BackendError::Transient(_)), "{err}");
+    for name in ["n4", "n5", "n6", "n7", "n8"] {
+        assert_eq!(requests_to(&server, name), 1, "{name}: one attempt");
+    }
+    let (err, _) = get("n4").await;
+    assert!(
+        matches!(err, BackendError::NotFound(_)),
+        "the fault was served once, the next call is answered: {err}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_failure_is_one_attempt_and_transient() {
+    // Accepts connections and closes them at once, counting them.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let server = ArmServer::start().await;
+    let credential = AzureCredential::new(
+        reqwest::Client::new(),
+        &server.url,
+        TENANT,
+        CLIENT_ID,
+        Secret::new(CLIENT_SECRET),
+        "https://management.azure.com",
+    );
+    let arm = ResourceManager::new(reqwest::Client::new(), &url, credential);
+    let started = Instant::now();
     let err = arm
-        .send(
-            Method::GET,
-            &nic("n6"),
-            NETWORK_API_VERSION,
-            None,
-            "get NIC",
-        )
+        .send(Method::GET, &nic("x"), NETWORK_API_VERSION, None, "get NIC")
         .await
         .unwrap_err();
     assert!(
-        matches!(err, BackendError::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(3600)),
-        "a long Retry-After goes back to the caller: {err}"
+        matches!(&err, BackendError::Transient(m) if m.contains("cannot reach Resource Manager")),
+        "{err}"
     );
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_failed_poll_ends_the_wait_with_its_class() {
+    let server = ArmServer::start().await;
+    let arm = arm(&server);
+    let body = nic_body();
+    for (name, status, code) in [
+        ("p1", 503, "ServiceUnavailable"),
+        ("p2", 429, "TooManyRequests"),
+    ] {
+        let created = arm
+            .send(
+                Method::PUT,
+                &nic(name),
+                NETWORK_API_VERSION,
+                Some(&body),
+                "create NIC",
+            )
+            .await
+            .unwrap();
+        assert!(created.headers.contains_key("azure-asyncoperation"));
+        let polls = requests_to(&server, "/operations/");
+        server.state.lock().unwrap().store.faults.push(fault(
+            Method::GET,
+            "/operations/",
+            status,
+            code,
+            Some(2),
+        ));
+        let err = arm
+            .wait(&created, NETWORK_API_VERSION, "create NIC")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            requests_to(&server, "/operations/"),
+            polls + 1,
+            "{code}: the failed poll is not sent again"
+        );
+        let class_ok = match status {
+            429 => err.retry_after() == Some(Duration::from_secs(2)),
+            _ => matches!(err, BackendError::Transient(_)),
+        };
+        assert!(class_ok, "{code}: {err}");
+        assert!(err.to_string().contains("create NIC: "), "{err}");
+    }
 }
 
 #[tokio::test]
@@ -312,6 +420,12 @@ fn arm_error_codes_map_to_the_core_classes() {
         (400, "InvalidParameter", "", "invalid request"),
         (404, "ResourceNotFound", "", "not found"),
         (429, "TooManyRequests", "", "rate limited"),
+        (
+            429,
+            "OperationNotAllowed",
+            "The server rejected the request because too many requests have been received for this subscription (quota of reads).",
+            "rate limited",
+        ),
         (500, "InternalServerError", "", "transient"),
         (503, "Unknown", "", "transient"),
     ] {
@@ -344,7 +458,7 @@ async fn an_operation_with_only_a_location_is_polled_until_it_stops_answering_20
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert("location", result.parse().unwrap());
     headers.insert("retry-after", "0".parse().unwrap());
-    let answer = kasm_scale_azure::Answer {
+    let answer = Answer {
         status: StatusCode::ACCEPTED,
         headers,
         body: serde_json::Value::Null,
