@@ -269,9 +269,24 @@ async fn a_hung_provider_delays_neither_the_tick_nor_the_other_providers() {
         .collect();
     assert_eq!(bad.len(), 2, "the bad servers stay provisioning");
     assert!(bad.iter().all(|s| s.state == ServerState::Provisioning));
-    // Each hung create times out and is retried; in the end the config counts one failure for
-    // its one batch.
+    // Each hung create times out (as transient) and is retried; in the end the config counts
+    // one failure for its one batch.
+    let mut events = scaler.subscribe();
     scaler.settle().await;
+    let failed: Vec<String> = std::iter::from_fn(|| events.try_recv().ok())
+        .filter_map(|e| match e {
+            Event::Failed {
+                server: Some(_),
+                error,
+                ..
+            } => Some(error),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        failed,
+        vec!["cannot create the VM: transient failure: no answer within 30 s"; 2]
+    );
     assert_eq!(scaler.bookkeeping("on-bad").consecutive_failures, 1);
     assert_eq!(scaler.bookkeeping("on-good").consecutive_failures, 0);
 }
@@ -648,8 +663,30 @@ async fn concurrent_ticks_provision_once() {
     assert_eq!(cloud.counts().0, 2);
 }
 
-/// Requests that arrive while a tick runs are seated or queued, never lost, and never seated on
-/// a server that the tick destroys.
+/// A store whose `load` reads at once and answers a second later (a database round trip).
+#[derive(Debug, Clone, Default)]
+struct SlowStore(MemoryStore);
+
+#[async_trait]
+impl StateStore for SlowStore {
+    async fn load(
+        &self,
+    ) -> Result<Option<kasm_scale_core::controller::Records>, kasm_scale_core::controller::StoreError>
+    {
+        let saved = self.0.load().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        saved
+    }
+    async fn save(
+        &self,
+        records: &kasm_scale_core::controller::Records,
+    ) -> Result<(), kasm_scale_core::controller::StoreError> {
+        self.0.save(records).await
+    }
+}
+
+/// Requests that arrive while a tick runs (also while it loads the saved state) are seated or
+/// queued, never lost, and never seated on a server that the tick destroys.
 #[tokio::test(start_paused = true)]
 async fn requests_arriving_mid_tick_are_kept() {
     let config = one_pool(
@@ -657,12 +694,26 @@ async fn requests_arriving_mid_tick_are_kept() {
         "reusable = true\nmax_simultaneous_sessions_per_server = 2",
     );
     let cloud = cloud_of(&config, 0, 9);
-    let scaler = Autoscaler::builder(config)
-        .provider(cloud.clone())
-        .directory(Arc::new(MemoryDirectory::new("ad", "example.local", 9)))
-        .epoch(EPOCH.parse().unwrap())
-        .build()
-        .unwrap();
+    let directory = Arc::new(MemoryDirectory::new("ad", "example.local", 9));
+    let store = SlowStore::default();
+    let keys = kasm_scale_core::token::TokenKeys::generate().unwrap();
+    let build = || {
+        Autoscaler::builder(config.clone())
+            .provider(cloud.clone())
+            .directory(directory.clone())
+            .store(Arc::new(store.clone()))
+            .tokens(keys.clone())
+            .epoch(EPOCH.parse().unwrap())
+            .build()
+            .unwrap()
+    };
+    // A previous run leaves ready servers in the saved state.
+    let first = build();
+    for _ in 0..15 {
+        step(&first, &cloud, 10).await;
+    }
+    drop(first);
+    let scaler = build();
     let mut sessions = Vec::new();
     for round in 0..30 {
         let ticking = tokio::spawn({
@@ -670,6 +721,8 @@ async fn requests_arriving_mid_tick_are_kept() {
             async move { s.tick().await }
         });
         if round % 3 == 0 {
+            // The tick is under way when the request comes.
+            tokio::task::yield_now().await;
             let outcome = scaler
                 .request_session("p", &SessionRequest::default())
                 .await
@@ -732,7 +785,8 @@ async fn the_token_alone_checks_a_server_in_and_the_id_form_checks_it() {
     );
 }
 
-/// Defect 15: concurrency per provider comes from the builder or the configuration.
+/// Calls in flight to a provider stay within the builder's concurrency (a regression guard: the
+/// first controller capped them too).
 #[tokio::test(start_paused = true)]
 async fn calls_in_flight_stay_within_the_concurrency() {
     let config = one_pool("", "minimum_pool_standby_sessions = 6");

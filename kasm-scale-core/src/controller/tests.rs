@@ -196,3 +196,47 @@ async fn a_failing_listing_forgets_nothing() {
         "{errors:?}"
     );
 }
+
+/// The controller is the one retry layer: it waits the `retry_after` a provider asks for, and
+/// retries transient faults, within one tick's work.
+#[tokio::test(start_paused = true)]
+async fn the_controller_waits_out_retry_after_and_retries_transient_faults() {
+    let mut m = mock();
+    let mut calls = 0;
+    m.expect_create().times(3).returning(move |spec| {
+        calls += 1;
+        match calls {
+            1 => Err(BackendError::RateLimited {
+                message: "Too Many Requests".into(),
+                retry_after: Some(std::time::Duration::from_secs(7)),
+            }),
+            2 => Err(BackendError::Transient("503 Service Unavailable".into())),
+            _ => Ok(Vm {
+                vm_id: "vm-1".into(),
+                owner: spec.owner.clone(),
+                state: VmState::Pending,
+                private_ip: None,
+                created_at: None,
+            }),
+        }
+    });
+    m.expect_get().returning(|_| Ok(None));
+    let s = Autoscaler::builder(load_str(CONFIG, Format::Toml).unwrap().config)
+        .provider(Arc::new(m))
+        .epoch("2026-11-30T12:00:00Z".parse().unwrap())
+        .build()
+        .unwrap();
+    let began = tokio::time::Instant::now();
+    s.tick().await;
+    s.settle().await;
+    let waited = began.elapsed();
+    // 7 s asked for, then the first backoff step (1 s ± 50%).
+    assert!(
+        waited >= std::time::Duration::from_secs(7) && waited <= std::time::Duration::from_secs(9),
+        "{waited:?}"
+    );
+    let servers = s.servers();
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0].vm_id.as_deref(), Some("vm-1"));
+    assert_eq!(s.bookkeeping("c").consecutive_failures, 0);
+}
