@@ -161,19 +161,23 @@ fn field(
         None => static_field_error(source, f, MAX_DEPTH),
     };
     let Some(first) = first else { return };
+    // Unknown names first: where one shares a position with another problem (a field of the
+    // spec), Python looks the name up before anything else.
     let mut more = Vec::new();
+    if let (Some(vars), Spec::Nested(sub)) = (vars, &f.spec) {
+        unknown_names(source, sub, vars, &mut more);
+    }
     if first.kind == ErrorKind::KeyError && first.offset == f.pos {
-        // The name is unknown: Python stops there; what the rest of the field holds comes next.
+        // The name is unknown: Python stops there. The rest of the field is judged as if the
+        // name held a string, as it will once the name is fixed.
         more.extend(static_field_error(source, f, MAX_DEPTH));
     }
-    if let Spec::Nested(sub) = &f.spec {
-        if let Some(vars) = vars {
-            unknown_names(source, sub, vars, &mut more);
-        }
-        if let Some((pos, failure)) = &sub.error {
-            more.push(TemplateError::at(source, *pos, failure.clone()));
-        }
+    if let Spec::Nested(sub) = &f.spec
+        && let Some((pos, failure)) = &sub.error
+    {
+        more.push(TemplateError::at(source, *pos, failure.clone()));
     }
+    // Stable: at one position, the order above stays.
     more.sort_by_key(TemplateError::offset);
     let mut reported = vec![first];
     for e in more {

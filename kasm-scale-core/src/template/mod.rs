@@ -164,8 +164,8 @@ const MAX_DEPTH: u8 = 2;
 
 impl Template {
     /// Parses a template. Fails on anything that makes Python's `format` fail whatever the
-    /// variables: brace errors, bad conversions, bad static format specs, positional fields and
-    /// attribute access. Which names exist is checked at render time (or by the configuration
+    /// variables: brace errors, bad conversions, bad static format specs, positional fields,
+    /// indexing with a non-number and attribute access. Which names exist is checked at render time (or by the configuration
     /// check, which knows the variables). The error is the first such problem in the text, which
     /// may come after a field Python would fail on first: [`check`] gives Python's error and
     /// every other problem.
@@ -281,7 +281,9 @@ fn static_field_error(source: &str, f: &Field, depth: u8) -> Option<TemplateErro
         match step {
             Step::Error(failure) => return at(failure),
             Step::Attribute(name) => return at(&attribute(name)),
-            Step::Index(_) | Step::Key => {}
+            // A string (or one character of it) indexed with a non-number.
+            Step::Key => return at(&string_key()),
+            Step::Index(_) => {}
         }
     }
     if let Some(c) = f.conversion
@@ -312,6 +314,13 @@ fn positional(index: usize) -> Failure {
     Failure::new(
         ErrorKind::IndexError,
         format!("Replacement index {index} out of range for positional args tuple"),
+    )
+}
+
+fn string_key() -> Failure {
+    Failure::new(
+        ErrorKind::TypeError,
+        "string indices must be integers, not 'str'",
     )
 }
 
@@ -392,12 +401,7 @@ fn render_field(
                     "'NoneType' object is not subscriptable",
                 )));
             }
-            (Step::Key, Value::Str(_)) => {
-                return Err(fail(Failure::new(
-                    ErrorKind::TypeError,
-                    "string indices must be integers, not 'str'",
-                )));
-            }
+            (Step::Key, Value::Str(_)) => return Err(fail(string_key())),
             (Step::Index(i), Value::Str(s)) => match s.char_indices().nth(*i) {
                 Some((at, c)) => Value::Str(&s[at..at + c.len_utf8()]),
                 None => {
