@@ -187,3 +187,37 @@ fn the_first_error_is_pythons_and_every_other_problem_follows() {
     );
     assert_eq!(text(&out.stdout), "");
 }
+
+#[test]
+fn check_lists_what_fails_whatever_the_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("three.sh");
+    std::fs::write(&template, three_mistakes()).unwrap();
+    let t = template.to_str().unwrap();
+    // No variables are known: the unknown name is not a problem, the braces are.
+    let out = kasm_scale(&["render", "--template", t, "--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{t}:13:7: ValueError: unexpected '{{' in field name\n\
+             {t}:14:10: ValueError: Single '}}' encountered in format string\n"
+        )
+    );
+    assert_eq!(text(&out.stdout), "");
+
+    std::fs::write(&template, "} ".repeat(150)).unwrap();
+    let out = kasm_scale(&["render", "--template", t, "--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 101);
+    assert_eq!(
+        lines[99],
+        format!("{t}:1:199: ValueError: Single '}}' encountered in format string")
+    );
+    assert_eq!(
+        lines[100],
+        format!("{t}: more problems not listed: the check stops after 100")
+    );
+}
