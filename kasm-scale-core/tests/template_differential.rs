@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use kasm_scale_core::template::{ErrorKind, check, format};
+use kasm_scale_core::template::{ErrorKind, Template, check, check_static, format};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -142,6 +142,12 @@ fn agrees_with_cpython_on_generated_templates() {
             diagnostics.first(),
             ours.as_ref().err(),
             "template {template:?}: check {diagnostics}"
+        );
+        // Without variables, the first problem is the strict parse's error.
+        assert_eq!(
+            check_static(template).first(),
+            Template::parse(template.as_str()).err().as_ref(),
+            "template {template:?}"
         );
         match (ours, answer) {
             (Ok(text), Answer::Ok(py)) => {

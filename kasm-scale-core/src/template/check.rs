@@ -64,10 +64,6 @@ impl Diagnostics {
             self.truncated = true;
         }
     }
-
-    fn full(&self) -> bool {
-        self.truncated
-    }
 }
 
 impl<'a> IntoIterator for &'a Diagnostics {
@@ -124,12 +120,12 @@ fn walk(source: &str, vars: Option<&dyn Variables>) -> Diagnostics {
     let mut found = Diagnostics::default();
     let mut scratch = String::new();
     let mut start = 0;
-    while !found.full() {
+    while !found.truncated {
         let parsed = parse::parse(source, start, source.len());
         for segment in &parsed.segments {
             if let Segment::Field(f) = segment {
                 field(source, f, vars, &mut scratch, &mut found);
-                if found.full() {
+                if found.truncated {
                     return found;
                 }
             }
