@@ -52,7 +52,10 @@ fn template_errors_exit_1_with_file_line_and_column() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        format!("{t}:2:9: ValueError: unexpected '{{' in field name\n")
+        format!(
+            "{t}:2:9: ValueError: unexpected '{{' in field name\n\
+             {t}:2:34: ValueError: Single '}}' encountered in format string\n"
+        )
     );
     assert_eq!(text(&out.stdout), "");
 
@@ -153,4 +156,68 @@ fn builtin_windows_script_renders() {
     let out = kasm_scale(&["render", "--builtin", "windws"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("unknown built-in script `windws`; known: windows, linux"));
+}
+
+/// An unknown name on line 3, a lone `{` on line 13 and a lone `}` on line 14.
+fn three_mistakes() -> String {
+    let mut text = String::from("#!/bin/bash\nset -e\necho {server_nam}\n");
+    for i in 4..13 {
+        text.push_str(&format!("echo line{i}\n"));
+    }
+    text.push_str("echo \"{\" ; echo {server_id}\necho done}\n");
+    text
+}
+
+#[test]
+fn the_first_error_is_pythons_and_every_other_problem_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("three.sh");
+    std::fs::write(&template, three_mistakes()).unwrap();
+    let t = template.to_str().unwrap();
+    let out = kasm_scale(&["render", "--template", t, "--var", "server_id=1"]);
+    assert_eq!(out.status.code(), Some(1));
+    // Python's `format` raises the KeyError of line 3 first; the brace errors come after it.
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{t}:3:6: KeyError: 'server_nam'\n\
+             {t}:13:7: ValueError: unexpected '{{' in field name\n\
+             {t}:14:10: ValueError: Single '}}' encountered in format string\n"
+        )
+    );
+    assert_eq!(text(&out.stdout), "");
+}
+
+#[test]
+fn check_lists_what_fails_whatever_the_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("three.sh");
+    std::fs::write(&template, three_mistakes()).unwrap();
+    let t = template.to_str().unwrap();
+    // No variables are known: the unknown name is not a problem, the braces are.
+    let out = kasm_scale(&["render", "--template", t, "--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{t}:13:7: ValueError: unexpected '{{' in field name\n\
+             {t}:14:10: ValueError: Single '}}' encountered in format string\n"
+        )
+    );
+    assert_eq!(text(&out.stdout), "");
+
+    std::fs::write(&template, "} ".repeat(150)).unwrap();
+    let out = kasm_scale(&["render", "--template", t, "--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 101);
+    assert_eq!(
+        lines[99],
+        format!("{t}:1:199: ValueError: Single '}}' encountered in format string")
+    );
+    assert_eq!(
+        lines[100],
+        format!("{t}: more problems not listed: the check stops after 100")
+    );
 }

@@ -493,6 +493,7 @@ fn startup_scripts_are_checked_when_the_config_loads() {
         |d| d["vm_providers"][1]["startup_script"] = json!("f() {\n  echo {server_id}\n}\n"),
         &[
             "vm_providers[1].startup_script: line 1, column 5: ValueError: unexpected '{' in field name (write literal braces as {{ and }})",
+            "vm_providers[1].startup_script: line 3, column 1: ValueError: Single '}' encountered in format string (write literal braces as {{ and }})",
         ],
     );
     errors(
@@ -509,6 +510,25 @@ fn startup_scripts_are_checked_when_the_config_loads() {
             p["startup_script_variables"] = json!({"share": "\\\\fs1\\profiles"});
         },
         &[],
+    );
+}
+
+#[test]
+fn a_script_reports_pythons_error_first_then_every_other_problem() {
+    // Unknown name on line 3, lone `{` on line 13, lone `}` on line 14: Python raises the
+    // KeyError first; the other two follow in document order.
+    let mut script = String::from("#!/bin/bash\nset -e\necho {server_nam}\n");
+    for i in 4..13 {
+        script.push_str(&format!("echo line{i}\n"));
+    }
+    script.push_str("echo \"{\" ; echo {server_id}\necho done}\n");
+    errors(
+        |d| d["vm_providers"][0]["startup_script"] = json!(script),
+        &[
+            "vm_providers[0].startup_script: line 3, column 6: KeyError: 'server_nam' (no such variable; write literal braces as {{ and }})",
+            "vm_providers[0].startup_script: line 13, column 7: ValueError: unexpected '{' in field name (write literal braces as {{ and }})",
+            "vm_providers[0].startup_script: line 14, column 10: ValueError: Single '}' encountered in format string (write literal braces as {{ and }})",
+        ],
     );
 }
 

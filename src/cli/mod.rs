@@ -54,8 +54,10 @@ enum Command {
     Simulate(simulate::Args),
     /// Render a startup-script template exactly as Kasm does (Python's `str.format`).
     ///
-    /// Prints the rendered script on stdout (exit 0); on a template error prints
-    /// `FILE:LINE:COL: <Python's error>` on stderr (exit 1); exit 2 when an input cannot be read.
+    /// Prints the rendered script on stdout (exit 0); on template errors prints one
+    /// `FILE:LINE:COL: <Python's error>` line per problem on stderr, the error Python raises
+    /// first, then every other problem in document order (exit 1); exit 2 when an input cannot
+    /// be read.
     Render {
         /// The template file.
         #[arg(
@@ -74,7 +76,8 @@ enum Command {
         /// A JSON object of variables (string values, or null for Python's None).
         #[arg(long = "vars", value_name = "FILE.json")]
         vars_file: Option<PathBuf>,
-        /// Only parse, and list the variables the template uses.
+        /// Only parse, and list the variables the template uses. The variables are ignored: the
+        /// problems listed are those that fail whatever their values (no `KeyError`).
         #[arg(long)]
         check: bool,
     },

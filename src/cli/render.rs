@@ -5,7 +5,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use kasm_scale_core::template::{Template, builtin};
+use kasm_scale_core::template::{
+    self, Diagnostics, MAX_PROBLEMS, Template, TemplateError, builtin, check_static,
+};
 
 /// Where the template comes from.
 pub enum Source {
@@ -17,6 +19,11 @@ pub enum Source {
 
 /// Renders (or with `check`, only parses) the template and prints the result on stdout.
 /// Exit 0 on success, 1 on a template error, 2 when an input cannot be read.
+///
+/// On template errors every problem is printed on stderr as `FILE:LINE:COL: <Python's error>`,
+/// Python's own error first (what `str.format(**vars)` raises with these variables), then the
+/// others in document order ([`template::check`]). With `check` the variables are ignored and the
+/// problems are those that fail whatever their values ([`check_static`]), in document order.
 pub fn run(
     source: Source,
     vars: &[(String, String)],
@@ -73,28 +80,44 @@ fn render(
     }
     values.extend(vars.iter().map(|(k, v)| (k.clone(), Some(v.clone()))));
 
-    let template = Template::parse(text).map_err(|e| {
-        (
-            1,
-            format!("{name}:{}:{}: {}", e.line(), e.column(), e.python()),
-        )
-    })?;
+    // With `--check` the variables are not known: only what fails whatever their values.
+    let problems = if check {
+        check_static(&text)
+    } else {
+        template::check(&text, &values)
+    };
+    if !problems.is_empty() {
+        return Err((1, report(&name, &problems)));
+    }
+    // The check is clean, so neither parsing nor rendering fails; a disagreement is still an error.
+    let one = |e: TemplateError| (1, format!("{name}:{e}"));
+    let template = Template::parse(text).map_err(one)?;
     let mut stdout = std::io::stdout().lock();
     let written = if check {
         template
             .field_names()
             .try_for_each(|f| writeln!(stdout, "{f}"))
     } else {
-        let rendered = template.render(&values).map_err(|e| {
-            (
-                1,
-                format!("{name}:{}:{}: {}", e.line(), e.column(), e.python()),
-            )
-        })?;
+        let rendered = template.render(&values).map_err(one)?;
         // The user asked for the script: this is where its secrets are meant to go.
         stdout.write_all(rendered.expose().as_bytes())
     };
     written.map_err(|e| (2, format!("cannot write the output: {e}")))
+}
+
+/// `FILE:LINE:COL: KeyError: 'x'`, one line per problem, Python's error first.
+fn report(name: &str, problems: &Diagnostics) -> String {
+    let mut lines: Vec<String> = problems
+        .errors()
+        .iter()
+        .map(|e| format!("{name}:{e}"))
+        .collect();
+    if problems.is_truncated() {
+        lines.push(format!(
+            "{name}: more problems not listed: the check stops after {MAX_PROBLEMS}"
+        ));
+    }
+    lines.join("\n")
 }
 
 /// Reads a JSON object whose values are strings (or null, Python's `None`).

@@ -1,6 +1,7 @@
-//! Configuration-time checks of startup scripts: they parse, every field names a variable,
-//! AD variables are not used where no AD record is made, and the script rendered with the
-//! longest values it can get still fits the provider's delivery limit.
+//! Configuration-time checks of startup scripts: they render as Python renders them (Python's
+//! error first, then every other problem of the script), AD variables are not used where no AD
+//! record is made, and the script rendered with the longest values it can get still fits the
+//! provider's delivery limit.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -8,8 +9,8 @@ use std::collections::BTreeMap;
 use super::{AutoScaleConfig, AwsVmConfig, Config, Problem, VmProviderConfig};
 use crate::secret::Secret;
 use crate::template::{
-    AD_JOIN_PASSWORD_MAX_LEN, AD_VARIABLES, AdJoin, BUILTINS, ScriptVariables, Template,
-    TemplateError, VARIABLE_NAMES, builtin, checkin_jwt_max_len,
+    self, AD_JOIN_PASSWORD_MAX_LEN, AD_VARIABLES, AdJoin, BUILTINS, MAX_PROBLEMS, ScriptVariables,
+    Template, TemplateError, VARIABLE_NAMES, builtin, checkin_jwt_max_len,
 };
 
 impl VmProviderConfig {
@@ -118,10 +119,6 @@ fn check_provider(config: &Config, p: &str, provider: &VmProviderConfig, out: &m
     let Some(text) = provider.script_text().filter(|t| !t.is_empty()) else {
         return;
     };
-    let template = match Template::parse(text) {
-        Ok(t) => t,
-        Err(e) => return out.push(Problem::error(&path, describe(&e))),
-    };
     let users: Vec<(String, &AutoScaleConfig)> = config
         .pools
         .iter()
@@ -134,6 +131,38 @@ fn check_provider(config: &Config, p: &str, provider: &VmProviderConfig, out: &m
         })
         .filter(|(_, c)| c.vm_provider_config_id == provider.name())
         .collect();
+    let mut cases: Vec<Option<&AutoScaleConfig>> = users.iter().map(|(_, c)| Some(*c)).collect();
+    if cases.is_empty() {
+        cases.push(None);
+    }
+    let cases: Vec<(Option<&AutoScaleConfig>, ScriptVariables)> = cases
+        .into_iter()
+        .map(|user| (user, worst_case_variables(config, provider, user)))
+        .collect();
+    // Python's error for the first servers it would fail on, then every other problem.
+    for (_, vars) in &cases {
+        let problems = template::check(text, vars);
+        if !problems.is_empty() {
+            out.extend(
+                problems
+                    .errors()
+                    .iter()
+                    .map(|e| Problem::error(&path, describe(e))),
+            );
+            if problems.is_truncated() {
+                out.push(Problem::error(
+                    &path,
+                    format!("more problems not listed: the check stops after {MAX_PROBLEMS}"),
+                ));
+            }
+            return;
+        }
+    }
+    // Cannot fail once the check is clean; kept so that a disagreement still refuses the script.
+    let template = match Template::parse(text) {
+        Ok(t) => t,
+        Err(e) => return out.push(Problem::error(&path, describe(&e))),
+    };
     let used_ad: Vec<&str> = template
         .field_names()
         .filter(|n| AD_VARIABLES.contains(n))
@@ -152,13 +181,8 @@ fn check_provider(config: &Config, p: &str, provider: &VmProviderConfig, out: &m
         }
     }
     let limit = provider.startup_script_limit();
-    let mut cases: Vec<Option<&AutoScaleConfig>> = users.iter().map(|(_, c)| Some(*c)).collect();
-    if cases.is_empty() {
-        cases.push(None);
-    }
-    for user in cases {
-        let vars = worst_case_variables(config, provider, user);
-        let rendered = match template.render(&vars) {
+    for (user, vars) in &cases {
+        let rendered = match template.render(vars) {
             Ok(r) => r,
             Err(e) => return out.push(Problem::error(&path, describe(&e))),
         };

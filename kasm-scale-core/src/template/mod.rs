@@ -11,8 +11,14 @@
 //! Python. Two things are refused where Python would produce text: attribute access
 //! (`{a.upper}`, which in Python prints object addresses or docstrings) and widths above
 //! [`MAX_WIDTH`] characters.
+//!
+//! Python stops at the first error it meets. [`check`] reports that error first, exactly, and
+//! then every other problem of the script in document order (further brace errors, unknown
+//! names…), so that an admin can fix them all in one pass; [`check_static`] does the same
+//! without knowing the variables.
 
 mod builtin;
+mod check;
 mod parse;
 mod python;
 mod spec;
@@ -27,6 +33,7 @@ use std::fmt;
 use crate::secret::Secret;
 
 pub use builtin::{BUILTINS, Builtin, builtin};
+pub use check::{Diagnostics, MAX_PROBLEMS, check, check_static};
 pub use spec::MAX_WIDTH;
 pub use variables::{
     AD_JOIN_PASSWORD_MAX_LEN, AD_VARIABLES, AdJoin, ScriptVariables, VARIABLE_NAMES, Value,
@@ -157,9 +164,11 @@ const MAX_DEPTH: u8 = 2;
 
 impl Template {
     /// Parses a template. Fails on anything that makes Python's `format` fail whatever the
-    /// variables: brace errors, bad conversions, bad static format specs, positional fields and
-    /// attribute access. Which names exist is checked at render time (or by the configuration
-    /// check, which knows the variables).
+    /// variables: brace errors, bad conversions, bad static format specs, positional fields,
+    /// indexing with a non-number and attribute access. Which names exist is checked at render time (or by the configuration
+    /// check, which knows the variables). The error is the first such problem in the text, which
+    /// may come after a field Python would fail on first: [`check`] gives Python's error and
+    /// every other problem.
     pub fn parse(source: impl Into<String>) -> Result<Template, TemplateError> {
         let template = Self::parse_lenient(source.into());
         if let Some(error) = template.first_static_error() {
@@ -244,55 +253,74 @@ fn collect_names<'a>(parsed: &'a Parsed, names: &mut Vec<&'a str>) {
 
 /// The first error that does not depend on the variables, in text order.
 fn static_error(source: &str, parsed: &Parsed) -> Option<TemplateError> {
-    for segment in &parsed.segments {
-        let Segment::Field(f) = segment else { continue };
-        let at = |failure: &Failure| Some(TemplateError::at(source, f.pos, failure.clone()));
-        match &f.first {
-            First::Positional(n) => return at(&positional(n.unwrap_or(0))),
-            First::Overflow => return at(&too_many_digits()),
-            First::Name(_) => {}
-        }
-        for step in &f.steps {
-            match step {
-                Step::Error(failure) => return at(failure),
-                Step::Attribute(name) => return at(&attribute(name)),
-                Step::Index(_) | Step::Key => {}
-            }
-        }
-        if let Some(c) = f.conversion
-            && !matches!(c, 'r' | 's' | 'a')
-        {
-            return at(&unknown_conversion(c));
-        }
-        match &f.spec {
-            Spec::Static(Err(failure)) => return at(failure),
-            Spec::Nested(sub) => {
-                if let Some(e) = static_error(source, sub) {
-                    return Some(e);
-                }
-                if let Some(inner) = sub.segments.iter().find_map(|s| match s {
-                    Segment::Field(g) if !matches!(g.spec, Spec::None | Spec::Static(_)) => Some(g),
-                    _ => None,
-                }) {
-                    return Some(TemplateError::at(source, inner.pos, recursion()));
-                }
-                if let Some((pos, failure)) = &sub.error {
-                    return Some(TemplateError::at(source, *pos, failure.clone()));
-                }
-            }
-            Spec::None | Spec::Static(Ok(_)) => {}
+    parsed
+        .segments
+        .iter()
+        .find_map(|segment| match segment {
+            Segment::Field(f) => static_field_error(source, f, MAX_DEPTH),
+            Segment::Literal(..) => None,
+        })
+        .or_else(|| {
+            parsed
+                .error
+                .as_ref()
+                .map(|(pos, failure)| TemplateError::at(source, *pos, failure.clone()))
+        })
+}
+
+/// The first error of field `f` that does not depend on the variables (as long as they are
+/// strings), in the order rendering meets them; `depth` as in [`render`].
+fn static_field_error(source: &str, f: &Field, depth: u8) -> Option<TemplateError> {
+    let at = |failure: &Failure| Some(TemplateError::at(source, f.pos, failure.clone()));
+    match &f.first {
+        First::Positional(n) => return at(&positional(n.unwrap_or(0))),
+        First::Overflow => return at(&too_many_digits()),
+        First::Name(_) => {}
+    }
+    for step in &f.steps {
+        match step {
+            Step::Error(failure) => return at(failure),
+            Step::Attribute(name) => return at(&attribute(name)),
+            // A string (or one character of it) indexed with a non-number.
+            Step::Key => return at(&string_key()),
+            Step::Index(_) => {}
         }
     }
-    parsed
-        .error
-        .as_ref()
-        .map(|(pos, failure)| TemplateError::at(source, *pos, failure.clone()))
+    if let Some(c) = f.conversion
+        && !matches!(c, 'r' | 's' | 'a')
+    {
+        return at(&unknown_conversion(c));
+    }
+    match &f.spec {
+        Spec::Static(Err(failure)) => at(failure),
+        Spec::Nested(_) if depth <= 1 => at(&recursion()),
+        Spec::Nested(sub) => sub
+            .segments
+            .iter()
+            .find_map(|segment| match segment {
+                Segment::Field(g) => static_field_error(source, g, depth - 1),
+                Segment::Literal(..) => None,
+            })
+            .or_else(|| {
+                sub.error
+                    .as_ref()
+                    .map(|(pos, failure)| TemplateError::at(source, *pos, failure.clone()))
+            }),
+        Spec::None | Spec::Static(Ok(_)) => None,
+    }
 }
 
 fn positional(index: usize) -> Failure {
     Failure::new(
         ErrorKind::IndexError,
         format!("Replacement index {index} out of range for positional args tuple"),
+    )
+}
+
+fn string_key() -> Failure {
+    Failure::new(
+        ErrorKind::TypeError,
+        "string indices must be integers, not 'str'",
     )
 }
 
@@ -373,12 +401,7 @@ fn render_field(
                     "'NoneType' object is not subscriptable",
                 )));
             }
-            (Step::Key, Value::Str(_)) => {
-                return Err(fail(Failure::new(
-                    ErrorKind::TypeError,
-                    "string indices must be integers, not 'str'",
-                )));
-            }
+            (Step::Key, Value::Str(_)) => return Err(fail(string_key())),
             (Step::Index(i), Value::Str(s)) => match s.char_indices().nth(*i) {
                 Some((at, c)) => Value::Str(&s[at..at + c.len_utf8()]),
                 None => {
