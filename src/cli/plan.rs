@@ -56,8 +56,11 @@ pub fn run(config: &Path, state: &Path, now: Option<Timestamp>, explain: bool) -
     for snapshot in &snapshots {
         let p: Plan = plan(snapshot, now);
         combined.actions.extend(p.actions);
-        for (config, bk) in snapshot.configs.iter().zip(p.bookkeeping) {
-            combined.bookkeeping.insert(config.policy.name.clone(), bk);
+        let mut bookkeeping = p.bookkeeping;
+        for config in &snapshot.configs {
+            if let Some((name, bk)) = bookkeeping.remove_entry(&config.policy.name) {
+                combined.bookkeeping.insert(name, bk);
+            }
         }
         combined.notes.extend(
             p.notes

@@ -169,10 +169,8 @@ pub(crate) async fn tick(shared: &Arc<Shared>) {
         let plan = {
             let mut records = shared.records();
             let plan = plan(&snap, now);
-            for (config, bk) in pool.autoscale.iter().zip(&plan.bookkeeping) {
-                records
-                    .bookkeeping
-                    .insert(config.autoscale_config_name.clone(), bk.clone());
+            for (config, bk) in &plan.bookkeeping {
+                records.bookkeeping.insert(config.clone(), bk.clone());
             }
             // Servers planned for destruction stop taking sessions at once.
             for action in &plan.actions {
