@@ -80,7 +80,7 @@ fn prints_the_plan_as_json_and_as_reasons() {
         "destroy 00000000-0000-4000-8000-000000000001 of engineering-aws: its single session ended (reusable is false)\n\
          provision 2 on engineering-aws: 1 free < minimum 3 (deficit 2, 1 session per server)\n\
          destroy 00000000-0000-4000-8000-000000000003 of engineering-azure: not ready 3600 s after creation (checkin_timeout 1200 s)\n\
-         note: engineering: engineering-azure: 0 free < minimum 2, but waiting until 2026-11-30T15:01:00Z after 1 failed server(s)\n"
+         note: engineering: engineering-azure: 0 free < minimum 2, but waiting until 2026-11-30T15:01:00Z after 1 consecutive failure(s)\n"
     );
 }
 

@@ -1,12 +1,15 @@
 //! Property tests of plan() over random snapshots.
 
 use jiff::{SignedDuration, Timestamp};
-use kasm_scale_core::config::{AutoScaleConfig, ConnectionType};
+use std::cell::Cell;
+
+use kasm_scale_core::config::{AutoScaleConfig, ConnectionType, Schedule, TimeZoneName, Weekday};
 use kasm_scale_core::engine::{
     Action, Bookkeeping, Cause, ConfigSnapshot, Plan, PoolSnapshot, ScalingPolicy, ServerId,
     ServerSnapshot, ServerState, plan,
 };
 use proptest::prelude::*;
+use proptest::test_runner::{TestCaseError, TestRunner};
 
 fn now() -> Timestamp {
     "2026-11-30T12:00:00Z".parse().unwrap()
@@ -16,19 +19,46 @@ fn ago(seconds: i64) -> Timestamp {
     now() - SignedDuration::from_secs(seconds)
 }
 
+/// A window of whole hours in one of a few time zones, on some days, maybe with its own minimum:
+/// at `now` (Monday 12:00 UTC) some are open, some closed.
+fn schedule() -> impl Strategy<Value = Schedule> {
+    (
+        0u8..24,
+        0u8..24,
+        prop::sample::select(vec![
+            "UTC",
+            "Europe/Berlin",
+            "America/New_York",
+            "Asia/Kolkata",
+        ]),
+        prop::sample::subsequence(Weekday::all().to_vec(), 1..=7),
+        prop::option::of(0u32..20),
+    )
+        .prop_map(|(start, end, zone, days, minimum)| Schedule {
+            active_start_time: format!("{start:02}:00").parse().unwrap(),
+            active_end_time: format!("{end:02}:00").parse().unwrap(),
+            timezone: TimeZoneName::new(zone).unwrap(),
+            days_of_the_week: days,
+            minimum_pool_standby_sessions: minimum,
+        })
+}
+
 fn policy() -> impl Strategy<Value = ConfigSnapshot> {
     (
-        0u32..20,
+        prop_oneof![1 => Just(0u32), 19 => 1u32..20],
         1u32..5,
-        1u32..15,
-        any::<bool>(),
+        prop_oneof![1 => 1u32..15, 3 => 15u32..60],
+        prop::bool::weighted(0.9),
         any::<bool>(),
         any::<bool>(),
         0u64..3600,
-        60u32..3000,
+        // Mostly longer than any server's age: a config with timeouts is failing, and the
+        // minimum property does not apply to it.
+        prop_oneof![1 => 60u32..3000, 4 => 10_000u32..20_000],
         0u32..4,
+        prop::option::weighted(0.2, 0i64..7200),
         prop::option::of(0i64..7200),
-        prop::option::of(0i64..7200),
+        prop_oneof![2 => Just(Vec::new()), 1 => prop::collection::vec(schedule(), 1..3)],
     )
         .prop_map(
             |(
@@ -43,6 +73,7 @@ fn policy() -> impl Strategy<Value = ConfigSnapshot> {
                 failures,
                 last_failure,
                 downscale,
+                schedules,
             )| {
                 let mut c = AutoScaleConfig::new("x", "p", ConnectionType::Rdp);
                 c.minimum_pool_standby_sessions = min;
@@ -53,6 +84,7 @@ fn policy() -> impl Strategy<Value = ConfigSnapshot> {
                 c.require_checkin = checkin;
                 c.downscale_backoff = backoff;
                 c.checkin_timeout = timeout;
+                c.schedules = schedules;
                 ConfigSnapshot {
                     policy: ScalingPolicy::new(&c, max),
                     bookkeeping: Bookkeeping {
@@ -79,7 +111,7 @@ fn server(configs: usize) -> impl Strategy<Value = ServerSnapshot> {
         0u32..5,
         any::<bool>(),
         any::<bool>(),
-        0i64..10_000,
+        prop_oneof![3 => 0i64..900, 1 => 0i64..10_000],
         prop::option::of(0i64..10_000),
     )
         .prop_map(
@@ -105,14 +137,14 @@ fn server(configs: usize) -> impl Strategy<Value = ServerSnapshot> {
 }
 
 fn snapshot() -> impl Strategy<Value = PoolSnapshot> {
-    prop::collection::vec(policy(), 1..4).prop_flat_map(|mut configs| {
+    prop::collection::vec(policy(), 1..5).prop_flat_map(|mut configs| {
         for (i, c) in configs.iter_mut().enumerate() {
             c.policy.name = format!("cfg-{i}");
         }
         let n = configs.len();
         (
             Just(configs),
-            prop::collection::vec(server(n), 0..40),
+            prop::collection::vec(server(n), 0..30),
             0u32..12,
         )
             .prop_map(|(configs, mut servers, pending)| {
@@ -174,79 +206,191 @@ fn carry_out(s: &PoolSnapshot, p: &Plan) -> PoolSnapshot {
             }
         }
     }
-    for c in next.configs.iter_mut() {
+    for c in &mut next.configs {
         c.bookkeeping = p.bookkeeping[&c.policy.name].clone();
     }
     next
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
-
-    #[test]
-    fn plan_properties(s in snapshot()) {
-        let p = plan(&s, now());
-        prop_assert_eq!(&p, &plan(&s, now()), "same input, same plan");
-
-        for action in &p.actions {
-            match action {
-                Action::Destroy { server, .. } => {
-                    let sv = s.servers.iter().find(|x| x.id == *server).unwrap();
-                    prop_assert_eq!(sv.sessions, 0, "never destroys a server with a session");
-                    prop_assert!(sv.state != ServerState::Destroying);
-                }
-                Action::Provision { count, .. } => prop_assert!(*count > 0),
+/// Each config's free slots in `s` once the queued requests have taken theirs, the way the engine
+/// documents it: free slots of ready servers first (config order), then those of servers coming
+/// up for enabled configs with aggressive scaling, oldest server first.
+fn free_after_requests(s: &PoolSnapshot) -> Vec<u64> {
+    let n = s.configs.len();
+    let (mut ready, mut coming) = (vec![0u64; n], vec![0u64; n]);
+    let mut pending = Vec::new();
+    for x in s
+        .servers
+        .iter()
+        .filter(|x| x.state != ServerState::Destroying)
+    {
+        let (c, room) = (x.config as usize, u64::from(x.capacity - x.sessions));
+        let policy = &s.configs[c].policy;
+        if !x.is_ready(policy.requires_checkin) {
+            coming[c] += room;
+            if policy.enabled && policy.aggressive_scaling {
+                pending.push(x);
             }
-        }
-        for (c, config) in s.configs.iter().enumerate() {
-            let policy = &config.policy;
-            let live = s.servers.iter().filter(|x| x.config as usize == c).count() as u64;
-            let provisioned: u64 = p.actions.iter().map(|a| match a {
-                Action::Provision { config, count, .. } if *config == policy.name => u64::from(*count),
-                _ => 0,
-            }).sum();
-            if provisioned > 0 {
-                prop_assert!(live + provisioned <= u64::from(policy.max_instances), "never exceeds max_instances");
-                prop_assert!(policy.enabled);
-            }
-            // Never a whole server more than needed for the minimum (requests excluded).
-            for a in &p.actions {
-                if let Action::Provision { config, count, cause: Cause::BelowMinimum, .. } = a
-                    && *config == policy.name
-                {
-                    let minimum = u64::from(policy.minimum_at(now()));
-                    prop_assert!(u64::from(count - 1) * u64::from(policy.sessions_per_server) < minimum);
-                }
-            }
-        }
-
-        // Carried out and planned again: nothing more to provision.
-        let next = carry_out(&s, &p);
-        let again = plan(&next, now());
-        let more: Vec<&Action> = again.actions.iter().filter(|a| matches!(a, Action::Provision { .. })).collect();
-        prop_assert!(more.is_empty(), "second plan provisions {:?}\nfirst {:?}", more, p.actions);
-
-        // The minimum holds afterwards, unless max_instances or the failure backoff binds.
-        for (c, config) in next.configs.iter().enumerate() {
-            let policy = &config.policy;
-            if !policy.enabled || config.bookkeeping.consecutive_failures > 0 {
-                continue;
-            }
-            let mine = next.servers.iter().filter(|x| x.config as usize == c);
-            let live = mine.clone().count() as u64;
-            if live >= u64::from(policy.max_instances) || s.pending_requests > 0 {
-                continue;
-            }
-            let free: u64 = mine.map(|x| {
-                let ready = x.is_ready(policy.requires_checkin);
-                match x.state {
-                    ServerState::Destroying => 0,
-                    ServerState::Running if ready && x.is_spent() => 0,
-                    ServerState::Running if ready => u64::from(x.capacity - x.sessions),
-                    _ => u64::from(x.capacity),
-                }
-            }).sum();
-            prop_assert!(free >= u64::from(policy.minimum_at(now())), "{}: free {} < minimum", policy.name, free);
+        } else if !x.is_spent() {
+            ready[c] += room;
         }
     }
+    let mut waiting = u64::from(s.pending_requests);
+    for free in &mut ready {
+        let take = waiting.min(*free);
+        *free -= take;
+        waiting -= take;
+    }
+    pending.sort_by_key(|x| (x.created_at, x.id));
+    for x in pending {
+        let take = waiting.min(u64::from(x.capacity - x.sessions));
+        coming[x.config as usize] -= take;
+        waiting -= take;
+    }
+    ready.iter().zip(&coming).map(|(r, c)| r + c).collect()
+}
+
+/// Checks every property of `plan` on `s`; returns whether the "minimum holds" property was
+/// exercised (some config with a minimum above 0 was checked).
+fn check(s: &PoolSnapshot) -> Result<bool, TestCaseError> {
+    let p = plan(s, now());
+    prop_assert_eq!(&p, &plan(s, now()), "same input, same plan");
+
+    for action in &p.actions {
+        match action {
+            Action::Destroy { server, .. } => {
+                let sv = s.servers.iter().find(|x| x.id == *server).unwrap();
+                prop_assert_eq!(sv.sessions, 0, "never destroys a server with a session");
+                prop_assert!(sv.state != ServerState::Destroying);
+            }
+            Action::Provision { count, .. } => prop_assert!(*count > 0),
+        }
+    }
+    for (c, config) in s.configs.iter().enumerate() {
+        let policy = &config.policy;
+        let live = s.servers.iter().filter(|x| x.config as usize == c).count() as u64;
+        let provisioned: u64 = p
+            .actions
+            .iter()
+            .map(|a| match a {
+                Action::Provision { config, count, .. } if *config == policy.name => {
+                    u64::from(*count)
+                }
+                _ => 0,
+            })
+            .sum();
+        if provisioned > 0 {
+            prop_assert!(
+                live + provisioned <= u64::from(policy.max_instances),
+                "never exceeds max_instances"
+            );
+            prop_assert!(policy.enabled, "a disabled config provisions nothing");
+            let active = policy.schedules.is_empty()
+                || policy.schedules.iter().any(|w| w.is_active_at(now()));
+            prop_assert!(
+                active,
+                "{}: outside every schedule window it provisions nothing: {:?}",
+                policy.name,
+                p.actions
+            );
+        }
+        // Never a whole server more than needed for the minimum (requests excluded).
+        for a in &p.actions {
+            if let Action::Provision {
+                config,
+                count,
+                cause: Cause::BelowMinimum,
+                ..
+            } = a
+                && *config == policy.name
+            {
+                let minimum = u64::from(policy.minimum_at(now()));
+                prop_assert!(
+                    u64::from(count - 1) * u64::from(policy.sessions_per_server) < minimum
+                );
+            }
+        }
+    }
+
+    // Carried out and planned again: nothing more to provision.
+    let next = carry_out(s, &p);
+    let again = plan(&next, now());
+    let more: Vec<&Action> = again
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Provision { .. }))
+        .collect();
+    prop_assert!(
+        more.is_empty(),
+        "second plan provisions {:?}\nfirst {:?}",
+        more,
+        p.actions
+    );
+
+    // The minimum holds afterwards, queued requests seated, unless the config may not provision
+    // (disabled, outside every window), max_instances binds or the failure backoff does.
+    let free = free_after_requests(&next);
+    let mut exercised = false;
+    for (c, config) in next.configs.iter().enumerate() {
+        let policy = &config.policy;
+        let minimum = u64::from(policy.minimum_at(now()));
+        let live = next
+            .servers
+            .iter()
+            .filter(|x| x.config as usize == c)
+            .count() as u64;
+        if !policy.enabled
+            || config.bookkeeping.consecutive_failures > 0
+            || live >= u64::from(policy.max_instances)
+        {
+            continue;
+        }
+        exercised |= minimum > 0;
+        prop_assert!(
+            free[c] >= minimum,
+            "{}: free {} after {} queued request(s) < minimum {}\nfirst {:?}",
+            policy.name,
+            free[c],
+            next.pending_requests,
+            minimum,
+            p.actions
+        );
+    }
+    Ok(exercised)
+}
+
+#[test]
+fn plan_properties() {
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 2000,
+        source_file: Some(file!()),
+        ..ProptestConfig::default()
+    });
+    let (cases, exercised, with_requests) = (Cell::new(0u32), Cell::new(0u32), Cell::new(0u32));
+    let result = runner.run(&snapshot(), |s| {
+        let checked = check(&s)?;
+        cases.set(cases.get() + 1);
+        if checked {
+            exercised.set(exercised.get() + 1);
+            if s.pending_requests > 0 {
+                with_requests.set(with_requests.get() + 1);
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let (cases, exercised, with_requests) = (cases.get(), exercised.get(), with_requests.get());
+    println!(
+        "minimum holds: exercised in {exercised} of {cases} cases, {with_requests} with queued requests"
+    );
+    assert!(
+        exercised * 10 >= cases * 6,
+        "the minimum property ran in only {exercised} of {cases} cases"
+    );
+    assert!(
+        with_requests * 10 >= exercised * 6,
+        "only {with_requests} of {exercised} cases had queued requests"
+    );
 }

@@ -168,7 +168,9 @@ fn check_in_timeouts_destroy_count_as_failures_and_back_off() {
     assert!(provisions(&p).is_empty());
     assert_eq!(
         p.notes,
-        ["c: 0 free < minimum 1, but waiting until 2026-11-30T12:01:00Z after 1 failed server(s)"]
+        [
+            "c: 0 free < minimum 1, but waiting until 2026-11-30T12:01:00Z after 1 consecutive failure(s)"
+        ]
     );
 
     // After the backoff: one server at a time.
@@ -183,7 +185,7 @@ fn check_in_timeouts_destroy_count_as_failures_and_back_off() {
     assert!(
         p.actions[0]
             .reason()
-            .ends_with("one at a time after 3 failed server(s)")
+            .ends_with("one at a time after 3 consecutive failure(s)")
     );
     // A server that became ready after the last failure clears the count.
     s.servers = vec![server(1, 0, 1, 1)];
@@ -285,24 +287,47 @@ fn schedule_minimum_override_and_dst() {
     assert!(plan(&s, t("2026-11-02T11:45:00Z")).actions.is_empty());
 }
 
+/// A server of config `config` stuck starting since `created` (never checked in).
+fn stuck(n: u128, config: u32, created: &str) -> ServerSnapshot {
+    let mut s = server(n, config, 0, 1);
+    s.state = ServerState::Starting;
+    s.checked_in_at = None;
+    s.created_at = t(created);
+    s
+}
+
+/// Weekdays 08:00-18:00 in Berlin.
+fn office_hours() -> Schedule {
+    Schedule {
+        active_start_time: "08:00".parse().unwrap(),
+        active_end_time: "18:00".parse().unwrap(),
+        timezone: TimeZoneName::new("Europe/Berlin").unwrap(),
+        days_of_the_week: Weekday::all()[..5].to_vec(),
+        minimum_pool_standby_sessions: None,
+    }
+}
+
 #[test]
-fn disabled_configs_provision_nothing_but_still_clean_up() {
+fn a_disabled_config_provisions_nothing_but_still_cleans_up() {
     let mut c = policy("c", 5, 1, 10);
     c.enabled = false;
     let mut s = pool(vec![c]);
-    // A used single-use server whose session ended, and a server stuck starting.
-    s.servers = vec![server(1, 0, 0, 1), server(2, 0, 0, 1)];
+    // A single-use server whose session ended, one stuck starting for 1201 s (timeout 1200 s),
+    // and a busy one.
+    s.servers = vec![
+        server(1, 0, 0, 1),
+        stuck(2, 0, "2026-11-30T11:39:59Z"),
+        server(3, 0, 1, 1),
+    ];
     s.servers[0].used = true;
-    s.servers[1].state = ServerState::Starting;
-    s.servers[1].checked_in_at = None;
-    s.servers[1].created_at = t("2026-11-30T11:00:00Z");
     s.pending_requests = 3;
     let p = plan(&s, now());
-    assert!(provisions(&p).is_empty(), "nothing new while disabled");
+    assert!(provisions(&p).is_empty(), "{:?}", p.actions);
     assert_eq!(
         destroys(&p),
         [(id(1), Cause::SessionEnded), (id(2), Cause::CheckinTimeout)]
     );
+    assert_eq!(p.bookkeeping["c"].consecutive_failures, 1);
     assert_eq!(
         p.notes,
         ["3 session request(s) wait: no config with aggressive scaling has room"]
@@ -310,42 +335,82 @@ fn disabled_configs_provision_nothing_but_still_clean_up() {
 }
 
 #[test]
-fn a_plan_counts_its_check_in_timeouts_as_one_failure() {
-    let mut s = pool(vec![policy("c", 40, 1, 50)]);
-    s.servers = (0..40)
-        .map(|n| {
-            let mut stuck = server(n, 0, 0, 1);
-            stuck.state = ServerState::Starting;
-            stuck.checked_in_at = None;
-            stuck.created_at = t("2026-11-30T11:00:00Z");
-            stuck
-        })
-        .collect();
+fn a_disabled_config_keeps_no_idle_server_warm() {
+    let mut c = policy("c", 5, 2, 10);
+    c.enabled = false;
+    let mut s = pool(vec![c]);
+    s.servers = vec![server(1, 0, 0, 2), server(2, 0, 0, 2), server(3, 0, 2, 2)];
+    // The surplus starts its clock like any other...
     let p = plan(&s, now());
-    assert_eq!(destroys(&p).len(), 40);
-    assert_eq!(p.bookkeeping["c"].consecutive_failures, 1);
-    assert_eq!(failure_backoff(p.bookkeeping["c"].consecutive_failures), 60);
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(p.bookkeeping["c"].downscale_requested_at, Some(now()));
+    // ...and once it has lasted downscale_backoff (1800 s) the idle servers go; the busy one stays.
+    s.configs[0].bookkeeping.downscale_requested_at = Some(t("2026-11-30T11:30:00Z"));
+    let p = plan(&s, now());
+    assert_eq!(
+        destroys(&p),
+        [(id(1), Cause::Surplus), (id(2), Cause::Surplus)]
+    );
+    assert!(provisions(&p).is_empty());
 }
 
 #[test]
-fn aggressive_scaling_provisions_nothing_outside_every_schedule_window() {
-    let mut c = policy("c", 0, 1, 10);
-    // 08:00–09:00 UTC on every day; `now` is 12:00 UTC.
-    c.schedules = vec![Schedule {
-        active_start_time: "08:00".parse().unwrap(),
-        active_end_time: "09:00".parse().unwrap(),
-        timezone: TimeZoneName::new("UTC").unwrap(),
-        days_of_the_week: Weekday::all().to_vec(),
-        minimum_pool_standby_sessions: None,
-    }];
-    let mut s = pool(vec![c]);
-    s.pending_requests = 2;
+fn outside_every_window_queued_requests_wait_with_a_note() {
+    let mut office = policy("c", 2, 1, 10);
+    office.schedules = vec![office_hours()];
+    let mut s = pool(vec![office]);
+    s.pending_requests = 3;
+    // Monday 18:30 Berlin: closed. Nothing is provisioned, not even for the queue.
+    let p = plan(&s, t("2026-11-30T17:30:00Z"));
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(
+        p.notes,
+        [
+            "c: 3 session request(s) wait: outside every schedule window",
+            "3 session request(s) wait: no config with aggressive scaling has room"
+        ]
+    );
+    // Monday 13:00 Berlin: open; the minimum and the queue are provisioned.
     let p = plan(&s, now());
-    assert!(provisions(&p).is_empty(), "{:?}", p.actions);
+    assert_eq!(
+        provisions(&p),
+        [
+            ("c".into(), 2, Cause::BelowMinimum),
+            ("c".into(), 3, Cause::QueuedRequests)
+        ]
+    );
+}
+
+#[test]
+fn a_burst_of_timeouts_in_one_plan_counts_as_one_failure() {
+    let mut s = pool(vec![policy("c", 40, 1, 100)]);
+    s.servers = (1..=40)
+        .map(|n| stuck(n, 0, "2026-11-30T11:30:00Z"))
+        .collect();
+    let p = plan(&s, now());
+    assert_eq!(destroys(&p).len(), 40);
     assert!(
-        p.notes[0].contains("outside every schedule window"),
+        destroys(&p)
+            .iter()
+            .all(|(_, cause)| *cause == Cause::CheckinTimeout)
+    );
+    let bk = &p.bookkeeping["c"];
+    assert_eq!(bk.consecutive_failures, 1, "one plan, one failure");
+    assert_eq!(bk.last_failure_at, Some(now()));
+    assert_eq!(failure_backoff(bk.consecutive_failures), 60);
+    assert!(
+        p.notes[0].contains("waiting until 2026-11-30T12:01:00Z"),
         "{:?}",
         p.notes
+    );
+    // A second burst in a later plan adds one more: 120 s, not the one-hour cap.
+    s.configs[0].bookkeeping = bk.clone();
+    let later = t("2026-11-30T12:05:00Z");
+    let p = plan(&s, later);
+    assert_eq!(p.bookkeeping["c"].consecutive_failures, 2);
+    assert_eq!(
+        failure_backoff(p.bookkeeping["c"].consecutive_failures),
+        120
     );
 }
 

@@ -56,10 +56,11 @@ pub fn run(config: &Path, state: &Path, now: Option<Timestamp>, explain: bool) -
     for snapshot in &snapshots {
         let p: Plan = plan(snapshot, now);
         combined.actions.extend(p.actions);
+        let mut bookkeeping = p.bookkeeping;
         for config in &snapshot.configs {
-            let name = &config.policy.name;
-            let bk = p.bookkeeping.get(name).cloned().unwrap_or_default();
-            combined.bookkeeping.insert(name.clone(), bk);
+            if let Some((name, bk)) = bookkeeping.remove_entry(&config.policy.name) {
+                combined.bookkeeping.insert(name, bk);
+            }
         }
         combined.notes.extend(
             p.notes

@@ -223,6 +223,7 @@ async fn the_controller_waits_out_retry_after_and_retries_transient_faults() {
     m.expect_get().returning(|_| Ok(None));
     let s = Autoscaler::builder(load_str(CONFIG, Format::Toml).unwrap().config)
         .provider(Arc::new(m))
+        .seed(1)
         .epoch("2026-11-30T12:00:00Z".parse().unwrap())
         .build()
         .unwrap();
@@ -230,9 +231,9 @@ async fn the_controller_waits_out_retry_after_and_retries_transient_faults() {
     s.tick().await;
     s.settle().await;
     let waited = began.elapsed();
-    // 7 s asked for, then the first backoff step (1 s ± 50%).
+    // 7 s asked for, then the second backoff step (2 s ± 50%).
     assert!(
-        waited >= std::time::Duration::from_secs(7) && waited <= std::time::Duration::from_secs(9),
+        waited >= std::time::Duration::from_secs(8) && waited <= std::time::Duration::from_secs(10),
         "{waited:?}"
     );
     let servers = s.servers();

@@ -3,14 +3,59 @@
 //! It reads a snapshot of one pool (its auto-scale configs, their servers, the session requests
 //! waiting for a slot, and each config's bookkeeping) and returns the actions that bring the pool
 //! back to its policy, each with every parameter and a reason a person understands, plus the new
-//! bookkeeping. No clock, no I/O, no randomness: the same snapshot and `now` give the same plan.
-//! [`assign`] picks the server for a session request.
+//! bookkeeping by config name. No clock, no I/O, no randomness: the same snapshot and `now` give
+//! the same plan. [`assign`] picks the server for a session request; [`SnapshotBuilder`] builds
+//! the snapshots of a configuration.
+//!
+//! # The rules
+//!
+//! [`plan`] applies them in this order, one function each (in `plan.rs`). A config's *minimum*
+//! at `now` is [`ScalingPolicy::minimum_at`]: `minimum_pool_standby_sessions` (or the largest
+//! override of the open schedule windows), and 0 when the config is disabled or outside every
+//! window.
+//!
+//! 1. `count_servers`: one pass over the servers. A config's free slots are the room left on its
+//!    ready servers (running, and checked in where it requires check-in) that are not spent, plus
+//!    the room of its servers still coming up, so that a cycle does not provision again for
+//!    servers on their way. Every server, also one being destroyed, counts against
+//!    `max_instances`.
+//! 2. `spent_single_use`: a single-use server whose session has ended is destroyed
+//!    ([`Cause::SessionEnded`]).
+//! 3. `checkin_timeouts`: a server with no session that is not ready `checkin_timeout` seconds
+//!    after its creation is destroyed ([`Cause::CheckinTimeout`]).
+//! 4. `count_failures` (ours): a plan in which servers timed out adds one to the config's
+//!    consecutive failures, however many timed out, so one bad burst does not freeze a config
+//!    for an hour; a server ready since the last failure clears the count. A failing config waits
+//!    [`failure_backoff`] after its last failure, then creates one server at a time and waits for
+//!    it to come up: no endless create/destroy loop when check-in is slow.
+//! 5. `seat_waiting_requests`: queued session requests take the free slots of ready servers
+//!    first (any config, in config order), then those of servers coming up for configs with
+//!    aggressive scaling, oldest first. Without aggressive scaling a request waits for the
+//!    normal cycle (Kasm's rule) and holds no slot a config brings up for its minimum.
+//! 6. `keep_minimum`: a config with fewer free slots than its minimum creates
+//!    ceil(deficit / sessions per server) servers ([`Cause::BelowMinimum`]), never beyond
+//!    `max_instances`, one at a time while it has failures, none while it waits out its backoff.
+//! 7. `downscale_surplus`: free slots beyond the minimum worth one server start the downscale
+//!    clock; once the surplus has lasted `downscale_backoff` seconds, idle servers are destroyed,
+//!    oldest first, while the rest still covers the minimum ([`Cause::Surplus`]). Nothing goes
+//!    while session requests wait in the pool, and a server with a session never goes.
+//! 8. `provision_for_queue`: requests that no free or coming slot covers make the first enabled
+//!    configs with aggressive scaling and room provision for them at once
+//!    ([`Cause::QueuedRequests`]). Outside every schedule window a config provisions nothing,
+//!    queued requests included: they wait, with a note saying so.
+//!
+//! A disabled config (`enabled = false`) creates no server; everything else still applies (ours):
+//! its single-use servers go when their session ends, servers that never check in go, and its
+//! idle servers are not kept warm: with a minimum of 0 they go once the surplus has lasted
+//! `downscale_backoff`, as outside every schedule window. Servers with sessions stay until their
+//! sessions end. Disabling a config thus drains it.
 
 mod placement;
 mod plan;
 mod snapshot;
 mod state;
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use jiff::Timestamp;
@@ -138,15 +183,19 @@ impl ScalingPolicy {
         Self::new(config, max)
     }
 
-    /// Whether the config is in an active window at `now` (always, without schedules). Outside
-    /// every window it provisions nothing, queued requests included.
+    /// Whether a schedule window is open at `now` (always, without schedules). Outside every
+    /// window the config provisions nothing, not even for queued requests.
     pub fn is_active_at(&self, now: Timestamp) -> bool {
         self.schedules.is_empty() || self.schedules.iter().any(|s| s.is_active_at(now))
     }
 
-    /// The free slots to keep at `now`: 0 outside every schedule window; inside, the largest
-    /// override of the open windows (ours), else `minimum_pool_standby_sessions`.
+    /// The free slots to keep at `now`: 0 when disabled or outside every schedule window;
+    /// inside, the largest override of the open windows (ours), else
+    /// `minimum_pool_standby_sessions`.
     pub fn minimum_at(&self, now: Timestamp) -> u32 {
+        if !self.enabled {
+            return 0;
+        }
         if self.schedules.is_empty() {
             return self.minimum_pool_standby_sessions;
         }
@@ -170,7 +219,8 @@ impl ScalingPolicy {
 pub struct Bookkeeping {
     /// When the current surplus began; idle servers go `downscale_backoff` seconds later.
     pub downscale_requested_at: Option<Timestamp>,
-    /// Servers that failed to be created, to start or to check in since the last success.
+    /// Failures since the last success: a plan in which servers failed to check in in time
+    /// counts one, however many did (ours), as does each server the controller fails to create.
     pub consecutive_failures: u32,
     /// When the last of those failures happened.
     pub last_failure_at: Option<Timestamp>,
@@ -256,13 +306,14 @@ impl Action {
 /// What to do, and each config's new bookkeeping (to store and give to the next plan).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Plan {
-    /// The actions, in the order found: per config (in config order) destroys first, then
-    /// provisions; queued-request provisions last.
+    /// The actions: per config (in config order) its destroys of spent and timed-out servers,
+    /// then its provision for the minimum; then the destroys of idle surplus; provisions for
+    /// queued requests last.
     pub actions: Vec<Action>,
     /// Each config's bookkeeping after this plan, by `autoscale_config_name`: store it and give
     /// it to the next plan.
-    pub bookkeeping: std::collections::BTreeMap<String, Bookkeeping>,
+    pub bookkeeping: BTreeMap<String, Bookkeeping>,
     /// Things worth knowing that need no action (a config waiting out a failure backoff, requests
-    /// no config can take).
+    /// that wait outside every schedule window or that no config can take).
     pub notes: Vec<String>,
 }

@@ -1,10 +1,12 @@
-//! The planning pass: Kasm's scaling rules over one pool.
+//! The planning pass: Kasm's scaling rules over one pool, one function per rule.
+
+use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 
 use super::{Action, Bookkeeping, Cause, Plan, PoolSnapshot, ServerSnapshot, ServerState};
 
-/// First wait after a failed server, in seconds (ours): doubled per further failure.
+/// First wait after a failure, in seconds (ours): doubled per further failure.
 pub const FAILURE_BACKOFF_BASE: u64 = 60;
 /// Longest wait between attempts of a failing config, in seconds (ours).
 pub const FAILURE_BACKOFF_CAP: u64 = 3600;
@@ -21,12 +23,26 @@ pub fn failure_backoff(consecutive: u32) -> u64 {
     }
 }
 
-/// What one pass over the servers learns about a config.
+/// Plans one pool at `now`: the rules of the [module documentation](super), in that order.
+pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
+    let mut pass = Pass::new(snapshot, now);
+    let found = pass.count_servers();
+    pass.spent_single_use(&found.ended);
+    pass.checkin_timeouts(&found.timed_out);
+    pass.count_failures();
+    pass.seat_waiting_requests();
+    pass.keep_minimum();
+    pass.downscale_surplus();
+    pass.provision_for_queue();
+    pass.finish()
+}
+
+/// What the pass over the servers learns about a config.
 #[derive(Debug, Clone, Copy, Default)]
 struct Tally {
     /// Every server of the config (counts against `max_instances`).
     live: u32,
-    /// Free session slots: ready servers' room plus pending servers' full capacity.
+    /// Free session slots: ready servers' room plus pending servers' room.
     free: u64,
     /// The part of `free` on pending servers.
     pending_free: u64,
@@ -40,87 +56,156 @@ struct Tally {
     last_ready: Option<Timestamp>,
 }
 
-fn add_seconds(t: Timestamp, seconds: u64) -> Timestamp {
-    let secs = i64::try_from(seconds).unwrap_or(i64::MAX);
-    t.saturating_add(SignedDuration::from_secs(secs))
-        .unwrap_or(Timestamp::MAX)
+/// The servers [`Pass::count_servers`] sets aside for the rules that destroy.
+#[derive(Default)]
+struct Found<'s> {
+    /// Spent single-use servers whose session has ended.
+    ended: Vec<&'s ServerSnapshot>,
+    /// Servers not ready within their config's check-in timeout.
+    timed_out: Vec<&'s ServerSnapshot>,
 }
 
-/// Plans one pool at `now`. See the module documentation for the rules.
-pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
-    let configs = &snapshot.configs;
-    let mut plan = Plan::default();
-    let mut tally = vec![Tally::default(); configs.len()];
-    // Per config: the creation time before which an unready server has timed out.
-    let deadline: Vec<Timestamp> = configs
-        .iter()
-        .map(|c| {
-            now.saturating_sub(SignedDuration::from_secs(i64::from(
-                c.policy.checkin_timeout,
-            )))
-            .unwrap_or(Timestamp::MIN)
-        })
-        .collect();
-    let mut per_config: Vec<Vec<Action>> = vec![Vec::new(); configs.len()];
-    let mut unknown = 0usize;
-    // What the hot loop needs of each config, packed: (requires_checkin, tracks readiness).
-    let hot: Vec<(bool, bool)> = configs
-        .iter()
-        .map(|c| {
-            (
-                c.policy.requires_checkin,
-                c.bookkeeping.consecutive_failures > 0,
-            )
-        })
-        .collect();
-    // Servers that are neither ready-and-usable nor being destroyed: looked at once more below.
-    let mut others: Vec<&ServerSnapshot> = Vec::new();
+/// One plan in the making: the snapshot, what is known per config (indexed like
+/// [`PoolSnapshot::configs`]), and the actions found so far.
+struct Pass<'s> {
+    snapshot: &'s PoolSnapshot,
+    now: Timestamp,
+    tally: Vec<Tally>,
+    /// New bookkeeping.
+    bookkeeping: Vec<Bookkeeping>,
+    /// Free slots to keep now (0 when disabled or outside every schedule window).
+    minimum: Vec<u64>,
+    /// The creation time at or before which an unready server has timed out.
+    deadline: Vec<Timestamp>,
+    /// Waiting out a failure backoff (or a probe server): provisions nothing.
+    backing_off: Vec<bool>,
+    /// Session requests that no free or pending slot covers yet.
+    waiting: u64,
+    /// Destroys of spent and timed-out servers, then the provision for the minimum.
+    per_config: Vec<Vec<Action>>,
+    /// Destroys of idle surplus servers.
+    surplus: Vec<Action>,
+    /// Provisions for queued requests.
+    queue: Vec<Action>,
+    notes: Vec<String>,
+}
 
-    // The one pass over every server: counts and free slots of ready servers.
-    for server in &snapshot.servers {
-        let c = server.config as usize;
-        let Some(&(requires_checkin, track_ready)) = hot.get(c) else {
-            unknown += 1;
-            continue;
-        };
-        let t = &mut tally[c];
-        t.live += 1;
-        if track_ready && let Some(ready) = server.checked_in_at {
-            t.last_ready = t.last_ready.max(Some(ready));
-        }
-        let usable = server.state == ServerState::Running
-            && (!requires_checkin || server.checked_in_at.is_some())
-            && !server.is_spent();
-        if usable {
-            t.free += u64::from(server.capacity.saturating_sub(server.sessions));
-            t.idle += u32::from(server.sessions == 0);
-        } else if server.state != ServerState::Destroying {
-            others.push(server);
+impl<'s> Pass<'s> {
+    fn new(snapshot: &'s PoolSnapshot, now: Timestamp) -> Self {
+        let n = snapshot.configs.len();
+        Pass {
+            snapshot,
+            now,
+            tally: vec![Tally::default(); n],
+            bookkeeping: snapshot
+                .configs
+                .iter()
+                .map(|c| c.bookkeeping.clone())
+                .collect(),
+            minimum: snapshot
+                .configs
+                .iter()
+                .map(|c| u64::from(c.policy.minimum_at(now)))
+                .collect(),
+            deadline: snapshot
+                .configs
+                .iter()
+                .map(|c| {
+                    now.saturating_sub(SignedDuration::from_secs(i64::from(
+                        c.policy.checkin_timeout,
+                    )))
+                    .unwrap_or(Timestamp::MIN)
+                })
+                .collect(),
+            backing_off: vec![false; n],
+            waiting: u64::from(snapshot.pending_requests),
+            per_config: vec![Vec::new(); n],
+            surplus: Vec::new(),
+            queue: Vec::new(),
+            notes: Vec::new(),
         }
     }
-    for server in others {
-        let c = server.config as usize;
-        let policy = &configs[c].policy;
-        let t = &mut tally[c];
-        if server.is_ready(policy.requires_checkin) {
-            // A spent single-use server: it goes when its session has ended.
-            // Also for a disabled config: disabling stops new servers only, and a used
-            // single-use desktop never outlives its session.
-            if server.sessions == 0 {
-                per_config[c].push(destroy(
-                    server,
-                    &policy.name,
-                    Cause::SessionEnded,
-                    format!(
-                        "destroy {} of {}: its single session ended (reusable is false)",
-                        server.id, policy.name
-                    ),
-                ));
+
+    /// Rule 1: counts each config's servers and free slots in one pass over the servers, and sets aside
+    /// the servers the next two rules destroy.
+    fn count_servers(&mut self) -> Found<'s> {
+        let configs = &self.snapshot.configs;
+        // What the hot loop needs of each config, packed: (requires_checkin, tracks readiness).
+        let hot: Vec<(bool, bool)> = configs
+            .iter()
+            .map(|c| {
+                (
+                    c.policy.requires_checkin,
+                    c.bookkeeping.consecutive_failures > 0,
+                )
+            })
+            .collect();
+        let mut found = Found::default();
+        let mut unknown = 0usize;
+        for server in &self.snapshot.servers {
+            let c = server.config as usize;
+            let Some(&(requires_checkin, track_ready)) = hot.get(c) else {
+                unknown += 1;
+                continue;
+            };
+            let t = &mut self.tally[c];
+            t.live += 1;
+            if track_ready && let Some(ready) = server.checked_in_at {
+                t.last_ready = t.last_ready.max(Some(ready));
             }
-        } else if timed_out(server, deadline[c]) {
-            // Provisioning, starting, or running but not yet checked in, for too long.
-            t.timeouts += 1;
-            per_config[c].push(destroy(
+            if server.state == ServerState::Destroying {
+                continue;
+            }
+            let ready = server.state == ServerState::Running
+                && (!requires_checkin || server.checked_in_at.is_some());
+            let room = u64::from(server.capacity.saturating_sub(server.sessions));
+            if ready && !server.is_spent() {
+                t.free += room;
+                t.idle += u32::from(server.sessions == 0);
+            } else if ready {
+                if server.sessions == 0 {
+                    found.ended.push(server);
+                }
+            } else if server.sessions == 0 && server.created_at <= self.deadline[c] {
+                found.timed_out.push(server);
+            } else {
+                t.free += room;
+                t.pending_free += room;
+                t.pending += 1;
+            }
+        }
+        if unknown > 0 {
+            self.notes.push(format!(
+                "{unknown} server(s) name a config the snapshot does not have; ignored"
+            ));
+        }
+        found
+    }
+
+    /// Rule 2: a single-use server whose session ended is destroyed (disabled configs too).
+    fn spent_single_use(&mut self, ended: &[&ServerSnapshot]) {
+        for server in ended {
+            let name = &self.snapshot.configs[server.config as usize].policy.name;
+            self.per_config[server.config as usize].push(destroy(
+                server,
+                name,
+                Cause::SessionEnded,
+                format!(
+                    "destroy {} of {name}: its single session ended (reusable is false)",
+                    server.id
+                ),
+            ));
+        }
+    }
+
+    /// Rule 3: a server not ready within `checkin_timeout` of its creation is destroyed
+    /// (disabled configs too); a server with a session never is.
+    fn checkin_timeouts(&mut self, timed_out: &[&ServerSnapshot]) {
+        for server in timed_out {
+            let c = server.config as usize;
+            let policy = &self.snapshot.configs[c].policy;
+            self.tally[c].timeouts += 1;
+            self.per_config[c].push(destroy(
                 server,
                 &policy.name,
                 Cause::CheckinTimeout,
@@ -128,114 +213,125 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
                     "destroy {} of {}: not ready {} s after creation (checkin_timeout {} s)",
                     server.id,
                     policy.name,
-                    (now - server.created_at).get_seconds(),
+                    (self.now - server.created_at).get_seconds(),
                     policy.checkin_timeout
                 ),
             ));
-        } else {
-            let room = u64::from(server.capacity.saturating_sub(server.sessions));
-            t.free += room;
-            t.pending_free += room;
-            t.pending += 1;
         }
-    }
-    if unknown > 0 {
-        plan.notes.push(format!(
-            "{unknown} server(s) name a config the snapshot does not have; ignored"
-        ));
     }
 
-    // Queued requests take the free slots of ready servers first (any config, in config order),
-    // then those of servers coming up for configs with aggressive scaling, which provision for
-    // requests. Without aggressive scaling a request waits for the normal cycle (Kasm's rule), so
-    // it does not hold on to capacity that a config brings up for its minimum.
-    let mut waiting = u64::from(snapshot.pending_requests);
-    for t in tally.iter_mut() {
-        let take = waiting.min(t.free - t.pending_free);
-        t.free -= take;
-        waiting -= take;
-    }
-    if waiting > 0 {
-        waiting = reserve_pending(snapshot, &deadline, &mut tally, waiting);
+    /// Rule 4: a server ready since the last failure clears the count; a plan with timeouts adds
+    /// one failure however many servers timed out (ours). A failing config waits out its backoff,
+    /// then for its one new server to come up.
+    fn count_failures(&mut self) {
+        for (c, bk) in self.bookkeeping.iter_mut().enumerate() {
+            let t = &self.tally[c];
+            if bk.consecutive_failures > 0
+                && t.last_ready
+                    .is_some_and(|r| bk.last_failure_at.is_none_or(|f| r > f))
+            {
+                bk.consecutive_failures = 0;
+            }
+            if t.timeouts > 0 {
+                bk.consecutive_failures = bk.consecutive_failures.saturating_add(1);
+                bk.last_failure_at = Some(self.now);
+            }
+            self.backing_off[c] = bk.consecutive_failures > 0
+                && (t.pending > 0 || self.now < retry_at(bk).unwrap_or(self.now));
+        }
     }
 
-    let mut bookkeeping: Vec<Bookkeeping> = Vec::with_capacity(configs.len());
-    let mut downscale = vec![false; configs.len()];
-    let mut backing_off = vec![false; configs.len()];
-    for (c, config) in configs.iter().enumerate() {
-        let policy = &config.policy;
-        let t = &mut tally[c];
-        let mut bk: Bookkeeping = config.bookkeeping.clone();
-        if bk.consecutive_failures > 0
-            && t.last_ready
-                .is_some_and(|r| bk.last_failure_at.is_none_or(|f| r > f))
-        {
-            bk.consecutive_failures = 0;
+    /// Rule 5: queued requests take the free slots of ready servers first (any config, in config
+    /// order), then those of servers coming up for configs with aggressive scaling, oldest server
+    /// first (the first to be ready, and a choice that servers created later do not change).
+    /// Without aggressive scaling a request waits for the normal cycle (Kasm's rule), so it does
+    /// not hold on to capacity that a config brings up for its minimum.
+    fn seat_waiting_requests(&mut self) {
+        for t in self.tally.iter_mut() {
+            let take = self.waiting.min(t.free - t.pending_free);
+            t.free -= take;
+            self.waiting -= take;
         }
-        if t.timeouts > 0 {
-            // One plan's timeouts are one failure: a bad burst does not jump to the cap.
-            bk.consecutive_failures = bk.consecutive_failures.saturating_add(1);
-            bk.last_failure_at = Some(now);
+        if self.waiting == 0 {
+            return;
         }
-        plan.actions.append(&mut per_config[c]);
-        if !policy.enabled {
-            bookkeeping.push(bk);
-            continue;
+        let (configs, deadline) = (&self.snapshot.configs, &self.deadline);
+        let tally = &mut self.tally;
+        let mut pending: Vec<&ServerSnapshot> = self
+            .snapshot
+            .servers
+            .iter()
+            .filter(|s| {
+                let c = s.config as usize;
+                configs
+                    .get(c)
+                    .is_some_and(|c| c.policy.enabled && c.policy.aggressive_scaling)
+                    && tally[c].pending_free > 0
+                    && s.state != ServerState::Destroying
+                    && !s.is_ready(configs[c].policy.requires_checkin)
+                    && !(s.sessions == 0 && s.created_at <= deadline[c])
+            })
+            .collect();
+        pending.sort_unstable_by_key(|s| (s.created_at, s.id));
+        for server in pending {
+            if self.waiting == 0 {
+                break;
+            }
+            let t = &mut tally[server.config as usize];
+            let take = self
+                .waiting
+                .min(u64::from(server.capacity.saturating_sub(server.sessions)))
+                .min(t.pending_free);
+            t.free -= take;
+            t.pending_free -= take;
+            self.waiting -= take;
         }
-        let sps = u64::from(policy.sessions_per_server.max(1));
-        let minimum = u64::from(policy.minimum_at(now));
-        let retry_at = bk
-            .last_failure_at
-            .map(|f| add_seconds(f, failure_backoff(bk.consecutive_failures)));
-        // A failing config waits out its backoff, and then for its one new server to come up.
-        let probing = bk.consecutive_failures > 0 && t.pending > 0;
-        backing_off[c] =
-            bk.consecutive_failures > 0 && (probing || retry_at.is_some_and(|r| now < r));
-        if t.free < minimum {
+    }
+
+    /// Rule 6: a config with fewer free slots than its minimum creates
+    /// ceil(deficit / sessions per server) servers, within `max_instances`, one at a time while
+    /// it has failures, none while it backs off.
+    fn keep_minimum(&mut self) {
+        for (c, config) in self.snapshot.configs.iter().enumerate() {
+            let (policy, minimum) = (&config.policy, self.minimum[c]);
+            let t = &mut self.tally[c];
+            if t.free >= minimum {
+                continue;
+            }
+            let bk = &mut self.bookkeeping[c];
             bk.downscale_requested_at = None;
+            let sps = u64::from(policy.sessions_per_server.max(1));
             let deficit = minimum - t.free;
             let want = deficit.div_ceil(sps);
             let room = u64::from(policy.max_instances.saturating_sub(t.live));
-            let mut count = want.min(room);
-            if bk.consecutive_failures > 0 {
-                count = count.min(1);
-            }
-            if probing {
-                plan.notes.push(format!(
-                    "{}: {} free < minimum {minimum}, but after {} failed server(s) one new server must come up first",
-                    policy.name, t.free, bk.consecutive_failures
+            let failures = bk.consecutive_failures;
+            let count = want.min(room).min(if failures > 0 { 1 } else { u64::MAX });
+            let short = format!("{}: {} free < minimum {minimum}", policy.name, t.free);
+            if self.backing_off[c] && t.pending > 0 {
+                self.notes.push(format!(
+                    "{short}, but after {failures} consecutive failure(s) one new server must come up first"
                 ));
-            } else if backing_off[c] {
-                plan.notes.push(format!(
-                    "{}: {} free < minimum {minimum}, but waiting until {} after {} failed server(s)",
-                    policy.name,
-                    t.free,
-                    retry_at.unwrap_or(now),
-                    bk.consecutive_failures
+            } else if self.backing_off[c] {
+                self.notes.push(format!(
+                    "{short}, but waiting until {} after {failures} consecutive failure(s)",
+                    retry_at(bk).unwrap_or(self.now)
                 ));
             } else if count == 0 {
-                plan.notes.push(format!(
-                    "{}: {} free < minimum {minimum}, but all {} servers allowed by max_instances exist",
-                    policy.name, t.free, policy.max_instances
+                self.notes.push(format!(
+                    "{short}, but all {} servers allowed by max_instances exist",
+                    policy.max_instances
                 ));
             } else {
                 let mut reason = format!(
-                    "provision {count} on {}: {} free < minimum {minimum} (deficit {deficit}, {})",
-                    policy.name,
-                    t.free,
+                    "provision {count} on {short} (deficit {deficit}, {})",
                     per_server(sps)
                 );
-                if count < want {
-                    reason += &if bk.consecutive_failures > 0 {
-                        format!(
-                            ", one at a time after {} failed server(s)",
-                            bk.consecutive_failures
-                        )
-                    } else {
-                        format!(", capped by max_instances {}", policy.max_instances)
-                    };
+                if count < want && failures > 0 {
+                    reason += &format!(", one at a time after {failures} consecutive failure(s)");
+                } else if count < want {
+                    reason += &format!(", capped by max_instances {}", policy.max_instances);
                 }
-                plan.actions.push(Action::Provision {
+                self.per_config[c].push(Action::Provision {
                     config: policy.name.clone(),
                     count: count as u32,
                     cause: Cause::BelowMinimum,
@@ -244,186 +340,172 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
                 t.live += count as u32;
                 t.free += count * sps;
             }
-        } else if t.free - minimum >= sps {
-            // A surplus of at least one server: idle servers go once it has lasted the backoff.
+        }
+    }
+
+    /// Rule 7: a surplus of at least one server's sessions starts the downscale clock; once it
+    /// has lasted `downscale_backoff`, idle servers go, oldest first, while the rest covers the
+    /// minimum. Nothing goes while session requests wait in the pool; a server with a session
+    /// never goes.
+    fn downscale_surplus(&mut self) {
+        let mut chosen = vec![false; self.snapshot.configs.len()];
+        for (c, config) in self.snapshot.configs.iter().enumerate() {
+            let policy = &config.policy;
+            let (t, bk) = (&self.tally[c], &mut self.bookkeeping[c]);
+            let sps = u64::from(policy.sessions_per_server.max(1));
+            if t.free < self.minimum[c].saturating_add(sps) {
+                bk.downscale_requested_at = None;
+                continue;
+            }
             match bk.downscale_requested_at {
-                None => bk.downscale_requested_at = Some(now),
-                // Nothing goes while session requests wait in the pool.
+                None => bk.downscale_requested_at = Some(self.now),
                 Some(since)
                     if t.idle > 0
-                        && snapshot.pending_requests == 0
-                        && now >= add_seconds(since, policy.downscale_backoff) =>
+                        && self.snapshot.pending_requests == 0
+                        && self.now >= add_seconds(since, policy.downscale_backoff) =>
                 {
-                    downscale[c] = true;
+                    chosen[c] = true;
                 }
                 Some(_) => {}
             }
-        } else {
-            bk.downscale_requested_at = None;
         }
-        bookkeeping.push(bk);
+        if chosen.contains(&true) {
+            self.destroy_idle(&chosen);
+        }
     }
 
-    if downscale.contains(&true) {
-        downscale_idle(
-            snapshot,
-            now,
-            &mut tally,
-            &downscale,
-            &mut plan,
-            &mut bookkeeping,
-        );
-    }
-
-    // Requests that no free or pending slot covers: aggressive configs provision at once.
-    for (c, config) in configs.iter().enumerate() {
-        let policy = &config.policy;
-        if waiting == 0 {
-            break;
-        }
-        let room = u64::from(policy.max_instances.saturating_sub(tally[c].live));
-        if !policy.enabled || !policy.aggressive_scaling || backing_off[c] || room == 0 {
-            continue;
-        }
-        if !policy.is_active_at(now) {
-            plan.notes.push(format!(
-                "{}: {waiting} session request(s) wait: outside every schedule window, it provisions nothing",
-                policy.name
-            ));
-            continue;
-        }
-        let sps = u64::from(policy.sessions_per_server.max(1));
-        let failing = bookkeeping[c].consecutive_failures > 0;
-        let count = waiting
-            .div_ceil(sps)
-            .min(room)
-            .min(if failing { 1 } else { u64::MAX });
-        plan.actions.push(Action::Provision {
-            config: policy.name.clone(),
-            count: count as u32,
-            cause: Cause::QueuedRequests,
-            reason: format!(
-                "provision {count} on {}: {waiting} session request(s) wait with no free slot (aggressive scaling, {})",
-                policy.name,
-                per_server(sps)
-            ),
-        });
-        tally[c].live += count as u32;
-        waiting = waiting.saturating_sub(count * sps);
-    }
-    if waiting > 0 {
-        plan.notes.push(format!(
-            "{waiting} session request(s) wait: no config with aggressive scaling has room"
-        ));
-    }
-    plan.bookkeeping = configs
-        .iter()
-        .map(|c| c.policy.name.clone())
-        .zip(bookkeeping)
-        .collect();
-    plan
-}
-
-/// Lets `waiting` requests take the slots of servers coming up for configs with aggressive
-/// scaling, oldest server first (the first to be ready, and a choice that servers created later
-/// do not change); returns the requests left over.
-fn reserve_pending(
-    snapshot: &PoolSnapshot,
-    deadline: &[Timestamp],
-    tally: &mut [Tally],
-    mut waiting: u64,
-) -> u64 {
-    let configs = &snapshot.configs;
-    let aggressive = |c: usize| {
-        configs
-            .get(c)
-            .is_some_and(|c| c.policy.enabled && c.policy.aggressive_scaling)
-    };
-    let mut pending: Vec<&ServerSnapshot> = snapshot
-        .servers
-        .iter()
-        .filter(|s| {
-            let c = s.config as usize;
-            aggressive(c)
-                && tally[c].pending_free > 0
-                && s.state != ServerState::Destroying
-                && !s.is_ready(configs[c].policy.requires_checkin)
-                && !timed_out(s, deadline[c])
-        })
-        .collect();
-    pending.sort_unstable_by_key(|s| (s.created_at, s.id));
-    for server in pending {
-        if waiting == 0 {
-            break;
-        }
-        let t = &mut tally[server.config as usize];
-        let take = waiting
-            .min(u64::from(server.capacity.saturating_sub(server.sessions)))
-            .min(t.pending_free);
-        t.free -= take;
-        t.pending_free -= take;
-        waiting -= take;
-    }
-    waiting
-}
-
-/// Destroys idle servers of the chosen configs, oldest first, while the rest still covers the
-/// minimum, and records the new downscale state.
-fn downscale_idle(
-    snapshot: &PoolSnapshot,
-    now: Timestamp,
-    tally: &mut [Tally],
-    chosen: &[bool],
-    plan: &mut Plan,
-    bookkeeping: &mut [Bookkeeping],
-) {
-    let mut candidates: Vec<Vec<&ServerSnapshot>> = vec![Vec::new(); chosen.len()];
-    for server in &snapshot.servers {
-        let c = server.config as usize;
-        if chosen.get(c).copied().unwrap_or(false)
-            && server.sessions == 0
-            && !server.is_spent()
-            && server.is_ready(snapshot.configs[c].policy.requires_checkin)
-        {
-            candidates[c].push(server);
-        }
-    }
-    for (c, mut idle) in candidates.into_iter().enumerate() {
-        if !chosen[c] {
-            continue;
-        }
-        let policy = &snapshot.configs[c].policy;
-        let minimum = u64::from(policy.minimum_at(now));
-        idle.sort_by_key(|s| (s.created_at, s.id));
-        let bk = &mut bookkeeping[c];
-        let since = bk.downscale_requested_at.unwrap_or(now);
-        for server in idle {
-            let free = tally[c].free;
-            // Slots that queued requests will take are not spare.
-            if free
-                .checked_sub(u64::from(server.capacity))
-                .is_none_or(|rest| rest < minimum)
+    /// Destroys idle servers of the `chosen` configs, oldest first, while the rest still covers
+    /// the minimum, and stops the downscale clock of a config left without surplus.
+    fn destroy_idle(&mut self, chosen: &[bool]) {
+        let configs = &self.snapshot.configs;
+        let mut candidates: Vec<Vec<&ServerSnapshot>> = vec![Vec::new(); chosen.len()];
+        for server in &self.snapshot.servers {
+            let c = server.config as usize;
+            if chosen.get(c).copied().unwrap_or(false)
+                && server.sessions == 0
+                && !server.is_spent()
+                && server.is_ready(configs[c].policy.requires_checkin)
             {
+                candidates[c].push(server);
+            }
+        }
+        for (c, mut idle) in candidates.into_iter().enumerate() {
+            if !chosen[c] {
+                continue;
+            }
+            let (policy, minimum) = (&configs[c].policy, self.minimum[c]);
+            idle.sort_by_key(|s| (s.created_at, s.id));
+            let bk = &mut self.bookkeeping[c];
+            let since = bk.downscale_requested_at.unwrap_or(self.now);
+            let t = &mut self.tally[c];
+            for server in idle {
+                let free = t.free;
+                if free
+                    .checked_sub(u64::from(server.capacity))
+                    .is_none_or(|rest| rest < minimum)
+                {
+                    break;
+                }
+                self.surplus.push(destroy(server, &policy.name, Cause::Surplus, format!(
+                    "destroy idle {} of {}: {free} free > minimum {minimum} since {since} (downscale_backoff {} s)",
+                    server.id, policy.name, policy.downscale_backoff
+                )));
+                t.free -= u64::from(server.capacity);
+            }
+            let sps = u64::from(policy.sessions_per_server.max(1));
+            if t.free.saturating_sub(minimum) < sps {
+                bk.downscale_requested_at = None;
+            }
+        }
+    }
+
+    /// Rule 8: requests that no free or pending slot covers make the first configs with
+    /// aggressive scaling and room provision for them at once (one server while failing).
+    /// Outside every schedule window a config provisions nothing: the requests wait.
+    fn provision_for_queue(&mut self) {
+        for (c, config) in self.snapshot.configs.iter().enumerate() {
+            let policy = &config.policy;
+            if self.waiting == 0 {
                 break;
             }
-            plan.actions.push(destroy(server, &policy.name, Cause::Surplus, format!(
-                "destroy idle {} of {}: {free} free > minimum {minimum} since {since} (downscale_backoff {} s)",
-                server.id, policy.name, policy.downscale_backoff
-            )));
-            tally[c].free -= u64::from(server.capacity);
+            let room = u64::from(policy.max_instances.saturating_sub(self.tally[c].live));
+            if !policy.enabled || !policy.aggressive_scaling || self.backing_off[c] || room == 0 {
+                continue;
+            }
+            if !policy.is_active_at(self.now) {
+                self.notes.push(format!(
+                    "{}: {} session request(s) wait: outside every schedule window",
+                    policy.name, self.waiting
+                ));
+                continue;
+            }
+            let sps = u64::from(policy.sessions_per_server.max(1));
+            let failing = self.bookkeeping[c].consecutive_failures > 0;
+            let count =
+                self.waiting
+                    .div_ceil(sps)
+                    .min(room)
+                    .min(if failing { 1 } else { u64::MAX });
+            self.queue.push(Action::Provision {
+                config: policy.name.clone(),
+                count: count as u32,
+                cause: Cause::QueuedRequests,
+                reason: format!(
+                    "provision {count} on {}: {} session request(s) wait with no free slot (aggressive scaling, {})",
+                    policy.name,
+                    self.waiting,
+                    per_server(sps)
+                ),
+            });
+            self.tally[c].live += count as u32;
+            self.waiting = self.waiting.saturating_sub(count * sps);
         }
-        let sps = u64::from(policy.sessions_per_server.max(1));
-        if tally[c].free.saturating_sub(minimum) < sps {
-            bk.downscale_requested_at = None;
+        if self.waiting > 0 {
+            self.notes.push(format!(
+                "{} session request(s) wait: no config with aggressive scaling has room",
+                self.waiting
+            ));
+        }
+    }
+
+    /// The plan: per config its destroys and its provision for the minimum, then the surplus
+    /// destroys, then the provisions for queued requests; bookkeeping by config name.
+    fn finish(self) -> Plan {
+        let mut actions = Vec::with_capacity(
+            self.per_config.iter().map(Vec::len).sum::<usize>()
+                + self.surplus.len()
+                + self.queue.len(),
+        );
+        for mut list in self.per_config {
+            actions.append(&mut list);
+        }
+        actions.extend(self.surplus);
+        actions.extend(self.queue);
+        let bookkeeping: BTreeMap<String, Bookkeeping> = self
+            .snapshot
+            .configs
+            .iter()
+            .map(|c| c.policy.name.clone())
+            .zip(self.bookkeeping)
+            .collect();
+        Plan {
+            actions,
+            bookkeeping,
+            notes: self.notes,
         }
     }
 }
 
-/// Whether an unready server (the caller checks that) has outlived its config's check-in
-/// timeout and is destroyed (whether or not the config is enabled). A server with sessions
-/// never is.
-fn timed_out(server: &ServerSnapshot, deadline: Timestamp) -> bool {
-    server.sessions == 0 && server.created_at <= deadline
+/// When a failing config may try again.
+fn retry_at(bk: &Bookkeeping) -> Option<Timestamp> {
+    bk.last_failure_at
+        .map(|f| add_seconds(f, failure_backoff(bk.consecutive_failures)))
+}
+
+fn add_seconds(t: Timestamp, seconds: u64) -> Timestamp {
+    let secs = i64::try_from(seconds).unwrap_or(i64::MAX);
+    t.saturating_add(SignedDuration::from_secs(secs))
+        .unwrap_or(Timestamp::MAX)
 }
 
 fn per_server(sessions: u64) -> String {

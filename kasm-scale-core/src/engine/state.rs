@@ -5,9 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Bookkeeping, ConfigSnapshot, PoolSnapshot, ScalingPolicy, ServerId, ServerSnapshot, ServerState,
-};
+use super::{Bookkeeping, PoolSnapshot, ServerId, ServerSnapshot, ServerState, SnapshotBuilder};
 use crate::config::{Config, Problem, fields};
 
 /// What a broker knows between plans: its servers, the session requests waiting per pool, and
@@ -89,43 +87,12 @@ impl State {
     /// makes sense.
     pub fn snapshots(&self, config: &Config) -> Result<Vec<PoolSnapshot>, StateError> {
         let mut problems = Vec::new();
-        let mut snapshots: Vec<PoolSnapshot> = config
-            .pools
-            .iter()
-            .map(|pool| PoolSnapshot {
-                pool: pool.server_pool_name.clone(),
-                configs: pool
-                    .autoscale
-                    .iter()
-                    .map(|c| ConfigSnapshot {
-                        policy: ScalingPolicy::in_config(config, c),
-                        bookkeeping: self
-                            .bookkeeping
-                            .get(&c.autoscale_config_name)
-                            .cloned()
-                            .unwrap_or_default(),
-                    })
-                    .collect(),
-                servers: Vec::new(),
-                pending_requests: self
-                    .pending_requests
-                    .get(&pool.server_pool_name)
-                    .copied()
-                    .unwrap_or(0),
-                placement: pool.session_placement,
-            })
-            .collect();
-        let index: BTreeMap<&str, (usize, usize)> = config
-            .pools
-            .iter()
-            .enumerate()
-            .flat_map(|(p, pool)| {
-                pool.autoscale
-                    .iter()
-                    .enumerate()
-                    .map(move |(c, a)| (a.autoscale_config_name.as_str(), (p, c)))
-            })
-            .collect();
+        let mut builder = SnapshotBuilder::new(
+            config,
+            None,
+            |name| self.bookkeeping.get(name).cloned().unwrap_or_default(),
+            |pool| self.pending_requests.get(pool).copied().unwrap_or(0),
+        );
         let mut ids = HashSet::new();
         for (i, s) in self.servers.iter().enumerate() {
             let path = |field: &str| format!("servers[{i}].{field}");
@@ -135,7 +102,7 @@ impl State {
                     format!("{} appears more than once", s.id),
                 ));
             }
-            let Some(&(p, c)) = index.get(s.config.as_str()) else {
+            let Some(policy) = builder.policy(&s.config) else {
                 problems.push(Problem::error(
                     path("config"),
                     format!(
@@ -145,7 +112,6 @@ impl State {
                 ));
                 continue;
             };
-            let policy = &snapshots[p].configs[c].policy;
             let (capacity, reusable) = (
                 s.capacity.unwrap_or(policy.sessions_per_server),
                 s.reusable.unwrap_or(policy.reusable),
@@ -167,17 +133,20 @@ impl State {
                     format!("{t} is before created_at {}", s.created_at),
                 ));
             }
-            snapshots[p].servers.push(ServerSnapshot {
-                id: s.id,
-                config: c as u32,
-                state: s.state,
-                sessions: s.sessions,
-                capacity,
-                reusable,
-                used: s.used.unwrap_or(s.sessions > 0) || s.sessions > 0,
-                created_at: s.created_at,
-                checked_in_at: s.checked_in_at,
-            });
+            builder.add(
+                &s.config,
+                ServerSnapshot {
+                    id: s.id,
+                    config: 0,
+                    state: s.state,
+                    sessions: s.sessions,
+                    capacity,
+                    reusable,
+                    used: s.used.unwrap_or(s.sessions > 0) || s.sessions > 0,
+                    created_at: s.created_at,
+                    checked_in_at: s.checked_in_at,
+                },
+            );
         }
         for pool in self.pending_requests.keys() {
             if config.pool(pool).is_none() {
@@ -188,7 +157,7 @@ impl State {
             }
         }
         for name in self.bookkeeping.keys() {
-            if !index.contains_key(name.as_str()) {
+            if builder.policy(name).is_none() {
                 problems.push(Problem::error(
                     format!("bookkeeping.{name}"),
                     format!("refers to auto-scale config `{name}`, which is not defined"),
@@ -196,7 +165,7 @@ impl State {
             }
         }
         if problems.is_empty() {
-            Ok(snapshots)
+            Ok(builder.finish())
         } else {
             Err(StateError {
                 problems,
