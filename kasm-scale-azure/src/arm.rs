@@ -15,7 +15,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::auth::AzureCredential;
+use crate::auth::{AzureCredential, retry_after};
 
 /// api-version of `Microsoft.Compute/virtualMachines`.
 pub(crate) const COMPUTE_API_VERSION: &str = "2024-07-01";
@@ -62,12 +62,6 @@ pub(crate) struct ResourceManager {
     credential: AzureCredential,
     /// The lowest `x-ms-ratelimit-remaining-*` seen in the last answer (-1: none seen).
     remaining: AtomicI64,
-}
-
-/// `Retry-After` in seconds (ARM and the login authority send seconds), if present.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get("retry-after")?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// ARM's error body `{"error": {"code", "message"}}` as code and message.

@@ -174,7 +174,7 @@ impl AzureCredential {
                 ))
             })?;
         let status = answer.status();
-        let retry_after = crate::arm::retry_after(answer.headers());
+        let retry_after = retry_after(answer.headers());
         let body = answer.bytes().await.map_err(|e| {
             BackendError::Transient(format!("login authority: {}", e.without_url()))
         })?;
@@ -221,4 +221,13 @@ impl AzureCredential {
 /// The first line of an AAD error description (the rest is trace and correlation ids).
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default().trim()
+}
+
+/// `Retry-After` in seconds (ARM and the login authority send seconds), if present.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    let v = headers.get("retry-after")?.to_str().ok()?;
+    v.trim()
+        .parse::<u64>()
+        .ok()
+        .map(std::time::Duration::from_secs)
 }
