@@ -6,7 +6,7 @@ use kasm_scale_core::config::{
 };
 use kasm_scale_core::engine::{
     Action, Bookkeeping, Cause, ConfigSnapshot, PoolSnapshot, ScalingPolicy, ServerId,
-    ServerSnapshot, ServerState, SessionRequest, assign, failure_backoff, plan,
+    ServerSnapshot, ServerState, assign, failure_backoff, plan,
 };
 
 const NOW: &str = "2026-11-30T12:00:00Z";
@@ -471,14 +471,13 @@ fn placement_depth_first_breadth_first_and_readiness() {
         server(3, 0, 4, 4),
         server(4, 0, 0, 4),
     ];
-    let req = SessionRequest::default();
     assert_eq!(
-        assign(&s, &req),
+        assign(&s),
         Some(id(2)),
         "depth-first: the fullest with room"
     );
     s.placement = Placement::BreadthFirst;
-    assert_eq!(assign(&s, &req), Some(id(4)));
+    assert_eq!(assign(&s), Some(id(4)));
     // Not checked in where required, spent single-use servers and full servers take nothing.
     let mut single = pool(vec![{
         let mut p = policy("c", 0, 1, 10);
@@ -490,7 +489,7 @@ fn placement_depth_first_breadth_first_and_readiness() {
     let mut spent = server(2, 0, 0, 1);
     spent.used = true;
     single.servers = vec![unchecked, spent];
-    assert_eq!(assign(&single, &req), None);
+    assert_eq!(assign(&single), None);
     single.servers.push(server(3, 0, 0, 1));
-    assert_eq!(assign(&single, &req), Some(id(3)));
+    assert_eq!(assign(&single), Some(id(3)));
 }

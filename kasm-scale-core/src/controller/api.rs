@@ -52,7 +52,7 @@ impl Autoscaler {
             let mut records = self.shared.records();
             let session = records.new_session();
             let snap = snapshot::snapshot(&self.shared, &records, pool);
-            match assign(&snap, request) {
+            match assign(&snap) {
                 Some(server) => {
                     queue::seat(&mut records, session, server);
                     SessionOutcome::Assigned { session, server }
@@ -70,7 +70,7 @@ impl Autoscaler {
                 }
             }
         };
-        tracing::info!(pool, outcome = ?outcome, "session requested");
+        tracing::info!(pool, user = request.user.as_deref(), outcome = ?outcome, "session requested");
         persist(&self.shared).await;
         Ok(outcome)
     }

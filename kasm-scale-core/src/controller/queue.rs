@@ -5,7 +5,7 @@ use jiff::SignedDuration;
 
 use super::records::{Records, SessionId};
 use super::{Event, Shared, snapshot};
-use crate::engine::{ServerId, SessionRequest, assign};
+use crate::engine::{ServerId, assign};
 
 /// Puts `session` on `server`.
 pub(crate) fn seat(records: &mut Records, session: SessionId, server: ServerId) {
@@ -32,7 +32,7 @@ pub(crate) fn serve(shared: &Shared, pool: Option<&str>) {
             // One snapshot per pool, kept in step with each seat (not one per request).
             let mut snap = snapshot::snapshot(shared, &records, &pool);
             while records.waiting(&pool) > 0 {
-                let Some(server) = assign(&snap, &SessionRequest::default()) else {
+                let Some(server) = assign(&snap) else {
                     break;
                 };
                 let Some(q) = records.queued.get_mut(&pool).and_then(|q| q.pop_front()) else {

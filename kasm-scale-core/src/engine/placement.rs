@@ -10,13 +10,13 @@ pub struct SessionRequest {
     pub user: Option<String>,
 }
 
-/// The server that should take `request`, or `None` when no ready server has room.
+/// The server that should take the next session, or `None` when no ready server has room.
 ///
 /// Only ready servers (running, and checked in where their config requires it) with a free slot
 /// qualify; a single-use server takes one session in its life. Depth-first (the default) picks
 /// the fullest such server, so idle servers stay idle and can be scaled down; breadth-first
 /// picks the emptiest. Ties go to the oldest server, then the smallest id.
-pub fn assign(snapshot: &PoolSnapshot, _request: &SessionRequest) -> Option<ServerId> {
+pub fn assign(snapshot: &PoolSnapshot) -> Option<ServerId> {
     let fits = |s: &&ServerSnapshot| {
         let requires_checkin = snapshot
             .configs
