@@ -24,7 +24,8 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
     let mut starts: Vec<Start> = Vec::new();
     {
         let mut records = shared.records();
-        let mut live = live_per_provider(&records);
+        // Counted only when a plan provisions (a steady tick reads no server here).
+        let mut live: Option<HashMap<String, u32>> = None;
         let mut names: Option<HashSet<String>> = None;
         for (pool, plan) in plans {
             for (config, bookkeeping) in plan.bookkeeping {
@@ -67,7 +68,10 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
                             .config
                             .vm_provider(provider)
                             .map_or(0, |v| v.max_instances());
-                        let used = live.entry(provider.clone()).or_default();
+                        let used = live
+                            .get_or_insert_with(|| live_per_provider(&records))
+                            .entry(provider.clone())
+                            .or_default();
                         let allowed = count.min(cap.saturating_sub(*used));
                         if allowed < count {
                             notes.push(Event::Note {

@@ -4,7 +4,7 @@
 //! servers whose VM stopped or vanished, and removes what belongs to no server once it has
 //! stayed so for the grace period.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -30,12 +30,14 @@ pub(crate) async fn reconcile(shared: &Arc<Shared>) {
 
 async fn reconcile_now(shared: &Arc<Shared>) {
     let began = shared.now();
-    // The servers' VMs as known before the listings: a VM created meanwhile is not "vanished".
-    let before: HashMap<ServerId, Option<String>> = shared
+    // The servers whose VMs were known before the listings: a VM created meanwhile is not
+    // "vanished".
+    let before: HashSet<ServerId> = shared
         .records()
         .servers
         .values()
-        .map(|s| (s.id, s.vm_id.clone()))
+        .filter(|s| s.vm_id.is_some())
+        .map(|s| s.id)
         .collect();
     let mut listings = JoinSet::new();
     for (name, provider) in &shared.providers {
@@ -62,12 +64,27 @@ async fn reconcile_now(shared: &Arc<Shared>) {
     while let Some(Ok(listing)) = listings.join_next().await {
         match listing {
             Listing::Vms(name, Ok(vms)) => {
-                names.extend(vms.iter().map(|v| hostname(v.owner.server_id)));
-                vms_listed(shared, &name, vms, &before, began).await;
+                // Known servers' names are in the records; only the others are remembered.
+                {
+                    let records = shared.records();
+                    names.extend(
+                        vms.iter()
+                            .filter(|v| !records.servers.contains_key(&v.owner.server_id))
+                            .map(|v| hostname(v.owner.server_id)),
+                    );
+                }
+                vms_listed(shared, &name, &vms, &before, began).await;
             }
-            Listing::Records(name, Ok(records)) => {
-                names.extend(records.iter().map(|r| r.name.clone()));
-                records_listed(shared, &name, records, began).await;
+            Listing::Records(name, Ok(list)) => {
+                {
+                    let records = shared.records();
+                    names.extend(
+                        list.iter()
+                            .filter(|r| !records.servers.contains_key(&r.owner.server_id))
+                            .map(|r| r.name.clone()),
+                    );
+                }
+                records_listed(shared, &name, list, began).await;
             }
             Listing::Vms(name, Err(e)) => {
                 shared.note_error(None, &name, format!("cannot list VMs: {e}"));
@@ -97,21 +114,21 @@ async fn reconcile_now(shared: &Arc<Shared>) {
 async fn vms_listed(
     shared: &Arc<Shared>,
     provider_name: &str,
-    vms: Vec<Vm>,
-    before: &HashMap<ServerId, Option<String>>,
+    vms: &[Vm],
+    before: &HashSet<ServerId>,
     began: Timestamp,
 ) {
     let Some(provider) = shared.providers.get(provider_name) else {
         return;
     };
-    let mut listed: HashSet<String> = HashSet::new();
+    let mut listed: HashSet<&str> = HashSet::with_capacity(vms.len());
     for vm in vms {
-        listed.insert(vm.vm_id.clone());
+        listed.insert(&vm.vm_id);
         if vm.state == VmState::Terminated {
             continue;
         }
         let id = vm.owner.server_id;
-        match attribute(shared, provider_name, &vm) {
+        match attribute(shared, provider_name, vm) {
             Attribution::Known => {}
             Attribution::Dead => {
                 destroy::start(shared, id, None, "its VM was stopped".into());
@@ -137,8 +154,8 @@ async fn vms_listed(
         .filter(|s| s.created_at + VANISH_GRACE <= began)
         .filter(|s| {
             s.vm_id
-                .as_ref()
-                .is_some_and(|v| !listed.contains(v) && before.get(&s.id) == Some(&s.vm_id))
+                .as_deref()
+                .is_some_and(|v| !listed.contains(v) && before.contains(&s.id))
         })
         .map(|s| s.id)
         .collect();
