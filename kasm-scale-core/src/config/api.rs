@@ -83,7 +83,7 @@ impl ApiLimits {
                     "must be {} to {} calls per second, got {}",
                     API_RATE_RANGE.0,
                     API_RATE_RANGE.1,
-                    super::fields::readable(r)
+                    readable(r)
                 ),
             ));
         }
@@ -97,5 +97,14 @@ impl ApiLimits {
             ));
         }
         out
+    }
+}
+
+/// A number as a person reads it: very small and very large ones in exponent form (`1e-300`).
+fn readable(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && (x.abs() < 1e-4 || x.abs() >= 1e12) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
     }
 }

@@ -264,21 +264,3 @@ mod tests {
         assert_eq!(t.0["n"], "3");
     }
 }
-
-/// A number as a person reads it: very small and very large ones in exponent form (`1e-300`).
-pub(crate) fn readable(x: f64) -> String {
-    if x != 0.0 && x.is_finite() && (x.abs() < 1e-4 || x.abs() >= 1e12) {
-        format!("{x:e}")
-    } else {
-        format!("{x}")
-    }
-}
-
-/// The longest simulated latency or delay, in seconds (ours): 7 days.
-pub const MAX_LATENCY_SECONDS: f64 = 604_800.0;
-/// The longest `checkin_timeout`, in seconds (ours): 7 days.
-pub const MAX_CHECKIN_TIMEOUT: u32 = 604_800;
-/// The longest `downscale_backoff`, in seconds (ours): 30 days.
-pub const MAX_DOWNSCALE_BACKOFF: u64 = 2_592_000;
-/// The longest LDAP `connection_timeout`, in seconds (ours): 1 hour.
-pub const MAX_CONNECTION_TIMEOUT: u32 = 3600;

@@ -26,10 +26,7 @@ pub use api::{
     API_RATE_RANGE, ApiLimits, DEFAULT_API_CALL_TIMEOUT, DEFAULT_API_CONCURRENCY,
     MAX_API_CALL_TIMEOUT, MAX_API_CONCURRENCY,
 };
-pub use fields::{
-    JsonObject, MAX_CHECKIN_TIMEOUT, MAX_CONNECTION_TIMEOUT, MAX_DOWNSCALE_BACKOFF,
-    MAX_LATENCY_SECONDS, Tags, merge_json,
-};
+pub use fields::{JsonObject, Tags, merge_json};
 pub use ldap::{Dn, LdapConfig};
 pub use pool::{
     AutoScaleConfig, ConnectionType, CredentialType, Placement, Pool, ServerPoolType,

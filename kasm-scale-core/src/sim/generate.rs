@@ -9,7 +9,7 @@ use crate::config::Distribution;
 use crate::memory::sample;
 
 fn secs(s: f64) -> SignedDuration {
-    SignedDuration::try_from_secs_f64(s.max(0.0)).unwrap_or(SignedDuration::MAX)
+    SignedDuration::from_secs_f64(s.max(0.0))
 }
 
 fn push(events: &mut Vec<TraceEvent>, pool: &str, id: &str, user: &str, from: f64, to: f64) {

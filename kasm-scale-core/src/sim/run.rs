@@ -221,14 +221,7 @@ async fn run(
         .duration
         .unwrap_or(last + SignedDuration::from_hours(1));
     let origin = tokio::time::Instant::now();
-    // Times past what the clock can hold stand at a far future (a century on).
-    let far = origin + Duration::from_secs(100 * 365 * 86_400);
-    let at = |d: SignedDuration| {
-        Duration::try_from(d)
-            .ok()
-            .and_then(|d| origin.checked_add(d))
-            .map_or(far, |t| t.min(far))
-    };
+    let at = |d: SignedDuration| origin + Duration::try_from(d).unwrap_or(Duration::ZERO);
     let (mut next, mut next_tick, mut next_sample) = (0usize, origin, origin);
     let mut sessions: HashMap<&str, SessionId> = HashMap::new();
     // When each seated session got its server, and its pool.
