@@ -5,10 +5,9 @@ use std::path::PathBuf;
 
 use kasm_scale_core::config::CheckinTokenConfig;
 use kasm_scale_core::config::{
-    ApiLimits, AutoScaleConfig, AwsVmConfig, AzureAuthority, AzureVmConfig, ConnectionType,
-    CredentialType, Distribution, JsonObject, LdapConfig, MemoryVmConfig, Placement, Pool,
-    RdpClientType, Schedule, ServerPoolType, Tags, TimeZoneName, VmProviderConfig, Weekday,
-    Workspace, Zone, validate,
+    AutoScaleConfig, AwsVmConfig, AzureAuthority, AzureVmConfig, ConnectionType, CredentialType,
+    Distribution, JsonObject, LdapConfig, MemoryVmConfig, Placement, Pool, RdpClientType, Schedule,
+    ServerPoolType, Tags, TimeZoneName, VmProviderConfig, Weekday, Workspace, Zone, validate,
 };
 use kasm_scale_core::token::TokenAlgorithm;
 use kasm_scale_core::{Config, ConfigError, Format, Secret, load_file, load_str};
@@ -286,15 +285,6 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
                     aws_ec2_ami_id: "ami-123".into(),
                     aws_ec2_instance_type: "t3.large".into(),
                     max_instances: max,
-                    api: if max % 2 == 0 {
-                        ApiLimits::default()
-                    } else {
-                        ApiLimits {
-                            concurrency: 3,
-                            rate_limit_per_second: Some(2.5),
-                            call_timeout: 45,
-                        }
-                    },
                     aws_ec2_security_group_ids: vec!["sg-1".into()],
                     aws_ec2_subnet_id: Some("subnet-1".into()),
                     aws_ec2_ebs_volume_size_gb: size,
@@ -325,7 +315,6 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
                     azure_authority: authority,
                     azure_region: "westeurope".into(),
                     max_instances: max,
-                    api: Default::default(),
                     azure_vm_size: "Standard_D2s_v5".into(),
                     azure_os_disk_type: "StandardSSD_LRS".into(),
                     azure_os_disk_size_gb: size,
@@ -357,7 +346,6 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
                 VmProviderConfig::Memory(MemoryVmConfig {
                     name: n3.clone(),
                     max_instances: max,
-                    api: Default::default(),
                     startup_script: if builtin { String::new() } else { script },
                     startup_script_builtin: builtin.then(|| "linux".to_owned()),
                     startup_script_variables: Default::default(),
@@ -513,11 +501,6 @@ fn config() -> impl Strategy<Value = Config> {
                     connection_timeout: 7,
                     danger_skip_tls_verify: false,
                     danger_allow_plaintext: false,
-                    api: ApiLimits {
-                        concurrency: 2,
-                        rate_limit_per_second: None,
-                        call_timeout: 12,
-                    },
                 }],
                 vm_providers,
                 pools: Vec::new(),

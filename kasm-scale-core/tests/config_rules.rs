@@ -426,38 +426,6 @@ fn memory_settings() {
 }
 
 #[test]
-fn api_limits_of_providers_and_directories() {
-    errors(
-        |d| {
-            d["vm_providers"][0]["api"] =
-                json!({"concurrency": 0, "rate_limit_per_second": 1e-300, "call_timeout": 0});
-            d["vm_providers"][2]["api"] =
-                json!({"concurrency": 4096, "rate_limit_per_second": 1e300});
-            d["ldap_configs"][0]["api"] = json!({"call_timeout": 86400});
-        },
-        &[
-            "ldap_configs[0].api.call_timeout: must be 1 to 3600 seconds, got 86400",
-            "vm_providers[0].api.concurrency: must be 1 to 1024, got 0",
-            "vm_providers[0].api.rate_limit_per_second: must be 0.001 to 100000 calls per second, got 1e-300",
-            "vm_providers[0].api.call_timeout: must be 1 to 3600 seconds, got 0",
-            "vm_providers[2].api.concurrency: must be 1 to 1024, got 4096",
-            "vm_providers[2].api.rate_limit_per_second: must be 0.001 to 100000 calls per second, got 1e300",
-        ],
-    );
-    errors(
-        |d| {
-            d["vm_providers"][1]["api"] =
-                json!({"concurrency": 16, "rate_limit_per_second": 0.5, "call_timeout": 120});
-        },
-        &[],
-    );
-    errors(
-        |d| d["vm_providers"][1]["api"] = json!({"concurency": 16}),
-        &["vm_providers[1].api.concurency: unknown field, did you mean `concurrency`?"],
-    );
-}
-
-#[test]
 fn docker_agent_pools_are_refused() {
     errors(
         |d| d["pools"][0]["server_pool_type"] = json!("Docker Agent"),

@@ -16,7 +16,6 @@ fn config() -> MemoryVmConfig {
     MemoryVmConfig {
         name: "mem".into(),
         max_instances: 100,
-        api: Default::default(),
         startup_script: String::new(),
         startup_script_builtin: None,
         startup_script_variables: Default::default(),

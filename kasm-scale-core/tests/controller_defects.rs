@@ -785,59 +785,24 @@ async fn the_token_alone_checks_a_server_in_and_the_id_form_checks_it() {
     );
 }
 
-/// Defect 15: the concurrency, rate limit and call timeout of a provider come from its `api`
-/// table in the configuration (the builder's settings win).
+/// Calls in flight to a provider stay within the builder's concurrency (a regression guard: the
+/// first controller capped them too).
 #[tokio::test(start_paused = true)]
-async fn calls_in_flight_stay_within_the_configured_concurrency() {
-    for (builder_says, expected) in [(None, 2), (Some(3), 3)] {
-        let config = one_pool(
-            "api = { concurrency = 2, call_timeout = 5 }",
-            "minimum_pool_standby_sessions = 6",
-        );
-        let watched = Arc::new(Watched::new(
-            cloud_of(&config, 0, 11),
-            Duration::from_secs(1),
-        ));
-        let mut builder = Autoscaler::builder(config)
-            .provider(watched.clone())
-            .directory(Arc::new(MemoryDirectory::new("ad", "example.local", 11)))
-            .epoch(EPOCH.parse().unwrap());
-        if let Some(n) = builder_says {
-            builder = builder.concurrency(n);
-        }
-        let scaler = builder.build().unwrap();
-        scaler.tick().await;
-        scaler.settle().await;
-        assert_eq!(watched.inner.vm_count(), 6);
-        assert_eq!(watched.most.load(Ordering::SeqCst), expected);
-    }
-    // The configured call timeout (5 s) bounds a hung call.
-    let config = one_pool("api = { call_timeout = 5 }", "");
+async fn calls_in_flight_stay_within_the_concurrency() {
+    let config = one_pool("", "minimum_pool_standby_sessions = 6");
+    let counting = Arc::new(Watched::new(
+        cloud_of(&config, 0, 11),
+        Duration::from_secs(1),
+    ));
     let scaler = Autoscaler::builder(config)
-        .provider(Arc::new(Hung("mem".into())))
+        .provider(counting.clone())
         .directory(Arc::new(MemoryDirectory::new("ad", "example.local", 11)))
-        .retry(kasm_scale_core::controller::RetryPolicy {
-            attempts: 1,
-            ..Default::default()
-        })
+        .concurrency(2)
         .epoch(EPOCH.parse().unwrap())
         .build()
         .unwrap();
-    let mut events = scaler.subscribe();
     scaler.tick().await;
-    let began = tokio::time::Instant::now();
     scaler.settle().await;
-    assert_eq!(began.elapsed(), Duration::from_secs(5));
-    let failed = std::iter::from_fn(|| events.try_recv().ok()).find_map(|e| match e {
-        Event::Failed {
-            server: Some(_),
-            error,
-            ..
-        } => Some(error),
-        _ => None,
-    });
-    assert_eq!(
-        failed.as_deref(),
-        Some("cannot create the VM: transient failure: no answer within 5 s")
-    );
+    assert_eq!(counting.inner.vm_count(), 6);
+    assert_eq!(counting.most.load(Ordering::SeqCst), 2);
 }

@@ -4,8 +4,6 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::api::ApiLimits;
-
 use super::fields::{self, is_false, yes};
 use crate::secret::Secret;
 
@@ -44,9 +42,6 @@ pub struct LdapConfig {
     /// (ours) Allow `ldap://` without StartTLS. Only for tests: AD refuses to set passwords over it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub danger_allow_plaintext: bool,
-    /// (ours) How the controller paces and bounds its calls to this directory.
-    #[serde(default, skip_serializing_if = "ApiLimits::is_default")]
-    pub api: ApiLimits,
 }
 
 fn default_timeout() -> u32 {

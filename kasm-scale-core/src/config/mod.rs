@@ -5,7 +5,6 @@
 //! reported at once, each with its path (`pools[0].autoscale[1].connection_port`) and a plain
 //! reason.
 
-mod api;
 pub(crate) mod fields;
 mod ldap;
 mod load;
@@ -22,10 +21,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use api::{
-    API_RATE_RANGE, ApiLimits, DEFAULT_API_CALL_TIMEOUT, DEFAULT_API_CONCURRENCY,
-    MAX_API_CALL_TIMEOUT, MAX_API_CONCURRENCY,
-};
 pub use fields::{JsonObject, Tags, merge_json};
 pub use ldap::{Dn, LdapConfig};
 pub use pool::{

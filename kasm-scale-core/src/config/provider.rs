@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::api::ApiLimits;
-
 use super::fields::{self, JsonObject, Tags, is_false};
 use crate::secret::Secret;
 
@@ -52,15 +50,6 @@ impl VmProviderConfig {
             Self::Aws(c) => c.max_instances,
             Self::Azure(c) => c.max_instances,
             Self::Memory(c) => c.max_instances,
-        }
-    }
-
-    /// How the controller paces and bounds its calls to this provider (the `api` table).
-    pub fn api_limits(&self) -> ApiLimits {
-        match self {
-            Self::Aws(c) => c.api,
-            Self::Azure(c) => c.api,
-            Self::Memory(c) => c.api,
         }
     }
 
@@ -142,9 +131,6 @@ pub struct AwsVmConfig {
     /// Hard cap on live instances of this config (at least 1).
     #[serde(deserialize_with = "fields::positive_u32")]
     pub max_instances: u32,
-    /// (ours) How the controller paces and bounds its calls to this provider.
-    #[serde(default, skip_serializing_if = "ApiLimits::is_default")]
-    pub api: ApiLimits,
     /// Security group ids.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aws_ec2_security_group_ids: Vec<String>,
@@ -228,9 +214,6 @@ pub struct AzureVmConfig {
     /// Hard cap on live VMs of this config (at least 1).
     #[serde(deserialize_with = "fields::positive_u32")]
     pub max_instances: u32,
-    /// (ours) How the controller paces and bounds its calls to this provider.
-    #[serde(default, skip_serializing_if = "ApiLimits::is_default")]
-    pub api: ApiLimits,
     /// VM size, e.g. `Standard_D4s_v5`.
     pub azure_vm_size: String,
     /// OS disk type, e.g. `Premium_LRS`.
@@ -353,9 +336,6 @@ pub struct MemoryVmConfig {
     /// Hard cap on live VMs of this config (at least 1).
     #[serde(deserialize_with = "fields::positive_u32")]
     pub max_instances: u32,
-    /// (ours) How the controller paces and bounds its calls to this provider.
-    #[serde(default, skip_serializing_if = "ApiLimits::is_default")]
-    pub api: ApiLimits,
     /// Startup-script template (rendered, then kept by the in-memory VM).
     #[serde(default)]
     pub startup_script: String,

@@ -95,7 +95,6 @@ pub(crate) fn check(config: &Config, broken: &[Broken], problems: &mut Vec<Probl
         if ldap.service_account_dn.trim().is_empty() {
             out.error(format!("{p}.service_account_dn"), "must not be empty");
         }
-        api(&mut out, &p, &ldap.api);
         if ldap.danger_skip_tls_verify {
             out.warning(
                 format!("{p}.danger_skip_tls_verify"),
@@ -105,7 +104,6 @@ pub(crate) fn check(config: &Config, broken: &[Broken], problems: &mut Vec<Probl
     }
     for (i, provider) in config.vm_providers.iter().enumerate() {
         let p = format!("vm_providers[{i}]");
-        api(&mut out, &p, &provider.api_limits());
         match provider {
             VmProviderConfig::Aws(c) => aws(&mut out, &p, c),
             VmProviderConfig::Azure(c) => azure(&mut out, &p, c),
@@ -402,11 +400,5 @@ fn memory(out: &mut Out<'_>, p: &str, c: &MemoryVmConfig) {
             format!("{p}.rate_limit_per_second"),
             format!("must be a number above 0, got {r}"),
         );
-    }
-}
-
-fn api(out: &mut Out<'_>, p: &str, limits: &super::ApiLimits) {
-    for (field, reason) in limits.problems() {
-        out.error(format!("{p}.api.{field}"), reason);
     }
 }

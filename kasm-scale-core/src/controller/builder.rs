@@ -13,10 +13,15 @@ use super::records::Records;
 use super::store::{MemoryStore, StateStore};
 use super::tasks::{Randomness, Tasks};
 use super::{Autoscaler, Shared};
-use crate::config::{ApiLimits, Config};
+use crate::config::Config;
 use crate::template::Template;
 use crate::token::TokenKeys;
 use crate::traits::{DirectoryService, VmProvider};
+
+/// Calls in flight per backend when neither the configuration nor the builder says.
+const DEFAULT_CONCURRENCY: usize = 8;
+/// How long one backend call may take when neither the configuration nor the builder says.
+const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Builds an [`Autoscaler`]; [`AutoscalerBuilder::build`] checks that everything fits.
 pub struct AutoscalerBuilder {
@@ -89,22 +94,19 @@ impl AutoscalerBuilder {
         self
     }
 
-    /// Calls in flight per provider or directory, for every backend (overrides each
-    /// configuration's `api.concurrency`, default 8).
+    /// Calls in flight per provider or directory, for every backend (default 8).
     pub fn concurrency(mut self, calls: usize) -> Self {
         self.concurrency = Some(calls);
         self
     }
 
-    /// At most `calls_per_second` calls to the provider or directory named `name` (overrides its
-    /// `api.rate_limit_per_second`).
+    /// At most `calls_per_second` calls to the provider or directory named `name`.
     pub fn rate_limit(mut self, name: impl Into<String>, calls_per_second: f64) -> Self {
         self.rate_limits.insert(name.into(), calls_per_second);
         self
     }
 
-    /// How long one call to any backend may take before it fails as transient (overrides each
-    /// configuration's `api.call_timeout`, default 30 s).
+    /// How long one call to any backend may take before it fails as transient (default 30 s).
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = Some(timeout);
         self
@@ -163,16 +165,11 @@ impl AutoscalerBuilder {
         self
     }
 
-    /// The guard of backend `name`, whose configuration's `api` table says `configured`; what
-    /// the builder was told wins.
-    fn guard(&self, name: &str, configured: ApiLimits) -> Guard {
-        let concurrency = self.concurrency.unwrap_or(configured.concurrency as usize);
-        let rate = self
-            .rate_limits
-            .get(name)
-            .copied()
-            .or(configured.rate_limit_per_second);
-        let timeout = self.call_timeout.unwrap_or(configured.call_timeout());
+    /// The guard of backend `name`.
+    fn guard(&self, name: &str) -> Guard {
+        let concurrency = self.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        let rate = self.rate_limits.get(name).copied();
+        let timeout = self.call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT);
         Guard::new(concurrency, rate, timeout, self.retry)
     }
 
@@ -226,26 +223,13 @@ impl AutoscalerBuilder {
             (None, Some(section)) => TokenKeys::from_config(section)?,
             (None, None) => TokenKeys::generate()?,
         };
-        let mut guards = HashMap::new();
-        for name in self.providers.keys() {
-            let configured = self
-                .config
-                .vm_provider(name)
-                .map(|p| p.api_limits())
-                .unwrap_or_default();
-            guards.insert(name.clone(), self.guard(name, configured));
-        }
-        for name in self.directories.keys() {
-            let configured = self
-                .config
-                .ldap_configs
-                .iter()
-                .find(|l| &l.name == name)
-                .map(|l| l.api)
-                .unwrap_or_default();
-            guards.insert(name.clone(), self.guard(name, configured));
-        }
-        let default_guard = self.guard("", ApiLimits::default());
+        let guards = self
+            .providers
+            .keys()
+            .chain(self.directories.keys())
+            .map(|name| (name.clone(), self.guard(name)))
+            .collect();
+        let default_guard = self.guard("");
         let (events, _) = broadcast::channel(4096);
         let shared = Shared {
             owner_id: self.owner_id,

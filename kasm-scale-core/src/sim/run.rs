@@ -138,7 +138,6 @@ pub fn memory_stand_in(provider: &VmProviderConfig) -> MemoryVmConfig {
         other => MemoryVmConfig {
             name: other.name().to_owned(),
             max_instances: other.max_instances(),
-            api: other.api_limits(),
             startup_script: "{checkin_jwt}".into(),
             startup_script_builtin: None,
             startup_script_variables: Default::default(),
