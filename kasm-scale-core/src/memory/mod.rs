@@ -15,9 +15,24 @@ use rand_chacha::ChaCha8Rng;
 pub use cloud::{Checkin, MemoryCloud};
 pub use directory::MemoryDirectory;
 
-use crate::config::Distribution;
+use crate::config::{Distribution, MAX_RATE_PER_SECOND, MIN_RATE_PER_SECOND};
 
-/// Draws a duration from `d` (negative draws count as zero).
+/// The longest draw or wait the in-memory backends use: a year. A config built in code that
+/// skipped validation (e.g. `boot_latency = {fixed = 1e300}`) waits this long instead of
+/// overflowing a `Duration` or an `Instant`.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(366 * 86_400);
+
+/// `seconds` as a duration: NaN and negative as zero, anything longer than [`LONGEST_WAIT`]
+/// (infinity included) as [`LONGEST_WAIT`]. Never panics.
+pub(crate) fn clamped_secs(seconds: f64) -> Duration {
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(seconds).map_or(LONGEST_WAIT, |d| d.min(LONGEST_WAIT))
+}
+
+/// Draws a duration from `d`: negative and NaN draws count as zero, draws beyond
+/// [`LONGEST_WAIT`] as [`LONGEST_WAIT`].
 pub fn sample(d: &Distribution, rng: &mut ChaCha8Rng) -> Duration {
     let seconds = match *d {
         Distribution::Fixed(s) => s,
@@ -29,14 +44,12 @@ pub fn sample(d: &Distribution, rng: &mut ChaCha8Rng) -> Duration {
             mean + std_dev * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
         }
     };
-    Duration::from_secs_f64(if seconds.is_finite() {
-        seconds.max(0.0)
-    } else {
-        0.0
-    })
+    clamped_secs(seconds)
 }
 
-/// A token bucket: `rate` calls per second, bursts of up to `max(rate, 1)`.
+/// A token bucket: `rate` calls per second, bursts of up to `max(rate, 1)`. A rate outside the
+/// configuration's range (built in code) is clamped into it: NaN, zero and negative rates to the
+/// lowest, 0.001 a second.
 #[derive(Debug)]
 pub(crate) struct Bucket {
     rate: f64,
@@ -46,6 +59,11 @@ pub(crate) struct Bucket {
 
 impl Bucket {
     pub(crate) fn new(rate: f64) -> Self {
+        let rate = if rate.is_nan() {
+            MIN_RATE_PER_SECOND
+        } else {
+            rate.clamp(MIN_RATE_PER_SECOND, MAX_RATE_PER_SECOND)
+        };
         Self {
             rate,
             tokens: rate.max(1.0),
@@ -64,7 +82,7 @@ impl Bucket {
             self.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+            Err(clamped_secs((1.0 - self.tokens) / self.rate))
         }
     }
 }

@@ -2,12 +2,14 @@
 //! controller and engine against the in-memory cloud and directory, with a demand trace.
 
 mod generate;
+mod limits;
 mod oracle;
 mod run;
 mod scenario;
 mod trace;
 
 pub use generate::{class, random_arrivals, workday};
+pub use limits::{MAX_SIM_DURATION, MAX_SIM_INTERVAL, MIN_SIM_INTERVAL};
 pub use oracle::{Served, oracle_vm_hours};
 pub use run::{
     Metrics, Progress, Series, SimError, SimOptions, deliver_checkins, memory_stand_in, simulate,
