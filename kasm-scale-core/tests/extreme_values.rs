@@ -122,6 +122,8 @@ async fn the_memory_cloud_clamps_extreme_values_built_in_code() {
         (Distribution::Fixed(1e300), Some(1e-300)),
         (Distribution::Fixed(f64::MAX), Some(0.0)),
         (Distribution::Uniform([f64::MAX, f64::MAX]), Some(-1.0)),
+        (Distribution::Uniform([0.0, f64::INFINITY]), Some(1e300)),
+        (Distribution::Uniform([-f64::MAX, f64::MAX]), None),
         (Distribution::Fixed(f64::NAN), Some(f64::NAN)),
         (Distribution::Fixed(f64::INFINITY), Some(f64::INFINITY)),
         (Distribution::Fixed(5e-324), Some(5e-324)),

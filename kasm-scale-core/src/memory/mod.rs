@@ -36,8 +36,22 @@ pub(crate) fn clamped_secs(seconds: f64) -> Duration {
 pub fn sample(d: &Distribution, rng: &mut ChaCha8Rng) -> Duration {
     let seconds = match *d {
         Distribution::Fixed(s) => s,
-        Distribution::Uniform([lo, hi]) if hi > lo => rng.random_range(lo..hi),
-        Distribution::Uniform([lo, _]) => lo,
+        Distribution::Uniform([lo, hi]) => {
+            // Within [0, LONGEST_WAIT] first: a range wider than an f64 can span panics.
+            let within = |v: f64| {
+                if v.is_nan() {
+                    0.0
+                } else {
+                    v.clamp(0.0, LONGEST_WAIT.as_secs_f64())
+                }
+            };
+            let (lo, hi) = (within(lo), within(hi));
+            if hi > lo {
+                rng.random_range(lo..hi)
+            } else {
+                lo
+            }
+        }
         Distribution::Normal { mean, std_dev } => {
             // Box–Muller.
             let (u1, u2): (f64, f64) = (rng.random::<f64>().max(f64::MIN_POSITIVE), rng.random());
