@@ -224,7 +224,7 @@ fn json_object() -> impl Strategy<Value = JsonObject> {
 }
 
 fn seconds() -> impl Strategy<Value = f64> {
-    (0u32..100_000).prop_map(|n| f64::from(n) / 10.0)
+    (0u32..=6_048_000).prop_map(|n| f64::from(n) / 10.0)
 }
 
 fn distribution() -> impl Strategy<Value = Distribution> {
@@ -233,6 +233,16 @@ fn distribution() -> impl Strategy<Value = Distribution> {
         (seconds(), seconds()).prop_map(|(a, b)| Distribution::Uniform([a.min(b), a.max(b)])),
         (seconds(), seconds()).prop_map(|(mean, std_dev)| Distribution::Normal { mean, std_dev }),
     ]
+}
+
+/// The controller's pacing fields: `api_concurrency`, `api_rate_limit_per_second` (0.001 to
+/// 100000 in steps of 0.001) and `api_call_timeout`, over their whole ranges.
+fn api() -> impl Strategy<Value = (u32, Option<f64>, u32)> {
+    (
+        1u32..=1024,
+        prop::option::of((1u32..=100_000_000).prop_map(|n| f64::from(n) / 1000.0)),
+        1u32..=3600,
+    )
 }
 
 fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
@@ -247,6 +257,7 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
         prop::option::of(json_object()),
         any::<bool>(),
         script_variables(),
+        api(),
     );
     let azure = (
         secret(),
@@ -263,6 +274,7 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
             AzureAuthority::China,
         ]),
         script_variables(),
+        api(),
     );
     let memory = (
         1u32..50,
@@ -272,11 +284,12 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
         0.0f64..=1.0,
         prop::option::of(1u32..100),
         any::<bool>(),
+        api(),
     );
     let (n1, n2, n3) = (name.clone(), name.clone(), name);
     prop_oneof![
         aws.prop_map(
-            move |(id, secret, max, size, vol, tags, script, over, win, vars)| {
+            move |(id, secret, max, size, vol, tags, script, over, win, vars, api)| {
                 VmProviderConfig::Aws(AwsVmConfig {
                     name: n1.clone(),
                     aws_access_key_id: Some(id),
@@ -300,11 +313,14 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
                     aws_ec2_private_key: None,
                     aws_is_windows: win,
                     aws_endpoint_url: Some("http://127.0.0.1:5000".into()),
+                    api_concurrency: api.0,
+                    api_rate_limit_per_second: api.1,
+                    api_call_timeout: api.2,
                 })
             }
         ),
         azure.prop_map(
-            move |(secret, max, size, win, ip, tags, script, over, authority, vars)| {
+            move |(secret, max, size, win, ip, tags, script, over, authority, vars, api)| {
                 VmProviderConfig::Azure(AzureVmConfig {
                     name: n2.clone(),
                     azure_subscription_id: "sub".into(),
@@ -338,11 +354,14 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
                     azure_config_override: over,
                     azure_resource_manager_url: None,
                     azure_authority_url: None,
+                    api_concurrency: api.0,
+                    api_rate_limit_per_second: api.1,
+                    api_call_timeout: api.2,
                 })
             }
         ),
         memory.prop_map(
-            move |(max, script, boot, checkin, rate, capacity, builtin)| {
+            move |(max, script, boot, checkin, rate, capacity, builtin, api)| {
                 VmProviderConfig::Memory(MemoryVmConfig {
                     name: n3.clone(),
                     max_instances: max,
@@ -356,6 +375,9 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
                     never_checkin_rate: 1.0 - rate,
                     rate_limit_per_second: Some(5.5),
                     capacity,
+                    api_concurrency: api.0,
+                    api_rate_limit_per_second: api.1,
+                    api_call_timeout: api.2,
                 })
             }
         ),
@@ -402,8 +424,8 @@ fn autoscale(name: String, provider: String) -> impl Strategy<Value = AutoScaleC
         ),
         (
             0u32..30,
-            0u64..7200,
-            1u32..3600,
+            0u64..=2_592_000,
+            1u32..=2_592_000,
             any::<bool>(),
             any::<bool>(),
         ),
@@ -454,8 +476,8 @@ fn autoscale(name: String, provider: String) -> impl Strategy<Value = AutoScaleC
 }
 
 fn config() -> impl Strategy<Value = Config> {
-    (1usize..4, 1usize..3, secret(), text())
-        .prop_flat_map(|(providers, pools, ldap_password, description)| {
+    (1usize..4, 1usize..3, secret(), text(), api())
+        .prop_flat_map(|(providers, pools, ldap_password, description, ldap_api)| {
             let provider_names: Vec<String> = (0..providers).map(|i| format!("prov-{i}")).collect();
             let providers = provider_names
                 .iter()
@@ -481,61 +503,72 @@ fn config() -> impl Strategy<Value = Config> {
                     )
                 })
                 .collect::<Vec<_>>();
-            (providers, pools, Just(ldap_password), Just(description))
+            (
+                providers,
+                pools,
+                Just(ldap_password),
+                Just(description),
+                Just(ldap_api),
+            )
         })
-        .prop_map(|(vm_providers, pools, ldap_password, description)| {
-            let mut config = Config {
-                zones: vec![Zone {
-                    zone_name: "default".into(),
-                    upstream_auth_address: "kasm.example.com".into(),
-                }],
-                ldap_configs: vec![LdapConfig {
-                    name: "ad".into(),
-                    enabled: false,
-                    url: "ldaps://dc1.example.local:636".into(),
-                    search_base: "DC=example,DC=local".into(),
-                    service_account_dn: "svc@example.local".into(),
-                    service_account_password: ldap_password,
-                    start_tls: false,
-                    ca_certificate_file: Some("/etc/ssl/ad-ca.pem".into()),
-                    connection_timeout: 7,
-                    danger_skip_tls_verify: false,
-                    danger_allow_plaintext: false,
-                }],
-                vm_providers,
-                pools: Vec::new(),
-                workspaces: Vec::new(),
-                checkin_token: (description.len() % 2 == 0).then(|| CheckinTokenConfig {
-                    algorithm: TokenAlgorithm::HS256,
-                    key: Some(Secret::new(format!(
-                        "{}-and-some-more-bytes-for-hs256",
-                        description
-                    ))),
-                    ..CheckinTokenConfig::default()
-                }),
-            };
-            for (i, (autoscale, client)) in pools.into_iter().enumerate() {
-                let name = format!("pool-{i}");
-                config.workspaces.push(Workspace {
-                    friendly_name: format!("ws-{i}"),
-                    description: description.clone(),
-                    enabled: i % 2 == 0,
-                    server_pool_id: name.clone(),
-                    rdp_client_type: client,
-                });
-                config.pools.push(Pool {
-                    server_pool_name: name,
-                    server_pool_type: ServerPoolType::ServerPool,
-                    session_placement: if i % 2 == 0 {
-                        Placement::DepthFirst
-                    } else {
-                        Placement::BreadthFirst
-                    },
-                    autoscale,
-                });
-            }
-            config
-        })
+        .prop_map(
+            |(vm_providers, pools, ldap_password, description, ldap_api)| {
+                let mut config = Config {
+                    zones: vec![Zone {
+                        zone_name: "default".into(),
+                        upstream_auth_address: "kasm.example.com".into(),
+                    }],
+                    ldap_configs: vec![LdapConfig {
+                        name: "ad".into(),
+                        enabled: false,
+                        url: "ldaps://dc1.example.local:636".into(),
+                        search_base: "DC=example,DC=local".into(),
+                        service_account_dn: "svc@example.local".into(),
+                        service_account_password: ldap_password,
+                        start_tls: false,
+                        ca_certificate_file: Some("/etc/ssl/ad-ca.pem".into()),
+                        connection_timeout: 7,
+                        danger_skip_tls_verify: false,
+                        danger_allow_plaintext: false,
+                        api_concurrency: ldap_api.0,
+                        api_rate_limit_per_second: ldap_api.1,
+                        api_call_timeout: ldap_api.2,
+                    }],
+                    vm_providers,
+                    pools: Vec::new(),
+                    workspaces: Vec::new(),
+                    checkin_token: (description.len() % 2 == 0).then(|| CheckinTokenConfig {
+                        algorithm: TokenAlgorithm::HS256,
+                        key: Some(Secret::new(format!(
+                            "{}-and-some-more-bytes-for-hs256",
+                            description
+                        ))),
+                        ..CheckinTokenConfig::default()
+                    }),
+                };
+                for (i, (autoscale, client)) in pools.into_iter().enumerate() {
+                    let name = format!("pool-{i}");
+                    config.workspaces.push(Workspace {
+                        friendly_name: format!("ws-{i}"),
+                        description: description.clone(),
+                        enabled: i % 2 == 0,
+                        server_pool_id: name.clone(),
+                        rdp_client_type: client,
+                    });
+                    config.pools.push(Pool {
+                        server_pool_name: name,
+                        server_pool_type: ServerPoolType::ServerPool,
+                        session_placement: if i % 2 == 0 {
+                            Placement::DepthFirst
+                        } else {
+                            Placement::BreadthFirst
+                        },
+                        autoscale,
+                    });
+                }
+                config
+            },
+        )
 }
 
 proptest! {

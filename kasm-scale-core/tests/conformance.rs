@@ -26,6 +26,9 @@ fn config() -> MemoryVmConfig {
         never_checkin_rate: 0.0,
         rate_limit_per_second: None,
         capacity: None,
+        api_concurrency: 8,
+        api_rate_limit_per_second: None,
+        api_call_timeout: 30,
     }
 }
 

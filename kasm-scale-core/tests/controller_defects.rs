@@ -785,24 +785,59 @@ async fn the_token_alone_checks_a_server_in_and_the_id_form_checks_it() {
     );
 }
 
-/// Calls in flight to a provider stay within the builder's concurrency (a regression guard: the
-/// first controller capped them too).
+/// Defect 15: the concurrency, rate limit and call timeout of a provider come from its
+/// `api_*` fields in the configuration (the builder's settings win).
 #[tokio::test(start_paused = true)]
-async fn calls_in_flight_stay_within_the_concurrency() {
-    let config = one_pool("", "minimum_pool_standby_sessions = 6");
-    let counting = Arc::new(Watched::new(
-        cloud_of(&config, 0, 11),
-        Duration::from_secs(1),
-    ));
+async fn calls_in_flight_stay_within_the_configured_concurrency() {
+    for (builder_says, expected) in [(None, 2), (Some(3), 3)] {
+        let config = one_pool(
+            "api_concurrency = 2\napi_call_timeout = 5",
+            "minimum_pool_standby_sessions = 6",
+        );
+        let watched = Arc::new(Watched::new(
+            cloud_of(&config, 0, 11),
+            Duration::from_secs(1),
+        ));
+        let mut builder = Autoscaler::builder(config)
+            .provider(watched.clone())
+            .directory(Arc::new(MemoryDirectory::new("ad", "example.local", 11)))
+            .epoch(EPOCH.parse().unwrap());
+        if let Some(n) = builder_says {
+            builder = builder.concurrency(n);
+        }
+        let scaler = builder.build().unwrap();
+        scaler.tick().await;
+        scaler.settle().await;
+        assert_eq!(watched.inner.vm_count(), 6);
+        assert_eq!(watched.most.load(Ordering::SeqCst), expected);
+    }
+    // The configured call timeout (5 s) bounds a hung call.
+    let config = one_pool("api_call_timeout = 5", "");
     let scaler = Autoscaler::builder(config)
-        .provider(counting.clone())
+        .provider(Arc::new(Hung("mem".into())))
         .directory(Arc::new(MemoryDirectory::new("ad", "example.local", 11)))
-        .concurrency(2)
+        .retry(kasm_scale_core::controller::RetryPolicy {
+            attempts: 1,
+            ..Default::default()
+        })
         .epoch(EPOCH.parse().unwrap())
         .build()
         .unwrap();
+    let mut events = scaler.subscribe();
     scaler.tick().await;
+    let began = tokio::time::Instant::now();
     scaler.settle().await;
-    assert_eq!(counting.inner.vm_count(), 6);
-    assert_eq!(counting.most.load(Ordering::SeqCst), 2);
+    assert_eq!(began.elapsed(), Duration::from_secs(5));
+    let failed = std::iter::from_fn(|| events.try_recv().ok()).find_map(|e| match e {
+        Event::Failed {
+            server: Some(_),
+            error,
+            ..
+        } => Some(error),
+        _ => None,
+    });
+    assert_eq!(
+        failed.as_deref(),
+        Some("cannot create the VM: transient failure: no answer within 5 s")
+    );
 }

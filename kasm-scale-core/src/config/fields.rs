@@ -7,55 +7,63 @@ use std::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
-/// Reads any integer and checks it against `[min, max]`, so that `-1` or `70000` is reported as
-/// "must be between …" instead of a type error.
-fn ranged<'de, D: Deserializer<'de>>(d: D, min: i128, max: i128) -> Result<i128, D::Error> {
+use super::bounds::{Num, PROBABILITY};
+
+/// Reads any whole number: `Ok(n)`, or `Err(v)` for a whole float too large for `i128`
+/// (`1e300`), which callers report as out of range. A fraction is an error.
+pub(crate) fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Result<i128, f64>, D::Error> {
     struct Int;
     impl Visitor<'_> for Int {
-        type Value = i128;
+        type Value = Result<i128, f64>;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("an integer")
         }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i128, E> {
-            Ok(v.into())
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Ok(v.into()))
         }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i128, E> {
-            Ok(v.into())
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Ok(v.into()))
         }
-        fn visit_i128<E: de::Error>(self, v: i128) -> Result<i128, E> {
-            Ok(v)
+        fn visit_i128<E: de::Error>(self, v: i128) -> Result<Self::Value, E> {
+            Ok(Ok(v))
         }
-        fn visit_u128<E: de::Error>(self, v: u128) -> Result<i128, E> {
-            i128::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))
+        fn visit_u128<E: de::Error>(self, v: u128) -> Result<Self::Value, E> {
+            Ok(i128::try_from(v).map_err(|_| v as f64))
         }
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<i128, E> {
-            if v.fract() == 0.0 && v.abs() < 1e30 {
-                Ok(v as i128)
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            if v.is_finite() && v.fract() == 0.0 {
+                Ok(if v.abs() < 1e30 {
+                    Ok(v as i128)
+                } else {
+                    Err(v)
+                })
             } else {
-                Err(E::custom(format!("must be a whole number, got {v}")))
+                Err(E::custom(format!("must be a whole number, got {}", Num(v))))
             }
         }
     }
-    let v = d.deserialize_any(Int)?;
-    if v < min || v > max {
-        let msg = if max == i128::from(u32::MAX) || max == i128::from(u64::MAX) {
-            format!("must be at least {min}, got {v}")
-        } else {
-            format!("must be between {min} and {max}, got {v}")
-        };
-        return Err(de::Error::custom(msg));
+    d.deserialize_any(Int)
+}
+
+/// Reads any integer and checks it against `[min, max]`, so that `-1` or `70000` is reported as
+/// "must be between …" instead of a type error.
+fn ranged<'de, D: Deserializer<'de>>(d: D, min: i128, max: i128) -> Result<i128, D::Error> {
+    let open_ended = max == i128::from(u32::MAX);
+    let message = |got: &dyn fmt::Display, above: bool| match (open_ended, above) {
+        (true, true) => format!("must be at most {max}, got {got}"),
+        (true, false) => format!("must be at least {min}, got {got}"),
+        (false, _) => format!("must be between {min} and {max}, got {got}"),
+    };
+    match whole_number(d)? {
+        Ok(v) if v < min || v > max => Err(de::Error::custom(message(&v, v > max))),
+        Ok(v) => Ok(v),
+        Err(huge) => Err(de::Error::custom(message(&Num(huge), huge > 0.0))),
     }
-    Ok(v)
 }
 
 /// A `u32` that is at least 0 (a negative number is reported as such, not as a type error).
 pub(crate) fn non_negative_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     ranged(d, 0, u32::MAX.into()).map(|v| v as u32)
-}
-
-/// A `u64` that is at least 0.
-pub(crate) fn non_negative_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    ranged(d, 0, u64::MAX.into()).map(|v| v as u64)
 }
 
 /// A `u32` that is at least 1.
@@ -86,9 +94,7 @@ pub(crate) fn probability<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Err
     if (0.0..=1.0).contains(&v) {
         Ok(v)
     } else {
-        Err(de::Error::custom(format!(
-            "must be between 0 and 1, got {v}"
-        )))
+        Err(de::Error::custom(PROBABILITY.message(Num(v))))
     }
 }
 

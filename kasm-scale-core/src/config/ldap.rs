@@ -4,7 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::fields::{self, is_false, yes};
+use super::fields::{is_false, yes};
+use super::{api, bounds};
 use crate::secret::Secret;
 
 /// An LDAP / Active Directory connection (Kasm's LDAP configuration), used to create and remove
@@ -32,8 +33,8 @@ pub struct LdapConfig {
     /// (ours) PEM file of the CA that signed the server certificate; default: system roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_certificate_file: Option<String>,
-    /// (ours) Seconds to wait for a connection or an answer. Default 10.
-    #[serde(default = "default_timeout", deserialize_with = "fields::positive_u32")]
+    /// (ours) Seconds to wait for a connection or an answer, 1 to 3600. Default 10.
+    #[serde(default = "default_timeout", deserialize_with = "bounds::call_timeout")]
     pub connection_timeout: u32,
     /// (ours) Accept any server certificate. Only for tests: anyone on the path can read the
     /// join passwords.
@@ -42,6 +43,25 @@ pub struct LdapConfig {
     /// (ours) Allow `ldap://` without StartTLS. Only for tests: AD refuses to set passwords over it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub danger_allow_plaintext: bool,
+    /// (ours) Calls to this directory the controller has in flight at once, 1 to 1024. Default 8.
+    #[serde(
+        default = "api::default_concurrency",
+        skip_serializing_if = "api::is_default_concurrency",
+        deserialize_with = "bounds::api_concurrency"
+    )]
+    pub api_concurrency: u32,
+    /// (ours) At most this many calls to this directory a second, 0.001 to 100000. Default: no
+    /// limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_rate_limit_per_second: Option<f64>,
+    /// (ours) Seconds one call to this directory may take before it fails as transient, 1 to 3600.
+    /// Default 30.
+    #[serde(
+        default = "api::default_call_timeout",
+        skip_serializing_if = "api::is_default_call_timeout",
+        deserialize_with = "bounds::call_timeout"
+    )]
+    pub api_call_timeout: u32,
 }
 
 fn default_timeout() -> u32 {

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::provider::{
     AwsVmConfig, AzureVmConfig, MemoryVmConfig, PROVIDER_KINDS, VmProviderConfig,
 };
+use super::tree::{self, Tree};
 use super::{Config, ConfigError, Format, Problem};
 
 /// Sections of the document, in the order they are read.
@@ -45,9 +46,9 @@ pub(crate) fn parse_tree(text: &str, format: Format, file: &Path) -> Result<Valu
                 strip_position(&e.to_string()),
             )
         }),
-        Format::Yaml => match serde_yaml_ng::from_str::<Value>(text) {
-            Ok(Value::Null) => Ok(Value::Object(Map::new())),
-            Ok(v) => Ok(v),
+        Format::Yaml => match serde_yaml_ng::from_str::<Tree>(text) {
+            Ok(Tree(Value::Null)) => Ok(Value::Object(Map::new())),
+            Ok(Tree(v)) => Ok(v),
             Err(e) => {
                 let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
                 Err(syntax(line, column, strip_position(&e.to_string())))
@@ -72,12 +73,13 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// TOML to JSON, turning TOML's dates and times into their text (`08:00:00`).
+/// TOML to JSON, turning TOML's dates and times into their text (`08:00:00`), and `nan` and
+/// `inf` into theirs (JSON has no such numbers; a number field refuses the text).
 fn toml_to_json(value: toml::Value) -> Value {
     match value {
         toml::Value::String(s) => Value::String(s),
         toml::Value::Integer(i) => Value::from(i),
-        toml::Value::Float(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+        toml::Value::Float(f) => tree::float(f),
         toml::Value::Boolean(b) => Value::Bool(b),
         toml::Value::Datetime(d) => Value::String(d.to_string()),
         toml::Value::Array(a) => Value::Array(a.into_iter().map(toml_to_json).collect()),
@@ -309,7 +311,7 @@ pub(crate) fn element<T: DeserializeOwned>(
             } else if let Some((found, expected)) = parse_unknown(&message, "unknown variant") {
                 unknown_message(&found, &expected).replace("unknown field", "unknown value")
             } else {
-                message
+                tree::non_finite_message(&message).unwrap_or(message)
             };
             problems.push(Problem::error(join(path, &written), text));
         }

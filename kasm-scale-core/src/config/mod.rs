@@ -5,6 +5,8 @@
 //! reported at once, each with its path (`pools[0].autoscale[1].connection_port`) and a plain
 //! reason.
 
+mod api;
+mod bounds;
 pub(crate) mod fields;
 mod ldap;
 mod load;
@@ -13,6 +15,7 @@ mod provider;
 mod schedule;
 mod scripts;
 mod token;
+mod tree;
 mod validate;
 mod workspace;
 
@@ -21,6 +24,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use api::{ApiLimits, DEFAULT_API_CALL_TIMEOUT, DEFAULT_API_CONCURRENCY};
+pub use bounds::{
+    MAX_API_CONCURRENCY, MAX_CALL_TIMEOUT_SECONDS, MAX_DELAY_SECONDS, MAX_RATE_PER_SECOND,
+    MAX_WAIT_SECONDS, MIN_RATE_PER_SECOND,
+};
 pub use fields::{JsonObject, Tags, merge_json};
 pub use ldap::{Dn, LdapConfig};
 pub use pool::{

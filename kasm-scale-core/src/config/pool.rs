@@ -192,17 +192,18 @@ pub struct AutoScaleConfig {
     /// The Kasm Desktop Service runs on the servers; implies `require_checkin`. Default false.
     #[serde(default)]
     pub agent_installed: bool,
-    /// Seconds a surplus must last before idle servers are destroyed. Default 1800.
+    /// Seconds a surplus must last before idle servers are destroyed, 0 to 2592000 (30 days).
+    /// Default 1800.
     #[serde(
         default = "default_backoff",
-        deserialize_with = "fields::non_negative_u64"
+        deserialize_with = "super::bounds::downscale_backoff"
     )]
     pub downscale_backoff: u64,
-    /// (ours) Seconds a new server has to check in before it is destroyed and replaced.
-    /// Default 1200 (Windows with a domain join often needs 10 minutes).
+    /// (ours) Seconds a new server has to check in before it is destroyed and replaced, 1 to
+    /// 2592000 (30 days). Default 1200 (Windows with a domain join often needs 10 minutes).
     #[serde(
         default = "default_checkin_timeout",
-        deserialize_with = "fields::positive_u32"
+        deserialize_with = "super::bounds::checkin_timeout"
     )]
     pub checkin_timeout: u32,
     /// Active windows; none means always active.

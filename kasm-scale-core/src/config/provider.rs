@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::api;
+use super::bounds::{self, DELAY, MAX_DELAY_SECONDS, Num, human};
 use super::fields::{self, JsonObject, Tags, is_false};
 use crate::secret::Secret;
 
@@ -108,9 +110,9 @@ pub const AZURE_CUSTOM_DATA_LIMIT: usize = 65_535;
 
 /// An AWS EC2 VM provider config.
 ///
-/// The fields every provider has (`name`, `max_instances`, `startup_script*`) are repeated in each
-/// provider struct rather than flattened from a shared one: `#[serde(flatten)]` would turn off
-/// `deny_unknown_fields` and lose the field paths in error messages.
+/// The fields every provider has (`name`, `max_instances`, `startup_script*`, `api_*`) are
+/// repeated in each provider struct rather than flattened from a shared one: `#[serde(flatten)]`
+/// would turn off `deny_unknown_fields` and lose the field paths in error messages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsVmConfig {
@@ -181,6 +183,25 @@ pub struct AwsVmConfig {
     /// (ours) EC2 endpoint override, for tests and AWS-compatible clouds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_endpoint_url: Option<String>,
+    /// (ours) Calls to this provider the controller has in flight at once, 1 to 1024. Default 8.
+    #[serde(
+        default = "api::default_concurrency",
+        skip_serializing_if = "api::is_default_concurrency",
+        deserialize_with = "bounds::api_concurrency"
+    )]
+    pub api_concurrency: u32,
+    /// (ours) At most this many calls to this provider a second, 0.001 to 100000. Default: no
+    /// limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_rate_limit_per_second: Option<f64>,
+    /// (ours) Seconds one call to this provider may take before it fails as transient, 1 to 3600.
+    /// Default 30.
+    #[serde(
+        default = "api::default_call_timeout",
+        skip_serializing_if = "api::is_default_call_timeout",
+        deserialize_with = "bounds::call_timeout"
+    )]
+    pub api_call_timeout: u32,
 }
 
 fn is_empty_tags(t: &Tags) -> bool {
@@ -269,6 +290,25 @@ pub struct AzureVmConfig {
     /// (ours) Login authority override, for tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure_authority_url: Option<String>,
+    /// (ours) Calls to this provider the controller has in flight at once, 1 to 1024. Default 8.
+    #[serde(
+        default = "api::default_concurrency",
+        skip_serializing_if = "api::is_default_concurrency",
+        deserialize_with = "bounds::api_concurrency"
+    )]
+    pub api_concurrency: u32,
+    /// (ours) At most this many calls to this provider a second, 0.001 to 100000. Default: no
+    /// limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_rate_limit_per_second: Option<f64>,
+    /// (ours) Seconds one call to this provider may take before it fails as transient, 1 to 3600.
+    /// Default 30.
+    #[serde(
+        default = "api::default_call_timeout",
+        skip_serializing_if = "api::is_default_call_timeout",
+        deserialize_with = "bounds::call_timeout"
+    )]
+    pub api_call_timeout: u32,
 }
 
 fn default_disk_type() -> String {
@@ -346,10 +386,10 @@ pub struct MemoryVmConfig {
     /// (ours) Extra variables for the startup script (e.g. `fslogix_vhd_locations`), kept secret.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub startup_script_variables: BTreeMap<String, Secret>,
-    /// Seconds from create to a running VM. Default fixed 60.
+    /// Seconds from create to a running VM, 0 to 604800 (7 days). Default fixed 60.
     #[serde(default = "default_boot")]
     pub boot_latency: Distribution,
-    /// Seconds from running to check-in. Default fixed 30.
+    /// Seconds from running to check-in, 0 to 604800 (7 days). Default fixed 30.
     #[serde(default = "default_checkin")]
     pub checkin_delay: Distribution,
     /// Probability that a create call fails. Default 0.
@@ -361,7 +401,8 @@ pub struct MemoryVmConfig {
     /// Probability that a VM boots but never checks in. Default 0.
     #[serde(default, deserialize_with = "fields::probability")]
     pub never_checkin_rate: f64,
-    /// API calls per second before the cloud answers "rate limited". Default unlimited.
+    /// API calls per second before the simulated cloud answers "rate limited", 0.001 to 100000.
+    /// Default unlimited. (The controller's own pacing is `api_rate_limit_per_second`.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_per_second: Option<f64>,
     /// VMs the region can hold before it answers "insufficient capacity". Default unlimited.
@@ -371,6 +412,25 @@ pub struct MemoryVmConfig {
         deserialize_with = "fields::opt_positive_u32"
     )]
     pub capacity: Option<u32>,
+    /// (ours) Calls to this provider the controller has in flight at once, 1 to 1024. Default 8.
+    #[serde(
+        default = "api::default_concurrency",
+        skip_serializing_if = "api::is_default_concurrency",
+        deserialize_with = "bounds::api_concurrency"
+    )]
+    pub api_concurrency: u32,
+    /// (ours) At most this many calls to this provider a second, 0.001 to 100000. Default: no
+    /// limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_rate_limit_per_second: Option<f64>,
+    /// (ours) Seconds one call to this provider may take before it fails as transient, 1 to 3600.
+    /// Default 30.
+    #[serde(
+        default = "api::default_call_timeout",
+        skip_serializing_if = "api::is_default_call_timeout",
+        deserialize_with = "bounds::call_timeout"
+    )]
+    pub api_call_timeout: u32,
 }
 
 fn default_boot() -> Distribution {
@@ -399,16 +459,27 @@ pub enum Distribution {
 }
 
 impl Distribution {
-    /// Why the parameters are unusable, if they are.
+    /// Why the parameters are unusable, if they are: every one must be a number of seconds
+    /// from 0 to 604800 (7 days), and a uniform range's low bound at most its high bound.
     pub fn problem(&self) -> Option<String> {
-        let bad = |v: f64| !v.is_finite() || v < 0.0;
+        let out = |v: f64| DELAY.check(v).is_some();
+        let max = format!("{MAX_DELAY_SECONDS} seconds ({})", human(MAX_DELAY_SECONDS));
         match *self {
-            Self::Fixed(v) if bad(v) => Some(format!("must be a number of seconds ≥ 0, got {v}")),
-            Self::Uniform([lo, hi]) if bad(lo) || bad(hi) || lo > hi => Some(format!(
-                "uniform bounds must satisfy 0 ≤ low ≤ high, got [{lo}, {hi}]"
+            Self::Fixed(v) => DELAY.check(v),
+            Self::Uniform([lo, hi]) if out(lo) || out(hi) => Some(format!(
+                "uniform bounds must be between 0 and {max}, got [{}, {}]",
+                Num(lo),
+                Num(hi)
             )),
-            Self::Normal { mean, std_dev } if bad(mean) || bad(std_dev) => Some(format!(
-                "mean and std_dev must be ≥ 0, got {mean} and {std_dev}"
+            Self::Uniform([lo, hi]) if lo > hi => Some(format!(
+                "uniform bounds must satisfy 0 ≤ low ≤ high, got [{}, {}]",
+                Num(lo),
+                Num(hi)
+            )),
+            Self::Normal { mean, std_dev } if out(mean) || out(std_dev) => Some(format!(
+                "mean and std_dev must be between 0 and {max}, got {} and {}",
+                Num(mean),
+                Num(std_dev)
             )),
             _ => None,
         }

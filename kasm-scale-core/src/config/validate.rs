@@ -3,6 +3,9 @@
 
 use std::collections::HashMap;
 
+use super::bounds::{
+    API_CONCURRENCY, Bound, CALL_TIMEOUT, CHECKIN_TIMEOUT, DOWNSCALE_BACKOFF, PROBABILITY, RATE,
+};
 use super::load::Broken;
 use super::provider::{AWS_EBS_VOLUME_TYPES, AwsVmConfig, AzureVmConfig, MemoryVmConfig};
 use super::{
@@ -101,6 +104,21 @@ pub(crate) fn check(config: &Config, broken: &[Broken], problems: &mut Vec<Probl
                 "server certificates are not checked: use only in tests",
             );
         }
+        out.int(
+            &p,
+            "connection_timeout",
+            ldap.connection_timeout,
+            &CALL_TIMEOUT,
+        );
+        api_fields(
+            &mut out,
+            &p,
+            (
+                ldap.api_concurrency,
+                ldap.api_rate_limit_per_second,
+                ldap.api_call_timeout,
+            ),
+        );
     }
     for (i, provider) in config.vm_providers.iter().enumerate() {
         let p = format!("vm_providers[{i}]");
@@ -109,6 +127,7 @@ pub(crate) fn check(config: &Config, broken: &[Broken], problems: &mut Vec<Probl
             VmProviderConfig::Azure(c) => azure(&mut out, &p, c),
             VmProviderConfig::Memory(c) => memory(&mut out, &p, c),
         }
+        api_fields(&mut out, &p, provider.api_fields());
     }
 
     let mut config_names: HashMap<&str, String> = HashMap::new();
@@ -157,6 +176,20 @@ impl Out<'_> {
 
     fn warning(&mut self, path: String, message: impl Into<String>) {
         self.problems.push(Problem::warning(path, message));
+    }
+
+    /// Reports `p.field` when the number `v` is outside `bound`.
+    fn number(&mut self, p: &str, field: &str, v: f64, bound: &Bound) {
+        if let Some(message) = bound.check(v) {
+            self.error(format!("{p}.{field}"), message);
+        }
+    }
+
+    /// Reports `p.field` when the integer `v` is outside `bound`.
+    fn int(&mut self, p: &str, field: &str, v: impl Into<i128>, bound: &Bound) {
+        if let Some(message) = bound.check_int(v.into()) {
+            self.error(format!("{p}.{field}"), message);
+        }
     }
 
     /// Reports a name that refers to nothing in `section`, unless it names an element (or the
@@ -211,6 +244,13 @@ fn autoscale(out: &mut Out<'_>, config: &Config, p: &str, c: &AutoScaleConfig) {
         provider.is_some(),
     );
 
+    out.int(
+        p,
+        "downscale_backoff",
+        c.downscale_backoff,
+        &DOWNSCALE_BACKOFF,
+    );
+    out.int(p, "checkin_timeout", c.checkin_timeout, &CHECKIN_TIMEOUT);
     let kind = c.connection_type.as_str();
     if c.effective_port().is_none() {
         out.error(
@@ -393,12 +433,24 @@ fn memory(out: &mut Out<'_>, p: &str, c: &MemoryVmConfig) {
             out.error(format!("{p}.{field}"), msg);
         }
     }
-    if let Some(r) = c.rate_limit_per_second
-        && !(r.is_finite() && r > 0.0)
-    {
-        out.error(
-            format!("{p}.rate_limit_per_second"),
-            format!("must be a number above 0, got {r}"),
-        );
+    for (field, v) in [
+        ("create_failure_rate", c.create_failure_rate),
+        ("destroy_failure_rate", c.destroy_failure_rate),
+        ("never_checkin_rate", c.never_checkin_rate),
+    ] {
+        out.number(p, field, v, &PROBABILITY);
     }
+    if let Some(r) = c.rate_limit_per_second {
+        out.number(p, "rate_limit_per_second", r, &RATE);
+    }
+}
+
+/// The controller's pacing fields that every VM provider and LDAP config has:
+/// (`api_concurrency`, `api_rate_limit_per_second`, `api_call_timeout`).
+fn api_fields(out: &mut Out<'_>, p: &str, (concurrency, rate, timeout): (u32, Option<f64>, u32)) {
+    out.int(p, "api_concurrency", concurrency, &API_CONCURRENCY);
+    if let Some(r) = rate {
+        out.number(p, "api_rate_limit_per_second", r, &RATE);
+    }
+    out.int(p, "api_call_timeout", timeout, &CALL_TIMEOUT);
 }

@@ -118,9 +118,10 @@ impl Guard {
                         .saturating_mul(1 << (attempt - 1).min(16))
                         .min(policy.cap);
                     let jitter: f64 = rng.with(|r| r.random_range(0.5..1.5));
-                    let wait = e
-                        .retry_after()
-                        .map_or_else(|| exp.mul_f64(jitter), |w| w.min(policy.cap));
+                    let wait = e.retry_after().map_or_else(
+                        || Duration::try_from_secs_f64(exp.as_secs_f64() * jitter).unwrap_or(exp),
+                        |w| w.min(policy.cap),
+                    );
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }

@@ -13,7 +13,7 @@ use super::records::Records;
 use super::store::{MemoryStore, StateStore};
 use super::tasks::{Randomness, Tasks};
 use super::{Autoscaler, Shared};
-use crate::config::Config;
+use crate::config::{ApiLimits, Config};
 use crate::template::Template;
 use crate::token::TokenKeys;
 use crate::traits::{DirectoryService, VmProvider};
@@ -94,19 +94,22 @@ impl AutoscalerBuilder {
         self
     }
 
-    /// Calls in flight per provider or directory, for every backend (default 8).
+    /// Calls in flight per provider or directory, for every backend (overrides each
+    /// configuration's `api_concurrency`, default 8).
     pub fn concurrency(mut self, calls: usize) -> Self {
         self.concurrency = Some(calls);
         self
     }
 
-    /// At most `calls_per_second` calls to the provider or directory named `name`.
+    /// At most `calls_per_second` calls to the provider or directory named `name` (overrides its
+    /// `api_rate_limit_per_second`).
     pub fn rate_limit(mut self, name: impl Into<String>, calls_per_second: f64) -> Self {
         self.rate_limits.insert(name.into(), calls_per_second);
         self
     }
 
-    /// How long one call to any backend may take before it fails as transient (default 30 s).
+    /// How long one call to any backend may take before it fails as transient (overrides each
+    /// configuration's `api_call_timeout`, default 30 s).
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = Some(timeout);
         self
@@ -165,11 +168,22 @@ impl AutoscalerBuilder {
         self
     }
 
-    /// The guard of backend `name`.
-    fn guard(&self, name: &str) -> Guard {
-        let concurrency = self.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-        let rate = self.rate_limits.get(name).copied();
-        let timeout = self.call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT);
+    /// The guard of backend `name`, whose configuration says `configured` (its `api_*` fields);
+    /// what the builder was told wins.
+    fn guard(&self, name: &str, configured: Option<ApiLimits>) -> Guard {
+        let concurrency = self
+            .concurrency
+            .or(configured.map(|c| c.concurrency as usize))
+            .unwrap_or(DEFAULT_CONCURRENCY);
+        let rate = self
+            .rate_limits
+            .get(name)
+            .copied()
+            .or(configured.and_then(|c| c.rate_limit_per_second));
+        let timeout = self
+            .call_timeout
+            .or(configured.map(|c| c.call_timeout))
+            .unwrap_or(DEFAULT_CALL_TIMEOUT);
         Guard::new(concurrency, rate, timeout, self.retry)
     }
 
@@ -223,13 +237,21 @@ impl AutoscalerBuilder {
             (None, Some(section)) => TokenKeys::from_config(section)?,
             (None, None) => TokenKeys::generate()?,
         };
-        let guards = self
-            .providers
-            .keys()
-            .chain(self.directories.keys())
-            .map(|name| (name.clone(), self.guard(name)))
-            .collect();
-        let default_guard = self.guard("");
+        let mut guards = HashMap::new();
+        for name in self.providers.keys() {
+            let configured = self.config.vm_provider(name).map(|p| p.api_limits());
+            guards.insert(name.clone(), self.guard(name, configured));
+        }
+        for name in self.directories.keys() {
+            let configured = self
+                .config
+                .ldap_configs
+                .iter()
+                .find(|l| &l.name == name)
+                .map(|l| l.api_limits());
+            guards.insert(name.clone(), self.guard(name, configured));
+        }
+        let default_guard = self.guard("", None);
         let (events, _) = broadcast::channel(4096);
         let shared = Shared {
             owner_id: self.owner_id,

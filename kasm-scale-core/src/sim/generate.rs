@@ -9,7 +9,7 @@ use crate::config::Distribution;
 use crate::memory::sample;
 
 fn secs(s: f64) -> SignedDuration {
-    SignedDuration::from_secs_f64(s.max(0.0))
+    super::limits::event_time(s)
 }
 
 fn push(events: &mut Vec<TraceEvent>, pool: &str, id: &str, user: &str, from: f64, to: f64) {
@@ -114,7 +114,8 @@ pub fn random_arrivals(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut events = Vec::new();
     let (mut t, mut n) = (0.0, 0u32);
-    let end = hours * 3600.0;
+    // No arrivals past the longest simulation.
+    let end = (hours * 3600.0).min(super::limits::MAX_SIM_DURATION.as_secs_f64());
     if !(per_hour > 0.0 && per_hour.is_finite()) {
         return events;
     }

@@ -2,6 +2,7 @@
 //! controller and engine against the in-memory cloud and directory, with a demand trace.
 
 mod generate;
+mod limits;
 mod oracle;
 mod run;
 mod scenario;
@@ -9,6 +10,7 @@ mod trace;
 
 pub use crate::memory::{deliver_checkins, token_in};
 pub use generate::{class, random_arrivals, workday};
+pub use limits::{MAX_SIM_DURATION, MAX_SIM_INTERVAL, MIN_SIM_INTERVAL};
 pub use oracle::{Served, oracle_vm_hours};
 pub use run::{Metrics, Progress, Series, SimError, SimOptions, memory_stand_in, simulate};
 pub use scenario::{DEFAULT_CONFIG, DEFAULT_USERS, default_scenario, kasm_policy};

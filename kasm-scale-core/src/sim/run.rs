@@ -122,6 +122,9 @@ pub enum SimError {
     /// The runtime could not be made.
     #[error("cannot start the simulation runtime: {0}")]
     Runtime(String),
+    /// An option or a trace time is outside its range (see [`super::MAX_SIM_DURATION`]).
+    #[error("cannot simulate: {0}")]
+    Input(String),
 }
 
 /// The in-memory stand-in for a provider: its own settings when it is a memory provider, else
@@ -148,6 +151,10 @@ pub fn memory_stand_in(provider: &VmProviderConfig) -> MemoryVmConfig {
             never_checkin_rate: 0.0,
             rate_limit_per_second: None,
             capacity: None,
+            // The controller paces its calls to the stand-in as it would to the cloud.
+            api_concurrency: other.api_fields().0,
+            api_rate_limit_per_second: other.api_fields().1,
+            api_call_timeout: other.api_fields().2,
         },
     }
 }
@@ -161,6 +168,9 @@ pub fn simulate(
 ) -> Result<(Metrics, Series), SimError> {
     if let Some(e) = trace.iter().find(|e| config.pool(&e.pool).is_none()) {
         return Err(SimError::UnknownPool(e.pool.clone()));
+    }
+    if let Some(message) = super::limits::problem(trace, options) {
+        return Err(SimError::Input(message));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()

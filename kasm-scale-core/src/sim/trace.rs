@@ -81,7 +81,7 @@ pub fn parse_trace(text: &str, start: Timestamp) -> Result<Vec<TraceEvent>, Trac
         }
         let time = &record[0];
         let at = match time.parse::<f64>() {
-            Ok(s) if s.is_finite() && s >= 0.0 => SignedDuration::from_secs_f64(s),
+            Ok(s) if s.is_finite() && s >= 0.0 => super::limits::event_time(s),
             Ok(s) => return Err(err(format!("time {s} must be seconds ≥ 0"))),
             Err(_) => match time.parse::<Timestamp>() {
                 Ok(t) if t >= start => t.duration_since(start),
@@ -97,6 +97,9 @@ pub fn parse_trace(text: &str, start: Timestamp) -> Result<Vec<TraceEvent>, Trac
                 }
             },
         };
+        if let Some(problem) = super::limits::time_problem(at) {
+            return Err(err(format!("time {time} {problem}")));
+        }
         let kind = match &record[1] {
             "start" => Kind::Start,
             "end" => Kind::End,
@@ -202,6 +205,14 @@ mod tests {
                 "line 2: session `a` starts twice",
             ),
             ("-1,start,a,p\n", "line 1: time -1 must be seconds ≥ 0"),
+            (
+                "1e300,start,a,p\n",
+                "line 1: time 1e300 must be from 0 to 31622400 seconds (366 days) after the start",
+            ),
+            (
+                "9999-01-01T00:00:00Z,start,a,p\n",
+                "line 1: time 9999-01-01T00:00:00Z must be from 0 to 31622400 seconds (366 days) after the start",
+            ),
             (
                 "2026-11-30T07:00:00Z,start,a,p\n",
                 "line 1: time 2026-11-30T07:00:00Z is before the start of the simulation (2026-11-30T08:00:00Z)",

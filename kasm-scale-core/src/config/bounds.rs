@@ -1,0 +1,222 @@
+//! The ranges every duration, rate and concurrency of a configuration must lie in, and the one
+//! message that reports a value outside them (the same whether the file is loaded or a config
+//! built in code is validated).
+//!
+//! | what | range |
+//! | --- | --- |
+//! | latencies and delays (`boot_latency`, `checkin_delay`) | 0 to 604800 s (7 days) |
+//! | scaling waits (`checkin_timeout` 1 s and up, `downscale_backoff` 0 s and up) | up to 2592000 s (30 days) |
+//! | timeouts of one call (`connection_timeout`, `api_call_timeout`) | 1 to 3600 s (1 hour) |
+//! | rates (`rate_limit_per_second`, `api_rate_limit_per_second`) | 0.001 to 100000 calls per second |
+//! | `api_concurrency` | 1 to 1024 |
+//! | probabilities (`*_failure_rate`, `never_checkin_rate`) | 0 to 1 |
+//!
+//! NaN and infinities are refused everywhere.
+
+use std::fmt;
+
+use serde::Deserializer;
+
+/// Seconds in a day.
+const DAY: u64 = 86_400;
+
+/// Longest latency or delay (`boot_latency`, `checkin_delay`): 7 days, in seconds.
+pub const MAX_DELAY_SECONDS: u64 = 7 * DAY;
+
+/// Longest scaling wait (`checkin_timeout`, `downscale_backoff`): 30 days, in seconds.
+pub const MAX_WAIT_SECONDS: u64 = 30 * DAY;
+
+/// Longest timeout of one call (`connection_timeout`, `api_call_timeout`): 1 hour, in seconds.
+pub const MAX_CALL_TIMEOUT_SECONDS: u64 = 3600;
+
+/// Lowest rate limit, in calls per second (one call in about 17 minutes).
+pub const MIN_RATE_PER_SECOND: f64 = 0.001;
+
+/// Highest rate limit, in calls per second.
+pub const MAX_RATE_PER_SECOND: f64 = 100_000.0;
+
+/// Most calls in flight to one provider or directory (`api_concurrency`).
+pub const MAX_API_CONCURRENCY: u32 = 1024;
+
+/// What a bounded number counts, for messages.
+#[derive(Debug, Clone, Copy)]
+enum Unit {
+    /// A plain count.
+    Count,
+    /// Seconds.
+    Seconds,
+    /// Calls per second.
+    PerSecond,
+}
+
+/// A closed range of allowed values of one kind of field.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bound {
+    min: f64,
+    max: f64,
+    unit: Unit,
+}
+
+/// Latencies and delays, 0 to 7 days.
+pub(crate) const DELAY: Bound = Bound::seconds(0, MAX_DELAY_SECONDS);
+/// `checkin_timeout`, 1 s to 30 days.
+pub(crate) const CHECKIN_TIMEOUT: Bound = Bound::seconds(1, MAX_WAIT_SECONDS);
+/// `downscale_backoff`, 0 s to 30 days.
+pub(crate) const DOWNSCALE_BACKOFF: Bound = Bound::seconds(0, MAX_WAIT_SECONDS);
+/// `connection_timeout` and `api_call_timeout`, 1 s to 1 hour.
+pub(crate) const CALL_TIMEOUT: Bound = Bound::seconds(1, MAX_CALL_TIMEOUT_SECONDS);
+/// `api_concurrency`, 1 to 1024.
+pub(crate) const API_CONCURRENCY: Bound = Bound {
+    min: 1.0,
+    max: MAX_API_CONCURRENCY as f64,
+    unit: Unit::Count,
+};
+/// Rate limits, 0.001 to 100000 calls per second.
+pub(crate) const RATE: Bound = Bound {
+    min: MIN_RATE_PER_SECOND,
+    max: MAX_RATE_PER_SECOND,
+    unit: Unit::PerSecond,
+};
+/// Probabilities, 0 to 1.
+pub(crate) const PROBABILITY: Bound = Bound {
+    min: 0.0,
+    max: 1.0,
+    unit: Unit::Count,
+};
+
+impl Bound {
+    const fn seconds(min: u64, max: u64) -> Bound {
+        Bound {
+            min: min as f64,
+            max: max as f64,
+            unit: Unit::Seconds,
+        }
+    }
+
+    /// "must be between 0 and 604800 seconds (7 days), got 1e300".
+    pub(crate) fn message(&self, got: impl fmt::Display) -> String {
+        let (min, max) = (Num(self.min), Num(self.max));
+        match self.unit {
+            Unit::Count => format!("must be between {min} and {max}, got {got}"),
+            Unit::PerSecond => {
+                format!("must be between {min} and {max} calls per second, got {got}")
+            }
+            Unit::Seconds => format!(
+                "must be between {min} and {max} seconds ({}), got {got}",
+                human(self.max as u64)
+            ),
+        }
+    }
+
+    /// Why `v` is outside the range (NaN and infinities always are).
+    pub(crate) fn check(&self, v: f64) -> Option<String> {
+        (!(v >= self.min && v <= self.max)).then(|| self.message(Num(v)))
+    }
+
+    /// The same for an integer.
+    pub(crate) fn check_int(&self, v: i128) -> Option<String> {
+        (!(v as f64 >= self.min && v as f64 <= self.max)).then(|| self.message(v))
+    }
+
+    /// The range's ends as integers (for clamping integer fields).
+    pub(crate) fn int_range(&self) -> (u64, u64) {
+        (self.min as u64, self.max as u64)
+    }
+}
+
+/// "7 days", "1 hour", "90 minutes", "45 seconds".
+pub(crate) fn human(seconds: u64) -> String {
+    let plural = |n: u64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    if seconds > 0 && seconds % DAY == 0 {
+        plural(seconds / DAY, "day")
+    } else if seconds > 0 && seconds % 3600 == 0 {
+        plural(seconds / 3600, "hour")
+    } else if seconds > 0 && seconds % 60 == 0 {
+        plural(seconds / 60, "minute")
+    } else {
+        plural(seconds, "second")
+    }
+}
+
+/// A number for messages: plain (`0.5`, `604800`) when short, else in exponent form (`1e300`,
+/// `1e-300`) rather than Rust's hundreds of digits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Num(pub f64);
+
+impl fmt::Display for Num {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        if v.is_finite() && v != 0.0 && !(1e-4..1e15).contains(&v.abs()) {
+            write!(f, "{v:e}")
+        } else {
+            write!(f, "{v}")
+        }
+    }
+}
+
+/// Reads an integer field and checks it against `bound`, with the bound's message for a value
+/// outside it (negative and too large for the type included).
+fn int_in<'de, D: Deserializer<'de>>(d: D, bound: &Bound) -> Result<u64, D::Error> {
+    use serde::de::Error;
+    match super::fields::whole_number(d)? {
+        Ok(v) => match bound.check_int(v) {
+            Some(message) => Err(D::Error::custom(message)),
+            None => u64::try_from(v).map_err(|_| D::Error::custom(bound.message(v))),
+        },
+        Err(huge) => Err(D::Error::custom(bound.message(Num(huge)))),
+    }
+}
+
+/// `checkin_timeout`: whole seconds in [`CHECKIN_TIMEOUT`].
+pub(crate) fn checkin_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, &CHECKIN_TIMEOUT).map(|v| v as u32)
+}
+
+/// `downscale_backoff`: whole seconds in [`DOWNSCALE_BACKOFF`].
+pub(crate) fn downscale_backoff<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    int_in(d, &DOWNSCALE_BACKOFF)
+}
+
+/// `connection_timeout` and `api_call_timeout`: whole seconds in [`CALL_TIMEOUT`].
+pub(crate) fn call_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, &CALL_TIMEOUT).map(|v| v as u32)
+}
+
+/// `api_concurrency`: a count in [`API_CONCURRENCY`].
+pub(crate) fn api_concurrency<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, &API_CONCURRENCY).map(|v| v as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_range_and_the_value_briefly() {
+        assert_eq!(
+            DELAY.check(1e300).unwrap(),
+            "must be between 0 and 604800 seconds (7 days), got 1e300"
+        );
+        assert_eq!(
+            RATE.check(1e-300).unwrap(),
+            "must be between 0.001 and 100000 calls per second, got 1e-300"
+        );
+        assert_eq!(
+            CALL_TIMEOUT.check_int(0).unwrap(),
+            "must be between 1 and 3600 seconds (1 hour), got 0"
+        );
+        assert_eq!(
+            API_CONCURRENCY.check_int(u64::MAX.into()).unwrap(),
+            "must be between 1 and 1024, got 18446744073709551615"
+        );
+        assert!(DELAY.check(f64::NAN).unwrap().ends_with("got NaN"));
+        assert!(RATE.check(f64::INFINITY).unwrap().ends_with("got inf"));
+        assert_eq!(DELAY.check(604_800.0), None);
+        assert_eq!(RATE.check(0.001), None);
+        assert_eq!(Num(f64::MAX).to_string(), "1.7976931348623157e308");
+        assert_eq!(Num(5e-324).to_string(), "5e-324");
+        assert_eq!(Num(0.5).to_string(), "0.5");
+        assert_eq!(human(90 * 60), "90 minutes");
+        assert_eq!(human(45), "45 seconds");
+    }
+}

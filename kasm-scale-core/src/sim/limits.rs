@@ -1,0 +1,92 @@
+//! The ranges of the simulator's inputs: how long a simulation runs, its tick and sample
+//! intervals, and the times of trace events. Inputs outside them are refused with a message
+//! rather than overflowing the clock or looping without end.
+
+use std::time::Duration;
+
+use jiff::SignedDuration;
+
+use super::run::SimOptions;
+use super::trace::TraceEvent;
+
+/// The longest simulation, and the latest time of a trace event: 366 days.
+pub const MAX_SIM_DURATION: SignedDuration = SignedDuration::from_hours(366 * 24);
+
+/// The shortest tick or sample interval: one second.
+pub const MIN_SIM_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The longest tick or sample interval: one day.
+pub const MAX_SIM_INTERVAL: Duration = Duration::from_secs(86_400);
+
+/// Seconds as an event time: NaN and negative as zero, beyond what a `SignedDuration` holds as
+/// [`SignedDuration::MAX`] (which the simulation then refuses as too late).
+pub(crate) fn event_time(seconds: f64) -> SignedDuration {
+    if seconds.is_nan() || seconds <= 0.0 {
+        return SignedDuration::ZERO;
+    }
+    SignedDuration::try_from_secs_f64(seconds).unwrap_or(SignedDuration::MAX)
+}
+
+/// "366 days" for messages.
+fn max_text() -> String {
+    format!("{} days", MAX_SIM_DURATION.as_hours() / 24)
+}
+
+/// Whether a trace time lies within the range, for the trace reader.
+pub(crate) fn time_problem(at: SignedDuration) -> Option<String> {
+    (at.is_negative() || at > MAX_SIM_DURATION).then(|| {
+        format!(
+            "must be from 0 to {} seconds ({}) after the start",
+            MAX_SIM_DURATION.as_secs(),
+            max_text()
+        )
+    })
+}
+
+/// Why `options` and `trace` cannot be simulated, if they cannot.
+pub(crate) fn problem(trace: &[TraceEvent], options: &SimOptions) -> Option<String> {
+    for (name, interval) in [("tick", options.tick), ("sample", options.sample)] {
+        if !(MIN_SIM_INTERVAL..=MAX_SIM_INTERVAL).contains(&interval) {
+            return Some(format!(
+                "the {name} interval must be between 1 second and 1 day, got {interval:?}"
+            ));
+        }
+    }
+    if let Some(d) = options.duration
+        && (d.is_negative() || d > MAX_SIM_DURATION)
+    {
+        return Some(format!(
+            "the duration must be between 0 and {}, got {d:#}",
+            max_text()
+        ));
+    }
+    if let Some((i, e)) = trace
+        .iter()
+        .enumerate()
+        .find(|(_, e)| time_problem(e.at).is_some())
+    {
+        return Some(format!(
+            "trace event {} (session `{}`) at {:#}: its time {}",
+            i + 1,
+            e.session,
+            e.at,
+            time_problem(e.at).unwrap_or_default()
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_times_saturate() {
+        assert_eq!(event_time(f64::NAN), SignedDuration::ZERO);
+        assert_eq!(event_time(-5.0), SignedDuration::ZERO);
+        assert_eq!(event_time(1e300), SignedDuration::MAX);
+        assert_eq!(event_time(90.5), SignedDuration::from_millis(90_500));
+        assert!(time_problem(SignedDuration::MAX).is_some());
+        assert!(time_problem(MAX_SIM_DURATION).is_none());
+    }
+}
