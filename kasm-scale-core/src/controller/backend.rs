@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::tasks::Randomness;
+use crate::config::{MAX_RATE_PER_SECOND, MIN_RATE_PER_SECOND};
 use crate::traits::BackendError;
 
 /// Retry policy for retryable backend errors (rate limits, capacity, transient faults).
@@ -54,10 +55,12 @@ impl Guard {
         timeout: Duration,
         retry: RetryPolicy,
     ) -> Self {
+        // A rate outside the configuration's bounds (given in code) is clamped into them: a tiny
+        // rate paces slowly instead of overflowing, a huge one barely paces.
         let interval = calls_per_second
             .filter(|r| r.is_finite() && *r > 0.0)
-            .and_then(|r| Duration::try_from_secs_f64(1.0 / r).ok())
-            .unwrap_or(Duration::ZERO);
+            .map(|r| r.clamp(MIN_RATE_PER_SECOND, MAX_RATE_PER_SECOND))
+            .map_or(Duration::ZERO, |r| Duration::from_secs_f64(1.0 / r));
         Self {
             concurrency: Semaphore::new(concurrency.clamp(1, Semaphore::MAX_PERMITS)),
             interval,
@@ -128,5 +131,40 @@ impl Guard {
                 other => return other,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn rates_outside_the_bounds_are_clamped_not_dropped() {
+        let rng = Randomness::new(Some(1));
+        let ok = || async { Ok::<(), BackendError>(()) };
+        // 1e-300 calls per second paces at the slowest rate (one call per 1000 s).
+        let slow = Guard::new(
+            1,
+            Some(1e-300),
+            Duration::from_secs(30),
+            RetryPolicy::default(),
+        );
+        let began = Instant::now();
+        for _ in 0..2 {
+            slow.call(&rng, ok).await.unwrap();
+        }
+        assert_eq!(began.elapsed(), Duration::from_secs(1000));
+        // A NaN or negative rate means no pacing.
+        let free = Guard::new(
+            1,
+            Some(f64::NAN),
+            Duration::from_secs(30),
+            RetryPolicy::default(),
+        );
+        let began = Instant::now();
+        for _ in 0..3 {
+            free.call(&rng, ok).await.unwrap();
+        }
+        assert_eq!(began.elapsed(), Duration::ZERO);
     }
 }

@@ -13,15 +13,10 @@ use super::records::Records;
 use super::store::{MemoryStore, StateStore};
 use super::tasks::{Randomness, Tasks};
 use super::{Autoscaler, Shared};
-use crate::config::{ApiLimits, Config};
+use crate::config::{ApiLimits, Config, DEFAULT_API_CALL_TIMEOUT, DEFAULT_API_CONCURRENCY};
 use crate::template::Template;
 use crate::token::TokenKeys;
 use crate::traits::{DirectoryService, VmProvider};
-
-/// Calls in flight per backend when neither the configuration nor the builder says.
-const DEFAULT_CONCURRENCY: usize = 8;
-/// How long one backend call may take when neither the configuration nor the builder says.
-const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Builds an [`Autoscaler`]; [`AutoscalerBuilder::build`] checks that everything fits.
 pub struct AutoscalerBuilder {
@@ -174,7 +169,7 @@ impl AutoscalerBuilder {
         let concurrency = self
             .concurrency
             .or(configured.map(|c| c.concurrency as usize))
-            .unwrap_or(DEFAULT_CONCURRENCY);
+            .unwrap_or(DEFAULT_API_CONCURRENCY as usize);
         let rate = self
             .rate_limits
             .get(name)
@@ -183,7 +178,7 @@ impl AutoscalerBuilder {
         let timeout = self
             .call_timeout
             .or(configured.map(|c| c.call_timeout))
-            .unwrap_or(DEFAULT_CALL_TIMEOUT);
+            .unwrap_or(Duration::from_secs(u64::from(DEFAULT_API_CALL_TIMEOUT)));
         Guard::new(concurrency, rate, timeout, self.retry)
     }
 

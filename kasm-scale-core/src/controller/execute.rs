@@ -119,8 +119,11 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
         shared.emit(note);
     }
     // The records of new servers are saved before their VMs are asked for, so a restart finds
-    // them (and resumes them) instead of adopting their VMs as unknown.
-    persist::persist(shared).await;
+    // them (and resumes them) instead of adopting their VMs as unknown. (A tick that creates
+    // nothing saves once, at its end.)
+    if starts.iter().any(|s| matches!(s, Start::Create(..))) {
+        persist::persist(shared).await;
+    }
     for start in starts {
         match start {
             Start::Create(id, cause) => {
