@@ -188,8 +188,11 @@ fn group(
 }
 
 fn bench(c: &mut Criterion) {
-    let Ok(url) = std::env::var("KASM_SCALE_EC2_ENDPOINT") else {
-        eprintln!("SKIPPED: KASM_SCALE_EC2_ENDPOINT is not set; start moto as .ci/run does");
+    let Some(url) = kasm_scale_core::testkit::test_server(
+        "KASM_SCALE_EC2_ENDPOINT",
+        "KASM_SCALE_SKIP_EC2",
+        "provisioning on EC2 (moto)",
+    ) else {
         return;
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

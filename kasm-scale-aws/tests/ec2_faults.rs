@@ -232,10 +232,11 @@ async fn unreachable_ec2_is_transient() {
 
 #[tokio::test]
 async fn rejected_credentials_are_an_auth_error() {
-    let Ok(url) = std::env::var("KASM_SCALE_EC2_AUTH_ENDPOINT") else {
-        eprintln!(
-            "SKIPPED: KASM_SCALE_EC2_AUTH_ENDPOINT is not set (bash .ci/run starts an emulator that checks signatures)"
-        );
+    let Some(url) = kasm_scale_core::testkit::test_server(
+        "KASM_SCALE_EC2_AUTH_ENDPOINT",
+        "KASM_SCALE_SKIP_EC2",
+        "a real AuthFailure (moto checking signatures)",
+    ) else {
         return;
     };
     let p = provider_at(config("aws-auth", "us-east-1", ""), &url).await;

@@ -12,6 +12,25 @@ use crate::traits::{
     BackendError, ComputerSpec, DirectoryService, Owner, VmProvider, VmSpec, VmState,
 };
 
+/// The value of `var`, which names a test server that `bash .ci/run` starts (an EC2 emulator,
+/// a Samba AD DC …). A missing server FAILS the test with the reason, unless the run opts out
+/// explicitly with `opt_out=1` outside CI: then this prints a `SKIPPED` line and returns `None`.
+pub fn test_server(var: &str, opt_out: &str, what: &str) -> Option<String> {
+    if let Ok(value) = std::env::var(var) {
+        return Some(value);
+    }
+    let skip = std::env::var(opt_out).is_ok_and(|v| v == "1");
+    let ci = std::env::var_os("CI").is_some();
+    if skip && !ci {
+        eprintln!("SKIPPED ({opt_out}=1): {var} is not set, so {what} is not tested");
+        return None;
+    }
+    panic!(
+        "{var} is not set: {what} needs its test server (bash .ci/run starts it and sets {var}; \
+         outside CI, {opt_out}=1 skips these tests)"
+    );
+}
+
 /// Calls `f` until it succeeds or fails with an error that is not retryable, waiting as the
 /// backend asks (at most 20 attempts).
 pub async fn retrying<T, F, Fut>(mut f: F) -> Result<T, BackendError>

@@ -19,22 +19,18 @@ struct Dc {
     password: String,
 }
 
+/// The Samba AD DC `.ci/run` starts. Missing, the test fails, unless `KASM_SCALE_SKIP_LDAP=1`
+/// opts out outside CI.
 fn dc() -> Option<Dc> {
-    let var = |k: &str| std::env::var(k).ok();
-    let found = (|| {
-        Some(Dc {
-            url: var("KASM_SCALE_LDAP_URL")?,
-            ca: var("KASM_SCALE_LDAP_CA")?,
-            bind_dn: var("KASM_SCALE_LDAP_BIND_DN")?,
-            password: var("KASM_SCALE_LDAP_PASSWORD")?,
-        })
-    })();
-    if found.is_none() {
-        eprintln!(
-            "SKIPPED: KASM_SCALE_LDAP_URL and friends are not set (bash .ci/run starts a Samba AD DC and sets them)"
-        );
-    }
-    found
+    let var = |k: &str| {
+        kasm_scale_core::testkit::test_server(k, "KASM_SCALE_SKIP_LDAP", "Active Directory (Samba)")
+    };
+    Some(Dc {
+        url: var("KASM_SCALE_LDAP_URL")?,
+        ca: var("KASM_SCALE_LDAP_CA")?,
+        bind_dn: var("KASM_SCALE_LDAP_BIND_DN")?,
+        password: var("KASM_SCALE_LDAP_PASSWORD")?,
+    })
 }
 
 fn config(dc: &Dc, extra: &str) -> LdapConfig {
