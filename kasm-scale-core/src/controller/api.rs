@@ -15,7 +15,7 @@ pub(crate) async fn start(shared: &Arc<Shared>) -> Result<(), ControllerError> {
     shared
         .loaded
         .get_or_try_init(|| async {
-            let saved = shared.store.load().await?;
+            let saved = super::store::bounded("load", shared.store.load()).await?;
             let count = saved.as_ref().map_or(0, |r| r.servers.len());
             tracing::info!(servers = count, "saved state loaded");
             if let Some(saved) = saved {

@@ -50,7 +50,7 @@ pub use backend::RetryPolicy;
 pub use builder::AutoscalerBuilder;
 pub use events::{CheckinStatus, ControllerError, Event, SessionOutcome, SetupError};
 pub use records::{AdRecord, Queued, Records, ServerInfo, SessionId};
-pub use store::{MemoryStore, StateStore, StoreError};
+pub use store::{MemoryStore, STORE_TIMEOUT, StateStore, StoreError};
 
 use crate::config::Config;
 use crate::engine::ServerId;

@@ -241,3 +241,39 @@ async fn the_controller_waits_out_retry_after_and_retries_transient_faults() {
     assert_eq!(servers[0].vm_id.as_deref(), Some("vm-1"));
     assert_eq!(s.bookkeeping("c").consecutive_failures, 0);
 }
+
+/// A store that never answers.
+#[derive(Debug)]
+struct HungStore;
+
+#[async_trait::async_trait]
+impl crate::controller::StateStore for HungStore {
+    async fn load(
+        &self,
+    ) -> Result<Option<crate::controller::Records>, crate::controller::StoreError> {
+        std::future::pending().await
+    }
+    async fn save(
+        &self,
+        _: &crate::controller::Records,
+    ) -> Result<(), crate::controller::StoreError> {
+        std::future::pending().await
+    }
+}
+
+/// A hung state store fails the start after the store timeout instead of hanging every call.
+#[tokio::test(start_paused = true)]
+async fn a_hung_store_fails_after_the_store_timeout() {
+    let s = Autoscaler::builder(load_str(CONFIG, Format::Toml).unwrap().config)
+        .provider(Arc::new(mock()))
+        .store(Arc::new(HungStore))
+        .build()
+        .unwrap();
+    let began = tokio::time::Instant::now();
+    let error = s.start().await.unwrap_err();
+    assert_eq!(began.elapsed(), crate::controller::STORE_TIMEOUT);
+    assert_eq!(
+        error.to_string(),
+        "cannot start: state store unavailable: load: no answer within 30 s"
+    );
+}
