@@ -148,31 +148,38 @@ impl Autoscaler {
                 .get(&id)
                 .is_some_and(|s| s.state != ServerState::Destroying)
         };
-        let claims = self.shared.tokens.verify_for(token, now, expected, live)?;
+        // The token is never logged; its error says why it was refused, without it.
+        let claims = self
+            .shared
+            .tokens
+            .verify_for(token, now, expected, live)
+            .inspect_err(|e| tracing::warn!(error = %e, "check-in refused"))?;
         let server = claims.sub;
-        let ready_pool = {
-            let mut records = self.shared.records();
-            let Some(s) = records.servers.get_mut(&server) else {
-                return Err(TokenError::WrongServer(server).into());
-            };
-            s.reported_status = Some(status.describe());
-            let mut ready = false;
-            if status.is_running() {
-                s.checked_in_at.get_or_insert(now);
-                if s.state == ServerState::Starting {
-                    s.state = ServerState::Running;
-                    ready = true;
+        {
+            let span = tracing::info_span!("check_in", %server, status = %status.status);
+            let _entered = span.enter();
+            let ready_pool = {
+                let mut records = self.shared.records();
+                let Some(s) = records.servers.get_mut(&server) else {
+                    return Err(TokenError::WrongServer(server).into());
+                };
+                s.reported_status = Some(status.describe());
+                let mut ready = false;
+                if status.is_running() {
+                    s.checked_in_at.get_or_insert(now);
+                    if s.state == ServerState::Starting {
+                        s.state = ServerState::Running;
+                        ready = true;
+                    }
                 }
+                ready.then(|| s.pool.clone())
+            };
+            if let Some(pool) = ready_pool {
+                tracing::info!("server ready");
+                self.shared.emit(Event::Ready { server });
+                queue::serve(&self.shared, Some(&pool));
             }
-            ready.then(|| s.pool.clone())
-        };
-        let _span = tracing::info_span!("check_in", %server, status = %status.status).entered();
-        if let Some(pool) = ready_pool {
-            tracing::info!("server ready");
-            self.shared.emit(Event::Ready { server });
-            queue::serve(&self.shared, Some(&pool));
         }
-        drop(_span);
         persist(&self.shared).await;
         Ok(server)
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use jiff::SignedDuration;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::tasks::{self, Work};
 use super::{Event, Shared, destroy, queue};
@@ -29,8 +30,12 @@ pub(crate) fn refresh(shared: &Arc<Shared>) {
     providers.dedup();
     for provider in providers {
         let name = provider.clone();
-        tasks::spawn(shared, Work::Refresh(provider), |s| async move {
-            refresh_provider(&s, &name).await;
+        let span = tracing::debug_span!("refresh", provider = %name);
+        tasks::spawn(shared, Work::Refresh(provider), |s| {
+            async move {
+                refresh_provider(&s, &name).await;
+            }
+            .instrument(span)
         });
     }
 }

@@ -277,3 +277,18 @@ async fn a_hung_store_fails_after_the_store_timeout() {
         "cannot start: state store unavailable: load: no answer within 30 s"
     );
 }
+
+/// The broker calls are `Send` futures (a broker serves them from a multi-threaded runtime).
+#[test]
+fn broker_calls_are_send() {
+    fn send<T: Send>(_: T) {}
+    let s = Autoscaler::builder(load_str(CONFIG, Format::Toml).unwrap().config)
+        .provider(Arc::new(mock()))
+        .build()
+        .unwrap();
+    let status = crate::controller::CheckinStatus::running();
+    send(s.check_in_token("t", &status));
+    send(s.request_session("p", &crate::engine::SessionRequest::default()));
+    send(s.end_session(crate::controller::SessionId(1)));
+    send(s.tick());
+}
