@@ -3,6 +3,7 @@
 //! overwritten by a late load.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use super::events::{CheckinStatus, ControllerError, Event, SessionOutcome};
 use super::records::{Queued, SessionId};
@@ -19,8 +20,9 @@ pub(crate) async fn start(shared: &Arc<Shared>) -> Result<(), ControllerError> {
             let count = saved.as_ref().map_or(0, |r| r.servers.len());
             tracing::info!(servers = count, "saved state loaded");
             if let Some(saved) = saved {
-                *shared.records() = saved.clone();
-                *shared.saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(saved);
+                *shared.records() = saved;
+                // As saved: nothing to save back.
+                shared.dirty.store(false, Ordering::Relaxed);
             }
             Ok::<(), ControllerError>(())
         })

@@ -1,6 +1,7 @@
 //! [`AutoscalerBuilder`]: everything an [`Autoscaler`] needs, checked at `build()`.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -267,7 +268,8 @@ impl AutoscalerBuilder {
             queue_timeout: self.queue_timeout,
             reconcile_every: self.reconcile_every,
             ticks: std::sync::atomic::AtomicU64::new(0),
-            saved: Mutex::new(None),
+            dirty: AtomicBool::new(false),
+            save_lock: tokio::sync::Mutex::new(()),
             loaded: OnceCell::new(),
             tick_lock: tokio::sync::Mutex::new(()),
             tasks: Tasks::default(),

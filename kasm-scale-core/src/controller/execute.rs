@@ -29,7 +29,10 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
         let mut names: Option<HashSet<String>> = None;
         for (pool, plan) in plans {
             for (config, bookkeeping) in plan.bookkeeping {
-                records.bookkeeping.insert(config, bookkeeping);
+                // Only a change touches the records (and makes a save).
+                if records.bookkeeping.get(&config) != Some(&bookkeeping) {
+                    records.bookkeeping.insert(config, bookkeeping);
+                }
             }
             notes.extend(plan.notes.into_iter().map(|text| Event::Note {
                 pool: pool.clone(),

@@ -40,6 +40,7 @@ mod tasks;
 mod tick;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -80,6 +81,12 @@ pub(crate) struct Shared {
     pub default_guard: Guard,
     pub rng: Randomness,
     pub records: Mutex<Records>,
+    /// Set by every mutable use of the records ([`RecordsGuard`]), cleared by a save: a tick
+    /// that changed nothing saves nothing, without comparing 10,000 servers.
+    pub dirty: AtomicBool,
+    /// Held from taking a copy of the records to its save: saves land in order (an older copy
+    /// never overwrites a newer one).
+    pub save_lock: tokio::sync::Mutex<()>,
     pub events: broadcast::Sender<Event>,
     pub epoch: Timestamp,
     pub started: tokio::time::Instant,
@@ -89,8 +96,6 @@ pub(crate) struct Shared {
     pub queue_timeout: Duration,
     pub reconcile_every: u64,
     pub ticks: std::sync::atomic::AtomicU64,
-    /// What was saved last, to save only changes.
-    pub saved: Mutex<Option<Records>>,
     /// The saved state was loaded (once, before anything is served).
     pub loaded: OnceCell<()>,
     /// Held by the running tick: ticks never overlap.
@@ -111,8 +116,13 @@ impl Shared {
         self.epoch + SignedDuration::try_from(elapsed).unwrap_or(SignedDuration::MAX)
     }
 
-    pub fn records(&self) -> MutexGuard<'_, Records> {
-        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    /// The records, locked. Reading them leaves them clean; any mutable use marks them to be
+    /// saved.
+    pub fn records(&self) -> RecordsGuard<'_> {
+        RecordsGuard {
+            records: self.records.lock().unwrap_or_else(|e| e.into_inner()),
+            dirty: &self.dirty,
+        }
     }
 
     pub fn emit(&self, event: Event) {
@@ -138,6 +148,28 @@ impl Shared {
             config: config.into(),
             error,
         });
+    }
+}
+
+/// The locked records. Dereferencing it mutably marks them changed, so no change can miss
+/// the next save (a use that ends up changing nothing only costs one save).
+pub(crate) struct RecordsGuard<'a> {
+    records: MutexGuard<'a, Records>,
+    dirty: &'a AtomicBool,
+}
+
+impl std::ops::Deref for RecordsGuard<'_> {
+    type Target = Records;
+
+    fn deref(&self) -> &Records {
+        &self.records
+    }
+}
+
+impl std::ops::DerefMut for RecordsGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Records {
+        self.dirty.store(true, Ordering::Relaxed);
+        &mut self.records
     }
 }
 

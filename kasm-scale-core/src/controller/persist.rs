@@ -1,20 +1,25 @@
 //! Step 6 of a tick, and the end of every broker call: save the records when they changed.
 
+use std::sync::atomic::Ordering;
+
 use tracing::Instrument;
 
 use super::{Event, Shared};
 
-/// Saves the records to the state store when they changed since the last save.
+/// Saves the records to the state store when they changed since the last save (any mutable
+/// use of them marks them: see `RecordsGuard`).
 pub(crate) async fn persist(shared: &Shared) {
+    if !shared.dirty.load(Ordering::Relaxed) {
+        return;
+    }
+    let _in_order = shared.save_lock.lock().await;
     let records = {
-        let now = shared.records();
-        let mut saved = shared.saved.lock().unwrap_or_else(|e| e.into_inner());
-        if saved.as_ref() == Some(&*now) {
+        let records = shared.records();
+        // Cleared under the lock: a change after this copy marks them again.
+        if !shared.dirty.swap(false, Ordering::Relaxed) {
             return;
         }
-        let copy = now.clone();
-        *saved = Some(copy.clone());
-        copy
+        records.clone()
     };
     let saved = super::store::bounded("save", shared.store.save(&records))
         .instrument(tracing::debug_span!(
@@ -23,8 +28,8 @@ pub(crate) async fn persist(shared: &Shared) {
         ))
         .await;
     if let Err(e) = saved {
-        // Saved next time: forget that this copy was saved.
-        *shared.saved.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        // Saved next time.
+        shared.dirty.store(true, Ordering::Relaxed);
         tracing::error!(error = %e, "cannot save the state");
         shared.emit(Event::Failed {
             server: None,

@@ -65,6 +65,11 @@ pub(crate) fn expire(shared: &Shared) {
     let mut expired = Vec::new();
     {
         let mut records = shared.records();
+        let due = |q: &super::records::Queued| now.duration_since(q.since) >= limit;
+        if !records.queued.values().any(|q| q.front().is_some_and(due)) {
+            // Nothing expires: the records stay untouched (and unsaved).
+            return;
+        }
         for (pool, queue) in records.queued.iter_mut() {
             while let Some(q) = queue.front().copied() {
                 let waited = now.duration_since(q.since);

@@ -99,10 +99,12 @@ async fn reconcile_now(shared: &Arc<Shared>) {
     retire(shared);
     let grace = SignedDuration::try_from(shared.orphan_grace).unwrap_or(SignedDuration::MAX);
     let now = shared.now();
-    shared
-        .records()
-        .orphans
-        .retain(|_, first| now < *first + grace + grace);
+    let fresh = |first: &Timestamp| now < *first + grace + grace;
+    let mut records = shared.records();
+    if !records.orphans.values().all(fresh) {
+        records.orphans.retain(|_, first| fresh(first));
+    }
+    drop(records);
     shared
         .removed
         .lock()
@@ -179,20 +181,23 @@ fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
     let id = vm.owner.server_id;
     let stopped = vm.state == VmState::Stopping;
     let mut records = shared.records();
-    if let Some(s) = records.servers.get_mut(&id) {
+    if let Some(s) = records.servers.get(&id) {
         if s.vm_id.as_ref().is_some_and(|known| *known != vm.vm_id) {
             // A second VM for one server (a create repeated where the cloud ignored its
             // idempotency token): not the server's.
             return Attribution::Orphan;
         }
-        if s.vm_id.is_none() {
+        let state = s.state;
+        if s.vm_id.is_none()
+            && let Some(s) = records.servers.get_mut(&id)
+        {
             // Created just before a restart: the record never learned its VM.
             s.vm_id = Some(vm.vm_id.clone());
             if s.state == ServerState::Provisioning && !shared.tasks.busy(&Work::Create(id)) {
                 s.state = ServerState::Starting;
             }
         }
-        return match (stopped, s.state) {
+        return match (stopped, state) {
             (true, ServerState::Destroying) => Attribution::Known,
             (true, _) => Attribution::Dead,
             _ => Attribution::Known,
