@@ -179,12 +179,11 @@ impl AwsProvider {
         let state = match instance.state().and_then(|s| s.name()) {
             Some(InstanceStateName::Pending) => VmState::Pending,
             Some(InstanceStateName::Running) => VmState::Running,
-            // Stopped (or stopping, or being terminated): not serving, its record goes.
-            Some(
-                InstanceStateName::Stopping
-                | InstanceStateName::Stopped
-                | InstanceStateName::ShuttingDown,
-            ) => VmState::Stopping,
+            // Stopping or being terminated, or stopped: not serving, its server goes.
+            Some(InstanceStateName::Stopping | InstanceStateName::ShuttingDown) => {
+                VmState::Stopping
+            }
+            Some(InstanceStateName::Stopped) => VmState::Stopped,
             Some(InstanceStateName::Terminated) => VmState::Terminated,
             _ => VmState::Stopping,
         };

@@ -90,8 +90,13 @@ fn apply(shared: &Arc<Shared>, id: ServerId, answer: Result<Option<Vm>, BackendE
                 queue::serve(shared, Some(&server.pool));
             }
         }
-        Ok(Some(vm)) if matches!(vm.state, VmState::Stopping | VmState::Terminated) => {
-            destroy::start(shared, id, None, "its VM stopped".into());
+        Ok(Some(vm)) if vm.state.is_dead() || vm.state == VmState::Terminated => {
+            destroy::start(
+                shared,
+                id,
+                None,
+                format!("its VM is {:?}", vm.state).to_lowercase(),
+            );
         }
         Ok(None) if server.created_at + VANISH_GRACE <= now => {
             // Its destroy still asks the provider: a cloud that answered "not found" by mistake

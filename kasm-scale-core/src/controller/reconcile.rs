@@ -179,7 +179,7 @@ enum Attribution {
 /// names a config of this provider.
 fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
     let id = vm.owner.server_id;
-    let stopped = vm.state == VmState::Stopping;
+    let stopped = vm.state.is_dead();
     let mut records = shared.records();
     if let Some(s) = records.servers.get(&id) {
         if s.vm_id.as_ref().is_some_and(|known| *known != vm.vm_id) {

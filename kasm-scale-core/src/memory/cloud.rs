@@ -143,7 +143,7 @@ impl MemoryCloud {
 
     fn state(m: &MemVm, now: Instant) -> VmState {
         if m.stopped {
-            VmState::Stopping
+            VmState::Stopped
         } else if now >= m.running_at {
             VmState::Running
         } else {

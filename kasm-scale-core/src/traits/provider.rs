@@ -29,8 +29,22 @@ pub enum VmState {
     Running,
     /// Being stopped or deleted.
     Stopping,
+    /// Stopped or deallocated (it still exists, and may still cost storage, but serves no one):
+    /// a guest that shut its OS down, or a user who stopped it.
+    Stopped,
+    /// The cloud failed to create or start it (Azure `provisioningState` `Failed`); it will not
+    /// serve.
+    Failed,
     /// Gone (some clouds list terminated VMs for a while).
     Terminated,
+}
+
+impl VmState {
+    /// Whether a VM in this state exists but will never serve a session: the controller
+    /// destroys its server (and the VM) and replaces it.
+    pub fn is_dead(self) -> bool {
+        matches!(self, Self::Stopping | Self::Stopped | Self::Failed)
+    }
 }
 
 /// A VM as the provider reports it.
