@@ -13,7 +13,7 @@ pub use directory::{
     check_computer_name, generate_join_password,
 };
 pub use error::BackendError;
-pub use provider::{Capabilities, Vm, VmProvider, VmSpec, VmState};
+pub use provider::{Capabilities, Leftover, Vm, VmProvider, VmSpec, VmState};
 
 #[cfg(test)]
 pub(crate) use provider::MockVmProvider;

@@ -62,6 +62,19 @@ pub struct Vm {
     pub created_at: Option<Timestamp>,
 }
 
+/// A part of a VM that exists without its VM (a NIC, public IP or disk left behind by a create
+/// that failed half-way or a destroy that was cut short), as the provider lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leftover {
+    /// The provider's id of the part (Azure resource id, …): what
+    /// [`VmProvider::remove_leftover`] takes.
+    pub id: String,
+    /// What it is, for logs and events (`networkInterface`, `publicIPAddress`, `disk`, …).
+    pub kind: String,
+    /// Its owner, read back from its tags.
+    pub owner: Owner,
+}
+
 /// What a provider can do beyond the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Capabilities {
@@ -108,6 +121,24 @@ pub trait VmProvider: Send + Sync + fmt::Debug {
 
     /// Every live VM owned by `owner_id`.
     async fn list(&self, owner_id: &str) -> Result<Vec<Vm>, BackendError>;
+
+    /// Every part owned by `owner_id` whose VM does not exist (see [`Leftover`]). The
+    /// controller lists them on its reconcile cadence and removes each one that is still listed
+    /// after the orphan grace period and belongs to no server being created. The default (a
+    /// cloud whose VMs own no separate parts) lists none.
+    async fn list_leftovers(&self, owner_id: &str) -> Result<Vec<Leftover>, BackendError> {
+        let _ = owner_id;
+        Ok(Vec::new())
+    }
+
+    /// Removes one part listed by [`VmProvider::list_leftovers`]; removing a part that no
+    /// longer exists is `Ok`. The default refuses (it lists none).
+    async fn remove_leftover(&self, id: &str) -> Result<(), BackendError> {
+        Err(BackendError::InvalidRequest(format!(
+            "{}: this provider lists no leftovers, so it cannot remove {id}",
+            self.name()
+        )))
+    }
 
     /// The Windows administrator password of a VM, when the provider can tell it
     /// ([`Capabilities::retrieve_password`]): `Ok(None)` while the cloud has not made it
