@@ -302,7 +302,7 @@ fn aws_settings() {
             "vm_providers[0].aws_secret_access_key: required with aws_access_key_id",
             "vm_providers[0].aws_ec2_ebs_volume_type: `gp4` is not one of gp2, gp3, io1, io2, st1, sc1, standard",
             "vm_providers[0].retrieve_password: needs aws_ec2_key_name and aws_ec2_private_key",
-            "vm_providers[0].aws_endpoint_url: `localhost:5000` must be an http:// or https:// URL",
+            "vm_providers[0].aws_endpoint_url: `localhost:5000` must be an https:// URL (http:// only to a loopback host)",
         ],
     );
 }

@@ -7,6 +7,7 @@
 
 mod api;
 mod bounds;
+mod endpoint;
 pub(crate) mod fields;
 mod ldap;
 mod load;
@@ -29,6 +30,7 @@ pub use bounds::{
     MAX_API_CONCURRENCY, MAX_CALL_TIMEOUT_SECONDS, MAX_DELAY_SECONDS, MAX_RATE_PER_SECOND,
     MAX_WAIT_SECONDS, MIN_RATE_PER_SECOND,
 };
+pub use endpoint::check_endpoint;
 pub use fields::{JsonObject, Tags, merge_json};
 pub use ldap::{Dn, LdapConfig};
 pub use pool::{

@@ -180,9 +180,15 @@ pub struct AwsVmConfig {
     /// (ours) The AMI runs Windows: the script is wrapped in `<powershell>` when not already.
     #[serde(default, skip_serializing_if = "is_false")]
     pub aws_is_windows: bool,
-    /// (ours) EC2 endpoint override, for tests and AWS-compatible clouds.
+    /// (ours) EC2 endpoint override, for tests and AWS-compatible clouds. `https://`, or
+    /// `http://` to a loopback host; another `http://` host needs `danger_allow_plaintext`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_endpoint_url: Option<String>,
+    /// (ours) Allows an `http://` endpoint override to a host other than loopback. Tests only:
+    /// the requests carry signed credentials and the startup script (with its join password
+    /// and check-in token) in clear. Default false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub danger_allow_plaintext: bool,
     /// (ours) Calls to this provider the controller has in flight at once, 1 to 1024. Default 8.
     #[serde(
         default = "api::default_concurrency",
@@ -284,12 +290,18 @@ pub struct AzureVmConfig {
     /// JSON merged into the VM create request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure_config_override: Option<JsonObject>,
-    /// (ours) Resource Manager endpoint override, for tests.
+    /// (ours) Resource Manager endpoint override, for tests. `https://`, or `http://` to a
+    /// loopback host; another `http://` host needs `danger_allow_plaintext`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure_resource_manager_url: Option<String>,
-    /// (ours) Login authority override, for tests.
+    /// (ours) Login authority override, for tests (same rule as `azure_resource_manager_url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure_authority_url: Option<String>,
+    /// (ours) Allows `http://` overrides to hosts other than loopback. Tests only: the client
+    /// secret, the bearer tokens and the custom data (with its join password and check-in
+    /// token) would travel in clear. Default false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub danger_allow_plaintext: bool,
     /// (ours) Calls to this provider the controller has in flight at once, 1 to 1024. Default 8.
     #[serde(
         default = "api::default_concurrency",

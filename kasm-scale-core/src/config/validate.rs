@@ -98,6 +98,12 @@ pub(crate) fn check(config: &Config, broken: &[Broken], problems: &mut Vec<Probl
         if ldap.service_account_dn.trim().is_empty() {
             out.error(format!("{p}.service_account_dn"), "must not be empty");
         }
+        if ldap.danger_allow_plaintext && scheme.eq_ignore_ascii_case("ldap") && !ldap.start_tls {
+            out.warning(
+                format!("{p}.danger_allow_plaintext"),
+                "the service account password and the join passwords travel in clear: use only in tests",
+            );
+        }
         if ldap.danger_skip_tls_verify {
             out.warning(
                 format!("{p}.danger_skip_tls_verify"),
@@ -350,11 +356,23 @@ fn autoscale(out: &mut Out<'_>, config: &Config, p: &str, c: &AutoScaleConfig) {
     }
 }
 
-fn url(out: &mut Out<'_>, path: String, value: Option<&str>) {
-    if let Some(v) = value
-        && !(v.starts_with("https://") || v.starts_with("http://"))
-    {
-        out.error(path, format!("`{v}` must be an http:// or https:// URL"));
+/// An endpoint override: `https://`, or `http://` to a loopback host unless the config's
+/// `danger_allow_plaintext` (`flag`) allows any host, with a warning.
+fn url(out: &mut Out<'_>, p: &str, field: &str, value: Option<&str>, danger: bool) {
+    let Some(v) = value else { return };
+    let path = format!("{p}.{field}");
+    match super::endpoint::plaintext_host(v) {
+        Err(e) => out.error(path, e),
+        Ok(None) => {}
+        Ok(Some(host)) if super::endpoint::is_loopback(&host) => {}
+        Ok(Some(host)) if danger => out.warning(
+            path,
+            format!("http:// to `{host}` carries credentials and startup scripts in clear: use only in tests"),
+        ),
+        Ok(Some(host)) => out.error(
+            path,
+            format!("http:// to `{host}` would carry credentials and startup scripts in clear; use https://, a loopback host, or (tests only) danger_allow_plaintext"),
+        ),
     }
 }
 
@@ -403,8 +421,10 @@ fn aws(out: &mut Out<'_>, p: &str, c: &AwsVmConfig) {
     }
     url(
         out,
-        format!("{p}.aws_endpoint_url"),
+        p,
+        "aws_endpoint_url",
         c.aws_endpoint_url.as_deref(),
+        c.danger_allow_plaintext,
     );
 }
 
@@ -412,16 +432,12 @@ fn azure(out: &mut Out<'_>, p: &str, c: &AzureVmConfig) {
     for (field, message) in c.problems() {
         out.error(format!("{p}.{field}"), message);
     }
-    url(
-        out,
-        format!("{p}.azure_resource_manager_url"),
-        c.azure_resource_manager_url.as_deref(),
-    );
-    url(
-        out,
-        format!("{p}.azure_authority_url"),
-        c.azure_authority_url.as_deref(),
-    );
+    for (field, value) in [
+        ("azure_resource_manager_url", &c.azure_resource_manager_url),
+        ("azure_authority_url", &c.azure_authority_url),
+    ] {
+        url(out, p, field, value.as_deref(), c.danger_allow_plaintext);
+    }
 }
 
 fn memory(out: &mut Out<'_>, p: &str, c: &MemoryVmConfig) {
