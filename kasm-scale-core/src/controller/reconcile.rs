@@ -16,10 +16,11 @@ use super::records::ServerInfo;
 use super::tasks::Work;
 use super::{Event, Shared, destroy, hostname};
 use crate::engine::{ServerId, ServerState};
-use crate::traits::{BackendError, ComputerRecord, Vm, VmState};
+use crate::traits::{BackendError, ComputerRecord, Leftover, Vm, VmState};
 
 enum Listing {
     Vms(String, Result<Vec<Vm>, BackendError>),
+    Leftovers(String, Result<Vec<Leftover>, BackendError>),
     Records(String, Result<Vec<ComputerRecord>, BackendError>),
 }
 
@@ -41,13 +42,22 @@ async fn reconcile_now(shared: &Arc<Shared>) {
         .collect();
     let mut listings = JoinSet::new();
     for (name, provider) in &shared.providers {
-        let (shared, provider, name) = (shared.clone(), provider.clone(), name.clone());
+        let (s, p, n) = (shared.clone(), provider.clone(), name.clone());
         listings.spawn(async move {
+            let (shared, provider, name) = (s, p, n);
             let vms = shared
                 .guard(&name)
                 .call(&shared.rng, || provider.list(&shared.owner_id))
                 .await;
             Listing::Vms(name, vms)
+        });
+        let (shared, provider, name) = (shared.clone(), provider.clone(), name.clone());
+        listings.spawn(async move {
+            let parts = shared
+                .guard(&name)
+                .call(&shared.rng, || provider.list_leftovers(&shared.owner_id))
+                .await;
+            Listing::Leftovers(name, parts)
         });
     }
     for (name, directory) in &shared.directories {
@@ -85,6 +95,12 @@ async fn reconcile_now(shared: &Arc<Shared>) {
                     );
                 }
                 records_listed(shared, &name, list, began).await;
+            }
+            Listing::Leftovers(name, Ok(parts)) => {
+                leftovers_listed(shared, &name, parts, began).await;
+            }
+            Listing::Leftovers(name, Err(e)) => {
+                shared.note_error(None, &name, format!("cannot list leftover VM parts: {e}"));
             }
             Listing::Vms(name, Err(e)) => {
                 shared.note_error(None, &name, format!("cannot list VMs: {e}"));
@@ -242,6 +258,46 @@ fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
         sessions_unknown: running,
     });
     Attribution::Known
+}
+
+/// Parts whose VM is gone (a NIC, an IP, a disk) are removed once they have stayed so for the
+/// grace period, unless their server is being created (its parts come before its VM) or
+/// destroyed (its destroy removes them).
+async fn leftovers_listed(
+    shared: &Arc<Shared>,
+    provider_name: &str,
+    parts: Vec<Leftover>,
+    began: Timestamp,
+) {
+    let Some(provider) = shared.providers.get(provider_name) else {
+        return;
+    };
+    for part in parts {
+        let busy = shared
+            .records()
+            .servers
+            .get(&part.owner.server_id)
+            .is_some_and(|s| {
+                matches!(s.state, ServerState::Provisioning | ServerState::Destroying)
+            });
+        let key = format!("part:{provider_name}:{}", part.id);
+        if busy {
+            // Not an orphan now: the grace starts again if it becomes one.
+            if shared.records().orphans.contains_key(&key) {
+                shared.records().orphans.remove(&key);
+            }
+            continue;
+        }
+        if !orphan_due(shared, &key, began) {
+            continue;
+        }
+        tracing::info!(provider = provider_name, part = %part.id, kind = %part.kind, server = %part.owner.server_id, "removing a leftover VM part");
+        let gone = shared
+            .guard(provider_name)
+            .call(&shared.rng, || provider.remove_leftover(&part.id))
+            .await;
+        settle_orphan(shared, &key, gone, provider_name);
+    }
 }
 
 /// What one directory's listing says: records of no server are removed after the grace period.

@@ -12,7 +12,7 @@ use super::{Bucket, sample};
 use crate::config::MemoryVmConfig;
 use crate::engine::ServerId;
 use crate::secret::Secret;
-use crate::traits::{BackendError, Capabilities, Vm, VmProvider, VmSpec, VmState};
+use crate::traits::{BackendError, Capabilities, Leftover, Owner, Vm, VmProvider, VmSpec, VmState};
 
 /// A server whose guest is due to check in: what its startup script received.
 #[derive(Debug, Clone)]
@@ -43,6 +43,8 @@ struct Inner {
     next_id: u64,
     creates: u64,
     destroys: u64,
+    /// Parts of VMs that outlived them (see [`MemoryCloud::leave_part`]).
+    parts: BTreeMap<String, Leftover>,
 }
 
 /// An in-memory cloud for one VM provider config.
@@ -63,6 +65,7 @@ impl MemoryCloud {
             next_id: 0,
             creates: 0,
             destroys: 0,
+            parts: BTreeMap::new(),
         };
         Self {
             config,
@@ -118,6 +121,27 @@ impl MemoryCloud {
             .get_mut(vm_id)
             .map(|m| m.stopped = true)
             .is_some()
+    }
+
+    /// Leaves a part of `owner`'s VM behind without the VM (as an Azure NIC or disk outlives
+    /// a create that failed half-way) and returns its id. It is listed by
+    /// [`VmProvider::list_leftovers`] while no VM of that server exists.
+    pub fn leave_part(&self, owner: Owner, kind: &str) -> String {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let id = format!("mem-part-{:08}", inner.next_id);
+        let part = Leftover {
+            id: id.clone(),
+            kind: kind.into(),
+            owner,
+        };
+        inner.parts.insert(id.clone(), part);
+        id
+    }
+
+    /// Ids of the parts left behind that still exist.
+    pub fn parts(&self) -> Vec<String> {
+        self.lock().parts.keys().cloned().collect()
     }
 
     /// Live VMs now.
@@ -244,6 +268,31 @@ impl VmProvider for MemoryCloud {
     async fn get(&self, vm_id: &str) -> Result<Option<Vm>, BackendError> {
         let now = Instant::now();
         Ok(self.lock().vms.get(vm_id).map(|m| Self::snapshot(m, now)))
+    }
+
+    async fn list_leftovers(&self, owner_id: &str) -> Result<Vec<Leftover>, BackendError> {
+        let mut guard = self.lock();
+        Self::throttle(&mut guard)?;
+        let inner = &*guard;
+        Ok(inner
+            .parts
+            .values()
+            .filter(|p| p.owner.owner_id == owner_id)
+            .filter(|p| {
+                !inner
+                    .vms
+                    .values()
+                    .any(|m| m.vm.owner.server_id == p.owner.server_id)
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn remove_leftover(&self, id: &str) -> Result<(), BackendError> {
+        let mut guard = self.lock();
+        Self::throttle(&mut guard)?;
+        guard.parts.remove(id);
+        Ok(())
     }
 
     async fn list(&self, owner_id: &str) -> Result<Vec<Vm>, BackendError> {
