@@ -33,6 +33,7 @@ fn mock() -> MockVmProvider {
     m.expect_capabilities()
         .return_const(Capabilities::default());
     m.expect_list().returning(|_| Ok(Vec::new()));
+    m.expect_list_leftovers().returning(|_| Ok(Vec::new()));
     m
 }
 
@@ -146,6 +147,7 @@ async fn a_failing_listing_forgets_nothing() {
         .return_const(Capabilities::default());
     m.expect_list()
         .returning(|_| Err(BackendError::Transient("503 Service Unavailable".into())));
+    m.expect_list_leftovers().returning(|_| Ok(Vec::new()));
     m.expect_create().returning(|spec| {
         Ok(Vm {
             vm_id: "vm-1".into(),
