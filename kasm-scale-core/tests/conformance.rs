@@ -179,3 +179,58 @@ async fn directory_children_need_recursive_delete() {
         .unwrap();
     assert_eq!(dir.record_count(), 0);
 }
+
+/// The shared controller scenario, on the in-memory cloud and directory (the provider crates
+/// run it against their test servers).
+#[tokio::test(start_paused = true)]
+async fn the_controller_scenario_runs_on_the_memory_backends() {
+    use kasm_scale_core::config::VmProviderConfig;
+    use kasm_scale_core::controller::Autoscaler;
+    use kasm_scale_core::testkit::{Scenario, scenario_config};
+    use std::sync::Arc;
+
+    let config = scenario_config(
+        r#"
+[[ldap_configs]]
+name = "ad"
+url = "ldaps://dc1.example.local"
+search_base = "DC=example,DC=local"
+service_account_dn = "svc@example.local"
+service_account_password = "pw"
+
+[[vm_providers]]
+provider = "memory"
+name = "vm"
+max_instances = 10
+startup_script = "{ad_join_credential} {checkin_jwt}"
+boot_latency = { fixed = 0 }
+checkin_delay = { fixed = 0 }
+"#,
+        r#"
+ad_create_machine_record = true
+ldap_id = "ad"
+ad_computer_container_dn = "OU=Kasm,DC=example,DC=local"
+"#,
+    );
+    let VmProviderConfig::Memory(m) = config.vm_providers[0].clone() else {
+        panic!("memory provider expected")
+    };
+    let cloud = Arc::new(MemoryCloud::new(m, 11));
+    let directory = Arc::new(MemoryDirectory::new("ad", "example.local", 11));
+    let scaler = Autoscaler::builder(config)
+        .owner_id("scenario")
+        .provider(cloud.clone())
+        .directory(directory.clone())
+        .build()
+        .unwrap();
+    Scenario {
+        scaler: &scaler,
+        owner_id: "scenario",
+        provider: cloud.as_ref(),
+        directory: Some(directory.as_ref()),
+        guests: cloud.as_ref(),
+    }
+    .run()
+    .await;
+    assert_eq!(cloud.vm_count(), 0);
+}

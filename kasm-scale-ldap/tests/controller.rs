@@ -1,17 +1,14 @@
-//! End to end with the real directory: the controller creates servers in the in-memory cloud
-//! with their computer records in Samba AD, sessions grow the pool, and after scale-down no
-//! record of a destroyed server is left. Needs the `.ci/run` Samba DC (see tests/samba.rs).
+//! End to end with the real directory: the shared controller scenario (`testkit::Scenario`)
+//! with servers in the in-memory cloud and their computer records in Samba AD — one record per
+//! server as the pool fills and grows, none left of a destroyed server. Needs the `.ci/run`
+//! Samba DC (see tests/samba.rs).
 
-use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
-use kasm_scale_core::config::{Format, VmProviderConfig};
-use kasm_scale_core::controller::{Autoscaler, SessionOutcome};
-use kasm_scale_core::engine::{ServerState, SessionRequest};
+use kasm_scale_core::config::VmProviderConfig;
+use kasm_scale_core::controller::Autoscaler;
 use kasm_scale_core::memory::MemoryCloud;
-use kasm_scale_core::memory::deliver_checkins;
-use kasm_scale_core::traits::DirectoryService;
+use kasm_scale_core::testkit::{Scenario, scenario_config};
 use kasm_scale_ldap::LdapDirectory;
 
 fn env(k: &str) -> Option<String> {
@@ -19,7 +16,7 @@ fn env(k: &str) -> Option<String> {
 }
 
 #[tokio::test]
-async fn scale_down_leaves_no_computer_record_behind() {
+async fn the_controller_scenario_runs_with_samba_ad() {
     let (Some(url), Some(ca), Some(bind), Some(pw)) = (
         env("KASM_SCALE_LDAP_URL"),
         env("KASM_SCALE_LDAP_CA"),
@@ -29,12 +26,9 @@ async fn scale_down_leaves_no_computer_record_behind() {
         return;
     };
     let owner = format!("ldap-e2e-{}", uuid::Uuid::new_v4().simple());
-    let text = format!(
-        r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
-
+    let config = scenario_config(
+        &format!(
+            r#"
 [[ldap_configs]]
 name = "ad"
 url = "{url}"
@@ -45,33 +39,20 @@ ca_certificate_file = "{ca}"
 
 [[vm_providers]]
 provider = "memory"
-name = "mem"
+name = "vm"
 max_instances = 10
 startup_script = "{{ad_join_credential}} {{checkin_jwt}}"
 boot_latency = {{ fixed = 0 }}
 checkin_delay = {{ fixed = 0 }}
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-connection_credential_type = "SSO User Accounts"
-minimum_pool_standby_sessions = 2
-reusable = true
-require_checkin = true
-downscale_backoff = 1
+"#
+        ),
+        r#"
 ad_create_machine_record = true
 ad_recursive_machine_record_cleanup = true
 ldap_id = "ad"
 ad_computer_container_dn = "CN=Computers,DC=example,DC=local"
-"#
+"#,
     );
-    let config = kasm_scale_core::load_str(&text, Format::Toml)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .config;
     let VmProviderConfig::Memory(mem) = config.vm_providers[0].clone() else {
         panic!("a memory provider")
     };
@@ -87,81 +68,13 @@ ad_computer_container_dn = "CN=Computers,DC=example,DC=local"
         .directory(directory.clone())
         .build()
         .unwrap();
-    let records = || async { directory.list_computers(&owner).await.unwrap() };
-    let names = |servers: &[kasm_scale_core::controller::ServerInfo]| -> HashSet<String> {
-        servers
-            .iter()
-            .map(|s| s.hostname.to_ascii_uppercase())
-            .collect()
-    };
-    let settle = || async {
-        for _ in 0..3 {
-            scaler.tick().await;
-            scaler.settle().await;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            deliver_checkins(&scaler, &cloud).await;
-        }
-        scaler.tick().await;
-        scaler.settle().await;
-    };
-
-    settle().await;
-    let running = |s: &Autoscaler| {
-        s.servers()
-            .iter()
-            .filter(|x| x.state == ServerState::Running)
-            .count()
-    };
-    assert_eq!(running(&scaler), 2, "{:?}", scaler.servers());
-    let in_ad: HashSet<String> = records()
-        .await
-        .iter()
-        .map(|r| r.name.to_ascii_uppercase())
-        .collect();
-    assert_eq!(in_ad, names(&scaler.servers()), "one record per server");
-
-    let mut sessions = Vec::new();
-    for _ in 0..3 {
-        match scaler
-            .request_session("p", &SessionRequest::default())
-            .await
-            .unwrap()
-        {
-            SessionOutcome::Assigned { session, .. } | SessionOutcome::Queued { session } => {
-                sessions.push(session)
-            }
-        }
+    Scenario {
+        scaler: &scaler,
+        owner_id: &owner,
+        provider: cloud.as_ref(),
+        directory: Some(directory.as_ref()),
+        guests: cloud.as_ref(),
     }
-    settle().await;
-    assert_eq!(running(&scaler), 5, "{:?}", scaler.servers());
-    assert_eq!(records().await.len(), 5);
-
-    for s in sessions {
-        scaler.end_session(s).await.unwrap();
-    }
-    scaler.tick().await;
-    scaler.settle().await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    scaler.tick().await;
-    scaler.settle().await;
-    let left = scaler.servers();
-    assert_eq!(left.len(), 2, "{left:?}");
-    let in_ad: HashSet<String> = records()
-        .await
-        .iter()
-        .map(|r| r.name.to_ascii_uppercase())
-        .collect();
-    assert_eq!(
-        in_ad,
-        names(&left),
-        "the destroyed servers' records are gone"
-    );
-    // Clean up what the test made.
-    for s in left {
-        directory
-            .delete_computer("CN=Computers,DC=example,DC=local", &s.hostname, true)
-            .await
-            .unwrap();
-    }
-    assert!(records().await.is_empty());
+    .run()
+    .await;
 }

@@ -144,6 +144,11 @@ impl MemoryCloud {
         self.lock().parts.keys().cloned().collect()
     }
 
+    /// The startup script VM `vm_id` received (what its guest reads after boot). Secret.
+    pub fn startup_script(&self, vm_id: &str) -> Option<Secret> {
+        self.lock().vms.get(vm_id).map(|m| m.script.clone())
+    }
+
     /// Live VMs now.
     pub fn vm_count(&self) -> usize {
         self.lock().vms.len()

@@ -1,7 +1,13 @@
 //! The conformance suite for [`VmProvider`] and [`DirectoryService`] implementations: public
 //! async functions that exercise the `# Contract` of each trait against a real (or emulated)
 //! backend and panic, with the broken rule, when it does not hold. The in-memory backends run it
-//! in this crate's tests; every provider crate runs the same functions against its backend.
+//! in this crate's tests; every provider crate runs the same functions against its backend, and
+//! the same controller [`Scenario`] (fill a pool, check in, grow, scale down) against its real
+//! test server.
+
+mod scenario;
+
+pub use scenario::{Guests, SCENARIO_MINIMUM, Scenario, scenario_config};
 
 use std::future::Future;
 use std::time::Duration;
