@@ -172,3 +172,130 @@ async fn every_change_is_saved_and_a_steady_tick_saves_nothing() {
     let saved = store.inner.load().await.unwrap().expect("saved");
     assert_eq!(saved.sessions.get(&session), Some(&server));
 }
+
+/// A memory cloud whose creates, while `hang` is set, never answer, but make the VM twenty
+/// seconds later all the same (a create whose answer was lost).
+#[derive(Debug)]
+struct LostAnswers {
+    inner: Arc<MemoryCloud>,
+    hang: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl kasm_scale_core::traits::VmProvider for LostAnswers {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> kasm_scale_core::traits::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn create(
+        &self,
+        spec: &kasm_scale_core::traits::VmSpec,
+    ) -> Result<kasm_scale_core::traits::Vm, kasm_scale_core::traits::BackendError> {
+        if self.hang.load(Ordering::SeqCst) {
+            let (cloud, spec) = (self.inner.clone(), spec.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                let _ = cloud.create(&spec).await;
+            });
+            std::future::pending::<()>().await;
+        }
+        self.inner.create(spec).await
+    }
+    async fn destroy(&self, vm_id: &str) -> Result<(), kasm_scale_core::traits::BackendError> {
+        self.inner.destroy(vm_id).await
+    }
+    async fn get(
+        &self,
+        vm_id: &str,
+    ) -> Result<Option<kasm_scale_core::traits::Vm>, kasm_scale_core::traits::BackendError> {
+        self.inner.get(vm_id).await
+    }
+    async fn list(
+        &self,
+        owner_id: &str,
+    ) -> Result<Vec<kasm_scale_core::traits::Vm>, kasm_scale_core::traits::BackendError> {
+        self.inner.list(owner_id).await
+    }
+}
+
+/// A server whose create failed (no answer) is remembered as removed across a restart: the VM
+/// the cloud made anyway is an orphan and goes, instead of being adopted as a server.
+#[tokio::test(start_paused = true)]
+async fn a_vm_made_by_a_failed_create_is_not_adopted_after_a_restart() {
+    use kasm_scale_core::controller::{Event, RetryPolicy};
+    use kasm_scale_core::traits::VmProvider;
+
+    let config = config(1);
+    let VmProviderConfig::Memory(m) = config.vm_providers[0].clone() else {
+        panic!("memory provider expected")
+    };
+    let cloud = Arc::new(MemoryCloud::new(m, 9));
+    let provider = Arc::new(LostAnswers {
+        inner: cloud.clone(),
+        hang: true.into(),
+    });
+    let store = Arc::new(MemoryStore::default());
+    let build = || {
+        Autoscaler::builder(config.clone())
+            .provider(provider.clone())
+            .store(store.clone())
+            .call_timeout(Duration::from_secs(5))
+            .retry(RetryPolicy {
+                attempts: 1,
+                ..RetryPolicy::default()
+            })
+            .orphan_grace(Duration::from_secs(60))
+            .reconcile_every(1)
+            .epoch(EPOCH.parse().unwrap())
+            .build()
+            .unwrap()
+    };
+    let first = build();
+    let mut events = first.subscribe();
+    first.tick().await;
+    first.settle().await;
+    let failed = std::iter::from_fn(|| events.try_recv().ok())
+        .find_map(|e| match e {
+            Event::Failed {
+                server: Some(id), ..
+            } => Some(id),
+            _ => None,
+        })
+        .expect("the create failed");
+    // The next tick saves what the background work did (and replaces the server).
+    provider.hang.store(false, Ordering::SeqCst);
+    first.tick().await;
+    first.settle().await;
+    drop(first);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let late = cloud.list("kasm-scale").await.unwrap();
+    assert!(
+        late.iter().any(|v| v.owner.server_id == failed),
+        "the cloud made the VM anyway"
+    );
+
+    let second = build();
+    let mut events = second.subscribe();
+    for _ in 0..30 {
+        second.tick().await;
+        second.settle().await;
+        deliver_checkins(&second, &cloud).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    let adopted: Vec<Event> = std::iter::from_fn(|| events.try_recv().ok())
+        .filter(|e| matches!(e, Event::Adopted { .. }))
+        .collect();
+    assert!(adopted.is_empty(), "nothing is adopted: {adopted:?}");
+    assert!(
+        second.servers().iter().all(|s| s.id != failed),
+        "the failed server does not come back"
+    );
+    let vms = cloud.list("kasm-scale").await.unwrap();
+    assert!(
+        vms.iter().all(|v| v.owner.server_id != failed),
+        "its VM is removed as an orphan: {vms:?}"
+    );
+    assert_eq!(vms.len(), second.servers().len(), "one VM per server");
+}

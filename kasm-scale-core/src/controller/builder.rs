@@ -274,7 +274,6 @@ impl AutoscalerBuilder {
             tick_lock: tokio::sync::Mutex::new(()),
             tasks: Tasks::default(),
             taken_names: Mutex::new(Default::default()),
-            removed: Mutex::new(HashMap::new()),
             config: self.config,
         };
         Ok(Autoscaler::from_shared(shared))

@@ -78,13 +78,9 @@ async fn destroy(shared: &Arc<Shared>, id: ServerId, cause: Option<Cause>, reaso
             for session in &lost {
                 records.sessions.remove(session);
             }
+            records.tombstone(id, shared.now());
             lost
         };
-        shared
-            .removed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, shared.now());
         tracing::info!(
             elapsed_ms = began.elapsed().as_millis() as u64,
             %reason,

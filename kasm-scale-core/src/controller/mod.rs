@@ -104,9 +104,6 @@ pub(crate) struct Shared {
     /// Host names the clouds and directories hold (from the last listings): new servers avoid
     /// them.
     pub taken_names: Mutex<HashSet<String>>,
-    /// Servers removed recently, with when: a listing taken before the removal does not bring
-    /// them back.
-    pub removed: Mutex<HashMap<ServerId, Timestamp>>,
 }
 
 impl Shared {

@@ -100,12 +100,8 @@ fn failed(shared: &Shared, server: &ServerInfo, batch: Timestamp, error: String)
             records.servers.remove(&server.id);
             records.failure(&server.config, now, batch);
         }
+        records.tombstone(server.id, now);
     }
-    shared
-        .removed
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(server.id, now);
     shared.emit(Event::Failed {
         server: Some(server.id),
         config: server.config.clone(),

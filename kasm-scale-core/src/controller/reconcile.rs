@@ -116,16 +116,14 @@ async fn reconcile_now(shared: &Arc<Shared>) {
     let grace = SignedDuration::try_from(shared.orphan_grace).unwrap_or(SignedDuration::MAX);
     let now = shared.now();
     let fresh = |first: &Timestamp| now < *first + grace + grace;
+    let recent = |at: &Timestamp| now < *at + grace + grace + VANISH_GRACE;
     let mut records = shared.records();
     if !records.orphans.values().all(fresh) {
         records.orphans.retain(|_, first| fresh(first));
     }
-    drop(records);
-    shared
-        .removed
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|_, at| now < *at + grace + grace + VANISH_GRACE);
+    if !records.removed.values().all(recent) {
+        records.removed.retain(|_, at| recent(at));
+    }
 }
 
 /// What one provider's listing says about our servers.
@@ -219,11 +217,7 @@ fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
             _ => Attribution::Known,
         };
     }
-    let recently_removed = shared
-        .removed
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains_key(&id);
+    let recently_removed = records.removed.contains_key(&id);
     if stopped || recently_removed {
         return Attribution::Orphan;
     }

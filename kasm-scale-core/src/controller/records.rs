@@ -130,6 +130,12 @@ pub struct Records {
     /// VMs and AD records that carry our owner marker but belong to no server, with when they
     /// were first seen (key: `vm:<provider>:<id>` or `ad:<ldap>:<dn>`).
     pub orphans: BTreeMap<String, Timestamp>,
+    /// Servers removed recently (destroyed, or whose create failed), with when: a listing
+    /// taken before the removal, or a VM a failed create made after all, does not bring them
+    /// back as adopted servers, even after a restart. Kept for a while (twice the orphan grace
+    /// plus the vanish grace), then forgotten.
+    #[serde(default)]
+    pub removed: BTreeMap<ServerId, Timestamp>,
 }
 
 impl Records {
@@ -148,6 +154,11 @@ impl Records {
     pub(crate) fn new_session(&mut self) -> SessionId {
         self.next_session += 1;
         SessionId(self.next_session)
+    }
+
+    /// Remembers that server `id` was removed at `now` (see [`Records::removed`]).
+    pub(crate) fn tombstone(&mut self, id: ServerId, now: Timestamp) {
+        self.removed.insert(id, now);
     }
 
     /// Waiting requests of `pool`.
