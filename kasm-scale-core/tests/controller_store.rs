@@ -299,3 +299,48 @@ async fn a_vm_made_by_a_failed_create_is_not_adopted_after_a_restart() {
     );
     assert_eq!(vms.len(), second.servers().len(), "one VM per server");
 }
+
+/// Kasm's scripts repeat their check-in every 30 s: a repeat changes nothing and saves
+/// nothing; a new status is kept and saved.
+#[tokio::test(start_paused = true)]
+async fn a_repeated_check_in_saves_nothing() {
+    use kasm_scale_core::controller::CheckinStatus;
+    use kasm_scale_core::memory::token_in;
+
+    let store = Arc::new(Watched::default());
+    let (scaler, cloud) = scaler(config(1), store.clone());
+    scaler.tick().await;
+    scaler.settle().await;
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    let server = scaler.servers()[0].clone();
+    let script = cloud
+        .startup_script(server.vm_id.as_deref().expect("its VM"))
+        .expect("its script");
+    let token = token_in(script.expose()).expect("a token").to_owned();
+    assert_eq!(scaler.token_server(&token).await.unwrap(), server.id);
+    let status = CheckinStatus::running();
+    scaler.check_in_token(&token, &status).await.unwrap();
+    let saves = store.saves.load(Ordering::SeqCst);
+    for _ in 0..5 {
+        assert_eq!(
+            scaler.check_in_token(&token, &status).await.unwrap(),
+            server.id
+        );
+    }
+    assert_eq!(
+        store.saves.load(Ordering::SeqCst),
+        saves,
+        "repeats save nothing"
+    );
+    let busy = CheckinStatus {
+        status: "running".into(),
+        status_message: "updating".into(),
+        status_progress: "100".into(),
+    };
+    scaler.check_in_token(&token, &busy).await.unwrap();
+    assert_eq!(
+        store.saves.load(Ordering::SeqCst),
+        saves + 1,
+        "a new status is saved"
+    );
+}

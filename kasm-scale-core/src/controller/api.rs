@@ -135,6 +135,22 @@ impl Autoscaler {
         self.checkin(Some(server), token, status).await
     }
 
+    /// The live server a check-in token names, without checking it in (Kasm's
+    /// `get_server_file_mappings?token=` probe, which a guest repeats until its token is
+    /// accepted).
+    pub async fn token_server(&self, token: &str) -> Result<ServerId, ControllerError> {
+        start(&self.shared).await?;
+        let now = self.shared.now();
+        let live = |id: ServerId| {
+            self.shared
+                .records()
+                .servers
+                .get(&id)
+                .is_some_and(|s| s.state != ServerState::Destroying)
+        };
+        Ok(self.shared.tokens.verify_for(token, now, None, live)?.sub)
+    }
+
     async fn checkin(
         &self,
         expected: Option<ServerId>,
@@ -162,19 +178,34 @@ impl Autoscaler {
             let _entered = span.enter();
             let ready_pool = {
                 let mut records = self.shared.records();
-                let Some(s) = records.servers.get_mut(&server) else {
+                let Some(current) = records.servers.get(&server) else {
                     return Err(TokenError::WrongServer(server).into());
                 };
-                s.reported_status = Some(status.describe());
-                let mut ready = false;
-                if status.is_running() {
-                    s.checked_in_at.get_or_insert(now);
-                    if s.state == ServerState::Starting {
-                        s.state = ServerState::Running;
-                        ready = true;
+                // A guest repeating its status (Kasm's scripts post every 30 s) changes nothing,
+                // so the records stay clean and nothing is saved.
+                let reported = status.describe();
+                let new_status = current.reported_status.as_deref() != Some(reported.as_str());
+                let first_running = status.is_running()
+                    && (current.checked_in_at.is_none() || current.state == ServerState::Starting);
+                // Only a change takes the records mutably (which marks them to be saved).
+                let changed = new_status || first_running;
+                let s = if changed {
+                    records.servers.get_mut(&server)
+                } else {
+                    None
+                };
+                s.and_then(|s| {
+                    s.reported_status = Some(reported);
+                    let mut ready = false;
+                    if status.is_running() {
+                        s.checked_in_at.get_or_insert(now);
+                        if s.state == ServerState::Starting {
+                            s.state = ServerState::Running;
+                            ready = true;
+                        }
                     }
-                }
-                ready.then(|| s.pool.clone())
+                    ready.then(|| s.pool.clone())
+                })
             };
             if let Some(pool) = ready_pool {
                 tracing::info!("server ready");
