@@ -32,6 +32,11 @@ pub use kasm_scale_ldap as ldap;
 #[cfg(feature = "azure")]
 pub use kasm_scale_azure as azure;
 
+/// Kasm's guest check-in API and health probes as an axum Router ([`http::router`]), with the
+/// feature `http`.
+#[cfg(feature = "http")]
+pub use kasm_scale_http as http;
+
 /// Compiles the README's Rust examples as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

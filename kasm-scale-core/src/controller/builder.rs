@@ -270,6 +270,7 @@ impl AutoscalerBuilder {
             ticks: std::sync::atomic::AtomicU64::new(0),
             dirty: AtomicBool::new(false),
             save_lock: tokio::sync::Mutex::new(()),
+            last_tick: Mutex::new(None),
             loaded: OnceCell::new(),
             tick_lock: tokio::sync::Mutex::new(()),
             tasks: Tasks::default(),

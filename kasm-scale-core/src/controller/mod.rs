@@ -101,6 +101,8 @@ pub(crate) struct Shared {
     /// Held by the running tick: ticks never overlap.
     pub tick_lock: tokio::sync::Mutex<()>,
     pub tasks: Tasks,
+    /// When the last tick ended (tokio's clock), for [`Autoscaler::health`].
+    pub last_tick: Mutex<Option<tokio::time::Instant>>,
     /// Host names the clouds and directories hold (from the last listings): new servers avoid
     /// them.
     pub taken_names: Mutex<HashSet<String>>,
@@ -170,6 +172,26 @@ impl std::ops::DerefMut for RecordsGuard<'_> {
     }
 }
 
+/// What a readiness probe needs to know (see [`Autoscaler::health`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// The saved state was loaded (broker calls are served).
+    pub loaded: bool,
+    /// Time since the last tick ended; `None` before the first.
+    pub since_last_tick: Option<Duration>,
+    /// The configured tick interval.
+    pub tick_interval: Duration,
+}
+
+impl Health {
+    /// Loaded, and ticked within three tick intervals (at least 30 s): a controller whose loop
+    /// stalled is not ready.
+    pub fn is_ready(&self) -> bool {
+        let limit = (self.tick_interval * 3).max(Duration::from_secs(30));
+        self.loaded && self.since_last_tick.is_some_and(|t| t <= limit)
+    }
+}
+
 /// Stops the background tasks when the last [`Autoscaler`] handle goes.
 struct Handle(Arc<Shared>);
 
@@ -227,6 +249,21 @@ impl Autoscaler {
     /// Events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.shared.events.subscribe()
+    }
+
+    /// Whether the controller serves: its saved state is loaded, and how long ago its last tick
+    /// ended (for a readiness probe).
+    pub fn health(&self) -> Health {
+        let last = *self
+            .shared
+            .last_tick
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Health {
+            loaded: self.shared.loaded.initialized(),
+            since_last_tick: last.map(|t| t.elapsed()),
+            tick_interval: self.shared.tick_interval,
+        }
     }
 
     /// The controller's time (tokio's clock from the configured epoch).

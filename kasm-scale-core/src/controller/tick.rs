@@ -64,6 +64,8 @@ pub(crate) async fn tick(shared: &Arc<Shared>) {
         execute::execute(shared, plans, now).await;
         seat_the_queue(shared);
         persist::persist(shared).await;
+        *shared.last_tick.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(tokio::time::Instant::now());
         tracing::debug!(elapsed_ms = began.elapsed().as_millis() as u64, "tick done");
     }
     .instrument(span)

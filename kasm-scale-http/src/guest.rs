@@ -1,0 +1,250 @@
+//! The guests' API, as the startup scripts written for Kasm call it (the token is the server's
+//! `{checkin_jwt}`; it names the server):
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /api/set_server_status?token=…` with `{"status", "status_message", "status_progress"}` (the token may be a body field instead) | `200 {"status": "ok", "server_id"}`; `running` makes the server ready, other statuses are kept as its reported status; repeating it is harmless |
+//! | `GET /api/admin/get_server_file_mappings?token=…` | `200 {"file_mappings": []}` for a live server's token, else `200 {"error_message": "Access Denied!"}` (scripts poll until that text goes away) |
+//! | `POST /api/component_log` with `{"token", "logs": [{host, application, levelname, message, ingest_date}]}` | `200 {"status": "ok", "accepted"}`; each entry is logged (`tracing`, target `kasm_scale::guest_log`) with the server id |
+//!
+//! A refused token is `401` with the reason (expired, bad signature, other server…), a body
+//! that is not JSON `415`, a malformed one `400` naming the field. The token is never logged
+//! or echoed.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use kasm_scale_core::controller::{Autoscaler, CheckinStatus};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::reply::Failure;
+
+/// Log entries one `component_log` request may carry.
+pub const MAX_LOG_ENTRIES: usize = 200;
+
+/// Characters of one log field kept (longer ones are cut, with `…`).
+pub const MAX_LOG_FIELD: usize = 4096;
+
+/// Kasm's text for a token that does not name a live server.
+pub const ACCESS_DENIED: &str = "Access Denied!";
+
+/// `set_server_status`'s body (unknown fields are ignored: scripts differ).
+#[derive(Debug, Deserialize)]
+struct StatusBody {
+    #[serde(default)]
+    token: Option<String>,
+    status: String,
+    #[serde(default)]
+    status_message: String,
+    #[serde(default, deserialize_with = "text_or_number")]
+    status_progress: String,
+}
+
+/// `component_log`'s body.
+#[derive(Debug, Deserialize)]
+struct LogBody {
+    #[serde(default)]
+    token: Option<String>,
+    logs: Vec<LogEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LogEntry {
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    application: String,
+    #[serde(default)]
+    levelname: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    ingest_date: String,
+}
+
+/// `"100"` or `100`: scripts send the progress either way.
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Progress {
+        Text(String),
+        Number(serde_json::Number),
+    }
+    Ok(match Progress::deserialize(d)? {
+        Progress::Text(t) => t,
+        Progress::Number(n) => n.to_string(),
+    })
+}
+
+/// The JSON body, or `415` (not JSON) / `400` (malformed, naming the field).
+fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, Failure> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(Failure::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be JSON (Content-Type: application/json)",
+        ));
+    }
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        // serde_json's message, without the echo of a value (it could be a token).
+        let syntax = matches!(
+            inner.classify(),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+        );
+        let what = if syntax {
+            format!(
+                "not valid JSON (line {}, column {})",
+                inner.line(),
+                inner.column()
+            )
+        } else {
+            strip_values(&inner.to_string())
+        };
+        if syntax || path == "." {
+            Failure::bad_request(format!("body: {what}"))
+        } else {
+            Failure::bad_request(format!("body.{path}: {what}"))
+        }
+    })
+}
+
+/// serde's messages quote the offending value (`invalid type: string "eyJ…"`): keep the kind,
+/// drop the value, and drop the position suffix.
+fn strip_values(message: &str) -> String {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    match (message.find('"'), message.rfind('"')) {
+        (Some(a), Some(b)) if a < b => format!("{}…{}", &message[..a], &message[b + 1..]),
+        _ => message.to_owned(),
+    }
+}
+
+/// The token from the query or the body (both only when equal).
+fn one_token(query: Option<&String>, body: Option<&String>) -> Result<String, Failure> {
+    match (query, body) {
+        (Some(q), Some(b)) if q != b => Err(Failure::bad_request(
+            "token: given in the query and in the body, differently",
+        )),
+        (Some(t), _) | (None, Some(t)) if !t.is_empty() => Ok(t.clone()),
+        _ => Err(Failure::new(
+            StatusCode::UNAUTHORIZED,
+            "token: missing (?token= or the body's token field)",
+        )),
+    }
+}
+
+/// `POST /api/set_server_status`.
+pub(crate) async fn set_server_status(
+    State(scaler): State<Autoscaler>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, Failure> {
+    let parsed: StatusBody = json_body(&headers, &body)?;
+    let token = one_token(query.get("token"), parsed.token.as_ref())?;
+    let status = CheckinStatus {
+        status: parsed.status,
+        status_message: parsed.status_message,
+        status_progress: parsed.status_progress,
+    };
+    let server = scaler.check_in_token(&token, &status).await?;
+    Ok(Json(
+        json!({ "status": "ok", "server_id": server.to_string() }),
+    ))
+}
+
+/// `GET /api/admin/get_server_file_mappings`.
+pub(crate) async fn get_server_file_mappings(
+    State(scaler): State<Autoscaler>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    let Some(token) = query.get("token") else {
+        return Json(json!({ "error_message": ACCESS_DENIED }));
+    };
+    match scaler.token_server(token).await {
+        Ok(_) => Json(json!({ "file_mappings": [] })),
+        Err(e) => {
+            tracing::debug!(error = %e, "file mappings refused");
+            Json(json!({ "error_message": ACCESS_DENIED }))
+        }
+    }
+}
+
+/// `POST /api/component_log`.
+pub(crate) async fn component_log(
+    State(scaler): State<Autoscaler>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, Failure> {
+    let parsed: LogBody = json_body(&headers, &body)?;
+    let token = one_token(query.get("token"), parsed.token.as_ref())?;
+    let server = scaler.token_server(&token).await?;
+    if parsed.logs.len() > MAX_LOG_ENTRIES {
+        return Err(Failure::bad_request(format!(
+            "body.logs: {} entries, at most {MAX_LOG_ENTRIES}",
+            parsed.logs.len()
+        )));
+    }
+    for entry in &parsed.logs {
+        tracing::info!(
+            target: "kasm_scale::guest_log",
+            %server,
+            host = %cut(&entry.host),
+            application = %cut(&entry.application),
+            level = %cut(&entry.levelname),
+            ingest_date = %cut(&entry.ingest_date),
+            message = %cut(&entry.message),
+            "guest log"
+        );
+    }
+    Ok(Json(
+        json!({ "status": "ok", "accepted": parsed.logs.len() }),
+    ))
+}
+
+fn cut(text: &str) -> String {
+    match text.char_indices().nth(MAX_LOG_FIELD) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_not_echoed_in_parse_errors() {
+        assert_eq!(
+            strip_values(
+                r#"invalid type: string "eyJsecret", expected a sequence at line 1 column 9"#
+            ),
+            "invalid type: string …, expected a sequence"
+        );
+        assert_eq!(
+            strip_values("missing field `status`"),
+            "missing field `status`"
+        );
+    }
+
+    #[test]
+    fn long_fields_are_cut() {
+        let long = "é".repeat(MAX_LOG_FIELD + 5);
+        let kept = cut(&long);
+        assert_eq!(kept.chars().count(), MAX_LOG_FIELD + 1);
+        assert!(kept.ends_with('…'));
+        assert_eq!(cut("short"), "short");
+    }
+}

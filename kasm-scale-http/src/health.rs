@@ -1,0 +1,29 @@
+//! `/healthz` and `/readyz`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use kasm_scale_core::controller::Autoscaler;
+use serde_json::{Value, json};
+
+/// The process answers.
+pub(crate) async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// The saved state is loaded and the controller ticked recently (`503` otherwise, with why).
+pub(crate) async fn readyz(State(scaler): State<Autoscaler>) -> (StatusCode, Json<Value>) {
+    let health = scaler.health();
+    let since = health.since_last_tick.map(|d| d.as_secs_f64());
+    let body = json!({
+        "ready": health.is_ready(),
+        "state_loaded": health.loaded,
+        "seconds_since_last_tick": since,
+    });
+    let status = if health.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
+}

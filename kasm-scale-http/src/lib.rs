@@ -1,0 +1,60 @@
+//! kasm-scale over HTTP: an axum [`Router`] built from an [`Autoscaler`], so a broker that runs
+//! axum mounts the guests' check-in API and the health probes in one line:
+//!
+//! ```no_run
+//! # async fn demo(scaler: kasm_scale_core::controller::Autoscaler) {
+//! let app = axum::Router::new().merge(kasm_scale_http::router(scaler));
+//! # let _ = app;
+//! # }
+//! ```
+//!
+//! - **Guest API**, as the startup scripts written for Kasm call it (see [`guest`]):
+//!   `POST /api/set_server_status?token=…`, `GET /api/admin/get_server_file_mappings?token=…`,
+//!   `POST /api/component_log`.
+//! - **Health**: `GET /healthz` (the process answers), `GET /readyz` (the saved state is loaded
+//!   and the controller ticked recently).
+//!
+//! Every answer is JSON with a short reason on failure (`{"error_message": "…"}`), never a
+//! token, a secret or a stack trace. Request bodies are limited to [`BODY_LIMIT`] bytes and
+//! every request to [`REQUEST_TIMEOUT`].
+
+pub mod guest;
+mod health;
+mod reply;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use kasm_scale_core::controller::Autoscaler;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+/// The largest request body accepted (64 KiB): a check-in is a few hundred bytes, a component
+/// log a few KiB.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// How long one request may take, its body included, before it is answered `408` (a client
+/// that sends its body slowly does not hold a connection for ever).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The routes of this crate over `scaler` (guest API and health probes), with the body limit
+/// and the request timeout applied.
+pub fn router(scaler: Autoscaler) -> Router {
+    Router::new()
+        .route("/api/set_server_status", post(guest::set_server_status))
+        .route(
+            "/api/admin/get_server_file_mappings",
+            get(guest::get_server_file_mappings),
+        )
+        .route("/api/component_log", post(guest::component_log))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(reply::not_found)
+        .with_state(scaler)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+}

@@ -1,0 +1,384 @@
+//! The guest API and the probes through the router (tower's `oneshot`, no socket): Kasm's
+//! requests work; bad tokens, bodies and routes get the documented status and a short reason.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::http::{Request, StatusCode, header};
+use base64::Engine;
+use http_body_util::BodyExt;
+use kasm_scale_core::config::{Format, VmProviderConfig};
+use kasm_scale_core::controller::Autoscaler;
+use kasm_scale_core::engine::ServerState;
+use kasm_scale_core::memory::{MemoryCloud, token_in};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const CONFIG: &str = r#"
+[[zones]]
+zone_name = "default"
+upstream_auth_address = "kasm.example.com"
+
+[[vm_providers]]
+provider = "memory"
+name = "mem"
+max_instances = 4
+startup_script = "curl -k -f https://{upstream_auth_address}/api/set_server_status?token={checkin_jwt}"
+boot_latency = { fixed = 0 }
+checkin_delay = { fixed = 0 }
+
+[[pools]]
+server_pool_name = "p"
+
+[[pools.autoscale]]
+autoscale_config_name = "c"
+vm_provider_config_id = "mem"
+connection_type = "RDP"
+minimum_pool_standby_sessions = 2
+require_checkin = true
+"#;
+
+struct World {
+    scaler: Autoscaler,
+    cloud: Arc<MemoryCloud>,
+    app: Router,
+}
+
+async fn world() -> World {
+    let config = kasm_scale_core::load_str(CONFIG, Format::Toml)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config;
+    let VmProviderConfig::Memory(m) = config.vm_providers[0].clone() else {
+        panic!("memory provider expected")
+    };
+    let cloud = Arc::new(MemoryCloud::new(m, 3));
+    let scaler = Autoscaler::builder(config)
+        .provider(cloud.clone())
+        .build()
+        .unwrap();
+    let app = kasm_scale_http::router(scaler.clone());
+    World { scaler, cloud, app }
+}
+
+impl World {
+    async fn tick(&self) {
+        self.scaler.tick().await;
+        self.scaler.settle().await;
+    }
+
+    /// The tokens of the servers, as their scripts hold them.
+    fn tokens(&self) -> Vec<(kasm_scale_core::engine::ServerId, String)> {
+        self.scaler
+            .servers()
+            .into_iter()
+            .filter_map(|s| {
+                let script = self.cloud.startup_script(s.vm_id.as_deref()?)?;
+                Some((s.id, token_in(script.expose())?.to_owned()))
+            })
+            .collect()
+    }
+
+    async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("a JSON answer: {}", String::from_utf8_lossy(&bytes)));
+        (status, value)
+    }
+
+    async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
+        self.send(
+            Request::post(uri)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+    }
+
+    fn state(&self, id: kasm_scale_core::engine::ServerId) -> Option<ServerState> {
+        self.scaler
+            .servers()
+            .into_iter()
+            .find(|s| s.id == id)
+            .map(|s| s.state)
+    }
+}
+
+fn running() -> Value {
+    json!({"status": "running", "status_message": "ready", "status_progress": "100"})
+}
+
+fn reason(body: &Value) -> &str {
+    body["error_message"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(start_paused = true)]
+async fn kasm_check_in_makes_the_server_ready_and_repeats_are_harmless() {
+    let w = world().await;
+    w.tick().await;
+    let tokens = w.tokens();
+    assert_eq!(tokens.len(), 2);
+    let (id, token) = &tokens[0];
+    // Progress as a number is accepted too.
+    let (status, body) = w
+        .post(
+            &format!("/api/set_server_status?token={token}"),
+            json!({"status": "installing", "status_progress": 40}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(w.state(*id), Some(ServerState::Starting));
+    for _ in 0..3 {
+        let (status, body) = w
+            .post(&format!("/api/set_server_status?token={token}"), running())
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["server_id"], id.to_string());
+        assert_eq!(w.state(*id), Some(ServerState::Running));
+    }
+    // The token as a body field works the same.
+    let (other, token) = &tokens[1];
+    let mut with_token = running();
+    with_token["token"] = json!(token);
+    let (status, _) = w.post("/api/set_server_status", with_token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(w.state(*other), Some(ServerState::Running));
+    let shown = w
+        .scaler
+        .servers()
+        .into_iter()
+        .find(|s| s.id == *id)
+        .and_then(|s| s.reported_status)
+        .unwrap();
+    assert!(shown.starts_with("running"), "{shown}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn refused_tokens_are_401_with_the_reason_and_never_echoed() {
+    let w = world().await;
+    w.tick().await;
+    let tokens = w.tokens();
+    let (id, token) = tokens[0].clone();
+    let parts: Vec<&str> = token.split('.').collect();
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let none = format!(
+        "{}.{}.",
+        engine.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        parts[1]
+    );
+    let mut signature = parts[2].to_owned();
+    // A character in the middle (the last one also carries padding bits).
+    let flipped = if &signature[10..11] == "A" { "B" } else { "A" };
+    signature.replace_range(10..11, flipped);
+    let tampered = format!("{}.{}.{signature}", parts[0], parts[1]);
+    let cases: Vec<(&str, String, &str)> = vec![
+        // jsonwebtoken knows no `none` algorithm: the header itself is refused.
+        ("alg none", none, "malformed token"),
+        ("tampered", tampered, "signature"),
+        ("garbage", "not-a-jwt".into(), "malformed"),
+    ];
+    for (what, bad, why) in &cases {
+        let (status, body) = w
+            .post(&format!("/api/set_server_status?token={bad}"), running())
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {body}");
+        assert!(reason(&body).contains(why), "{what}: {body}");
+        assert!(!body.to_string().contains(bad.as_str()), "{what} echoed");
+    }
+    let (status, body) = w.post("/api/set_server_status", running()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(reason(&body).starts_with("token: missing"), "{body}");
+    let mut twice = running();
+    twice["token"] = json!(tokens[1].1);
+    let (status, body) = w
+        .post(&format!("/api/set_server_status?token={token}"), twice)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(w.state(id), Some(ServerState::Starting), "nothing changed");
+
+    // Expired: the token lives 4 hours (verification allows a minute of clock skew).
+    tokio::time::advance(Duration::from_secs(4 * 3600 + 300)).await;
+    let (status, body) = w
+        .post(&format!("/api/set_server_status?token={token}"), running())
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(reason(&body).contains("expired"), "{body}");
+    assert!(!body.to_string().contains(&token));
+}
+
+#[tokio::test(start_paused = true)]
+async fn file_mappings_say_access_denied_until_the_token_names_a_live_server() {
+    let w = world().await;
+    let (status, body) = w.get("/api/admin/get_server_file_mappings").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reason(&body), "Access Denied!");
+    w.tick().await;
+    let (_, token) = w.tokens()[0].clone();
+    let (status, body) = w
+        .get(&format!(
+            "/api/admin/get_server_file_mappings?token={token}"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"file_mappings": []}));
+    let (_, body) = w
+        .get("/api/admin/get_server_file_mappings?token=eyJhbGciOi.x.y")
+        .await;
+    assert_eq!(reason(&body), "Access Denied!");
+}
+
+#[tokio::test(start_paused = true)]
+async fn component_logs_are_taken_with_the_token_and_bounded() {
+    let w = world().await;
+    w.tick().await;
+    let (_, token) = w.tokens()[0].clone();
+    let entry = json!({"host": "KASM-1", "application": "install", "levelname": "INFO",
+                       "message": "agent installed", "ingest_date": "2026-12-03T10:00:00Z"});
+    let (status, body) = w
+        .post(
+            "/api/component_log",
+            json!({"token": token, "logs": [entry, entry]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["accepted"], 2);
+    let many: Vec<Value> = (0..201).map(|_| entry.clone()).collect();
+    let (status, body) = w
+        .post("/api/component_log", json!({"token": token, "logs": many}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(reason(&body), "body.logs: 201 entries, at most 200");
+    let (status, _) = w
+        .post("/api/component_log", json!({"token": "x", "logs": []}))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_bodies_and_routes_get_the_documented_status() {
+    let w = world().await;
+    w.tick().await;
+    let (_, token) = w.tokens()[0].clone();
+    let uri = format!("/api/set_server_status?token={token}");
+    // No content type, or another one: 415.
+    let (status, body) = w
+        .send(
+            Request::post(&uri)
+                .body(Body::from(running().to_string()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    let (status, _) = w
+        .send(
+            Request::post(&uri)
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Body::from(running().to_string()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Malformed JSON, a missing field, a wrong type: 400 naming where.
+    let raw = |text: &'static str| {
+        Request::post(&uri)
+            .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+            .body(Body::from(text))
+            .unwrap()
+    };
+    let (status, body) = w.send(raw(r#"{"status": "running""#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(reason(&body), "body: not valid JSON (line 1, column 20)");
+    let (_, body) = w.send(raw(r#"{"status_message": "x"}"#)).await;
+    assert_eq!(reason(&body), "body: missing field `status`");
+    let (_, body) = w.send(raw(r#"{"status": ["eyJsecret"]}"#)).await;
+    assert_eq!(
+        reason(&body),
+        "body.status: invalid type: sequence, expected a string"
+    );
+    // Too large: 413.
+    let big = json!({"status": "running", "status_message": "x".repeat(70 * 1024)});
+    let response = w
+        .app
+        .clone()
+        .oneshot(
+            Request::post(&uri)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(big.to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // No such route (path traversal included): 404.
+    for path in [
+        "/api/nope",
+        "/api/../api/set_server_status/../../etc/passwd",
+    ] {
+        let (status, body) = w.get(path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(reason(&body), "no such route");
+    }
+}
+
+/// A body that never comes (a slow client).
+struct Never;
+
+impl HttpBody for Never {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Poll::Pending
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_never_comes_times_out() {
+    let w = world().await;
+    let response = w
+        .app
+        .clone()
+        .oneshot(
+            Request::post("/api/set_server_status?token=x")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::new(Never))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ready_once_loaded_and_ticking() {
+    let w = world().await;
+    let (status, body) = w.get("/healthz").await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    let (status, body) = w.get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    w.tick().await;
+    let (status, body) = w.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["state_loaded"], true);
+    tokio::time::advance(Duration::from_secs(600)).await;
+    let (status, _) = w.get("/readyz").await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a controller that stopped ticking is not ready"
+    );
+}
