@@ -87,3 +87,46 @@ fn plaintext_ldap_warns_like_skipping_tls_verification() {
         &[],
     );
 }
+
+#[test]
+fn upstream_auth_address_is_a_host_with_an_optional_port() {
+    for ok in [
+        "kasm.example.com",
+        "kasm.example.com:8443",
+        "10.0.0.5:443",
+        "[::1]:8443",
+        "[2001:db8::5]",
+    ] {
+        errors(|d| d["zones"][0]["upstream_auth_address"] = json!(ok), &[]);
+    }
+    for (bad, why) in [
+        (
+            "https://kasm.example.com",
+            "`https://kasm.example.com` must be a host name or address with an optional :port (the scripts call https://<it>/api/…)",
+        ),
+        (
+            "kasm.example.com/api",
+            "`kasm.example.com/api` must be a host name or address with an optional :port (the scripts call https://<it>/api/…)",
+        ),
+        (
+            "kasm.example.com:0",
+            "`kasm.example.com:0`: the port must be a number from 1 to 65535",
+        ),
+        (
+            "kasm.example.com:http",
+            "`kasm.example.com:http`: the port must be a number from 1 to 65535",
+        ),
+        (
+            "2001:db8::5",
+            "`2001:db8::5`: write an IPv6 address in brackets, [addr]:port",
+        ),
+        (":8443", "`:8443` has no host"),
+        (" ", "must not be empty"),
+    ] {
+        let want = format!("zones[0].upstream_auth_address: {why}");
+        errors(
+            |d| d["zones"][0]["upstream_auth_address"] = json!(bad),
+            &[want.as_str()],
+        );
+    }
+}

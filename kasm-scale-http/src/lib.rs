@@ -14,6 +14,9 @@
 //! - **Health**: `GET /healthz` (the process answers), `GET /readyz` (the saved state is loaded
 //!   and the controller ticked recently).
 //!
+//! [`serve`] runs a controller as a service (its tick loop and these routes, over TLS) until a
+//! shutdown signal; `kasm-scale serve` is that, from a configuration file.
+//!
 //! Every answer is JSON with a short reason on failure (`{"error_message": "…"}`), never a
 //! token, a secret or a stack trace. Request bodies are limited to [`BODY_LIMIT`] bytes and
 //! every request to [`REQUEST_TIMEOUT`].
@@ -21,6 +24,9 @@
 pub mod guest;
 mod health;
 mod reply;
+mod serve;
+
+pub use serve::{ServeError, ServeOptions, TlsFiles, serve};
 
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 
 mod plan;
 mod render;
+mod serve;
 mod simulate;
 mod validate;
 
@@ -52,6 +53,12 @@ enum Command {
     /// Without options: the embedded default scenario (a pool fed by two clouds, a workday of 300
     /// users). Prints a summary table (or `--json`) and writes an SVG chart.
     Simulate(simulate::Args),
+    /// Run the controller as a service: its tick loop, Kasm's guest check-in API
+    /// (`/api/set_server_status`, …) and the health probes, until SIGINT or SIGTERM.
+    ///
+    /// Exit status: 0 after a clean shutdown, 1 when the configuration is invalid or the service
+    /// cannot start, 2 when the configuration cannot be read or parsed.
+    Serve(serve::Args),
     /// Render a startup-script template exactly as Kasm does (Python's `str.format`).
     ///
     /// Prints the rendered script on stdout (exit 0); on template errors prints one
@@ -89,6 +96,7 @@ impl Cli {
         match self.command {
             Command::Validate { files } => validate::run(&files),
             Command::Simulate(args) => simulate::run(args),
+            Command::Serve(args) => serve::run(args),
             Command::Plan {
                 config,
                 state,

@@ -2,9 +2,14 @@
 
 use std::process::{Command, Output};
 
+/// The `kasm-scale` binary built for these tests.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_kasm-scale")
+}
+
 /// Runs the `kasm-scale` binary with `args` from the repository root.
 pub fn kasm_scale(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kasm-scale"))
+    Command::new(binary())
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()

@@ -64,11 +64,8 @@ pub(crate) fn check(config: &Config, broken: &[Broken], problems: &mut Vec<Probl
         }
     }
     for (i, zone) in config.zones.iter().enumerate() {
-        if zone.upstream_auth_address.trim().is_empty() {
-            out.error(
-                format!("zones[{i}].upstream_auth_address"),
-                "must not be empty",
-            );
+        if let Err(e) = auth_address(&zone.upstream_auth_address) {
+            out.error(format!("zones[{i}].upstream_auth_address"), e);
         }
     }
     for (i, ldap) in config.ldap_configs.iter().enumerate() {
@@ -374,6 +371,49 @@ fn url(out: &mut Out<'_>, p: &str, field: &str, value: Option<&str>, danger: boo
             format!("http:// to `{host}` would carry credentials and startup scripts in clear; use https://, a loopback host, or (tests only) danger_allow_plaintext"),
         ),
     }
+}
+
+/// `upstream_auth_address`: the API host the guests call back (`https://<it>/api/…`), a host
+/// name or address with an optional `:port` (ours: Kasm has 443 only), no scheme, path or
+/// spaces.
+fn auth_address(value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    if value.contains("://")
+        || value.contains(['/', '?', '#', '@'])
+        || value.contains(char::is_whitespace)
+    {
+        return Err(format!(
+            "`{value}` must be a host name or address with an optional :port (the scripts call https://<it>/api/…)"
+        ));
+    }
+    let (host, port) = match value.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, rest)) => (host, rest.strip_prefix(':')),
+            None => return Err(format!("`{value}`: unclosed `[` of an IPv6 address")),
+        },
+        None if value.matches(':').count() > 1 => {
+            return Err(format!(
+                "`{value}`: write an IPv6 address in brackets, [addr]:port"
+            ));
+        }
+        None => match value.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (value, None),
+        },
+    };
+    if host.is_empty() {
+        return Err(format!("`{value}` has no host"));
+    }
+    if let Some(port) = port
+        && !port.parse::<u16>().is_ok_and(|p| p > 0)
+    {
+        return Err(format!(
+            "`{value}`: the port must be a number from 1 to 65535"
+        ));
+    }
+    Ok(())
 }
 
 fn not_empty(out: &mut Out<'_>, p: &str, fields: &[(&str, &str)]) {

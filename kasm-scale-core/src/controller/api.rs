@@ -135,6 +135,13 @@ impl Autoscaler {
         self.checkin(Some(server), token, status).await
     }
 
+    /// Saves what changed since the last save. Ticks and broker calls save on their own; what
+    /// background work (creates, destroys) changed is saved by the next of them, or by this call
+    /// (at shutdown, after [`Autoscaler::settle`]).
+    pub async fn save(&self) {
+        persist(&self.shared).await;
+    }
+
     /// The live server a check-in token names, without checking it in (Kasm's
     /// `get_server_file_mappings?token=` probe, which a guest repeats until its token is
     /// accepted).

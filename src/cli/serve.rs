@@ -1,0 +1,277 @@
+//! `kasm-scale serve`: the controller as a service — its tick loop, Kasm's guest check-in API
+//! and the health probes (see `kasm_scale::http`) — until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kasm_scale_core::config::{Config, VmProviderConfig};
+use kasm_scale_core::controller::Autoscaler;
+use kasm_scale_core::memory::MemoryCloud;
+use kasm_scale_core::traits::{
+    BackendError, Capabilities, DirectoryService, Leftover, Vm, VmProvider, VmSpec,
+};
+use kasm_scale_core::{ConfigError, load_file};
+use kasm_scale_http::{ServeOptions, TlsFiles};
+
+/// `kasm-scale serve`'s options.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The configuration (TOML, YAML or JSON).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The address to listen on (port 0: any free port, printed at start).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// TLS certificate chain (PEM); with `--tls-key`.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); with `--tls-cert`.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on an address that is not loopback (behind a TLS proxy on this host).
+    #[arg(long)]
+    insecure_http: bool,
+    /// Seconds requests in flight and background work get to finish at shutdown.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    shutdown_grace: u64,
+    /// For demos and tests with `provider = "memory"`: write each VM's rendered startup script
+    /// to `DIR/<server_id>.sh` (mode 0600), as its guest would receive it, so it can be run.
+    #[arg(long, value_name = "DIR")]
+    guest_scripts: Option<PathBuf>,
+}
+
+/// Runs the service. Exit 0 after a clean shutdown; 1 when the configuration is invalid or
+/// the service cannot start; 2 when the configuration cannot be read or parsed.
+pub fn run(args: Args) -> ExitCode {
+    let loaded = match load_file(&args.config) {
+        Ok(l) => l,
+        Err(ConfigError::Invalid { problems }) => {
+            for p in &problems {
+                eprintln!("{}: {p}", args.config.display());
+            }
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    for warning in &loaded.warnings {
+        eprintln!("{}: warning: {warning}", args.config.display());
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(serve(loaded.config, args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kasm-scale serve: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(config: Config, args: Args) -> Result<(), String> {
+    let mut builder = Autoscaler::builder(config.clone());
+    for provider in &config.vm_providers {
+        builder = builder.provider(vm_provider(provider, args.guest_scripts.as_deref()).await?);
+    }
+    for directory in directories(&config)? {
+        builder = builder.directory(directory);
+    }
+    let scaler = builder.build().map_err(|e| e.to_string())?;
+    let options = ServeOptions {
+        listen: args.listen,
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            _ => None,
+        },
+        insecure_http: args.insecure_http,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+    };
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let app = kasm_scale_http::router(scaler.clone());
+    kasm_scale_http::serve(
+        scaler,
+        app,
+        options,
+        move |addr| println!("kasm-scale serve: listening on {scheme}://{addr}"),
+        stop_signal(),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// The provider of one VM provider config, as this build supports it.
+async fn vm_provider(
+    config: &VmProviderConfig,
+    scripts: Option<&Path>,
+) -> Result<Arc<dyn VmProvider>, String> {
+    match config {
+        VmProviderConfig::Memory(m) => {
+            let cloud = Arc::new(MemoryCloud::new(m.clone(), rand_seed()));
+            Ok(match scripts {
+                Some(dir) => Arc::new(ScriptsToDisk {
+                    inner: cloud,
+                    dir: dir.to_owned(),
+                }),
+                None => cloud,
+            })
+        }
+        #[cfg(feature = "aws")]
+        VmProviderConfig::Aws(c) => Ok(Arc::new(
+            kasm_scale_aws::AwsProvider::builder(c.clone())
+                .build()
+                .await
+                .map_err(|e| format!("vm provider `{}`: {e}", c.name))?,
+        )),
+        #[cfg(feature = "azure")]
+        VmProviderConfig::Azure(c) => Ok(Arc::new(
+            kasm_scale_azure::AzureProvider::builder(c.clone())
+                .build()
+                .map_err(|e| format!("vm provider `{}`: {e}", c.name))?,
+        )),
+        #[allow(unreachable_patterns)]
+        other => Err(format!(
+            "vm provider `{}`: this build has no {} support (build with `--features {}`)",
+            other.name(),
+            other.kind(),
+            other.kind()
+        )),
+    }
+}
+
+/// The directories the auto-scale configs use, as this build supports them.
+fn directories(config: &Config) -> Result<Vec<Arc<dyn DirectoryService>>, String> {
+    let used: std::collections::BTreeSet<&str> = config
+        .autoscale_configs()
+        .filter(|(_, c)| c.ad_create_machine_record)
+        .filter_map(|(_, c)| c.ldap_id.as_deref())
+        .collect();
+    config
+        .ldap_configs
+        .iter()
+        .filter(|l| used.contains(l.name.as_str()))
+        .map(directory)
+        .collect()
+}
+
+/// The directory of one LDAP config, as this build supports it.
+fn directory(
+    ldap: &kasm_scale_core::config::LdapConfig,
+) -> Result<Arc<dyn DirectoryService>, String> {
+    #[cfg(feature = "ldap")]
+    return Ok(Arc::new(
+        kasm_scale_ldap::LdapDirectory::builder(ldap.clone())
+            .build()
+            .map_err(|e| format!("ldap config `{}`: {e}", ldap.name))?,
+    ));
+    #[cfg(not(feature = "ldap"))]
+    Err(format!(
+        "ldap config `{}`: this build has no Active Directory support (build with `--features ldap`)",
+        ldap.name
+    ))
+}
+
+/// A seed for a memory cloud's own randomness (latencies, injected failures).
+fn rand_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A memory cloud that hands each VM's startup script to a file, as a guest would receive it.
+#[derive(Debug)]
+struct ScriptsToDisk {
+    inner: Arc<MemoryCloud>,
+    dir: PathBuf,
+}
+
+impl ScriptsToDisk {
+    fn write(&self, spec: &VmSpec) -> Result<(), BackendError> {
+        use std::io::Write;
+        let path = self.dir.join(format!("{}.sh", spec.owner.server_id));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options
+            .open(&path)
+            .and_then(|mut f| f.write_all(spec.startup_script.expose().as_bytes()))
+            .map_err(|e| {
+                BackendError::InvalidRequest(format!(
+                    "cannot write the guest script {}: {e}",
+                    path.display()
+                ))
+            })
+    }
+}
+
+#[async_trait]
+impl VmProvider for ScriptsToDisk {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn create(&self, spec: &VmSpec) -> Result<Vm, BackendError> {
+        let vm = self.inner.create(spec).await?;
+        self.write(spec)?;
+        Ok(vm)
+    }
+    async fn destroy(&self, vm_id: &str) -> Result<(), BackendError> {
+        self.inner.destroy(vm_id).await
+    }
+    async fn get(&self, vm_id: &str) -> Result<Option<Vm>, BackendError> {
+        self.inner.get(vm_id).await
+    }
+    async fn list(&self, owner_id: &str) -> Result<Vec<Vm>, BackendError> {
+        self.inner.list(owner_id).await
+    }
+    async fn list_leftovers(&self, owner_id: &str) -> Result<Vec<Leftover>, BackendError> {
+        self.inner.list_leftovers(owner_id).await
+    }
+    async fn remove_leftover(&self, id: &str) -> Result<(), BackendError> {
+        self.inner.remove_leftover(id).await
+    }
+}

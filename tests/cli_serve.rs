@@ -1,0 +1,274 @@
+//! `kasm-scale serve` as a real process with the in-memory cloud: the built-in Linux startup
+//! script a server received runs under real `bash` and checks in with real `curl` over TLS (a
+//! throw-away certificate the script's curl trusts through `CURL_CA_BUNDLE`); the server becomes
+//! ready; SIGTERM stops the service cleanly.
+
+mod common;
+
+use common::{kasm_scale, text};
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A certificate and key for 127.0.0.1, written to `dir`.
+fn throwaway_certificate(dir: &Path) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("certificate parameters");
+    let cert = params.self_signed(&key).expect("a certificate");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (
+        cert_path.to_str().unwrap().to_owned(),
+        key_path.to_str().unwrap().to_owned(),
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the service if the test fails half-way.
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_guest_runs_the_builtin_linux_script_and_checks_in_over_https() {
+    for tool in ["bash", "curl"] {
+        assert!(
+            Command::new(tool).arg("--version").output().is_ok(),
+            "{tool} is needed (bash .ci/run installs it)"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = throwaway_certificate(dir.path());
+    let scripts = dir.path().join("guests");
+    std::fs::create_dir(&scripts).unwrap();
+    let port = free_port();
+    let config = dir.path().join("service.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[zones]]
+zone_name = "default"
+upstream_auth_address = "127.0.0.1:{port}"
+
+[[vm_providers]]
+provider = "memory"
+name = "mem"
+max_instances = 2
+startup_script_builtin = "linux"
+boot_latency = {{ fixed = 0 }}
+
+[[pools]]
+server_pool_name = "p"
+
+[[pools.autoscale]]
+autoscale_config_name = "c"
+vm_provider_config_id = "mem"
+connection_type = "RDP"
+minimum_pool_standby_sessions = 1
+require_checkin = true
+"#
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(common::binary())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--shutdown-grace",
+            "5",
+        ])
+        .arg("--guest-scripts")
+        .arg(&scripts)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kasm-scale serve");
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let service = Service(child);
+    let (lines, listening) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let logs = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let first = listening
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the service says where it listens");
+    assert_eq!(
+        first,
+        format!("kasm-scale serve: listening on https://127.0.0.1:{port}")
+    );
+
+    // The first tick creates one server; its guest receives the rendered script.
+    let mut script = None;
+    wait_for("a guest script", Duration::from_secs(30), || {
+        script = std::fs::read_dir(&scripts)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "sh"));
+        script.is_some()
+    });
+    let script = script.unwrap();
+    // What the script does to its VM (name the host, install and start xrdp, create users)
+    // must not happen to this machine: stand-ins record the calls instead. Only bash, cat,
+    // printf, seq, sleep and curl are real.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let calls = dir.path().join("calls.log");
+    for tool in [
+        "hostnamectl",
+        "apt-get",
+        "dnf",
+        "systemctl",
+        "realm",
+        "useradd",
+        "chpasswd",
+        "id",
+    ] {
+        std::fs::write(
+            bin.join(tool),
+            format!(
+                "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexit 0\n",
+                calls.display()
+            ),
+        )
+        .unwrap();
+        Command::new("chmod")
+            .arg("+x")
+            .arg(bin.join(tool))
+            .status()
+            .unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let guest = Command::new("bash")
+        .arg(&script)
+        .env("PATH", path)
+        .env("CURL_CA_BUNDLE", &cert)
+        .output()
+        .expect("run the guest script");
+    assert_eq!(
+        guest.status.code(),
+        Some(0),
+        "the script's check-in succeeds: {}",
+        text(&guest.stderr)
+    );
+
+    let calls = std::fs::read_to_string(&calls).unwrap_or_default();
+    assert!(
+        calls
+            .lines()
+            .any(|l| l.starts_with("hostnamectl set-hostname kasm-")),
+        "the script named the host through the stand-in: {calls}"
+    );
+
+    // Stop: SIGTERM ends the service cleanly.
+    let pid = service.0.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let mut service = service;
+    let mut status = None;
+    wait_for("the service stops", Duration::from_secs(30), || {
+        status = service.0.try_wait().unwrap();
+        status.is_some()
+    });
+    let logs = logs.join().unwrap();
+    assert_eq!(status.unwrap().code(), Some(0), "{logs}");
+    assert!(
+        logs.contains("server ready"),
+        "the check-in made it ready: {logs}"
+    );
+    assert!(logs.contains("stopped"), "{logs}");
+    let token = std::fs::read_to_string(&script)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("eyJ"))
+        .map(str::to_owned)
+        .expect("the token in the script");
+    assert!(!logs.contains(&token), "the token is never logged");
+}
+
+#[test]
+fn plain_http_is_refused_off_loopback_and_a_bad_config_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("service.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[zones]]
+zone_name = "default"
+upstream_auth_address = "kasm.example.com"
+
+[[vm_providers]]
+provider = "memory"
+name = "mem"
+max_instances = 1
+
+[[pools]]
+server_pool_name = "p"
+"#,
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let run = kasm_scale(&["serve", "--config", config, "--listen", "0.0.0.0:0"]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        text(&run.stderr).contains("plain HTTP on 0.0.0.0:0 would carry check-in tokens in clear"),
+        "{}",
+        text(&run.stderr)
+    );
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(
+        &broken,
+        "[[zones]]\nzone_name = \"default\"\nupstream_auth_address = \"https://x\"\n",
+    )
+    .unwrap();
+    let run = kasm_scale(&["serve", "--config", broken.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        text(&run.stderr).contains("zones[0].upstream_auth_address"),
+        "{}",
+        text(&run.stderr)
+    );
+}
