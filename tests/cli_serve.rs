@@ -12,6 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// The broker's API key in the service's configuration.
+const BROKER_KEY: &str = "e2e-broker-key-0123456789-0123456789";
+
 /// A certificate and key for 127.0.0.1, written to `dir`.
 fn throwaway_certificate(dir: &Path) -> (String, String) {
     let key = rcgen::KeyPair::generate().expect("a key");
@@ -92,6 +95,9 @@ vm_provider_config_id = "mem"
 connection_type = "RDP"
 minimum_pool_standby_sessions = 1
 require_checkin = true
+
+[broker_api]
+keys = ["{BROKER_KEY}"]
 "#
         ),
     )
@@ -202,6 +208,42 @@ require_checkin = true
             .lines()
             .any(|l| l.starts_with("hostnamectl set-hostname kasm-")),
         "the script named the host through the stand-in: {calls}"
+    );
+
+    // The broker asks for a session with curl: the ready server takes it.
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-fsS", "--cacert", &cert, "-H"])
+            .arg(format!("Authorization: Bearer {BROKER_KEY}"))
+            .args(args)
+            .output()
+            .expect("run curl");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "curl {args:?}: {}",
+            text(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON")
+    };
+    let base = format!("https://127.0.0.1:{port}/api/v1");
+    let session = curl(&["-X", "POST", &format!("{base}/pools/p/sessions")]);
+    assert_eq!(session["state"], "assigned", "{session}");
+    let server_name = session["server"]["hostname"].as_str().unwrap().to_owned();
+    let servers = curl(&[&format!("{base}/servers")]);
+    let ours = servers["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["hostname"] == server_name.as_str())
+        .expect("the server is listed");
+    assert_eq!(ours["state"], "running");
+    assert_eq!(ours["sessions"], 1);
+    assert!(
+        ours["reported_status"]
+            .as_str()
+            .unwrap()
+            .starts_with("running")
     );
 
     // Stop: SIGTERM ends the service cleanly.

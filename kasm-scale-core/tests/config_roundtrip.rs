@@ -547,6 +547,7 @@ fn config() -> impl Strategy<Value = Config> {
                         ))),
                         ..CheckinTokenConfig::default()
                     }),
+                    broker_api: None,
                 };
                 for (i, (autoscale, client)) in pools.into_iter().enumerate() {
                     let name = format!("pool-{i}");

@@ -571,3 +571,21 @@ fn checkin_token_key_sources() {
     );
     errors(|d| d["checkin_token"] = json!({"key_env": "KASM_KEY"}), &[]);
 }
+
+#[test]
+fn broker_api_keys_are_long_enough_and_secret() {
+    errors(
+        |d| d["broker_api"] = json!({"keys": ["short-key", "k".repeat(32)]}),
+        &["broker_api.keys[0]: must be at least 32 characters, got 9"],
+    );
+    errors(
+        |d| d["broker_api"] = json!({"keys": []}),
+        &["broker_api.keys: give at least one key"],
+    );
+    let mut doc = base();
+    doc["broker_api"] = json!({"keys": ["a-secret-key-0123456789-0123456789"]});
+    let loaded =
+        kasm_scale_core::load_str(&doc.to_string(), kasm_scale_core::Format::Json).expect("valid");
+    let shown = format!("{:?}", loaded.config);
+    assert!(!shown.contains("a-secret-key"), "{shown}");
+}

@@ -11,6 +11,8 @@
 //! - **Guest API**, as the startup scripts written for Kasm call it (see [`guest`]):
 //!   `POST /api/set_server_status?token=…`, `GET /api/admin/get_server_file_mappings?token=…`,
 //!   `POST /api/component_log`.
+//! - **Broker API** (bearer keys from the config's `broker_api`, see [`broker`]): pools,
+//!   sessions, servers and an event stream.
 //! - **Health**: `GET /healthz` (the process answers), `GET /readyz` (the saved state is loaded
 //!   and the controller ticked recently).
 //!
@@ -21,6 +23,7 @@
 //! token, a secret or a stack trace. Request bodies are limited to [`BODY_LIMIT`] bytes and
 //! every request to [`REQUEST_TIMEOUT`].
 
+pub mod broker;
 pub mod guest;
 mod health;
 mod reply;
@@ -44,6 +47,26 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// that sends its body slowly does not hold a connection for ever).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The broker API, behind its key check.
+fn broker_routes(scaler: Autoscaler) -> Router<Autoscaler> {
+    Router::new()
+        .route("/api/v1/pools", get(broker::pools))
+        .route(
+            "/api/v1/pools/{pool}/sessions",
+            post(broker::request_session),
+        )
+        .route(
+            "/api/v1/sessions/{id}",
+            get(broker::session).delete(broker::end_session),
+        )
+        .route("/api/v1/servers", get(broker::servers))
+        .route("/api/v1/events", get(broker::events))
+        .route_layer(axum::middleware::from_fn_with_state(
+            scaler,
+            broker::authorize,
+        ))
+}
+
 /// The routes of this crate over `scaler` (guest API and health probes), with the body limit
 /// and the request timeout applied.
 pub fn router(scaler: Autoscaler) -> Router {
@@ -54,6 +77,7 @@ pub fn router(scaler: Autoscaler) -> Router {
             get(guest::get_server_file_mappings),
         )
         .route("/api/component_log", post(guest::component_log))
+        .merge(broker_routes(scaler.clone()))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(reply::not_found)

@@ -1,119 +1,19 @@
 //! The guest API and the probes through the router (tower's `oneshot`, no socket): Kasm's
 //! requests work; bad tokens, bodies and routes get the documented status and a short reason.
 
+mod common;
+
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::http::{Request, StatusCode, header};
 use base64::Engine;
-use http_body_util::BodyExt;
-use kasm_scale_core::config::{Format, VmProviderConfig};
-use kasm_scale_core::controller::Autoscaler;
+use common::world;
 use kasm_scale_core::engine::ServerState;
-use kasm_scale_core::memory::{MemoryCloud, token_in};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-
-const CONFIG: &str = r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 4
-startup_script = "curl -k -f https://{upstream_auth_address}/api/set_server_status?token={checkin_jwt}"
-boot_latency = { fixed = 0 }
-checkin_delay = { fixed = 0 }
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-minimum_pool_standby_sessions = 2
-require_checkin = true
-"#;
-
-struct World {
-    scaler: Autoscaler,
-    cloud: Arc<MemoryCloud>,
-    app: Router,
-}
-
-async fn world() -> World {
-    let config = kasm_scale_core::load_str(CONFIG, Format::Toml)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .config;
-    let VmProviderConfig::Memory(m) = config.vm_providers[0].clone() else {
-        panic!("memory provider expected")
-    };
-    let cloud = Arc::new(MemoryCloud::new(m, 3));
-    let scaler = Autoscaler::builder(config)
-        .provider(cloud.clone())
-        .build()
-        .unwrap();
-    let app = kasm_scale_http::router(scaler.clone());
-    World { scaler, cloud, app }
-}
-
-impl World {
-    async fn tick(&self) {
-        self.scaler.tick().await;
-        self.scaler.settle().await;
-    }
-
-    /// The tokens of the servers, as their scripts hold them.
-    fn tokens(&self) -> Vec<(kasm_scale_core::engine::ServerId, String)> {
-        self.scaler
-            .servers()
-            .into_iter()
-            .filter_map(|s| {
-                let script = self.cloud.startup_script(s.vm_id.as_deref()?)?;
-                Some((s.id, token_in(script.expose())?.to_owned()))
-            })
-            .collect()
-    }
-
-    async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let value = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| panic!("a JSON answer: {}", String::from_utf8_lossy(&bytes)));
-        (status, value)
-    }
-
-    async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
-        self.send(
-            Request::post(uri)
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap(),
-        )
-        .await
-    }
-
-    async fn get(&self, uri: &str) -> (StatusCode, Value) {
-        self.send(Request::get(uri).body(Body::empty()).unwrap())
-            .await
-    }
-
-    fn state(&self, id: kasm_scale_core::engine::ServerId) -> Option<ServerState> {
-        self.scaler
-            .servers()
-            .into_iter()
-            .find(|s| s.id == id)
-            .map(|s| s.state)
-    }
-}
 
 fn running() -> Value {
     json!({"status": "running", "status_message": "ready", "status_progress": "100"})

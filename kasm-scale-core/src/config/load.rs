@@ -14,13 +14,14 @@ use super::tree::{self, Tree};
 use super::{Config, ConfigError, Format, Problem};
 
 /// Sections of the document, in the order they are read.
-pub(crate) const SECTIONS: [&str; 6] = [
+pub(crate) const SECTIONS: [&str; 7] = [
     "zones",
     "ldap_configs",
     "vm_providers",
     "pools",
     "workspaces",
     "checkin_token",
+    "broker_api",
 ];
 
 /// Parses `text` as `format` into a JSON tree, or returns the syntax error with its position.
@@ -128,6 +129,14 @@ pub(crate) fn read_tree(root: Value) -> Read {
             unknown_message(&key, &SECTIONS),
         ));
         root.shift_remove(&key);
+    }
+    if let Some(value) = root.shift_remove("broker_api") {
+        read.config.broker_api = element(
+            value,
+            "broker_api",
+            &mut read.problems,
+            &mut read.removed_paths,
+        );
     }
     if let Some(value) = root.shift_remove("checkin_token") {
         read.config.checkin_token = element(

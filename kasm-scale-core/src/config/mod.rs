@@ -43,7 +43,7 @@ pub use provider::{
     VmProviderConfig,
 };
 pub use schedule::{LocalTime, Schedule, TimeZoneName, Weekday};
-pub use token::CheckinTokenConfig;
+pub use token::{BrokerApiConfig, CheckinTokenConfig, MIN_BROKER_KEY_LEN};
 pub use workspace::{RdpClientType, Workspace, Zone};
 
 /// A whole configuration document.
@@ -68,6 +68,9 @@ pub struct Config {
     /// (ours) Where the check-in token key comes from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkin_token: Option<CheckinTokenConfig>,
+    /// (ours) The keys of the broker API (`kasm-scale serve`'s `/api/v1/…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_api: Option<BrokerApiConfig>,
 }
 
 impl Config {

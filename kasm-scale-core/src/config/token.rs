@@ -5,6 +5,20 @@ use serde::{Deserialize, Serialize};
 use crate::secret::Secret;
 use crate::token::TokenAlgorithm;
 
+/// The broker API's settings (section `broker_api`, ours): the bearer keys a broker presents
+/// (`Authorization: Bearer <key>`). Several keys can be valid at once, so a key is rotated by
+/// adding the new one, moving the brokers over, then removing the old one.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerApiConfig {
+    /// The keys, each at least 32 characters.
+    #[serde(default)]
+    pub keys: Vec<Secret>,
+}
+
+/// The shortest broker API key accepted.
+pub const MIN_BROKER_KEY_LEN: usize = 32;
+
 /// The check-in token settings (section `checkin_token`, ours). Give the key in exactly one
 /// way; without any, a fresh key is made at start, and tokens of servers still booting do not
 /// survive a restart of the controller.

@@ -63,6 +63,23 @@ pub(crate) fn check(config: &Config, broken: &[Broken], problems: &mut Vec<Probl
             out.warning("checkin_token".into(), "no key: a fresh one is made at start, and booting servers cannot check in after a restart");
         }
     }
+    if let Some(api) = &config.broker_api {
+        if api.keys.is_empty() {
+            out.error("broker_api.keys".into(), "give at least one key");
+        }
+        for (i, key) in api.keys.iter().enumerate() {
+            let len = key.expose().chars().count();
+            if len < super::MIN_BROKER_KEY_LEN {
+                out.error(
+                    format!("broker_api.keys[{i}]"),
+                    format!(
+                        "must be at least {} characters, got {len}",
+                        super::MIN_BROKER_KEY_LEN
+                    ),
+                );
+            }
+        }
+    }
     for (i, zone) in config.zones.iter().enumerate() {
         if let Err(e) = auth_address(&zone.upstream_auth_address) {
             out.error(format!("zones[{i}].upstream_auth_address"), e);

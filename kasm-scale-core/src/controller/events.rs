@@ -9,8 +9,10 @@ use crate::traits::BackendError;
 use super::records::SessionId;
 use super::store::StoreError;
 
-/// Something that happened, for brokers and dashboards.
-#[derive(Debug, Clone, PartialEq)]
+/// Something that happened, for brokers and dashboards. Serializes as JSON with its kind in
+/// `event` (`{"event": "ready", "server": "…"}`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {
     /// A server is being created.

@@ -35,6 +35,7 @@ mod queue;
 mod reconcile;
 mod records;
 mod snapshot;
+mod status;
 mod store;
 mod tasks;
 mod tick;
@@ -51,6 +52,7 @@ pub use backend::RetryPolicy;
 pub use builder::AutoscalerBuilder;
 pub use events::{CheckinStatus, ControllerError, Event, SessionOutcome, SetupError};
 pub use records::{AdRecord, Queued, Records, ServerInfo, SessionId};
+pub use status::{PoolStatus, SessionStatus};
 pub use store::{MemoryStore, STORE_TIMEOUT, StateStore, StoreError};
 
 use crate::config::Config;
@@ -244,6 +246,11 @@ impl Autoscaler {
             .get(config)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// The configuration it runs.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
     }
 
     /// Events from now on.

@@ -76,6 +76,14 @@ fn apply(shared: &Arc<Shared>, id: ServerId, answer: Result<Option<Vm>, BackendE
     if server.state != ServerState::Starting {
         return;
     }
+    if let Ok(Some(vm)) = &answer
+        && vm.private_ip.is_some()
+        && vm.private_ip != server.address
+        && let Some(s) = shared.records().servers.get_mut(&id)
+    {
+        // Learned while it boots (some clouds assign it after the create answered).
+        s.address.clone_from(&vm.private_ip);
+    }
     match answer {
         Ok(Some(vm)) if vm.state == VmState::Running && !server.requires_checkin => {
             let ready = shared.records().servers.get_mut(&id).is_some_and(|s| {

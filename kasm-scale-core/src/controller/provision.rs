@@ -66,6 +66,9 @@ fn created(shared: &Shared, id: ServerId, vm: &Vm) {
             return;
         };
         s.vm_id = Some(vm.vm_id.clone());
+        if vm.private_ip.is_some() {
+            s.address.clone_from(&vm.private_ip);
+        }
         if s.state != ServerState::Provisioning {
             // Being destroyed meanwhile: the destroy finds the VM by its id now.
             return;

@@ -233,6 +233,7 @@ fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
     let running = vm.state == VmState::Running;
     let mut server = ServerInfo::new(id, pool, config, vm.created_at.unwrap_or(now));
     server.vm_id = Some(vm.vm_id.clone());
+    server.address.clone_from(&vm.private_ip);
     // A running VM found without a record is taken as ready (its guest will not check in
     // again), but nothing tells whether it has sessions: it is held as full and used until the
     // broker reports them. A VM still booting has had none.

@@ -41,6 +41,9 @@ pub struct ServerInfo {
     pub state: ServerState,
     /// The provider's VM id, once created.
     pub vm_id: Option<String>,
+    /// Its private address, once the provider tells it (where sessions connect).
+    #[serde(default)]
+    pub address: Option<String>,
     /// Sessions on it.
     pub sessions: u32,
     /// Sessions it takes at most (copied from its config at creation).
@@ -86,6 +89,7 @@ impl ServerInfo {
             provider: config.vm_provider_config_id.clone(),
             state: ServerState::Provisioning,
             vm_id: None,
+            address: None,
             sessions: 0,
             capacity: config.max_simultaneous_sessions_per_server.max(1),
             reusable: config.reusable,

@@ -1,0 +1,108 @@
+//! Read-only views for a broker's API and dashboards: each pool's capacity, where a waiting
+//! request stands, where a session runs.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::Autoscaler;
+use super::records::SessionId;
+use crate::engine::{ServerId, ServerState};
+
+/// One pool as it stands: servers by state and session slots.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PoolStatus {
+    /// `server_pool_name`.
+    pub pool: String,
+    /// Servers by state (`provisioning`, `starting`, `running`, `destroying`).
+    pub servers: BTreeMap<String, u32>,
+    /// Sessions seated on its servers.
+    pub used_sessions: u32,
+    /// Free slots on ready servers (a request is seated at once while this is above 0).
+    pub free_sessions: u32,
+    /// Slots on servers being created or booting (free once they are ready).
+    pub starting_sessions: u32,
+    /// Requests waiting for a slot.
+    pub waiting: u32,
+}
+
+/// Where a session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SessionStatus {
+    /// Seated on a server.
+    Assigned {
+        /// The server.
+        server: ServerId,
+    },
+    /// Waiting for a slot.
+    Queued {
+        /// Its place in its pool's queue (1: next).
+        position: usize,
+    },
+}
+
+impl Autoscaler {
+    /// Every configured pool (and any pool that still has servers), by name.
+    pub fn pools(&self) -> Vec<PoolStatus> {
+        let mut out: BTreeMap<String, PoolStatus> = self
+            .shared
+            .config
+            .pools
+            .iter()
+            .map(|p| {
+                let status = PoolStatus {
+                    pool: p.server_pool_name.clone(),
+                    ..PoolStatus::default()
+                };
+                (p.server_pool_name.clone(), status)
+            })
+            .collect();
+        let records = self.shared.records();
+        for s in records.servers.values() {
+            let p = out.entry(s.pool.clone()).or_insert_with(|| PoolStatus {
+                pool: s.pool.clone(),
+                ..PoolStatus::default()
+            });
+            let state = match s.state {
+                ServerState::Provisioning => "provisioning",
+                ServerState::Starting => "starting",
+                ServerState::Running => "running",
+                ServerState::Destroying => "destroying",
+            };
+            *p.servers.entry(state.to_owned()).or_default() += 1;
+            p.used_sessions += s.sessions;
+            let room = if s.sessions_unknown {
+                0
+            } else {
+                s.capacity.saturating_sub(s.sessions)
+            };
+            match s.state {
+                ServerState::Running if s.reusable || !s.used => p.free_sessions += room,
+                ServerState::Provisioning | ServerState::Starting => p.starting_sessions += room,
+                _ => {}
+            }
+        }
+        for (pool, queue) in &records.queued {
+            if let Some(p) = out.get_mut(pool) {
+                p.waiting = u32::try_from(queue.len()).unwrap_or(u32::MAX);
+            }
+        }
+        out.into_values().collect()
+    }
+
+    /// Where `session` is: on a server, or waiting (with its place); `None` when it ended,
+    /// expired or never was.
+    pub fn session(&self, session: SessionId) -> Option<SessionStatus> {
+        let records = self.shared.records();
+        if let Some(server) = records.sessions.get(&session) {
+            return Some(SessionStatus::Assigned { server: *server });
+        }
+        records.queued.values().find_map(|queue| {
+            queue
+                .iter()
+                .position(|q| q.session == session)
+                .map(|i| SessionStatus::Queued { position: i + 1 })
+        })
+    }
+}

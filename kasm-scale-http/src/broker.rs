@@ -1,0 +1,239 @@
+//! The broker API (JSON, `Authorization: Bearer <key>` with a key of the config's
+//! `broker_api.keys`):
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /api/v1/pools` | every pool: servers by state, used, free and starting session slots, waiting requests |
+//! | `POST /api/v1/pools/{pool}/sessions` (body optional: `{"user"}`) | `201` with the session and its server (id, host name, address), or `202` with the session and its place in the queue |
+//! | `GET /api/v1/sessions/{id}` | where the session is (`assigned` with its server, or `queued` with its place) |
+//! | `DELETE /api/v1/sessions/{id}` | `204`: the session ended (or the request was withdrawn) |
+//! | `GET /api/v1/servers` | every server: state, sessions, address, reported status, last error, age |
+//! | `GET /api/v1/events` | the controller's events as they happen (server-sent events, one JSON object each) |
+//!
+//! A missing or wrong key is `401`; without any configured key the API is off (`403`).
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use kasm_scale_core::controller::{Autoscaler, SessionId, SessionOutcome, SessionStatus};
+use kasm_scale_core::engine::SessionRequest;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::reply::Failure;
+
+/// Refuses a request without a configured key, comparing in constant time with every key.
+pub(crate) async fn authorize(
+    State(scaler): State<Autoscaler>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let keys = scaler
+        .config()
+        .broker_api
+        .as_ref()
+        .map(|b| b.keys.as_slice())
+        .unwrap_or_default();
+    if keys.is_empty() {
+        return Failure::new(
+            StatusCode::FORBIDDEN,
+            "the broker API is off: configure broker_api.keys",
+        )
+        .into_response();
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(given) = given else {
+        return Failure::new(
+            StatusCode::UNAUTHORIZED,
+            "missing Authorization: Bearer <key>",
+        )
+        .into_response();
+    };
+    // Every key is compared (no early exit): the time says nothing about which one matched.
+    let matched = keys.iter().fold(subtle::Choice::from(0), |any, key| {
+        any | key.expose().as_bytes().ct_eq(given.as_bytes())
+    });
+    if bool::from(matched) {
+        next.run(request).await
+    } else {
+        Failure::new(StatusCode::UNAUTHORIZED, "wrong API key").into_response()
+    }
+}
+
+/// `GET /api/v1/pools`.
+pub(crate) async fn pools(State(scaler): State<Autoscaler>) -> Json<Value> {
+    Json(json!({ "pools": scaler.pools() }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSession {
+    #[serde(default)]
+    user: Option<String>,
+}
+
+/// `POST /api/v1/pools/{pool}/sessions`.
+pub(crate) async fn request_session(
+    State(scaler): State<Autoscaler>,
+    Path(pool): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let request: NewSession = if body.is_empty() {
+        NewSession::default()
+    } else {
+        crate::guest::json_body(&headers, &body)?
+    };
+    if scaler.config().pool(&pool).is_none() {
+        return Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            format!("no pool `{}`", short(&pool)),
+        ));
+    }
+    let outcome = scaler
+        .request_session(&pool, &SessionRequest { user: request.user })
+        .await?;
+    Ok(match outcome {
+        SessionOutcome::Assigned { session, server } => (
+            StatusCode::CREATED,
+            Json(assigned(&scaler, session, server)),
+        )
+            .into_response(),
+        SessionOutcome::Queued { session } => {
+            let position = match scaler.session(session) {
+                Some(SessionStatus::Queued { position }) => Some(position),
+                _ => None,
+            };
+            (
+                StatusCode::ACCEPTED,
+                Json(json!({ "session": session.0, "state": "queued", "position": position })),
+            )
+                .into_response()
+        }
+    })
+}
+
+fn assigned(
+    scaler: &Autoscaler,
+    session: SessionId,
+    server: kasm_scale_core::engine::ServerId,
+) -> Value {
+    let info = scaler.servers().into_iter().find(|s| s.id == server);
+    json!({
+        "session": session.0,
+        "state": "assigned",
+        "server": {
+            "id": server.to_string(),
+            "hostname": info.as_ref().map(|s| s.hostname.clone()),
+            "address": info.as_ref().and_then(|s| s.address.clone()),
+            "pool": info.as_ref().map(|s| s.pool.clone()),
+        },
+    })
+}
+
+fn session_id(text: &str) -> Result<SessionId, Failure> {
+    text.parse::<u64>()
+        .map(SessionId)
+        .map_err(|_| Failure::bad_request(format!("session id `{}` is not a number", short(text))))
+}
+
+/// At most 64 characters of something a client sent, for a message.
+fn short(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+/// `GET /api/v1/sessions/{id}`.
+pub(crate) async fn session(
+    State(scaler): State<Autoscaler>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Failure> {
+    let id = session_id(&id)?;
+    match scaler.session(id) {
+        Some(SessionStatus::Assigned { server }) => Ok(Json(assigned(&scaler, id, server))),
+        Some(SessionStatus::Queued { position }) => Ok(Json(
+            json!({ "session": id.0, "state": "queued", "position": position }),
+        )),
+        _ => Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            format!("no session {}", id.0),
+        )),
+    }
+}
+
+/// `DELETE /api/v1/sessions/{id}`.
+pub(crate) async fn end_session(
+    State(scaler): State<Autoscaler>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Failure> {
+    let id = session_id(&id)?;
+    match scaler.end_session(id).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(kasm_scale_core::controller::ControllerError::UnknownSession(_)) => Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            format!("no session {}", id.0),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /api/v1/servers`.
+pub(crate) async fn servers(State(scaler): State<Autoscaler>) -> Json<Value> {
+    let now = scaler.now();
+    let list: Vec<Value> = scaler
+        .servers()
+        .into_iter()
+        .map(|s| {
+            json!({
+                "id": s.id.to_string(),
+                "hostname": s.hostname,
+                "pool": s.pool,
+                "config": s.config,
+                "provider": s.provider,
+                "state": s.state,
+                "sessions": s.sessions,
+                "capacity": s.capacity,
+                "sessions_unknown": s.sessions_unknown,
+                "address": s.address,
+                "reported_status": s.reported_status,
+                "last_error": s.last_error,
+                "age_seconds": now.duration_since(s.created_at).as_secs(),
+            })
+        })
+        .collect();
+    Json(json!({ "servers": list }))
+}
+
+/// `GET /api/v1/events`: server-sent events, one JSON object each, from now on. A client that
+/// reads too slowly misses events (a `lagged` event says how many).
+pub(crate) async fn events(
+    State(scaler): State<Autoscaler>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let receiver = scaler.subscribe();
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        use tokio::sync::broadcast::error::RecvError;
+        let event = match receiver.recv().await {
+            Ok(event) => SseEvent::default()
+                .json_data(&event)
+                .unwrap_or_else(|_| SseEvent::default().data("{}")),
+            Err(RecvError::Lagged(missed)) => {
+                SseEvent::default().event("lagged").data(missed.to_string())
+            }
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(event), receiver))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
