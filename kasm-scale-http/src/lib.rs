@@ -15,6 +15,8 @@
 //!   sessions, servers and an event stream.
 //! - **Health**: `GET /healthz` (the process answers), `GET /readyz` (the saved state is loaded
 //!   and the controller ticked recently).
+//! - **Metrics**: `GET /metrics`, Prometheus text (the names are listed in the module
+//!   `metrics`' documentation and the README).
 //!
 //! [`serve`] runs a controller as a service (its tick loop and these routes, over TLS) until a
 //! shutdown signal; `kasm-scale serve` is that, from a configuration file.
@@ -26,6 +28,7 @@
 pub mod broker;
 pub mod guest;
 mod health;
+mod metrics;
 mod reply;
 mod serve;
 
@@ -70,6 +73,8 @@ fn broker_routes(scaler: Autoscaler) -> Router<Autoscaler> {
 /// The routes of this crate over `scaler` (guest API and health probes), with the body limit
 /// and the request timeout applied.
 pub fn router(scaler: Autoscaler) -> Router {
+    // Installed before the controller does anything worth counting.
+    metrics::recorder();
     Router::new()
         .route("/api/set_server_status", post(guest::set_server_status))
         .route(
@@ -80,6 +85,7 @@ pub fn router(scaler: Autoscaler) -> Router {
         .merge(broker_routes(scaler.clone()))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .fallback(reply::not_found)
         .with_state(scaler)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))

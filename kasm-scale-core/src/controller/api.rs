@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::events::{CheckinStatus, ControllerError, Event, SessionOutcome};
+use super::events::{CheckinStatus, ControllerError, SessionOutcome};
 use super::records::{Queued, SessionId};
 use super::{Autoscaler, Shared, persist::persist, queue, snapshot};
 use crate::engine::{ServerId, ServerState, SessionRequest, assign};
@@ -158,7 +158,27 @@ impl Autoscaler {
         Ok(self.shared.tokens.verify_for(token, now, None, live)?.sub)
     }
 
+    /// A check-in, counted and timed for metrics (`kasm_scale_checkins_total{result}`,
+    /// `kasm_scale_checkin_seconds`).
     async fn checkin(
+        &self,
+        expected: Option<ServerId>,
+        token: &str,
+        status: &CheckinStatus,
+    ) -> Result<ServerId, ControllerError> {
+        let began = std::time::Instant::now();
+        let outcome = self.checkin_now(expected, token, status).await;
+        let result = if outcome.is_ok() {
+            "accepted"
+        } else {
+            "refused"
+        };
+        metrics::counter!("kasm_scale_checkins_total", "result" => result).increment(1);
+        metrics::histogram!("kasm_scale_checkin_seconds").record(began.elapsed().as_secs_f64());
+        outcome
+    }
+
+    async fn checkin_now(
         &self,
         expected: Option<ServerId>,
         token: &str,
@@ -211,12 +231,12 @@ impl Autoscaler {
                             ready = true;
                         }
                     }
-                    ready.then(|| s.pool.clone())
+                    ready.then(|| (s.pool.clone(), s.config.clone(), s.created_at))
                 })
             };
-            if let Some(pool) = ready_pool {
+            if let Some((pool, config, created_at)) = ready_pool {
                 tracing::info!("server ready");
-                self.shared.emit(Event::Ready { server });
+                self.shared.ready(server, &config, created_at);
                 queue::serve(&self.shared, Some(&pool));
             }
         }

@@ -39,6 +39,8 @@ impl Default for RetryPolicy {
 /// How calls to one provider (or directory) are paced and bounded.
 #[derive(Debug)]
 pub(crate) struct Guard {
+    /// The provider or directory name (a metrics label).
+    name: String,
     concurrency: Semaphore,
     interval: Duration,
     next: Mutex<Instant>,
@@ -50,6 +52,7 @@ impl Guard {
     /// `concurrency` calls in flight, at most `calls_per_second` (none: unpaced), each bounded
     /// by `timeout`.
     pub(crate) fn new(
+        name: &str,
         concurrency: usize,
         calls_per_second: Option<f64>,
         timeout: Duration,
@@ -62,6 +65,7 @@ impl Guard {
             .map(|r| r.clamp(MIN_RATE_PER_SECOND, MAX_RATE_PER_SECOND))
             .map_or(Duration::ZERO, |r| Duration::from_secs_f64(1.0 / r));
         Self {
+            name: name.to_owned(),
             concurrency: Semaphore::new(concurrency.clamp(1, Semaphore::MAX_PERMITS)),
             interval,
             next: Mutex::new(Instant::now()),
@@ -91,13 +95,25 @@ impl Guard {
             };
             tokio::time::sleep_until(at).await;
         }
-        match tokio::time::timeout(self.timeout, call).await {
+        let began = Instant::now();
+        let answer = match tokio::time::timeout(self.timeout, call).await {
             Ok(answer) => answer,
             Err(_) => Err(BackendError::Transient(format!(
                 "no answer within {} s",
                 self.timeout.as_secs_f64()
             ))),
+        };
+        metrics::histogram!("kasm_scale_backend_call_seconds", "backend" => self.name.clone())
+            .record(began.elapsed().as_secs_f64());
+        if let Err(e) = &answer {
+            metrics::counter!(
+                "kasm_scale_backend_errors_total",
+                "backend" => self.name.clone(),
+                "class" => e.class()
+            )
+            .increment(1);
         }
+        answer
     }
 
     /// Calls `f` within the limits, retrying retryable errors after the backend's `retry_after`
@@ -144,6 +160,7 @@ mod tests {
         let ok = || async { Ok::<(), BackendError>(()) };
         // 1e-300 calls per second paces at the slowest rate (one call per 1000 s).
         let slow = Guard::new(
+            "slow",
             1,
             Some(1e-300),
             Duration::from_secs(30),
@@ -156,6 +173,7 @@ mod tests {
         assert_eq!(began.elapsed(), Duration::from_secs(1000));
         // A NaN or negative rate means no pacing.
         let free = Guard::new(
+            "free",
             1,
             Some(f64::NAN),
             Duration::from_secs(30),

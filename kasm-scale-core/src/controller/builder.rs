@@ -180,7 +180,7 @@ impl AutoscalerBuilder {
             .call_timeout
             .or(configured.map(|c| c.call_timeout))
             .unwrap_or(Duration::from_secs(u64::from(DEFAULT_API_CALL_TIMEOUT)));
-        Guard::new(concurrency, rate, timeout, self.retry)
+        Guard::new(name, concurrency, rate, timeout, self.retry)
     }
 
     /// Checks that every auto-scale config has its provider (and directory, when it makes AD

@@ -126,9 +126,20 @@ impl Shared {
         }
     }
 
+    /// Tells subscribers, and counts the event for metrics (`kasm_scale_*_total`).
     pub fn emit(&self, event: Event) {
+        count(&event);
         // No subscriber is fine.
         let _ = self.events.send(event);
+    }
+
+    /// Server `id` of `config`, created at `created_at`, is ready: the event, and its time to
+    /// ready for metrics.
+    pub fn ready(&self, id: ServerId, config: &str, created_at: Timestamp) {
+        let took = self.now().duration_since(created_at).as_secs_f64().max(0.0);
+        metrics::histogram!("kasm_scale_time_to_ready_seconds", "config" => config.to_owned())
+            .record(took);
+        self.emit(Event::Ready { server: id });
     }
 
     /// The guard of a provider or directory (every configured one has one).
@@ -172,6 +183,43 @@ impl std::ops::DerefMut for RecordsGuard<'_> {
         self.dirty.store(true, Ordering::Relaxed);
         &mut self.records
     }
+}
+
+/// Counts an event for metrics: one counter per kind, labelled by config, cause or pool.
+fn count(event: &Event) {
+    use metrics::counter;
+    match event {
+        Event::Provisioning { config, cause, .. } => counter!(
+            "kasm_scale_provisions_total",
+            "config" => config.clone(),
+            "cause" => cause_name(Some(*cause))
+        )
+        .increment(1),
+        Event::Destroyed { cause, .. } => {
+            counter!("kasm_scale_destroys_total", "cause" => cause_name(*cause)).increment(1)
+        }
+        Event::Failed { config, .. } => {
+            counter!("kasm_scale_failures_total", "config" => config.clone()).increment(1)
+        }
+        Event::Ready { .. } => counter!("kasm_scale_servers_ready_total").increment(1),
+        Event::Adopted { .. } => counter!("kasm_scale_adopted_total").increment(1),
+        Event::RequestExpired { pool, .. } => {
+            counter!("kasm_scale_requests_expired_total", "pool" => pool.clone()).increment(1)
+        }
+        Event::SessionsLost { sessions, .. } => {
+            counter!("kasm_scale_sessions_lost_total").increment(sessions.len() as u64)
+        }
+        _ => {}
+    }
+}
+
+/// A cause as its snake_case name (`dead` when the plan did not ask: the VM died, vanished or
+/// its config was removed).
+fn cause_name(cause: Option<crate::engine::Cause>) -> String {
+    cause
+        .and_then(|c| serde_json::to_value(c).ok())
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "dead".into())
 }
 
 /// What a readiness probe needs to know (see [`Autoscaler::health`]).

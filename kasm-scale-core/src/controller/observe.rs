@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::tasks::{self, Work};
-use super::{Event, Shared, destroy, queue};
+use super::{Shared, destroy, queue};
 use crate::engine::{ServerId, ServerState};
 use crate::traits::{BackendError, Vm, VmState};
 
@@ -94,7 +94,7 @@ fn apply(shared: &Arc<Shared>, id: ServerId, answer: Result<Option<Vm>, BackendE
             });
             if ready {
                 tracing::info!(server = %id, "server ready (VM running)");
-                shared.emit(Event::Ready { server: id });
+                shared.ready(id, &server.config, server.created_at);
                 queue::serve(shared, Some(&server.pool));
             }
         }

@@ -81,13 +81,14 @@ fn created(shared: &Shared, id: ServerId, vm: &Vm) {
         } else {
             s.state = ServerState::Starting;
         }
-        (ready, s.pool.clone())
+        (ready, s.pool.clone(), s.config.clone(), s.created_at)
     };
-    tracing::info!(vm = %vm.vm_id, ready = outcome.0, "VM created");
+    let (ready, pool, config, created_at) = outcome;
+    tracing::info!(vm = %vm.vm_id, ready, "VM created");
     shared.emit(Event::Starting { server: id });
-    if outcome.0 {
-        shared.emit(Event::Ready { server: id });
-        queue::serve(shared, Some(&outcome.1));
+    if ready {
+        shared.ready(id, &config, created_at);
+        queue::serve(shared, Some(&pool));
     }
 }
 

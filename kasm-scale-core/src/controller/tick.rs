@@ -66,6 +66,7 @@ pub(crate) async fn tick(shared: &Arc<Shared>) {
         persist::persist(shared).await;
         *shared.last_tick.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(tokio::time::Instant::now());
+        metrics::histogram!("kasm_scale_tick_seconds").record(began.elapsed().as_secs_f64());
         tracing::debug!(elapsed_ms = began.elapsed().as_millis() as u64, "tick done");
     }
     .instrument(span)

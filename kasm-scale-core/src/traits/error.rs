@@ -44,6 +44,22 @@ pub enum BackendError {
 }
 
 impl BackendError {
+    /// The class as a short name (`not_found`, `rate_limited`, `capacity`, `quota`, `auth`,
+    /// `permission`, `invalid_request`, `conflict`, `transient`), for metrics and logs.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::NotFound(_) => "not_found",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Capacity(_) => "capacity",
+            Self::Quota(_) => "quota",
+            Self::Auth(_) => "auth",
+            Self::Permission(_) => "permission",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::Conflict(_) => "conflict",
+            Self::Transient(_) => "transient",
+        }
+    }
+
     /// Whether trying again later may succeed: rate limits, capacity and transient faults.
     pub fn is_retryable(&self) -> bool {
         matches!(

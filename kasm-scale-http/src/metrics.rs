@@ -1,0 +1,97 @@
+//! `GET /metrics`: Prometheus text. The controller counts and times what it does through the
+//! `metrics` facade (`kasm_scale_provisions_total{config, cause}`,
+//! `kasm_scale_destroys_total{cause}`, `kasm_scale_failures_total{config}`,
+//! `kasm_scale_checkins_total{result}`, `kasm_scale_checkin_seconds`,
+//! `kasm_scale_time_to_ready_seconds{config}`, `kasm_scale_tick_seconds`,
+//! `kasm_scale_backend_call_seconds{backend}`, `kasm_scale_backend_errors_total{backend, class}`,
+//! …); this route installs the Prometheus recorder (once per process) and, at each scrape, sets
+//! the gauges of the pools and servers as they stand:
+//! `kasm_scale_sessions{pool, kind="free"|"used"|"starting"}`,
+//! `kasm_scale_requests_waiting{pool}` and `kasm_scale_servers{config, state}`.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kasm_scale_core::controller::Autoscaler;
+use kasm_scale_core::engine::ServerState;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::reply::Failure;
+
+static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process's Prometheus recorder, installed on first use; `None` when the embedding program
+/// installed another `metrics` recorder (then it exports the same names itself).
+pub(crate) fn recorder() -> Option<&'static PrometheusHandle> {
+    RECORDER
+        .get_or_init(|| {
+            let seconds = [
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                120.0, 300.0, 600.0, 1800.0,
+            ];
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+                .and_then(|b| b.install_recorder())
+                .inspect_err(
+                    |e| tracing::warn!(error = %e, "no Prometheus recorder: /metrics is off"),
+                )
+                .ok()
+        })
+        .as_ref()
+}
+
+/// `GET /metrics`.
+pub(crate) async fn metrics(State(scaler): State<Autoscaler>) -> Response {
+    let Some(handle) = recorder() else {
+        return Failure::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "another metrics recorder is installed in this process",
+        )
+        .into_response();
+    };
+    gauges(&scaler);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
+}
+
+/// The pools and servers as they stand.
+fn gauges(scaler: &Autoscaler) {
+    for pool in scaler.pools() {
+        for (kind, value) in [
+            ("free", pool.free_sessions),
+            ("used", pool.used_sessions),
+            ("starting", pool.starting_sessions),
+        ] {
+            metrics::gauge!("kasm_scale_sessions", "pool" => pool.pool.clone(), "kind" => kind)
+                .set(f64::from(value));
+        }
+        metrics::gauge!("kasm_scale_requests_waiting", "pool" => pool.pool.clone())
+            .set(f64::from(pool.waiting));
+    }
+    // Every configured config and state, so a count that drops to zero shows zero.
+    let mut counts: BTreeMap<(String, &'static str), u32> = BTreeMap::new();
+    for (_, c) in scaler.config().autoscale_configs() {
+        for state in ["provisioning", "starting", "running", "destroying"] {
+            counts.insert((c.autoscale_config_name.clone(), state), 0);
+        }
+    }
+    for s in scaler.servers() {
+        let state = match s.state {
+            ServerState::Provisioning => "provisioning",
+            ServerState::Starting => "starting",
+            ServerState::Running => "running",
+            ServerState::Destroying => "destroying",
+        };
+        *counts.entry((s.config, state)).or_default() += 1;
+    }
+    for ((config, state), n) in counts {
+        metrics::gauge!("kasm_scale_servers", "config" => config, "state" => state)
+            .set(f64::from(n));
+    }
+}
