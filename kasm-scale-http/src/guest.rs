@@ -17,11 +17,13 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use kasm_scale_core::controller::{Autoscaler, CheckinStatus};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::abuse::TokenRefused;
 use crate::reply::Failure;
 
 /// Log entries one `component_log` request may carry.
@@ -171,15 +173,21 @@ pub(crate) async fn set_server_status(
 pub(crate) async fn get_server_file_mappings(
     State(scaler): State<Autoscaler>,
     Query(query): Query<HashMap<String, String>>,
-) -> Json<Value> {
+) -> Response {
+    let denied = || {
+        let mut response = Json(json!({ "error_message": ACCESS_DENIED })).into_response();
+        // Counts against the source like a 401 (see `abuse`).
+        response.extensions_mut().insert(TokenRefused);
+        response
+    };
     let Some(token) = query.get("token") else {
-        return Json(json!({ "error_message": ACCESS_DENIED }));
+        return denied();
     };
     match scaler.token_server(token).await {
-        Ok(_) => Json(json!({ "file_mappings": [] })),
+        Ok(_) => Json(json!({ "file_mappings": [] })).into_response(),
         Err(e) => {
             tracing::debug!(error = %e, "file mappings refused");
-            Json(json!({ "error_message": ACCESS_DENIED }))
+            denied()
         }
     }
 }

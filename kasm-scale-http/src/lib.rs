@@ -25,6 +25,7 @@
 //! token, a secret or a stack trace. Request bodies are limited to [`BODY_LIMIT`] bytes and
 //! every request to [`REQUEST_TIMEOUT`].
 
+mod abuse;
 pub mod broker;
 pub mod guest;
 mod health;
@@ -32,6 +33,7 @@ mod metrics;
 mod reply;
 mod serve;
 
+pub use abuse::{BAD_TOKEN_BURST, BAD_TOKENS_PER_SECOND};
 pub use serve::{ServeError, ServeOptions, TlsFiles, serve};
 
 use std::time::Duration;
@@ -49,6 +51,21 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// How long one request may take, its body included, before it is answered `408` (a client
 /// that sends its body slowly does not hold a connection for ever).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The guests' API, behind the per-source limit of refused tokens.
+fn guest_routes() -> Router<Autoscaler> {
+    Router::new()
+        .route("/api/set_server_status", post(guest::set_server_status))
+        .route(
+            "/api/admin/get_server_file_mappings",
+            get(guest::get_server_file_mappings),
+        )
+        .route("/api/component_log", post(guest::component_log))
+        .route_layer(axum::middleware::from_fn_with_state(
+            abuse::BadTokens::new(),
+            abuse::guard,
+        ))
+}
 
 /// The broker API, behind its key check.
 fn broker_routes(scaler: Autoscaler) -> Router<Autoscaler> {
@@ -76,12 +93,7 @@ pub fn router(scaler: Autoscaler) -> Router {
     // Installed before the controller does anything worth counting.
     metrics::recorder();
     Router::new()
-        .route("/api/set_server_status", post(guest::set_server_status))
-        .route(
-            "/api/admin/get_server_file_mappings",
-            get(guest::get_server_file_mappings),
-        )
-        .route("/api/component_log", post(guest::component_log))
+        .merge(guest_routes())
         .merge(broker_routes(scaler.clone()))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -282,3 +282,70 @@ async fn ready_once_loaded_and_ticking() {
         "a controller that stopped ticking is not ready"
     );
 }
+
+/// A request from `ip` (as the server sees its peer).
+fn from(ip: &str, request: Request<Body>) -> Request<Body> {
+    let mut request = request;
+    let addr: std::net::SocketAddr = format!("{ip}:40000").parse().unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    request
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_bad_tokens_is_cut_off_and_good_check_ins_go_on() {
+    let w = world().await;
+    w.tick().await;
+    let tokens = w.tokens();
+    let check_in = |token: &str| {
+        Request::post(format!("/api/set_server_status?token={token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(running().to_string()))
+            .unwrap()
+    };
+    let limit = kasm_scale_http::BAD_TOKEN_BURST as usize;
+    let mut refused = 0;
+    let mut cut_off = 0;
+    for _ in 0..limit * 3 {
+        let (status, body) = w.send(from("203.0.113.9", check_in("bad"))).await;
+        match status {
+            StatusCode::UNAUTHORIZED => refused += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                cut_off += 1;
+                assert!(
+                    reason(&body).starts_with("too many refused tokens"),
+                    "{body}"
+                );
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(
+        refused <= limit + 2,
+        "the burst is {limit}: {refused} refused"
+    );
+    assert!(cut_off >= limit, "{cut_off} cut off");
+    // The probe's Access Denied! counts too, and the blocked source gets 429 there as well.
+    let response = w
+        .app
+        .clone()
+        .oneshot(from(
+            "203.0.113.9",
+            Request::get("/api/admin/get_server_file_mappings?token=bad")
+                .body(Body::empty())
+                .unwrap(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    // Another source checks in with a good token at once.
+    let (status, body) = w.send(from("198.51.100.7", check_in(&tokens[0].1))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Many guests behind one address with good tokens are never limited.
+    for _ in 0..limit * 3 {
+        let (status, _) = w.send(from("198.51.100.8", check_in(&tokens[1].1))).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}
