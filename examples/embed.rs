@@ -1,14 +1,18 @@
-//! Embedding the auto-scaler in a broker: build it from a configuration, let it tick, ask for
-//! sessions and pass the guests' check-ins on. Runs on tokio's paused clock against the
-//! in-memory cloud, so it finishes at once: `cargo run --example embed`.
+//! Embedding the auto-scaler in a broker: build it from a configuration, mount its HTTP routes
+//! (Kasm's guest check-in API) next to the broker's own, let it tick and ask for sessions. The
+//! guests' check-ins go through the router as they would over HTTPS. Runs on tokio's paused
+//! clock against the in-memory cloud, so it finishes at once: `cargo run --example embed`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{Request, header};
 use kasm_scale::config::{Format, VmProviderConfig};
-use kasm_scale::controller::{Autoscaler, CheckinStatus, Event, SessionOutcome};
+use kasm_scale::controller::{Autoscaler, Event, SessionOutcome};
 use kasm_scale::engine::SessionRequest;
-use kasm_scale::memory::MemoryCloud;
+use kasm_scale::memory::{MemoryCloud, token_in};
+use tower::ServiceExt;
 
 const CONFIG: &str = r##"
 [[zones]]
@@ -44,6 +48,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .provider(cloud.clone())
         .build()?;
     let mut events = scaler.subscribe();
+    // The broker's own routes, and the guests' API mounted in one line.
+    let app = axum::Router::new()
+        .route("/broker/hello", axum::routing::get(|| async { "hello" }))
+        .merge(kasm_scale::http::router(scaler.clone()));
 
     // A user arrives before anything runs: the request waits and the next tick provisions.
     let outcome = scaler
@@ -58,19 +66,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..12 {
         scaler.tick().await;
         scaler.settle().await;
-        // The broker's HTTP endpoint would receive this from the guest; the in-memory cloud
-        // hands over what the startup script would have sent.
+        // Each guest runs its startup script, which posts the check-in Kasm's way; the
+        // in-memory cloud hands over what that script would send.
         for checkin in cloud.due_checkins() {
-            let script = checkin.startup_script.expose();
-            let token = script
-                .split("\"token\":\"")
-                .nth(1)
-                .and_then(|t| t.split('"').next());
-            if let Some(token) = token {
-                scaler
-                    .check_in(checkin.server_id, token, &CheckinStatus::running())
-                    .await?;
-            }
+            let Some(token) = token_in(checkin.startup_script.expose()) else {
+                continue;
+            };
+            let request = Request::post(format!("/api/set_server_status?token={token}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    r#"{"status": "running", "status_progress": "100"}"#,
+                ))?;
+            let answer = app.clone().oneshot(request).await?;
+            println!("check-in of {}: {}", checkin.server_id, answer.status());
         }
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
