@@ -1,5 +1,7 @@
 //! LDAP result codes and connection failures mapped to the core's classes.
 
+use std::io;
+
 use kasm_scale_core::traits::BackendError;
 use ldap3::LdapError;
 use ldap3::result::LdapResult;
@@ -11,8 +13,15 @@ pub(crate) const NOT_ALLOWED_ON_NON_LEAF: u32 = 66;
 /// `entryAlreadyExists`.
 pub(crate) const ENTRY_ALREADY_EXISTS: u32 = 68;
 
+/// `sizeLimitExceeded`: a search stopped at its size limit (its entries are still good).
+pub(crate) const SIZE_LIMIT_EXCEEDED: u32 = 4;
+
 /// Classifies a failed operation by its result code; `what` says what was being done. AD's
 /// diagnostic text is kept (it never holds a password).
+///
+/// Retryable (transient): busy, unavailable, time and admin limits, `other`, and the client-side
+/// codes of a lost server (serverDown, timeout, connectError). Everything else needs a person or
+/// a different request and is not retried.
 pub(crate) fn from_result(what: &str, r: &LdapResult) -> BackendError {
     let text = if r.text.is_empty() {
         format!("{what}: LDAP result {}", r.rc)
@@ -27,29 +36,109 @@ pub(crate) fn from_result(what: &str, r: &LdapResult) -> BackendError {
         NO_SUCH_OBJECT => BackendError::NotFound(text),
         // invalidCredentials, inappropriateAuthentication, strongerAuthRequired
         49 | 48 | 8 => BackendError::Auth(text),
+        // insufficientAccessRights
         50 => BackendError::Permission(text),
-        // busy, unavailable, timeLimitExceeded, adminLimitExceeded, loopDetect, other
-        51 | 52 | 3 | 11 | 54 | 80 => BackendError::Transient(text),
+        // timeLimitExceeded, adminLimitExceeded, busy, unavailable, loopDetect, other,
+        // serverDown, timeout, connectError
+        3 | 11 | 51 | 52 | 54 | 80 | 81 | 85 | 91 => BackendError::Transient(text),
         ENTRY_ALREADY_EXISTS => BackendError::Conflict(text),
         _ => BackendError::InvalidRequest(text),
     }
 }
 
-/// Classifies an `ldap3` error: result codes as above, everything about the connection as
-/// transient.
+/// Classifies an `ldap3` error: result codes as above; a lost or unreachable server, a dropped
+/// connection and timeouts as transient; a server certificate that fails verification as a
+/// configuration error naming the reason; mistakes in what was asked (URL, filter, values) as
+/// invalid requests.
 pub(crate) fn from_ldap(what: &str, e: LdapError) -> BackendError {
     match e {
         LdapError::LdapResult { result } => from_result(what, &result),
         LdapError::Timeout { .. } => BackendError::Transient(format!("{what}: timed out")),
-        other => BackendError::Transient(format!("{what}: {other}")),
+        LdapError::Io { source } => from_io(what, &source),
+        LdapError::Rustls { source } => from_tls(what, &source),
+        LdapError::OpSend { .. }
+        | LdapError::ResultRecv { .. }
+        | LdapError::IdScrubSend { .. }
+        | LdapError::MiscSend { .. }
+        | LdapError::EndOfStream => {
+            BackendError::Transient(format!("{what}: the connection was lost ({e})"))
+        }
+        other => BackendError::InvalidRequest(format!("{what}: {other}")),
+    }
+}
+
+/// An I/O error: the TLS error inside it, or by its kind. Reaching the server and keeping the
+/// connection are transient; being refused by the local system is not.
+fn from_io(what: &str, e: &io::Error) -> BackendError {
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return from_tls(what, tls);
+    }
+    match e.kind() {
+        io::ErrorKind::InvalidInput
+        | io::ErrorKind::PermissionDenied
+        | io::ErrorKind::Unsupported => BackendError::InvalidRequest(format!("{what}: {e}")),
+        // Refused, reset, aborted, unreachable, timed out, closed early, name lookups: the
+        // server or the way to it is down for now.
+        _ => BackendError::Transient(format!("{what}: {e}")),
+    }
+}
+
+/// A TLS failure. A certificate that fails verification is a configuration error (retrying
+/// cannot help): the message says which check failed. A handshake the server cannot do is one
+/// too; an alert the server sends is taken as passing.
+fn from_tls(what: &str, e: &rustls::Error) -> BackendError {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(cert) => {
+            let reason = match cert {
+                C::UnknownIssuer => {
+                    "it is not signed by a CA in ca_certificate_file (the system roots when that \
+                     is unset): wrong CA file, or the server's chain is incomplete"
+                }
+                C::Expired | C::ExpiredContext { .. } => "it has expired",
+                C::NotValidYet | C::NotValidYetContext { .. } => {
+                    "it is not valid yet (check this machine's and the server's clocks)"
+                }
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "it is not valid for the name in the url (use a name or address the \
+                     certificate lists)"
+                }
+                C::Revoked => "it is revoked",
+                C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                    "it is not for TLS servers (extended key usage)"
+                }
+                C::BadSignature
+                | C::UnsupportedSignatureAlgorithmContext { .. }
+                | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+                    "its signature cannot be verified"
+                }
+                _ => "it is not acceptable",
+            };
+            BackendError::Auth(format!(
+                "{what}: the server's TLS certificate failed verification: {reason} ({e})"
+            ))
+        }
+        rustls::Error::AlertReceived(_) => BackendError::Transient(format!("{what}: TLS: {e}")),
+        _ => BackendError::InvalidRequest(format!(
+            "{what}: TLS handshake failed: {e} (does the url name a TLS port? ldaps:// is \
+             usually 636, StartTLS 389)"
+        )),
     }
 }
 
 /// Whether the connection is unusable after `e` (so the operation may be tried on a new one).
 pub(crate) fn connection_lost(e: &LdapError) -> bool {
-    !matches!(
+    matches!(
         e,
-        LdapError::LdapResult { .. } | LdapError::FilterParsing | LdapError::Timeout { .. }
+        LdapError::Io { .. }
+            | LdapError::OpSend { .. }
+            | LdapError::ResultRecv { .. }
+            | LdapError::IdScrubSend { .. }
+            | LdapError::MiscSend { .. }
+            | LdapError::EndOfStream
     )
 }
 

@@ -87,7 +87,8 @@ ad_computer_container_dn = "CN=Computers,DC=example,DC=local"
         .directory(directory.clone())
         .build()
         .unwrap();
-    let records = || async { directory.list_computers(&owner).await.unwrap() };
+    let computers = ["CN=Computers,DC=example,DC=local".to_owned()];
+    let records = || async { directory.list_computers(&owner, &computers).await.unwrap() };
     let names = |servers: &[kasm_scale_core::controller::ServerInfo]| -> HashSet<String> {
         servers
             .iter()
