@@ -178,6 +178,14 @@ mod tests {
             (34, "invalid request"),
             (53, "invalid request"),
             (68, "conflict"),
+            (3, "transient"),
+            (11, "transient"),
+            (80, "transient"),
+            (81, "transient"),
+            (85, "transient"),
+            (91, "transient"),
+            (1, "invalid request"),
+            (66, "invalid request"),
         ] {
             assert_eq!(class(rc), expected, "rc {rc}");
         }
@@ -189,5 +197,124 @@ mod tests {
             .to_string(),
             "invalid request: cannot create X: LDAP result 19: 0000052D: Constraint violation"
         );
+    }
+
+    fn io(kind: io::ErrorKind) -> LdapError {
+        LdapError::Io {
+            source: io::Error::from(kind),
+        }
+    }
+
+    /// A TLS failure as tokio-rustls reports it: an I/O error around the rustls error.
+    fn tls_io(e: rustls::Error) -> LdapError {
+        LdapError::Io {
+            source: io::Error::new(io::ErrorKind::InvalidData, e),
+        }
+    }
+
+    #[test]
+    fn connection_faults_are_transient_and_mistakes_are_not() {
+        use io::ErrorKind as K;
+        for kind in [
+            K::ConnectionRefused,
+            K::ConnectionReset,
+            K::ConnectionAborted,
+            K::NotConnected,
+            K::BrokenPipe,
+            K::TimedOut,
+            K::UnexpectedEof,
+            K::HostUnreachable,
+            K::NetworkUnreachable,
+            K::AddrNotAvailable,
+            K::Other,
+        ] {
+            let e = io(kind);
+            assert!(connection_lost(&e), "{kind:?} loses the connection");
+            let e = from_ldap("op", e);
+            assert!(
+                matches!(e, BackendError::Transient(_)),
+                "{kind:?} is transient: {e}"
+            );
+        }
+        assert!(
+            from_ldap("op", io(K::PermissionDenied))
+                .to_string()
+                .starts_with("invalid request")
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        drop(tx);
+        let lost = LdapError::ResultRecv {
+            source: rx.blocking_recv().unwrap_err(),
+        };
+        assert!(connection_lost(&lost));
+        assert!(from_ldap("op", lost).is_retryable());
+        assert!(from_ldap("op", LdapError::EndOfStream).is_retryable());
+        // What was asked is wrong: trying again cannot help, and the connection is fine.
+        for e in [
+            LdapError::FilterParsing,
+            LdapError::UnknownScheme("ldapz".into()),
+            LdapError::AddNoValues,
+            LdapError::DecodingUTF8,
+            LdapError::EmptyUnixPath,
+        ] {
+            assert!(!connection_lost(&e), "{e}");
+            let e = from_ldap("op", e);
+            assert!(matches!(e, BackendError::InvalidRequest(_)), "{e}");
+        }
+        let busy = LdapError::LdapResult {
+            result: result(51, ""),
+        };
+        assert!(!connection_lost(&busy));
+        assert!(from_ldap("op", busy).is_retryable());
+    }
+
+    #[test]
+    fn certificate_failures_are_configuration_errors_that_say_why() {
+        use rustls::CertificateError as C;
+        for (cert, says) in [
+            (
+                C::UnknownIssuer,
+                "not signed by a CA in ca_certificate_file",
+            ),
+            (C::Expired, "expired"),
+            (C::NotValidYet, "not valid yet"),
+            (C::NotValidForName, "not valid for the name in the url"),
+            (C::Revoked, "revoked"),
+            (C::BadSignature, "signature cannot be verified"),
+        ] {
+            let e = from_ldap(
+                "cannot connect",
+                tls_io(rustls::Error::InvalidCertificate(cert)),
+            );
+            assert!(!e.is_retryable(), "{e}");
+            assert!(
+                matches!(&e, BackendError::Auth(m) if m.contains(says) && m.contains("TLS certificate")),
+                "{e}"
+            );
+            // The same error as ldap3 reports it outside I/O.
+            let direct = LdapError::Rustls {
+                source: rustls::Error::InvalidCertificate(C::UnknownIssuer),
+            };
+            assert!(!from_ldap("op", direct).is_retryable());
+        }
+        // Talking TLS to a port that does not: a configuration error too.
+        let e = from_ldap(
+            "op",
+            tls_io(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType,
+            )),
+        );
+        assert!(
+            matches!(&e, BackendError::InvalidRequest(m) if m.contains("TLS port")),
+            "{e}"
+        );
+        // An alert from the server (it is shutting down, say) passes.
+        let e = from_ldap(
+            "op",
+            tls_io(rustls::Error::AlertReceived(
+                rustls::AlertDescription::InternalError,
+            )),
+        );
+        assert!(e.is_retryable(), "{e}");
     }
 }
