@@ -95,10 +95,16 @@ fn counts_must_not_be_negative() {
 fn active_directory_fields() {
     errors(
         |d| asc(d)["ad_create_machine_record"] = json!(true),
-        &[
-            "pools[0].autoscale[0].ldap_id: required when ad_create_machine_record is true",
-            "pools[0].autoscale[0].ad_computer_container_dn: required when ad_create_machine_record is true",
-        ],
+        &["pools[0].autoscale[0].ldap_id: required when ad_create_machine_record is true"],
+    );
+    // Unset, the container is `CN=Computers,<search_base>`: nothing to complain about.
+    errors(
+        |d| {
+            let c = asc(d);
+            c["ad_create_machine_record"] = json!(true);
+            c["ldap_id"] = json!("ad");
+        },
+        &[],
     );
     errors(
         |d| {

@@ -199,7 +199,11 @@ async fn nothing_leaks_when_the_controller_dies_during_a_burst() {
             .collect();
         assert_eq!(vms, known_vms, "seed {seed}: leaked or lost VMs");
         let known_ids: BTreeSet<_> = servers.iter().map(|s| s.id).collect();
-        for record in directory.list_computers("kasm-scale").await.unwrap() {
+        for record in directory
+            .list_computers("kasm-scale", &["OU=Kasm,DC=example,DC=local".to_owned()])
+            .await
+            .unwrap()
+        {
             assert!(
                 known_ids.contains(&record.owner.server_id),
                 "seed {seed}: leaked AD record {}",

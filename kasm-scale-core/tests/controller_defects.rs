@@ -126,7 +126,10 @@ async fn a_stopped_vm_is_destroyed_with_its_ad_record_and_replaced() {
         "the stopped VM is destroyed"
     );
     assert!(scaler.servers().iter().all(|s| s.id != victim.id));
-    let records = directory.list_computers("kasm-scale").await.unwrap();
+    let records = directory
+        .list_computers("kasm-scale", &["OU=Kasm,DC=example,DC=local".to_owned()])
+        .await
+        .unwrap();
     assert!(
         records.iter().all(|r| r.name != victim.hostname),
         "its AD record is deleted"

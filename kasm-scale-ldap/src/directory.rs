@@ -13,10 +13,12 @@ use kasm_scale_core::traits::{
 };
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::controls::RawControl;
-use ldap3::{LdapConnSettings, Mod, Scope, SearchEntry, dn_escape, ldap_escape};
+use ldap3::{LdapConnSettings, Mod, Scope, SearchEntry, SearchOptions, dn_escape, ldap_escape};
 use rand::SeedableRng;
 
-use crate::errors::{ENTRY_ALREADY_EXISTS, NO_SUCH_OBJECT, NOT_ALLOWED_ON_NON_LEAF, from_result};
+use crate::errors::{
+    ENTRY_ALREADY_EXISTS, NO_SUCH_OBJECT, NOT_ALLOWED_ON_NON_LEAF, SIZE_LIMIT_EXCEEDED, from_result,
+};
 use crate::pool::Pool;
 use crate::tls;
 
@@ -29,6 +31,9 @@ const WORKSTATION_TRUST_ACCOUNT: &str = "4096";
 /// Search page size for listing records.
 const PAGE_SIZE: i32 = 500;
 
+/// Child objects named when a record cannot be deleted because of them.
+const CHILDREN_NAMED: i32 = 3;
+
 /// Connections kept by default.
 const DEFAULT_POOL_SIZE: usize = 4;
 
@@ -37,7 +42,6 @@ const DEFAULT_POOL_SIZE: usize = 4;
 pub struct LdapDirectory {
     name: String,
     domain: String,
-    search_base: String,
     pool: Arc<Pool>,
 }
 
@@ -106,7 +110,6 @@ impl LdapDirectoryBuilder {
         Ok(LdapDirectory {
             name: c.name,
             domain,
-            search_base: c.search_base,
             pool: Arc::new(pool),
         })
     }
@@ -129,26 +132,37 @@ fn computer_dn(container_dn: &str, name: &str) -> Result<String, BackendError> {
 }
 
 impl LdapDirectory {
-    /// The record whose account is `NAME$`, anywhere under the search base: its DN and owner.
-    async fn find(&self, name: &str) -> Result<Option<(String, Option<Owner>)>, BackendError> {
+    /// The record whose account is `NAME$` directly in `container_dn`, where it is (or would
+    /// have been) made, wherever that is relative to the search base: its DN and owner.
+    async fn find(
+        &self,
+        container_dn: &str,
+        name: &str,
+    ) -> Result<Option<(String, Option<Owner>)>, BackendError> {
         let filter = format!(
             "(&(objectClass=computer)(sAMAccountName={}$))",
             ldap_escape(name.to_ascii_uppercase())
         );
-        let base = self.search_base.clone();
         let entries = self
             .pool
             .run("cannot look the computer up", |mut ldap| {
-                let (base, filter) = (base.clone(), filter.clone());
+                let filter = filter.clone();
                 async move {
                     let (entries, _) = ldap
-                        .search(&base, Scope::Subtree, &filter, vec!["description"])
+                        .search(container_dn, Scope::OneLevel, &filter, vec!["description"])
                         .await?
                         .success()?;
                     Ok(entries)
                 }
             })
-            .await?;
+            .await
+            .map_err(|e| match e {
+                BackendError::NotFound(_) => BackendError::InvalidRequest(format!(
+                    "the container {container_dn} does not exist (ad_computer_container_dn; \
+                     unset, it is CN=Computers under the search base)"
+                )),
+                other => other,
+            })?;
         Ok(entries.into_iter().next().map(|e| {
             let e = SearchEntry::construct(e);
             let owner = e
@@ -158,6 +172,71 @@ impl LdapDirectory {
                 .and_then(|d| Owner::from_marker(d));
             (e.dn, owner)
         }))
+    }
+
+    /// The entries matching `filter` directly in `container` (one level, paged), with their
+    /// `description` and `cn`. A container that does not exist holds nothing.
+    async fn search_container(
+        &self,
+        container: &str,
+        filter: &str,
+    ) -> Result<Vec<SearchEntry>, BackendError> {
+        let what = format!("cannot list computer records in {container}");
+        let listed = self
+            .pool
+            .run(&what, |mut ldap| async move {
+                let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+                    Box::new(EntriesOnly::new()),
+                    Box::new(PagedResults::new(PAGE_SIZE)),
+                ];
+                let mut stream = ldap
+                    .streaming_search_with(
+                        adapters,
+                        container,
+                        Scope::OneLevel,
+                        filter,
+                        vec!["description", "cn"],
+                    )
+                    .await?;
+                let mut entries = Vec::new();
+                while let Some(entry) = stream.next().await? {
+                    entries.push(SearchEntry::construct(entry));
+                }
+                stream.finish().await.success()?;
+                Ok(entries)
+            })
+            .await;
+        match listed {
+            Err(BackendError::NotFound(_)) => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
+    /// The DNs of the first [`CHILDREN_NAMED`] objects directly under `dn`, and whether there
+    /// are more: what keeps a plain delete from succeeding.
+    async fn children(&self, dn: &str) -> Result<(Vec<String>, bool), BackendError> {
+        self.pool
+            .run(
+                &format!("cannot list the child objects of {dn}"),
+                |mut ldap| async move {
+                    let options = SearchOptions::new().sizelimit(CHILDREN_NAMED + 1);
+                    let ldap3::SearchResult(entries, result) = ldap
+                        .with_search_options(options)
+                        .search(dn, Scope::OneLevel, "(objectClass=*)", vec!["1.1"])
+                        .await?;
+                    if result.rc != 0 && result.rc != SIZE_LIMIT_EXCEEDED {
+                        return Err(result.into());
+                    }
+                    let mut dns: Vec<String> = entries
+                        .into_iter()
+                        .map(|e| SearchEntry::construct(e).dn)
+                        .collect();
+                    let more = dns.len() > CHILDREN_NAMED as usize;
+                    dns.truncate(CHILDREN_NAMED as usize);
+                    Ok((dns, more))
+                },
+            )
+            .await
     }
 
     /// An existing record with the account name: ours gets a fresh password, anyone else's is a
@@ -205,7 +284,7 @@ impl DirectoryService for LdapDirectory {
 
     async fn create_computer(&self, spec: &ComputerSpec) -> Result<Secret, BackendError> {
         let dn = computer_dn(&spec.container_dn, &spec.name)?;
-        if let Some(found) = self.find(&spec.name).await? {
+        if let Some(found) = self.find(&spec.container_dn, &spec.name).await? {
             return self.take_over(spec, found).await;
         }
         let password = generate_join_password(&mut rand::rngs::StdRng::from_os_rng());
@@ -239,7 +318,7 @@ impl DirectoryService for LdapDirectory {
             0 => Ok(password),
             // Made meanwhile (or by an earlier attempt whose answer was lost): the record found
             // decides; the add is not sent again.
-            ENTRY_ALREADY_EXISTS => match self.find(&spec.name).await? {
+            ENTRY_ALREADY_EXISTS => match self.find(&spec.container_dn, &spec.name).await? {
                 Some(found) => self.take_over(spec, found).await,
                 None => Err(BackendError::Conflict(format!(
                     "{dn} exists but cannot be found by its account name {}$",
@@ -287,52 +366,41 @@ impl DirectoryService for LdapDirectory {
                     _ => Err(from_result(&what, &tree)),
                 }
             }
-            NOT_ALLOWED_ON_NON_LEAF => Err(BackendError::Conflict(format!(
-                "{what}: it has child objects (BitLocker recovery keys or the like); \
-                 ad_recursive_machine_record_cleanup = true deletes them with it"
-            ))),
+            NOT_ALLOWED_ON_NON_LEAF => {
+                let children = match self.children(&dn).await {
+                    Ok((dns, more)) if !dns.is_empty() => {
+                        format!(": {}{}", dns.join("; "), if more { "; …" } else { "" })
+                    }
+                    Ok(_) => String::new(),
+                    Err(e) => format!(" (cannot list them: {e})"),
+                };
+                Err(BackendError::Conflict(format!(
+                    "{what}: it has child objects (BitLocker recovery keys or the like){children}; \
+                     ad_recursive_machine_record_cleanup = true deletes them with it"
+                )))
+            }
             _ => Err(from_result(&what, &plain)),
         }
     }
 
-    async fn list_computers(&self, owner_id: &str) -> Result<Vec<ComputerRecord>, BackendError> {
+    async fn list_computers(
+        &self,
+        owner_id: &str,
+        containers: &[String],
+    ) -> Result<Vec<ComputerRecord>, BackendError> {
         // The marker's owner part (escaped as in the marker), escaped again for the filter.
         let part = Owner::marker_owner_part(owner_id);
         let filter = format!(
             "(&(objectClass=computer)(description=*{};*))",
             ldap_escape(part)
         );
-        let base = self.search_base.clone();
-        let entries = self
-            .pool
-            .run("cannot list computer records", |mut ldap| {
-                let (base, filter) = (base.clone(), filter.clone());
-                async move {
-                    let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
-                        Box::new(EntriesOnly::new()),
-                        Box::new(PagedResults::new(PAGE_SIZE)),
-                    ];
-                    let mut stream = ldap
-                        .streaming_search_with(
-                            adapters,
-                            &base,
-                            Scope::Subtree,
-                            &filter,
-                            vec!["description", "cn"],
-                        )
-                        .await?;
-                    let mut entries = Vec::new();
-                    while let Some(entry) = stream.next().await? {
-                        entries.push(SearchEntry::construct(entry));
-                    }
-                    stream.finish().await.success()?;
-                    Ok(entries)
-                }
-            })
-            .await?;
-        Ok(entries
-            .into_iter()
-            .filter_map(|e| {
+        let mut records = Vec::new();
+        for container in containers {
+            Dn::parse(container).map_err(|e| {
+                BackendError::InvalidRequest(format!("container `{container}` {e}"))
+            })?;
+            let entries = self.search_container(container, &filter).await?;
+            records.extend(entries.into_iter().filter_map(|e| {
                 let owner = Owner::from_marker(e.attrs.get("description")?.first()?)?;
                 let name = e.attrs.get("cn")?.first()?.clone();
                 (owner.owner_id == owner_id).then_some(ComputerRecord {
@@ -340,8 +408,9 @@ impl DirectoryService for LdapDirectory {
                     name,
                     owner,
                 })
-            })
-            .collect())
+            }));
+        }
+        Ok(records)
     }
 }
 

@@ -89,6 +89,19 @@ impl Config {
         self.ldap_configs.iter().find(|l| l.name == name)
     }
 
+    /// The container where `config` creates computer records: its `ad_computer_container_dn`,
+    /// or by default (ours) `CN=Computers,<search_base>` of its LDAP config, the computers
+    /// container every AD domain has. `None` when neither is known (no LDAP config).
+    pub fn computer_container(&self, config: &AutoScaleConfig) -> Option<String> {
+        match &config.ad_computer_container_dn {
+            Some(dn) => Some(dn.clone()),
+            None => {
+                let ldap = self.ldap_config(config.ldap_id.as_deref()?)?;
+                Some(format!("CN=Computers,{}", ldap.search_base))
+            }
+        }
+    }
+
     /// The pool named `name`.
     pub fn pool(&self, name: &str) -> Option<&Pool> {
         self.pools.iter().find(|p| p.server_pool_name == name)

@@ -170,7 +170,9 @@ pub struct AutoScaleConfig {
     /// Name of the LDAP connection (in `ldap_configs`) used for computer records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ldap_id: Option<String>,
-    /// Container for computer records, e.g. `OU=Computers,DC=example,DC=local`.
+    /// Container for computer records, e.g. `OU=Computers,DC=example,DC=local`. Default (ours):
+    /// `CN=Computers,<search_base>` of the LDAP config (see
+    /// [`Config::computer_container`](super::Config::computer_container)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ad_computer_container_dn: Option<String>,
     /// Delete computer records with their child objects (BitLocker keys …). Default false.

@@ -300,12 +300,10 @@ fn autoscale(out: &mut Out<'_>, config: &Config, p: &str, c: &AutoScaleConfig) {
                 "required when ad_create_machine_record is true",
             );
         }
-        match c.ad_computer_container_dn.as_deref() {
-            None => out.error(
-                format!("{p}.ad_computer_container_dn"),
-                "required when ad_create_machine_record is true",
-            ),
-            Some(dn) => match Dn::parse(dn) {
+        // Unset, records go to `CN=Computers,<search_base>` (see `Config::computer_container`),
+        // which the search base's own check covers.
+        if let Some(dn) = c.ad_computer_container_dn.as_deref() {
+            match Dn::parse(dn) {
                 Err(e) => out.error(format!("{p}.ad_computer_container_dn"), e),
                 Ok(dn) => {
                     let ldap_domain = c
@@ -322,7 +320,7 @@ fn autoscale(out: &mut Out<'_>, config: &Config, p: &str, c: &AutoScaleConfig) {
                         );
                     }
                 }
-            },
+            }
         }
     } else if let Some(dn) = c.ad_computer_container_dn.as_deref() {
         if let Err(e) = Dn::parse(dn) {

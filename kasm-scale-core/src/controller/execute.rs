@@ -88,7 +88,7 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
                         let names = names.get_or_insert_with(|| taken_names(shared, &records));
                         for _ in 0..allowed {
                             let id = new_server_id(shared, names);
-                            records.servers.insert(id, ServerInfo::new(id, p, c, now));
+                            records.servers.insert(id, ServerInfo::new(id, &shared.config, p, c, now));
                             *used += 1;
                             starts.push(Start::Create(id, cause));
                         }

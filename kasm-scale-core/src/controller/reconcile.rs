@@ -63,9 +63,12 @@ async fn reconcile_now(shared: &Arc<Shared>) {
     for (name, directory) in &shared.directories {
         let (shared, directory, name) = (shared.clone(), directory.clone(), name.clone());
         listings.spawn(async move {
+            let containers = shared.records().computer_containers(&shared.config, &name);
             let records = shared
                 .guard(&name)
-                .call(&shared.rng, || directory.list_computers(&shared.owner_id))
+                .call(&shared.rng, || {
+                    directory.list_computers(&shared.owner_id, &containers)
+                })
                 .await;
             Listing::Records(name, records)
         });
@@ -231,7 +234,13 @@ fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
     }
     let now = shared.now();
     let running = vm.state == VmState::Running;
-    let mut server = ServerInfo::new(id, pool, config, vm.created_at.unwrap_or(now));
+    let mut server = ServerInfo::new(
+        id,
+        &shared.config,
+        pool,
+        config,
+        vm.created_at.unwrap_or(now),
+    );
     server.vm_id = Some(vm.vm_id.clone());
     server.address.clone_from(&vm.private_ip);
     // A running VM found without a record is taken as ready (its guest will not check in

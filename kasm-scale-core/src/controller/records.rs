@@ -73,10 +73,13 @@ pub struct ServerInfo {
 }
 
 impl ServerInfo {
-    /// A new server record of `config` in `pool`, as made at `now` (state `provisioning`, no
-    /// VM yet, sessions known to be 0): the one place server records are built.
+    /// A new server record of `config` in `pool` of `document`, as made at `now` (state
+    /// `provisioning`, no VM yet, sessions known to be 0): the one place server records are
+    /// built. Its computer record's container is resolved now (with its default), so that the
+    /// record is deleted where it was made.
     pub(crate) fn new(
         id: ServerId,
+        document: &crate::config::Config,
         pool: &crate::config::Pool,
         config: &crate::config::AutoScaleConfig,
         now: Timestamp,
@@ -100,7 +103,7 @@ impl ServerInfo {
             checked_in_at: None,
             ad: config.ad_create_machine_record.then(|| AdRecord {
                 ldap: config.ldap_id.clone().unwrap_or_default(),
-                container_dn: config.ad_computer_container_dn.clone().unwrap_or_default(),
+                container_dn: document.computer_container(config).unwrap_or_default(),
                 recursive: config.ad_recursive_machine_record_cleanup,
             }),
             last_error: None,
@@ -154,6 +157,34 @@ impl Records {
         bk.last_failure_at = Some(now);
     }
 
+    /// The containers where computer records of LDAP config `ldap` are made: those of every
+    /// auto-scale config of `document` that uses it (with the default), and those of the
+    /// records held for it (made under an earlier configuration), each once. Reconcile lists
+    /// these and no other place.
+    pub(crate) fn computer_containers(
+        &self,
+        document: &crate::config::Config,
+        ldap: &str,
+    ) -> Vec<String> {
+        let configured = document
+            .autoscale_configs()
+            .filter(|(_, c)| c.ad_create_machine_record && c.ldap_id.as_deref() == Some(ldap))
+            .filter_map(|(_, c)| document.computer_container(c));
+        let held = self
+            .servers
+            .values()
+            .filter_map(|s| s.ad.as_ref())
+            .filter(|ad| ad.ldap == ldap && !ad.container_dn.is_empty())
+            .map(|ad| ad.container_dn.clone());
+        let mut containers: Vec<String> = Vec::new();
+        for dn in configured.chain(held) {
+            if !containers.iter().any(|c| c.eq_ignore_ascii_case(&dn)) {
+                containers.push(dn);
+            }
+        }
+        containers
+    }
+
     /// A fresh session id.
     pub(crate) fn new_session(&mut self) -> SessionId {
         self.next_session += 1;
@@ -170,5 +201,86 @@ impl Records {
         self.queued
             .get(pool)
             .map_or(0, |q| u32::try_from(q.len()).unwrap_or(u32::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Format;
+
+    #[test]
+    fn computer_containers_are_the_configured_ones_with_the_default_and_the_held_ones() {
+        let text = r#"
+[[zones]]
+zone_name = "default"
+upstream_auth_address = "kasm.example.com"
+
+[[ldap_configs]]
+name = "ad"
+url = "ldaps://dc1.example.local"
+search_base = "DC=example,DC=local"
+service_account_dn = "svc@example.local"
+service_account_password = "pw"
+
+[[vm_providers]]
+provider = "memory"
+name = "mem"
+max_instances = 10
+
+[[pools]]
+server_pool_name = "p"
+
+[[pools.autoscale]]
+autoscale_config_name = "default"
+vm_provider_config_id = "mem"
+connection_type = "RDP"
+ad_create_machine_record = true
+ldap_id = "ad"
+
+[[pools.autoscale]]
+autoscale_config_name = "set"
+vm_provider_config_id = "mem"
+connection_type = "RDP"
+ad_create_machine_record = true
+ldap_id = "ad"
+ad_computer_container_dn = "OU=Kasm,DC=example,DC=local"
+
+[[pools.autoscale]]
+autoscale_config_name = "same"
+vm_provider_config_id = "mem"
+connection_type = "RDP"
+ad_create_machine_record = true
+ldap_id = "ad"
+ad_computer_container_dn = "ou=kasm,dc=example,dc=local"
+
+[[pools.autoscale]]
+autoscale_config_name = "no-records"
+vm_provider_config_id = "mem"
+connection_type = "RDP"
+ldap_id = "ad"
+ad_computer_container_dn = "OU=Unused,DC=example,DC=local"
+"#;
+        let config = crate::load_str(text, Format::Toml).unwrap().config;
+        let mut records = Records::default();
+        let (pool, asc) = config.autoscale_configs().nth(1).unwrap();
+        let mut held = ServerInfo::new(
+            ServerId(uuid::Uuid::from_u128(1)),
+            &config,
+            pool,
+            asc,
+            Timestamp::UNIX_EPOCH,
+        );
+        held.ad.as_mut().unwrap().container_dn = "OU=Before,DC=example,DC=local".into();
+        records.servers.insert(held.id, held);
+        assert_eq!(
+            records.computer_containers(&config, "ad"),
+            [
+                "CN=Computers,DC=example,DC=local",
+                "OU=Kasm,DC=example,DC=local",
+                "OU=Before,DC=example,DC=local",
+            ]
+        );
+        assert!(records.computer_containers(&config, "other").is_empty());
     }
 }

@@ -17,6 +17,8 @@ use crate::traits::{
 #[derive(Debug)]
 struct Record {
     dn: String,
+    /// The container, normalized (see [`MemoryDirectory::container`]).
+    container: String,
     name: String,
     owner: Owner,
     password: Secret,
@@ -54,6 +56,13 @@ impl MemoryDirectory {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `container_dn` compared as AD compares DNs: without case and spacing around `,` and `=`.
+    fn container(container_dn: &str) -> String {
+        Dn::parse(container_dn)
+            .map_or_else(|_| container_dn.to_owned(), |d| d.to_string())
+            .to_ascii_lowercase()
     }
 
     fn key(container_dn: &str, name: &str) -> (String, String) {
@@ -113,6 +122,7 @@ impl DirectoryService for MemoryDirectory {
                 let dn = format!("CN={},{container}", spec.name);
                 let record = Record {
                     dn,
+                    container: Self::container(&spec.container_dn),
                     name: spec.name.clone(),
                     owner: spec.owner.clone(),
                     password: password.clone(),
@@ -145,12 +155,17 @@ impl DirectoryService for MemoryDirectory {
         }
     }
 
-    async fn list_computers(&self, owner_id: &str) -> Result<Vec<ComputerRecord>, BackendError> {
+    async fn list_computers(
+        &self,
+        owner_id: &str,
+        containers: &[String],
+    ) -> Result<Vec<ComputerRecord>, BackendError> {
+        let containers: Vec<String> = containers.iter().map(|c| Self::container(c)).collect();
         Ok(self
             .lock()
             .records
             .values()
-            .filter(|r| r.owner.owner_id == owner_id)
+            .filter(|r| r.owner.owner_id == owner_id && containers.contains(&r.container))
             .map(|r| ComputerRecord {
                 dn: r.dn.clone(),
                 name: r.name.clone(),

@@ -231,18 +231,36 @@ pub async fn directory_contract(
         );
     }
 
-    let records = retrying(|| directory.list_computers(owner_id))
+    let here = [container_dn.to_owned()];
+    let records = retrying(|| directory.list_computers(owner_id, &here))
         .await
         .expect("list");
     assert_eq!(records.len(), 1, "list returns the owner's records");
     assert_eq!(records[0].owner, owner(owner_id, 1));
     assert!(records[0].name.eq_ignore_ascii_case("KSCONF-A"));
+    assert!(
+        retrying(|| directory.list_computers(owner_id, &[]))
+            .await
+            .expect("list")
+            .is_empty(),
+        "no containers, no records"
+    );
+    if let Some(parent) = parent_dn(container_dn) {
+        let parent = [parent.to_owned()];
+        assert!(
+            retrying(|| directory.list_computers(owner_id, &parent))
+                .await
+                .expect("list")
+                .is_empty(),
+            "only records directly in the containers given are listed, not those below them"
+        );
+    }
 
     retrying(|| directory.delete_computer(container_dn, "KSCONF-A", false))
         .await
         .expect("delete");
     assert!(
-        retrying(|| directory.list_computers(owner_id))
+        retrying(|| directory.list_computers(owner_id, &here))
             .await
             .expect("list")
             .is_empty(),
@@ -251,4 +269,17 @@ pub async fn directory_contract(
     retrying(|| directory.delete_computer(container_dn, "KSCONF-A", false))
         .await
         .expect("deleting a missing record is Ok");
+}
+
+/// `dn` without its first RDN (`OU=a,DC=x` → `DC=x`), or `None` for a single RDN.
+fn parent_dn(dn: &str) -> Option<&str> {
+    let mut escaped = false;
+    for (i, c) in dn.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            ',' if !escaped => return Some(dn[i + 1..].trim_start()),
+            _ => escaped = false,
+        }
+    }
+    None
 }

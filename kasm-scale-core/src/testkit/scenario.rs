@@ -197,7 +197,7 @@ impl Scenario<'_> {
             return;
         };
         let in_ad: BTreeSet<String> = directory
-            .list_computers(self.owner_id)
+            .list_computers(self.owner_id, &self.containers())
             .await
             .unwrap_or_else(|e| panic!("listing the computer records: {e}"))
             .iter()
@@ -210,6 +210,16 @@ impl Scenario<'_> {
             .map(|s| s.hostname.to_ascii_uppercase())
             .collect();
         assert_eq!(in_ad, servers, "one computer record per server {when}");
+    }
+
+    /// Where the auto-scale configs make their computer records.
+    fn containers(&self) -> Vec<String> {
+        let config = self.scaler.config();
+        config
+            .autoscale_configs()
+            .filter(|(_, c)| c.ad_create_machine_record)
+            .filter_map(|(_, c)| config.computer_container(c))
+            .collect()
     }
 
     async fn no_leftovers(&self, when: &str) {
@@ -238,7 +248,7 @@ impl Scenario<'_> {
         assert_eq!(self.live_vms().await, 0, "the run leaves no VM");
         if let Some(directory) = self.directory {
             let records = directory
-                .list_computers(self.owner_id)
+                .list_computers(self.owner_id, &self.containers())
                 .await
                 .unwrap_or_else(|e| panic!("listing the computer records: {e}"));
             assert!(records.is_empty(), "the run leaves no record: {records:?}");

@@ -89,9 +89,12 @@ pub struct ComputerRecord {
 ///   `spec.owner.server_id`: when the record exists and carries the same owner, its password is
 ///   reset and returned; a record of the same name owned by anything else is a
 ///   [`BackendError::Conflict`].
-/// - Every record carries [`Owner::marker`], so that `list_computers` finds it.
+/// - Every record carries [`Owner::marker`], so that `list_computers` finds it in its
+///   container. `create_computer` looks for an existing record of the name in `spec`'s
+///   container (where it would have been made).
 /// - `delete_computer` of a record that does not exist is `Ok`. With `recursive`, child objects
-///   (BitLocker keys …) go too; without it a record that has children is an error saying so.
+///   (BitLocker keys …) go too; without it a record that has children is an error saying so
+///   and naming some of them.
 /// - Names are checked with [`check_computer_name`] even where the directory is laxer.
 /// - Errors are classified and never contain the password.
 /// - One attempt per call, as for [`VmProvider`](super::VmProvider): the controller retries.
@@ -115,6 +118,12 @@ pub trait DirectoryService: Send + Sync + fmt::Debug {
         recursive: bool,
     ) -> Result<(), BackendError>;
 
-    /// Every record owned by `owner_id`.
-    async fn list_computers(&self, owner_id: &str) -> Result<Vec<ComputerRecord>, BackendError>;
+    /// Every record owned by `owner_id` directly in one of `containers` (not in containers
+    /// below them): where records are made, wherever that is relative to the search base. No
+    /// containers, no records.
+    async fn list_computers(
+        &self,
+        owner_id: &str,
+        containers: &[String],
+    ) -> Result<Vec<ComputerRecord>, BackendError>;
 }
