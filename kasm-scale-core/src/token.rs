@@ -7,7 +7,9 @@
 //! audience, purpose and expiry (with a small leeway) against the `now` it is given, and accepts
 //! a token only for a live server that it names.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
@@ -98,7 +100,14 @@ pub struct TokenKeys {
     algorithm: TokenAlgorithm,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Tokens whose signature and claims were verified, by their SHA-256: a guest repeating its
+    /// check-in (Kasm's scripts post every 30 s) costs a digest, not a signature check. Time,
+    /// server and liveness are still checked on every use.
+    verified: Arc<Mutex<HashMap<[u8; 32], CheckinClaims>>>,
 }
+
+/// Verified tokens remembered at most (then the expired ones go, or all).
+const VERIFIED_CACHE: usize = 100_000;
 
 impl fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -126,6 +135,7 @@ impl TokenKeys {
             algorithm: TokenAlgorithm::EdDSA,
             encoding: EncodingKey::from_ed_der(der),
             decoding: DecodingKey::from_ed_der(pair.public_key().as_ref()),
+            verified: Arc::default(),
         })
     }
 
@@ -156,6 +166,7 @@ impl TokenKeys {
             algorithm: TokenAlgorithm::HS256,
             encoding: EncodingKey::from_secret(bytes).map_err(bad)?,
             decoding: DecodingKey::from_secret(bytes).map_err(bad)?,
+            verified: Arc::default(),
         })
     }
 
@@ -240,6 +251,49 @@ impl TokenKeys {
         expected: Option<ServerId>,
         is_live: impl Fn(ServerId) -> bool,
     ) -> Result<CheckinClaims, TokenError> {
+        let digest: [u8; 32] =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes())
+                .as_ref()
+                .try_into()
+                .unwrap_or([0; 32]);
+        let known = self
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&digest)
+            .cloned();
+        let claims = match known {
+            Some(claims) => claims,
+            None => {
+                let claims = self.verify_signature(token)?;
+                let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+                if verified.len() >= VERIFIED_CACHE {
+                    let leeway = LEEWAY.as_secs() as i64;
+                    verified.retain(|_, c| now.as_second() <= c.exp.saturating_add(leeway));
+                    if verified.len() >= VERIFIED_CACHE {
+                        verified.clear();
+                    }
+                }
+                verified.insert(digest, claims.clone());
+                claims
+            }
+        };
+        let leeway = LEEWAY.as_secs() as i64;
+        let at = |s: i64| Timestamp::from_second(s).unwrap_or(Timestamp::MIN);
+        if now.as_second() > claims.exp.saturating_add(leeway) {
+            return Err(TokenError::Expired(at(claims.exp)));
+        }
+        if claims.iat > now.as_second().saturating_add(leeway) {
+            return Err(TokenError::NotYetValid(at(claims.iat)));
+        }
+        if expected.is_some_and(|e| e != claims.sub) || !is_live(claims.sub) {
+            return Err(TokenError::WrongServer(claims.sub));
+        }
+        Ok(claims)
+    }
+
+    /// The signature, algorithm and claims of `token` (what does not depend on the time).
+    fn verify_signature(&self, token: &str) -> Result<CheckinClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| TokenError::Malformed("not a JWT".into()))?;
         if header.alg != self.jwt_algorithm() {
@@ -269,17 +323,6 @@ impl TokenKeys {
         let claims = data.claims;
         if claims.purpose != PURPOSE {
             return Err(TokenError::WrongClaims("purpose".into()));
-        }
-        let leeway = LEEWAY.as_secs() as i64;
-        let at = |s: i64| Timestamp::from_second(s).unwrap_or(Timestamp::MIN);
-        if now.as_second() > claims.exp.saturating_add(leeway) {
-            return Err(TokenError::Expired(at(claims.exp)));
-        }
-        if claims.iat > now.as_second().saturating_add(leeway) {
-            return Err(TokenError::NotYetValid(at(claims.iat)));
-        }
-        if expected.is_some_and(|e| e != claims.sub) || !is_live(claims.sub) {
-            return Err(TokenError::WrongServer(claims.sub));
         }
         Ok(claims)
     }

@@ -207,3 +207,43 @@ fn keys_from_a_config_section_file_or_environment() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A verified token is remembered (a repeated check-in costs a digest, not a signature check),
+/// but every use still checks its time, its server and that the server lives; an altered copy
+/// is checked in full.
+#[test]
+fn a_remembered_token_is_still_checked_for_time_server_and_life() {
+    let keys = TokenKeys::generate().unwrap();
+    let token = keys.issue(server(1), "c", "default", now()).unwrap();
+    let token = token.expose();
+    assert!(keys.verify(token, now(), server(1), |_| true).is_ok());
+    // Again: from memory.
+    assert!(keys.verify(token, now(), server(1), |_| true).is_ok());
+    let late = now() + SignedDuration::from_secs(5 * 3600);
+    assert!(matches!(
+        keys.verify(token, late, server(1), |_| true),
+        Err(TokenError::Expired(_))
+    ));
+    assert_eq!(
+        keys.verify(token, now(), server(2), |_| true),
+        Err(TokenError::WrongServer(server(1)))
+    );
+    assert_eq!(
+        keys.verify(token, now(), server(1), |_| false),
+        Err(TokenError::WrongServer(server(1))),
+        "a destroyed server's token is refused"
+    );
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let flipped = if &parts[2][5..6] == "A" { "B" } else { "A" };
+    parts[2].replace_range(5..6, flipped);
+    assert_eq!(
+        keys.verify(&parts.join("."), now(), server(1), |_| true),
+        Err(TokenError::BadSignature)
+    );
+    // A clone shares what was verified, another key does not accept it.
+    let other = TokenKeys::generate().unwrap();
+    assert_eq!(
+        other.verify(token, now(), server(1), |_| true),
+        Err(TokenError::BadSignature)
+    );
+}

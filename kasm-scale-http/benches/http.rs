@@ -167,11 +167,9 @@ fn checkins(c: &mut Criterion) {
     let (router_addr, bare_addr, tokens) = rt.block_on(async {
         let (scaler, tokens) = controller(1_000).await;
         let router = serve(kasm_scale_http::router(scaler)).await;
-        let bare = serve(Router::new().route(
-            "/api/set_server_status",
-            post(|| async { StatusCode::OK }),
-        ))
-        .await;
+        let bare =
+            serve(Router::new().route("/api/set_server_status", post(|| async { StatusCode::OK })))
+                .await;
         (router, bare, Arc::new(tokens))
     });
     let mut group = c.benchmark_group("http");
