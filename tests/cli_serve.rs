@@ -103,7 +103,7 @@ keys = ["{BROKER_KEY}"]
     )
     .unwrap();
     let mut child = Command::new(common::binary())
-        .args(["serve", "--config"])
+        .args(["--log-format", "json", "serve", "--config"])
         .arg(&config)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args([
@@ -257,11 +257,23 @@ keys = ["{BROKER_KEY}"]
     });
     let logs = logs.join().unwrap();
     assert_eq!(status.unwrap().code(), Some(0), "{logs}");
+    // One JSON object per log line.
+    let messages: Vec<String> = logs
+        .lines()
+        .map(|l| {
+            let line: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|_| panic!("a JSON log line: {l}"));
+            line["fields"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
     assert!(
-        logs.contains("server ready"),
+        messages.iter().any(|m| m == "server ready"),
         "the check-in made it ready: {logs}"
     );
-    assert!(logs.contains("stopped"), "{logs}");
+    assert!(messages.iter().any(|m| m == "stopped"), "{logs}");
     let token = std::fs::read_to_string(&script)
         .unwrap()
         .lines()
