@@ -131,7 +131,7 @@ async fn a_wrong_api_version_or_a_missing_field_is_an_invalid_request_with_arms_
     assert_eq!(
         err,
         BackendError::InvalidRequest(
-            "get NIC: InvalidApiVersionParameter: The api-version '2019-01-01' is invalid. The supported versions are '2024-05-01'.".into()
+            "get NIC: NoRegisteredProviderFound: No registered resource provider found for location 'eastus' and API version '2019-01-01' for type 'networkInterfaces'. The supported api-versions are '2023-09-01, 2023-11-01, 2024-01-01, 2024-03-01, 2024-05-01, 2024-07-01'. The supported locations are 'eastus, westeurope'.".into()
         )
     );
     let err = arm
