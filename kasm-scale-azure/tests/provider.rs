@@ -370,11 +370,38 @@ async fn bad_configs_are_refused_by_build() {
             .try_into()
             .unwrap(),
     );
-    let err = AzureProvider::builder(c).build().unwrap_err();
+    let err = AzureProvider::builder(c.clone()).build().unwrap_err();
     assert!(
         err.to_string().contains("customData: set by kasm-scale"),
         "{err}"
     );
+    // The override is checked by path against the VM body of Azure's reference.
+    for (text, expected) in [
+        (
+            r#"{"properties": {"hardwareProfile": {"vmSize": 5}}}"#,
+            "azure-test: azure_config_override.properties.hardwareProfile.vmSize: invalid type: integer `5`, expected a string",
+        ),
+        (
+            r#"{"properties": {"securityProfile": {"securityTyp": "TrustedLaunch"}}}"#,
+            "azure-test: azure_config_override.properties.securityProfile.securityTyp: unknown field `securityTyp`",
+        ),
+        (
+            r#"{"properties": {"osProfile": {"adminPassword": "hunter2"}}}"#,
+            "azure-test: azure_config_override.properties.osProfile.adminPassword: set by kasm-scale, cannot be overridden",
+        ),
+        (
+            r#"{"tags": {"kasm-scale:server-id": "x"}}"#,
+            "azure-test: azure_config_override.tags.kasm-scale:server-id: an owner tag of kasm-scale",
+        ),
+    ] {
+        c.azure_config_override = Some(serde_json::from_str(text).unwrap());
+        let err = AzureProvider::builder(c.clone()).build().unwrap_err();
+        assert!(
+            matches!(&err, BackendError::InvalidRequest(m) if m.starts_with(expected)),
+            "{text}: {err}"
+        );
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
 }
 
 #[tokio::test]

@@ -204,4 +204,35 @@ mod tests {
             "GET microsoft.compute/virtualmachines"
         );
     }
+
+    #[test]
+    fn a_low_budget_slows_its_calls_and_a_used_up_one_refuses_them() {
+        let budgets = Budgets::default();
+        let mut headers = HeaderMap::new();
+        let put = "PUT microsoft.compute/virtualmachines";
+        headers.insert(
+            "x-ms-ratelimit-remaining-resource",
+            "Microsoft.Compute/PutVM3Min;3,Microsoft.Compute/PutVM30Min;1100"
+                .parse()
+                .unwrap(),
+        );
+        budgets.note(put, &headers);
+        assert!(matches!(budgets.pace(put), Pace::Wait(d) if d == SLOW_DOWN.mul_f64(0.7)));
+        assert_eq!(
+            budgets.pace("GET microsoft.compute/virtualmachines"),
+            Pace::Go
+        );
+        headers.insert(
+            "x-ms-ratelimit-remaining-resource",
+            "Microsoft.Compute/PutVM3Min;0,Microsoft.Compute/PutVM30Min;1099"
+                .parse()
+                .unwrap(),
+        );
+        budgets.note(put, &headers);
+        assert!(
+            matches!(budgets.pace(put), Pace::Refuse(p, d) if p == "Microsoft.Compute/PutVM3Min" && d <= Duration::from_secs(180))
+        );
+        budgets.note(put, &HeaderMap::new());
+        assert_eq!(budgets.pace(put), Pace::Go);
+    }
 }
