@@ -1,13 +1,16 @@
-//! Azure Resource Manager over REST: authenticated requests with a pinned api-version, errors
-//! mapped to the core's classes, throttling (`429` → rate limited with its `Retry-After`, and
-//! slowing down as the `x-ms-ratelimit-remaining-*` headers run low) and long-running operations
+//! Azure Resource Manager over REST: authenticated requests with the api-version of their
+//! resource type, errors mapped to the core's classes, throttling (`429` → rate limited with its
+//! `Retry-After`; ARM's remaining budgets paced on, see [`budget`]) and long-running operations
 //! followed through `Azure-AsyncOperation` or `Location`.
 //!
 //! Every request is one attempt: the controller's retry policy is the one retry layer. Inside a
 //! call only a refused token is renewed once, and a long-running operation is polled; a poll that
-//! fails ends the call with its classified error.
+//! fails ends the call with its classified error. The bearer token only ever goes to the
+//! configured Resource Manager (scheme, host and port): an operation or `nextLink` URL naming
+//! anything else is refused without being sent.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+mod budget;
+
 use std::time::Duration;
 
 use kasm_scale_core::traits::BackendError;
@@ -17,17 +20,19 @@ use serde_json::Value;
 
 use crate::auth::{AzureCredential, retry_after};
 
-/// api-version of `Microsoft.Compute/virtualMachines`.
-pub(crate) const COMPUTE_API_VERSION: &str = "2024-07-01";
-/// api-version of `Microsoft.Network/networkInterfaces` and `publicIPAddresses`.
+/// api-version of `Microsoft.Compute/virtualMachines` ("Virtual Machines - Create Or Update",
+/// "- Get", "- List", "- Instance View", "- Delete"); their operations are polled with it.
+pub(crate) const VM_API_VERSION: &str = "2024-07-01";
+/// api-version of `Microsoft.Compute/disks`, a line of its own ("Disks - Delete", "- Update",
+/// "- List By Resource Group").
+pub(crate) const DISK_API_VERSION: &str = "2025-01-02";
+/// api-version of `Microsoft.Network/networkInterfaces` and `publicIPAddresses` ("Network
+/// Interfaces - Create Or Update", "Public IP Addresses - Create Or Update", their deletes and
+/// lists).
 pub(crate) const NETWORK_API_VERSION: &str = "2024-05-01";
 
 /// The longest pause between two polls of an operation, whatever `Retry-After` says.
 const MAX_POLL: Duration = Duration::from_secs(60);
-/// Below this many remaining requests in ARM's window, calls are spaced out.
-const LOW_REMAINING: i64 = 10;
-/// Pause before a call when the remaining budget is exhausted; shorter when some is left.
-const SLOW_DOWN: Duration = Duration::from_secs(2);
 /// The shortest pause between two polls of an operation, whatever `Retry-After` says.
 const MIN_POLL: Duration = Duration::from_millis(50);
 /// The longest a long-running operation is followed.
@@ -59,9 +64,11 @@ pub(crate) struct Answer {
 pub(crate) struct ResourceManager {
     http: reqwest::Client,
     base: String,
+    /// The scheme, host and port of `base`: the only place the token is sent.
+    origin: Option<reqwest::Url>,
     credential: AzureCredential,
-    /// The lowest `x-ms-ratelimit-remaining-*` seen in the last answer (-1: none seen).
-    remaining: AtomicI64,
+    /// ARM's remaining request budgets.
+    budgets: budget::Budgets,
 }
 
 /// ARM's error body `{"error": {"code", "message"}}` as code and message.
@@ -86,14 +93,48 @@ pub(crate) fn classify(status: StatusCode, body: &Value, what: &str) -> BackendE
     } else {
         format!("{what}: {code}: {message}")
     };
-    let quota = message.to_ascii_lowercase().contains("quota");
     if status == StatusCode::TOO_MANY_REQUESTS {
         return BackendError::RateLimited {
             message: text,
             retry_after: None,
         };
     }
-    match code.as_str() {
+    if let Some(e) = by_code(&code, &message, &text) {
+        return e;
+    }
+    match status.as_u16() {
+        401 => BackendError::Auth(text),
+        403 => BackendError::Permission(text),
+        404 => BackendError::NotFound(text),
+        409 => BackendError::Conflict(text),
+        s if s >= 500 => BackendError::Transient(text),
+        _ => BackendError::InvalidRequest(text),
+    }
+}
+
+/// Classifies the end of a long-running operation that did not succeed (`status` `Failed` or
+/// `Canceled`): a listed code keeps its class; any other (`OSProvisioningTimedOut`,
+/// `VMAgentStatusCommunicationError`, …) is a failure of the operation in the cloud, transient
+/// (the server is made again), never judged by the 200 the status poll came with.
+pub(crate) fn classify_operation(body: &Value, what: &str) -> BackendError {
+    let (code, message) = error_of(body);
+    let status = body
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("Failed");
+    let text = if code.is_empty() {
+        format!("{what}: the operation ended {status}")
+    } else {
+        format!("{what}: {code}: {message}")
+    };
+    by_code(&code, &message, &text).unwrap_or(BackendError::Transient(text))
+}
+
+/// The class of the ARM error codes we know, if `code` is one.
+fn by_code(code: &str, message: &str, text: &str) -> Option<BackendError> {
+    let text = text.to_owned();
+    let quota = message.to_ascii_lowercase().contains("quota");
+    Some(match code {
         "SkuNotAvailable"
         | "AllocationFailed"
         | "ZonalAllocationFailed"
@@ -110,15 +151,16 @@ pub(crate) fn classify(status: StatusCode, body: &Value, what: &str) -> BackendE
         "AnotherOperationInProgress" | "RetryableError" | "InternalServerError" => {
             BackendError::Transient(text)
         }
-        _ => match status.as_u16() {
-            401 => BackendError::Auth(text),
-            403 => BackendError::Permission(text),
-            404 => BackendError::NotFound(text),
-            409 => BackendError::Conflict(text),
-            s if s >= 500 => BackendError::Transient(text),
-            _ => BackendError::InvalidRequest(text),
-        },
-    }
+        "InvalidParameter"
+        | "InvalidRequestContent"
+        | "InvalidRequestFormat"
+        | "InvalidResourceReference"
+        | "BadRequest"
+        | "PropertyChangeNotAllowed"
+        | "NoRegisteredProviderFound"
+        | "InvalidApiVersionParameter" => BackendError::InvalidRequest(text),
+        _ => return None,
+    })
 }
 
 impl ResourceManager {
@@ -129,41 +171,41 @@ impl ResourceManager {
         base: &str,
         credential: AzureCredential,
     ) -> ResourceManager {
+        let base = base.trim_end_matches('/').to_owned();
         ResourceManager {
             http,
-            base: base.trim_end_matches('/').to_owned(),
+            origin: reqwest::Url::parse(&base).ok(),
+            base,
             credential,
-            remaining: AtomicI64::new(-1),
+            budgets: budget::Budgets::default(),
         }
     }
 
-    /// The full URL of `path` (an absolute URL, as ARM gives for `nextLink` and operations,
-    /// is kept).
-    fn url(&self, path: &str) -> String {
-        if path.starts_with("http://") || path.starts_with("https://") {
-            path.to_owned()
-        } else {
-            format!("{}{path}", self.base)
+    /// The full URL of `path`. An absolute URL (ARM gives them for `nextLink` and operations)
+    /// must name the configured Resource Manager's scheme, host and port, or it is refused: the
+    /// token goes nowhere else.
+    fn url(&self, path: &str, what: &str) -> Result<String, BackendError> {
+        if !(path.starts_with("http://") || path.starts_with("https://")) {
+            return Ok(format!("{}{path}", self.base));
         }
-    }
-
-    /// Waits when ARM's remaining request budget ran low in the last answer.
-    async fn pace(&self) {
-        let left = self.remaining.load(Ordering::Relaxed);
-        if (0..LOW_REMAINING).contains(&left) {
-            let share = (LOW_REMAINING - left) as f64 / LOW_REMAINING as f64;
-            tokio::time::sleep(SLOW_DOWN.mul_f64(share)).await;
+        let parsed = reqwest::Url::parse(path).map_err(|_| {
+            BackendError::InvalidRequest(format!("{what}: not a valid URL from Resource Manager"))
+        })?;
+        let origin = |u: &reqwest::Url| {
+            (
+                u.scheme().to_owned(),
+                u.host_str().map(str::to_ascii_lowercase),
+                u.port_or_known_default(),
+            )
+        };
+        match &self.origin {
+            Some(base) if origin(base) == origin(&parsed) => Ok(path.to_owned()),
+            _ => Err(BackendError::InvalidRequest(format!(
+                "{what}: Resource Manager pointed at {}, which is not the configured Resource Manager {}; the token is not sent there",
+                parsed.origin().ascii_serialization(),
+                self.base
+            ))),
         }
-    }
-
-    fn note_remaining(&self, headers: &HeaderMap) {
-        let lowest = headers
-            .iter()
-            .filter(|(k, _)| k.as_str().starts_with("x-ms-ratelimit-remaining-"))
-            .filter_map(|(_, v)| v.to_str().ok()?.trim().parse::<i64>().ok())
-            .min()
-            .unwrap_or(-1);
-        self.remaining.store(lowest, Ordering::Relaxed);
     }
 
     /// Sends one request (`api_version` added unless `path` already has a query), with the
@@ -178,15 +220,27 @@ impl ResourceManager {
         body: Option<&Value>,
         what: &str,
     ) -> Result<Answer, BackendError> {
-        let mut url = self.url(path);
+        let mut url = self.url(path, what)?;
         if !url.contains("api-version=") {
             url.push(if url.contains('?') { '&' } else { '?' });
             url.push_str("api-version=");
             url.push_str(api_version);
         }
+        let key = budget::key(&method, &url);
         let mut renewed_token = false;
         loop {
-            self.pace().await;
+            match self.budgets.pace(&key) {
+                budget::Pace::Go => {}
+                budget::Pace::Wait(d) => tokio::time::sleep(d).await,
+                budget::Pace::Refuse(policy, wait) => {
+                    return Err(BackendError::RateLimited {
+                        message: format!(
+                            "{what}: Resource Manager's {policy} budget is used up (not sent)"
+                        ),
+                        retry_after: Some(Duration::from_secs(wait.as_secs().max(1))),
+                    });
+                }
+            }
             let token = self.credential.token().await?;
             let mut request = self
                 .http
@@ -211,7 +265,7 @@ impl ResourceManager {
             };
             let status = answer.status();
             let headers = answer.headers().clone();
-            self.note_remaining(&headers);
+            self.budgets.note(&key, &headers);
             let bytes = answer.bytes().await.unwrap_or_default();
             let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             if status.is_success() {
@@ -278,7 +332,7 @@ impl ResourceManager {
             match poll.body.get("status").and_then(Value::as_str) {
                 Some("Succeeded") => return Ok(()),
                 Some("Failed" | "Canceled") => {
-                    return Err(classify(StatusCode::OK, &poll.body, what));
+                    return Err(classify_operation(&poll.body, what));
                 }
                 _ => {}
             }

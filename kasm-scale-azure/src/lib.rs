@@ -3,8 +3,10 @@
 //! covers compute management). [`AzureCredential`] gets and caches
 //! OAuth2 client-credentials tokens for a service principal on the configured cloud
 //! ([`CloudEndpoints`]); inside the crate, the Resource Manager client sends ARM REST requests
-//! with a pinned api-version (`2024-07-01` for compute, `2024-05-01` for network), classifies
-//! errors, paces calls as ARM's remaining request budget runs low and follows long-running
+//! with the api-version of their resource type (`2024-07-01` for VMs, `2025-01-02` for managed
+//! disks, `2024-05-01` for NICs and public IPs; operations are polled at the URL ARM gives),
+//! sends the token to the configured Resource Manager only, classifies errors, paces calls on
+//! ARM's remaining request budgets (`x-ms-ratelimit-remaining-*`) and follows long-running
 //! operations.
 //!
 //! Who retries: not this crate. Every ARM request is one attempt and comes back classified (429
@@ -16,10 +18,13 @@
 
 mod arm;
 mod auth;
+mod overrides;
+mod parts;
 mod provider;
 #[cfg(test)]
 #[path = "../tests/support/mod.rs"]
 mod test_support;
+mod vm_state;
 
 pub use auth::{AzureCredential, CloudEndpoints};
 pub use provider::{AzureProvider, AzureProviderBuilder};

@@ -9,21 +9,25 @@ use base64::Engine;
 use kasm_scale_core::config::{AZURE_CUSTOM_DATA_LIMIT, AzureVmConfig, merge_json};
 use kasm_scale_core::engine::ServerId;
 use kasm_scale_core::traits::{
-    BackendError, Capabilities, OWNER_TAG, Owner, Vm, VmProvider, VmSpec, VmState,
+    BackendError, Capabilities, Leftover, OWNER_TAG, Vm, VmProvider, VmSpec, VmState,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::arm::{COMPUTE_API_VERSION, NETWORK_API_VERSION, ResourceManager, http_client};
+use crate::arm::{
+    DISK_API_VERSION, NETWORK_API_VERSION, ResourceManager, VM_API_VERSION, http_client,
+};
 use crate::auth::{AzureCredential, CloudEndpoints};
+use crate::overrides::check_override;
+use crate::vm_state::{owner_of, power_of, state_of};
 
 /// An Azure [`VmProvider`] for one Azure VM provider config.
 #[derive(Debug)]
 pub struct AzureProvider {
-    config: AzureVmConfig,
-    arm: ResourceManager,
+    pub(crate) config: AzureVmConfig,
+    pub(crate) arm: ResourceManager,
     /// `/subscriptions/{s}/resourceGroups/{rg}/providers`.
-    providers: String,
+    pub(crate) providers: String,
     overrides: Option<Value>,
 }
 
@@ -35,15 +39,15 @@ pub struct AzureProviderBuilder {
 }
 
 /// Resource names of one server: `kasm-<server id>` and its `-nic`, `-ip`, `-osdisk`.
-struct Names {
-    vm: String,
-    nic: String,
-    ip: String,
-    disk: String,
+pub(crate) struct Names {
+    pub(crate) vm: String,
+    pub(crate) nic: String,
+    pub(crate) ip: String,
+    pub(crate) disk: String,
 }
 
 impl Names {
-    fn of(vm: &str) -> Names {
+    pub(crate) fn of(vm: &str) -> Names {
         Names {
             vm: vm.into(),
             nic: format!("{vm}-nic"),
@@ -52,9 +56,15 @@ impl Names {
         }
     }
 
-    fn for_server(id: ServerId) -> Names {
+    pub(crate) fn for_server(id: ServerId) -> Names {
         Names::of(&format!("kasm-{}", id.0.simple()))
     }
+}
+
+/// Whether `name` is a VM name kasm-scale gives (`kasm-` and 32 hex digits).
+pub(crate) fn is_our_vm_name(name: &str) -> bool {
+    name.strip_prefix("kasm-")
+        .is_some_and(|id| id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// The identity keys of lists in the VM body, for merging the override.
@@ -84,7 +94,8 @@ impl AzureProviderBuilder {
         self
     }
 
-    /// Checks the config and prepares the credential and the Resource Manager client. Nothing is
+    /// Checks the config (and `azure_config_override` by path: keys, types, and the keys
+    /// kasm-scale owns) and prepares the credential and the Resource Manager client. Nothing is
     /// called until the first operation.
     pub fn build(self) -> Result<AzureProvider, BackendError> {
         let c = self.config;
@@ -94,24 +105,7 @@ impl AzureProviderBuilder {
         }
         let overrides = match &c.azure_config_override {
             Some(o) if !o.0.is_empty() => {
-                let data =
-                    o.0.get("properties")
-                        .and_then(|p| p.get("osProfile"))
-                        .and_then(|p| p.get("customData"));
-                if data.is_some() {
-                    return Err(invalid(
-                        "azure_config_override.properties.osProfile.customData: set by kasm-scale, cannot be overridden",
-                    ));
-                }
-                let owner_tag =
-                    o.0.get("tags")
-                        .and_then(Value::as_object)
-                        .and_then(|t| t.keys().find(|k| k.starts_with("kasm-scale:")));
-                if let Some(k) = owner_tag {
-                    return Err(invalid(&format!(
-                        "azure_config_override.tags.{k}: an owner tag of kasm-scale, cannot be overridden"
-                    )));
-                }
+                check_override(o).map_err(|m| invalid(&m))?;
                 Some(Value::Object(o.0.clone()))
             }
             _ => None,
@@ -136,45 +130,46 @@ impl AzureProviderBuilder {
 }
 
 impl AzureProvider {
-    fn vm_path(&self, name: &str) -> String {
+    pub(crate) fn vm_path(&self, name: &str) -> String {
         format!(
             "{}/Microsoft.Compute/virtualMachines/{name}",
             self.providers
         )
     }
-    fn nic_path(&self, name: &str) -> String {
+    pub(crate) fn nic_path(&self, name: &str) -> String {
         format!(
             "{}/Microsoft.Network/networkInterfaces/{name}",
             self.providers
         )
     }
-    fn ip_path(&self, name: &str) -> String {
+    pub(crate) fn ip_path(&self, name: &str) -> String {
         format!(
             "{}/Microsoft.Network/publicIPAddresses/{name}",
             self.providers
         )
     }
-    fn disk_path(&self, name: &str) -> String {
+    pub(crate) fn disk_path(&self, name: &str) -> String {
         format!("{}/Microsoft.Compute/disks/{name}", self.providers)
     }
 
-    fn to_vm(&self, resource: &Value) -> Option<Vm> {
-        let tags: BTreeMap<String, String> = resource
-            .get("tags")?
-            .as_object()?
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-            .collect();
-        let owner = Owner::from_tags(&tags)?;
-        let properties = resource.get("properties");
-        let state = match properties
-            .and_then(|p| p.get("provisioningState"))
-            .and_then(Value::as_str)
-        {
-            Some("Succeeded") => VmState::Running,
-            Some("Deleting") => VmState::Stopping,
-            _ => VmState::Pending,
+    /// The name in `id` when `id` is a resource of type `kind` (`Microsoft.Compute/virtualMachines`)
+    /// in the configured subscription and resource group (case-insensitive, as ARM is).
+    pub(crate) fn name_in_scope<'a>(&self, id: &'a str, kind: &str) -> Option<&'a str> {
+        let prefix = format!("{}/{kind}/", self.providers);
+        let name = match id.get(..prefix.len()) {
+            Some(p) if p.eq_ignore_ascii_case(&prefix) => &id[prefix.len()..],
+            _ => return None,
         };
+        (!name.is_empty() && !name.contains(['/', '?', '#'])).then_some(name)
+    }
+
+    /// A VM from its resource and, when known, its power state.
+    fn to_vm(&self, resource: &Value, power: Option<&str>) -> Option<Vm> {
+        let owner = owner_of(resource)?;
+        let properties = resource.get("properties");
+        let provisioning = properties
+            .and_then(|p| p.get("provisioningState"))
+            .and_then(Value::as_str);
         let created_at = properties
             .and_then(|p| p.get("timeCreated"))
             .and_then(Value::as_str)
@@ -182,7 +177,7 @@ impl AzureProvider {
         Some(Vm {
             vm_id: resource.get("id")?.as_str()?.to_owned(),
             owner,
-            state,
+            state: state_of(provisioning, power),
             private_ip: None,
             created_at,
         })
@@ -205,7 +200,12 @@ impl AzureProvider {
     }
 
     /// DELETE and follow the operation; a missing resource is done.
-    async fn delete(&self, path: &str, version: &str, what: &str) -> Result<(), BackendError> {
+    pub(crate) async fn delete(
+        &self,
+        path: &str,
+        version: &str,
+        what: &str,
+    ) -> Result<(), BackendError> {
         match self
             .arm
             .send(Method::DELETE, path, version, None, what)
@@ -254,11 +254,9 @@ impl AzureProvider {
             }
             os_profile["linuxConfiguration"] = linux;
         }
-        let mut tags = c.azure_tags.0.clone();
-        tags.extend(spec.owner.tags());
         let mut body = json!({
             "location": c.azure_region,
-            "tags": tags,
+            "tags": self.tags(spec),
             "properties": {
                 "hardwareProfile": {"vmSize": c.azure_vm_size},
                 "storageProfile": {"imageReference": image_reference, "osDisk": os_disk},
@@ -276,7 +274,15 @@ impl AzureProvider {
         body
     }
 
-    /// Public IP (when asked), NIC, then the VM; each PUT followed to its end.
+    /// `azure_tags` and the owner tags, carried by the VM and every part of it.
+    fn tags(&self, spec: &VmSpec) -> BTreeMap<String, String> {
+        let mut tags = self.config.azure_tags.0.clone();
+        tags.extend(spec.owner.tags());
+        tags
+    }
+
+    /// Public IP (when asked), NIC, the VM, then the owner tags on its OS disk (ARM does not
+    /// pass the VM's tags on), each call followed to its end.
     async fn create_resources(
         &self,
         spec: &VmSpec,
@@ -284,8 +290,7 @@ impl AzureProvider {
         custom_data: &str,
     ) -> Result<(), BackendError> {
         let c = &self.config;
-        let mut tags = c.azure_tags.0.clone();
-        tags.extend(spec.owner.tags());
+        let tags = self.tags(spec);
         let mut ip_config = json!({
             "subnet": {"id": c.azure_subnet},
             "privateIPAllocationMethod": "Dynamic",
@@ -325,16 +330,28 @@ impl AzureProvider {
         let body = self.vm_body(spec, names, custom_data);
         self.put(
             &self.vm_path(&names.vm),
-            COMPUTE_API_VERSION,
+            VM_API_VERSION,
             &body,
             "cannot create the VM",
         )
         .await?;
-        Ok(())
+        let disk = self.disk_path(&names.disk);
+        let what = "cannot tag the OS disk";
+        let answer = self
+            .arm
+            .send(
+                Method::PATCH,
+                &disk,
+                DISK_API_VERSION,
+                Some(&json!({ "tags": tags })),
+                what,
+            )
+            .await?;
+        self.arm.wait(&answer, DISK_API_VERSION, what).await
     }
 
     /// Every resource of a type in the resource group, following `nextLink`.
-    async fn pages(
+    pub(crate) async fn pages(
         &self,
         kind: &str,
         version: &str,
@@ -359,33 +376,20 @@ impl AzureProvider {
         Ok(all)
     }
 
-    /// Removes the VM and everything created for it (the delete options take the NIC, IP and
-    /// disk with the VM; they are deleted by name too, for a create that stopped half-way).
-    async fn remove(&self, names: &Names) -> Result<(), BackendError> {
-        self.delete(
-            &self.vm_path(&names.vm),
-            COMPUTE_API_VERSION,
-            "cannot delete the VM",
-        )
-        .await?;
-        self.delete(
-            &self.nic_path(&names.nic),
-            NETWORK_API_VERSION,
-            "cannot delete the network interface",
-        )
-        .await?;
-        self.delete(
-            &self.ip_path(&names.ip),
-            NETWORK_API_VERSION,
-            "cannot delete the public IP",
-        )
-        .await?;
-        self.delete(
-            &self.disk_path(&names.disk),
-            COMPUTE_API_VERSION,
-            "cannot delete the OS disk",
-        )
-        .await
+    /// The power state of a VM (`PowerState/…`) from its instance view, `None` when it has
+    /// none yet; `Err(NotFound)` when the VM is gone.
+    async fn power(&self, vm_id: &str) -> Result<Option<String>, BackendError> {
+        let view = self
+            .arm
+            .send(
+                Method::GET,
+                &format!("{vm_id}/instanceView"),
+                VM_API_VERSION,
+                None,
+                "cannot read the VM's instance view",
+            )
+            .await?;
+        Ok(power_of(&view.body))
     }
 }
 
@@ -417,7 +421,8 @@ impl VmProvider for AzureProvider {
         }
         let custom_data = base64::engine::general_purpose::STANDARD.encode(script);
         if let Err(e) = self.create_resources(spec, &names, &custom_data).await {
-            // No half-made server is left behind; the first error is the one reported.
+            // No half-made server is left behind; the first error is the one reported. What
+            // cannot be removed now is listed by `list_leftovers` and removed later.
             let _ = self.remove(&names).await;
             return Err(e);
         }
@@ -427,67 +432,65 @@ impl VmProvider for AzureProvider {
     }
 
     async fn destroy(&self, vm_id: &str) -> Result<(), BackendError> {
-        let name = vm_id.rsplit('/').next().unwrap_or(vm_id);
-        if name.is_empty() || name.contains(['?', '#']) {
-            return Ok(());
-        }
-        self.remove(&Names::of(name)).await
+        self.destroy_checked(vm_id).await
     }
 
     async fn get(&self, vm_id: &str) -> Result<Option<Vm>, BackendError> {
         // Only a VM of this resource group can be ours; anything else does not exist here.
-        let prefix = format!("{}/Microsoft.Compute/virtualMachines/", self.providers);
-        let name = match vm_id.get(..prefix.len()) {
-            Some(p) if p.eq_ignore_ascii_case(&prefix) => &vm_id[prefix.len()..],
-            _ => return Ok(None),
-        };
-        if name.is_empty() || name.contains(['/', '?', '#']) {
+        if self
+            .name_in_scope(vm_id, "Microsoft.Compute/virtualMachines")
+            .is_none()
+        {
             return Ok(None);
         }
-        match self
+        let answer = match self
             .arm
             .send(
                 Method::GET,
-                vm_id,
-                COMPUTE_API_VERSION,
+                &format!("{vm_id}?$expand=instanceView"),
+                VM_API_VERSION,
                 None,
                 "cannot read the VM",
             )
             .await
         {
-            Ok(answer) => {
-                let Some(mut vm) = self.to_vm(&answer.body) else {
-                    return Ok(None);
-                };
-                if let Some(nic) = nic_id(&answer.body) {
-                    vm.private_ip = match self
-                        .arm
-                        .send(
-                            Method::GET,
-                            &nic,
-                            NETWORK_API_VERSION,
-                            None,
-                            "cannot read the NIC",
-                        )
-                        .await
-                    {
-                        Ok(n) => private_ip(&n.body),
-                        Err(BackendError::NotFound(_)) => None,
-                        Err(e) => return Err(e),
-                    };
-                }
-                Ok(Some(vm))
-            }
-            Err(BackendError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
+            Ok(answer) => answer,
+            Err(BackendError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let power = answer
+            .body
+            .get("properties")
+            .and_then(|p| p.get("instanceView"))
+            .and_then(power_of);
+        let Some(mut vm) = self.to_vm(&answer.body, power.as_deref()) else {
+            return Ok(None);
+        };
+        if let Some(nic) = nic_id(&answer.body) {
+            vm.private_ip = match self
+                .arm
+                .send(
+                    Method::GET,
+                    &nic,
+                    NETWORK_API_VERSION,
+                    None,
+                    "cannot read the NIC",
+                )
+                .await
+            {
+                Ok(n) => private_ip(&n.body),
+                Err(BackendError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
         }
+        Ok(Some(vm))
     }
 
     async fn list(&self, owner_id: &str) -> Result<Vec<Vm>, BackendError> {
         let vms = self
             .pages(
                 "Microsoft.Compute/virtualMachines",
-                COMPUTE_API_VERSION,
+                VM_API_VERSION,
                 "cannot list VMs",
             )
             .await?;
@@ -518,14 +521,35 @@ impl VmProvider for AzureProvider {
                 Some((id, private_ip(n)?))
             })
             .collect();
-        Ok(ours
-            .into_iter()
-            .filter_map(|r| {
-                let mut vm = self.to_vm(r)?;
-                vm.private_ip = nic_id(r).and_then(|id| addresses.get(&id).cloned());
-                Some(vm)
-            })
-            .collect())
+        let mut found = Vec::new();
+        for r in ours {
+            let Some(mut vm) = self.to_vm(r, None) else {
+                continue;
+            };
+            // The list has no power state (its `$expand=instanceView` needs a scale-set
+            // filter): a provisioned VM's instance view tells whether it is stopped.
+            if vm.state == VmState::Running {
+                match self.power(&vm.vm_id).await {
+                    Ok(power) => {
+                        let provisioning = r["properties"]["provisioningState"].as_str();
+                        vm.state = state_of(provisioning, power.as_deref());
+                    }
+                    Err(BackendError::NotFound(_)) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            vm.private_ip = nic_id(r).and_then(|id| addresses.get(&id).cloned());
+            found.push(vm);
+        }
+        Ok(found)
+    }
+
+    async fn list_leftovers(&self, owner_id: &str) -> Result<Vec<Leftover>, BackendError> {
+        self.leftovers(owner_id).await
+    }
+
+    async fn remove_leftover(&self, id: &str) -> Result<(), BackendError> {
+        self.remove_part(id).await
     }
 }
 

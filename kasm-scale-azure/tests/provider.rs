@@ -132,22 +132,47 @@ async fn requests_have_the_documented_shapes_and_destroy_leaves_nothing() {
         1
     );
     assert_eq!(stored(&server, "microsoft.compute/disks").len(), 1);
+    p.destroy(&vm.vm_id).await.unwrap();
     {
+        // Each resource type at its own api-version, as Azure's reference publishes them (the
+        // server refuses any other), operations polled at the version that started them.
         let state = server.state.lock().unwrap();
-        let versions: std::collections::BTreeSet<&str> =
-            state.store.requests.iter().map(|r| r.2.as_str()).collect();
+        let versions: std::collections::BTreeSet<(String, &str)> = state
+            .store
+            .requests
+            .iter()
+            .map(|(_, path, v, _)| {
+                let path = path.to_ascii_lowercase();
+                let kind = path
+                    .rsplit_once("/providers/")
+                    .map(|(_, k)| k.split('/').take(2).collect::<Vec<_>>().join("/"))
+                    .unwrap_or_default();
+                (kind, v.as_str())
+            })
+            .collect();
+        let expected: std::collections::BTreeSet<(String, &str)> = [
+            ("microsoft.compute/virtualmachines", "2024-07-01"),
+            ("microsoft.compute/disks", "2025-01-02"),
+            ("microsoft.network/networkinterfaces", "2024-05-01"),
+            ("microsoft.network/publicipaddresses", "2024-05-01"),
+            ("microsoft.compute/locations", "2024-07-01"),
+            ("microsoft.compute/locations", "2025-01-02"),
+            ("microsoft.network/locations", "2024-05-01"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let unexpected: Vec<_> = versions.difference(&expected).collect();
+        assert!(unexpected.is_empty(), "{unexpected:?}");
         assert!(
-            versions
-                .iter()
-                .all(|v| ["2024-07-01", "2024-05-01"].contains(v)),
-            "{versions:?}"
+            versions.contains(&("microsoft.compute/disks".into(), "2025-01-02")),
+            "the disk is deleted at the disks' own version: {versions:?}"
         );
     }
     assert!(
         !format!("{p:?}").contains("Adm1n-Passw0rd") && !format!("{p:?}").contains(CLIENT_SECRET)
     );
 
-    p.destroy(&vm.vm_id).await.unwrap();
     assert!(
         server.state.lock().unwrap().store.resources.is_empty(),
         "VM, NIC, IP and disk are gone"
@@ -345,11 +370,38 @@ async fn bad_configs_are_refused_by_build() {
             .try_into()
             .unwrap(),
     );
-    let err = AzureProvider::builder(c).build().unwrap_err();
+    let err = AzureProvider::builder(c.clone()).build().unwrap_err();
     assert!(
         err.to_string().contains("customData: set by kasm-scale"),
         "{err}"
     );
+    // The override is checked by path against the VM body of Azure's reference.
+    for (text, expected) in [
+        (
+            r#"{"properties": {"hardwareProfile": {"vmSize": 5}}}"#,
+            "azure-test: azure_config_override.properties.hardwareProfile.vmSize: invalid type: integer `5`, expected a string",
+        ),
+        (
+            r#"{"properties": {"securityProfile": {"securityTyp": "TrustedLaunch"}}}"#,
+            "azure-test: azure_config_override.properties.securityProfile.securityTyp: unknown field `securityTyp`",
+        ),
+        (
+            r#"{"properties": {"osProfile": {"adminPassword": "hunter2"}}}"#,
+            "azure-test: azure_config_override.properties.osProfile.adminPassword: set by kasm-scale, cannot be overridden",
+        ),
+        (
+            r#"{"tags": {"kasm-scale:server-id": "x"}}"#,
+            "azure-test: azure_config_override.tags.kasm-scale:server-id: an owner tag of kasm-scale",
+        ),
+    ] {
+        c.azure_config_override = Some(serde_json::from_str(text).unwrap());
+        let err = AzureProvider::builder(c.clone()).build().unwrap_err();
+        assert!(
+            matches!(&err, BackendError::InvalidRequest(m) if m.starts_with(expected)),
+            "{text}: {err}"
+        );
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use kasm_scale_core::traits::BackendError;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::{Answer, NETWORK_API_VERSION, ResourceManager, classify};
+use super::{Answer, NETWORK_API_VERSION, ResourceManager, VM_API_VERSION, classify};
 use crate::auth::AzureCredential;
 use crate::test_support::resources::Fault;
 use crate::test_support::{ArmServer, CLIENT_ID, CLIENT_SECRET, TENANT};
@@ -131,7 +131,7 @@ async fn a_wrong_api_version_or_a_missing_field_is_an_invalid_request_with_arms_
     assert_eq!(
         err,
         BackendError::InvalidRequest(
-            "get NIC: InvalidApiVersionParameter: The api-version '2019-01-01' is invalid. The supported versions are '2024-05-01'.".into()
+            "get NIC: NoRegisteredProviderFound: No registered resource provider found for location 'eastus' and API version '2019-01-01' for type 'networkInterfaces'. The supported api-versions are '2023-09-01, 2023-11-01, 2024-01-01, 2024-03-01, 2024-05-01, 2024-07-01'. The supported locations are 'eastus, westeurope'.".into()
         )
     );
     let err = arm
@@ -482,4 +482,249 @@ async fn an_operation_with_only_a_location_is_polled_until_it_stops_answering_20
         .await
         .unwrap();
     assert_eq!(got.body["properties"]["provisioningState"], "Succeeded");
+}
+
+fn vm(name: &str) -> String {
+    format!("{RG}/providers/Microsoft.Compute/virtualMachines/{name}")
+}
+
+fn vm_body(nic_name: &str, custom_data: &str) -> serde_json::Value {
+    json!({
+        "location": "eastus",
+        "properties": {
+            "hardwareProfile": {"vmSize": "Standard_D2s_v5"},
+            "storageProfile": {"imageReference": {"publisher": "p", "offer": "o", "sku": "s", "version": "latest"},
+                "osDisk": {"name": "d1", "createOption": "FromImage"}},
+            "osProfile": {"computerName": "k1", "adminUsername": "kasm", "adminPassword": "Adm1n-Passw0rd!", "customData": custom_data},
+            "networkProfile": {"networkInterfaces": [{"id": nic(nic_name)}]},
+        }
+    })
+}
+
+#[tokio::test]
+async fn the_test_server_is_as_strict_as_arm() {
+    let server = ArmServer::start().await;
+    let arm = arm(&server);
+    let body = nic_body();
+    // Resource groups must exist.
+    let elsewhere = nic("n1").replace("resourceGroups/kasm", "resourceGroups/nowhere");
+    let err = arm
+        .send(
+            Method::PUT,
+            &elsewhere,
+            NETWORK_API_VERSION,
+            Some(&body),
+            "create NIC",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BackendError::NotFound(m) if m.contains("ResourceGroupNotFound: Resource group 'nowhere' could not be found.")),
+        "{err}"
+    );
+    // Operations ask for a non-zero wait between polls, and the client waits for it.
+    let created = arm
+        .send(
+            Method::PUT,
+            &nic("n1"),
+            NETWORK_API_VERSION,
+            Some(&body),
+            "create NIC",
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.headers["retry-after"], "1");
+    let started = Instant::now();
+    arm.wait(&created, NETWORK_API_VERSION, "create NIC")
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // An operation is polled at the api-version that started it.
+    let op = created.headers["azure-asyncoperation"].to_str().unwrap();
+    assert!(
+        op.starts_with(&server.url) && op.ends_with("api-version=2024-05-01"),
+        "{op}"
+    );
+    let err = arm
+        .send(
+            Method::GET,
+            &op.replace("2024-05-01", "2024-07-01"),
+            VM_API_VERSION,
+            None,
+            "poll",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("InvalidApiVersionParameter"),
+        "{err}"
+    );
+
+    // GET never shows the custom data or the administrator password; compute answers carry
+    // the throttling header.
+    let put = arm
+        .send(
+            Method::PUT,
+            &vm("k1"),
+            VM_API_VERSION,
+            Some(&vm_body("n1", "YQ==")),
+            "create VM",
+        )
+        .await
+        .unwrap();
+    let budget = put.headers["x-ms-ratelimit-remaining-resource"]
+        .to_str()
+        .unwrap();
+    assert!(
+        budget.starts_with("Microsoft.Compute/PutVM3Min;")
+            && budget.contains(",Microsoft.Compute/PutVM30Min;"),
+        "{budget}"
+    );
+    arm.wait(&put, VM_API_VERSION, "create VM").await.unwrap();
+    let got = arm
+        .send(Method::GET, &vm("k1"), VM_API_VERSION, None, "get VM")
+        .await
+        .unwrap();
+    let os = &got.body["properties"]["osProfile"];
+    assert_eq!(os["computerName"], "k1");
+    assert!(
+        os.get("customData").is_none() && os.get("adminPassword").is_none(),
+        "{os}"
+    );
+    assert!(
+        !put.body.to_string().contains("Adm1n"),
+        "nor does the PUT's answer"
+    );
+    // The custom data of a VM cannot change.
+    let err = arm
+        .send(
+            Method::PUT,
+            &vm("k1"),
+            VM_API_VERSION,
+            Some(&vm_body("n1", "Yg==")),
+            "update VM",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BackendError::InvalidRequest(m) if m.contains("PropertyChangeNotAllowed")),
+        "{err}"
+    );
+    arm.send(
+        Method::PUT,
+        &vm("k1"),
+        VM_API_VERSION,
+        Some(&vm_body("n1", "YQ==")),
+        "update VM",
+    )
+    .await
+    .unwrap();
+
+    // A failed create leaves the VM Failed.
+    arm.send(
+        Method::PUT,
+        &nic("n2"),
+        NETWORK_API_VERSION,
+        Some(&body),
+        "create NIC",
+    )
+    .await
+    .unwrap();
+    server.state.lock().unwrap().store.vm_create_failure =
+        Some(("OSProvisioningTimedOut".into(), "too slow".into()));
+    let put = arm
+        .send(
+            Method::PUT,
+            &vm("k2"),
+            VM_API_VERSION,
+            Some(&vm_body("n2", "YQ==")),
+            "create VM",
+        )
+        .await
+        .unwrap();
+    let err = arm
+        .wait(&put, VM_API_VERSION, "create VM")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BackendError::Transient(m) if m.contains("OSProvisioningTimedOut")),
+        "{err}"
+    );
+    let got = arm
+        .send(Method::GET, &vm("k2"), VM_API_VERSION, None, "get VM")
+        .await
+        .unwrap();
+    assert_eq!(got.body["properties"]["provisioningState"], "Failed");
+
+    // nextLink is absolute.
+    server.state.lock().unwrap().store.page_size = 1;
+    let page = arm
+        .send(
+            Method::GET,
+            &format!("{RG}/providers/Microsoft.Network/networkInterfaces"),
+            NETWORK_API_VERSION,
+            None,
+            "list",
+        )
+        .await
+        .unwrap();
+    let next = page.body["nextLink"].as_str().unwrap();
+    assert!(
+        next.starts_with(&format!("{}/subscriptions/", server.url)),
+        "{next}"
+    );
+    let second = arm
+        .send(Method::GET, next, NETWORK_API_VERSION, None, "list")
+        .await
+        .unwrap();
+    assert_eq!(second.body["value"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_operation_url_on_another_host_is_refused_without_the_token() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let server = ArmServer::start().await;
+    let arm = arm(&server);
+    let same_port = server.url.rsplit(':').next().unwrap().to_owned();
+    for url in [
+        format!(
+            "http://127.0.0.1:{port}/subscriptions/s/providers/Microsoft.Compute/locations/eastus/operations/x?api-version=2024-07-01"
+        ),
+        format!("http://localhost:{same_port}/subscriptions/s/operations/x?api-version=2024-07-01"),
+        format!(
+            "https://127.0.0.1:{same_port}/subscriptions/s/operations/x?api-version=2024-07-01"
+        ),
+    ] {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("azure-asyncoperation", url.parse().unwrap());
+        headers.insert("retry-after", "0".parse().unwrap());
+        let answer = Answer {
+            status: StatusCode::ACCEPTED,
+            headers,
+            body: serde_json::Value::Null,
+        };
+        let err = arm
+            .wait(&answer, VM_API_VERSION, "create VM")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, BackendError::InvalidRequest(m) if m.starts_with("create VM: Resource Manager pointed at ") && m.contains("the token is not sent there")),
+            "{url}: {err}"
+        );
+    }
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0);
+    task.abort();
 }

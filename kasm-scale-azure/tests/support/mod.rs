@@ -2,11 +2,12 @@
 //! 127.0.0.1: the Microsoft identity platform's token endpoint (`POST
 //! /{tenant}/oauth2/v2.0/token`, client credentials) with the error bodies AAD sends, bearer
 //! tokens checked (missing, unknown and expired ones refused as ARM does), and the resources of
-//! [`resources::Store`].
+//! [`resources::Store`] under the rules of [`rules`].
 
 #![allow(dead_code)]
 
 pub mod resources;
+pub mod rules;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -59,7 +60,9 @@ pub const CLIENT_ID: &str = "0b9f3a5e-2c4d-4e8f-9a1b-3c5d7e9f1a2b";
 pub const CLIENT_SECRET: &str = "s3cr3t~client~value";
 
 impl ArmServer {
-    /// Starts a server knowing the test service principal.
+    /// Starts a server knowing the test service principal, with the test subscription's
+    /// resource group `kasm` (tests of other groups make them with
+    /// [`ArmServer::add_resource_group`]).
     pub async fn start() -> ArmServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
@@ -76,6 +79,12 @@ impl ArmServer {
             store: resources::Store {
                 lro_delay: std::time::Duration::from_millis(30),
                 page_size: 100,
+                retry_after: 1,
+                resource_groups: [format!(
+                    "/subscriptions/{}/resourcegroups/kasm",
+                    resources::SUBSCRIPTION
+                )]
+                .into(),
                 ..Default::default()
             },
         }));
@@ -97,6 +106,20 @@ impl ArmServer {
             }
         });
         ArmServer { url, state, task }
+    }
+
+    /// Creates resource group `name` of the test subscription.
+    pub fn add_resource_group(&self, name: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .store
+            .resource_groups
+            .insert(format!(
+                "/subscriptions/{}/resourcegroups/{}",
+                resources::SUBSCRIPTION,
+                name.to_ascii_lowercase()
+            ));
     }
 
     /// How many tokens were issued.
@@ -264,4 +287,30 @@ fn token(tenant: &str, body: &[u8], state: &Mutex<State>) -> Response<Full<Bytes
             )
         }
     }
+}
+
+/// The TOML of an Azure VM provider config for the server at `url` (Linux with an SSH key, in
+/// resource group `kasm`), with `extra` lines appended (a key given again in `extra` is an
+/// error: use a config without it).
+pub fn config_toml(url: &str, extra: &str) -> String {
+    format!(
+        r#"
+name = "azure-test"
+azure_subscription_id = "{sub}"
+azure_tenant_id = "{TENANT}"
+azure_client_id = "{CLIENT_ID}"
+azure_client_secret = "{CLIENT_SECRET}"
+azure_region = "eastus"
+max_instances = 50
+azure_vm_size = "Standard_D2s_v5"
+azure_image_reference = {{ publisher = "Canonical", offer = "ubuntu-24_04-lts", sku = "server", version = "latest" }}
+azure_subnet = "/subscriptions/{sub}/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/v/subnets/s"
+azure_os_username = "kasm"
+azure_ssh_public_key = "ssh-ed25519 AAAA test"
+azure_resource_manager_url = "{url}"
+azure_authority_url = "{url}"
+{extra}
+"#,
+        sub = resources::SUBSCRIPTION
+    )
 }

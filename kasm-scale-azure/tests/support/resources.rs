@@ -1,12 +1,18 @@
 //! The resource side of the ARM test server: virtual machines, network interfaces, public IPs and
-//! managed disks of resource groups, stored in memory, with the api-versions, required fields,
-//! error bodies, asynchronous operations, paging and delete options of Azure's REST reference.
+//! managed disks of resource groups that exist, stored in memory, with the api-versions
+//! ([`super::rules`]), required fields, error bodies, asynchronous operations (non-zero
+//! `Retry-After`, polled at the api-version that started them), absolute `nextLink` paging,
+//! delete options, instance views, compute throttling and the refusals of Azure's REST
+//! reference. GET never shows the administrator password or the custom data; tests read those
+//! from [`Store::resources`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
+
+use super::rules::{ComputeBudgets, accepted_versions, shown, type_name};
 
 /// An answer: status, extra headers, body.
 pub type Reply = (StatusCode, Vec<(String, String)>, Value);
@@ -40,7 +46,8 @@ pub struct Fault {
 pub(crate) enum Finish {
     Created(String),
     Deleted(String),
-    Fails(String, String),
+    /// The resource, the code and the message.
+    Fails(String, String, String),
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +55,8 @@ pub(crate) struct Operation {
     done_at: Instant,
     finish: Finish,
     finished: bool,
+    /// The api-version of the request that started it: polls must use it.
+    version: String,
 }
 
 /// The stored resources and operations.
@@ -66,20 +75,23 @@ pub struct Store {
     pub remaining_writes: Option<i64>,
     /// Every request: method, path, api-version, body.
     pub requests: Vec<(Method, String, String, Value)>,
-    /// The VM create fails with this code when set (an allocation failure, say).
+    /// The VM create fails with this code when set (an allocation failure, say); the VM stays,
+    /// `Failed`.
     pub vm_create_failure: Option<(String, String)>,
+    /// The resource groups that exist (lower case `/subscriptions/{s}/resourcegroups/{rg}`).
+    pub resource_groups: BTreeSet<String>,
+    /// `Retry-After` seconds on 201/202 answers, running operations and throttled calls.
+    pub retry_after: u64,
+    /// Where `nextLink` and operation URLs point, instead of the server itself, when set.
+    pub link_base: Option<String>,
+    /// Power state (`PowerState/running`, …) of each VM by lower-case id.
+    pub power: BTreeMap<String, String>,
+    /// Compute's throttling budgets for VM calls.
+    pub compute: ComputeBudgets,
 }
 
-/// api-version per resource type, as pinned by the provider.
-fn api_version_of(kind: &str) -> Option<&'static str> {
-    match kind {
-        "microsoft.compute/virtualmachines" | "microsoft.compute/disks" => Some("2024-07-01"),
-        "microsoft.network/networkinterfaces" | "microsoft.network/publicipaddresses" => {
-            Some("2024-05-01")
-        }
-        _ => None,
-    }
-}
+/// The test subscription.
+pub const SUBSCRIPTION: &str = "00000000-0000-0000-0000-000000000001";
 
 fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |v, k| v.get(*k))
@@ -102,10 +114,17 @@ impl Store {
                 Finish::Created(rid) => {
                     if let Some(r) = self.resources.get_mut(&rid) {
                         r["properties"]["provisioningState"] = json!("Succeeded");
+                        if r["type"] == "microsoft.compute/virtualmachines" {
+                            self.power.insert(rid.clone(), "PowerState/running".into());
+                        }
                     }
                 }
                 Finish::Deleted(rid) => self.delete_now(&rid),
-                Finish::Fails(..) => {}
+                Finish::Fails(rid, ..) => {
+                    if let Some(r) = self.resources.get_mut(&rid) {
+                        r["properties"]["provisioningState"] = json!("Failed");
+                    }
+                }
             }
         }
     }
@@ -115,6 +134,23 @@ impl Store {
         let Some(r) = self.resources.remove(id) else {
             return;
         };
+        self.power.remove(id);
+        // What the VM used and does not take with it is detached.
+        for other in self.resources.values_mut() {
+            let vm = get(other, &["properties", "virtualMachine", "id"])
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase);
+            if vm.as_deref() == Some(id) {
+                other["properties"]["virtualMachine"] = Value::Null;
+            }
+            let managed_by = other
+                .get("managedBy")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase);
+            if managed_by.as_deref() == Some(id) {
+                other["managedBy"] = Value::Null;
+            }
+        }
         let mut cascade = Vec::new();
         if let Some(nics) = get(&r, &["properties", "networkProfile", "networkInterfaces"]) {
             for nic in nics.as_array().into_iter().flatten() {
@@ -151,7 +187,15 @@ impl Store {
         }
     }
 
-    fn start_operation(&mut self, base: &str, finish: Finish) -> (String, String) {
+    /// Starts an operation of a resource provider (`microsoft.compute`) at the api-version of
+    /// the request: its `Azure-AsyncOperation` and `Location` URLs, absolute, as ARM gives them.
+    fn start_operation(
+        &mut self,
+        base: &str,
+        namespace: &str,
+        version: &str,
+        finish: Finish,
+    ) -> (String, String) {
         let id = format!("op-{}", self.operations.len() + 1);
         self.operations.insert(
             id.clone(),
@@ -159,15 +203,31 @@ impl Store {
                 done_at: Instant::now() + self.lro_delay,
                 finish,
                 finished: false,
+                version: version.to_owned(),
             },
         );
+        let base = self.link_base.clone().unwrap_or_else(|| base.to_owned());
+        let op = format!(
+            "{base}/subscriptions/{SUBSCRIPTION}/providers/{namespace}/locations/eastus/operations/{id}"
+        );
         (
-            format!("{base}/operations/{id}?api-version=2024-07-01"),
-            format!("{base}/operations/{id}/result?api-version=2024-07-01"),
+            format!("{op}?api-version={version}"),
+            format!("{op}/result?api-version={version}"),
         )
     }
 
-    /// Serves a request under `/subscriptions/…` or `/operations/…`.
+    /// The headers of an answer that started an operation.
+    fn started(&self, op: String, location: Option<String>) -> Vec<(String, String)> {
+        let mut headers = vec![
+            ("azure-asyncoperation".to_owned(), op),
+            ("retry-after".to_owned(), self.retry_after.to_string()),
+        ];
+        headers.extend(location.map(|l| ("location".to_owned(), l)));
+        headers
+    }
+
+    /// Serves a request under `/subscriptions/…`: resources, and operations
+    /// (`/subscriptions/{s}/providers/{ns}/locations/{l}/operations/{id}`).
     pub fn serve(
         &mut self,
         base: &str,
@@ -204,24 +264,44 @@ impl Store {
             return reply;
         }
         let segments: Vec<&str> = lower.trim_matches('/').split('/').collect();
-        if let ["operations", id, rest @ ..] = segments.as_slice() {
-            return self.operation(id, rest.first() == Some(&"result"));
+        if let [
+            "subscriptions",
+            _,
+            "providers",
+            _,
+            "locations",
+            _,
+            "operations",
+            id,
+            rest @ ..,
+        ] = segments.as_slice()
+        {
+            return self.operation(id, rest.first() == Some(&"result"), &api_version);
         }
-        // /subscriptions/{s}/resourcegroups/{rg}/providers/{ns}/{type}[/{name}]
-        let (kind, name) = match segments.as_slice() {
-            ["subscriptions", _, "resourcegroups", _, "providers", ns, t] => {
-                (format!("{ns}/{t}"), None)
-            }
+        // /subscriptions/{s}/resourcegroups/{rg}/providers/{ns}/{type}[/{name}[/instanceview]]
+        let (group, kind, name, view) = match segments.as_slice() {
+            ["subscriptions", s, "resourcegroups", g, "providers", ns, t] => (
+                format!("/subscriptions/{s}/resourcegroups/{g}"),
+                format!("{ns}/{t}"),
+                None,
+                false,
+            ),
             [
                 "subscriptions",
-                _,
+                s,
                 "resourcegroups",
-                _,
+                g,
                 "providers",
                 ns,
                 t,
                 n,
-            ] => (format!("{ns}/{t}"), Some(n.to_string())),
+                rest @ ..,
+            ] if rest.is_empty() || rest == ["instanceview"] => (
+                format!("/subscriptions/{s}/resourcegroups/{g}"),
+                format!("{ns}/{t}"),
+                Some(n.to_string()),
+                !rest.is_empty(),
+            ),
             _ => {
                 return arm_error(
                     StatusCode::NOT_FOUND,
@@ -230,7 +310,7 @@ impl Store {
                 );
             }
         };
-        let Some(version) = api_version_of(&kind) else {
+        let Some(versions) = accepted_versions(&kind) else {
             return arm_error(
                 StatusCode::NOT_FOUND,
                 "InvalidResourceType",
@@ -244,81 +324,176 @@ impl Store {
                 "The api-version query parameter (?api-version=) is required for all requests.",
             );
         }
-        if api_version != version {
+        if !versions.contains(&api_version.as_str()) {
             return arm_error(
                 StatusCode::BAD_REQUEST,
-                "InvalidApiVersionParameter",
+                "NoRegisteredProviderFound",
                 &format!(
-                    "The api-version '{api_version}' is invalid. The supported versions are '{version}'."
+                    "No registered resource provider found for location 'eastus' and API version '{api_version}' for type '{}'. The supported api-versions are '{}'. The supported locations are 'eastus, westeurope'.",
+                    type_name(&kind),
+                    versions.join(", ")
                 ),
             );
         }
-        match (method, name) {
-            (&Method::GET, None) => self.list(&lower, query, version),
-            (&Method::GET, Some(_)) => match self.resources.get(&lower) {
-                Some(r) => (StatusCode::OK, Vec::new(), r.clone()),
-                None => arm_error(
-                    StatusCode::NOT_FOUND,
-                    "ResourceNotFound",
-                    &format!("The Resource '{kind}/{}' was not found.", segments[7]),
-                ),
-            },
-            (&Method::PUT, Some(n)) => self.put(base, &lower, path, &kind, &n, body),
-            (&Method::DELETE, Some(_)) => {
-                if !self.resources.contains_key(&lower) {
-                    return (StatusCode::NO_CONTENT, Vec::new(), Value::Null);
-                }
-                if let Some(r) = self.resources.get_mut(&lower) {
-                    r["properties"]["provisioningState"] = json!("Deleting");
-                }
-                let (op, location) = self.start_operation(base, Finish::Deleted(lower));
-                let headers = vec![
-                    ("azure-asyncoperation".into(), op),
-                    ("location".into(), location),
-                    ("retry-after".into(), "0".into()),
-                ];
-                (StatusCode::ACCEPTED, headers, Value::Null)
+        if !self.resource_groups.contains(&group) {
+            let rg = segments[3];
+            return arm_error(
+                StatusCode::NOT_FOUND,
+                "ResourceGroupNotFound",
+                &format!("Resource group '{rg}' could not be found."),
+            );
+        }
+        let mut throttle = None;
+        if kind == "microsoft.compute/virtualmachines" {
+            let (header, throttled) = self.compute.take(method.as_str());
+            if throttled {
+                let mut reply = arm_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "OperationNotAllowed",
+                    "The server rejected the request because too many requests have been received for this subscription.",
+                );
+                reply
+                    .1
+                    .push(("x-ms-ratelimit-remaining-resource".into(), header));
+                reply
+                    .1
+                    .push(("retry-after".into(), self.retry_after.max(1).to_string()));
+                return reply;
             }
+            throttle = Some(header);
+        }
+        let id = match &name {
+            Some(_) if view => lower.trim_end_matches("/instanceview").to_owned(),
+            _ => lower.clone(),
+        };
+        let not_found = || {
+            arm_error(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFound",
+                &format!(
+                    "The Resource '{kind}/{}' under resource group '{}' was not found.",
+                    segments.get(7).unwrap_or(&""),
+                    segments[3]
+                ),
+            )
+        };
+        let mut reply = match (method, name) {
+            (&Method::GET, None) => self.list(base, &lower, query, &api_version),
+            (&Method::GET, Some(_)) if view => match self.instance_view(&id) {
+                Some(v) => (StatusCode::OK, Vec::new(), v),
+                None => not_found(),
+            },
+            (&Method::GET, Some(_)) => match self.resources.get(&id) {
+                Some(r) => {
+                    let mut r = shown(r);
+                    if query.split('&').any(|p| p == "$expand=instanceView") {
+                        r["properties"]["instanceView"] =
+                            self.instance_view(&id).unwrap_or(Value::Null);
+                    }
+                    (StatusCode::OK, Vec::new(), r)
+                }
+                None => not_found(),
+            },
+            (&Method::PUT, Some(n)) if !view => {
+                self.put(base, &lower, path, &kind, &n, &api_version, body)
+            }
+            (&Method::PATCH, Some(_)) if !view => match self.resources.get_mut(&id) {
+                Some(r) => {
+                    if let Some(tags) = body.get("tags") {
+                        r["tags"] = tags.clone();
+                    }
+                    (StatusCode::OK, Vec::new(), shown(r))
+                }
+                None => not_found(),
+            },
+            (&Method::DELETE, Some(_)) if !view => self.delete(base, &lower, &kind, &api_version),
             _ => arm_error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",
                 "not supported",
             ),
+        };
+        if let Some(h) = throttle {
+            reply
+                .1
+                .push(("x-ms-ratelimit-remaining-resource".into(), h));
         }
+        reply
     }
 
-    fn operation(&mut self, id: &str, result: bool) -> Reply {
+    /// A VM's instance view: its provisioning and power states.
+    fn instance_view(&self, id: &str) -> Option<Value> {
+        let r = self.resources.get(id)?;
+        let provisioning = r["properties"]["provisioningState"]
+            .as_str()
+            .unwrap_or("Creating")
+            .to_ascii_lowercase();
+        let mut statuses = vec![json!({"code": format!("ProvisioningState/{provisioning}")})];
+        if let Some(p) = self.power.get(id) {
+            statuses.push(json!({ "code": p }));
+        }
+        Some(json!({ "statuses": statuses }))
+    }
+
+    fn delete(&mut self, base: &str, id: &str, kind: &str, version: &str) -> Reply {
+        let Some(r) = self.resources.get(id) else {
+            return (StatusCode::NO_CONTENT, Vec::new(), Value::Null);
+        };
+        let vm = get(r, &["properties", "virtualMachine", "id"])
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase);
+        if let Some(vm) = vm.filter(|vm| self.resources.contains_key(vm)) {
+            return arm_error(
+                StatusCode::BAD_REQUEST,
+                "NicInUse",
+                &format!(
+                    "Network Interface {id} is used by existing resource {vm}. In order to delete the network interface, it must be dissociated from the resource."
+                ),
+            );
+        }
+        if let Some(r) = self.resources.get_mut(id) {
+            r["properties"]["provisioningState"] = json!("Deleting");
+        }
+        let namespace = kind.split('/').next().unwrap_or_default().to_owned();
+        let (op, location) =
+            self.start_operation(base, &namespace, version, Finish::Deleted(id.to_owned()));
+        let headers = self.started(op, Some(location));
+        (StatusCode::ACCEPTED, headers, Value::Null)
+    }
+
+    fn operation(&mut self, id: &str, result: bool, version: &str) -> Reply {
         let Some(op) = self.operations.get(id).cloned() else {
             return arm_error(StatusCode::NOT_FOUND, "NotFound", "no such operation");
         };
-        if result {
-            let status = if op.finished {
-                StatusCode::OK
-            } else {
-                StatusCode::ACCEPTED
-            };
-            let headers = if op.finished {
-                Vec::new()
-            } else {
-                vec![("retry-after".into(), "0".into())]
-            };
-            return (status, headers, Value::Null);
+        if version != op.version {
+            return arm_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidApiVersionParameter",
+                &format!(
+                    "The api-version '{version}' is invalid. The supported versions are '{}'.",
+                    op.version
+                ),
+            );
         }
-        let body = match (&op.finish, op.finished) {
-            (_, false) => json!({"status": "InProgress"}),
-            (Finish::Fails(code, message), true) => {
-                json!({"status": "Failed", "error": {"code": code, "message": message}})
-            }
-            (_, true) => json!({"status": "Succeeded"}),
-        };
-        (
-            StatusCode::OK,
-            vec![("retry-after".into(), "0".into())],
-            body,
-        )
+        let wait = vec![("retry-after".to_owned(), self.retry_after.to_string())];
+        if result {
+            return match op.finished {
+                true => (StatusCode::OK, Vec::new(), Value::Null),
+                false => (StatusCode::ACCEPTED, wait, Value::Null),
+            };
+        }
+        match (&op.finish, op.finished) {
+            (_, false) => (StatusCode::OK, wait, json!({"status": "InProgress"})),
+            (Finish::Fails(_, code, message), true) => (
+                StatusCode::OK,
+                Vec::new(),
+                json!({"status": "Failed", "error": {"code": code, "message": message}}),
+            ),
+            (_, true) => (StatusCode::OK, Vec::new(), json!({"status": "Succeeded"})),
+        }
     }
 
-    fn list(&self, collection: &str, query: &str, version: &str) -> Reply {
+    fn list(&self, base: &str, collection: &str, query: &str, version: &str) -> Reply {
         let skip: usize = query
             .split('&')
             .find_map(|p| p.strip_prefix("$skiptoken="))
@@ -332,22 +507,19 @@ impl Store {
             .map(|(_, v)| v)
             .collect();
         let size = self.page_size.max(1);
-        let page: Vec<Value> = all
-            .iter()
-            .skip(skip)
-            .take(size)
-            .map(|v| (*v).clone())
-            .collect();
+        let page: Vec<Value> = all.iter().skip(skip).take(size).map(|v| shown(v)).collect();
         let mut body = json!({ "value": page });
         if skip + size < all.len() {
+            let base = self.link_base.as_deref().unwrap_or(base);
             body["nextLink"] = json!(format!(
-                "{collection}?api-version={version}&$skiptoken={}",
+                "{base}{collection}?api-version={version}&$skiptoken={}",
                 skip + size
             ));
         }
         (StatusCode::OK, Vec::new(), body)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn put(
         &mut self,
         base: &str,
@@ -355,52 +527,90 @@ impl Store {
         path: &str,
         kind: &str,
         name: &str,
+        version: &str,
         body: &Value,
     ) -> Reply {
         if let Err(reply) = self.validate(kind, body) {
             return reply;
         }
+        let existed = self.resources.get(id).cloned();
+        if let Some(old) = &existed
+            && kind == "microsoft.compute/virtualmachines"
+        {
+            let data = |r: &Value| get(r, &["properties", "osProfile", "customData"]).cloned();
+            if data(old) != data(body) {
+                return arm_error(
+                    StatusCode::CONFLICT,
+                    "PropertyChangeNotAllowed",
+                    "Changing property 'customData' is not allowed.",
+                );
+            }
+        }
         let mut resource = body.clone();
         resource["id"] = json!(path);
         resource["name"] = json!(name);
         resource["type"] = json!(kind);
-        let existed = self.resources.contains_key(id);
-        resource["properties"]["provisioningState"] =
-            json!(if existed { "Succeeded" } else { "Creating" });
+        resource["properties"]["provisioningState"] = json!(if existed.is_some() {
+            "Succeeded"
+        } else {
+            "Creating"
+        });
         if kind == "microsoft.network/networkinterfaces" {
             let n = self.resources.len();
             resource["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"] =
                 json!(format!("10.0.{}.{}", n / 250, n % 250 + 4));
+            if let Some(old) = &existed {
+                resource["properties"]["virtualMachine"] =
+                    old["properties"]["virtualMachine"].clone();
+            }
         }
-        if kind == "microsoft.compute/virtualmachines" && !existed {
-            let rg = id
-                .split("/providers/")
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            let disk = body["properties"]["storageProfile"]["osDisk"]["name"]
-                .as_str()
-                .unwrap_or("osdisk")
-                .to_ascii_lowercase();
-            let disk_id = format!("{rg}/providers/microsoft.compute/disks/{disk}");
-            self.resources.insert(disk_id.clone(), json!({"id": disk_id, "name": disk, "type": "microsoft.compute/disks", "properties": {}}));
+        if kind == "microsoft.compute/virtualmachines" && existed.is_none() {
+            self.attach(id, body);
         }
         self.resources.insert(id.to_owned(), resource.clone());
-        if existed {
-            return (StatusCode::OK, Vec::new(), resource);
+        if existed.is_some() {
+            return (StatusCode::OK, Vec::new(), shown(&resource));
         }
         let finish = match (kind, &self.vm_create_failure) {
             ("microsoft.compute/virtualmachines", Some((code, message))) => {
-                Finish::Fails(code.clone(), message.clone())
+                Finish::Fails(id.to_owned(), code.clone(), message.clone())
             }
             _ => Finish::Created(id.to_owned()),
         };
-        let (op, _) = self.start_operation(base, finish);
-        let headers = vec![
-            ("azure-asyncoperation".into(), op),
-            ("retry-after".into(), "0".into()),
-        ];
-        (StatusCode::CREATED, headers, resource)
+        let namespace = kind.split('/').next().unwrap_or_default().to_owned();
+        let (op, _) = self.start_operation(base, &namespace, version, finish);
+        let headers = self.started(op, None);
+        (StatusCode::CREATED, headers, shown(&resource))
+    }
+
+    /// A new VM: its OS disk is made (managed by the VM, without the VM's tags, as ARM does)
+    /// and its NICs are attached to it.
+    fn attach(&mut self, id: &str, body: &Value) {
+        let rg = id
+            .split("/providers/")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let disk = body["properties"]["storageProfile"]["osDisk"]["name"]
+            .as_str()
+            .unwrap_or("osdisk")
+            .to_ascii_lowercase();
+        let disk_id = format!("{rg}/providers/microsoft.compute/disks/{disk}");
+        self.resources.insert(
+            disk_id.clone(),
+            json!({"id": disk_id, "name": disk, "type": "microsoft.compute/disks",
+                "location": body["location"], "managedBy": id, "properties": {"provisioningState": "Succeeded"}}),
+        );
+        let nics = get(body, &["properties", "networkProfile", "networkInterfaces"])
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for nic in nics {
+            let nic_id = nic["id"].as_str().unwrap_or_default().to_ascii_lowercase();
+            if let Some(n) = self.resources.get_mut(&nic_id) {
+                n["properties"]["virtualMachine"] = json!({ "id": id });
+            }
+        }
     }
 
     /// The required fields of Azure's reference for each type.
