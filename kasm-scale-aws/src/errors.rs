@@ -67,7 +67,15 @@ where
             BackendError::Auth(text)
         }
         Some("UnauthorizedOperation" | "Blocked") => BackendError::Permission(text),
-        Some(c) if c.starts_with("InvalidInstanceID.NotFound") => BackendError::NotFound(text),
+        // Real EC2 refuses an id that is not of its form (`i-` and 8 or 17 hex digits) as
+        // Malformed before looking anything up: such an id names no instance, so it is absent
+        // like an unknown one (`get` is `None`, `destroy` is done).
+        Some(c)
+            if c.starts_with("InvalidInstanceID.NotFound")
+                || c.starts_with("InvalidInstanceID.Malformed") =>
+        {
+            BackendError::NotFound(text)
+        }
         Some(c)
             if c.starts_with("InvalidAMIID")
                 || c.starts_with("InvalidParameter")

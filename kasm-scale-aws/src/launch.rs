@@ -2,7 +2,8 @@
 //!
 //! The request is built as JSON in the shape of EC2's RunInstances parameters (the names boto3
 //! and the AWS CLI use, as Kasm's override does), the override is merged into it, and the result
-//! is read into [`Launch`], which knows every key it accepts and refuses the rest with its path.
+//! is read into [`Launch`] (the structures are in `request.rs`), which accepts every member of
+//! EC2's `RunInstancesRequest` the SDK can send and refuses the rest with its path.
 //!
 //! Merge rules (RFC 7396 merge patch, plus keyed lists):
 //! - objects merge key by key, recursively; a `null` in the override removes the key;
@@ -15,18 +16,16 @@
 //! overridden; neither can the `kasm-scale:*` owner tags.
 
 use aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder;
-use aws_sdk_ec2::types::{
-    BlockDeviceMapping, CpuOptionsRequest, CreditSpecificationRequest, EbsBlockDevice,
-    EnclaveOptionsRequest, HibernationOptionsRequest, HttpTokensState,
-    IamInstanceProfileSpecification, InstanceInterruptionBehavior, InstanceMarketOptionsRequest,
-    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceMetadataProtocolState,
-    InstanceMetadataTagsState, InstanceNetworkInterfaceSpecification, InstanceType,
-    LaunchTemplateSpecification, MarketType, Placement, ResourceType,
-    RunInstancesMonitoringEnabled, ShutdownBehavior, SpotInstanceType, SpotMarketOptions, Tag,
-    TagSpecification, Tenancy, VolumeType,
-};
+use aws_sdk_ec2::types::InstanceType;
 use kasm_scale_core::config::{JsonObject, merge_json};
 use serde::Deserialize;
+
+use crate::request::{
+    CapacityReservation, Choice, CpuOptions, CreditSpecification, DeviceMapping, ElasticGpu,
+    Enclave, Hibernation, InferenceAccelerator, Ipv6Address, LaunchTemplate, License, Maintenance,
+    MarketOptions, MetadataOptions, Monitoring, NetworkInterface, NetworkPerformance, Newer,
+    Operator, PlacementOptions, PrivateDns, Profile, Sdk, TagSpec, paste_set, setter,
+};
 use serde_json::Value;
 
 /// Top-level keys kasm-scale sets itself.
@@ -58,8 +57,7 @@ pub(crate) fn check_override(o: &JsonObject) -> Result<(), String> {
             }
         }
     }
-    let launch = Launch::read(Value::Object(o.0.clone()))?;
-    launch.check_enums()
+    Launch::read(Value::Object(o.0.clone())).map(|_| ())
 }
 
 /// Merges `patch` into `base` by the rules of the module documentation.
@@ -78,187 +76,58 @@ pub(crate) fn identity(field: &str) -> Option<&'static str> {
     }
 }
 
-/// The RunInstances keys kasm-scale accepts (EC2's parameter names).
+/// The RunInstances keys kasm-scale accepts: every member of EC2's `RunInstancesRequest` but
+/// the ones kasm-scale sets itself ([`RESERVED`]), in EC2's names.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub(crate) struct Launch {
+    block_device_mappings: Option<Vec<DeviceMapping>>,
     image_id: Option<String>,
     instance_type: Option<String>,
-    key_name: Option<String>,
-    subnet_id: Option<String>,
-    private_ip_address: Option<String>,
+    ipv6_address_count: Option<i32>,
+    ipv6_addresses: Option<Vec<Ipv6Address>>,
     kernel_id: Option<String>,
+    key_name: Option<String>,
+    monitoring: Option<Monitoring>,
+    placement: Option<PlacementOptions>,
     ramdisk_id: Option<String>,
     security_group_ids: Option<Vec<String>>,
     security_groups: Option<Vec<String>>,
-    iam_instance_profile: Option<Profile>,
-    block_device_mappings: Option<Vec<DeviceMapping>>,
+    subnet_id: Option<String>,
+    elastic_gpu_specification: Option<Vec<ElasticGpu>>,
+    elastic_inference_accelerators: Option<Vec<InferenceAccelerator>>,
     tag_specifications: Option<Vec<TagSpec>>,
+    launch_template: Option<LaunchTemplate>,
     instance_market_options: Option<MarketOptions>,
-    metadata_options: Option<MetadataOptions>,
-    monitoring: Option<Enabled>,
-    placement: Option<PlacementOptions>,
-    ebs_optimized: Option<bool>,
-    disable_api_termination: Option<bool>,
-    disable_api_stop: Option<bool>,
-    instance_initiated_shutdown_behavior: Option<String>,
-    network_interfaces: Option<Vec<NetworkInterface>>,
     credit_specification: Option<CreditSpecification>,
     cpu_options: Option<CpuOptions>,
-    hibernation_options: Option<Configured>,
-    launch_template: Option<LaunchTemplate>,
-    enclave_options: Option<Enabled>,
-    ipv6_address_count: Option<i32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct Profile {
-    arn: Option<String>,
-    name: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct DeviceMapping {
-    device_name: Option<String>,
-    virtual_name: Option<String>,
-    no_device: Option<String>,
-    ebs: Option<Ebs>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct Ebs {
-    delete_on_termination: Option<bool>,
-    encrypted: Option<bool>,
-    iops: Option<i32>,
-    kms_key_id: Option<String>,
-    snapshot_id: Option<String>,
-    throughput: Option<i32>,
-    volume_size: Option<i32>,
-    volume_type: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct TagSpec {
-    resource_type: String,
-    #[serde(default)]
-    tags: Vec<KeyValue>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct KeyValue {
-    key: String,
-    value: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct MarketOptions {
-    market_type: Option<String>,
-    spot_options: Option<SpotOptions>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct SpotOptions {
-    max_price: Option<String>,
-    spot_instance_type: Option<String>,
-    block_duration_minutes: Option<i32>,
-    instance_interruption_behavior: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct MetadataOptions {
-    http_tokens: Option<String>,
-    http_put_response_hop_limit: Option<i32>,
-    http_endpoint: Option<String>,
-    #[serde(rename = "HttpProtocolIpv6")]
-    http_protocol_ipv6: Option<String>,
-    instance_metadata_tags: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct Enabled {
-    enabled: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct Configured {
-    configured: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct PlacementOptions {
-    availability_zone: Option<String>,
-    group_name: Option<String>,
-    tenancy: Option<String>,
-    host_id: Option<String>,
-    affinity: Option<String>,
-    partition_number: Option<i32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct NetworkInterface {
-    device_index: Option<i32>,
-    subnet_id: Option<String>,
-    groups: Option<Vec<String>>,
-    associate_public_ip_address: Option<bool>,
-    delete_on_termination: Option<bool>,
-    description: Option<String>,
-    network_interface_id: Option<String>,
+    capacity_reservation_specification: Option<CapacityReservation>,
+    hibernation_options: Option<Hibernation>,
+    license_specifications: Option<Vec<License>>,
+    metadata_options: Option<MetadataOptions>,
+    enclave_options: Option<Enclave>,
+    private_dns_name_options: Option<PrivateDns>,
+    maintenance_options: Option<Maintenance>,
+    disable_api_stop: Option<bool>,
+    #[serde(rename = "EnablePrimaryIpv6")]
+    enable_primary_ipv6: Option<bool>,
+    network_performance_options: Option<NetworkPerformance>,
+    operator: Option<Operator>,
+    disable_api_termination: Option<bool>,
+    instance_initiated_shutdown_behavior: Option<Choice<aws_sdk_ec2::types::ShutdownBehavior>>,
     private_ip_address: Option<String>,
-    ipv6_address_count: Option<i32>,
-    secondary_private_ip_address_count: Option<i32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct CreditSpecification {
-    cpu_credits: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct CpuOptions {
-    core_count: Option<i32>,
-    threads_per_core: Option<i32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "PascalCase")]
-struct LaunchTemplate {
-    launch_template_id: Option<String>,
-    launch_template_name: Option<String>,
-    version: Option<String>,
-}
-
-/// One of EC2's enumerated values, or an error naming the path and the choices.
-fn pick<T: for<'a> From<&'a str>>(
-    path: &str,
-    value: Option<&String>,
-    values: &[&str],
-) -> Result<Option<T>, String> {
-    match value {
-        None => Ok(None),
-        Some(v) if values.contains(&v.as_str()) => Ok(Some(T::from(v.as_str()))),
-        Some(v) => Err(format!(
-            "aws_ec2_config_override.{path}: `{v}` is not one of {}",
-            values.join(", ")
-        )),
-    }
+    additional_info: Option<String>,
+    network_interfaces: Option<Vec<NetworkInterface>>,
+    iam_instance_profile: Option<Profile>,
+    ebs_optimized: Option<bool>,
+    /// Added to EC2 after the SDK of this build: refused.
+    #[allow(dead_code, reason = "always refused while reading")]
+    secondary_interfaces: Option<Newer>,
 }
 
 impl Launch {
-    /// Reads a merged request; unknown keys and wrong types are errors with their path.
+    /// Reads a merged request; unknown keys, wrong types and values outside EC2's lists are
+    /// errors with their path.
     pub(crate) fn read(value: Value) -> Result<Launch, String> {
         serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
@@ -268,253 +137,51 @@ impl Launch {
         })
     }
 
-    fn check_enums(&self) -> Result<(), String> {
-        self.enums().map(|_| ())
-    }
-
-    /// The enumerated values, checked.
-    fn enums(&self) -> Result<Enums, String> {
-        let metadata = self.metadata_options.as_ref();
-        let market = self.instance_market_options.as_ref();
-        let spot = market.and_then(|m| m.spot_options.as_ref());
-        let mut volume_types = Vec::new();
-        for (i, m) in self.block_device_mappings.iter().flatten().enumerate() {
-            let path = format!("BlockDeviceMappings[{i}].Ebs.VolumeType");
-            let t = m.ebs.as_ref().and_then(|e| e.volume_type.as_ref());
-            volume_types.push(pick::<VolumeType>(&path, t, VolumeType::values())?);
-        }
-        let mut resource_types = Vec::new();
-        for (i, s) in self.tag_specifications.iter().flatten().enumerate() {
-            let path = format!("TagSpecifications[{i}].ResourceType");
-            let t = Some(&s.resource_type);
-            resource_types.push(pick::<ResourceType>(&path, t, ResourceType::values())?);
-        }
-        Ok(Enums {
-            http_tokens: pick(
-                "MetadataOptions.HttpTokens",
-                metadata.and_then(|m| m.http_tokens.as_ref()),
-                HttpTokensState::values(),
-            )?,
-            http_endpoint: pick(
-                "MetadataOptions.HttpEndpoint",
-                metadata.and_then(|m| m.http_endpoint.as_ref()),
-                InstanceMetadataEndpointState::values(),
-            )?,
-            http_protocol_ipv6: pick(
-                "MetadataOptions.HttpProtocolIpv6",
-                metadata.and_then(|m| m.http_protocol_ipv6.as_ref()),
-                InstanceMetadataProtocolState::values(),
-            )?,
-            metadata_tags: pick(
-                "MetadataOptions.InstanceMetadataTags",
-                metadata.and_then(|m| m.instance_metadata_tags.as_ref()),
-                InstanceMetadataTagsState::values(),
-            )?,
-            market_type: pick(
-                "InstanceMarketOptions.MarketType",
-                market.and_then(|m| m.market_type.as_ref()),
-                MarketType::values(),
-            )?,
-            spot_type: pick(
-                "InstanceMarketOptions.SpotOptions.SpotInstanceType",
-                spot.and_then(|s| s.spot_instance_type.as_ref()),
-                SpotInstanceType::values(),
-            )?,
-            interruption: pick(
-                "InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior",
-                spot.and_then(|s| s.instance_interruption_behavior.as_ref()),
-                InstanceInterruptionBehavior::values(),
-            )?,
-            tenancy: pick(
-                "Placement.Tenancy",
-                self.placement.as_ref().and_then(|p| p.tenancy.as_ref()),
-                Tenancy::values(),
-            )?,
-            shutdown: pick(
-                "InstanceInitiatedShutdownBehavior",
-                self.instance_initiated_shutdown_behavior.as_ref(),
-                ShutdownBehavior::values(),
-            )?,
-            volume_types,
-            resource_types,
-        })
-    }
-
     /// Puts the request on `b`.
-    pub(crate) fn apply(
-        self,
-        b: RunInstancesFluentBuilder,
-    ) -> Result<RunInstancesFluentBuilder, String> {
-        let e = self.enums()?;
-        let profile = self.iam_instance_profile.map(|p| {
-            IamInstanceProfileSpecification::builder()
-                .set_arn(p.arn)
-                .set_name(p.name)
-                .build()
-        });
-        let mappings = self.block_device_mappings.map(|ms| {
-            ms.into_iter()
-                .zip(e.volume_types)
-                .map(|(m, volume_type)| {
-                    let ebs = m.ebs.map(|x| {
-                        EbsBlockDevice::builder()
-                            .set_delete_on_termination(x.delete_on_termination)
-                            .set_encrypted(x.encrypted)
-                            .set_iops(x.iops)
-                            .set_kms_key_id(x.kms_key_id)
-                            .set_snapshot_id(x.snapshot_id)
-                            .set_throughput(x.throughput)
-                            .set_volume_size(x.volume_size)
-                            .set_volume_type(volume_type)
-                            .build()
-                    });
-                    BlockDeviceMapping::builder()
-                        .set_device_name(m.device_name)
-                        .set_virtual_name(m.virtual_name)
-                        .set_no_device(m.no_device)
-                        .set_ebs(ebs)
-                        .build()
-                })
-                .collect()
-        });
-        let tag_specs = self.tag_specifications.map(|ss| {
-            ss.into_iter()
-                .zip(e.resource_types)
-                .map(|(s, kind)| {
-                    let tags = s
-                        .tags
-                        .into_iter()
-                        .map(|t| Tag::builder().key(t.key).value(t.value).build());
-                    TagSpecification::builder()
-                        .set_resource_type(kind)
-                        .set_tags(Some(tags.collect()))
-                        .build()
-                })
-                .collect()
-        });
-        let market = self.instance_market_options.map(|m| {
-            let spot = m.spot_options.map(|s| {
-                SpotMarketOptions::builder()
-                    .set_max_price(s.max_price)
-                    .set_spot_instance_type(e.spot_type)
-                    .set_block_duration_minutes(s.block_duration_minutes)
-                    .set_instance_interruption_behavior(e.interruption)
-                    .build()
-            });
-            InstanceMarketOptionsRequest::builder()
-                .set_market_type(e.market_type)
-                .set_spot_options(spot)
-                .build()
-        });
-        let metadata = self.metadata_options.map(|m| {
-            InstanceMetadataOptionsRequest::builder()
-                .set_http_tokens(e.http_tokens)
-                .set_http_put_response_hop_limit(m.http_put_response_hop_limit)
-                .set_http_endpoint(e.http_endpoint)
-                .set_http_protocol_ipv6(e.http_protocol_ipv6)
-                .set_instance_metadata_tags(e.metadata_tags)
-                .build()
-        });
-        let placement = self.placement.map(|p| {
-            Placement::builder()
-                .set_availability_zone(p.availability_zone)
-                .set_group_name(p.group_name)
-                .set_tenancy(e.tenancy)
-                .set_host_id(p.host_id)
-                .set_affinity(p.affinity)
-                .set_partition_number(p.partition_number)
-                .build()
-        });
-        let interfaces = self.network_interfaces.map(|ns| {
-            ns.into_iter()
-                .map(|n| {
-                    InstanceNetworkInterfaceSpecification::builder()
-                        .set_device_index(n.device_index)
-                        .set_subnet_id(n.subnet_id)
-                        .set_groups(n.groups)
-                        .set_associate_public_ip_address(n.associate_public_ip_address)
-                        .set_delete_on_termination(n.delete_on_termination)
-                        .set_description(n.description)
-                        .set_network_interface_id(n.network_interface_id)
-                        .set_private_ip_address(n.private_ip_address)
-                        .set_ipv6_address_count(n.ipv6_address_count)
-                        .set_secondary_private_ip_address_count(
-                            n.secondary_private_ip_address_count,
-                        )
-                        .build()
-                })
-                .collect()
-        });
-        let template = self.launch_template.map(|t| {
-            LaunchTemplateSpecification::builder()
-                .set_launch_template_id(t.launch_template_id)
-                .set_launch_template_name(t.launch_template_name)
-                .set_version(t.version)
-                .build()
-        });
-        Ok(b.set_image_id(self.image_id)
-            .set_instance_type(self.instance_type.as_deref().map(InstanceType::from))
-            .set_key_name(self.key_name)
-            .set_subnet_id(self.subnet_id)
-            .set_private_ip_address(self.private_ip_address)
-            .set_kernel_id(self.kernel_id)
-            .set_ramdisk_id(self.ramdisk_id)
-            .set_security_group_ids(self.security_group_ids)
-            .set_security_groups(self.security_groups)
-            .set_iam_instance_profile(profile)
-            .set_block_device_mappings(mappings)
-            .set_tag_specifications(tag_specs)
-            .set_instance_market_options(market)
-            .set_metadata_options(metadata)
-            .set_monitoring(self.monitoring.map(|m| {
-                RunInstancesMonitoringEnabled::builder()
-                    .enabled(m.enabled)
-                    .build()
-            }))
-            .set_placement(placement)
-            .set_ebs_optimized(self.ebs_optimized)
-            .set_disable_api_termination(self.disable_api_termination)
-            .set_disable_api_stop(self.disable_api_stop)
-            .set_instance_initiated_shutdown_behavior(e.shutdown)
-            .set_network_interfaces(interfaces)
-            .set_credit_specification(self.credit_specification.map(|c| {
-                CreditSpecificationRequest::builder()
-                    .cpu_credits(c.cpu_credits)
-                    .build()
-            }))
-            .set_cpu_options(self.cpu_options.map(|c| {
-                CpuOptionsRequest::builder()
-                    .set_core_count(c.core_count)
-                    .set_threads_per_core(c.threads_per_core)
-                    .build()
-            }))
-            .set_hibernation_options(self.hibernation_options.map(|h| {
-                HibernationOptionsRequest::builder()
-                    .configured(h.configured)
-                    .build()
-            }))
-            .set_launch_template(template)
-            .set_enclave_options(
-                self.enclave_options
-                    .map(|x| EnclaveOptionsRequest::builder().enabled(x.enabled).build()),
-            )
-            .set_ipv6_address_count(self.ipv6_address_count))
+    pub(crate) fn apply(self, b: RunInstancesFluentBuilder) -> RunInstancesFluentBuilder {
+        let b = b.set_instance_type(self.instance_type.as_deref().map(InstanceType::from));
+        paste_set!(
+            b,
+            self,
+            block_device_mappings,
+            image_id,
+            ipv6_address_count,
+            ipv6_addresses,
+            kernel_id,
+            key_name,
+            monitoring,
+            placement,
+            ramdisk_id,
+            security_group_ids,
+            security_groups,
+            subnet_id,
+            elastic_gpu_specification,
+            elastic_inference_accelerators,
+            tag_specifications,
+            launch_template,
+            instance_market_options,
+            credit_specification,
+            cpu_options,
+            capacity_reservation_specification,
+            hibernation_options,
+            license_specifications,
+            metadata_options,
+            enclave_options,
+            private_dns_name_options,
+            maintenance_options,
+            disable_api_stop,
+            enable_primary_ipv6,
+            network_performance_options,
+            operator,
+            disable_api_termination,
+            instance_initiated_shutdown_behavior,
+            private_ip_address,
+            additional_info,
+            network_interfaces,
+            iam_instance_profile,
+            ebs_optimized
+        )
     }
-}
-
-/// The enumerated values of a [`Launch`], checked.
-struct Enums {
-    http_tokens: Option<HttpTokensState>,
-    http_endpoint: Option<InstanceMetadataEndpointState>,
-    http_protocol_ipv6: Option<InstanceMetadataProtocolState>,
-    metadata_tags: Option<InstanceMetadataTagsState>,
-    market_type: Option<MarketType>,
-    spot_type: Option<SpotInstanceType>,
-    interruption: Option<InstanceInterruptionBehavior>,
-    tenancy: Option<Tenancy>,
-    shutdown: Option<ShutdownBehavior>,
-    volume_types: Vec<Option<VolumeType>>,
-    resource_types: Vec<Option<ResourceType>>,
 }
 
 #[cfg(test)]
@@ -576,7 +243,7 @@ mod tests {
             ),
             (
                 json!({"Bogus": 1}),
-                "aws_ec2_config_override.Bogus: unknown field `Bogus`, expected one of `ImageId`",
+                "aws_ec2_config_override.Bogus: unknown field `Bogus`, expected one of `BlockDeviceMappings`",
             ),
             (
                 json!({"EbsOptimized": "yes"}),

@@ -21,6 +21,7 @@ mod errors;
 mod launch;
 mod password;
 mod provider;
+mod request;
 
 pub use provider::{AwsProvider, AwsProviderBuilder};
 

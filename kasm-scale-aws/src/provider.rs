@@ -128,7 +128,7 @@ impl AwsProviderBuilder {
                 .behavior_version(BehaviorVersion::latest())
                 .region(region)
                 .credentials_provider(Credentials::new(
-                    id,
+                    id.expose(),
                     secret.expose(),
                     None,
                     None,
@@ -321,7 +321,7 @@ impl AwsProvider {
         let request = self.launch_request(spec, self.root_device().await?);
         let name = &self.config.name;
         let launch = Launch::read(request)
-            .and_then(|l| l.apply(self.client.run_instances()))
+            .map(|l| l.apply(self.client.run_instances()))
             .map_err(|m| BackendError::InvalidRequest(format!("{name}: {m}")))?;
         let answer = launch
             .min_count(1)

@@ -30,10 +30,24 @@ async fn lists_more_than_a_page_and_refuses_oversized_user_data() {
             .await
             .unwrap();
     }
+    // Listed through a proxy that counts the pages: DescribeInstances answers at most 100
+    // instances a page (moto as EC2's default), so 250 take three calls, the later ones with
+    // the NextToken of the one before.
+    let proxy = Proxy::start(&url, |_| Fault::Forward).await;
+    let counted = provider_at(config("aws-pages", "us-east-2", ""), &proxy.url).await;
+    assert_eq!(counted.list("ec2-pages").await.unwrap().len(), 250);
+    let pages: Vec<bool> = proxy
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.action == "DescribeInstances")
+        .map(|s| s.body.contains("NextToken="))
+        .collect();
     assert_eq!(
-        p.list("ec2-pages").await.unwrap().len(),
-        250,
-        "DescribeInstances pages at 100"
+        pages,
+        [false, true, true],
+        "three pages, the second and third asked for with NextToken"
     );
     let limit = "x".repeat(16 * 1024);
     p.create(&spec("ec2-pages", 99_998, &limit)).await.unwrap();

@@ -9,7 +9,9 @@
 mod support;
 
 use kasm_scale_core::traits::{BackendError, VmProvider};
-use support::{Fault, Proxy, config, endpoint, provider_at, raw_client, reset_region, spec};
+use support::{
+    Fault, Proxy, config, endpoint, malformed_id, provider_at, raw_client, reset_region, spec,
+};
 
 /// The class of an error, for comparing without the message.
 fn class(e: &BackendError) -> &'static str {
@@ -272,4 +274,80 @@ async fn a_hung_endpoint_times_out_as_transient() {
         started.elapsed()
     );
     drop(silent);
+}
+
+#[tokio::test]
+async fn an_id_that_never_existed_is_absent_whether_ec2_calls_it_malformed_or_unknown() {
+    let Some(url) = endpoint() else { return };
+    let region = "ca-central-1";
+    reset_region(&url, region).await;
+    // Real EC2 refuses a badly formed id with InvalidInstanceID.Malformed; moto answers
+    // NotFound for every id. The proxy answers as EC2 does.
+    let proxy = Proxy::start(&url, |seen| malformed_id(seen).unwrap_or(Fault::Forward)).await;
+    let p = provider_at(config("aws-malformed", region, ""), &proxy.url).await;
+    for id in ["vm-that-never-existed", "i-123", "i-0123456789ABCDEF0", ""] {
+        assert_eq!(p.get(id).await, Ok(None), "get {id:?}");
+        assert_eq!(p.destroy(id).await, Ok(()), "destroy {id:?}");
+    }
+    assert!(
+        proxy.count("DescribeInstances") >= 4 && proxy.count("TerminateInstances") >= 4,
+        "the calls reached the proxy"
+    );
+    // Well formed but never made: EC2 (and moto) answer InvalidInstanceID.NotFound.
+    for id in ["i-0123456789abcdef0", "i-01234567"] {
+        assert_eq!(p.get(id).await, Ok(None), "get {id:?}");
+        assert_eq!(p.destroy(id).await, Ok(()), "destroy {id:?}");
+    }
+    // The whole VmProvider contract behind the strict proxy.
+    kasm_scale_core::testkit::vm_provider_contract(&p, "ec2-malformed").await;
+}
+
+#[tokio::test]
+async fn a_new_instance_ec2_does_not_show_yet_is_absent_not_an_error_and_not_made_twice() {
+    let Some(url) = endpoint() else { return };
+    let region = "ap-northeast-2";
+    reset_region(&url, region).await;
+    // EC2 is eventually consistent: for a while after RunInstances, DescribeInstances may
+    // answer InvalidInstanceID.NotFound for the new id, and a filter may not find it yet.
+    let empty = "<DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>t</requestId><reservationSet/></DescribeInstancesResponse>".to_owned();
+    let proxy = Proxy::start(&url, move |seen| {
+        let by_id = !support::instance_ids(&seen.body).is_empty();
+        match (seen.action.as_str(), by_id, seen.nth) {
+            ("DescribeInstances", true, 0..3) => Fault::Error(400, "InvalidInstanceID.NotFound"),
+            ("DescribeInstances", false, _) => Fault::Answer(200, empty.clone()),
+            _ => Fault::Forward,
+        }
+    })
+    .await;
+    let p = provider_at(config("aws-consistency", region, ""), &proxy.url).await;
+    let s = spec("ec2-consistency", 1, "#!/bin/sh\n");
+    let vm = p.create(&s).await.unwrap();
+    // `None` (the controller waits VANISH_GRACE before calling a server vanished), not an error.
+    for n in 0..3 {
+        assert_eq!(p.get(&vm.vm_id).await, Ok(None), "describe {n}");
+    }
+    let seen = p.get(&vm.vm_id).await.unwrap().expect("visible now");
+    assert_eq!(seen.vm_id, vm.vm_id);
+    // A repeated create whose tag lookup does not see the instance yet sends RunInstances again
+    // with the same ClientToken, which EC2 answers with the instance it made (moto ignores it).
+    let _ = p.create(&s).await.unwrap();
+    let tokens: Vec<String> = proxy
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|x| x.action == "RunInstances")
+        .filter_map(|x| {
+            x.body
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("ClientToken="))
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(tokens.len(), 2, "{tokens:?}");
+    assert_eq!(tokens[0], s.owner.server_id.to_string());
+    assert_eq!(
+        tokens[1], tokens[0],
+        "the same ClientToken: no second instance on EC2"
+    );
 }

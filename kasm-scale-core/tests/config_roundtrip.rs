@@ -292,7 +292,7 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
             move |(id, secret, max, size, vol, tags, script, over, win, vars, api)| {
                 VmProviderConfig::Aws(AwsVmConfig {
                     name: n1.clone(),
-                    aws_access_key_id: Some(id),
+                    aws_access_key_id: Some(id.into()),
                     aws_secret_access_key: Some(secret),
                     aws_region: "eu-west-1".into(),
                     aws_ec2_ami_id: "ami-123".into(),

@@ -147,6 +147,8 @@ pub struct Seen {
     pub body: String,
     /// How many requests with this action came before this one.
     pub nth: usize,
+    /// The `Authorization` header (SigV4: names the access key id, never the secret).
+    pub authorization: String,
 }
 
 type Rule = dyn Fn(&Seen) -> Fault + Send + Sync;
@@ -233,10 +235,17 @@ async fn handle(
     let seen = {
         let mut log = log.lock().unwrap();
         let nth = log.iter().filter(|s| s.action == action).count();
+        let authorization = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let seen = Seen {
             action,
             body: text,
             nth,
+            authorization,
         };
         log.push(seen.clone());
         seen
@@ -285,4 +294,32 @@ async fn handle(
         .header("content-type", "text/xml")
         .body(Full::new(Bytes::from(xml)))
         .expect("a response"))
+}
+
+/// The instance ids (`InstanceId.N`) of a form-encoded EC2 request.
+pub fn instance_ids(body: &str) -> Vec<String> {
+    body.split('&')
+        .filter_map(|p| p.split_once('='))
+        .filter(|(k, _)| k.starts_with("InstanceId.") || *k == "InstanceId")
+        .map(|(_, v)| v.replace("%2D", "-").replace("%2d", "-"))
+        .collect()
+}
+
+/// Whether `id` has the form of an EC2 instance id: `i-` and 8 or 17 lowercase hexadecimal
+/// digits (EC2's resource id formats: the short one before 2016, the long one since).
+pub fn well_formed_instance_id(id: &str) -> bool {
+    id.strip_prefix("i-").is_some_and(|hex| {
+        matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+/// What real EC2 answers and moto does not: per EC2's error-code reference, an instance id that
+/// is not of that form is refused with `400 InvalidInstanceID.Malformed` ("the specified ID for
+/// the resource you are trying to access is not valid") before anything is looked up, by every
+/// action taking instance ids. `None` when the request has no malformed id.
+pub fn malformed_id(seen: &Seen) -> Option<Fault> {
+    instance_ids(&seen.body)
+        .iter()
+        .any(|id| !well_formed_instance_id(id))
+        .then_some(Fault::Error(400, "InvalidInstanceID.Malformed"))
 }

@@ -118,9 +118,10 @@ pub const AZURE_CUSTOM_DATA_LIMIT: usize = 65_535;
 pub struct AwsVmConfig {
     /// Unique name of the config.
     pub name: String,
-    /// Access key id; absent means the standard AWS credential chain.
+    /// Access key id; absent means the standard AWS credential chain. A secret like the key:
+    /// never in `Debug` output, logs or errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aws_access_key_id: Option<String>,
+    pub aws_access_key_id: Option<Secret>,
     /// Secret access key; required with `aws_access_key_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_secret_access_key: Option<Secret>,
