@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use kasm_scale_core::config::CheckinTokenConfig;
 use kasm_scale_core::config::{
     AutoScaleConfig, AwsVmConfig, AzureAuthority, AzureVmConfig, ConnectionType, CredentialType,
-    Distribution, JsonObject, LdapConfig, MemoryVmConfig, Placement, Pool, RdpClientType, Schedule,
-    ServerPoolType, Tags, TimeZoneName, VmProviderConfig, Weekday, Workspace, Zone, validate,
+    Distribution, FileStoreConfig, JsonObject, LdapConfig, MemoryVmConfig, Placement, Pool,
+    RdpClientType, Schedule, ServerPoolType, StateStoreConfig, Tags, TimeZoneName,
+    VmProviderConfig, Weekday, Workspace, Zone, validate,
 };
 use kasm_scale_core::token::TokenAlgorithm;
 use kasm_scale_core::{Config, ConfigError, Format, Secret, load_file, load_str};
@@ -548,6 +549,12 @@ fn config() -> impl Strategy<Value = Config> {
                         ..CheckinTokenConfig::default()
                     }),
                     broker_api: None,
+                    // Durable only with a lasting token key (a validation rule).
+                    state_store: (description.len() % 2 == 0).then(|| {
+                        StateStoreConfig::File(FileStoreConfig {
+                            path: format!("/var/lib/kasm-scale/{}.json", description.len()),
+                        })
+                    }),
                 };
                 for (i, (autoscale, client)) in pools.into_iter().enumerate() {
                     let name = format!("pool-{i}");

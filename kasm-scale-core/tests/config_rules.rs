@@ -595,3 +595,43 @@ fn broker_api_keys_are_long_enough_and_secret() {
     let shown = format!("{:?}", loaded.config);
     assert!(!shown.contains("a-secret-key"), "{shown}");
 }
+
+#[test]
+fn a_state_store_is_named_by_kind_and_a_durable_one_needs_a_lasting_token_key() {
+    errors(|d| d["state_store"] = json!({"kind": "memory"}), &[]);
+    errors(
+        |d| d["state_store"] = json!({"kind": "memory", "path": "x"}),
+        &["state_store.path: unknown field"],
+    );
+    errors(
+        |d| {
+            d["state_store"] = json!({"kind": "file", "path": "/var/lib/kasm-scale/state.json"});
+            d["checkin_token"] = json!({"key_env": "KASM_KEY"});
+        },
+        &[],
+    );
+    errors(
+        |d| d["state_store"] = json!({"kind": "file", "path": "/var/lib/kasm-scale/state.json"}),
+        &[
+            "state_store: a durable store needs a checkin_token key (key, key_file or key_env): with a key made at start, servers booting across a restart could never check in",
+        ],
+    );
+    errors(
+        |d| {
+            d["state_store"] = json!({"kind": "file", "path": " "});
+            d["checkin_token"] = json!({"key_env": "KASM_KEY"});
+        },
+        &["state_store.path: must not be empty"],
+    );
+    errors(
+        |d| d["state_store"] = json!({"kind": "fil", "path": "x"}),
+        &["state_store.kind: unknown value, did you mean `file`?"],
+    );
+    errors(
+        |d| {
+            d["state_store"] = json!({"kind": "file", "path": "x", "paht": "y"});
+            d["checkin_token"] = json!({"key_env": "KASM_KEY"});
+        },
+        &["state_store.paht: unknown field, did you mean `path`?"],
+    );
+}

@@ -202,6 +202,7 @@ pub(crate) async fn servers(State(scaler): State<Autoscaler>) -> Json<Value> {
                 "pool": s.pool,
                 "config": s.config,
                 "provider": s.provider,
+                "vm_id": s.vm_id,
                 "state": s.state,
                 "sessions": s.sessions,
                 "capacity": s.capacity,

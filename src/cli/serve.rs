@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kasm_scale_core::config::{Config, VmProviderConfig};
-use kasm_scale_core::controller::Autoscaler;
+use kasm_scale_core::config::{Config, StateStoreConfig, VmProviderConfig};
+use kasm_scale_core::controller::{Autoscaler, FileStore, MemoryStore, StateStore};
 use kasm_scale_core::memory::MemoryCloud;
 use kasm_scale_core::traits::{
     BackendError, Capabilities, DirectoryService, Leftover, Vm, VmProvider, VmSpec,
@@ -38,6 +38,11 @@ pub struct Args {
     /// Seconds requests in flight and background work get to finish at shutdown.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     shutdown_grace: u64,
+    /// The owner marker put on every VM and AD record (tag `kasm-scale:owner`): a restarted
+    /// service adopts what carries it. Keep it stable, and unique per deployment sharing a
+    /// cloud account or a directory.
+    #[arg(long, value_name = "ID", default_value = "kasm-scale")]
+    owner_id: String,
     /// For demos and tests with `provider = "memory"`: write each VM's rendered startup script
     /// to `DIR/<server_id>.sh` (mode 0600), as its guest would receive it, so it can be run.
     #[arg(long, value_name = "DIR")]
@@ -83,7 +88,9 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 async fn serve(config: Config, args: Args) -> Result<(), String> {
-    let mut builder = Autoscaler::builder(config.clone());
+    let mut builder = Autoscaler::builder(config.clone())
+        .owner_id(args.owner_id.clone())
+        .store(state_store(&config));
     for provider in &config.vm_providers {
         builder = builder.provider(vm_provider(provider, args.guest_scripts.as_deref()).await?);
     }
@@ -115,6 +122,14 @@ async fn serve(config: Config, args: Args) -> Result<(), String> {
     )
     .await
     .map_err(|e| e.to_string())
+}
+
+/// The state store the configuration names.
+fn state_store(config: &Config) -> Arc<dyn StateStore> {
+    match config.state_store.clone().unwrap_or_default() {
+        StateStoreConfig::File(file) => Arc::new(FileStore::new(file.path)),
+        StateStoreConfig::Memory {} => Arc::new(MemoryStore::default()),
+    }
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.

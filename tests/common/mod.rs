@@ -1,5 +1,8 @@
 //! Helpers shared by the CLI tests.
 
+// Each test file uses a part of them.
+#![allow(dead_code)]
+
 use std::process::{Command, Output};
 
 /// The `kasm-scale` binary built for these tests.

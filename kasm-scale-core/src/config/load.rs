@@ -14,7 +14,7 @@ use super::tree::{self, Tree};
 use super::{Config, ConfigError, Format, Problem};
 
 /// Sections of the document, in the order they are read.
-pub(crate) const SECTIONS: [&str; 7] = [
+pub(crate) const SECTIONS: [&str; 8] = [
     "zones",
     "ldap_configs",
     "vm_providers",
@@ -22,6 +22,7 @@ pub(crate) const SECTIONS: [&str; 7] = [
     "workspaces",
     "checkin_token",
     "broker_api",
+    "state_store",
 ];
 
 /// Parses `text` as `format` into a JSON tree, or returns the syntax error with its position.
@@ -134,6 +135,14 @@ pub(crate) fn read_tree(root: Value) -> Read {
         read.config.broker_api = element(
             value,
             "broker_api",
+            &mut read.problems,
+            &mut read.removed_paths,
+        );
+    }
+    if let Some(value) = root.shift_remove("state_store") {
+        read.config.state_store = element(
+            value,
+            "state_store",
             &mut read.problems,
             &mut read.removed_paths,
         );
@@ -313,9 +322,16 @@ pub(crate) fn element<T: DeserializeOwned>(
             // The struct lacking the field cannot be read: drop it and read the rest.
             now.pop();
         } else {
+            if let Some((found, _)) = parse_unknown(&message, "unknown field")
+                && written_last(&as_written(&now, &gone)) != found
+            {
+                // Inside an internally tagged enum (`kind = "file"`) serde reports the unknown
+                // key without it in the path.
+                now.push(Step::Key(found));
+            }
             let written = as_written(&now, &gone);
             let text = if let Some((_, expected)) = parse_unknown(&message, "unknown field") {
-                // The path already ends with the unknown key.
+                // The path ends with the unknown key.
                 unknown_message(written_last(&written), &expected)
             } else if let Some((found, expected)) = parse_unknown(&message, "unknown variant") {
                 unknown_message(&found, &expected).replace("unknown field", "unknown value")

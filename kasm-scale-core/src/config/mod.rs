@@ -15,6 +15,7 @@ mod pool;
 mod provider;
 mod schedule;
 mod scripts;
+mod store;
 mod token;
 mod tree;
 mod validate;
@@ -43,6 +44,7 @@ pub use provider::{
     VmProviderConfig,
 };
 pub use schedule::{LocalTime, Schedule, TimeZoneName, Weekday};
+pub use store::{FileStoreConfig, STATE_STORE_KINDS, StateStoreConfig};
 pub use token::{BrokerApiConfig, CheckinTokenConfig, MIN_BROKER_KEY_LEN};
 pub use workspace::{RdpClientType, Workspace, Zone};
 
@@ -71,6 +73,9 @@ pub struct Config {
     /// (ours) The keys of the broker API (`kasm-scale serve`'s `/api/v1/…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broker_api: Option<BrokerApiConfig>,
+    /// (ours) Where the controller keeps its records across restarts (`memory` without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_store: Option<StateStoreConfig>,
 }
 
 impl Config {

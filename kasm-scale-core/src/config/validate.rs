@@ -63,6 +63,9 @@ pub(crate) fn check(config: &Config, broken: &[Broken], problems: &mut Vec<Probl
             out.warning("checkin_token".into(), "no key: a fresh one is made at start, and booting servers cannot check in after a restart");
         }
     }
+    if let Some(store) = &config.state_store {
+        state_store(&mut out, config, store);
+    }
     if let Some(api) = &config.broker_api {
         if api.keys.is_empty() {
             out.error("broker_api.keys".into(), "give at least one key");
@@ -524,4 +527,25 @@ fn api_fields(out: &mut Out<'_>, p: &str, (concurrency, rate, timeout): (u32, Op
         out.number(p, "api_rate_limit_per_second", r, &RATE);
     }
     out.int(p, "api_call_timeout", timeout, &CALL_TIMEOUT);
+}
+
+/// A durable store keeps servers across a restart; their guests then check in with tokens the
+/// previous process signed, so the key must outlive the process too.
+fn state_store(out: &mut Out<'_>, config: &Config, store: &super::StateStoreConfig) {
+    if let super::StateStoreConfig::File(file) = store
+        && file.path.trim().is_empty()
+    {
+        out.error("state_store.path".into(), "must not be empty");
+    }
+    let keyed = config
+        .checkin_token
+        .as_ref()
+        .is_some_and(|t| t.key.is_some() || t.key_file.is_some() || t.key_env.is_some());
+    if store.is_durable() && !keyed {
+        out.error(
+            "state_store".into(),
+            "a durable store needs a checkin_token key (key, key_file or key_env): with a key \
+             made at start, servers booting across a restart could never check in",
+        );
+    }
 }
