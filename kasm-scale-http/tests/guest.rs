@@ -349,3 +349,71 @@ async fn a_flood_of_bad_tokens_is_cut_off_and_good_check_ins_go_on() {
         assert_eq!(status, StatusCode::OK);
     }
 }
+
+/// The rest of the token matrix: a token signed by another controller's key, and the token of a
+/// server that was destroyed, are refused; a good token changes its own server only.
+#[tokio::test(start_paused = true)]
+async fn tokens_of_another_key_or_a_destroyed_server_are_refused_and_touch_no_other_server() {
+    let w = world().await;
+    w.tick().await;
+    let tokens = w.tokens();
+    let (first, token) = tokens[0].clone();
+    let (second, _) = tokens[1].clone();
+
+    let elsewhere = world().await;
+    elsewhere.tick().await;
+    let (_, foreign) = elsewhere.tokens()[0].clone();
+    let (status, body) = w
+        .post(
+            &format!("/api/set_server_status?token={foreign}"),
+            running(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(reason(&body).contains("signature"), "{body}");
+    assert_eq!(w.state(first), Some(ServerState::Starting));
+    assert_eq!(w.state(second), Some(ServerState::Starting));
+
+    let (status, _) = w
+        .post(&format!("/api/set_server_status?token={token}"), running())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(w.state(first), Some(ServerState::Running));
+    assert_eq!(
+        w.state(second),
+        Some(ServerState::Starting),
+        "the other server is untouched"
+    );
+
+    // Its VM stops (the user shut it down): the controller destroys the server.
+    let vm = w
+        .scaler
+        .servers()
+        .into_iter()
+        .find(|s| s.id == first)
+        .and_then(|s| s.vm_id)
+        .unwrap();
+    assert!(w.cloud.stop(&vm));
+    for _ in 0..30 {
+        w.tick().await;
+        w.scaler.settle().await;
+        if w.state(first).is_none() {
+            break;
+        }
+        tokio::time::advance(Duration::from_secs(10)).await;
+    }
+    assert_eq!(w.state(first), None, "the stopped server is destroyed");
+    let (status, body) = w
+        .post(&format!("/api/set_server_status?token={token}"), running())
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(reason(&body).contains("not a live server"), "{body}");
+    assert!(!body.to_string().contains(&token), "token echoed");
+    let (status, body) = w
+        .get(&format!(
+            "/api/admin/get_server_file_mappings?token={token}"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reason(&body), "Access Denied!");
+}
