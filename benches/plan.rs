@@ -62,6 +62,7 @@ fn snapshot(servers: usize) -> PoolSnapshot {
                 used: sessions > 0,
                 created_at: now() - SignedDuration::from_mins(60 - (i % 30) as i64),
                 checked_in_at: checked,
+                queue_slots: 0,
             }
         })
         .collect();

@@ -113,9 +113,10 @@ fn server(configs: usize) -> impl Strategy<Value = ServerSnapshot> {
         any::<bool>(),
         prop_oneof![3 => 0i64..900, 1 => 0i64..10_000],
         prop::option::of(0i64..10_000),
+        prop_oneof![4 => Just(0u32), 1 => 1u32..5],
     )
         .prop_map(
-            |(config, state, capacity, sessions, reusable, used, created, checked)| {
+            |(config, state, capacity, sessions, reusable, used, created, checked, queue_slots)| {
                 let sessions = if state == ServerState::Running {
                     sessions.min(capacity)
                 } else {
@@ -131,6 +132,7 @@ fn server(configs: usize) -> impl Strategy<Value = ServerSnapshot> {
                     used: used || sessions > 0,
                     created_at: ago(created),
                     checked_in_at: checked.map(|c| ago(c.min(created))),
+                    queue_slots: queue_slots.min(capacity),
                 }
             },
         )
@@ -183,14 +185,23 @@ fn carry_out(s: &PoolSnapshot, p: &Plan) -> PoolSnapshot {
     }
     let mut n = 0u128;
     for a in &p.actions {
-        if let Action::Provision { config, count, .. } = a {
+        if let Action::Provision {
+            config,
+            count,
+            queue_slots,
+            ..
+        } = a
+        {
             let c = next
                 .configs
                 .iter()
                 .position(|c| &c.policy.name == config)
                 .unwrap();
             let policy = next.configs[c].policy.clone();
+            let mut queue_slots = *queue_slots;
             for _ in 0..*count {
+                let slots = queue_slots.min(policy.sessions_per_server);
+                queue_slots -= slots;
                 n += 1;
                 next.servers.push(ServerSnapshot {
                     id: ServerId(uuid::Uuid::from_u128(u128::MAX - n)),
@@ -202,6 +213,7 @@ fn carry_out(s: &PoolSnapshot, p: &Plan) -> PoolSnapshot {
                     used: false,
                     created_at: now(),
                     checked_in_at: None,
+                    queue_slots: slots,
                 });
             }
         }
@@ -214,8 +226,14 @@ fn carry_out(s: &PoolSnapshot, p: &Plan) -> PoolSnapshot {
 
 /// Each config's free slots in `s` once the queued requests have taken theirs, the way the engine
 /// documents it: free slots of ready servers first (config order), then those of servers coming
-/// up for enabled configs with aggressive scaling, oldest server first.
+/// up for enabled configs with aggressive scaling: first the slots plans gave to the queue, then
+/// any, oldest server first.
 fn free_after_requests(s: &PoolSnapshot) -> Vec<u64> {
+    after_requests(s).0
+}
+
+/// [`free_after_requests`], and the requests no slot covers.
+fn after_requests(s: &PoolSnapshot) -> (Vec<u64>, u64) {
     let n = s.configs.len();
     let (mut ready, mut coming) = (vec![0u64; n], vec![0u64; n]);
     let mut pending = Vec::new();
@@ -242,12 +260,37 @@ fn free_after_requests(s: &PoolSnapshot) -> Vec<u64> {
         waiting -= take;
     }
     pending.sort_by_key(|x| (x.created_at, x.id));
-    for x in pending {
-        let take = waiting.min(u64::from(x.capacity - x.sessions));
-        coming[x.config as usize] -= take;
-        waiting -= take;
+    let mut room: Vec<u64> = pending
+        .iter()
+        .map(|x| u64::from(x.capacity - x.sessions))
+        .collect();
+    for reserved in [true, false] {
+        for (x, room) in pending.iter().zip(room.iter_mut()) {
+            let mut take = waiting.min(*room);
+            if reserved {
+                take = take.min(u64::from(x.queue_slots.saturating_sub(x.sessions)));
+            }
+            *room -= take;
+            coming[x.config as usize] -= take;
+            waiting -= take;
+        }
     }
-    ready.iter().zip(&coming).map(|(r, c)| r + c).collect()
+    (
+        ready.iter().zip(&coming).map(|(r, c)| r + c).collect(),
+        waiting,
+    )
+}
+
+/// `plan` with one server fewer in its action number `at` (a provision).
+fn one_fewer(plan: &Plan, at: usize) -> Plan {
+    let mut fewer = plan.clone();
+    if let Action::Provision { count, .. } = &mut fewer.actions[at] {
+        *count -= 1;
+        if *count == 0 {
+            fewer.actions.remove(at);
+        }
+    }
+    fewer
 }
 
 /// Checks every property of `plan` on `s`; returns whether the "minimum holds" property was
@@ -326,6 +369,33 @@ fn check(s: &PoolSnapshot) -> Result<bool, TestCaseError> {
         more,
         p.actions
     );
+
+    // Never a whole server beyond the combined need of the minimums and the queue: with one
+    // server fewer from any provision, a request stays uncovered or a config falls further
+    // short of its minimum.
+    let (full_free, full_waiting) = after_requests(&next);
+    for (at, action) in p.actions.iter().enumerate() {
+        if !matches!(action, Action::Provision { .. }) {
+            continue;
+        }
+        let (free, waiting) = after_requests(&carry_out(s, &one_fewer(&p, at)));
+        let short = waiting > full_waiting
+            || next.configs.iter().enumerate().any(|(c, config)| {
+                let minimum = u64::from(config.policy.minimum_at(now()));
+                free[c].min(minimum) < full_free[c].min(minimum)
+            });
+        prop_assert!(
+            short,
+            "a whole server too many in {:?}: without one, free {:?} and {} waiting (with it {:?}, {})\nplan {:#?}\nsnapshot {:#?}",
+            action,
+            free,
+            waiting,
+            full_free,
+            full_waiting,
+            p.actions,
+            s
+        );
+    }
 
     // The minimum holds afterwards, queued requests seated, unless the config may not provision
     // (disabled, outside every window), max_instances binds or the failure backoff does.

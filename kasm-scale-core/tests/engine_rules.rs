@@ -58,6 +58,7 @@ fn server(n: u128, config: u32, sessions: u32, capacity: u32) -> ServerSnapshot 
         used: sessions > 0,
         created_at: t("2026-11-30T11:00:00Z"),
         checked_in_at: Some(t("2026-11-30T11:05:00Z")),
+        queue_slots: 0,
     }
 }
 
@@ -492,4 +493,77 @@ fn placement_depth_first_breadth_first_and_readiness() {
     assert_eq!(assign(&single), None);
     single.servers.push(server(3, 0, 0, 1));
     assert_eq!(assign(&single), Some(id(3)));
+}
+
+/// The minimum and the queued requests are one need: an empty pool with minimum `m` and `q`
+/// waiting requests needs ceil((m + q) / sessions per server) servers, not one per rule.
+#[test]
+fn the_minimum_and_the_queue_share_one_deficit() {
+    let mut wrong = Vec::new();
+    for minimum in 0..=6u32 {
+        for queued in 0..=4u32 {
+            let mut s = pool(vec![policy("c", minimum, 4, 100)]);
+            s.pending_requests = queued;
+            let p = plan(&s, now());
+            let servers: u32 = provisions(&p).iter().map(|(_, n, _)| n).sum();
+            let need = (minimum + queued).div_ceil(4);
+            if servers != need {
+                wrong.push(format!(
+                    "minimum {minimum}, {queued} queued: {servers} servers, {need} enough"
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// Two configs with aggressive scaling: the servers one tick provisions for the queue are the
+/// ones the queue takes at the next plan, so neither config looks short and nothing more is
+/// provisioned (servers of one tick share their creation time).
+#[test]
+fn the_queue_keeps_the_servers_provisioned_for_it() {
+    let mut s = pool(vec![policy("a", 1, 1, 100), policy("b", 1, 4, 100)]);
+    s.pending_requests = 1;
+    let first = plan(&s, now());
+    let mut n = 0;
+    for action in &first.actions {
+        let Action::Provision {
+            config,
+            count,
+            queue_slots,
+            ..
+        } = action
+        else {
+            continue;
+        };
+        let c = s
+            .configs
+            .iter()
+            .position(|x| &x.policy.name == config)
+            .unwrap();
+        let capacity = s.configs[c].policy.sessions_per_server;
+        let mut queue_slots = *queue_slots;
+        for _ in 0..*count {
+            let slots = queue_slots.min(capacity);
+            queue_slots -= slots;
+            n += 1;
+            s.servers.push(ServerSnapshot {
+                // Ids in the opposite order of the configs: an id tie-break picks b first.
+                id: id(1000 - n),
+                config: c as u32,
+                state: ServerState::Provisioning,
+                sessions: 0,
+                capacity,
+                reusable: capacity > 1,
+                used: false,
+                created_at: now(),
+                checked_in_at: None,
+                queue_slots: slots,
+            });
+        }
+    }
+    let total: u32 = provisions(&first).iter().map(|(_, n, _)| n).sum();
+    assert_eq!(total, 2, "one server each: {:?}", first.actions);
+    let again = plan(&s, now());
+    assert_eq!(provisions(&again), vec![], "{:?}", again.actions);
 }

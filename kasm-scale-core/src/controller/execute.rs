@@ -59,6 +59,7 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
                         config,
                         count,
                         cause,
+                        queue_slots,
                         reason,
                     } => {
                         let Some((p, c)) = shared.config.autoscale_configs().find(|(p, c)| {
@@ -86,9 +87,14 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
                         }
                         tracing::info!(config, count = allowed, ?cause, %reason, "provision");
                         let names = names.get_or_insert_with(|| taken_names(shared, &records));
+                        let mut queue_slots = queue_slots;
                         for _ in 0..allowed {
                             let id = new_server_id(shared, names);
-                            records.servers.insert(id, ServerInfo::new(id, &shared.config, p, c, now));
+                            let mut server = ServerInfo::new(id, &shared.config, p, c, now);
+                            // Server by server, as the plan counted them.
+                            server.queue_slots = queue_slots.min(server.capacity);
+                            queue_slots -= server.queue_slots;
+                            records.servers.insert(id, server);
                             *used += 1;
                             starts.push(Start::Create(id, cause));
                         }
@@ -102,7 +108,12 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
         for s in records.servers.values() {
             match s.state {
                 ServerState::Provisioning if !shared.tasks.busy(&Work::Create(s.id)) => {
-                    starts.push(Start::Create(s.id, Cause::BelowMinimum));
+                    let cause = if s.queue_slots > 0 {
+                        Cause::QueuedRequests
+                    } else {
+                        Cause::BelowMinimum
+                    };
+                    starts.push(Start::Create(s.id, cause));
                 }
                 ServerState::Destroying if !shared.tasks.busy(&Work::Destroy(s.id)) => {
                     starts.push(Start::Destroy(

@@ -60,6 +60,10 @@ pub struct ServerInfo {
     /// ([`Autoscaler::report_sessions`](super::Autoscaler::report_sessions)).
     #[serde(default)]
     pub sessions_unknown: bool,
+    /// Slots the plan that made it gave to waiting session requests (they take them first,
+    /// so the next plan sees the same slots spoken for).
+    #[serde(default)]
+    pub queue_slots: u32,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it checked in (or became ready).
@@ -99,6 +103,7 @@ impl ServerInfo {
             requires_checkin: config.requires_checkin(),
             used: false,
             sessions_unknown: false,
+            queue_slots: 0,
             created_at: now,
             checked_in_at: None,
             ad: config.ad_create_machine_record.then(|| AdRecord {

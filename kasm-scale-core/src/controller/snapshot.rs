@@ -21,6 +21,7 @@ pub(crate) fn server_snapshot(s: &ServerInfo) -> ServerSnapshot {
         used: s.used || s.sessions_unknown,
         created_at: s.created_at,
         checked_in_at: s.checked_in_at,
+        queue_slots: s.queue_slots,
     }
 }
 

@@ -30,7 +30,8 @@
 //!    it to come up: no endless create/destroy loop when check-in is slow.
 //! 5. `seat_waiting_requests`: queued session requests take the free slots of ready servers
 //!    first (any config, in config order), then those of servers coming up for configs with
-//!    aggressive scaling, oldest first. Without aggressive scaling a request waits for the
+//!    aggressive scaling: first the slots earlier plans made for the queue (a server's
+//!    `queue_slots`), then any, oldest first. Without aggressive scaling a request waits for the
 //!    normal cycle (Kasm's rule) and holds no slot a config brings up for its minimum.
 //! 6. `keep_minimum`: a config with fewer free slots than its minimum creates
 //!    ceil(deficit / sessions per server) servers ([`Cause::BelowMinimum`]), never beyond
@@ -39,9 +40,13 @@
 //!    clock; once the surplus has lasted `downscale_backoff` seconds, idle servers are destroyed,
 //!    oldest first, while the rest still covers the minimum ([`Cause::Surplus`]). Nothing goes
 //!    while session requests wait in the pool, and a server with a session never goes.
-//! 8. `provision_for_queue`: requests that no free or coming slot covers make the first enabled
-//!    configs with aggressive scaling and room provision for them at once
-//!    ([`Cause::QueuedRequests`]). Outside every schedule window a config provisions nothing,
+//! 8. `provision_for_queue`: the minimum and the queue are one need (ours: each rule rounding up
+//!    on its own made one server too many). Requests that no free or coming slot covers take the
+//!    slots beyond the minimum on the servers just provisioned for it, then make the first
+//!    enabled configs with aggressive scaling and room provision for them at once
+//!    ([`Cause::QueuedRequests`]); a server whose spare slots a later config's rounding already
+//!    provides is not made. Each new server carries the slots the queue takes (`queue_slots`),
+//!    so the next plan seats the requests where this one counted them. Outside every schedule window a config provisions nothing,
 //!    queued requests included: they wait, with a note saying so.
 //!
 //! A disabled config (`enabled = false`) creates no server; everything else still applies (ours):
@@ -115,6 +120,11 @@ pub struct ServerSnapshot {
     pub created_at: Timestamp,
     /// When it checked in (or, for configs without check-in, became ready); `None` before.
     pub checked_in_at: Option<Timestamp>,
+    /// Slots that the plan which made it gave to waiting session requests
+    /// ([`Action::Provision`]'s `queue_slots`): waiting requests take these first, so the plan
+    /// that made it and the next one agree on which slots the queue holds (and a config's
+    /// minimum is not eaten by requests another config's server was made for).
+    pub queue_slots: u32,
 }
 
 impl ServerSnapshot {
@@ -278,6 +288,11 @@ pub enum Action {
         count: u32,
         /// Why, for machines.
         cause: Cause,
+        /// Slots of the new servers that waiting session requests take, server by server (each
+        /// takes up to its capacity, the last one the rest); what they leave keeps the minimum.
+        /// 0 for servers made for the minimum alone.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        queue_slots: u32,
         /// Why, for people.
         reason: String,
     },
@@ -316,4 +331,8 @@ pub struct Plan {
     /// Things worth knowing that need no action (a config waiting out a failure backoff, requests
     /// that wait outside every schedule window or that no config can take).
     pub notes: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

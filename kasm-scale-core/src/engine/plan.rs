@@ -242,8 +242,9 @@ impl<'s> Pass<'s> {
     }
 
     /// Rule 5: queued requests take the free slots of ready servers first (any config, in config
-    /// order), then those of servers coming up for configs with aggressive scaling, oldest server
-    /// first (the first to be ready, and a choice that servers created later do not change).
+    /// order), then those of servers coming up for configs with aggressive scaling: first the
+    /// slots earlier plans gave to the queue (`queue_slots`), then any, oldest server first (the
+    /// first to be ready, and a choice that servers created later do not change).
     /// Without aggressive scaling a request waits for the normal cycle (Kasm's rule), so it does
     /// not hold on to capacity that a config brings up for its minimum.
     fn seat_waiting_requests(&mut self) {
@@ -272,19 +273,30 @@ impl<'s> Pass<'s> {
                     && !(s.sessions == 0 && s.created_at <= deadline[c])
             })
             .collect();
+        // The slots plans gave to the queue first, then any room, oldest server first (the
+        // first to be ready): the slots the plan that made a server counted on.
         pending.sort_unstable_by_key(|s| (s.created_at, s.id));
-        for server in pending {
-            if self.waiting == 0 {
-                break;
+        let mut room: Vec<u64> = pending
+            .iter()
+            .map(|s| u64::from(s.capacity.saturating_sub(s.sessions)))
+            .collect();
+        for reserved in [true, false] {
+            for (server, room) in pending.iter().zip(room.iter_mut()) {
+                if self.waiting == 0 {
+                    return;
+                }
+                let t = &mut tally[server.config as usize];
+                let mut take = self.waiting.min(*room).min(t.pending_free);
+                if reserved {
+                    take = take.min(u64::from(
+                        server.queue_slots.saturating_sub(server.sessions),
+                    ));
+                }
+                *room -= take;
+                t.free -= take;
+                t.pending_free -= take;
+                self.waiting -= take;
             }
-            let t = &mut tally[server.config as usize];
-            let take = self
-                .waiting
-                .min(u64::from(server.capacity.saturating_sub(server.sessions)))
-                .min(t.pending_free);
-            t.free -= take;
-            t.pending_free -= take;
-            self.waiting -= take;
         }
     }
 
@@ -335,6 +347,7 @@ impl<'s> Pass<'s> {
                     config: policy.name.clone(),
                     count: count as u32,
                     cause: Cause::BelowMinimum,
+                    queue_slots: 0,
                     reason,
                 });
                 t.live += count as u32;
@@ -419,17 +432,121 @@ impl<'s> Pass<'s> {
         }
     }
 
-    /// Rule 8: requests that no free or pending slot covers make the first configs with
+    /// Rule 8: the minimum and the queue are one need. Requests that no free or pending slot
+    /// covers first take the slots beyond the minimum on the servers just provisioned for it
+    /// (whole servers round up), config by config; the rest make the first configs with
     /// aggressive scaling and room provision for them at once (one server while failing).
-    /// Outside every schedule window a config provisions nothing: the requests wait.
+    /// Each new server carries the slots the queue takes (`queue_slots`: the next plan seats the
+    /// requests there first). Outside every schedule window a config provisions nothing: the
+    /// requests wait.
     fn provision_for_queue(&mut self) {
+        let n = self.snapshot.configs.len();
+        let mut shared = vec![0u64; n];
         for (c, config) in self.snapshot.configs.iter().enumerate() {
             let policy = &config.policy;
-            if self.waiting == 0 {
-                break;
+            if self.waiting == 0 || !policy.enabled || !policy.aggressive_scaling {
+                continue;
             }
+            let Some(at) = self.per_config[c].iter().position(|a| {
+                matches!(
+                    a,
+                    Action::Provision {
+                        cause: Cause::BelowMinimum,
+                        ..
+                    }
+                )
+            }) else {
+                continue;
+            };
+            // The spare lies on the last new server: fewer slots than one server holds.
+            let take = self
+                .waiting
+                .min(self.tally[c].free.saturating_sub(self.minimum[c]));
+            if take == 0 {
+                continue;
+            }
+            self.waiting -= take;
+            self.tally[c].free -= take;
+            shared[c] = take;
+            if let Action::Provision { count, .. } = &mut self.per_config[c][at] {
+                *count -= 1;
+                if *count == 0 {
+                    self.per_config[c].remove(at);
+                }
+            }
+        }
+        let uncovered = self.waiting;
+        let counts = self.queue_servers();
+        // The requests each config's new servers seat: config by config, as many as they hold.
+        let mut left = uncovered;
+        let seated: Vec<u64> = counts
+            .iter()
+            .zip(&self.snapshot.configs)
+            .map(|(count, config)| {
+                let take = left.min(count * u64::from(config.policy.sessions_per_server.max(1)));
+                left -= take;
+                take
+            })
+            .collect();
+        for (c, config) in self.snapshot.configs.iter().enumerate() {
+            let policy = &config.policy;
+            let sps = policy.sessions_per_server.max(1);
+            if shared[c] > 0 {
+                self.queue.push(Action::Provision {
+                    config: policy.name.clone(),
+                    count: 1,
+                    cause: Cause::QueuedRequests,
+                    queue_slots: shared[c] as u32,
+                    reason: format!(
+                        "provision 1 on {}: a server for minimum {} that also seats {} waiting session request(s) (aggressive scaling, {})",
+                        policy.name,
+                        self.minimum[c],
+                        shared[c],
+                        per_server(u64::from(sps))
+                    ),
+                });
+            }
+            if counts[c] > 0 {
+                self.queue.push(Action::Provision {
+                    config: policy.name.clone(),
+                    count: counts[c] as u32,
+                    cause: Cause::QueuedRequests,
+                    queue_slots: seated[c] as u32,
+                    reason: format!(
+                        "provision {} on {}: {uncovered} session request(s) wait with no free slot (aggressive scaling, {})",
+                        counts[c],
+                        policy.name,
+                        per_server(u64::from(sps))
+                    ),
+                });
+            }
+        }
+        if self.waiting > 0 {
+            self.notes.push(format!(
+                "{} session request(s) wait: no config with aggressive scaling has room",
+                self.waiting
+            ));
+        }
+    }
+
+    /// Servers each config provisions for the requests still waiting: the first configs with
+    /// aggressive scaling and room, in order (one server while failing). Whole servers round up
+    /// in every config, so the spare slots of a later config may hold an earlier config's last
+    /// requests; such a server is one too many and is not made.
+    fn queue_servers(&mut self) -> Vec<u64> {
+        let configs = &self.snapshot.configs;
+        let sps = |c: usize| u64::from(configs[c].policy.sessions_per_server.max(1));
+        let mut counts = vec![0u64; configs.len()];
+        let mut spare = 0u64;
+        for (c, config) in configs.iter().enumerate() {
+            let policy = &config.policy;
             let room = u64::from(policy.max_instances.saturating_sub(self.tally[c].live));
-            if !policy.enabled || !policy.aggressive_scaling || self.backing_off[c] || room == 0 {
+            if self.waiting == 0
+                || !policy.enabled
+                || !policy.aggressive_scaling
+                || self.backing_off[c]
+                || room == 0
+            {
                 continue;
             }
             if !policy.is_active_at(self.now) {
@@ -439,33 +556,24 @@ impl<'s> Pass<'s> {
                 ));
                 continue;
             }
-            let sps = u64::from(policy.sessions_per_server.max(1));
             let failing = self.bookkeeping[c].consecutive_failures > 0;
-            let count =
+            counts[c] =
                 self.waiting
-                    .div_ceil(sps)
+                    .div_ceil(sps(c))
                     .min(room)
                     .min(if failing { 1 } else { u64::MAX });
-            self.queue.push(Action::Provision {
-                config: policy.name.clone(),
-                count: count as u32,
-                cause: Cause::QueuedRequests,
-                reason: format!(
-                    "provision {count} on {}: {} session request(s) wait with no free slot (aggressive scaling, {})",
-                    policy.name,
-                    self.waiting,
-                    per_server(sps)
-                ),
-            });
-            self.tally[c].live += count as u32;
-            self.waiting = self.waiting.saturating_sub(count * sps);
+            let slots = counts[c] * sps(c);
+            spare += slots.saturating_sub(self.waiting);
+            self.waiting = self.waiting.saturating_sub(slots);
         }
-        if self.waiting > 0 {
-            self.notes.push(format!(
-                "{} session request(s) wait: no config with aggressive scaling has room",
-                self.waiting
-            ));
+        for c in (0..configs.len()).rev() {
+            while counts[c] > 0 && spare >= sps(c) {
+                counts[c] -= 1;
+                spare -= sps(c);
+            }
+            self.tally[c].live += counts[c] as u32;
         }
+        counts
     }
 
     /// The plan: per config its destroys and its provision for the minimum, then the surplus

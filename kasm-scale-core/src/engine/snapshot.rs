@@ -31,6 +31,7 @@ use crate::config::Config;
 ///     used: false,
 ///     created_at: jiff::Timestamp::UNIX_EPOCH,
 ///     checked_in_at: Some(jiff::Timestamp::UNIX_EPOCH),
+///     queue_slots: 0,
 /// };
 /// assert_eq!(builder.add("aws", server.clone()), Some((0, 0)));
 /// assert_eq!(builder.add("azure", server), None);
@@ -142,6 +143,7 @@ mod tests {
             used: false,
             created_at: jiff::Timestamp::UNIX_EPOCH,
             checked_in_at: None,
+            queue_slots: 0,
         }
     }
 

@@ -55,6 +55,10 @@ pub struct StateServer {
     /// When it checked in (RFC 3339), or null.
     #[serde(default)]
     pub checked_in_at: Option<Timestamp>,
+    /// Slots the plan that made it gave to waiting session requests (they take them first).
+    /// Default: 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub queue_slots: u32,
 }
 
 /// Why a state file was refused: every problem, with its path.
@@ -145,6 +149,7 @@ impl State {
                     used: s.used.unwrap_or(s.sessions > 0) || s.sessions > 0,
                     created_at: s.created_at,
                     checked_in_at: s.checked_in_at,
+                    queue_slots: s.queue_slots,
                 },
             );
         }
@@ -173,4 +178,8 @@ impl State {
             })
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
