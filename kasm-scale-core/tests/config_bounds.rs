@@ -68,6 +68,7 @@ fn non_finite_numbers_are_refused() {
                 "vm_providers[0].rate_limit_per_second: must be a finite number, got inf",
                 "vm_providers[0].api_rate_limit_per_second: must be a finite number, got NaN",
                 "vm_providers[0].boot_latency: must be a finite number, got -inf",
+                "warning: pools: no pools defined: there is nothing to scale (an empty document reads the same in every format)",
             ],
             "{format:?}"
         );

@@ -13,7 +13,9 @@ pub fn run(files: &[PathBuf]) -> ExitCode {
         let name = file.display();
         match load_file(file) {
             Ok(loaded) => {
-                let backend = backend_problems(&loaded.config);
+                let (backend, unchecked): (Vec<_>, Vec<_>) = backend_problems(&loaded.config)
+                    .into_iter()
+                    .partition(|p| p.severity == kasm_scale_core::Severity::Error);
                 if !backend.is_empty() {
                     eprintln!("{name}: invalid: {} error(s)", backend.len());
                     for problem in &backend {
@@ -23,7 +25,7 @@ pub fn run(files: &[PathBuf]) -> ExitCode {
                     continue;
                 }
                 println!("{name}: ok: {}", loaded.config.summary());
-                for warning in &loaded.warnings {
+                for warning in loaded.warnings.iter().chain(&unchecked) {
                     eprintln!("{name}: {warning}");
                 }
             }
@@ -68,8 +70,74 @@ fn backend_problems(config: &kasm_scale_core::config::Config) -> Vec<kasm_scale_
         .collect()
 }
 
-/// Without backend crates there is nothing more to check.
+/// Without the `aws` feature the override is not checked: a warning says so, rather than a
+/// silent "ok".
 #[cfg(not(feature = "aws"))]
-fn backend_problems(_config: &kasm_scale_core::config::Config) -> Vec<kasm_scale_core::Problem> {
-    Vec::new()
+fn backend_problems(config: &kasm_scale_core::config::Config) -> Vec<kasm_scale_core::Problem> {
+    unchecked_overrides(config)
+}
+
+/// A warning for each AWS provider whose override this build cannot check.
+#[cfg_attr(feature = "aws", allow(dead_code))]
+fn unchecked_overrides(config: &kasm_scale_core::config::Config) -> Vec<kasm_scale_core::Problem> {
+    use kasm_scale_core::config::VmProviderConfig;
+    config
+        .vm_providers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match p {
+            VmProviderConfig::Aws(c) if c.aws_ec2_config_override.is_some() => {
+                Some(kasm_scale_core::Problem::warning(
+                    format!("vm_providers[{i}].aws_ec2_config_override"),
+                    "NOT checked: this kasm-scale is built without the `aws` feature; \
+                     `cargo install kasm-scale --features aws` (or `cargo run --features aws -- \
+                     validate …`) checks its keys against RunInstances",
+                ))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs in every build: the warning a build without `aws` prints instead of a silent "ok".
+    #[test]
+    fn an_override_a_build_cannot_check_is_named_as_not_checked() {
+        let text = r#"
+[[vm_providers]]
+provider = "aws"
+name = "ec2"
+aws_access_key_id = "AKIAEXAMPLEEXAMPLE00"
+aws_secret_access_key = "example-secret"
+aws_region = "us-east-1"
+aws_ec2_ami_id = "ami-12c6146b"
+aws_ec2_instance_type = "t3.micro"
+max_instances = 2
+aws_ec2_config_override = { NoSuchKey = 1 }
+
+[[vm_providers]]
+provider = "aws"
+name = "plain"
+aws_access_key_id = "AKIAEXAMPLEEXAMPLE00"
+aws_secret_access_key = "example-secret"
+aws_region = "us-east-1"
+aws_ec2_ami_id = "ami-12c6146b"
+aws_ec2_instance_type = "t3.micro"
+max_instances = 2
+"#;
+        let config = kasm_scale_core::load_str(text, kasm_scale_core::Format::Toml)
+            .expect("valid")
+            .config;
+        let warnings = unchecked_overrides(&config);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let shown = warnings[0].to_string();
+        assert!(
+            shown.starts_with("warning: vm_providers[0].aws_ec2_config_override: NOT checked"),
+            "{shown}"
+        );
+        assert_eq!(warnings[0].severity, kasm_scale_core::Severity::Warning);
+    }
 }

@@ -27,6 +27,12 @@ pub(crate) const SECTIONS: [&str; 8] = [
 
 /// Parses `text` as `format` into a JSON tree, or returns the syntax error with its position.
 pub(crate) fn parse_tree(text: &str, format: Format, file: &Path) -> Result<Value, ConfigError> {
+    // A byte order mark (editors on Windows write one) is not part of the document.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // An empty document is an empty table in every format (JSON would call it a syntax error).
+    if text.trim().is_empty() {
+        return Ok(Value::Object(Map::new()));
+    }
     let syntax = |line: usize, column: usize, message: String| ConfigError::Syntax {
         file: file.to_path_buf(),
         line,
@@ -38,25 +44,83 @@ pub(crate) fn parse_tree(text: &str, format: Format, file: &Path) -> Result<Valu
             Ok(table) => Ok(toml_to_json(toml::Value::Table(table))),
             Err(e) => {
                 let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-                Err(syntax(line, column, e.message().trim().to_owned()))
+                Err(syntax(line, column, toml_message(e.message().trim())))
             }
         },
-        Format::Json => serde_json::from_str::<Value>(text).map_err(|e| {
-            syntax(
-                e.line().max(1),
-                e.column().max(1),
-                strip_position(&e.to_string()),
-            )
-        }),
+        Format::Json => serde_json::from_str::<tree::JsonTree>(text)
+            .map(|t| t.0)
+            .map_err(|e| {
+                syntax(
+                    e.line().max(1),
+                    e.column().max(1),
+                    strip_position(&e.to_string()),
+                )
+            }),
         Format::Yaml => match serde_yaml_ng::from_str::<Tree>(text) {
             Ok(Tree(Value::Null)) => Ok(Value::Object(Map::new())),
             Ok(Tree(v)) => Ok(v),
             Err(e) => {
-                let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-                Err(syntax(line, column, strip_position(&e.to_string())))
+                let (mut line, mut column) =
+                    e.location().map_or((1, 1), |l| (l.line(), l.column()));
+                let message = strip_position(&e.to_string());
+                // The parser places the error at the start of the mapping: point at the key.
+                if let Some(key) = message
+                    .split_once("duplicate key `")
+                    .and_then(|(_, rest)| rest.split_once('`'))
+                    .map(|(key, _)| key)
+                    && let Some(at) = second_key(text, line, column, key)
+                {
+                    (line, column) = at;
+                }
+                Err(syntax(line, column, message))
             }
         },
     }
+}
+
+/// The toml parser's message, with its internal wording for an integer beyond 64 bits replaced.
+fn toml_message(message: &str) -> String {
+    if message.contains(" as i128, expected") || message.contains("value was too large") {
+        return format!(
+            "integer out of range: TOML integers are 64-bit ({} to {})",
+            i64::MIN,
+            i64::MAX
+        );
+    }
+    message.to_owned()
+}
+
+/// Where `key` is given the second time in the block mapping whose first key is at `line`,
+/// `column` (1-based), if it is written one key per line.
+fn second_key(text: &str, line: usize, column: usize, key: &str) -> Option<(usize, usize)> {
+    let mut seen = 0;
+    for (n, row) in text.lines().enumerate().skip(line.saturating_sub(1)) {
+        let indent = row.chars().take_while(|c| *c == ' ').count();
+        let rest = row.trim_start_matches(' ');
+        let first = n + 1 == line;
+        if !first && !rest.is_empty() && !rest.starts_with('#') && indent + 1 < column {
+            return None;
+        }
+        // The mapping's first row may start with the list's `- `.
+        let start = if first { column - 1 } else { indent };
+        if !first && indent + 1 != column {
+            continue;
+        }
+        let Some(after) = row.get(start..) else {
+            continue;
+        };
+        let named = after
+            .strip_prefix(key)
+            .or_else(|| after.strip_prefix(&format!("\"{key}\"")))
+            .or_else(|| after.strip_prefix(&format!("'{key}'")));
+        if named.is_some_and(|r| r.trim_start().starts_with(':')) {
+            seen += 1;
+            if seen == 2 {
+                return Some((n + 1, start + 1));
+            }
+        }
+    }
+    None
 }
 
 /// 1-based line and column (in characters) of byte `offset`.
@@ -117,6 +181,10 @@ pub(crate) fn read_tree(root: Value) -> Read {
             "",
             "the document must be a table / mapping of sections",
         ));
+        read.broken.push(Broken {
+            section: "",
+            name: None,
+        });
         return read;
     };
     let unknown: Vec<String> = root

@@ -17,6 +17,17 @@ use super::{
 /// not deserialize: references to them are not reported again.
 pub(crate) fn check(config: &Config, broken: &[Broken], problems: &mut Vec<Problem>) {
     let mut out = Out { problems, broken };
+    // A document that is not a table has been refused as a whole (a broken `` section).
+    if config.pools.is_empty()
+        && !broken
+            .iter()
+            .any(|b| b.section == "pools" || b.section.is_empty())
+    {
+        out.warning(
+            "pools".into(),
+            "no pools defined: there is nothing to scale (an empty document reads the same in every format)",
+        );
+    }
     names(
         &mut out,
         "zones",
