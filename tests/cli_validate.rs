@@ -162,3 +162,24 @@ fn a_bad_aws_override_is_reported_with_its_path() {
          tests/data/bad-aws-override.toml: vm_providers[0].aws_ec2_config_override.MetadataOptions.HttpTokens: `always` is not one of optional, required\n"
     );
 }
+
+/// The README shows `validate`'s output for `tests/data/five-mistakes.toml`: it is what the
+/// program prints, line for line.
+#[test]
+fn the_readme_shows_the_real_validate_output() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let marker = "$ kasm-scale validate tests/data/five-mistakes.toml\n";
+    let shown = readme
+        .split_once(marker)
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .expect("the README shows the excerpt");
+    let out = std::process::Command::new(common::binary())
+        .args(["validate", "tests/data/five-mistakes.toml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let real = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(shown, real, "README excerpt vs real output");
+}
