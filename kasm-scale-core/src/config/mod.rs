@@ -44,7 +44,9 @@ pub use provider::{
     VmProviderConfig,
 };
 pub use schedule::{LocalTime, Schedule, TimeZoneName, Weekday};
-pub use store::{FileStoreConfig, STATE_STORE_KINDS, StateStoreConfig};
+pub use store::{
+    FileStoreConfig, LEASE_TTL_RANGE, PostgresStoreConfig, STATE_STORE_KINDS, StateStoreConfig,
+};
 pub use token::{BrokerApiConfig, CheckinTokenConfig, MIN_BROKER_KEY_LEN};
 pub use workspace::{RdpClientType, Workspace, Zone};
 

@@ -135,8 +135,13 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
     // The records of new servers are saved before their VMs are asked for, so a restart finds
     // them (and resumes them) instead of adopting their VMs as unknown. (A tick that creates
     // nothing saves once, at its end.)
-    if starts.iter().any(|s| matches!(s, Start::Create(..))) {
-        persist::persist(shared).await;
+    if starts.iter().any(|s| matches!(s, Start::Create(..)))
+        && let Err(e) = persist::persist(shared).await
+    {
+        // No VM without its saved record (a replica that lost its lease, or a store that
+        // cannot be reached): the next tick tries again from the records.
+        tracing::warn!(error = %e, "new servers not started: their records are not saved");
+        starts.retain(|s| !matches!(s, Start::Create(..)));
     }
     for start in starts {
         match start {
