@@ -15,3 +15,11 @@ CREATE TABLE IF NOT EXISTS kasm_scale_lease (
 );
 
 INSERT INTO kasm_scale_lease (name) VALUES ('leader') ON CONFLICT (name) DO NOTHING;
+
+-- Bumped by every save: a writer whose last read is older is refused (no blind overwrite).
+CREATE TABLE IF NOT EXISTS kasm_scale_version (
+    name    text   PRIMARY KEY,
+    version bigint NOT NULL DEFAULT 0
+);
+
+INSERT INTO kasm_scale_version (name) VALUES ('records') ON CONFLICT (name) DO NOTHING;

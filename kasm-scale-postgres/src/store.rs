@@ -33,9 +33,10 @@ pub(crate) enum Fence {
 pub struct PostgresStore {
     pool: Pool,
     fence: Mutex<Fence>,
-    /// What the database holds, as of the last successful load or save (`None`: unknown, so the
-    /// next save rewrites every row). Held through a save: saves of one store run one at a time.
-    saved: tokio::sync::Mutex<Option<Records>>,
+    /// What the database holds, as of the last successful load or save, and its version
+    /// (`None`: unknown, so the next save rewrites every row). Held through a save: saves of one
+    /// store run one at a time.
+    saved: tokio::sync::Mutex<Option<(Records, i64)>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -125,7 +126,14 @@ impl PostgresStore {
         *self.fence.lock().unwrap_or_else(|e| e.into_inner()) = Fence::Follower;
     }
 
-    async fn try_save(&self, changes: &Changes, full: bool, fence: Fence) -> Result<(), Failure> {
+    /// One attempt: the rows of `changes` (after deleting every row when `base` is `None`), if
+    /// the lease allows it and the stored version is still `base`. Returns the new version.
+    async fn try_save(
+        &self,
+        changes: &Changes,
+        base: Option<i64>,
+        fence: Fence,
+    ) -> Result<i64, Failure> {
         let mut client = self.pool.get().await.map_err(|e| Failure {
             retry: true,
             unknown_outcome: false,
@@ -161,10 +169,33 @@ impl PostgresStore {
                 error: StoreError::Fenced(why),
             });
         }
-        if full {
-            tx.execute("DELETE FROM kasm_scale_records", &[])
-                .await
-                .map_err(|e| Failure::db(&e))?;
+        let version: i64 = tx
+            .query_one(
+                "UPDATE kasm_scale_version SET version = version + 1 \
+                 WHERE name = 'records' RETURNING version",
+                &[],
+            )
+            .await
+            .map_err(|e| Failure::db(&e))?
+            .get(0);
+        match base {
+            Some(base) if version != base + 1 => {
+                return Err(Failure {
+                    retry: false,
+                    unknown_outcome: false,
+                    error: StoreError::Fenced(format!(
+                        "the stored state changed since this process last read it (version \
+                         {base}, now {}): another process writes it",
+                        version - 1
+                    )),
+                });
+            }
+            Some(_) => {}
+            None => {
+                tx.execute("DELETE FROM kasm_scale_records", &[])
+                    .await
+                    .map_err(|e| Failure::db(&e))?;
+            }
         }
         if !changes.delete_keys.is_empty() {
             tx.execute(
@@ -195,7 +226,8 @@ impl PostgresStore {
             retry: transient(&e),
             unknown_outcome: true,
             error: StoreError::Unavailable(format!("commit: {}", describe(&e))),
-        })
+        })?;
+        Ok(version)
     }
 }
 
@@ -203,21 +235,39 @@ impl PostgresStore {
 impl StateStore for PostgresStore {
     async fn load(&self) -> Result<Option<Records>, StoreError> {
         let mut saved = self.saved.lock().await;
-        let client = self
+        let mut client = self
             .pool
             .get()
             .await
             .map_err(|e| StoreError::Unavailable(format!("no connection: {e}")))?;
-        let rows = client
+        let unavailable = |e: tokio_postgres::Error| StoreError::Unavailable(describe(&e));
+        // One snapshot: the rows and the version they are at.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(unavailable)?;
+        let version: i64 = tx
+            .query_one(
+                "SELECT version FROM kasm_scale_version WHERE name = 'records'",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        let rows = tx
             .query("SELECT kind, key, value::text FROM kasm_scale_records", &[])
             .await
-            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
         if rows.is_empty() {
-            *saved = Some(Records::default());
+            *saved = Some((Records::default(), version));
             return Ok(None);
         }
         let records = rows::records(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))))?;
-        *saved = Some(records.clone());
+        *saved = Some((records.clone(), version));
         Ok(Some(records))
     }
 
@@ -233,7 +283,8 @@ impl StateStore for PostgresStore {
         loop {
             attempt += 1;
             let full = saved.is_none();
-            let changes = rows::changes(saved.as_ref(), records);
+            let base = saved.as_ref().map(|(_, v)| *v);
+            let changes = rows::changes(saved.as_ref().map(|(r, _)| r), records);
             if !full && changes.is_empty() {
                 return Ok(());
             }
@@ -244,9 +295,9 @@ impl StateStore for PostgresStore {
                 full,
                 attempt
             );
-            match self.try_save(&changes, full, fence).instrument(span).await {
-                Ok(()) => {
-                    *saved = Some(records.clone());
+            match self.try_save(&changes, base, fence).instrument(span).await {
+                Ok(version) => {
+                    *saved = Some((records.clone(), version));
                     metrics::counter!("kasm_scale_store_rows_written_total")
                         .increment(changes.upsert_keys.len() as u64);
                     return Ok(());
