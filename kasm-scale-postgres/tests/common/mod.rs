@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod replicas;
+
 use std::sync::Arc;
 
 use kasm_scale_core::config::PostgresStoreConfig;
