@@ -140,16 +140,66 @@ impl PostgresStore {
             error: StoreError::Unavailable(format!("no connection: {e}")),
         })?;
         let tx = client.transaction().await.map_err(|e| Failure::db(&e))?;
-        // The share lock makes a takeover wait for this transaction: either this write lands
-        // before the new leader loads, or it sees the new epoch and is refused.
-        let lease = tx
-            .query_one(
+        // Prepared once per connection (deadpool's statement cache).
+        let (lease, version, clear, delete, upsert) = tokio::try_join!(
+            tx.prepare_cached(
                 "SELECT epoch, holder, expires_at > clock_timestamp() \
-                 FROM kasm_scale_lease WHERE name = 'leader' FOR SHARE",
-                &[],
-            )
-            .await
-            .map_err(|e| Failure::db(&e))?;
+                 FROM kasm_scale_lease WHERE name = 'leader' FOR SHARE"
+            ),
+            tx.prepare_cached(
+                "UPDATE kasm_scale_version SET version = version + 1 \
+                 WHERE name = 'records' RETURNING version"
+            ),
+            tx.prepare_cached("DELETE FROM kasm_scale_records"),
+            tx.prepare_cached(
+                "DELETE FROM kasm_scale_records r \
+                 USING unnest($1::text[], $2::text[]) AS d(kind, key) \
+                 WHERE r.kind = d.kind AND r.key = d.key"
+            ),
+            tx.prepare_cached(
+                "INSERT INTO kasm_scale_records (kind, key, value) \
+                 SELECT kind, key, value::jsonb \
+                 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(kind, key, value) \
+                 ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+        )
+        .map_err(|e| Failure::db(&e))?;
+        // Sent together (pipelined: one round trip), checked before the commit. The share lock
+        // on the lease row makes a takeover wait for this transaction: either this write lands
+        // before the new leader loads, or it sees the new epoch and is rolled back.
+        let lease = tx.query_one(&lease, &[]);
+        let version = tx.query_one(&version, &[]);
+        let clear = async {
+            if base.is_none() {
+                tx.execute(&clear, &[]).await?;
+            }
+            Ok::<(), tokio_postgres::Error>(())
+        };
+        let delete = async {
+            if !changes.delete_keys.is_empty() {
+                tx.execute(&delete, &[&changes.delete_kinds, &changes.delete_keys])
+                    .await?;
+            }
+            Ok::<(), tokio_postgres::Error>(())
+        };
+        let upsert = async {
+            if !changes.upsert_keys.is_empty() {
+                tx.execute(
+                    &upsert,
+                    &[
+                        &changes.upsert_kinds,
+                        &changes.upsert_keys,
+                        &changes.upsert_values,
+                    ],
+                )
+                .await?;
+            }
+            Ok::<(), tokio_postgres::Error>(())
+        };
+        let (lease, version, clear, delete, upsert) =
+            tokio::join!(lease, version, clear, delete, upsert);
+        let lease = lease.map_err(|e| Failure::db(&e))?;
+        let version: i64 = version.map_err(|e| Failure::db(&e))?.get(0);
         let (epoch, holder, live): (i64, Option<String>, bool) =
             (lease.get(0), lease.get(1), lease.get(2));
         let refused = match fence {
@@ -160,67 +210,25 @@ impl PostgresStore {
                 "replica `{}` holds the lease (epoch {epoch})",
                 holder.unwrap_or_default()
             )),
-            _ => None,
+            _ => match base {
+                Some(base) if version != base + 1 => Some(format!(
+                    "the stored state changed since this process last read it (version {base}, \
+                     now {}): another process writes it",
+                    version - 1
+                )),
+                _ => None,
+            },
         };
         if let Some(why) = refused {
+            // Dropping the transaction rolls every statement back.
             return Err(Failure {
                 retry: false,
                 unknown_outcome: false,
                 error: StoreError::Fenced(why),
             });
         }
-        let version: i64 = tx
-            .query_one(
-                "UPDATE kasm_scale_version SET version = version + 1 \
-                 WHERE name = 'records' RETURNING version",
-                &[],
-            )
-            .await
-            .map_err(|e| Failure::db(&e))?
-            .get(0);
-        match base {
-            Some(base) if version != base + 1 => {
-                return Err(Failure {
-                    retry: false,
-                    unknown_outcome: false,
-                    error: StoreError::Fenced(format!(
-                        "the stored state changed since this process last read it (version \
-                         {base}, now {}): another process writes it",
-                        version - 1
-                    )),
-                });
-            }
-            Some(_) => {}
-            None => {
-                tx.execute("DELETE FROM kasm_scale_records", &[])
-                    .await
-                    .map_err(|e| Failure::db(&e))?;
-            }
-        }
-        if !changes.delete_keys.is_empty() {
-            tx.execute(
-                "DELETE FROM kasm_scale_records r \
-                 USING unnest($1::text[], $2::text[]) AS d(kind, key) \
-                 WHERE r.kind = d.kind AND r.key = d.key",
-                &[&changes.delete_kinds, &changes.delete_keys],
-            )
-            .await
-            .map_err(|e| Failure::db(&e))?;
-        }
-        if !changes.upsert_keys.is_empty() {
-            tx.execute(
-                "INSERT INTO kasm_scale_records (kind, key, value) \
-                 SELECT kind, key, value::jsonb \
-                 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(kind, key, value) \
-                 ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value",
-                &[
-                    &changes.upsert_kinds,
-                    &changes.upsert_keys,
-                    &changes.upsert_values,
-                ],
-            )
-            .await
-            .map_err(|e| Failure::db(&e))?;
+        for written in [clear, delete, upsert] {
+            written.map_err(|e| Failure::db(&e))?;
         }
         tx.commit().await.map_err(|e| Failure {
             retry: transient(&e),
