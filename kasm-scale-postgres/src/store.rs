@@ -17,6 +17,36 @@ use crate::rows::{self, Changes};
 /// dropped connection (ours).
 const ATTEMPTS: u32 = 4;
 
+/// A save on top of a known version, as one statement: `$1` the version last read, `$2` this
+/// replica's epoch (NULL: no lease held, so no live lease may exist), `$3`/`$4` the rows to
+/// delete, `$5`..`$7` the rows to write. Returns the new version (NULL when refused) and what
+/// the lease and the version are, to say why. Deleted and written keys are disjoint.
+const DIFF: &str = "\
+WITH lease AS (
+    SELECT epoch, holder, expires_at > clock_timestamp() AS live
+    FROM kasm_scale_lease WHERE name = 'leader' FOR SHARE
+), ok AS (
+    UPDATE kasm_scale_version SET version = version + 1
+    WHERE name = 'records' AND version = $1
+      AND (SELECT CASE WHEN $2::bigint IS NULL THEN NOT live ELSE epoch = $2 END FROM lease)
+    RETURNING version
+), deleted AS (
+    DELETE FROM kasm_scale_records r
+    USING unnest($3::text[], $4::text[]) AS d(kind, key)
+    WHERE r.kind = d.kind AND r.key = d.key AND EXISTS (SELECT 1 FROM ok)
+    RETURNING 1
+), written AS (
+    INSERT INTO kasm_scale_records (kind, key, value)
+    SELECT u.kind, u.key, u.value::jsonb
+    FROM unnest($5::text[], $6::text[], $7::text[]) AS u(kind, key, value)
+    WHERE EXISTS (SELECT 1 FROM ok)
+    ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value
+    RETURNING 1
+)
+SELECT (SELECT version FROM ok), l.epoch, l.holder, l.live,
+       (SELECT version FROM kasm_scale_version WHERE name = 'records')
+FROM lease l";
+
 /// Whose writes this store makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fence {
@@ -124,6 +154,74 @@ impl PostgresStore {
     /// Writes from now on are refused (this replica does not hold the lease).
     pub(crate) fn follow(&self) {
         *self.fence.lock().unwrap_or_else(|e| e.into_inner()) = Fence::Follower;
+    }
+
+    /// One attempt at a diff on top of version `base`: ONE statement (one round trip, its own
+    /// transaction) that takes the share lock on the lease row, bumps the version only if the
+    /// lease and `base` allow it, and writes the rows only if the version moved.
+    async fn try_diff(&self, changes: &Changes, base: i64, fence: Fence) -> Result<i64, Failure> {
+        let client = self.pool.get().await.map_err(|e| Failure {
+            retry: true,
+            unknown_outcome: false,
+            error: StoreError::Unavailable(format!("no connection: {e}")),
+        })?;
+        let statement = client
+            .prepare_cached(DIFF)
+            .await
+            .map_err(|e| Failure::db(&e))?;
+        let epoch = match fence {
+            Fence::Leader(e) => Some(e),
+            Fence::Unfenced | Fence::Follower => None,
+        };
+        let row = client
+            .query_one(
+                &statement,
+                &[
+                    &base,
+                    &epoch,
+                    &changes.delete_kinds,
+                    &changes.delete_keys,
+                    &changes.upsert_kinds,
+                    &changes.upsert_keys,
+                    &changes.upsert_values,
+                ],
+            )
+            .await
+            .map_err(|e| Failure {
+                retry: transient(&e),
+                // A statement the server refused was rolled back; a lost connection may have
+                // committed it or not.
+                unknown_outcome: e.as_db_error().is_none(),
+                error: StoreError::Unavailable(describe(&e)),
+            })?;
+        let (written, lease_epoch, holder, live, stored): (
+            Option<i64>,
+            i64,
+            Option<String>,
+            bool,
+            i64,
+        ) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        if let Some(version) = written {
+            return Ok(version);
+        }
+        let why = match fence {
+            Fence::Leader(ours) if lease_epoch != ours => format!(
+                "the lease is at epoch {lease_epoch}, this replica's is {ours}: another replica leads"
+            ),
+            Fence::Unfenced if live => format!(
+                "replica `{}` holds the lease (epoch {lease_epoch})",
+                holder.unwrap_or_default()
+            ),
+            _ => format!(
+                "the stored state changed since this process last read it (version {base}, now \
+                 {stored}): another process writes it"
+            ),
+        };
+        Err(Failure {
+            retry: false,
+            unknown_outcome: false,
+            error: StoreError::Fenced(why),
+        })
     }
 
     /// One attempt: the rows of `changes` (after deleting every row when `base` is `None`), if
@@ -303,7 +401,13 @@ impl StateStore for PostgresStore {
                 full,
                 attempt
             );
-            match self.try_save(&changes, base, fence).instrument(span).await {
+            let attempt_once = async {
+                match base {
+                    Some(base) => self.try_diff(&changes, base, fence).await,
+                    None => self.try_save(&changes, base, fence).await,
+                }
+            };
+            match attempt_once.instrument(span).await {
                 Ok(version) => {
                     *saved = Some((records.clone(), version));
                     metrics::counter!("kasm_scale_store_rows_written_total")
