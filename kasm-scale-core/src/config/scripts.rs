@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use super::{AutoScaleConfig, AwsVmConfig, Config, Problem, VmProviderConfig};
 use crate::secret::Secret;
 use crate::template::{
-    self, AD_JOIN_PASSWORD_MAX_LEN, AD_VARIABLES, AdJoin, BUILTINS, MAX_PROBLEMS, ScriptVariables,
-    Template, TemplateError, VARIABLE_NAMES, builtin, checkin_jwt_max_len,
+    self, AD_JOIN_PASSWORD_MAX_LEN, AD_VARIABLES, AdJoin, BUILTINS, MAX_PROBLEMS, Quoting,
+    ScriptVariables, Template, TemplateError, VARIABLE_NAMES, Variables, builtin,
+    checkin_jwt_max_len,
 };
 
 impl VmProviderConfig {
@@ -20,6 +21,30 @@ impl VmProviderConfig {
         match self.startup_script_builtin() {
             Some(name) => builtin(name).map(|b| b.text),
             None => Some(self.startup_script()),
+        }
+    }
+
+    /// How the values are quoted when the script is rendered: the built-in script's language;
+    /// `None` for the configuration's own `startup_script`, which is rendered raw, as Kasm does.
+    pub fn script_quoting(&self) -> Option<Quoting> {
+        self.startup_script_builtin()
+            .and_then(builtin)
+            .map(|b| b.quoting)
+    }
+
+    /// Renders this provider's startup script (`template`, parsed from [`script_text`]) for one
+    /// server: a built-in script with each value quoted for its language
+    /// ([`Template::render_quoted`]), the configuration's own script raw, as Kasm renders it.
+    ///
+    /// [`script_text`]: Self::script_text
+    pub fn render_script(
+        &self,
+        template: &Template,
+        vars: &dyn Variables,
+    ) -> Result<Secret, TemplateError> {
+        match self.script_quoting() {
+            Some(quoting) => template.render_quoted(vars, quoting),
+            None => template.render(vars),
         }
     }
 
@@ -180,9 +205,18 @@ fn check_provider(config: &Config, p: &str, provider: &VmProviderConfig, out: &m
             ));
         }
     }
+    if let Some(quoting) = provider.script_quoting() {
+        unquotable_values(p, provider, &users, quoting, out);
+        if out
+            .iter()
+            .any(|problem| problem.severity == super::Severity::Error)
+        {
+            return;
+        }
+    }
     let limit = provider.startup_script_limit();
     for (user, vars) in &cases {
-        let rendered = match template.render(vars) {
+        let rendered = match provider.render_script(&template, vars) {
             Ok(r) => r,
             Err(e) => return out.push(Problem::error(&path, describe(&e))),
         };
@@ -206,6 +240,42 @@ fn check_provider(config: &Config, p: &str, provider: &VmProviderConfig, out: &m
             return;
         }
     }
+}
+
+/// An error for each configured value a built-in script cannot carry as a literal of its
+/// language (a NUL character in a bash script), at the field that holds it.
+fn unquotable_values(
+    p: &str,
+    provider: &VmProviderConfig,
+    users: &[(String, &AutoScaleConfig)],
+    quoting: Quoting,
+    out: &mut Vec<Problem>,
+) {
+    let name = provider.startup_script_builtin().unwrap_or_default();
+    let mut check = |path: String, value: &str| {
+        if let Err(e) = quoting.quote(value) {
+            out.push(Problem::error(
+                path,
+                format!("{e}; the built-in `{name}` script receives it"),
+            ));
+        }
+    };
+    for (key, value) in provider.startup_script_variables() {
+        check(
+            format!("{p}.startup_script_variables.{key}"),
+            value.expose(),
+        );
+    }
+    for (cpath, c) in users {
+        if let Some(user) = &c.connection_username {
+            check(format!("{cpath}.connection_username"), user);
+        }
+        if let Some(password) = &c.connection_password {
+            check(format!("{cpath}.connection_password"), password.expose());
+        }
+    }
+    // `upstream_auth_address` is checked as a host name; `domain` comes from the LDAP base DN,
+    // and the check-in token, host name and join password are made by kasm-scale.
 }
 
 /// `line 3, column 9: KeyError: 'print $4'` with a hint for the usual mistake.
