@@ -30,7 +30,10 @@ type Vars = HashMap<String, Option<String>>;
 fn section(text: &str) -> &str {
     let start = text.find(SECTION_START).expect("a value section");
     let start = start + text[start..].find('\n').expect("a line after the marker") + 1;
-    let end = start + text[start..].find(SECTION_END).expect("the end of the values");
+    let end = start
+        + text[start..]
+            .find(SECTION_END)
+            .expect("the end of the values");
     &text[start..end]
 }
 
@@ -50,7 +53,10 @@ fn assignments(b: &Builtin) -> Vec<(String, String)> {
                 "{}: `{line}` must assign a plain field",
                 b.name
             );
-            (lhs.trim().trim_start_matches('$').to_owned(), name.to_owned())
+            (
+                lhs.trim().trim_start_matches('$').to_owned(),
+                name.to_owned(),
+            )
         })
         .collect()
 }
@@ -201,7 +207,9 @@ fn lex(text: &str) -> Vec<Token> {
         let next = chars.get(i + 1).copied();
         if c == '#' {
             flush(&mut code, &mut tokens);
-            let end = (i..chars.len()).find(|&j| chars[j] == '\n').unwrap_or(chars.len());
+            let end = (i..chars.len())
+                .find(|&j| chars[j] == '\n')
+                .unwrap_or(chars.len());
             tokens.push(Token::Comment(chars[i..end].iter().collect()));
             i = end;
         } else if c == '<' && next == Some('#') {
@@ -269,7 +277,10 @@ fn lex(text: &str) -> Vec<Token> {
             let start = i + BASE64_START.chars().count();
             assert!(single_quote(chars[start]), "base64 text is a string");
             let (encoded, end) = single_quoted(&chars, start);
-            assert!(rest(end).starts_with(BASE64_END), "the expression is closed");
+            assert!(
+                rest(end).starts_with(BASE64_END),
+                "the expression is closed"
+            );
             tokens.push(Token::Literal(
                 String::from_utf8(base64_decode(&encoded)).expect("UTF-8 in base64"),
             ));
@@ -420,11 +431,55 @@ fn check_with_pwsh(pwsh: &PathBuf, b: &Builtin, script: &str, vars: &Vars) {
 /// Values an attacker or a careless admin could write.
 fn hostile() -> impl Strategy<Value = String> {
     let pieces = prop::sample::select(vec![
-        "'", "\"", "$(", ")", "`", "\n", "\r\n", "%", "%PATH%", "\\", "\\'", "${HOME}", "$x",
-        "é", "日本", "\u{2019}", "\u{2018}", "\u{201c}", "ё", "'@", "\n'@\n", "\n\"@\n",
-        "KASM_SCALE_EOF", "\nKASM_SCALE_EOF\n", "; echo INJECTED;", "x'; echo INJECTED; '",
-        "&&", "|", "#", "<#", "{", "}", "{{", "!", "^", " ", "\t", "*", "~", "=", "-n", "None",
-        "\u{a0}", "😀", "\u{2028}", "\u{7f}", "\u{1b}[31m", "abc", "kasm-user",
+        "'",
+        "\"",
+        "$(",
+        ")",
+        "`",
+        "\n",
+        "\r\n",
+        "%",
+        "%PATH%",
+        "\\",
+        "\\'",
+        "${HOME}",
+        "$x",
+        "é",
+        "日本",
+        "\u{2019}",
+        "\u{2018}",
+        "\u{201c}",
+        "ё",
+        "'@",
+        "\n'@\n",
+        "\n\"@\n",
+        "KASM_SCALE_EOF",
+        "\nKASM_SCALE_EOF\n",
+        "; echo INJECTED;",
+        "x'; echo INJECTED; '",
+        "&&",
+        "|",
+        "#",
+        "<#",
+        "{",
+        "}",
+        "{{",
+        "!",
+        "^",
+        " ",
+        "\t",
+        "*",
+        "~",
+        "=",
+        "-n",
+        "None",
+        "\u{a0}",
+        "😀",
+        "\u{2028}",
+        "\u{7f}",
+        "\u{1b}[31m",
+        "abc",
+        "kasm-user",
     ]);
     prop_oneof![
         4 => prop::collection::vec(pieces, 0..8).prop_map(|v| v.concat()),
@@ -592,8 +647,10 @@ fn a_value_the_linux_script_cannot_carry_is_refused_at_load() {
     let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
     assert_eq!(
         shown,
-        ["pools[0].autoscale[0].connection_password: holds a NUL character, which a bash script \
-          cannot carry; the built-in `linux` script receives it"]
+        [
+            "pools[0].autoscale[0].connection_password: holds a NUL character, which a bash script \
+          cannot carry; the built-in `linux` script receives it"
+        ]
     );
     assert!(!format!("{problems:?}").contains("se\0cret"));
     // The Windows script carries it.
@@ -633,8 +690,13 @@ async fn provisioned_servers_get_each_value_as_data() {
             .expect("its script");
         let rendered = rendered.expose();
         if script == "linux" {
-            let names = ["SESSION_USER", "SESSION_PASSWORD", "INSTALL_XRDP", "SERVER_HOSTNAME"]
-                .map(str::to_owned);
+            let names = [
+                "SESSION_USER",
+                "SESSION_PASSWORD",
+                "INSTALL_XRDP",
+                "SERVER_HOSTNAME",
+            ]
+            .map(str::to_owned);
             assert_eq!(
                 bash_values(rendered, &names),
                 [user, password, "fa'lse", server.hostname.as_str()]

@@ -151,8 +151,7 @@ fn secrets_stay_out_of_the_problems() {
         checkin_jwt: Secret::new("s3cr3t-TOKEN"),
         ..ScriptVariables::default()
     };
-    v.extra
-        .insert("share".into(), Secret::new("s3cr3t-share"));
+    v.extra.insert("share".into(), Secret::new("s3cr3t-share"));
     for (template, name) in [
         ("{server_id:{checkin_jwt}} {missing}", "checkin_jwt"),
         ("{server_id:{share}} {missing}", "share"),
