@@ -8,9 +8,23 @@ mod common;
 use common::text;
 
 /// Runs `kasm-scale args` with stdout a pipe whose reading end is closed before it starts, so
-/// that its first write fails with a broken pipe.
+/// that its first write fails with a broken pipe (every time: no race with a reader that exits).
 fn with_closed_stdout(args: &[&str]) -> Output {
-    let (reader, writer) = std::io::pipe().expect("a pipe");
+    // A FIFO opened for reading and writing (Linux opens it at once), then for writing only;
+    // closing the first leaves a pipe without a reader.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("stdout");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo is needed for this test (coreutils)");
+    assert!(made.success());
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
     drop(reader);
     Command::new(common::binary())
         .args(args)
