@@ -117,7 +117,9 @@ fn render_builtin(name: &str, ad: bool) -> String {
 fn builtin_linux_script_renders_to_valid_bash() {
     for ad in [true, false] {
         let script = render_builtin("linux", ad);
-        assert!(script.contains("realm join --one-time-password=\"$JOIN_PASSWORD\" \"$DOMAIN\""));
+        assert!(
+            script.contains("realm join --one-time-password=\"$JOIN_PASSWORD\" -- \"$DOMAIN\"")
+        );
         assert!(script.contains("hostnamectl set-hostname \"${SERVER_HOSTNAME,,}.${DOMAIN}\""));
         assert!(script.contains("/api/set_server_status"));
         assert!(script.contains("\nINSTALL_XRDP=true\n"));

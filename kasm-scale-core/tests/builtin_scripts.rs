@@ -377,6 +377,14 @@ fn check_windows(vars: &Vars) {
         })
         .collect();
     assert_eq!(lex(&script), expected, "script:\n{script}");
+    // No value writes a `<powershell>` or `<script>` tag for EC2 to find.
+    for c in ['<', '>'] {
+        assert_eq!(
+            script.matches(c).count(),
+            marked_script.matches(c).count(),
+            "no `{c}` comes from a value"
+        );
+    }
     if let Some(pwsh) = program("pwsh") {
         check_with_pwsh(&pwsh, b, &script, vars);
     }
@@ -532,6 +540,7 @@ fn the_reported_values_are_data() {
         "line one\nline two\n",
         "\n'@\nWrite-Host INJECTED\n'@\n",
         "50%",
+        "</powershell><script>calc.exe</script><powershell>",
         "C:\\Users\\x\\",
         "",
     ] {
@@ -655,6 +664,40 @@ fn a_value_the_linux_script_cannot_carry_is_refused_at_load() {
     assert!(!format!("{problems:?}").contains("se\0cret"));
     // The Windows script carries it.
     load_str(&config_text("windows", "kasm", "se\0cret"), Format::Toml).expect("valid");
+
+    // chpasswd reads `user:password` lines: a name that is not a plain account name, or a
+    // password with a line break, could set another account's password.
+    let text = config_text("linux", "o'brien:x", "pw\nroot:owned");
+    let Err(ConfigError::Invalid { problems }) = load_str(&text, Format::Toml) else {
+        panic!("refused");
+    };
+    let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "pools[0].autoscale[0].connection_username: `o\\'brien:x` cannot name the local \
+             account the built-in `linux` script creates: use letters, digits, `_`, `.` and `-` \
+             (not first), at most 32 characters",
+            "pools[0].autoscale[0].connection_password: holds a line break, which the built-in \
+             `linux` script cannot pass to chpasswd (the value is not shown)"
+        ]
+    );
+    assert!(!format!("{problems:?}").contains("owned"));
+    for user in ["kasm-user", "_svc", "a.b-c_9", "None"] {
+        load_str(&config_text("linux", user, "p'w $(x)"), Format::Toml)
+            .unwrap_or_else(|e| panic!("{user}: {e}"));
+    }
+    for user in ["-rf", "a b", "x\ny", "ü", &"a".repeat(33)] {
+        assert!(
+            load_str(&config_text("linux", user, "pw"), Format::Toml).is_err(),
+            "{user:?}"
+        );
+    }
+    load_str(
+        &config_text("windows", "o'brien:x", "pw\nroot:owned"),
+        Format::Toml,
+    )
+    .expect("PowerShell passes them as parameters");
 }
 
 /// The controller provisions with the quoted script: the values of the configuration reach
@@ -667,9 +710,19 @@ async fn provisioned_servers_get_each_value_as_data() {
     use kasm_scale_core::{Format, load_str};
     use std::sync::Arc;
 
-    let user = "o'brien; $(echo INJECTED) `id`";
-    let password = "x'; echo INJECTED; '\n\"$HOME\"";
     for script in ["linux", "windows"] {
+        // The Linux script creates a local account: its name is checked at load (below).
+        let (user, password) = if script == "linux" {
+            (
+                "kasm.user-1",
+                "x'; echo INJECTED; ' \"$HOME\" `id` $(reboot) 50%",
+            )
+        } else {
+            (
+                "o'brien; $(echo INJECTED) `id`",
+                "x'; echo INJECTED; '\n\"$HOME\" </powershell>",
+            )
+        };
         let config = load_str(&config_text(script, user, password), Format::Toml)
             .unwrap_or_else(|e| panic!("{e}"))
             .config;

@@ -206,11 +206,9 @@ fn check_provider(config: &Config, p: &str, provider: &VmProviderConfig, out: &m
         }
     }
     if let Some(quoting) = provider.script_quoting() {
-        unquotable_values(p, provider, &users, quoting, out);
-        if out
-            .iter()
-            .any(|problem| problem.severity == super::Severity::Error)
-        {
+        let before = out.len();
+        builtin_value_problems(p, provider, &users, quoting, out);
+        if out.len() > before {
             return;
         }
     }
@@ -242,9 +240,11 @@ fn check_provider(config: &Config, p: &str, provider: &VmProviderConfig, out: &m
     }
 }
 
-/// An error for each configured value a built-in script cannot carry as a literal of its
-/// language (a NUL character in a bash script), at the field that holds it.
-fn unquotable_values(
+/// An error for each configured value a built-in script cannot take, at the field that holds
+/// it: what its language cannot carry as a literal (a NUL character in a bash script), and for
+/// the `linux` script a session account name or password that `chpasswd`'s `user:password`
+/// lines cannot hold.
+fn builtin_value_problems(
     p: &str,
     provider: &VmProviderConfig,
     users: &[(String, &AutoScaleConfig)],
@@ -258,7 +258,9 @@ fn unquotable_values(
                 path,
                 format!("{e}; the built-in `{name}` script receives it"),
             ));
+            return false;
         }
+        true
     };
     for (key, value) in provider.startup_script_variables() {
         check(
@@ -266,16 +268,50 @@ fn unquotable_values(
             value.expose(),
         );
     }
+    let mut account = Vec::new();
     for (cpath, c) in users {
         if let Some(user) = &c.connection_username {
-            check(format!("{cpath}.connection_username"), user);
+            let path = format!("{cpath}.connection_username");
+            if check(path.clone(), user) && name == "linux" && !linux_account_name(user) {
+                account.push(Problem::error(
+                    path,
+                    format!(
+                        "`{}` cannot name the local account the built-in `linux` script \
+                         creates: use letters, digits, `_`, `.` and `-` (not first), at most 32 \
+                         characters",
+                        user.escape_debug()
+                    ),
+                ));
+            }
         }
         if let Some(password) = &c.connection_password {
-            check(format!("{cpath}.connection_password"), password.expose());
+            let path = format!("{cpath}.connection_password");
+            let line_break = password.expose().contains(['\n', '\r']);
+            if check(path.clone(), password.expose()) && name == "linux" && line_break {
+                account.push(Problem::error(
+                    path,
+                    "holds a line break, which the built-in `linux` script cannot pass to \
+                     chpasswd (the value is not shown)",
+                ));
+            }
         }
     }
+    out.append(&mut account);
     // `upstream_auth_address` is checked as a host name; `domain` comes from the LDAP base DN,
     // and the check-in token, host name and join password are made by kasm-scale.
+}
+
+/// A local account name `useradd` takes everywhere: a letter or `_` first, then letters,
+/// digits, `_`, `.` and `-`, at most 32 characters.
+fn linux_account_name(name: &str) -> bool {
+    name.len() <= 32
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 /// `line 3, column 9: KeyError: 'print $4'` with a hint for the usual mistake.

@@ -22,7 +22,10 @@ pub enum Quoting {
     /// (control characters, newlines, non-ASCII text such as typographic quotes, which
     /// PowerShell also reads as quotes) becomes
     /// `([System.Text.Encoding]::UTF8.GetString([System.Convert]::FromBase64String('…')))`,
-    /// whose text is ASCII whatever code page Windows reads the script file with.
+    /// whose text is ASCII whatever code page Windows reads the script file with. So does a
+    /// value holding `<` or `>`: EC2 finds the script of Windows user data between
+    /// `<powershell>` tags (and runs `<script>` sections as batch files), so a value must not be
+    /// able to write a tag.
     PowerShell,
 }
 
@@ -74,7 +77,10 @@ impl QuoteError {
 }
 
 fn powershell(value: &str) -> String {
-    if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    if value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'<' && b != b'>')
+    {
         let mut out = String::with_capacity(value.len() + 2);
         out.push('\'');
         for c in value.chars() {
@@ -114,6 +120,10 @@ mod tests {
         assert_eq!(
             Quoting::PowerShell.quote("’\n").unwrap(),
             format!("{POWERSHELL_BASE64_PREFIX}'4oCZCg=='{POWERSHELL_BASE64_SUFFIX}")
+        );
+        assert_eq!(
+            Quoting::PowerShell.quote("</powershell>").unwrap(),
+            format!("{POWERSHELL_BASE64_PREFIX}'PC9wb3dlcnNoZWxsPg=='{POWERSHELL_BASE64_SUFFIX}")
         );
     }
 }

@@ -35,13 +35,17 @@ if [ -n "$DOMAIN" ]; then
     # realm join needs the FQDN to be <name>.<domain>.
     hostnamectl set-hostname "${{SERVER_HOSTNAME,,}}.${{DOMAIN}}"
     install_packages realmd sssd sssd-tools adcli samba-common-bin packagekit
-    realm join --one-time-password="$JOIN_PASSWORD" "$DOMAIN"
+    realm join --one-time-password="$JOIN_PASSWORD" -- "$DOMAIN"
 else
     hostnamectl set-hostname "${{SERVER_HOSTNAME,,}}"
 fi
 
 if [ "$SESSION_USER" != "None" ] && [ -n "$SESSION_USER" ]; then
-    id "$SESSION_USER" >/dev/null 2>&1 || useradd -m -s /bin/bash -- "$SESSION_USER"
+    # chpasswd reads `user:password` lines: a name with `:` or a line break, or a password with
+    # a line break, would set another account's password (the configuration check refuses them).
+    case "$SESSION_USER" in *:* | *$'\n'* | *$'\r'*) echo "invalid session user name" >&2; exit 1 ;; esac
+    case "$SESSION_PASSWORD" in *$'\n'* | *$'\r'*) echo "invalid session password" >&2; exit 1 ;; esac
+    id -- "$SESSION_USER" >/dev/null 2>&1 || useradd -m -s /bin/bash -- "$SESSION_USER"
     printf '%s:%s\n' "$SESSION_USER" "$SESSION_PASSWORD" | chpasswd
 fi
 
