@@ -130,7 +130,10 @@ async fn serve(config: Config, args: Args) -> Result<(), String> {
         {
             let lease = lease.clone();
             move |addr| {
-                println!("kasm-scale serve: listening on {scheme}://{addr}");
+                // A closed stdout does not stop the service: the line is dropped.
+                super::output::Stdout::new().line(format_args!(
+                    "kasm-scale serve: listening on {scheme}://{addr}"
+                ));
                 // A replica takes part in the lease once it can be reached.
                 let address = advertise.unwrap_or_else(|| format!("{scheme}://{addr}"));
                 *lease.lock().unwrap_or_else(|e| e.into_inner()) =

@@ -13,6 +13,8 @@ use kasm_scale_core::sim::{
 };
 use kasm_scale_core::{ConfigError, load_file};
 
+use super::output::Stdout;
+
 /// What to simulate and how to report it.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -83,7 +85,7 @@ pub fn run(args: Args) -> ExitCode {
     let trace: Vec<TraceEvent> = match &args.trace {
         None => default_trace,
         Some(path) => {
-            let text = match std::fs::read_to_string(path) {
+            let text = match kasm_scale_core::read_input_file(path) {
                 Ok(t) => t,
                 Err(e) => return fail(2, format!("{}: cannot read: {e}", path.display())),
             };
@@ -124,6 +126,7 @@ pub fn run(args: Args) -> ExitCode {
             Err(e) => return fail(1, e.to_string()),
         }
     }
+    let mut out = Stdout::new();
     if args.json {
         let json = if args.compare {
             serde_json::to_string(
@@ -136,11 +139,11 @@ pub fn run(args: Args) -> ExitCode {
             serde_json::to_string(&results[0].1.0)
         };
         match json {
-            Ok(j) => println!("{j}"),
+            Ok(j) => out.line(j),
             Err(e) => return fail(2, format!("cannot write the metrics: {e}")),
         }
     } else {
-        print!("{}", table(&results));
+        out.text(&table(&results));
     }
     if let Some((_, (_, series))) = results.last()
         && let Err(e) = chart(series, &args.svg)
@@ -151,9 +154,9 @@ pub fn run(args: Args) -> ExitCode {
         );
     }
     if !args.json {
-        println!("chart: {}", args.svg.display());
+        out.line(format_args!("chart: {}", args.svg.display()));
     }
-    ExitCode::SUCCESS
+    out.finish(ExitCode::SUCCESS)
 }
 
 /// A table row: its label and how to show a run's value.

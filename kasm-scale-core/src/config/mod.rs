@@ -282,12 +282,14 @@ pub struct Loaded {
     pub warnings: Vec<Problem>,
 }
 
-/// Reads and validates a configuration file; the format comes from its extension.
+/// Reads and validates a configuration file; the format comes from its extension. The file is
+/// read with [`read_input_file`](crate::read_input_file): a path that is not a regular file, or
+/// a file over [`MAX_INPUT_FILE_BYTES`](crate::MAX_INPUT_FILE_BYTES), is a [`ConfigError::Read`].
 pub fn load_file(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
     let path = path.as_ref();
     let format =
         Format::from_path(path).ok_or_else(|| ConfigError::UnknownFormat { file: path.into() })?;
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = crate::input::read_input_file(path).map_err(|source| ConfigError::Read {
         file: path.into(),
         source,
     })?;
