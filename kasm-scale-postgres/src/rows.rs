@@ -211,8 +211,10 @@ mod tests {
 
     #[test]
     fn an_unchanged_state_writes_nothing_and_a_new_one_writes_every_row() {
-        let mut r = Records::default();
-        r.next_session = 7;
+        let mut r = Records {
+            next_session: 7,
+            ..Records::default()
+        };
         r.sessions
             .insert(SessionId(3), ServerId(uuid::Uuid::from_u128(9)));
         r.orphans
