@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kasm_scale_core::controller::Autoscaler;
+use kasm_scale_core::controller::{Autoscaler, Role};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -266,6 +266,18 @@ async fn keep(scaler: Autoscaler, lease: Arc<Lease>, held: Arc<std::sync::Mutex<
                 tokio::time::sleep(wait).await;
             }
             Some((epoch, deadline)) => {
+                if matches!(scaler.role(), Role::Follower { .. }) {
+                    // The controller stepped down on its own (a save was refused): give the
+                    // lease up, so that a replica (this one too) takes over with a fresh load,
+                    // instead of holding it with nobody acting.
+                    lease.store.follow();
+                    set_held(None);
+                    leading = None;
+                    if let Err(e) = lease.release(epoch).await {
+                        tracing::warn!(epoch, error = %e, "cannot release the lease; it expires by itself");
+                    }
+                    continue;
+                }
                 let next = (deadline + options.margin())
                     .checked_sub(options.ttl - options.renew_every())
                     .unwrap_or(deadline)
