@@ -1,6 +1,7 @@
 //! A loopback TCP proxy between a replica and PostgreSQL that can cut the network: while
 //! partitioned, bytes in both directions are held back (as a network that drops packets until
-//! TCP retransmits them after it heals), then delivered in order once healed.
+//! TCP retransmits them after it heals), then delivered in order once healed. It can also sever
+//! every open connection at once (what clients see when PostgreSQL restarts).
 
 use std::net::SocketAddr;
 
@@ -12,6 +13,7 @@ use tokio::sync::watch;
 pub struct Proxy {
     pub addr: SocketAddr,
     partitioned: watch::Sender<bool>,
+    severed: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -23,24 +25,37 @@ impl Proxy {
             .expect("bind the proxy");
         let addr = listener.local_addr().expect("proxy address");
         let (partitioned, cut) = watch::channel(false);
+        let (severed, generation) = watch::channel(0u64);
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let cut = cut.clone();
+                let mut generation = generation.clone();
+                generation.mark_unchanged();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else {
                         return;
                     };
                     let (cr, cw) = client.into_split();
                     let (sr, sw) = server.into_split();
-                    tokio::join!(pump(cr, sw, cut.clone()), pump(sr, cw, cut));
+                    // Both directions end (and both sockets close) when severed.
+                    tokio::select! {
+                        _ = async { tokio::join!(pump(cr, sw, cut.clone()), pump(sr, cw, cut)) } => {}
+                        _ = generation.changed() => {}
+                    }
                 });
             }
         });
         Self {
             addr,
             partitioned,
+            severed,
             task,
         }
+    }
+
+    /// Closes every open connection (new ones are accepted as before).
+    pub fn sever(&self) {
+        self.severed.send_modify(|g| *g += 1);
     }
 
     /// Cuts the network (`true`) or heals it (`false`).
