@@ -94,6 +94,13 @@ pub struct Metrics {
     pub destroyed: u64,
     /// Servers destroyed because they did not check in in time.
     pub checkin_timeouts: u64,
+    /// Sessions the trace's pools can hold at once: over their enabled auto-scale configs,
+    /// `max_instances` × sessions per server (see [`super::pool_capacity`]).
+    pub capacity_sessions: u64,
+    /// Requests that arrived while their pool already had as many sessions (running or
+    /// waiting) as it can hold: no policy could seat them on arrival (see
+    /// [`super::beyond_capacity`]).
+    pub beyond_capacity: u64,
 }
 
 /// Time series for the chart, one point per sample.
@@ -114,8 +121,19 @@ pub struct Series {
 #[non_exhaustive]
 pub enum SimError {
     /// The trace names a pool the configuration does not have.
-    #[error("the trace uses pool `{0}`, which the configuration does not define")]
-    UnknownPool(String),
+    #[error(
+        "{}the trace uses pool `{pool}`, which the configuration does not define{}",
+        if *line > 0 { format!("line {line}: ") } else { String::new() },
+        if known.is_empty() { String::new() } else { format!(" (its pools: {known})") }
+    )]
+    UnknownPool {
+        /// The pool.
+        pool: String,
+        /// The first trace line that names it (0 for a generated trace).
+        line: u64,
+        /// The configuration's pools, comma-separated.
+        known: String,
+    },
     /// The controller could not be set up.
     #[error(transparent)]
     Controller(#[from] crate::controller::ControllerError),
@@ -166,11 +184,25 @@ pub fn simulate(
     trace: &[TraceEvent],
     options: &SimOptions,
 ) -> Result<(Metrics, Series), SimError> {
-    if let Some(e) = trace.iter().find(|e| config.pool(&e.pool).is_none()) {
-        return Err(SimError::UnknownPool(e.pool.clone()));
-    }
-    if let Some(message) = super::limits::problem(trace, options) {
+    if let Some(message) = super::limits::problem(config, trace, options) {
         return Err(SimError::Input(message));
+    }
+    // The first line in the file that names an unknown pool (events are sorted by time).
+    if let Some(e) = trace
+        .iter()
+        .filter(|e| config.pool(&e.pool).is_none())
+        .min_by_key(|e| e.line)
+    {
+        let known: Vec<&str> = config
+            .pools
+            .iter()
+            .map(|p| p.server_pool_name.as_str())
+            .collect();
+        return Err(SimError::UnknownPool {
+            pool: e.pool.clone(),
+            line: e.line,
+            known: known.join(", "),
+        });
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -258,6 +290,14 @@ async fn run(
         }
         peak = peak.max(total);
         last_step = now;
+        if total > super::limits::MAX_SIM_SERVERS {
+            return Err(SimError::Input(format!(
+                "after {:#} the simulation holds {total} servers, more than it can ({}); \
+                 lower max_instances or the demand",
+                SignedDuration::try_from(now.duration_since(origin)).unwrap_or_default(),
+                super::limits::MAX_SIM_SERVERS
+            )));
+        }
         if now >= at(end) {
             break;
         }
@@ -407,6 +447,16 @@ async fn run(
         provisioned,
         destroyed,
         checkin_timeouts: timeouts,
+        capacity_sessions: {
+            let mut pools: Vec<&str> = trace.iter().map(|e| e.pool.as_str()).collect();
+            pools.sort_unstable();
+            pools.dedup();
+            pools
+                .iter()
+                .map(|p| super::capacity::pool_capacity(&config, p))
+                .sum()
+        },
+        beyond_capacity: super::capacity::beyond_capacity(&config, trace),
     };
     Ok((metrics, series))
 }

@@ -31,13 +31,15 @@ pub struct TraceEvent {
     pub pool: String,
     /// The user, if given.
     pub user: Option<String>,
+    /// The event's 1-based line in the trace file; 0 for a generated event.
+    pub line: u64,
 }
 
-/// A trace line that cannot be read.
+/// A trace line that cannot be read, or a trace without events.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {message}")]
+#[error("{}{message}", if *line > 0 { format!("line {line}: ") } else { String::new() })]
 pub struct TraceError {
-    /// 1-based line number.
+    /// 1-based line number; 0 when the problem is the trace as a whole (no events).
     pub line: u64,
     /// What is wrong.
     pub message: String,
@@ -54,7 +56,8 @@ impl fmt::Display for Kind {
 
 /// Reads a trace; times in RFC 3339 are taken relative to `start`. The events come back sorted
 /// by time (ends before starts at the same instant), and every session starts once, before it
-/// ends once.
+/// ends once. A trace without events (empty, only comments or only the header) is an error: it
+/// would measure nothing.
 pub fn parse_trace(text: &str, start: Timestamp) -> Result<Vec<TraceEvent>, TraceError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -118,8 +121,17 @@ pub fn parse_trace(text: &str, start: Timestamp) -> Result<Vec<TraceEvent>, Trac
                 session,
                 pool,
                 user,
+                line,
             },
         ));
+    }
+    if events.is_empty() {
+        return Err(TraceError {
+            line: 0,
+            message: "the trace has no events: expected lines `time,event,session,pool[,user]` \
+                      after the optional header"
+                .into(),
+        });
     }
     // Each session: one start, then one end at the same time or later.
     let mut seen: HashMap<&str, (Kind, SignedDuration)> = HashMap::new();
@@ -218,6 +230,13 @@ mod tests {
                 "line 1: time 2026-11-30T07:00:00Z is before the start of the simulation (2026-11-30T08:00:00Z)",
             ),
         ];
+        for text in ["", "time,event,session,pool,user\n", "# nothing\n\n"] {
+            assert_eq!(
+                parse_trace(text, start()).unwrap_err().to_string(),
+                "the trace has no events: expected lines `time,event,session,pool[,user]` after the optional header",
+                "{text:?}"
+            );
+        }
         for (text, want) in cases {
             assert_eq!(
                 parse_trace(text, start()).unwrap_err().to_string(),
