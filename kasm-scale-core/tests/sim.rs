@@ -1,9 +1,12 @@
 //! The simulator: exact metrics on a tiny trace, determinism, and the oracle bound.
 
 use jiff::SignedDuration;
-use kasm_scale_core::config::{Config, Format};
+use kasm_scale_core::config::{Config, Format, MAX_INSTANCES, VmProviderConfig};
 use kasm_scale_core::load_str;
-use kasm_scale_core::sim::{SimOptions, parse_trace, simulate};
+use kasm_scale_core::sim::{
+    MAX_SIM_SERVERS, SimOptions, beyond_capacity, parse_duration, parse_trace, pool_capacity,
+    simulate, workday,
+};
 
 fn config(extra: &str, boot: &str) -> Config {
     let text = format!(
@@ -162,10 +165,96 @@ fn same_seed_same_metrics_and_the_oracle_is_a_lower_bound() {
 #[test]
 fn a_trace_for_an_unknown_pool_is_refused() {
     let options = SimOptions::default();
-    let trace = parse_trace("0,start,a,q\n", options.start).unwrap();
+    let trace = parse_trace(
+        "0,start,a,p\n# q follows\n5,start,b,q\n1,start,c,q\n",
+        options.start,
+    )
+    .unwrap();
     let err = simulate(&config("", "{ fixed = 60 }"), &trace, &options).unwrap_err();
+    // The first line that names it, though a later line comes earlier in time.
     assert_eq!(
         err.to_string(),
-        "the trace uses pool `q`, which the configuration does not define"
+        "line 3: the trace uses pool `q`, which the configuration does not define (its pools: p)"
     );
+    let generated = workday("q", 3, 1);
+    let err = simulate(&config("", "{ fixed = 60 }"), &generated, &options).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the trace uses pool `q`, which the configuration does not define (its pools: p)"
+    );
+}
+
+#[test]
+fn a_config_without_pools_is_refused() {
+    let options = SimOptions::default();
+    let trace = parse_trace("0,start,a,p\n", options.start).unwrap();
+    let err = simulate(&Config::default(), &trace, &options).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot simulate: the configuration defines no pools: there is nothing to simulate"
+    );
+}
+
+#[test]
+fn minimums_that_keep_more_servers_than_the_simulator_holds_are_refused_before_the_run() {
+    // Three configs, each valid (10000 servers, a minimum of 10000 sessions): 30000 servers.
+    let mut cfg = config("minimum_pool_standby_sessions = 10000", "{ fixed = 60 }");
+    let VmProviderConfig::Memory(m) = &mut cfg.vm_providers[0] else {
+        unreachable!()
+    };
+    m.max_instances = MAX_INSTANCES;
+    let first = cfg.pools[0].autoscale[0].clone();
+    for name in ["c2", "c3"] {
+        let mut c = first.clone();
+        c.autoscale_config_name = name.into();
+        cfg.pools[0].autoscale.push(c);
+    }
+    assert!(
+        kasm_scale_core::config::validate(&cfg).is_ok(),
+        "the config itself is valid"
+    );
+    let options = SimOptions::default();
+    let trace = parse_trace("0,start,a,p\n", options.start).unwrap();
+    let began = std::time::Instant::now();
+    let err = simulate(&cfg, &trace, &options).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot simulate: the minimums (minimum_pool_standby_sessions, schedules included) keep 30000 servers, more than the simulator holds ({MAX_SIM_SERVERS})"
+        )
+    );
+    assert!(began.elapsed() < std::time::Duration::from_secs(1));
+}
+
+#[test]
+fn demand_beyond_capacity_is_counted() {
+    // One single-session server at most, three overlapping sessions and a later one.
+    let mut cfg = config("", "{ fixed = 60 }");
+    let VmProviderConfig::Memory(m) = &mut cfg.vm_providers[0] else {
+        unreachable!()
+    };
+    m.max_instances = 1;
+    let options = SimOptions::default();
+    let trace = parse_trace(
+        "0,start,a,p\n10,start,b,p\n20,start,c,p\n600,end,a,p\n600,end,b,p\n600,end,c,p\n700,start,d,p\n800,end,d,p\n",
+        options.start,
+    )
+    .unwrap();
+    assert_eq!(pool_capacity(&cfg, "p"), 1);
+    assert_eq!(pool_capacity(&cfg, "nope"), 0);
+    assert_eq!(beyond_capacity(&cfg, &trace), 2);
+    let (m, _) = simulate(&cfg, &trace, &options).unwrap();
+    assert_eq!((m.capacity_sessions, m.beyond_capacity), (1, 2));
+    assert_eq!(m.requests, 4);
+}
+
+#[test]
+fn durations_read_as_people_write_them() {
+    assert_eq!(parse_duration("7d"), Ok(SignedDuration::from_hours(168)));
+    assert_eq!(parse_duration("1h30m"), Ok(SignedDuration::from_mins(90)));
+    assert_eq!(
+        parse_duration("-1h").unwrap_err(),
+        "`-1h` is negative: a simulation runs forward, write a number and a unit, e.g. 90m, 8h, 7d, 1w or 1h30m"
+    );
+    assert!(parse_duration("367d").is_err());
 }

@@ -59,21 +59,40 @@ impl fmt::Display for Kind {
 /// ends once. A trace without events (empty, only comments or only the header) is an error: it
 /// would measure nothing.
 pub fn parse_trace(text: &str, start: Timestamp) -> Result<Vec<TraceEvent>, TraceError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(text.as_bytes());
+    // One event a line, read line by line so that every message names the line in the file
+    // (the CSV reader's own count leaves comment and blank lines out).
     let mut events = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| TraceError {
-            line: e.position().map_or(i as u64 + 1, |p| p.line()),
+    let mut first = true;
+    for (i, raw) in text.split('\n').enumerate() {
+        let line = i as u64 + 1;
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        if raw.trim().is_empty() || raw.starts_with('#') {
+            continue;
+        }
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .buffer_capacity(raw.len().clamp(64, 8 * 1024))
+            .from_reader(raw.as_bytes());
+        let mut records = reader.records();
+        let csv_error = |e: csv::Error| TraceError {
+            line,
             message: e.to_string(),
-        })?;
-        let line = record.position().map_or(i as u64 + 1, |p| p.line());
+        };
+        let record = match records.next() {
+            Some(r) => r.map_err(csv_error)?,
+            None => continue,
+        };
+        if records.next().is_some() {
+            return Err(TraceError {
+                line,
+                message: "holds more than one event (a carriage return inside the line?)".into(),
+            });
+        }
+        let header = std::mem::take(&mut first);
         let err = |message: String| TraceError { line, message };
-        if i == 0 && record.get(0) == Some("time") && record.get(1) == Some("event") {
+        if header && record.get(0) == Some("time") && record.get(1) == Some("event") {
             continue;
         }
         if !(4..=5).contains(&record.len()) {
@@ -206,6 +225,14 @@ mod tests {
             (
                 "0,start,a,p\n5,stop,a,p\n",
                 "line 2: event `stop` must be `start` or `end`",
+            ),
+            (
+                "0,start,a,p\r5,start,b,p\n",
+                "line 1: holds more than one event (a carriage return inside the line?)",
+            ),
+            (
+                "# a comment\n0,start,a,p\n\n# another\n5,stop,a,p\n",
+                "line 5: event `stop` must be `start` or `end`",
             ),
             (
                 "0,start,a\n",

@@ -133,6 +133,7 @@ pub(crate) fn render(
             .x_desc("time (UTC)")
             .x_label_formatter(&formatter)
             .y_desc("sessions / servers")
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .draw()?;
         let palette = [
             RGBColor(214, 39, 40),
