@@ -4,8 +4,8 @@ use jiff::SignedDuration;
 use kasm_scale_core::config::{Config, Format, MAX_INSTANCES, VmProviderConfig};
 use kasm_scale_core::load_str;
 use kasm_scale_core::sim::{
-    MAX_SIM_SERVERS, SimOptions, beyond_capacity, parse_duration, parse_trace, pool_capacity,
-    simulate, workday,
+    MAX_SIM_SERVERS, SimOptions, beyond_capacity, default_scenario, kasm_policy, parse_duration,
+    parse_trace, pool_capacity, simulate, workday, workdays,
 };
 
 fn config(extra: &str, boot: &str) -> Config {
@@ -257,4 +257,75 @@ fn durations_read_as_people_write_them() {
         "`-1h` is negative: a simulation runs forward, write a number and a unit, e.g. 90m, 8h, 7d, 1w or 1h30m"
     );
     assert!(parse_duration("367d").is_err());
+}
+
+/// Runs `trace` on `config` with and without skipping idle ticks: the same metrics and series,
+/// with fewer ticks when skipping. Returns the ticks of both runs.
+fn same_with_and_without_skipping(
+    name: &str,
+    config: &Config,
+    trace: &[kasm_scale_core::sim::TraceEvent],
+    options: &SimOptions,
+) -> (u64, u64) {
+    let every = SimOptions {
+        skip_idle: false,
+        ..options.clone()
+    };
+    let (mut a, sa) = simulate(config, trace, options).unwrap();
+    let (mut b, sb) = simulate(config, trace, &every).unwrap();
+    let ticks = (a.controller_ticks, b.controller_ticks);
+    (a.controller_ticks, b.controller_ticks) = (0, 0);
+    assert_eq!(a, b, "{name}: metrics");
+    assert!(sa == sb, "{name}: series differ");
+    assert!(ticks.0 <= ticks.1, "{name}: {ticks:?}");
+    ticks
+}
+
+#[test]
+fn skipping_idle_ticks_changes_nothing() {
+    // The default scenario: schedules (and their edges on every weekday), clouds with rate
+    // limits and failures; Kasm's static minimum; three days from Friday (a weekend included).
+    let (scenario, _) = default_scenario(1);
+    for (seed, plain) in [(1, false), (2, false), (3, true)] {
+        let options = SimOptions {
+            seed,
+            start: "2026-12-04T00:00:00Z".parse().unwrap(),
+            duration: Some(SignedDuration::from_hours(72)),
+            ..SimOptions::default()
+        };
+        let config = if plain {
+            kasm_policy(&scenario)
+        } else {
+            scenario.clone()
+        };
+        let trace = workdays("office", 40, 2, seed);
+        let (skipping, every) =
+            same_with_and_without_skipping(&format!("scenario {seed}"), &config, &trace, &options);
+        assert!(skipping * 2 < every, "seed {seed}: {skipping} of {every} ticks run");
+    }
+    // Reusable servers with a minimum, single-use servers, and guests that never check in
+    // (check-in timeouts, failures and their backoff), over quiet hours after the work.
+    for (seed, extra) in [
+        (4, "reusable = true\nconnection_credential_type = \"SSO User Accounts\"\nmax_simultaneous_sessions_per_server = 4\nminimum_pool_standby_sessions = 4"),
+        (5, "minimum_pool_standby_sessions = 2\ncheckin_timeout = 300"),
+        (6, ""),
+    ] {
+        let mut cfg = config(extra, "{ uniform = [60, 120] }");
+        if seed == 5 {
+            let VmProviderConfig::Memory(m) = &mut cfg.vm_providers[0] else {
+                unreachable!()
+            };
+            m.never_checkin_rate = 0.3;
+            m.rate_limit_per_second = Some(2.0);
+        }
+        let options = SimOptions {
+            seed,
+            duration: Some(SignedDuration::from_hours(12)),
+            ..SimOptions::default()
+        };
+        let trace = parse_trace(&workload(seed), options.start).unwrap();
+        let (skipping, every) =
+            same_with_and_without_skipping(&format!("workload {seed}"), &cfg, &trace, &options);
+        assert!(skipping < every, "seed {seed}: {skipping} of {every} ticks run");
+    }
 }

@@ -4,6 +4,7 @@
 mod capacity;
 mod duration;
 mod generate;
+mod idle;
 mod limits;
 mod oracle;
 mod run;
