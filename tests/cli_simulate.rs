@@ -444,3 +444,33 @@ fn a_config_too_big_to_simulate_is_refused_when_it_loads() {
         )
     );
 }
+
+#[test]
+fn a_year_of_quiet_time_costs_little() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(dir.path(), "t.csv", "0,start,a,office\n600,end,a,office\n");
+    let small = small_config(dir.path(), 5, "minimum_pool_standby_sessions = 1");
+    // A pool without schedules, and the default scenario's schedules and rate-limited clouds.
+    for (config, limit) in [(Some(small.as_str()), 30), (None, 180)] {
+        let mut args = vec![
+            "simulate",
+            "--trace",
+            &trace,
+            "--duration",
+            "366d",
+            "--json",
+        ];
+        if let Some(c) = config {
+            args.extend(["--config", c]);
+        }
+        let began = std::time::Instant::now();
+        let out = kasm_scale(&args);
+        let took = began.elapsed();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(took.as_secs() < limit, "{config:?}: {took:?}");
+        let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // 366 days of ticks every 10 s would be 3162240: most were skipped.
+        let ticks = m["controller_ticks"].as_u64().unwrap();
+        assert!(ticks < 3_162_240 / 10, "{config:?}: {ticks} ticks");
+    }
+}

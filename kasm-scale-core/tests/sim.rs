@@ -301,13 +301,22 @@ fn skipping_idle_ticks_changes_nothing() {
         let trace = workdays("office", 40, 2, seed);
         let (skipping, every) =
             same_with_and_without_skipping(&format!("scenario {seed}"), &config, &trace, &options);
-        assert!(skipping * 2 < every, "seed {seed}: {skipping} of {every} ticks run");
+        assert!(
+            skipping * 2 < every,
+            "seed {seed}: {skipping} of {every} ticks run"
+        );
     }
     // Reusable servers with a minimum, single-use servers, and guests that never check in
     // (check-in timeouts, failures and their backoff), over quiet hours after the work.
     for (seed, extra) in [
-        (4, "reusable = true\nconnection_credential_type = \"SSO User Accounts\"\nmax_simultaneous_sessions_per_server = 4\nminimum_pool_standby_sessions = 4"),
-        (5, "minimum_pool_standby_sessions = 2\ncheckin_timeout = 300"),
+        (
+            4,
+            "reusable = true\nconnection_credential_type = \"SSO User Accounts\"\nmax_simultaneous_sessions_per_server = 4\nminimum_pool_standby_sessions = 4",
+        ),
+        (
+            5,
+            "minimum_pool_standby_sessions = 2\ncheckin_timeout = 300",
+        ),
         (6, ""),
     ] {
         let mut cfg = config(extra, "{ uniform = [60, 120] }");
@@ -326,6 +335,9 @@ fn skipping_idle_ticks_changes_nothing() {
         let trace = parse_trace(&workload(seed), options.start).unwrap();
         let (skipping, every) =
             same_with_and_without_skipping(&format!("workload {seed}"), &cfg, &trace, &options);
-        assert!(skipping < every, "seed {seed}: {skipping} of {every} ticks run");
+        assert!(
+            skipping < every,
+            "seed {seed}: {skipping} of {every} ticks run"
+        );
     }
 }

@@ -139,8 +139,7 @@ impl Skipper {
         let most = limit
             .checked_duration_since(next_tick + refill)
             .map_or(0, |room| {
-                (room.as_nanos() / self.tick.as_nanos().max(1)).min(u128::from(u32::MAX / 2))
-                    as u64
+                (room.as_nanos() / self.tick.as_nanos().max(1)).min(u128::from(u32::MAX / 2)) as u64
             });
         if most == 0 {
             return 0;
@@ -149,8 +148,12 @@ impl Skipper {
             let t = at(next_tick + self.tick.saturating_mul(k as u32))?;
             Some(self.schedules.iter().map(|s| s.is_active_at(t)).collect())
         };
-        let before: Option<Vec<bool>> =
-            Some(self.schedules.iter().map(|s| s.is_active_at(wall)).collect());
+        let before: Option<Vec<bool>> = Some(
+            self.schedules
+                .iter()
+                .map(|s| s.is_active_at(wall))
+                .collect(),
+        );
         // Look every `stride` ticks (no schedule can change and change back in between), then
         // tick by tick in the stretch where one changed.
         let mut same: Option<u64> = None;
@@ -158,9 +161,7 @@ impl Skipper {
             let probe = same.map_or(0, |j| j.saturating_add(self.stride).min(most - 1));
             if open(probe) != before {
                 let from = same.map_or(0, |j| j + 1);
-                break (from..=probe)
-                    .find(|j| open(*j) != before)
-                    .unwrap_or(probe);
+                break (from..=probe).find(|j| open(*j) != before).unwrap_or(probe);
             }
             if probe == most - 1 {
                 break most;
@@ -183,7 +184,11 @@ fn shortest_run(s: &Schedule) -> Duration {
         + i64::from(s.active_end_time.0.minute()) * 60
         + i64::from(s.active_end_time.0.second());
     let window = (end - start).rem_euclid(day);
-    let run = if window == 0 { day } else { window.min(day - window) };
+    let run = if window == 0 {
+        day
+    } else {
+        window.min(day - window)
+    };
     let fixed = s.timezone.zone().to_fixed_offset().is_ok();
     let run = if fixed { run } else { run - 3 * 3600 };
     Duration::from_secs(run.max(0) as u64)

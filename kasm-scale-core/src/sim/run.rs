@@ -284,8 +284,7 @@ async fn run(
         (0u64, 0u64, 0u64, 0u64, 0u64);
     // VM time in nanoseconds: whole numbers, so the sum is the same however the time is cut
     // into steps (skipped idle ticks make fewer, longer steps).
-    let mut vm_nanos: BTreeMap<String, u128> =
-        clouds.iter().map(|(n, _)| (n.clone(), 0)).collect();
+    let mut vm_nanos: BTreeMap<String, u128> = clouds.iter().map(|(n, _)| (n.clone(), 0)).collect();
     let skipper = super::idle::Skipper::new(&config, options.tick);
     let span = at(end).duration_since(origin).as_secs_f64().max(1.0);
     let mut series = Series::default();
