@@ -474,3 +474,17 @@ fn a_year_of_quiet_time_costs_little() {
         assert!(ticks < 3_162_240 / 10, "{config:?}: {ticks} ticks");
     }
 }
+
+#[test]
+fn a_start_out_of_range_is_refused_not_a_panic() {
+    for start in ["9999-12-30T00:00:00Z", "1969-12-31T23:59:59Z"] {
+        let out = kasm_scale(&["simulate", "--start", start, "--duration", "2d", "--no-svg"]);
+        assert_eq!(out.status.code(), Some(1), "{start}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "cannot simulate: the start must be between 1970-01-01T00:00:00Z and 9000-01-01T00:00:00Z, got {start}\n"
+            )
+        );
+    }
+}

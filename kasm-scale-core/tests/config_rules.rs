@@ -47,7 +47,9 @@ fn sessions_per_server_forcing_rules() {
     );
     errors(
         |d| asc(d)["max_simultaneous_sessions_per_server"] = json!(0),
-        &["pools[0].autoscale[0].max_simultaneous_sessions_per_server: must be between 1 and 1000, got 0"],
+        &[
+            "pools[0].autoscale[0].max_simultaneous_sessions_per_server: must be between 1 and 1000, got 0",
+        ],
     );
 }
 
@@ -73,7 +75,9 @@ fn ports() {
 fn counts_must_not_be_negative() {
     errors(
         |d| asc(d)["minimum_pool_standby_sessions"] = json!(-1),
-        &["pools[0].autoscale[0].minimum_pool_standby_sessions: must be between 0 and 100000, got -1"],
+        &[
+            "pools[0].autoscale[0].minimum_pool_standby_sessions: must be between 0 and 100000, got -1",
+        ],
     );
     errors(
         |d| asc(d)["downscale_backoff"] = json!(-60),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 
 use super::run::SimOptions;
 use super::trace::TraceEvent;
@@ -28,6 +28,14 @@ pub const MAX_SIM_EVENTS: usize = 2_000_000;
 /// alone keep more is refused before the run; a run that reaches more stops with an error,
 /// rather than growing until memory runs out.
 pub const MAX_SIM_SERVERS: u64 = 20_000;
+
+/// The range of the start (wall clock) of a simulation: from 1970-01-01 to 9000-01-01 UTC.
+/// Ours: every time a simulation computes (start plus up to 366 days, check-in tokens' Unix
+/// times) then stays far inside what the clock types hold.
+pub const SIM_START_RANGE: (Timestamp, Timestamp) = (
+    Timestamp::UNIX_EPOCH,
+    Timestamp::constant(221_845_392_000, 0),
+);
 
 /// Seconds as an event time: NaN and negative as zero, beyond what a `SignedDuration` holds as
 /// [`SignedDuration::MAX`] (which the simulation then refuses as too late).
@@ -62,6 +70,13 @@ pub(crate) fn problem(
 ) -> Option<String> {
     if config.pools.is_empty() {
         return Some("the configuration defines no pools: there is nothing to simulate".into());
+    }
+    let (earliest, latest) = SIM_START_RANGE;
+    if !(earliest..=latest).contains(&options.start) {
+        return Some(format!(
+            "the start must be between {earliest} and {latest}, got {}",
+            options.start
+        ));
     }
     if trace.len() > MAX_SIM_EVENTS {
         return Some(format!(

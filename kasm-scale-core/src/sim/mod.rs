@@ -17,6 +17,7 @@ pub use duration::parse_duration;
 pub use generate::{class, random_arrivals, workday, workdays};
 pub use limits::{
     MAX_SIM_DURATION, MAX_SIM_EVENTS, MAX_SIM_INTERVAL, MAX_SIM_SERVERS, MIN_SIM_INTERVAL,
+    SIM_START_RANGE,
 };
 pub use oracle::{Served, oracle_vm_hours};
 pub use run::{Metrics, Progress, Series, SimError, SimOptions, memory_stand_in, simulate};
