@@ -341,3 +341,22 @@ fn skipping_idle_ticks_changes_nothing() {
         );
     }
 }
+
+#[test]
+fn a_run_that_ends_before_the_first_event_is_refused() {
+    let options = SimOptions::default();
+    let trace = parse_trace("3600,start,a,p\n4000,end,a,p\n", options.start).unwrap();
+    for (minutes, shown) in [(0, "0s"), (30, "30m"), (60, "1h")] {
+        let short = SimOptions {
+            duration: Some(SignedDuration::from_mins(minutes)),
+            ..options.clone()
+        };
+        let err = simulate(&config("", "{ fixed = 60 }"), &trace, &short).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot simulate: the simulation would end (after {shown}) before the trace's first event (at 1h): it would measure nothing"
+            )
+        );
+    }
+}

@@ -106,6 +106,16 @@ pub(crate) fn problem(
             max_text()
         ));
     }
+    if let (Some(d), Some(first)) = (options.duration, trace.first())
+        && first.at >= d
+        && !d.is_negative()
+    {
+        return Some(format!(
+            "the simulation would end (after {d:#}) before the trace's first event (at {:#}): \
+             it would measure nothing",
+            first.at
+        ));
+    }
     if let Some((i, e)) = trace
         .iter()
         .enumerate()
