@@ -37,6 +37,11 @@ pub use kasm_scale_azure as azure;
 #[cfg(feature = "http")]
 pub use kasm_scale_http as http;
 
+/// PostgreSQL state shared by several replicas ([`postgres::PostgresStore`],
+/// [`postgres::LeaseKeeper`]), with the feature `postgres`.
+#[cfg(feature = "postgres")]
+pub use kasm_scale_postgres as postgres;
+
 /// Compiles the README's Rust examples as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

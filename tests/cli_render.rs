@@ -117,10 +117,12 @@ fn render_builtin(name: &str, ad: bool) -> String {
 fn builtin_linux_script_renders_to_valid_bash() {
     for ad in [true, false] {
         let script = render_builtin("linux", ad);
-        assert!(script.contains("realm join --one-time-password=\"$JOIN_PASSWORD\" \"$DOMAIN\""));
+        assert!(
+            script.contains("realm join --one-time-password=\"$JOIN_PASSWORD\" -- \"$DOMAIN\"")
+        );
         assert!(script.contains("hostnamectl set-hostname \"${SERVER_HOSTNAME,,}.${DOMAIN}\""));
         assert!(script.contains("/api/set_server_status"));
-        assert!(script.contains("INSTALL_XRDP='true'"));
+        assert!(script.contains("\nINSTALL_XRDP=true\n"));
         // `bash -n` parses without running: the secrets with quotes and $( ) stay inert.
         let mut bash = Command::new("bash")
             .arg("-n")
@@ -131,22 +133,120 @@ fn builtin_linux_script_renders_to_valid_bash() {
         std::io::Write::write_all(bash.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
         let out = bash.wait_with_output().unwrap();
         assert!(out.status.success(), "bash -n: {}", text(&out.stderr));
+        // The value section hands the password back as it was given.
+        assert_eq!(
+            bash_value(&script, "SESSION_PASSWORD"),
+            "p'a\"s$s `x` \\ {pw}"
+        );
     }
+}
+
+/// The value of `$name` after bash runs the script's value section (assignments only, with
+/// nothing on the PATH).
+fn bash_value(script: &str, name: &str) -> String {
+    let start = script.find("# --- values").expect("a value section");
+    let end = script.find("# --- end of values ---").expect("its end");
+    let program = format!(
+        "set -euo pipefail\n{}\nprintf '%s' \"${name}\"\n",
+        &script[start..end]
+    );
+    let bash = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join("bash"))
+        .find(|p| p.is_file())
+        .expect("bash is needed for this test");
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(bash)
+        .args(["--norc", "--noprofile", "-c", &program])
+        .env("PATH", empty.path())
+        .output()
+        .expect("run bash");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// `--raw` prints a built-in as it is written; `--example-vars` renders it with the documented
+/// sample values, quoted as a server receives them. Without either, the error says how to get
+/// them.
+#[test]
+fn a_builtin_can_be_read_raw_or_with_example_values() {
+    for name in ["windows", "linux"] {
+        let out = kasm_scale(&["render", "--builtin", name, "--raw"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let raw = text(&out.stdout);
+        assert!(raw.contains("{server_hostname}"), "{raw}");
+        assert!(raw.contains("{{"), "escaped braces stay as written");
+
+        let out = kasm_scale(&["render", "--builtin", name, "--example-vars"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let rendered = text(&out.stdout);
+        assert!(!rendered.contains("{server_hostname}"));
+        assert!(rendered.contains("KASM-0F1E2D3C"), "{rendered}");
+        assert!(rendered.contains("example.local"), "{rendered}");
+
+        // A --var still wins over the sample value.
+        let out = kasm_scale(&[
+            "render",
+            "--builtin",
+            name,
+            "--example-vars",
+            "--var",
+            "domain=corp.example.org",
+        ]);
+        assert!(text(&out.stdout).contains("corp.example.org"));
+        assert!(!text(&out.stdout).contains("example.local"));
+
+        let out = kasm_scale(&["render", "--builtin", name]);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = text(&out.stderr);
+        let first = stderr.lines().next().unwrap();
+        assert!(first.starts_with(&format!("builtin:{name}:")), "{stderr}");
+        assert!(first.ends_with("KeyError: 'server_hostname'"), "{stderr}");
+        assert!(
+            stderr.ends_with(&format!(
+                "builtin:{name}: give its variables with --var or --vars, or --example-vars for \
+                 sample values; --raw prints the script unrendered\n"
+            )),
+            "{stderr}"
+        );
+    }
+    let linux = kasm_scale(&["render", "--builtin", "linux", "--example-vars"]);
+    assert_eq!(bash_value(&text(&linux.stdout), "DOMAIN"), "example.local");
+    // --raw takes no variables.
+    let out = kasm_scale(&["render", "--builtin", "linux", "--raw", "--example-vars"]);
+    assert_eq!(out.status.code(), Some(2));
+    // A template file: --raw prints it, --example-vars fills Kasm's variables.
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("t.sh");
+    std::fs::write(
+        &template,
+        "echo {server_id} {{x}} {provider_name} {ssh_key}\n",
+    )
+    .unwrap();
+    let t = template.to_str().unwrap();
+    let out = kasm_scale(&["render", "--template", t, "--raw"]);
+    assert_eq!(
+        text(&out.stdout),
+        "echo {server_id} {{x}} {provider_name} {ssh_key}\n"
+    );
+    let out = kasm_scale(&["render", "--template", t, "--example-vars"]);
+    assert_eq!(
+        text(&out.stdout),
+        "echo 0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9 {x} aws None\n",
+        "a template file is rendered raw, as Kasm does"
+    );
 }
 
 #[test]
 fn builtin_windows_script_renders() {
     let script = render_builtin("windows", true);
     assert!(script.contains("-Options UnsecuredJoin,PasswordPass,JoinWithNewName"));
-    assert!(script.contains("$ServerHostname = \"KASM-0F1E2D3C\""));
-    assert!(script.contains("$Domain = \"example.local\""));
+    assert!(script.contains("\n$ServerHostname = 'KASM-0F1E2D3C'\n"));
+    assert!(script.contains("\n$Domain = 'example.local'\n"));
+    assert!(script.contains("\n$CheckinToken = 'eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiIxIn0.c2ln'\n"));
+    assert!(script.contains("\n$SessionPasswordText = 'p''a\"s$s `x` \\ {pw}'\n"));
+    assert!(script.contains("\n$JoinPasswordText = 'Xy7!q''$(reboot)'\n"));
     assert!(
-        script.contains(
-            "@{ token = \"eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiIxIn0.c2ln\"; status = \"running\""
-        )
-    );
-    assert!(
-        script.contains("$VhdLocations = \"\""),
+        script.contains("\n$VhdLocations = ''\n"),
         "FSLogix is off unless a share is given"
     );
     assert!(

@@ -95,6 +95,9 @@ const BROKEN: &[&str] = &[
     "{{ok}} {",
     "echo {server_id[",
     "$h = @{ Name = {server_hostname} }",
+    // Specs built by nested fields: Python's message quotes the spec they build.
+    "echo {server_id:{{}}}",
+    "echo {server_id:{provider_name}{provider_name}}",
 ];
 
 const PREFIXES: &[&str] = &["", "", "  ", "\t", "echo é😀 ", "x=1; "];

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod controller;
 pub mod engine;
+pub mod input;
 pub mod memory;
 pub mod secret;
 #[cfg(feature = "sim")]
@@ -21,4 +22,5 @@ pub mod token;
 pub mod traits;
 
 pub use config::{Config, ConfigError, Format, Loaded, Problem, Severity, load_file, load_str};
+pub use input::{MAX_INPUT_FILE_BYTES, read_input_file};
 pub use secret::Secret;

@@ -178,7 +178,7 @@ impl TokenKeys {
         let key = match (&config.key, &config.key_file, &config.key_env) {
             (Some(k), _, _) => k.clone(),
             (_, Some(file), _) => Secret::new(
-                std::fs::read_to_string(file)
+                crate::input::read_input_file(file)
                     .map_err(|e| TokenError::InvalidKey(format!("cannot read {file}: {e}")))?,
             ),
             (_, _, Some(var)) => Secret::new(std::env::var(var).map_err(|_| {

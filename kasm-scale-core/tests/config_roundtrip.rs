@@ -576,6 +576,28 @@ fn config() -> impl Strategy<Value = Config> {
                         autoscale,
                     });
                 }
+                // The built-in Linux script creates a local account with `chpasswd`: its configs
+                // need a plain account name and a password without line breaks (a validation
+                // rule).
+                let linux: Vec<String> = config
+                    .vm_providers
+                    .iter()
+                    .filter(|p| p.startup_script_builtin() == Some("linux"))
+                    .map(|p| p.name().to_owned())
+                    .collect();
+                for c in config.pools.iter_mut().flat_map(|p| p.autoscale.iter_mut()) {
+                    if !linux.contains(&c.vm_provider_config_id) {
+                        continue;
+                    }
+                    if let Some(user) = &mut c.connection_username {
+                        let plain: String =
+                            user.chars().filter(char::is_ascii_alphanumeric).collect();
+                        *user = format!("u{plain}").chars().take(32).collect();
+                    }
+                    if let Some(password) = &mut c.connection_password {
+                        *password = Secret::new(password.expose().replace(['\n', '\r'], " "));
+                    }
+                }
                 config
             },
         )

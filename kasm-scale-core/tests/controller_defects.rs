@@ -844,3 +844,52 @@ async fn calls_in_flight_stay_within_the_configured_concurrency() {
         Some("cannot create the VM: transient failure: no answer within 5 s")
     );
 }
+
+/// Found by the PostgreSQL failover test: a server the plan made was also taken for unfinished
+/// work of an earlier run in the same tick (it was `provisioning` and its create had not
+/// started yet), so a create that ended at once (on another worker thread) was started a second
+/// time: a second `create` call and a second `provisioning` event for one server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_server_is_created_once_even_when_its_create_ends_at_once() {
+    let config = config(
+        r#"
+[[zones]]
+zone_name = "default"
+upstream_auth_address = "kasm.example.com"
+
+[[vm_providers]]
+provider = "memory"
+name = "mem"
+max_instances = 200
+startup_script = "x"
+boot_latency = { fixed = 0 }
+
+[[pools]]
+server_pool_name = "p"
+
+[[pools.autoscale]]
+autoscale_config_name = "c"
+vm_provider_config_id = "mem"
+connection_type = "RDP"
+minimum_pool_standby_sessions = 150
+require_checkin = false
+"#,
+    );
+    let cloud = cloud_of(&config, 0, 1);
+    let scaler = Autoscaler::builder(config)
+        .provider(cloud.clone())
+        .build()
+        .unwrap();
+    let mut events = scaler.subscribe();
+    scaler.tick().await;
+    scaler.settle().await;
+    let mut provisioning: std::collections::BTreeMap<_, u32> = Default::default();
+    while let Ok(event) = events.try_recv() {
+        if let Event::Provisioning { server, .. } = event {
+            *provisioning.entry(server).or_default() += 1;
+        }
+    }
+    assert_eq!(provisioning.len(), 150, "one server per standby session");
+    let twice: Vec<_> = provisioning.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "servers started twice: {twice:?}");
+}

@@ -3,7 +3,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use kasm_scale_core::template::{MAX_PROBLEMS, Template, check, check_static, format};
+use kasm_scale_core::Secret;
+use kasm_scale_core::template::{
+    MAX_PROBLEMS, ScriptVariables, Template, check, check_static, format,
+};
 
 fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
@@ -141,11 +144,42 @@ fn a_text_of_errors_stops_at_the_limit_quickly() {
 
 #[test]
 fn secrets_stay_out_of_the_problems() {
-    // A spec built from a secret value is not quoted.
-    let v = vars(&[("a", "x"), ("token", "s3cr3t-TOKEN")]);
-    let d = check("{a:{token}} {missing}", &v);
-    let text = d.to_string();
-    assert!(!text.contains("s3cr3t"), "{text}");
-    assert_eq!(d.len(), 2);
-    assert!(format!("{d:?}").find("s3cr3t").is_none());
+    // A spec built from a secret value is not quoted: the token, and every user-defined
+    // variable of a configuration (which it holds as secrets).
+    let mut v = ScriptVariables {
+        server_id: "x".into(),
+        checkin_jwt: Secret::new("s3cr3t-TOKEN"),
+        ..ScriptVariables::default()
+    };
+    v.extra.insert("share".into(), Secret::new("s3cr3t-share"));
+    for (template, name) in [
+        ("{server_id:{checkin_jwt}} {missing}", "checkin_jwt"),
+        ("{server_id:{share}} {missing}", "share"),
+    ] {
+        let d = check(template, &v);
+        let text = d.to_string();
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert!(
+            text.starts_with(&format!(
+                "1:1: ValueError: the format spec built from `{name}` is invalid (a secret: its \
+                 text is not shown)"
+            )),
+            "{text}"
+        );
+        assert_eq!(d.len(), 2);
+        assert!(format!("{d:?}").find("s3cr3t").is_none());
+    }
+    // A value that is not a secret is shown as Python shows it.
+    let d = check(
+        "{server_id:{server_hostname}{server_hostname}}",
+        &ScriptVariables {
+            server_id: "x".into(),
+            server_hostname: "KASM".into(),
+            ..ScriptVariables::default()
+        },
+    );
+    assert_eq!(
+        d.to_string(),
+        "1:1: ValueError: Invalid format specifier 'KASMKASM' for object of type 'str'"
+    );
 }

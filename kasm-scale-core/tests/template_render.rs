@@ -152,6 +152,29 @@ fn conversions_specs_and_indexing() {
 }
 
 #[test]
+fn a_spec_built_by_fields_is_shown_as_python_shows_it() {
+    let v = vars(&[("domain", "a"), ("x", "9999"), ("y", "x")]);
+    // What CPython 3.11 prints for these (checked with python3).
+    assert_eq!(
+        format("{domain:{{}}}", &v).unwrap_err().python(),
+        "ValueError: Invalid format specifier '{}' for object of type 'str'"
+    );
+    assert_eq!(
+        format("{domain:{y}{y}}", &v).unwrap_err().python(),
+        "ValueError: Invalid format specifier 'xx' for object of type 'str'"
+    );
+    // Python would pad to 99,999,999 characters; we refuse, and say which width.
+    assert_eq!(
+        format("{domain:{x}{x}}", &v).unwrap_err().python(),
+        "Unsupported: width 99999999 is larger than the 1048576 characters the renderer pads to"
+    );
+    for src in ["{domain:{{}}}", "{domain:{y}{y}}", "{domain:{x}{x}}"] {
+        let e = format(src, &v).unwrap_err();
+        assert!(!e.message().contains("<expanded spec>"), "{src}: {e}");
+    }
+}
+
+#[test]
 fn script_variables_render_like_kasm() {
     let mut sv = ScriptVariables {
         server_id: "0f1e".into(),

@@ -205,6 +205,23 @@ fn keys_from_a_config_section_file_or_environment() {
         err,
         "invalid token key: environment variable KASM_SCALE_TEST_UNSET_VARIABLE is not set"
     );
+    // A key file that is not a regular file is refused, not read without end.
+    let zero = dir.join("zero.pem");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let err = TokenKeys::from_config(&CheckinTokenConfig {
+        key_file: Some(zero.display().to_string()),
+        ..Default::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "invalid token key: cannot read {}: not a regular file (a character device); \
+             kasm-scale reads only regular files",
+            zero.display()
+        )
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -11,6 +11,8 @@ use serde_json::json;
 pub(crate) struct Failure {
     pub status: StatusCode,
     pub reason: String,
+    /// On a replica that does not lead: where the leader is (its advertised address).
+    pub leader: Option<String>,
 }
 
 impl Failure {
@@ -18,6 +20,7 @@ impl Failure {
         Self {
             status,
             reason: reason.into(),
+            leader: None,
         }
     }
 
@@ -28,7 +31,16 @@ impl Failure {
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error_message": self.reason }))).into_response()
+        match self.leader {
+            // A follower: try again (at the leader, or here after a failover).
+            Some(leader) => (
+                self.status,
+                [(axum::http::header::RETRY_AFTER, "1")],
+                Json(json!({ "error_message": self.reason, "leader": leader })),
+            )
+                .into_response(),
+            None => (self.status, Json(json!({ "error_message": self.reason }))).into_response(),
+        }
     }
 }
 
@@ -40,6 +52,11 @@ impl From<ControllerError> for Failure {
             ControllerError::Store(e) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}"))
             }
+            ControllerError::NotLeader { leader } => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                reason: "this replica does not lead: send writes to the leader".into(),
+                leader: Some(leader.unwrap_or_default()),
+            },
             other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         }
     }

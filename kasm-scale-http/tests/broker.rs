@@ -186,3 +186,62 @@ async fn events_stream_as_server_sent_events() {
     assert_eq!(event["config"], "c");
     assert_eq!(event["cause"], "below_minimum");
 }
+
+/// Several replicas: a follower serves reads, refuses writes with `503`, `Retry-After` and the
+/// leader's address, and is not ready; once it leads, it is ready and serves writes.
+#[tokio::test(start_paused = true)]
+async fn a_follower_refuses_writes_with_the_leaders_address_and_serves_reads() {
+    let w = world().await;
+    let key = Some(NEW_KEY);
+    ready(&w).await;
+    let (_, token) = w.tokens().pop().expect("a server with a token");
+    w.scaler.step_down(Some("https://10.0.0.7:8443".into()));
+
+    let request = Request::post("/api/v1/pools/p/sessions")
+        .header(header::AUTHORIZATION, format!("Bearer {NEW_KEY}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = w.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let body: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["leader"], "https://10.0.0.7:8443", "{body}");
+
+    let (status, body) = w
+        .post(
+            &format!("/api/set_server_status?token={token}"),
+            json!({"status": "running"}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a check-in is a write: {body}"
+    );
+    assert_eq!(body["leader"], "https://10.0.0.7:8443");
+
+    let (status, body) = call(&w, key, "GET", "/api/v1/pools").await;
+    assert_eq!(status, StatusCode::OK, "reads are served: {body}");
+    assert_eq!(body["pools"][0]["free_sessions"], 2, "{body}");
+
+    let (status, body) = w.get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["role"]["role"], "follower", "{body}");
+    assert_eq!(body["role"]["leader"], "https://10.0.0.7:8443");
+
+    w.scaler.lead(7);
+    w.tick().await;
+    let (status, body) = w.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["role"]["role"], "leader");
+    assert_eq!(body["role"]["epoch"], 7);
+    let (status, body) = call(&w, key, "POST", "/api/v1/pools/p/sessions").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}

@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+mod output;
 mod plan;
 mod render;
 mod serve;
@@ -77,7 +78,8 @@ enum Command {
     /// Prints the rendered script on stdout (exit 0); on template errors prints one
     /// `FILE:LINE:COL: <Python's error>` line per problem on stderr, the error Python raises
     /// first, then every other problem in document order (exit 1); exit 2 when an input cannot
-    /// be read.
+    /// be read. A built-in script is rendered as a server receives it: each value quoted for
+    /// the script's language (bash or PowerShell); a template file is rendered raw, as Kasm does.
     Render {
         /// The template file.
         #[arg(
@@ -100,6 +102,13 @@ enum Command {
         /// problems listed are those that fail whatever their values (no `KeyError`).
         #[arg(long)]
         check: bool,
+        /// Print the template text itself, unrendered (`{{` and `}}` as written).
+        #[arg(long, conflicts_with_all = ["check", "vars", "vars_file", "example_vars"])]
+        raw: bool,
+        /// Start from a documented sample value of every built-in variable (a built-in script's
+        /// own variables take their defaults); `--vars` and `--var` override them.
+        #[arg(long)]
+        example_vars: bool,
     },
 }
 
@@ -122,6 +131,8 @@ impl Cli {
                 vars,
                 vars_file,
                 check,
+                raw,
+                example_vars,
             } => {
                 let source = match (template, builtin) {
                     (Some(file), _) => render::Source::File(file),
@@ -129,7 +140,12 @@ impl Cli {
                     // clap requires one of the two.
                     (None, None) => return ExitCode::from(2),
                 };
-                render::run(source, &vars, vars_file, check)
+                let options = render::Options {
+                    check,
+                    raw,
+                    example_vars,
+                };
+                render::run(source, &vars, vars_file, options)
             }
         }
     }

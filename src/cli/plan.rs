@@ -10,6 +10,8 @@ use kasm_scale_core::engine::{Action, Bookkeeping, Plan, State, plan};
 use kasm_scale_core::{ConfigError, load_file};
 use serde::Serialize;
 
+use super::output::Stdout;
+
 /// The plans of every pool, with bookkeeping keyed by config name (config order).
 #[derive(Default, Serialize)]
 struct Combined {
@@ -35,7 +37,7 @@ pub fn run(config: &Path, state: &Path, now: Option<Timestamp>, explain: bool) -
             return ExitCode::from(2);
         }
     };
-    let text = match std::fs::read_to_string(state) {
+    let text = match kasm_scale_core::read_input_file(state) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{}: cannot read: {e}", state.display());
@@ -68,24 +70,25 @@ pub fn run(config: &Path, state: &Path, now: Option<Timestamp>, explain: bool) -
                 .map(|n| format!("{}: {n}", snapshot.pool)),
         );
     }
+    let mut out = Stdout::new();
     if explain {
         for action in &combined.actions {
-            println!("{}", action.reason());
+            out.line(action.reason());
         }
         for note in &combined.notes {
-            println!("note: {note}");
+            out.line(format_args!("note: {note}"));
         }
         if combined.actions.is_empty() && combined.notes.is_empty() {
-            println!("nothing to do");
+            out.line("nothing to do");
         }
     } else {
         match serde_json::to_string_pretty(&combined) {
-            Ok(json) => println!("{json}"),
+            Ok(json) => out.line(json),
             Err(e) => {
                 eprintln!("cannot write the plan: {e}");
                 return ExitCode::from(2);
             }
         }
     }
-    ExitCode::SUCCESS
+    out.finish(ExitCode::SUCCESS)
 }

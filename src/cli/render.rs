@@ -1,13 +1,16 @@
 //! `kasm-scale render`: render a startup-script template the way Kasm does.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use kasm_scale_core::read_input_file;
 use kasm_scale_core::template::{
-    self, Diagnostics, MAX_PROBLEMS, Template, TemplateError, builtin, check_static,
+    self, Diagnostics, EXAMPLE_VARIABLES, ErrorKind, MAX_PROBLEMS, Template, TemplateError,
+    builtin, check_static,
 };
+
+use super::output::Stdout;
 
 /// Where the template comes from.
 pub enum Source {
@@ -17,9 +20,22 @@ pub enum Source {
     Builtin(String),
 }
 
+/// How `render` works, besides the template and the variables.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Only parse, and list the variables the template uses.
+    pub check: bool,
+    /// Print the template text as it is, unrendered.
+    pub raw: bool,
+    /// Start from the documented sample value of every variable ([`EXAMPLE_VARIABLES`]).
+    pub example_vars: bool,
+}
+
 /// Renders (or with `check`, only parses) the template and prints the result on stdout.
 /// Exit 0 on success, 1 on a template error, 2 when an input cannot be read.
 ///
+/// A built-in script is rendered as kasm-scale renders it for a server, each value quoted for
+/// its language ([`Template::render_quoted`]); a template file is rendered raw, as Kasm does.
 /// On template errors every problem is printed on stderr as `FILE:LINE:COL: <Python's error>`,
 /// Python's own error first (what `str.format(**vars)` raises with these variables), then the
 /// others in document order ([`template::check`]). With `check` the variables are ignored and the
@@ -28,29 +44,39 @@ pub fn run(
     source: Source,
     vars: &[(String, String)],
     vars_file: Option<PathBuf>,
-    check: bool,
+    options: Options,
 ) -> ExitCode {
-    match render(source, vars, vars_file, check) {
+    let mut out = Stdout::new();
+    let status = match render(source, vars, vars_file, options, &mut out) {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, message)) => {
             eprintln!("{message}");
             ExitCode::from(code)
         }
-    }
+    };
+    out.finish(status)
 }
 
 fn render(
     source: Source,
     vars: &[(String, String)],
     vars_file: Option<PathBuf>,
-    check: bool,
+    options: Options,
+    out: &mut Stdout,
 ) -> Result<(), (u8, String)> {
     let mut values: HashMap<String, Option<String>> = HashMap::new();
-    let (name, text) = match source {
+    if options.example_vars {
+        values.extend(
+            EXAMPLE_VARIABLES
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned))),
+        );
+    }
+    let (name, text, quoting) = match source {
         Source::File(path) => {
-            let text = std::fs::read_to_string(&path)
+            let text = read_input_file(&path)
                 .map_err(|e| (2, format!("{}: cannot read: {e}", path.display())))?;
-            (path.display().to_string(), text)
+            (path.display().to_string(), text, None)
         }
         Source::Builtin(name) => {
             let script = builtin(&name).ok_or_else(|| {
@@ -72,37 +98,60 @@ fn render(
                     .iter()
                     .map(|(k, v)| ((*k).to_owned(), Some((*v).to_owned()))),
             );
-            (format!("builtin:{name}"), script.text.to_owned())
+            (
+                format!("builtin:{name}"),
+                script.text.to_owned(),
+                Some(script.quoting),
+            )
         }
     };
+    if options.raw {
+        out.text(&text);
+        return Ok(());
+    }
     if let Some(path) = vars_file {
         values.extend(read_vars(&path)?);
     }
     values.extend(vars.iter().map(|(k, v)| (k.clone(), Some(v.clone()))));
 
     // With `--check` the variables are not known: only what fails whatever their values.
-    let problems = if check {
+    let problems = if options.check {
         check_static(&text)
     } else {
         template::check(&text, &values)
     };
     if !problems.is_empty() {
-        return Err((1, report(&name, &problems)));
+        let mut message = report(&name, &problems);
+        let unknown = problems
+            .errors()
+            .iter()
+            .any(|e| e.kind() == ErrorKind::KeyError);
+        if quoting.is_some() && unknown {
+            message.push_str(&format!(
+                "\n{name}: give its variables with --var or --vars, or --example-vars for sample \
+                 values; --raw prints the script unrendered"
+            ));
+        }
+        return Err((1, message));
     }
-    // The check is clean, so neither parsing nor rendering fails; a disagreement is still an error.
+    // The check is clean, so parsing does not fail and rendering fails only on a value a
+    // built-in script cannot carry; a disagreement is still an error.
     let one = |e: TemplateError| (1, format!("{name}:{e}"));
     let template = Template::parse(text).map_err(one)?;
-    let mut stdout = std::io::stdout().lock();
-    let written = if check {
-        template
-            .field_names()
-            .try_for_each(|f| writeln!(stdout, "{f}"))
+    if options.check {
+        for field in template.field_names() {
+            out.line(field);
+        }
     } else {
-        let rendered = template.render(&values).map_err(one)?;
+        let rendered = match quoting {
+            Some(quoting) => template.render_quoted(&values, quoting),
+            None => template.render(&values),
+        }
+        .map_err(one)?;
         // The user asked for the script: this is where its secrets are meant to go.
-        stdout.write_all(rendered.expose().as_bytes())
-    };
-    written.map_err(|e| (2, format!("cannot write the output: {e}")))
+        out.text(rendered.expose());
+    }
+    Ok(())
 }
 
 /// `FILE:LINE:COL: KeyError: 'x'`, one line per problem, Python's error first.
@@ -123,8 +172,7 @@ fn report(name: &str, problems: &Diagnostics) -> String {
 /// Reads a JSON object whose values are strings (or null, Python's `None`).
 fn read_vars(path: &PathBuf) -> Result<HashMap<String, Option<String>>, (u8, String)> {
     let file = path.display();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| (2, format!("{file}: cannot read: {e}")))?;
+    let text = read_input_file(path).map_err(|e| (2, format!("{file}: cannot read: {e}")))?;
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| (2, format!("{file}:{}:{}: {e}", e.line(), e.column())))?;
     let serde_json::Value::Object(map) = value else {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kasm_scale_core::config::{Config, StateStoreConfig, VmProviderConfig};
-use kasm_scale_core::controller::{Autoscaler, FileStore, MemoryStore, StateStore};
+use kasm_scale_core::controller::{Autoscaler, FileStore, MemoryStore, Role, StateStore};
 use kasm_scale_core::memory::MemoryCloud;
 use kasm_scale_core::traits::{
     BackendError, Capabilities, DirectoryService, Leftover, Vm, VmProvider, VmSpec,
@@ -47,6 +47,10 @@ pub struct Args {
     /// to `DIR/<server_id>.sh` (mode 0600), as its guest would receive it, so it can be run.
     #[arg(long, value_name = "DIR")]
     guest_scripts: Option<PathBuf>,
+    /// With a `postgres` state store: the address other replicas' callers are sent to while
+    /// this one leads (default: this one's scheme and listening address).
+    #[arg(long, value_name = "URL")]
+    advertise: Option<String>,
 }
 
 /// Runs the service. Exit 0 after a clean shutdown; 1 when the configuration is invalid or
@@ -88,9 +92,13 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 async fn serve(config: Config, args: Args) -> Result<(), String> {
+    let store = state_store(&config).await?;
     let mut builder = Autoscaler::builder(config.clone())
         .owner_id(args.owner_id.clone())
-        .store(state_store(&config));
+        .store(store.store.clone());
+    if store.replicated() {
+        builder = builder.role(Role::Follower { leader: None });
+    }
     for provider in &config.vm_providers {
         builder = builder.provider(vm_provider(provider, args.guest_scripts.as_deref()).await?);
     }
@@ -113,23 +121,120 @@ async fn serve(config: Config, args: Args) -> Result<(), String> {
         "http"
     };
     let app = kasm_scale_http::router(scaler.clone());
-    kasm_scale_http::serve(
-        scaler,
+    let advertise = args.advertise.clone();
+    let lease = Arc::new(std::sync::Mutex::new(None));
+    let served = kasm_scale_http::serve(
+        scaler.clone(),
         app,
         options,
-        move |addr| println!("kasm-scale serve: listening on {scheme}://{addr}"),
+        {
+            let lease = lease.clone();
+            move |addr| {
+                // A closed stdout does not stop the service: the line is dropped.
+                super::output::Stdout::new().line(format_args!(
+                    "kasm-scale serve: listening on {scheme}://{addr}"
+                ));
+                // A replica takes part in the lease once it can be reached.
+                let address = advertise.unwrap_or_else(|| format!("{scheme}://{addr}"));
+                *lease.lock().unwrap_or_else(|e| e.into_inner()) =
+                    store.keep_lease(&scaler, address);
+            }
+        },
         stop_signal(),
     )
     .await
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string());
+    // After the last save: the lease is released, another replica takes over at once.
+    let keeper = lease.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(keeper) = keeper {
+        keeper.stop().await;
+    }
+    served
+}
+
+/// The configured state store, and for PostgreSQL what the lease needs.
+struct Store {
+    store: Arc<dyn StateStore>,
+    #[cfg(feature = "postgres")]
+    postgres: Option<(Arc<kasm_scale_postgres::PostgresStore>, Duration)>,
+}
+
+/// Keeps the lease while it runs ([`Store::keep_lease`]).
+enum Keeper {
+    #[cfg(feature = "postgres")]
+    Postgres(kasm_scale_postgres::LeaseKeeper),
+}
+
+impl Keeper {
+    async fn stop(self) {
+        match self {
+            #[cfg(feature = "postgres")]
+            Keeper::Postgres(keeper) => keeper.shutdown().await,
+        }
+    }
+}
+
+impl Store {
+    /// Whether replicas share it (the controller starts as a follower).
+    fn replicated(&self) -> bool {
+        #[cfg(feature = "postgres")]
+        return self.postgres.is_some();
+        #[cfg(not(feature = "postgres"))]
+        false
+    }
+
+    /// Starts keeping the lease for `scaler`, reachable at `address`, if the store is shared.
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
+    fn keep_lease(&self, scaler: &Autoscaler, address: String) -> Option<Keeper> {
+        #[cfg(feature = "postgres")]
+        if let Some((store, ttl)) = &self.postgres {
+            let options = kasm_scale_postgres::LeaseOptions::new(*ttl, address);
+            eprintln!(
+                "kasm-scale serve: replica {} takes part in the lease",
+                options.holder
+            );
+            return Some(Keeper::Postgres(kasm_scale_postgres::LeaseKeeper::start(
+                scaler.clone(),
+                store.clone(),
+                options,
+            )));
+        }
+        None
+    }
 }
 
 /// The state store the configuration names.
-fn state_store(config: &Config) -> Arc<dyn StateStore> {
-    match config.state_store.clone().unwrap_or_default() {
+async fn state_store(config: &Config) -> Result<Store, String> {
+    let store: Arc<dyn StateStore> = match config.state_store.clone().unwrap_or_default() {
         StateStoreConfig::File(file) => Arc::new(FileStore::new(file.path)),
         StateStoreConfig::Memory {} => Arc::new(MemoryStore::default()),
-    }
+        #[cfg(feature = "postgres")]
+        StateStoreConfig::Postgres(pg) => {
+            let store = Arc::new(
+                kasm_scale_postgres::PostgresStore::connect(&pg)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            let ttl = Duration::from_secs(u64::from(pg.lease_ttl));
+            return Ok(Store {
+                store: store.clone(),
+                postgres: Some((store, ttl)),
+            });
+        }
+        #[cfg(not(feature = "postgres"))]
+        StateStoreConfig::Postgres(_) => {
+            return Err(
+                "state_store: kind \"postgres\" needs a kasm-scale built with the \
+                        `postgres` feature (cargo build --release --features postgres)"
+                    .to_string(),
+            );
+        }
+    };
+    Ok(Store {
+        store,
+        #[cfg(feature = "postgres")]
+        postgres: None,
+    })
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.

@@ -5,9 +5,12 @@ use std::process::ExitCode;
 
 use kasm_scale_core::{ConfigError, load_file};
 
+use super::output::Stdout;
+
 /// Validates each file; prints a summary line per valid file on stdout and every problem on
 /// stderr. Exit 0 valid, 1 invalid, 2 unreadable (the worst over all files).
 pub fn run(files: &[PathBuf]) -> ExitCode {
+    let mut out = Stdout::new();
     let mut status = 0u8;
     for file in files {
         let name = file.display();
@@ -24,7 +27,7 @@ pub fn run(files: &[PathBuf]) -> ExitCode {
                     status = status.max(1);
                     continue;
                 }
-                println!("{name}: ok: {}", loaded.config.summary());
+                out.line(format_args!("{name}: ok: {}", loaded.config.summary()));
                 for warning in loaded.warnings.iter().chain(&unchecked) {
                     eprintln!("{name}: {warning}");
                 }
@@ -47,7 +50,7 @@ pub fn run(files: &[PathBuf]) -> ExitCode {
             }
         }
     }
-    ExitCode::from(status)
+    out.finish(ExitCode::from(status))
 }
 
 /// What only a backend crate can check: with the `aws` feature, each AWS provider's

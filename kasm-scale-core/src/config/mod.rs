@@ -45,7 +45,9 @@ pub use provider::{
     VmProviderConfig,
 };
 pub use schedule::{LocalTime, Schedule, TimeZoneName, Weekday};
-pub use store::{FileStoreConfig, STATE_STORE_KINDS, StateStoreConfig};
+pub use store::{
+    FileStoreConfig, LEASE_TTL_RANGE, PostgresStoreConfig, STATE_STORE_KINDS, StateStoreConfig,
+};
 pub use token::{BrokerApiConfig, CheckinTokenConfig, MIN_BROKER_KEY_LEN};
 pub use workspace::{RdpClientType, Workspace, Zone};
 
@@ -281,12 +283,14 @@ pub struct Loaded {
     pub warnings: Vec<Problem>,
 }
 
-/// Reads and validates a configuration file; the format comes from its extension.
+/// Reads and validates a configuration file; the format comes from its extension. The file is
+/// read with [`read_input_file`](crate::read_input_file): a path that is not a regular file, or
+/// a file over [`MAX_INPUT_FILE_BYTES`](crate::MAX_INPUT_FILE_BYTES), is a [`ConfigError::Read`].
 pub fn load_file(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
     let path = path.as_ref();
     let format =
         Format::from_path(path).ok_or_else(|| ConfigError::UnknownFormat { file: path.into() })?;
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = crate::input::read_input_file(path).map_err(|source| ConfigError::Read {
         file: path.into(),
         source,
     })?;

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use super::{AutoScaleConfig, AwsVmConfig, Config, Problem, VmProviderConfig};
 use crate::secret::Secret;
 use crate::template::{
-    self, AD_JOIN_PASSWORD_MAX_LEN, AD_VARIABLES, AdJoin, BUILTINS, MAX_PROBLEMS, ScriptVariables,
-    Template, TemplateError, VARIABLE_NAMES, builtin, checkin_jwt_max_len,
+    self, AD_JOIN_PASSWORD_MAX_LEN, AD_VARIABLES, AdJoin, BUILTINS, MAX_PROBLEMS, Quoting,
+    ScriptVariables, Template, TemplateError, VARIABLE_NAMES, Variables, builtin,
+    checkin_jwt_max_len,
 };
 
 impl VmProviderConfig {
@@ -20,6 +21,30 @@ impl VmProviderConfig {
         match self.startup_script_builtin() {
             Some(name) => builtin(name).map(|b| b.text),
             None => Some(self.startup_script()),
+        }
+    }
+
+    /// How the values are quoted when the script is rendered: the built-in script's language;
+    /// `None` for the configuration's own `startup_script`, which is rendered raw, as Kasm does.
+    pub fn script_quoting(&self) -> Option<Quoting> {
+        self.startup_script_builtin()
+            .and_then(builtin)
+            .map(|b| b.quoting)
+    }
+
+    /// Renders this provider's startup script (`template`, parsed from [`script_text`]) for one
+    /// server: a built-in script with each value quoted for its language
+    /// ([`Template::render_quoted`]), the configuration's own script raw, as Kasm renders it.
+    ///
+    /// [`script_text`]: Self::script_text
+    pub fn render_script(
+        &self,
+        template: &Template,
+        vars: &dyn Variables,
+    ) -> Result<Secret, TemplateError> {
+        match self.script_quoting() {
+            Some(quoting) => template.render_quoted(vars, quoting),
+            None => template.render(vars),
         }
     }
 
@@ -180,9 +205,16 @@ fn check_provider(config: &Config, p: &str, provider: &VmProviderConfig, out: &m
             ));
         }
     }
+    if let Some(quoting) = provider.script_quoting() {
+        let before = out.len();
+        builtin_value_problems(p, provider, &users, quoting, out);
+        if out.len() > before {
+            return;
+        }
+    }
     let limit = provider.startup_script_limit();
     for (user, vars) in &cases {
-        let rendered = match template.render(vars) {
+        let rendered = match provider.render_script(&template, vars) {
             Ok(r) => r,
             Err(e) => return out.push(Problem::error(&path, describe(&e))),
         };
@@ -206,6 +238,80 @@ fn check_provider(config: &Config, p: &str, provider: &VmProviderConfig, out: &m
             return;
         }
     }
+}
+
+/// An error for each configured value a built-in script cannot take, at the field that holds
+/// it: what its language cannot carry as a literal (a NUL character in a bash script), and for
+/// the `linux` script a session account name or password that `chpasswd`'s `user:password`
+/// lines cannot hold.
+fn builtin_value_problems(
+    p: &str,
+    provider: &VmProviderConfig,
+    users: &[(String, &AutoScaleConfig)],
+    quoting: Quoting,
+    out: &mut Vec<Problem>,
+) {
+    let name = provider.startup_script_builtin().unwrap_or_default();
+    let mut check = |path: String, value: &str| {
+        if let Err(e) = quoting.quote(value) {
+            out.push(Problem::error(
+                path,
+                format!("{e}; the built-in `{name}` script receives it"),
+            ));
+            return false;
+        }
+        true
+    };
+    for (key, value) in provider.startup_script_variables() {
+        check(
+            format!("{p}.startup_script_variables.{key}"),
+            value.expose(),
+        );
+    }
+    let mut account = Vec::new();
+    for (cpath, c) in users {
+        if let Some(user) = &c.connection_username {
+            let path = format!("{cpath}.connection_username");
+            if check(path.clone(), user) && name == "linux" && !linux_account_name(user) {
+                account.push(Problem::error(
+                    path,
+                    format!(
+                        "`{}` cannot name the local account the built-in `linux` script \
+                         creates: use letters, digits, `_`, `.` and `-` (not first), at most 32 \
+                         characters",
+                        user.escape_debug()
+                    ),
+                ));
+            }
+        }
+        if let Some(password) = &c.connection_password {
+            let path = format!("{cpath}.connection_password");
+            let line_break = password.expose().contains(['\n', '\r']);
+            if check(path.clone(), password.expose()) && name == "linux" && line_break {
+                account.push(Problem::error(
+                    path,
+                    "holds a line break, which the built-in `linux` script cannot pass to \
+                     chpasswd (the value is not shown)",
+                ));
+            }
+        }
+    }
+    out.append(&mut account);
+    // `upstream_auth_address` is checked as a host name; `domain` comes from the LDAP base DN,
+    // and the check-in token, host name and join password are made by kasm-scale.
+}
+
+/// A local account name `useradd` takes everywhere: a letter or `_` first, then letters,
+/// digits, `_`, `.` and `-`, at most 32 characters.
+fn linux_account_name(name: &str) -> bool {
+    name.len() <= 32
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 /// `line 3, column 9: KeyError: 'print $4'` with a hint for the usual mistake.

@@ -567,10 +567,12 @@ fn api_fields(out: &mut Out<'_>, p: &str, (concurrency, rate, timeout): (u32, Op
 /// A durable store keeps servers across a restart; their guests then check in with tokens the
 /// previous process signed, so the key must outlive the process too.
 fn state_store(out: &mut Out<'_>, config: &Config, store: &super::StateStoreConfig) {
-    if let super::StateStoreConfig::File(file) = store
-        && file.path.trim().is_empty()
-    {
-        out.error("state_store.path".into(), "must not be empty");
+    match store {
+        super::StateStoreConfig::File(file) if file.path.trim().is_empty() => {
+            out.error("state_store.path".into(), "must not be empty");
+        }
+        super::StateStoreConfig::Postgres(pg) => postgres(out, pg),
+        _ => {}
     }
     let keyed = config
         .checkin_token
@@ -583,4 +585,68 @@ fn state_store(out: &mut Out<'_>, config: &Config, store: &super::StateStoreConf
              made at start, servers booting across a restart could never check in",
         );
     }
+}
+
+fn postgres(out: &mut Out<'_>, pg: &super::PostgresStoreConfig) {
+    match postgres_host(&pg.url) {
+        Err(why) => out.error("state_store.url".into(), why),
+        Ok(host) if pg.tls_ca_file.is_none() && !super::endpoint::is_loopback(&host) => out.error(
+            "state_store.tls_ca_file".into(),
+            format!(
+                "required for `{host}`: without TLS the database password and every record would cross the network in clear (plain connections only to a loopback host)"
+            ),
+        ),
+        Ok(_) => {}
+    }
+    if pg.password_env.is_some() && pg.password_file.is_some() {
+        out.error(
+            "state_store".into(),
+            "give the password in one way only: password_env or password_file",
+        );
+    }
+    if pg.pool_size == 0 || pg.pool_size > 256 {
+        out.error(
+            "state_store.pool_size".into(),
+            format!("must be between 1 and 256, got {}", pg.pool_size),
+        );
+    }
+    let ttl = super::store::LEASE_TTL_RANGE;
+    if !ttl.contains(&pg.lease_ttl) {
+        out.error(
+            "state_store.lease_ttl".into(),
+            format!(
+                "must be between {} and {} seconds, got {}",
+                ttl.start(),
+                ttl.end(),
+                pg.lease_ttl
+            ),
+        );
+    }
+}
+
+/// The host of a `postgres://` URL, which must not carry a password.
+fn postgres_host(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+        .ok_or("must be a postgres://user@host[:port]/database URL")?;
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let (user, hostport) = match authority.rsplit_once('@') {
+        Some((user, host)) => (Some(user), host),
+        None => (None, authority),
+    };
+    if user.is_some_and(|u| u.contains(':')) {
+        return Err(
+            "must not carry a password (it would be logged with the URL): use password_env or password_file"
+                .into(),
+        );
+    }
+    let host = match hostport.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map(|(h, _)| h).unwrap_or_default(),
+        None => hostport.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() {
+        return Err("has no host".into());
+    }
+    Ok(host.to_ascii_lowercase())
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::events::{CheckinStatus, ControllerError, SessionOutcome};
 use super::records::{Queued, SessionId};
-use super::{Autoscaler, Shared, persist::persist, queue, snapshot};
+use super::{Autoscaler, Shared, StoreError, persist::persist, queue, snapshot};
 use crate::engine::{ServerId, ServerState, SessionRequest, assign};
 use crate::token::TokenError;
 
@@ -30,6 +30,18 @@ pub(crate) async fn start(shared: &Arc<Shared>) -> Result<(), ControllerError> {
         .map(|_| ())
 }
 
+/// The end of a broker call: saves what it changed. A store that cannot be reached keeps the
+/// change in memory for the next save (the call succeeds: the store's failure is logged,
+/// counted and evented); a store that refuses the write because another replica leads fails
+/// the call ([`ControllerError::NotLeader`]): this replica has stepped down and its change is
+/// not the leader's.
+async fn saved(shared: &Shared) -> Result<(), ControllerError> {
+    match persist(shared).await {
+        Err(StoreError::Fenced(_)) => Err(ControllerError::NotLeader { leader: None }),
+        _ => Ok(()),
+    }
+}
+
 impl Autoscaler {
     /// Loads the saved state from the store. Every other call does this first (once), so
     /// calling it is optional; it reports a store that cannot be read before anything else
@@ -45,6 +57,7 @@ impl Autoscaler {
         pool: &str,
         request: &SessionRequest,
     ) -> Result<SessionOutcome, ControllerError> {
+        self.shared.acting()?;
         start(&self.shared).await?;
         if self.shared.config.pool(pool).is_none() {
             return Err(ControllerError::UnknownPool(pool.into()));
@@ -73,13 +86,14 @@ impl Autoscaler {
             }
         };
         tracing::info!(pool, user = request.user.as_deref(), outcome = ?outcome, "session requested");
-        persist(&self.shared).await;
+        saved(&self.shared).await?;
         Ok(outcome)
     }
 
     /// Ends a session (or withdraws a queued request). The slot it frees goes to a waiting
     /// request of the pool at once.
     pub async fn end_session(&self, session: SessionId) -> Result<(), ControllerError> {
+        self.shared.acting()?;
         start(&self.shared).await?;
         let freed_pool = {
             let mut records = self.shared.records();
@@ -107,7 +121,7 @@ impl Autoscaler {
         if let Some(pool) = freed_pool {
             queue::serve(&self.shared, Some(&pool));
         }
-        persist(&self.shared).await;
+        saved(&self.shared).await?;
         Ok(())
     }
 
@@ -139,7 +153,8 @@ impl Autoscaler {
     /// background work (creates, destroys) changed is saved by the next of them, or by this call
     /// (at shutdown, after [`Autoscaler::settle`]).
     pub async fn save(&self) {
-        persist(&self.shared).await;
+        // A failure is logged, counted and retried by the next save.
+        let _ = persist(&self.shared).await;
     }
 
     /// The live server a check-in token names, without checking it in (Kasm's
@@ -184,6 +199,7 @@ impl Autoscaler {
         token: &str,
         status: &CheckinStatus,
     ) -> Result<ServerId, ControllerError> {
+        self.shared.acting()?;
         start(&self.shared).await?;
         let now = self.shared.now();
         let live = |id: ServerId| {
@@ -240,7 +256,7 @@ impl Autoscaler {
                 queue::serve(&self.shared, Some(&pool));
             }
         }
-        persist(&self.shared).await;
+        saved(&self.shared).await?;
         Ok(server)
     }
 
@@ -254,6 +270,7 @@ impl Autoscaler {
         sessions: u32,
         used: bool,
     ) -> Result<Vec<SessionId>, ControllerError> {
+        self.shared.acting()?;
         start(&self.shared).await?;
         let ids = {
             let mut records = self.shared.records();
@@ -274,7 +291,7 @@ impl Autoscaler {
             ids
         };
         tracing::info!(%server, sessions, used, "sessions reported");
-        persist(&self.shared).await;
+        saved(&self.shared).await?;
         Ok(ids)
     }
 }

@@ -37,6 +37,7 @@ pub struct AutoscalerBuilder {
     orphan_grace: Duration,
     queue_timeout: Duration,
     reconcile_every: u64,
+    role: super::Role,
 }
 
 impl Autoscaler {
@@ -59,6 +60,7 @@ impl Autoscaler {
             orphan_grace: Duration::from_secs(600),
             queue_timeout: Duration::from_secs(600),
             reconcile_every: 10,
+            role: super::Role::Sole,
         }
     }
 }
@@ -67,6 +69,14 @@ impl AutoscalerBuilder {
     /// The id written into every owner marker: one per broker installation (default `kasm-scale`).
     pub fn owner_id(mut self, owner_id: impl Into<String>) -> Self {
         self.owner_id = owner_id.into();
+        self
+    }
+
+    /// Its role at start (default [`Role::Sole`](super::Role::Sole): it acts alone). A replica
+    /// of a shared store starts as a follower (`Role::Follower { leader: None }`) and acts when
+    /// its lease keeper calls [`Autoscaler::lead`].
+    pub fn role(mut self, role: super::Role) -> Self {
+        self.role = role;
         self
     }
 
@@ -275,6 +285,8 @@ impl AutoscalerBuilder {
             tick_lock: tokio::sync::Mutex::new(()),
             tasks: Tasks::default(),
             taken_names: Mutex::new(Default::default()),
+            role: Mutex::new(self.role),
+            wake: tokio::sync::Notify::new(),
             config: self.config,
         };
         Ok(Autoscaler::from_shared(shared))

@@ -51,6 +51,16 @@ pub enum Event {
         /// Why it went, for people.
         reason: String,
     },
+    /// This replica was granted the store's lease and acts from now on.
+    Leading {
+        /// The lease's epoch.
+        epoch: u64,
+    },
+    /// This replica stopped acting (its lease was lost, or it shut down).
+    SteppedDown {
+        /// The epoch of the lease it held (0 when it acted alone).
+        epoch: u64,
+    },
     /// Something failed; the server (if any) keeps the message as its last error.
     Failed {
         /// The server, if the failure concerns one.
@@ -210,6 +220,12 @@ pub enum ControllerError {
     /// The state store could not load the saved state, so nothing is served yet.
     #[error("cannot start: {0}")]
     Store(#[from] StoreError),
+    /// Another replica leads (or this one is taking over): writes go to the leader.
+    #[error("this replica does not lead{}", .leader.as_deref().map(|l| format!("; the leader is at {l}")).unwrap_or_default())]
+    NotLeader {
+        /// The leader's advertised address, when known.
+        leader: Option<String>,
+    },
 }
 
 /// Why creating a server failed (kept on the config's failure count and in events).

@@ -105,9 +105,20 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
         // Work an earlier run or tick left unfinished: creates after a restart (the record was
         // saved before the VM was asked for; create is idempotent on the server id) and
         // destroys that failed.
+        // Not the servers this plan just made (already in `starts`): a create that ends at
+        // once would otherwise be started a second time.
+        let planned: HashSet<ServerId> = starts
+            .iter()
+            .filter_map(|s| match s {
+                Start::Create(id, _) => Some(*id),
+                Start::Destroy(..) => None,
+            })
+            .collect();
         for s in records.servers.values() {
             match s.state {
-                ServerState::Provisioning if !shared.tasks.busy(&Work::Create(s.id)) => {
+                ServerState::Provisioning
+                    if !planned.contains(&s.id) && !shared.tasks.busy(&Work::Create(s.id)) =>
+                {
                     let cause = if s.queue_slots > 0 {
                         Cause::QueuedRequests
                     } else {
@@ -135,8 +146,13 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
     // The records of new servers are saved before their VMs are asked for, so a restart finds
     // them (and resumes them) instead of adopting their VMs as unknown. (A tick that creates
     // nothing saves once, at its end.)
-    if starts.iter().any(|s| matches!(s, Start::Create(..))) {
-        persist::persist(shared).await;
+    if starts.iter().any(|s| matches!(s, Start::Create(..)))
+        && let Err(e) = persist::persist(shared).await
+    {
+        // No VM without its saved record (a replica that lost its lease, or a store that
+        // cannot be reached): the next tick tries again from the records.
+        tracing::warn!(error = %e, "new servers not started: their records are not saved");
+        starts.retain(|s| !matches!(s, Start::Create(..)));
     }
     for start in starts {
         match start {

@@ -27,6 +27,9 @@ pub const MAX_STATE_FILE: u64 = 256 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct FileStore {
     path: PathBuf,
+    /// Saves through one store (and its clones) run one at a time: they share the temporary
+    /// file, and the last one started is the one kept.
+    saving: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Serialize)]
@@ -44,7 +47,10 @@ struct Loaded {
 impl FileStore {
     /// A store in `path` (read at the first load, created at the first save).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            saving: Default::default(),
+        }
     }
 
     /// The file.
@@ -69,6 +75,7 @@ impl StateStore for FileStore {
         })
         .map_err(|e| StoreError::Unavailable(format!("cannot encode the records: {e}")))?;
         let path = self.path.clone();
+        let _one_at_a_time = self.saving.lock().await;
         tokio::task::spawn_blocking(move || save(&path, &bytes))
             .await
             .map_err(|e| StoreError::Unavailable(format!("save: {e}")))?

@@ -35,6 +35,7 @@ mod provision;
 mod queue;
 mod reconcile;
 mod records;
+mod role;
 mod snapshot;
 mod status;
 mod store;
@@ -54,6 +55,7 @@ pub use builder::AutoscalerBuilder;
 pub use events::{CheckinStatus, ControllerError, Event, SessionOutcome, SetupError};
 pub use file_store::{FileStore, MAX_STATE_FILE};
 pub use records::{AdRecord, Queued, Records, ServerInfo, SessionId};
+pub use role::Role;
 pub use status::{PoolStatus, SessionStatus};
 pub use store::{MemoryStore, STORE_TIMEOUT, StateStore, StoreError};
 
@@ -110,6 +112,10 @@ pub(crate) struct Shared {
     /// Host names the clouds and directories hold (from the last listings): new servers avoid
     /// them.
     pub taken_names: Mutex<HashSet<String>>,
+    /// Whether it acts, among the replicas of its store (see `role.rs`).
+    pub role: Mutex<Role>,
+    /// Wakes [`Autoscaler::run`] for a tick now (on taking over).
+    pub wake: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -225,7 +231,7 @@ fn cause_name(cause: Option<crate::engine::Cause>) -> String {
 }
 
 /// What a readiness probe needs to know (see [`Autoscaler::health`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Health {
     /// The saved state was loaded (broker calls are served).
     pub loaded: bool,
@@ -233,14 +239,16 @@ pub struct Health {
     pub since_last_tick: Option<Duration>,
     /// The configured tick interval.
     pub tick_interval: Duration,
+    /// Its role among the replicas of its store.
+    pub role: Role,
 }
 
 impl Health {
-    /// Loaded, and ticked within three tick intervals (at least 30 s): a controller whose loop
-    /// stalled is not ready.
+    /// Loaded, acting (alone or as the leader), and ticked within three tick intervals (at
+    /// least 30 s): a controller whose loop stalled, or a follower, is not ready.
     pub fn is_ready(&self) -> bool {
         let limit = (self.tick_interval * 3).max(Duration::from_secs(30));
-        self.loaded && self.since_last_tick.is_some_and(|t| t <= limit)
+        self.loaded && self.role.acts() && self.since_last_tick.is_some_and(|t| t <= limit)
     }
 }
 
@@ -320,6 +328,7 @@ impl Autoscaler {
             loaded: self.shared.loaded.initialized(),
             since_last_tick: last.map(|t| t.elapsed()),
             tick_interval: self.shared.tick_interval,
+            role: self.shared.role(),
         }
     }
 

@@ -4,20 +4,25 @@ use std::sync::atomic::Ordering;
 
 use tracing::Instrument;
 
-use super::{Event, Shared};
+use super::{Event, Shared, StoreError};
 
 /// Saves the records to the state store when they changed since the last save (any mutable
-/// use of them marks them: see `RecordsGuard`).
-pub(crate) async fn persist(shared: &Shared) {
+/// use of them marks them: see `RecordsGuard`). A controller that does not act saves nothing.
+/// A store that refuses the write because another replica leads ([`StoreError::Fenced`])
+/// makes it step down at once.
+pub(crate) async fn persist(shared: &Shared) -> Result<(), StoreError> {
     if !shared.dirty.load(Ordering::Relaxed) {
-        return;
+        return Ok(());
+    }
+    if !shared.role().acts() {
+        return Err(StoreError::Fenced("this replica does not lead".into()));
     }
     let _in_order = shared.save_lock.lock().await;
     let records = {
         let records = shared.records();
         // Cleared under the lock: a change after this copy marks them again.
         if !shared.dirty.swap(false, Ordering::Relaxed) {
-            return;
+            return Ok(());
         }
         records.clone()
     };
@@ -27,14 +32,19 @@ pub(crate) async fn persist(shared: &Shared) {
             servers = records.servers.len()
         ))
         .await;
-    if let Err(e) = saved {
+    if let Err(e) = &saved {
         // Saved next time.
         shared.dirty.store(true, Ordering::Relaxed);
         tracing::error!(error = %e, "cannot save the state");
+        metrics::counter!("kasm_scale_store_failures_total").increment(1);
         shared.emit(Event::Failed {
             server: None,
             config: String::new(),
             error: format!("cannot save the state: {e}"),
         });
+        if matches!(e, StoreError::Fenced(_)) {
+            shared.step_down(None);
+        }
     }
+    saved
 }

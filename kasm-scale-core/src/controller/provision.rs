@@ -214,7 +214,11 @@ async fn script_and_vm(
         extra: provider_config.script_extras(),
         ..ScriptVariables::default()
     };
-    let script = match shared.templates.get(provider_name).map(|t| t.render(&vars)) {
+    let script = match shared
+        .templates
+        .get(provider_name)
+        .map(|t| provider_config.render_script(t, &vars))
+    {
         None => Secret::default(),
         Some(Ok(s)) => Secret::new(provider_config.delivered_script(s.expose()).into_owned()),
         Some(Err(e)) => return Err(ProvisionError::Script(e)),

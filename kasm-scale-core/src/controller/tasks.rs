@@ -112,7 +112,9 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut running = shared.tasks.lock();
-    if running.contains_key(&key) {
+    // Checked under the tasks' lock: a step-down sets the role, then aborts every task under
+    // this lock, so no task starts after it.
+    if running.contains_key(&key) || !shared.role().acts() {
         return false;
     }
     let owner = shared.clone();

@@ -11,7 +11,8 @@ use tracing::Instrument;
 
 use super::tasks::{self, Work};
 use super::{
-    Autoscaler, Event, Shared, api, execute, observe, persist, queue, reconcile, snapshot,
+    Autoscaler, Event, Role, Shared, api, execute, observe, persist, queue, reconcile, role,
+    snapshot,
 };
 use crate::engine::{self, Plan};
 
@@ -37,6 +38,8 @@ impl Autoscaler {
             tokio::select! {
                 () = &mut shutdown => return,
                 () = tokio::time::sleep(self.shared.tick_interval) => {}
+                // Granted the lease: take over now, not a tick interval later.
+                () = self.shared.wake.notified() => {}
             }
         }
     }
@@ -45,6 +48,20 @@ impl Autoscaler {
 /// One cycle.
 pub(crate) async fn tick(shared: &Arc<Shared>) {
     let _one_tick_at_a_time = shared.tick_lock.lock().await;
+    match shared.role() {
+        Role::Follower { .. } => {
+            role::follow(shared).await;
+            *shared.last_tick.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(tokio::time::Instant::now());
+            return;
+        }
+        Role::TakingOver { epoch } => {
+            if !role::take_over(shared, epoch).await {
+                return;
+            }
+        }
+        Role::Sole | Role::Leader { .. } => {}
+    }
     if let Err(e) = api::start(shared).await {
         tracing::error!(error = %e, "tick skipped: the saved state cannot be loaded");
         shared.emit(Event::Failed {
@@ -63,7 +80,8 @@ pub(crate) async fn tick(shared: &Arc<Shared>) {
         let plans = plan(shared, now);
         execute::execute(shared, plans, now).await;
         seat_the_queue(shared);
-        persist::persist(shared).await;
+        // A failure is logged, counted and retried by the next save.
+        let _ = persist::persist(shared).await;
         *shared.last_tick.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(tokio::time::Instant::now());
         metrics::histogram!("kasm_scale_tick_seconds").record(began.elapsed().as_secs_f64());

@@ -43,6 +43,8 @@ struct Inner {
     next_id: u64,
     creates: u64,
     destroys: u64,
+    /// Successful creates per server id (a server created twice shows 2).
+    created: BTreeMap<crate::engine::ServerId, u32>,
     /// Parts of VMs that outlived them (see [`MemoryCloud::leave_part`]).
     parts: BTreeMap<String, Leftover>,
 }
@@ -64,6 +66,7 @@ impl MemoryCloud {
             bucket,
             next_id: 0,
             creates: 0,
+            created: BTreeMap::new(),
             destroys: 0,
             parts: BTreeMap::new(),
         };
@@ -154,6 +157,17 @@ impl MemoryCloud {
         self.lock().vms.len()
     }
 
+    /// Server ids for which more than one VM was ever created (each with its count): a create
+    /// is idempotent while the server's VM lives, so any entry means a server was created twice.
+    pub fn created_twice(&self) -> Vec<(crate::engine::ServerId, u32)> {
+        self.lock()
+            .created
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(id, n)| (*id, *n))
+            .collect()
+    }
+
     /// Successful creates and destroys so far.
     pub fn counts(&self) -> (u64, u64) {
         let inner = self.lock();
@@ -225,6 +239,7 @@ impl VmProvider for MemoryCloud {
         }
         inner.next_id += 1;
         inner.creates += 1;
+        *inner.created.entry(spec.owner.server_id).or_default() += 1;
         let vm_id = format!("mem-{}-{:06}", self.config.name, inner.next_id);
         let running_at = now + sample(&self.config.boot_latency, &mut inner.rng);
         let never = inner.rng.random::<f64>() < self.config.never_checkin_rate;

@@ -1,4 +1,9 @@
 //! Built-in startup scripts, selectable by name (`startup_script_builtin`).
+//!
+//! They are rendered with [`Template::render_quoted`](super::Template::render_quoted): every
+//! value arrives as one literal of the script's language ([`Builtin::quoting`]).
+
+use super::Quoting;
 
 /// A startup script shipped with kasm-scale.
 #[derive(Debug, Clone, Copy)]
@@ -14,6 +19,8 @@ pub struct Builtin {
     pub defaults: &'static [(&'static str, &'static str)],
     /// Whether it is PowerShell (wrapped in `<powershell>` for AWS).
     pub windows: bool,
+    /// How each value is quoted when the script is rendered.
+    pub quoting: Quoting,
 }
 
 /// Every built-in script.
@@ -25,6 +32,7 @@ pub const BUILTINS: [Builtin; 2] = [
         text: include_str!("builtin/windows.ps1"),
         defaults: &[("fslogix_vhd_locations", ""), ("fslogix_ccd_locations", "")],
         windows: true,
+        quoting: Quoting::PowerShell,
     },
     Builtin {
         name: "linux",
@@ -32,6 +40,7 @@ pub const BUILTINS: [Builtin; 2] = [
         text: include_str!("builtin/linux.sh"),
         defaults: &[("install_xrdp", "true")],
         windows: false,
+        quoting: Quoting::Posix,
     },
 ];
 

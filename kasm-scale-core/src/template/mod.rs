@@ -21,6 +21,7 @@ mod builtin;
 mod check;
 mod parse;
 mod python;
+mod quote;
 mod spec;
 #[rustfmt::skip]
 mod unicode_tables;
@@ -34,10 +35,11 @@ use crate::secret::Secret;
 
 pub use builtin::{BUILTINS, Builtin, builtin};
 pub use check::{Diagnostics, MAX_PROBLEMS, check, check_static};
+pub use quote::{POWERSHELL_BASE64_PREFIX, POWERSHELL_BASE64_SUFFIX, QuoteError, Quoting};
 pub use spec::MAX_WIDTH;
 pub use variables::{
-    AD_JOIN_PASSWORD_MAX_LEN, AD_VARIABLES, AdJoin, ScriptVariables, VARIABLE_NAMES, Value,
-    Variables, checkin_jwt_max_len,
+    AD_JOIN_PASSWORD_MAX_LEN, AD_VARIABLES, AdJoin, EXAMPLE_VARIABLES, ScriptVariables,
+    VARIABLE_NAMES, Value, Variables, checkin_jwt_max_len,
 };
 
 use parse::{Field, First, Parsed, Segment, Spec, Step};
@@ -213,7 +215,30 @@ impl Template {
     /// [`Secret`]: only [`Secret::expose`] shows it.
     pub fn render(&self, vars: &dyn Variables) -> Result<Secret, TemplateError> {
         let mut out = String::with_capacity(self.literal_len + 64 * self.parsed.segments.len() / 2);
-        render(&self.source, &self.parsed, vars, &mut out, MAX_DEPTH)?;
+        render(&self.source, &self.parsed, vars, &mut out, MAX_DEPTH, None)?;
+        Ok(Secret::new(out))
+    }
+
+    /// Renders with `vars` as [`render`](Self::render) does, then inserts each top-level
+    /// field's text as one literal of `quoting`'s language. This is how kasm-scale renders its
+    /// built-in scripts (never a user's script, which Kasm renders raw): a value reaches the
+    /// script as data, whatever characters it holds. A value that cannot be quoted (a NUL
+    /// character for bash) fails with [`ErrorKind::Unsupported`] at its field, naming the
+    /// variable but not the value.
+    pub fn render_quoted(
+        &self,
+        vars: &dyn Variables,
+        quoting: Quoting,
+    ) -> Result<Secret, TemplateError> {
+        let mut out = String::with_capacity(self.literal_len + 64 * self.parsed.segments.len());
+        render(
+            &self.source,
+            &self.parsed,
+            vars,
+            &mut out,
+            MAX_DEPTH,
+            Some(quoting),
+        )?;
         Ok(Secret::new(out))
     }
 
@@ -234,6 +259,7 @@ pub fn format(template: &str, vars: &dyn Variables) -> Result<String, TemplateEr
         vars,
         &mut out,
         MAX_DEPTH,
+        None,
     )?;
     Ok(out)
 }
@@ -351,17 +377,35 @@ fn recursion() -> Failure {
     Failure::new(ErrorKind::ValueError, "Max string recursion exceeded")
 }
 
+/// Renders `parsed` into `out`; with `quoting`, each field's text is inserted as one literal of
+/// that language (the fields of a nested spec build the spec and are never quoted).
 fn render(
     source: &str,
     parsed: &Parsed,
     vars: &dyn Variables,
     out: &mut String,
     depth: u8,
+    quoting: Option<Quoting>,
 ) -> Result<(), TemplateError> {
+    let mut field_text = String::new();
     for segment in &parsed.segments {
         match segment {
             Segment::Literal(a, b) => out.push_str(&source[*a as usize..*b as usize]),
-            Segment::Field(f) => render_field(source, f, vars, out, depth)?,
+            Segment::Field(f) => match quoting {
+                None => render_field(source, f, vars, out, depth)?,
+                Some(quoting) => {
+                    field_text.clear();
+                    render_field(source, f, vars, &mut field_text, depth)?;
+                    let quoted = quoting.quote(&field_text).map_err(|e| {
+                        let name = match &f.first {
+                            First::Name(n) => &**n,
+                            _ => "",
+                        };
+                        TemplateError::at(source, f.pos, e.failure(name))
+                    })?;
+                    out.push_str(&quoted);
+                }
+            },
         }
     }
     match &parsed.error {
@@ -445,9 +489,14 @@ fn render_field(
             if spec.is_empty() {
                 out.push_str(&text);
             } else {
-                // The expanded spec may hold a secret: keep it out of the message.
                 let parsed = spec::parse(&spec).map_err(|mut failure| {
-                    failure.message = failure.message.replace(&spec, "<expanded spec>");
+                    // Python's message shows the spec; one built from a secret is not shown.
+                    if let Some(secret) = secret_name(sub, vars) {
+                        failure.message = format!(
+                            "the format spec built from `{secret}` is invalid (a secret: its \
+                             text is not shown)"
+                        );
+                    }
                     fail(failure)
                 })?;
                 parsed.apply(&text, out);
@@ -455,6 +504,13 @@ fn render_field(
         }
     }
     Ok(())
+}
+
+/// The first variable of a nested spec (at any depth) that `vars` holds as a secret.
+fn secret_name<'a>(sub: &'a Parsed, vars: &dyn Variables) -> Option<&'a str> {
+    let mut names = Vec::new();
+    collect_names(sub, &mut names);
+    names.into_iter().find(|n| vars.is_secret(n))
 }
 
 /// Renders a nested spec (Python's recursive `build_string`).
@@ -469,6 +525,6 @@ fn expand(
         return Err(TemplateError::at(source, f.pos, recursion()));
     }
     let mut spec = String::new();
-    render(source, sub, vars, &mut spec, depth - 1)?;
+    render(source, sub, vars, &mut spec, depth - 1, None)?;
     Ok(spec)
 }

@@ -17,6 +17,14 @@ pub enum Value<'a> {
 pub trait Variables {
     /// The value of `name`, or `None` (Rust's) when there is no such variable (a `KeyError`).
     fn get(&self, name: &str) -> Option<Value<'_>>;
+
+    /// Whether `name`'s value is a secret, which an error message must not show (Python's
+    /// message for a bad format spec quotes the spec, and a spec may be built from variables).
+    /// `false` unless an implementation says otherwise.
+    fn is_secret(&self, name: &str) -> bool {
+        let _ = name;
+        false
+    }
 }
 
 impl<S: std::hash::BuildHasher> Variables for HashMap<String, String, S> {
@@ -112,6 +120,32 @@ pub const VARIABLE_NAMES: [&str; 15] = [
     "ssh_key",
 ];
 
+/// A sample value for every name of [`VARIABLE_NAMES`], in the same order, to read a script as
+/// a server would receive it (`kasm-scale render --example-vars`). The legacy agent variables
+/// are `None`: Kasm gives server pools no value for them.
+pub const EXAMPLE_VARIABLES: [(&str, Option<&str>); 15] = [
+    ("server_id", Some("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9")),
+    ("server_hostname", Some("KASM-0F1E2D3C")),
+    ("upstream_auth_address", Some("kasm.example.com")),
+    (
+        "checkin_jwt",
+        Some(
+            "eyJ0eXAiOiJKV1QiLCJhbGciOiJFZERTQSJ9.eyJzdWIiOiIwZjFlMmQzYyJ9.ZXhhbXBsZS1zaWduYXR1cmU",
+        ),
+    ),
+    ("connection_username", Some("kasm-user")),
+    ("connection_password", Some("Example-Passw0rd")),
+    ("ad_join_credential", Some("Example-One-Time-Join-Password")),
+    ("domain", Some("example.local")),
+    ("provider_name", Some("aws")),
+    ("registration_token", None),
+    ("server_external_fqdn", None),
+    ("manager_token", None),
+    ("nginx_cert_in", None),
+    ("nginx_key_in", None),
+    ("ssh_key", None),
+];
+
 /// The variables that are empty unless an AD computer record is made.
 pub const AD_VARIABLES: [&str; 2] = ["ad_join_credential", "domain"];
 
@@ -145,6 +179,19 @@ impl Variables for ScriptVariables {
             other => return self.extra.get(other).map(|s| Value::Str(s.expose())),
         })
     }
+
+    /// The tokens, passwords and keys, and every user-defined variable (configured as secrets).
+    fn is_secret(&self, name: &str) -> bool {
+        matches!(
+            name,
+            "checkin_jwt"
+                | "connection_password"
+                | "ad_join_credential"
+                | "registration_token"
+                | "manager_token"
+                | "nginx_key_in"
+        ) || self.extra.contains_key(name)
+    }
 }
 
 /// The longest one-time AD join password kasm-scale generates; the size check of startup
@@ -166,4 +213,15 @@ pub fn checkin_jwt_max_len(config_name: &str, zone_name: &str) -> usize {
     .to_string();
     let base64 = |n: usize| (n * 4).div_ceil(3);
     base64(header.len()) + 1 + base64(claims.len()) + 1 + base64(64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variable_has_an_example_in_the_same_order() {
+        let names: Vec<&str> = EXAMPLE_VARIABLES.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, VARIABLE_NAMES);
+    }
 }

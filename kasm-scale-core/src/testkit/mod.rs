@@ -6,8 +6,10 @@
 //! test server.
 
 mod scenario;
+mod store;
 
 pub use scenario::{Guests, SCENARIO_MINIMUM, Scenario, scenario_config};
+pub use store::{sample_records, state_store_contract};
 
 use std::future::Future;
 use std::time::Duration;

@@ -15,6 +15,8 @@ use kasm_scale_core::sim::{
 };
 use kasm_scale_core::{ConfigError, Format, load_file, load_str};
 
+use super::output::Stdout;
+
 /// Most users of a generated workday (`--users`).
 const MAX_USERS: u32 = 100_000;
 
@@ -90,7 +92,8 @@ fn fail(code: u8, message: String) -> ExitCode {
 
 /// Reads the trace file: the one place the simulator reads one.
 fn read_trace(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
+    kasm_scale_core::read_input_file(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))
 }
 
 /// The configuration and how the chart names it; an exit status when it cannot be used.
@@ -219,6 +222,7 @@ pub fn run(args: Args) -> ExitCode {
             }
         }
     }
+    let mut out = Stdout::new();
     if args.json {
         let json = if args.compare {
             serde_json::to_string(
@@ -231,12 +235,12 @@ pub fn run(args: Args) -> ExitCode {
             serde_json::to_string(&results[0].metrics)
         };
         match json {
-            Ok(j) => println!("{j}"),
+            Ok(j) => out.line(j),
             Err(e) => return fail(2, format!("cannot write the metrics: {e}")),
         }
     } else {
-        print!("{}", report::table(&results));
-        print!("{}", report::notes(&results));
+        out.text(&report::table(&results));
+        out.text(&report::notes(&results));
     }
     if let Some(target) = target {
         let about = chart::About {
@@ -252,10 +256,10 @@ pub fn run(args: Args) -> ExitCode {
             );
         }
         if !args.json {
-            println!("chart: {}", path.display());
+            out.line(format_args!("chart: {}", path.display()));
         }
     }
-    ExitCode::SUCCESS
+    out.finish(ExitCode::SUCCESS)
 }
 
 /// One run, with a progress bar on stderr when a person watches stdout.

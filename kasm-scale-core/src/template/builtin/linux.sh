@@ -3,26 +3,24 @@
 # braces are doubled. It names the host, joins Active Directory with the one-time password of the
 # computer record kasm-scale created, creates the static session account when one is configured,
 # installs xrdp when asked, and reports the server ready with its check-in token.
+#
+# kasm-scale inserts every value below as ONE shell-quoted word, so that no character of a
+# configured value (quote, $( ), backtick, newline…) runs as code. Kasm inserts values raw:
+# do not paste this text into Kasm itself.
 set -euo pipefail
 
-SERVER_HOSTNAME='{server_hostname}'
-DOMAIN='{domain}'
-CHECKIN_URL='https://{upstream_auth_address}/api/set_server_status'
-INSTALL_XRDP='{install_xrdp}'
-SESSION_USER='{connection_username}'
-# Secrets come through quoted here-documents: no character in them is special to the shell.
-JOIN_PASSWORD=$(cat <<'KASM_SCALE_EOF'
-{ad_join_credential}
-KASM_SCALE_EOF
-)
-SESSION_PASSWORD=$(cat <<'KASM_SCALE_EOF'
-{connection_password}
-KASM_SCALE_EOF
-)
-TOKEN=$(cat <<'KASM_SCALE_EOF'
-{checkin_jwt}
-KASM_SCALE_EOF
-)
+# --- values (each one shell-quoted word, inserted by kasm-scale) ---
+SERVER_HOSTNAME={server_hostname}
+DOMAIN={domain}
+UPSTREAM_AUTH_ADDRESS={upstream_auth_address}
+INSTALL_XRDP={install_xrdp}
+SESSION_USER={connection_username}
+SESSION_PASSWORD={connection_password}
+JOIN_PASSWORD={ad_join_credential}
+TOKEN={checkin_jwt}
+# --- end of values ---
+
+CHECKIN_URL="https://${{UPSTREAM_AUTH_ADDRESS}}/api/set_server_status"
 
 install_packages() {{
     if command -v apt-get >/dev/null; then
@@ -37,13 +35,17 @@ if [ -n "$DOMAIN" ]; then
     # realm join needs the FQDN to be <name>.<domain>.
     hostnamectl set-hostname "${{SERVER_HOSTNAME,,}}.${{DOMAIN}}"
     install_packages realmd sssd sssd-tools adcli samba-common-bin packagekit
-    realm join --one-time-password="$JOIN_PASSWORD" "$DOMAIN"
+    realm join --one-time-password="$JOIN_PASSWORD" -- "$DOMAIN"
 else
     hostnamectl set-hostname "${{SERVER_HOSTNAME,,}}"
 fi
 
 if [ "$SESSION_USER" != "None" ] && [ -n "$SESSION_USER" ]; then
-    id "$SESSION_USER" >/dev/null 2>&1 || useradd -m -s /bin/bash "$SESSION_USER"
+    # chpasswd reads `user:password` lines: a name with `:` or a line break, or a password with
+    # a line break, would set another account's password (the configuration check refuses them).
+    case "$SESSION_USER" in *:* | *$'\n'* | *$'\r'*) echo "invalid session user name" >&2; exit 1 ;; esac
+    case "$SESSION_PASSWORD" in *$'\n'* | *$'\r'*) echo "invalid session password" >&2; exit 1 ;; esac
+    id -- "$SESSION_USER" >/dev/null 2>&1 || useradd -m -s /bin/bash -- "$SESSION_USER"
     printf '%s:%s\n' "$SESSION_USER" "$SESSION_PASSWORD" | chpasswd
 fi
 

@@ -3,21 +3,38 @@
 # joins Active Directory with the one-time password of the computer record kasm-scale created
 # (renaming the VM to its server name), optionally configures FSLogix profile containers, and
 # reports the server ready with its check-in token.
+#
+# kasm-scale inserts every value below as ONE PowerShell string literal ('…' with ' doubled, or
+# a base64 expression for text that is not printable ASCII), so that no character of a
+# configured value ($, ", backtick, quote, newline…) runs as code. Kasm inserts values raw: do
+# not paste this text into Kasm itself.
 $ErrorActionPreference = "Stop"
-$ServerHostname = "{server_hostname}"
-$Domain = "{domain}"
-$CheckinUrl = "https://{upstream_auth_address}/api/set_server_status"
-$VhdLocations = "{fslogix_vhd_locations}"
-$CcdLocations = "{fslogix_ccd_locations}"
+
+# --- values (each one PowerShell string literal, inserted by kasm-scale) ---
+$ServerHostname = {server_hostname}
+$Domain = {domain}
+$UpstreamAuthAddress = {upstream_auth_address}
+$VhdLocations = {fslogix_vhd_locations}
+$CcdLocations = {fslogix_ccd_locations}
+$SessionUser = {connection_username}
+$SessionPasswordText = {connection_password}
+$JoinPasswordText = {ad_join_credential}
+$CheckinToken = {checkin_jwt}
+# --- end of values ---
+
 $StateDir = "C:\ProgramData\kasm-scale"
 New-Item -ItemType Directory -Force -Path $StateDir | Out-Null
 
-# The check-in runs from a file so that it can run again after the domain-join restart.
+# The check-in runs from a file so that it can run again after the domain-join restart; it reads
+# its values from checkin.json next to it.
+@{{ url = 'https://' + $UpstreamAuthAddress + '/api/set_server_status'; token = $CheckinToken; hostname = $ServerHostname }} |
+    ConvertTo-Json | Set-Content -Path "$StateDir\checkin.json" -Encoding UTF8
 $Checkin = @'
-$body = @{{ token = "{checkin_jwt}"; status = "running"; status_message = "{server_hostname} ready"; status_progress = "100" }} | ConvertTo-Json
+$c = Get-Content -Raw -Encoding UTF8 -Path (Join-Path $PSScriptRoot "checkin.json") | ConvertFrom-Json
+$body = @{{ token = $c.token; status = "running"; status_message = $c.hostname + " ready"; status_progress = "100" }} | ConvertTo-Json
 for ($i = 0; $i -lt 20; $i++) {{
     try {{
-        Invoke-RestMethod -Method Post -Uri "https://{upstream_auth_address}/api/set_server_status" -ContentType "application/json" -Body $body | Out-Null
+        Invoke-RestMethod -Method Post -Uri $c.url -ContentType "application/json" -Body $body | Out-Null
         Unregister-ScheduledTask -TaskName "kasm-scale-checkin" -Confirm:$false -ErrorAction SilentlyContinue
         exit 0
     }} catch {{ Start-Sleep -Seconds 15 }}
@@ -27,12 +44,7 @@ exit 1
 Set-Content -Path "$StateDir\checkin.ps1" -Value $Checkin
 
 # Static session account (Kasm renders an unset value as None).
-$SessionUser = "{connection_username}"
 if ($SessionUser -ne "None" -and $SessionUser -ne "") {{
-    # A here-string takes the password as it is, whatever characters it holds.
-    $SessionPasswordText = @'
-{connection_password}
-'@
     $SessionPassword = ConvertTo-SecureString -String $SessionPasswordText -AsPlainText -Force
     if (-not (Get-LocalUser -Name $SessionUser -ErrorAction SilentlyContinue)) {{
         New-LocalUser -Name $SessionUser -Password $SessionPassword -PasswordNeverExpires | Out-Null
@@ -60,9 +72,6 @@ if ($VhdLocations -ne "" -or $CcdLocations -ne "") {{
 
 if ($Domain -ne "") {{
     # Unsecured join with the one-time password: the credential has no user name.
-    $JoinPasswordText = @'
-{ad_join_credential}
-'@
     $JoinPassword = ConvertTo-SecureString -String $JoinPasswordText -AsPlainText -Force
     $JoinCredential = New-Object System.Management.Automation.PSCredential -ArgumentList ([pscustomobject]@{{ UserName = $null; Password = $JoinPassword }})
     Add-Computer -DomainName $Domain -NewName $ServerHostname -Credential $JoinCredential -Options UnsecuredJoin,PasswordPass,JoinWithNewName -Force

@@ -1,0 +1,182 @@
+//! The [`StateStore`] contract: what every store (memory, file, PostgreSQL) must keep.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::controller::{AdRecord, Queued, Records, ServerInfo, SessionId, StateStore};
+use crate::engine::{Bookkeeping, ServerId, ServerState};
+
+/// Records holding every kind of record with every optional field set, varied by `seed` (for
+/// round trips): `servers` servers in every state, a session on each of the first half,
+/// two pools' queues, bookkeeping, orphans, tombstones and the session counter.
+pub fn sample_records(seed: u64, servers: u32) -> Records {
+    let at = |s: i64| Timestamp::UNIX_EPOCH + SignedDuration::from_secs(1_800_000_000 + s);
+    let states = [
+        ServerState::Provisioning,
+        ServerState::Starting,
+        ServerState::Running,
+        ServerState::Destroying,
+    ];
+    let mut r = Records::default();
+    for i in 0..servers {
+        let n = u128::from(seed) << 32 | u128::from(i);
+        let id = ServerId(uuid::Uuid::from_u128(n));
+        let full = i % 2 == 0;
+        r.servers.insert(
+            id,
+            ServerInfo {
+                id,
+                hostname: format!("KASM-{:010X}", n & 0xff_ffff_ffff),
+                pool: format!("pool-{}", i % 3),
+                config: format!("config-{}", i % 2),
+                provider: "mem".into(),
+                state: states[i as usize % states.len()],
+                vm_id: full.then(|| format!("i-{n:x}")),
+                address: full.then(|| format!("10.0.{}.{}", i / 250, i % 250)),
+                sessions: i % 3,
+                capacity: 4,
+                reusable: i % 3 != 0,
+                requires_checkin: true,
+                used: i % 2 == 1,
+                sessions_unknown: i % 5 == 4,
+                queue_slots: i % 4,
+                created_at: at(i64::from(i)),
+                checked_in_at: full.then(|| at(i64::from(i) + 90)),
+                ad: full.then(|| AdRecord {
+                    ldap: "ad".into(),
+                    container_dn: "OU=Kasm, DC=example,DC=local".into(),
+                    recursive: i % 3 == 0,
+                }),
+                last_error: full.then(|| format!("error \"{i}\" with ünïcode\nand a newline")),
+                reported_status: full.then(|| "running (100%): ready".into()),
+            },
+        );
+        if i < servers / 2 {
+            r.sessions.insert(SessionId(seed * 1000 + u64::from(i)), id);
+        }
+    }
+    for (p, len) in [("pool-0", 3u64), ("pool with spaces/ü", 2)] {
+        let queue: VecDeque<Queued> = (0..len)
+            .map(|k| Queued {
+                session: SessionId(seed * 1000 + 500 + k),
+                since: at(k as i64),
+            })
+            .collect();
+        r.queued.insert(p.into(), queue);
+    }
+    r.bookkeeping.insert(
+        "config-0".into(),
+        Bookkeeping {
+            downscale_requested_at: Some(at(7)),
+            consecutive_failures: 3,
+            last_failure_at: Some(at(8)),
+        },
+    );
+    r.bookkeeping
+        .insert("config-1".into(), Bookkeeping::default());
+    r.orphans.insert(format!("vm:mem:i-orphan-{seed}"), at(11));
+    r.orphans
+        .insert("ad:ad:CN=KASM-X,OU=Kasm,DC=example,DC=local".into(), at(12));
+    r.removed.insert(
+        ServerId(uuid::Uuid::from_u128(u128::from(seed) + 77)),
+        at(13),
+    );
+    r.next_session = seed * 1000 + 999;
+    r
+}
+
+/// Runs the [`StateStore`] contract. `open` gives a new handle on one store that is empty at
+/// the start (as a restarted process would open it): each step reads back through a new handle,
+/// so what is checked is what the store keeps, not what a handle remembers.
+///
+/// 1. an empty store loads `None`;
+/// 2. every kind of record round-trips;
+/// 3. changes (servers added, changed and removed, a queue emptied, sessions ended, orphans
+///    and tombstones forgotten, the counter moved) are kept, and nothing else changes;
+/// 4. saving the same records again changes nothing; saving empty records keeps them empty;
+/// 5. saves racing through one handle leave exactly one of them, whole.
+pub async fn state_store_contract(open: impl Fn() -> Arc<dyn StateStore>) {
+    let store = open();
+    assert_eq!(
+        store.load().await.expect("load an empty store"),
+        None,
+        "an empty store loads nothing"
+    );
+
+    let first = sample_records(1, 40);
+    store.save(&first).await.expect("save");
+    assert_eq!(
+        open().load().await.expect("load").as_ref(),
+        Some(&first),
+        "every kind of record round-trips"
+    );
+
+    let mut second = first.clone();
+    let ids: Vec<ServerId> = second.servers.keys().copied().collect();
+    second.servers.remove(&ids[0]);
+    second.servers.remove(&ids[5]);
+    if let Some(s) = second.servers.get_mut(&ids[1]) {
+        s.state = ServerState::Running;
+        s.sessions = 4;
+        s.last_error = None;
+        s.ad = None;
+    }
+    let extra = sample_records(2, 3);
+    second.servers.extend(extra.servers.clone());
+    second
+        .sessions
+        .retain(|_, on| *on != ids[0] && *on != ids[2]);
+    second.queued.remove("pool-0");
+    if let Some(q) = second.queued.get_mut("pool with spaces/ü") {
+        q.pop_front();
+    }
+    second.bookkeeping.remove("config-1");
+    if let Some(b) = second.bookkeeping.get_mut("config-0") {
+        b.consecutive_failures = 0;
+    }
+    second.orphans.clear();
+    second.removed.extend(extra.removed);
+    second.next_session += 17;
+    store.save(&second).await.expect("save the changes");
+    assert_eq!(
+        open().load().await.expect("load").as_ref(),
+        Some(&second),
+        "changes are kept, and only them"
+    );
+
+    store.save(&second).await.expect("save again");
+    let reopened = open();
+    assert_eq!(
+        reopened.load().await.expect("load").as_ref(),
+        Some(&second),
+        "saving the same records again changes nothing"
+    );
+    reopened
+        .save(&Records::default())
+        .await
+        .expect("save empty records");
+    assert_eq!(
+        open().load().await.expect("load").unwrap_or_default(),
+        Records::default(),
+        "empty records stay empty"
+    );
+
+    let racer = open();
+    racer.load().await.expect("load before racing");
+    let versions: Vec<Records> = (10..18).map(|seed| sample_records(seed, 12)).collect();
+    let mut saves = tokio::task::JoinSet::new();
+    for v in versions.clone() {
+        let racer = racer.clone();
+        saves.spawn(async move { racer.save(&v).await });
+    }
+    while let Some(done) = saves.join_next().await {
+        done.expect("a save task").expect("a racing save");
+    }
+    let last = open().load().await.expect("load after the race");
+    assert!(
+        last.as_ref().is_some_and(|l| versions.contains(l)),
+        "racing saves leave exactly one of them, whole"
+    );
+}

@@ -1,0 +1,20 @@
+//! The `StateStore` contract (`testkit::state_store_contract`) for the stores of this crate;
+//! `kasm-scale-postgres` runs the same suite against PostgreSQL.
+
+use std::sync::Arc;
+
+use kasm_scale_core::controller::{FileStore, MemoryStore, StateStore};
+use kasm_scale_core::testkit::state_store_contract;
+
+#[tokio::test]
+async fn the_memory_store_keeps_the_contract() {
+    let store = MemoryStore::default();
+    state_store_contract(|| Arc::new(store.clone()) as Arc<dyn StateStore>).await;
+}
+
+#[tokio::test]
+async fn the_file_store_keeps_the_contract() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("state.json");
+    state_store_contract(|| Arc::new(FileStore::new(&path)) as Arc<dyn StateStore>).await;
+}
