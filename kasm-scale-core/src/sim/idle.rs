@@ -3,18 +3,20 @@
 //!
 //! The ticks skipped are those that provably change nothing. After a tick the controller is
 //! *idle* when every server runs (none is made, boots or goes), no request waits, no VM is due to
-//! boot or check in, and no config counts a surplus or failures; it then stays idle, tick after
+//! boot or check in, and no config counts a surplus or failures. It then stays idle, tick after
 //! tick, until a trace event comes or the one `now`-dependent input of its plans changes: which
-//! schedule windows are open (which gives each config's minimum and whether it scales at all),
-//! known at every skipped tick's time. What an
-//! idle tick still does is its reconcile, every [`RECONCILE_EVERY`] ticks: listings that find
-//! nothing new, whose only trace is in the rate limits (the memory clouds' token buckets and the
-//! controller's pacing). So ticks are skipped in whole reconcile periods (the reconcile cadence
-//! stays aligned), only when every rate limit refills from a reconcile's calls well within a
+//! schedule windows are open (they give each config's minimum and whether it scales at all),
+//! known at every skipped tick's time.
+//!
+//! What an idle tick still does is its reconcile, every [`RECONCILE_EVERY`] ticks: listings that
+//! find nothing new, whose only trace is in the rate limits (the memory clouds' token buckets and
+//! the controller's pacing). So ticks are skipped in whole reconcile periods (the reconcile
+//! cadence stays aligned), only when every rate limit refills from a reconcile's calls within a
 //! period, and only when the next call after the skip comes after that refill: each limit is
-//! then in the same state as if the listings had happened. The test
-//! `skipping_idle_ticks_changes_nothing` compares both runs, metrics and series, on several
-//! seeds and configurations.
+//! then in the same state as if the listings had happened.
+//!
+//! The test `skipping_idle_ticks_changes_nothing` (`kasm-scale-core/tests/sim.rs`) compares both
+//! runs, metrics and series, on six seeds and configurations.
 
 use std::time::Duration;
 
