@@ -132,7 +132,7 @@ lease_ttl = 3
                 .expect("start kasm-scale serve"),
         )
     };
-    let mut replicas = vec![start(ports[0]), start(ports[1])];
+    let mut replicas = [start(ports[0]), start(ports[1])];
 
     // Exactly one leads.
     let began = Instant::now();

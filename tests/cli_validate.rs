@@ -32,7 +32,7 @@ fn help_lists_the_subcommands() {
 #[test]
 fn the_examples_are_valid() {
     let files = examples();
-    assert_eq!(files.len(), 4, "{files:?}");
+    assert_eq!(files.len(), 5, "{files:?}");
     let args: Vec<&str> = ["validate"]
         .into_iter()
         .chain(files.iter().map(String::as_str))
@@ -46,6 +46,7 @@ fn the_examples_are_valid() {
         "examples/config/aws-windows-ad.toml: ok: 1 pool, 1 auto-scale config, 1 VM provider\n\
          examples/config/azure-linux.yaml: ok: 1 pool, 1 auto-scale config, 1 VM provider\n\
          examples/config/multi-cloud.json: ok: 1 pool, 2 auto-scale configs, 2 VM providers\n\
+         examples/config/replicas.toml: ok: 1 pool, 1 auto-scale config, 1 VM provider\n\
          examples/config/service-memory.toml: ok: 1 pool, 1 auto-scale config, 1 VM provider\n"
     );
 }

@@ -100,6 +100,8 @@ pub struct TokenKeys {
     algorithm: TokenAlgorithm,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// A fingerprint of the key (see [`TokenKeys::key_id`]).
+    key_id: String,
     /// Tokens whose signature and claims were verified, by their SHA-256: a guest repeating its
     /// check-in (Kasm's scripts post every 30 s) costs a digest, not a signature check. Time,
     /// server and liveness are still checked on every use.
@@ -135,6 +137,11 @@ impl TokenKeys {
             algorithm: TokenAlgorithm::EdDSA,
             encoding: EncodingKey::from_ed_der(der),
             decoding: DecodingKey::from_ed_der(pair.public_key().as_ref()),
+            key_id: fingerprint(
+                "ed25519",
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, pair.public_key().as_ref())
+                    .as_ref(),
+            ),
             verified: Arc::default(),
         })
     }
@@ -166,6 +173,16 @@ impl TokenKeys {
             algorithm: TokenAlgorithm::HS256,
             encoding: EncodingKey::from_secret(bytes).map_err(bad)?,
             decoding: DecodingKey::from_secret(bytes).map_err(bad)?,
+            // An HMAC under the secret itself: it tells keys apart without helping anyone guess
+            // the secret (tokens are such HMACs already).
+            key_id: fingerprint(
+                "hs256",
+                aws_lc_rs::hmac::sign(
+                    &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, bytes),
+                    b"kasm-scale check-in key id",
+                )
+                .as_ref(),
+            ),
             verified: Arc::default(),
         })
     }
@@ -190,6 +207,13 @@ impl TokenKeys {
             TokenAlgorithm::EdDSA => Self::ed25519_pem(&key),
             TokenAlgorithm::HS256 => Self::hs256(&key),
         }
+    }
+
+    /// A fingerprint of the key (`ed25519:` or `hs256:` and 16 hex digits), kept with the saved
+    /// state: a controller (or a replica) started with another key is told that the servers'
+    /// check-in tokens will be refused. It reveals nothing of a secret key.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
     }
 
     /// The algorithm.
@@ -343,4 +367,10 @@ impl KindName for jsonwebtoken::errors::Error {
             other => format!("{other:?}").chars().take(60).collect(),
         }
     }
+}
+
+/// `kind:` and the first 8 bytes of `digest` in hex.
+fn fingerprint(kind: &str, digest: &[u8]) -> String {
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{kind}:{hex}")
 }

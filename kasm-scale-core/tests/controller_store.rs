@@ -344,3 +344,62 @@ async fn a_repeated_check_in_saves_nothing() {
         "a new status is saved"
     );
 }
+
+/// The fingerprint of the check-in key is saved with the state: a controller started on it with
+/// another key says that the saved servers' check-ins will be refused (and records its own).
+#[tokio::test(start_paused = true)]
+async fn a_controller_with_another_check_in_key_says_so_at_start() {
+    use kasm_scale_core::controller::Event;
+    use kasm_scale_core::token::TokenKeys;
+    let store = MemoryStore::default();
+    let first_key = TokenKeys::generate().unwrap();
+    let build = |keys: &TokenKeys| {
+        let VmProviderConfig::Memory(m) = config(1).vm_providers[0].clone() else {
+            panic!()
+        };
+        Autoscaler::builder(config(1))
+            .provider(Arc::new(MemoryCloud::new(m, 1)))
+            .store(Arc::new(store.clone()))
+            .tokens(keys.clone())
+            .epoch(EPOCH.parse().unwrap())
+            .build()
+            .unwrap()
+    };
+    let first = build(&first_key);
+    first.tick().await;
+    first.settle().await;
+    first.save().await;
+    let saved = store.load().await.unwrap().expect("saved");
+    assert_eq!(saved.token_key_id.as_deref(), Some(first_key.key_id()));
+
+    // The same key: nothing to say.
+    let again = build(&first_key);
+    let mut events = again.subscribe();
+    again.start().await.unwrap();
+    assert!(events.try_recv().is_err(), "no event for the same key");
+
+    let other_key = TokenKeys::generate().unwrap();
+    assert_ne!(other_key.key_id(), first_key.key_id());
+    let second = build(&other_key);
+    let mut events = second.subscribe();
+    second.start().await.unwrap();
+    match events.try_recv() {
+        Ok(Event::Failed { config, error, .. }) => {
+            assert_eq!(config, "checkin_token");
+            assert!(error.contains(first_key.key_id()) && error.contains(other_key.key_id()));
+            assert!(error.contains("will be refused"), "{error}");
+        }
+        other => panic!("no warning about the key: {other:?}"),
+    }
+    second.save().await;
+    assert_eq!(
+        store
+            .load()
+            .await
+            .unwrap()
+            .and_then(|r| r.token_key_id)
+            .as_deref(),
+        Some(other_key.key_id()),
+        "the new key is recorded"
+    );
+}

@@ -19,6 +19,7 @@ const ORPHAN: &str = "orphan";
 const REMOVED: &str = "removed";
 const META: &str = "meta";
 const NEXT_SESSION: &str = "next_session";
+const TOKEN_KEY_ID: &str = "token_key_id";
 
 /// Rows to write and rows to delete, as `(kind, key)` and the value's JSON text.
 #[derive(Debug, Default, PartialEq)]
@@ -128,6 +129,13 @@ pub(crate) fn changes(old: Option<&Records>, new: &Records) -> Changes {
     if old.is_none_or(|o| o.next_session != new.next_session) {
         c.upsert(META, NEXT_SESSION.into(), &new.next_session);
     }
+    if old.is_none_or(|o| o.token_key_id != new.token_key_id) {
+        match &new.token_key_id {
+            Some(id) => c.upsert(META, TOKEN_KEY_ID.into(), id),
+            None if old.is_some() => c.delete(META, TOKEN_KEY_ID.into()),
+            None => {}
+        }
+    }
     c
 }
 
@@ -185,6 +193,7 @@ pub(crate) fn records(
                     .insert(id(&kind, &key)?, parse(&kind, &key, &value)?);
             }
             META if key == NEXT_SESSION => r.next_session = parse(&kind, &key, &value)?,
+            META if key == TOKEN_KEY_ID => r.token_key_id = Some(parse(&kind, &key, &value)?),
             _ => {
                 return Err(StoreError::Corrupt(format!(
                     "kasm_scale_records row ({kind}, {key}): unknown kind of record (written by a \
@@ -211,8 +220,10 @@ mod tests {
 
     #[test]
     fn an_unchanged_state_writes_nothing_and_a_new_one_writes_every_row() {
-        let mut r = Records::default();
-        r.next_session = 7;
+        let mut r = Records {
+            next_session: 7,
+            ..Records::default()
+        };
         r.sessions
             .insert(SessionId(3), ServerId(uuid::Uuid::from_u128(9)));
         r.orphans

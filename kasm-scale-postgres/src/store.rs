@@ -47,6 +47,22 @@ SELECT (SELECT version FROM ok), l.epoch, l.holder, l.live,
        (SELECT version FROM kasm_scale_version WHERE name = 'records')
 FROM lease l";
 
+/// Why the lease forbids a write by `fence`, as the lease row says (`epoch`, `holder`, whether
+/// it is `live`); `None` when it allows it.
+fn lease_refusal(fence: Fence, epoch: i64, holder: Option<&str>, live: bool) -> Option<String> {
+    match fence {
+        Fence::Leader(ours) if epoch != ours => Some(format!(
+            "the lease is at epoch {epoch}, this replica's is {ours}: another replica leads"
+        )),
+        Fence::Unfenced if live => Some(format!(
+            "replica `{}` holds the lease (epoch {epoch})",
+            holder.unwrap_or_default()
+        )),
+        Fence::Follower => Some("this replica does not hold the lease".into()),
+        _ => None,
+    }
+}
+
 /// Whose writes this store makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fence {
@@ -204,19 +220,12 @@ impl PostgresStore {
         if let Some(version) = written {
             return Ok(version);
         }
-        let why = match fence {
-            Fence::Leader(ours) if lease_epoch != ours => format!(
-                "the lease is at epoch {lease_epoch}, this replica's is {ours}: another replica leads"
-            ),
-            Fence::Unfenced if live => format!(
-                "replica `{}` holds the lease (epoch {lease_epoch})",
-                holder.unwrap_or_default()
-            ),
-            _ => format!(
+        let why = lease_refusal(fence, lease_epoch, holder.as_deref(), live).unwrap_or_else(|| {
+            format!(
                 "the stored state changed since this process last read it (version {base}, now \
                  {stored}): another process writes it"
-            ),
-        };
+            )
+        });
         Err(Failure {
             retry: false,
             unknown_outcome: false,
@@ -224,14 +233,10 @@ impl PostgresStore {
         })
     }
 
-    /// One attempt: the rows of `changes` (after deleting every row when `base` is `None`), if
-    /// the lease allows it and the stored version is still `base`. Returns the new version.
-    async fn try_save(
-        &self,
-        changes: &Changes,
-        base: Option<i64>,
-        fence: Fence,
-    ) -> Result<i64, Failure> {
+    /// One attempt at a whole rewrite (what the database holds is unknown: every row is
+    /// deleted, then `changes` written), if the lease allows it, in one transaction. Returns the
+    /// new version.
+    async fn try_rewrite(&self, changes: &Changes, fence: Fence) -> Result<i64, Failure> {
         let mut client = self.pool.get().await.map_err(|e| Failure {
             retry: true,
             unknown_outcome: false,
@@ -267,12 +272,7 @@ impl PostgresStore {
         // before the new leader loads, or it sees the new epoch and is rolled back.
         let lease = tx.query_one(&lease, &[]);
         let version = tx.query_one(&version, &[]);
-        let clear = async {
-            if base.is_none() {
-                tx.execute(&clear, &[]).await?;
-            }
-            Ok::<(), tokio_postgres::Error>(())
-        };
+        let clear = tx.execute(&clear, &[]);
         let delete = async {
             if !changes.delete_keys.is_empty() {
                 tx.execute(&delete, &[&changes.delete_kinds, &changes.delete_keys])
@@ -300,24 +300,7 @@ impl PostgresStore {
         let version: i64 = version.map_err(|e| Failure::db(&e))?.get(0);
         let (epoch, holder, live): (i64, Option<String>, bool) =
             (lease.get(0), lease.get(1), lease.get(2));
-        let refused = match fence {
-            Fence::Leader(ours) if epoch != ours => Some(format!(
-                "the lease is at epoch {epoch}, this replica's is {ours}: another replica leads"
-            )),
-            Fence::Unfenced if live => Some(format!(
-                "replica `{}` holds the lease (epoch {epoch})",
-                holder.unwrap_or_default()
-            )),
-            _ => match base {
-                Some(base) if version != base + 1 => Some(format!(
-                    "the stored state changed since this process last read it (version {base}, \
-                     now {}): another process writes it",
-                    version - 1
-                )),
-                _ => None,
-            },
-        };
-        if let Some(why) = refused {
+        if let Some(why) = lease_refusal(fence, epoch, holder.as_deref(), live) {
             // Dropping the transaction rolls every statement back.
             return Err(Failure {
                 retry: false,
@@ -325,7 +308,8 @@ impl PostgresStore {
                 error: StoreError::Fenced(why),
             });
         }
-        for written in [clear, delete, upsert] {
+        clear.map_err(|e| Failure::db(&e))?;
+        for written in [delete, upsert] {
             written.map_err(|e| Failure::db(&e))?;
         }
         tx.commit().await.map_err(|e| Failure {
@@ -404,7 +388,7 @@ impl StateStore for PostgresStore {
             let attempt_once = async {
                 match base {
                     Some(base) => self.try_diff(&changes, base, fence).await,
-                    None => self.try_save(&changes, base, fence).await,
+                    None => self.try_rewrite(&changes, fence).await,
                 }
             };
             match attempt_once.instrument(span).await {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::events::{CheckinStatus, ControllerError, SessionOutcome};
-use super::records::{Queued, SessionId};
+use super::records::{Queued, Records, SessionId};
 use super::{Autoscaler, Shared, StoreError, persist::persist, queue, snapshot};
 use crate::engine::{ServerId, ServerState, SessionRequest, assign};
 use crate::token::TokenError;
@@ -19,15 +19,41 @@ pub(crate) async fn start(shared: &Arc<Shared>) -> Result<(), ControllerError> {
             let saved = super::store::bounded("load", shared.store.load()).await?;
             let count = saved.as_ref().map_or(0, |r| r.servers.len());
             tracing::info!(servers = count, "saved state loaded");
-            if let Some(saved) = saved {
-                *shared.records() = saved;
-                // As saved: nothing to save back.
-                shared.dirty.store(false, Ordering::Relaxed);
-            }
+            let mut records = saved.unwrap_or_default();
+            let changed = check_key(shared, &mut records);
+            *shared.records() = records;
+            // As saved (but for a new key id): nothing to save back.
+            shared.dirty.store(changed, Ordering::Relaxed);
             Ok::<(), ControllerError>(())
         })
         .await
         .map(|_| ())
+}
+
+/// Compares the check-in key that signed the saved servers' tokens with this controller's, says
+/// so when they differ (those servers' check-ins will be refused), and records this one's.
+/// Returns whether the records changed.
+pub(crate) fn check_key(shared: &Shared, records: &mut Records) -> bool {
+    let ours = shared.tokens.key_id();
+    match records.token_key_id.as_deref() {
+        Some(saved) if saved == ours => return false,
+        Some(saved) => {
+            let error = format!(
+                "the saved servers' check-in tokens were signed by key {saved}, this controller \
+                 has key {ours}: their check-ins will be refused (give every replica and every \
+                 restart the same checkin_token key)"
+            );
+            tracing::error!(saved, ours, "check-in key changed");
+            shared.emit(super::Event::Failed {
+                server: None,
+                config: "checkin_token".into(),
+                error,
+            });
+        }
+        None => {}
+    }
+    records.token_key_id = Some(ours.to_owned());
+    true
 }
 
 /// The end of a broker call: saves what it changed. A store that cannot be reached keeps the

@@ -148,6 +148,10 @@ pub struct Records {
     /// plus the vanish grace), then forgotten.
     #[serde(default)]
     pub removed: BTreeMap<ServerId, Timestamp>,
+    /// The fingerprint of the check-in key that signed the servers' tokens
+    /// ([`TokenKeys::key_id`](crate::token::TokenKeys::key_id)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_key_id: Option<String>,
 }
 
 impl Records {

@@ -146,8 +146,10 @@ pub(crate) async fn take_over(shared: &Arc<Shared>, epoch: u64) -> bool {
         return false;
     }
     let servers = saved.as_ref().map_or(0, |r| r.servers.len());
-    *shared.records() = saved.unwrap_or_default();
-    shared.dirty.store(false, Ordering::Relaxed);
+    let mut records = saved.unwrap_or_default();
+    let changed = super::api::check_key(shared, &mut records);
+    *shared.records() = records;
+    shared.dirty.store(changed, Ordering::Relaxed);
     let _ = shared.loaded.set(());
     // Tick 0 reconciles and waits for it: the first plan sees what the clouds hold.
     shared.ticks.store(0, Ordering::Relaxed);

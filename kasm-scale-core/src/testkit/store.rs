@@ -84,6 +84,7 @@ pub fn sample_records(seed: u64, servers: u32) -> Records {
         at(13),
     );
     r.next_session = seed * 1000 + 999;
+    r.token_key_id = Some(format!("hs256:{seed:016x}"));
     r
 }
 
@@ -139,6 +140,7 @@ pub async fn state_store_contract(open: impl Fn() -> Arc<dyn StateStore>) {
     second.orphans.clear();
     second.removed.extend(extra.removed);
     second.next_session += 17;
+    second.token_key_id = None;
     store.save(&second).await.expect("save the changes");
     assert_eq!(
         open().load().await.expect("load").as_ref(),
