@@ -75,3 +75,416 @@ fn a_malformed_trace_line_is_reported_with_its_number() {
         )
     );
 }
+
+/// Runs `kasm-scale` in `dir` (so that a default chart lands there).
+fn kasm_scale_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(common::binary())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run kasm-scale")
+}
+
+/// A one-pool config on a memory provider: `max_instances` servers of one session each, no
+/// standby.
+fn small_config(dir: &std::path::Path, max_instances: u32, extra: &str) -> String {
+    let path = dir.join("small.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[[zones]]
+zone_name = "default"
+upstream_auth_address = "kasm.example.com"
+
+[[vm_providers]]
+provider = "memory"
+name = "mem"
+max_instances = {max_instances}
+boot_latency = {{ fixed = 60 }}
+checkin_delay = {{ fixed = 0 }}
+
+[[pools]]
+server_pool_name = "office"
+
+[[pools.autoscale]]
+autoscale_config_name = "c"
+vm_provider_config_id = "mem"
+connection_type = "RDP"
+require_checkin = true
+{extra}
+"#
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn write(dir: &std::path::Path, name: &str, content: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn durations_take_the_units_people_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(dir.path(), "t.csv", "0,start,a,office\n600,end,a,office\n");
+    // One server is kept free all the time: the VM-hours follow the duration.
+    let config = small_config(dir.path(), 5, "minimum_pool_standby_sessions = 1");
+    for (duration, hours) in [("2d", 48.0), ("1w", 168.0), ("1h30m", 1.5), ("90m", 1.5)] {
+        let out = kasm_scale(&[
+            "simulate",
+            "--config",
+            &config,
+            "--trace",
+            &trace,
+            "--json",
+            "--duration",
+            duration,
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{duration}: {}",
+            text(&out.stderr)
+        );
+        let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let vm_hours = m["vm_hours"].as_f64().unwrap();
+        assert!(
+            (hours - 0.1..hours + 0.4).contains(&vm_hours),
+            "{duration}: {vm_hours} VM-hours"
+        );
+    }
+    for (duration, want) in [
+        ("-1h", "`-1h` is negative"),
+        (
+            "99999999999h",
+            "`99999999999h` is too long: a simulation covers at most 366 days",
+        ),
+        (
+            "367d",
+            "`367d` is too long: a simulation covers at most 366 days",
+        ),
+        ("1e300", "`1e300`: unknown unit `e`"),
+        ("3600", "`3600` needs a unit"),
+    ] {
+        let out = kasm_scale(&["simulate", "--trace", &trace, "--duration", duration]);
+        assert_eq!(out.status.code(), Some(2), "{duration}");
+        assert!(
+            text(&out.stderr).contains(want),
+            "{duration}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn empty_inputs_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write(dir.path(), "empty.toml", "");
+    let out = kasm_scale_in(dir.path(), &["simulate", "--config", &empty]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!("{empty}: no pools defined: there is nothing to simulate\n")
+    );
+    for content in ["", "time,event,session,pool,user\n", "# only a comment\n"] {
+        let trace = write(dir.path(), "t.csv", content);
+        let out = kasm_scale_in(dir.path(), &["simulate", "--trace", &trace]);
+        assert_eq!(out.status.code(), Some(1), "{content:?}");
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "{trace}: the trace has no events: expected lines `time,event,session,pool[,user]` after the optional header\n"
+            )
+        );
+        assert!(out.stdout.is_empty());
+    }
+    assert!(!dir.path().join("kasm-scale-simulation.svg").exists());
+}
+
+#[test]
+fn an_unknown_pool_is_named_with_its_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(
+        dir.path(),
+        "t.csv",
+        "time,event,session,pool\n0,start,a,office\n# a comment\n60,start,b,ofice\n",
+    );
+    let out = kasm_scale(&["simulate", "--trace", &trace, "--no-svg"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{trace}: line 4: the trace uses pool `ofice`, which the configuration does not define (its pools: office)\n"
+        )
+    );
+}
+
+#[test]
+fn trace_times_out_of_range_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for time in ["1e300", "1e17", "5000000000", "-1"] {
+        let trace = write(dir.path(), "t.csv", &format!("{time},start,a,office\n"));
+        let began = std::time::Instant::now();
+        let out = kasm_scale(&["simulate", "--trace", &trace, "--no-svg"]);
+        assert_eq!(out.status.code(), Some(1), "{time}");
+        assert!(text(&out.stderr).starts_with(&format!("{trace}: line 1: time {time} ")));
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(10),
+            "{time}"
+        );
+    }
+}
+
+#[test]
+fn charts_are_written_only_where_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(dir.path(), "t.csv", "0,start,a,office\n600,end,a,office\n");
+    let default_chart = dir.path().join("kasm-scale-simulation.svg");
+    // --no-svg: none, and the summary does not mention one.
+    let out = kasm_scale_in(dir.path(), &["simulate", "--trace", &trace, "--no-svg"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!default_chart.exists());
+    assert!(
+        !text(&out.stdout).contains("chart:"),
+        "{}",
+        text(&out.stdout)
+    );
+    // --json: none unless --svg is given.
+    let out = kasm_scale_in(dir.path(), &["simulate", "--trace", &trace, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!default_chart.exists());
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
+    // Without either: the default chart, named in the summary.
+    let out = kasm_scale_in(dir.path(), &["simulate", "--trace", &trace]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(default_chart.exists());
+    assert!(text(&out.stdout).ends_with("chart: kasm-scale-simulation.svg\n"));
+    // Both options: refused by the parser.
+    let out = kasm_scale_in(dir.path(), &["simulate", "--no-svg", "--svg", "x.svg"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_chart_path_that_cannot_be_written_fails_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // This trace would fail the run (unknown pool, exit 1): the chart path is checked first.
+    let trace = write(dir.path(), "t.csv", "0,start,a,nowhere\n");
+    let missing = dir.path().join("no-such-dir").join("c.svg");
+    let missing = missing.to_str().unwrap();
+    for path in [missing, dir.path().to_str().unwrap()] {
+        let out = kasm_scale(&["simulate", "--trace", &trace, "--svg", path]);
+        assert_eq!(out.status.code(), Some(2), "{path}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).starts_with(&format!("{path}: cannot write the chart: ")),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty());
+    }
+    // A run that fails leaves no chart file it made behind.
+    let chart = dir.path().join("new.svg");
+    let out = kasm_scale(&[
+        "simulate",
+        "--trace",
+        &trace,
+        "--svg",
+        chart.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!chart.exists());
+}
+
+#[test]
+fn the_compare_chart_and_summary_name_both_policies_the_seed_the_start_and_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("c.svg");
+    let out = kasm_scale(&[
+        "simulate",
+        "--compare",
+        "--seed",
+        "5",
+        "--start",
+        "2026-12-07T00:00:00Z",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.contains("Kasm: static minimum") && header.contains("kasm-scale: schedules"),
+        "{table}"
+    );
+    assert!(
+        table.contains("\noracle: lower bound (perfect foresight) "),
+        "{table}"
+    );
+    // Waits read in minutes and seconds, never as bare seconds with decimals.
+    let waits = table
+        .lines()
+        .find(|l| l.starts_with("wait p99 / max"))
+        .unwrap();
+    assert!(waits.contains(" s / ") && waits.ends_with(" s"), "{waits}");
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    for want in [
+        "kasm-scale simulation: the default scenario, seed 5, start 2026-12-07 00:00 UTC",
+        "free sessions — Kasm: static minimum",
+        "free sessions — kasm-scale: schedules",
+        "servers on aws-sim — Kasm: static minimum",
+        "servers on aws-sim — kasm-scale: schedules",
+        "time (UTC)",
+        // The axis shows clock time.
+        "10:00",
+        "15:00",
+    ] {
+        assert!(chart.contains(want), "missing {want}");
+    }
+}
+
+#[test]
+fn demand_beyond_the_configs_capacity_is_said_in_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two single-session servers for a workday of 300 users.
+    let config = small_config(dir.path(), 2, "");
+    let out = kasm_scale(&["simulate", "--config", &config, "--no-svg"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let summary = text(&out.stdout);
+    let note = summary
+        .lines()
+        .find(|l| l.starts_with("note: "))
+        .unwrap_or_else(|| panic!("no note in\n{summary}"));
+    assert!(
+        note.contains("requests (") && note.contains("came when their pool was already full: the configuration holds at most 2 sessions at once"),
+        "{note}"
+    );
+    let out = kasm_scale(&["simulate", "--config", &config, "--json"]);
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["capacity_sessions"], 2);
+    let beyond = m["beyond_capacity"].as_u64().unwrap();
+    assert!(beyond * 2 > m["requests"].as_u64().unwrap(), "{m}");
+    // The default scenario fits its config: no note.
+    let out = kasm_scale(&["simulate", "--no-svg"]);
+    assert!(
+        !text(&out.stdout).contains("note: "),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn users_and_days_shape_the_generated_workdays() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(dir.path(), 50, "");
+    let requests = |args: &[&str]| {
+        let mut all = vec!["simulate", "--config", &config, "--json"];
+        all.extend_from_slice(args);
+        let out = kasm_scale(&all);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        m["requests"].as_u64().unwrap()
+    };
+    let one = requests(&["--users", "20"]);
+    assert!((20..=60).contains(&one), "{one}");
+    let three = requests(&["--users", "20", "--days", "3"]);
+    assert!((60..=180).contains(&three) && three > one, "{three}");
+    for (args, want) in [
+        (vec!["--users", "0"], "0 is not in 1..=100000"),
+        (vec!["--days", "367"], "367 is not in 1..=366"),
+        (
+            vec!["--users", "100000", "--days", "10"],
+            "--users 100000 × --days 10 may make up to 6000000 trace events, more than the simulator takes (2000000)",
+        ),
+        (
+            vec!["--users", "5", "--trace", "x.csv"],
+            "cannot be used with",
+        ),
+    ] {
+        let mut all = vec!["simulate", "--no-svg"];
+        all.extend_from_slice(&args);
+        let out = kasm_scale(&all);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(want),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_config_too_big_to_simulate_is_refused_when_it_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(
+        dir.path(),
+        1_000_000,
+        "minimum_pool_standby_sessions = 2147483647",
+    );
+    let out = kasm_scale(&[
+        "simulate",
+        "--config",
+        &config,
+        "--duration",
+        "2h",
+        "--no-svg",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "{config}: vm_providers[0].max_instances: must be between 1 and 10000, got 1000000\n\
+             {config}: pools[0].autoscale[0].minimum_pool_standby_sessions: must be between 0 and 100000, got 2147483647\n"
+        )
+    );
+}
+
+#[test]
+fn a_year_of_quiet_time_costs_little() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = write(dir.path(), "t.csv", "0,start,a,office\n600,end,a,office\n");
+    let small = small_config(dir.path(), 5, "minimum_pool_standby_sessions = 1");
+    // A pool without schedules, and the default scenario's schedules and rate-limited clouds.
+    for (config, limit) in [(Some(small.as_str()), 30), (None, 180)] {
+        let mut args = vec![
+            "simulate",
+            "--trace",
+            &trace,
+            "--duration",
+            "366d",
+            "--json",
+        ];
+        if let Some(c) = config {
+            args.extend(["--config", c]);
+        }
+        let began = std::time::Instant::now();
+        let out = kasm_scale(&args);
+        let took = began.elapsed();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(took.as_secs() < limit, "{config:?}: {took:?}");
+        let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // 366 days of ticks every 10 s would be 3162240: most were skipped.
+        let ticks = m["controller_ticks"].as_u64().unwrap();
+        assert!(ticks < 3_162_240 / 10, "{config:?}: {ticks} ticks");
+    }
+}
+
+#[test]
+fn a_start_out_of_range_is_refused_not_a_panic() {
+    for start in ["9999-12-30T00:00:00Z", "1969-12-31T23:59:59Z"] {
+        let out = kasm_scale(&["simulate", "--start", start, "--duration", "2d", "--no-svg"]);
+        assert_eq!(out.status.code(), Some(1), "{start}: {}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "cannot simulate: the start must be between 1970-01-01T00:00:00Z and 9000-01-01T00:00:00Z, got {start}\n"
+            )
+        );
+    }
+}

@@ -59,10 +59,10 @@ fn five_mistakes_are_all_reported_with_their_paths() {
     let f = "tests/data/five-mistakes.toml";
     let expected = [
         "invalid: 10 error(s)",
-        "vm_providers[0].max_instances: must be at least 1, got 0",
+        "vm_providers[0].max_instances: must be between 1 and 10000, got 0",
         "vm_providers[0].aws_secret_access_key: a secret must be a string (the value found is not shown)",
         "pools[0].autoscale[1].conection_port: unknown field, did you mean `connection_port`?",
-        "pools[0].autoscale[1].minimum_pool_standby_sessions: must be at least 0, got -1",
+        "pools[0].autoscale[1].minimum_pool_standby_sessions: must be between 0 and 100000, got -1",
         "pools[0].autoscale[1].schedules[0].active_start_time: `25:00:00` is not a valid time of day (hours 00-23, minutes and seconds 00-59)",
         "pools[0].autoscale[1].schedules[0].timezone: unknown time zone `Europe/Berln` (use an IANA name such as `Europe/Berlin`)",
         "pools[0].autoscale[1].vm_provider_config_id: refers to VM provider config `gcp`, which is not defined",

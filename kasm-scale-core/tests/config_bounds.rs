@@ -121,6 +121,43 @@ fn on_every_backend(field: &str, values: [Value; 4]) -> impl FnOnce(&mut Value) 
 }
 
 #[test]
+fn counts_have_upper_bounds() {
+    // The configuration that once grew a simulation past 2.7 GB, and the largest u32.
+    errors(
+        |d| {
+            d["vm_providers"][0]["max_instances"] = json!(1_000_000);
+            d["vm_providers"][1]["max_instances"] = json!(4_294_967_296u64);
+            d["vm_providers"][2]["max_instances"] = json!(0);
+            asc(d)["minimum_pool_standby_sessions"] = json!(2_147_483_647);
+            asc(d)["reusable"] = json!(true);
+            asc(d)["max_simultaneous_sessions_per_server"] = json!(1001);
+            asc(d)["schedules"] = json!([{
+                "active_start_time": "08:00", "active_end_time": "17:00",
+                "minimum_pool_standby_sessions": 100_001
+            }]);
+        },
+        &[
+            "vm_providers[0].max_instances: must be between 1 and 10000, got 1000000",
+            "vm_providers[1].max_instances: must be between 1 and 10000, got 4294967296",
+            "vm_providers[2].max_instances: must be between 1 and 10000, got 0",
+            "pools[0].autoscale[0].minimum_pool_standby_sessions: must be between 0 and 100000, got 2147483647",
+            "pools[0].autoscale[0].max_simultaneous_sessions_per_server: must be between 1 and 1000, got 1001",
+            "pools[0].autoscale[0].schedules[0].minimum_pool_standby_sessions: must be between 0 and 100000, got 100001",
+        ],
+    );
+    // The bounds themselves are fine.
+    errors(
+        |d| {
+            d["vm_providers"][0]["max_instances"] = json!(10_000);
+            asc(d)["minimum_pool_standby_sessions"] = json!(100_000);
+            asc(d)["reusable"] = json!(true);
+            asc(d)["max_simultaneous_sessions_per_server"] = json!(1000);
+        },
+        &[],
+    );
+}
+
+#[test]
 fn api_concurrency_is_bounded() {
     errors(
         on_every_backend(
@@ -233,9 +270,11 @@ fn out_of_range_values_built_in_code_are_reported_by_validate() {
     m.rate_limit_per_second = Some(f64::INFINITY);
     m.api_rate_limit_per_second = Some(1e-300);
     m.api_call_timeout = u32::MAX;
+    m.max_instances = 10_001;
     let c = &mut config.pools[0].autoscale[0];
     c.checkin_timeout = 0;
     c.downscale_backoff = u64::MAX;
+    c.minimum_pool_standby_sessions = u32::MAX;
     let Err(ConfigError::Invalid { problems }) = validate(&config) else {
         panic!("out-of-range values must be refused")
     };
@@ -251,8 +290,11 @@ fn out_of_range_values_built_in_code_are_reported_by_validate() {
             "vm_providers[2].rate_limit_per_second: must be between 0.001 and 100000 calls per second, got inf",
             "vm_providers[2].api_rate_limit_per_second: must be between 0.001 and 100000 calls per second, got 1e-300",
             "vm_providers[2].api_call_timeout: must be between 1 and 3600 seconds (1 hour), got 4294967295",
+            "vm_providers[2].max_instances: must be between 1 and 10000, got 10001",
             "pools[0].autoscale[0].downscale_backoff: must be between 0 and 2592000 seconds (30 days), got 18446744073709551615",
             "pools[0].autoscale[0].checkin_timeout: must be between 1 and 2592000 seconds (30 days), got 0",
+            "pools[0].autoscale[0].minimum_pool_standby_sessions: must be between 0 and 100000, got 4294967295",
+            "warning: pools[0].autoscale[0].minimum_pool_standby_sessions: 4294967295 can never be met: max_instances 4 × 1 sessions per server = 4",
         ]
     );
 }

@@ -159,7 +159,8 @@ fn numbers_beyond_range_say_the_range_not_the_parser_s_internals() {
     let problems = invalid(&provider("4294967296"), Format::Toml);
     assert!(
         problems.contains(
-            &"vm_providers[0].max_instances: must be at most 4294967295, got 4294967296".to_owned()
+            &"vm_providers[0].max_instances: must be between 1 and 10000, got 4294967296"
+                .to_owned()
         ),
         "{problems:?}"
     );

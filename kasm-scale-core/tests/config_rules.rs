@@ -47,7 +47,9 @@ fn sessions_per_server_forcing_rules() {
     );
     errors(
         |d| asc(d)["max_simultaneous_sessions_per_server"] = json!(0),
-        &["pools[0].autoscale[0].max_simultaneous_sessions_per_server: must be at least 1, got 0"],
+        &[
+            "pools[0].autoscale[0].max_simultaneous_sessions_per_server: must be between 1 and 1000, got 0",
+        ],
     );
 }
 
@@ -73,7 +75,9 @@ fn ports() {
 fn counts_must_not_be_negative() {
     errors(
         |d| asc(d)["minimum_pool_standby_sessions"] = json!(-1),
-        &["pools[0].autoscale[0].minimum_pool_standby_sessions: must be at least 0, got -1"],
+        &[
+            "pools[0].autoscale[0].minimum_pool_standby_sessions: must be between 0 and 100000, got -1",
+        ],
     );
     errors(
         |d| asc(d)["downscale_backoff"] = json!(-60),
@@ -83,7 +87,7 @@ fn counts_must_not_be_negative() {
     );
     errors(
         |d| d["vm_providers"][0]["max_instances"] = json!(0),
-        &["vm_providers[0].max_instances: must be at least 1, got 0"],
+        &["vm_providers[0].max_instances: must be between 1 and 10000, got 0"],
     );
     errors(
         |d| d["vm_providers"][1]["max_instances"] = json!("many"),

@@ -16,8 +16,19 @@ use proptest::prelude::*;
 use proptest::test_runner::{TestRng, TestRunner};
 
 /// A one-pool document on a memory provider; `provider` and `autoscale` are extra TOML lines
-/// for the provider and the auto-scale config.
+/// for the provider and the auto-scale config (which may set `max_instances`,
+/// `minimum_pool_standby_sessions` and `reusable`, else 5, 1 and false).
 fn text(provider: &str, autoscale: &str) -> String {
+    let default = |section: &str, field: &str, value: &str| {
+        if section.contains(&format!("{field} =")) {
+            String::new()
+        } else {
+            format!("{field} = {value}\n")
+        }
+    };
+    let max_instances = default(provider, "max_instances", "5");
+    let minimum = default(autoscale, "minimum_pool_standby_sessions", "1");
+    let reusable = default(autoscale, "reusable", "false");
     format!(
         r#"
 [[zones]]
@@ -27,8 +38,7 @@ upstream_auth_address = "kasm.example.com"
 [[vm_providers]]
 provider = "memory"
 name = "mem"
-max_instances = 5
-{provider}
+{max_instances}{provider}
 
 [[pools]]
 server_pool_name = "p"
@@ -38,8 +48,7 @@ autoscale_config_name = "c"
 vm_provider_config_id = "mem"
 connection_type = "RDP"
 require_checkin = true
-minimum_pool_standby_sessions = 1
-{autoscale}
+{minimum}{reusable}{autoscale}
 "#
     )
 }
@@ -247,6 +256,19 @@ const PLACES: &[(&str, &str, &str, &[&str])] = &[
     ("ldap", "api_call_timeout", "V", CALL_TIMEOUT),
     ("autoscale", "checkin_timeout", "V", &["1", "2592000"]),
     ("autoscale", "downscale_backoff", "V", &["0", "2592000"]),
+    ("provider", "max_instances", "V", &["1", "10000"]),
+    (
+        "autoscale",
+        "minimum_pool_standby_sessions",
+        "V",
+        &["0", "100000"],
+    ),
+    (
+        "autoscale",
+        "max_simultaneous_sessions_per_server",
+        "V",
+        &["1", "1000"],
+    ),
 ];
 
 /// One value for a place: an extreme (`true`) or an edge of the place's range, by index.
@@ -284,7 +306,8 @@ service_account_password = "pw"
             &provider,
             &format!(
                 "ad_create_machine_record = true\nldap_id = \"ad\"\n\
-                 ad_computer_container_dn = \"OU=Kasm,DC=example,DC=local\"\n{autoscale}"
+                 ad_computer_container_dn = \"OU=Kasm,DC=example,DC=local\"\n\
+                 reusable = true\nconnection_credential_type = \"SSO User Accounts\"\n{autoscale}"
             ),
         )
     );

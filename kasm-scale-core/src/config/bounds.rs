@@ -10,8 +10,13 @@
 //! | rates (`rate_limit_per_second`, `api_rate_limit_per_second`) | 0.001 to 100000 calls per second |
 //! | `api_concurrency` | 1 to 1024 |
 //! | probabilities (`*_failure_rate`, `never_checkin_rate`) | 0 to 1 |
+//! | `max_instances` | 1 to 10000 |
+//! | `max_simultaneous_sessions_per_server` | 1 to 1000 |
+//! | `minimum_pool_standby_sessions` (config and schedule) | 0 to 100000 |
 //!
-//! NaN and infinities are refused everywhere.
+//! NaN and infinities are refused everywhere. The three counts are ours (Kasm has no upper
+//! limit): far beyond any real pool, they catch a typo (`1000000` for `100`) before the
+//! controller provisions without end or keeps millions of servers in memory.
 
 use std::fmt;
 
@@ -37,6 +42,19 @@ pub const MAX_RATE_PER_SECOND: f64 = 100_000.0;
 
 /// Most calls in flight to one provider or directory (`api_concurrency`).
 pub const MAX_API_CONCURRENCY: u32 = 1024;
+
+/// Most live servers of one auto-scale config (`max_instances`): 10,000. Ours: ten times the
+/// largest fleets we know of one Kasm pool, and the controller plans over every server at each
+/// tick.
+pub const MAX_INSTANCES: u32 = 10_000;
+
+/// Most sessions on one server (`max_simultaneous_sessions_per_server`): 1,000. Ours: a
+/// multi-session Windows host serves tens to a few hundred users.
+pub const MAX_SESSIONS_PER_SERVER: u32 = 1_000;
+
+/// Most free session slots to keep (`minimum_pool_standby_sessions`, in a config or a
+/// schedule): 100,000. Ours: a warm buffer ten times `MAX_INSTANCES` single-session servers.
+pub const MAX_STANDBY_SESSIONS: u32 = 100_000;
 
 /// What a bounded number counts, for messages.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +95,12 @@ pub(crate) const RATE: Bound = Bound {
     max: MAX_RATE_PER_SECOND,
     unit: Unit::PerSecond,
 };
+/// `max_instances`, 1 to 10000.
+pub(crate) const INSTANCES: Bound = Bound::count(1, MAX_INSTANCES);
+/// `max_simultaneous_sessions_per_server`, 1 to 1000.
+pub(crate) const SESSIONS_PER_SERVER: Bound = Bound::count(1, MAX_SESSIONS_PER_SERVER);
+/// `minimum_pool_standby_sessions`, 0 to 100000.
+pub(crate) const STANDBY_SESSIONS: Bound = Bound::count(0, MAX_STANDBY_SESSIONS);
 /// Probabilities, 0 to 1.
 pub(crate) const PROBABILITY: Bound = Bound {
     min: 0.0,
@@ -85,6 +109,14 @@ pub(crate) const PROBABILITY: Bound = Bound {
 };
 
 impl Bound {
+    const fn count(min: u32, max: u32) -> Bound {
+        Bound {
+            min: min as f64,
+            max: max as f64,
+            unit: Unit::Count,
+        }
+    }
+
     const fn seconds(min: u64, max: u64) -> Bound {
         Bound {
             min: min as f64,
@@ -185,6 +217,28 @@ pub(crate) fn call_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Er
 /// `api_concurrency`: a count in [`API_CONCURRENCY`].
 pub(crate) fn api_concurrency<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     int_in(d, &API_CONCURRENCY).map(|v| v as u32)
+}
+
+/// `max_instances`: a count in [`INSTANCES`].
+pub(crate) fn max_instances<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, &INSTANCES).map(|v| v as u32)
+}
+
+/// `max_simultaneous_sessions_per_server`: a count in [`SESSIONS_PER_SERVER`].
+pub(crate) fn sessions_per_server<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, &SESSIONS_PER_SERVER).map(|v| v as u32)
+}
+
+/// `minimum_pool_standby_sessions` of a config: a count in [`STANDBY_SESSIONS`].
+pub(crate) fn standby_sessions<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, &STANDBY_SESSIONS).map(|v| v as u32)
+}
+
+/// `minimum_pool_standby_sessions` of a schedule: the same, optional.
+pub(crate) fn opt_standby_sessions<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<u32>, D::Error> {
+    standby_sessions(d).map(Some)
 }
 
 #[cfg(test)]

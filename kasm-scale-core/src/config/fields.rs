@@ -71,13 +71,6 @@ pub(crate) fn positive_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Er
     ranged(d, 1, u32::MAX.into()).map(|v| v as u32)
 }
 
-/// An optional `u32` that is at least 0.
-pub(crate) fn opt_non_negative_u32<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<u32>, D::Error> {
-    non_negative_u32(d).map(Some)
-}
-
 /// An optional `u32` that is at least 1.
 pub(crate) fn opt_positive_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     positive_u32(d).map(Some)

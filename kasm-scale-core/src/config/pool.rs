@@ -181,12 +181,16 @@ pub struct AutoScaleConfig {
     /// Return a server to the pool when its session ends instead of destroying it. Default false.
     #[serde(default)]
     pub reusable: bool,
-    /// "Minimum Available Sessions": free session slots to keep. Default 0.
-    #[serde(default, deserialize_with = "fields::non_negative_u32")]
+    /// "Minimum Available Sessions": free session slots to keep, 0 to 100000
+    /// ([`super::MAX_STANDBY_SESSIONS`]). Default 0.
+    #[serde(default, deserialize_with = "super::bounds::standby_sessions")]
     pub minimum_pool_standby_sessions: u32,
-    /// Sessions one server takes at most. Default 1; must be 1 for KasmVNC and VNC, and when
-    /// `reusable` is false.
-    #[serde(default = "one", deserialize_with = "fields::positive_u32")]
+    /// Sessions one server takes at most, 1 to 1000 ([`super::MAX_SESSIONS_PER_SERVER`]).
+    /// Default 1; must be 1 for KasmVNC and VNC, and when `reusable` is false.
+    #[serde(
+        default = "one",
+        deserialize_with = "super::bounds::sessions_per_server"
+    )]
     pub max_simultaneous_sessions_per_server: u32,
     /// A new server takes no session until it checks in. Default false.
     #[serde(default)]

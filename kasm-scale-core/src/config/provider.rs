@@ -131,8 +131,8 @@ pub struct AwsVmConfig {
     pub aws_ec2_ami_id: String,
     /// Instance type, e.g. `t3.medium`.
     pub aws_ec2_instance_type: String,
-    /// Hard cap on live instances of this config (at least 1).
-    #[serde(deserialize_with = "fields::positive_u32")]
+    /// Hard cap on live instances of this config, 1 to 10000 ([`super::MAX_INSTANCES`]).
+    #[serde(deserialize_with = "super::bounds::max_instances")]
     pub max_instances: u32,
     /// Security group ids.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -239,8 +239,8 @@ pub struct AzureVmConfig {
     pub azure_authority: AzureAuthority,
     /// Region, e.g. `eastus`.
     pub azure_region: String,
-    /// Hard cap on live VMs of this config (at least 1).
-    #[serde(deserialize_with = "fields::positive_u32")]
+    /// Hard cap on live VMs of this config, 1 to 10000 ([`super::MAX_INSTANCES`]).
+    #[serde(deserialize_with = "super::bounds::max_instances")]
     pub max_instances: u32,
     /// VM size, e.g. `Standard_D4s_v5`.
     pub azure_vm_size: String,
@@ -386,8 +386,8 @@ impl AzureAuthority {
 pub struct MemoryVmConfig {
     /// Unique name of the config.
     pub name: String,
-    /// Hard cap on live VMs of this config (at least 1).
-    #[serde(deserialize_with = "fields::positive_u32")]
+    /// Hard cap on live VMs of this config, 1 to 10000 ([`super::MAX_INSTANCES`]).
+    #[serde(deserialize_with = "super::bounds::max_instances")]
     pub max_instances: u32,
     /// Startup-script template (rendered, then kept by the in-memory VM).
     #[serde(default)]

@@ -36,7 +36,7 @@ pub struct Schedule {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "super::fields::opt_non_negative_u32"
+        deserialize_with = "super::bounds::opt_standby_sessions"
     )]
     pub minimum_pool_standby_sessions: Option<u32>,
 }

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use super::bounds::{
-    API_CONCURRENCY, Bound, CALL_TIMEOUT, CHECKIN_TIMEOUT, DOWNSCALE_BACKOFF, PROBABILITY, RATE,
+    API_CONCURRENCY, Bound, CALL_TIMEOUT, CHECKIN_TIMEOUT, DOWNSCALE_BACKOFF, INSTANCES,
+    PROBABILITY, RATE, SESSIONS_PER_SERVER, STANDBY_SESSIONS,
 };
 use super::load::Broken;
 use super::provider::{AWS_EBS_VOLUME_TYPES, AwsVmConfig, AzureVmConfig, MemoryVmConfig};
@@ -162,6 +163,7 @@ pub(crate) fn check(config: &Config, broken: &[Broken], problems: &mut Vec<Probl
             VmProviderConfig::Memory(c) => memory(&mut out, &p, c),
         }
         api_fields(&mut out, &p, provider.api_fields());
+        out.int(&p, "max_instances", provider.max_instances(), &INSTANCES);
     }
 
     let mut config_names: HashMap<&str, String> = HashMap::new();
@@ -285,6 +287,28 @@ fn autoscale(out: &mut Out<'_>, config: &Config, p: &str, c: &AutoScaleConfig) {
         &DOWNSCALE_BACKOFF,
     );
     out.int(p, "checkin_timeout", c.checkin_timeout, &CHECKIN_TIMEOUT);
+    out.int(
+        p,
+        "max_simultaneous_sessions_per_server",
+        c.max_simultaneous_sessions_per_server,
+        &SESSIONS_PER_SERVER,
+    );
+    out.int(
+        p,
+        "minimum_pool_standby_sessions",
+        c.minimum_pool_standby_sessions,
+        &STANDBY_SESSIONS,
+    );
+    for (k, s) in c.schedules.iter().enumerate() {
+        if let Some(m) = s.minimum_pool_standby_sessions {
+            out.int(
+                &format!("{p}.schedules[{k}]"),
+                "minimum_pool_standby_sessions",
+                m,
+                &STANDBY_SESSIONS,
+            );
+        }
+    }
     let kind = c.connection_type.as_str();
     if c.effective_port().is_none() {
         out.error(

@@ -23,6 +23,7 @@ fn push(events: &mut Vec<TraceEvent>, pool: &str, id: &str, user: &str, from: f6
             session: id.into(),
             pool: pool.into(),
             user: Some(user.into()),
+            line: 0,
         });
     }
 }
@@ -79,6 +80,28 @@ pub fn workday(pool: &str, users: u32, seed: u64) -> Vec<TraceEvent> {
                 from + rng.random_range(60.0..120.0) * 60.0,
             );
         }
+    }
+    sorted(events)
+}
+
+/// `days` workdays of `users` in `pool` one after the other (weekends included), each drawn
+/// afresh (day `d` from seed `seed + d`), times from midnight of the first day. Session names
+/// carry the day (`d1-user0001-am`); day 0 is [`workday`] itself.
+pub fn workdays(pool: &str, users: u32, days: u32, seed: u64) -> Vec<TraceEvent> {
+    let mut events = Vec::new();
+    for d in 0..days {
+        let shift = SignedDuration::from_hours(24 * i64::from(d));
+        events.extend(
+            workday(pool, users, seed.wrapping_add(u64::from(d)))
+                .into_iter()
+                .map(|mut e| {
+                    e.at += shift;
+                    if d > 0 {
+                        e.session = format!("d{d}-{}", e.session);
+                    }
+                    e
+                }),
+        );
     }
     sorted(events)
 }
@@ -165,6 +188,15 @@ mod tests {
         );
         assert_eq!(active(at_3), 0);
         assert_eq!(class("p", 30, 600.0, 45.0, 2).len(), 60);
+        assert_eq!(workdays("p", 200, 1, 1), day);
+        let week = workdays("p", 50, 7, 9);
+        let day_6 = workday("p", 50, 15);
+        let shifted: Vec<_> = week
+            .iter()
+            .filter(|e| e.session.starts_with("d6-"))
+            .map(|e| e.at - SignedDuration::from_hours(6 * 24))
+            .collect();
+        assert_eq!(shifted, day_6.iter().map(|e| e.at).collect::<Vec<_>>());
         let r = random_arrivals("p", 60.0, 2.0, &Distribution::Fixed(600.0), 3);
         assert!((80..=160).contains(&(r.len() / 2)), "{}", r.len() / 2);
     }

@@ -1,7 +1,10 @@
 //! The policy simulator: a discrete-event simulation on virtual time that drives the real
 //! controller and engine against the in-memory cloud and directory, with a demand trace.
 
+mod capacity;
+mod duration;
 mod generate;
+mod idle;
 mod limits;
 mod oracle;
 mod run;
@@ -9,8 +12,13 @@ mod scenario;
 mod trace;
 
 pub use crate::memory::{deliver_checkins, token_in};
-pub use generate::{class, random_arrivals, workday};
-pub use limits::{MAX_SIM_DURATION, MAX_SIM_INTERVAL, MIN_SIM_INTERVAL};
+pub use capacity::{beyond_capacity, pool_capacity};
+pub use duration::parse_duration;
+pub use generate::{class, random_arrivals, workday, workdays};
+pub use limits::{
+    MAX_SIM_DURATION, MAX_SIM_EVENTS, MAX_SIM_INTERVAL, MAX_SIM_SERVERS, MIN_SIM_INTERVAL,
+    SIM_START_RANGE,
+};
 pub use oracle::{Served, oracle_vm_hours};
 pub use run::{Metrics, Progress, Series, SimError, SimOptions, memory_stand_in, simulate};
 pub use scenario::{DEFAULT_CONFIG, DEFAULT_USERS, default_scenario, kasm_policy};

@@ -31,6 +31,10 @@ pub struct SimOptions {
     /// Called at every sample with the share of the simulation done (0 to 1), e.g. to move a
     /// progress bar.
     pub progress: Option<Progress>,
+    /// Skip the controller's ticks while it is provably idle (default: true), so that a run
+    /// costs in proportion to its events rather than to the time it covers. The results are
+    /// the same either way (see `sim/idle.rs`); `false` runs every tick, for comparison.
+    pub skip_idle: bool,
 }
 
 /// A progress callback: gets the share of the simulation done, 0 to 1.
@@ -54,6 +58,7 @@ impl Default for SimOptions {
             tick: Duration::from_secs(10),
             sample: Duration::from_secs(60),
             progress: None,
+            skip_idle: true,
         }
     }
 }
@@ -94,6 +99,16 @@ pub struct Metrics {
     pub destroyed: u64,
     /// Servers destroyed because they did not check in in time.
     pub checkin_timeouts: u64,
+    /// Sessions the trace's pools can hold at once: over their enabled auto-scale configs,
+    /// `max_instances` × sessions per server (see [`super::pool_capacity`]).
+    pub capacity_sessions: u64,
+    /// Requests that arrived while their pool already had as many sessions (running or
+    /// waiting) as it can hold: no policy could seat them on arrival (see
+    /// [`super::beyond_capacity`]).
+    pub beyond_capacity: u64,
+    /// Controller ticks run; idle ticks skipped (see [`SimOptions::skip_idle`]) are not
+    /// counted. Everything else is the same with and without skipping.
+    pub controller_ticks: u64,
 }
 
 /// Time series for the chart, one point per sample.
@@ -114,8 +129,19 @@ pub struct Series {
 #[non_exhaustive]
 pub enum SimError {
     /// The trace names a pool the configuration does not have.
-    #[error("the trace uses pool `{0}`, which the configuration does not define")]
-    UnknownPool(String),
+    #[error(
+        "{}the trace uses pool `{pool}`, which the configuration does not define{}",
+        if *line > 0 { format!("line {line}: ") } else { String::new() },
+        if known.is_empty() { String::new() } else { format!(" (its pools: {known})") }
+    )]
+    UnknownPool {
+        /// The pool.
+        pool: String,
+        /// The first trace line that names it (0 for a generated trace).
+        line: u64,
+        /// The configuration's pools, comma-separated.
+        known: String,
+    },
     /// The controller could not be set up.
     #[error(transparent)]
     Controller(#[from] crate::controller::ControllerError),
@@ -166,11 +192,25 @@ pub fn simulate(
     trace: &[TraceEvent],
     options: &SimOptions,
 ) -> Result<(Metrics, Series), SimError> {
-    if let Some(e) = trace.iter().find(|e| config.pool(&e.pool).is_none()) {
-        return Err(SimError::UnknownPool(e.pool.clone()));
-    }
-    if let Some(message) = super::limits::problem(trace, options) {
+    if let Some(message) = super::limits::problem(config, trace, options) {
         return Err(SimError::Input(message));
+    }
+    // The first line in the file that names an unknown pool (events are sorted by time).
+    if let Some(e) = trace
+        .iter()
+        .filter(|e| config.pool(&e.pool).is_none())
+        .min_by_key(|e| e.line)
+    {
+        let known: Vec<&str> = config
+            .pools
+            .iter()
+            .map(|p| p.server_pool_name.as_str())
+            .collect();
+        return Err(SimError::UnknownPool {
+            pool: e.pool.clone(),
+            line: e.line,
+            known: known.join(", "),
+        });
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -210,7 +250,8 @@ async fn run(
     let mut builder = Autoscaler::builder(config.clone())
         .seed(options.seed)
         .epoch(options.start)
-        .tick_interval(options.tick);
+        .tick_interval(options.tick)
+        .reconcile_every(super::idle::RECONCILE_EVERY);
     for (_, cloud) in &clouds {
         builder = builder.provider(cloud.clone());
     }
@@ -241,23 +282,35 @@ async fn run(
     let mut waits: Vec<f64> = Vec::new();
     let (mut requests, mut immediate, mut never_served, mut timeouts, mut peak) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
-    let mut vm_seconds: BTreeMap<String, f64> =
-        clouds.iter().map(|(n, _)| (n.clone(), 0.0)).collect();
+    // VM time in nanoseconds: whole numbers, so the sum is the same however the time is cut
+    // into steps (skipped idle ticks make fewer, longer steps).
+    let mut vm_nanos: BTreeMap<String, u128> = clouds.iter().map(|(n, _)| (n.clone(), 0)).collect();
+    let skipper = super::idle::Skipper::new(&config, options.tick);
+    let span = at(end).duration_since(origin).as_secs_f64().max(1.0);
     let mut series = Series::default();
     let mut last_step = origin;
+    let mut ticks = 0u64;
 
     loop {
         let now = tokio::time::Instant::now();
         // VM time since the last step.
-        let dt = now.duration_since(last_step).as_secs_f64();
+        let dt = now.duration_since(last_step).as_nanos();
         let mut total = 0u64;
         for (name, cloud) in &clouds {
             let n = cloud.vm_count() as u64;
             total += n;
-            *vm_seconds.entry(name.clone()).or_default() += dt * n as f64;
+            *vm_nanos.entry(name.clone()).or_default() += dt * u128::from(n);
         }
         peak = peak.max(total);
         last_step = now;
+        if total > super::limits::MAX_SIM_SERVERS {
+            return Err(SimError::Input(format!(
+                "after {:#} the simulation holds {total} servers, more than it can ({}); \
+                 lower max_instances or the demand",
+                SignedDuration::try_from(now.duration_since(origin)).unwrap_or_default(),
+                super::limits::MAX_SIM_SERVERS
+            )));
+        }
         if now >= at(end) {
             break;
         }
@@ -318,6 +371,7 @@ async fn run(
             }
         }
         if want_tick {
+            ticks += 1;
             scaler.tick().await;
             next_tick = tokio::time::Instant::now() + options.tick;
         }
@@ -339,25 +393,41 @@ async fn run(
                 _ => {}
             }
         }
+        let mut row = None;
         if now >= next_sample {
-            sample(
-                &scaler,
-                &clouds,
-                now.duration_since(origin),
-                sessions.len(),
-                &mut series,
-            );
+            let r = row.get_or_insert_with(|| Row::now(&scaler, &clouds, sessions.len()));
+            r.push(now.duration_since(origin), &mut series);
             next_sample += options.sample;
+            if let Some(progress) = &options.progress {
+                (progress.0)(now.duration_since(origin).as_secs_f64() / span);
+            }
         }
         // Advance to the next thing that happens.
-        let mut wake = next_tick.min(next_sample).min(at(end));
+        let mut limit = at(end);
         if let Some(e) = trace.get(next) {
-            wake = wake.min(at(e.at));
+            limit = limit.min(at(e.at));
         }
-        for (_, cloud) in &clouds {
-            if let Some(t) = cloud.next_event() {
-                wake = wake.min(t);
+        let pending = clouds.iter().filter_map(|(_, c)| c.next_event()).min();
+        // Nothing changes until `limit` but the clock: skip the idle ticks, with the samples
+        // they would have taken.
+        if want_tick
+            && options.skip_idle
+            && skipper.idle(&scaler, !waiting.is_empty(), pending.is_some())
+        {
+            let skip = skipper.ticks_to_skip(now, scaler.now(), next_tick, limit);
+            if skip > 0 {
+                let until = next_tick + options.tick.saturating_mul(skip as u32);
+                let r = row.get_or_insert_with(|| Row::now(&scaler, &clouds, sessions.len()));
+                while next_sample < until {
+                    r.push(next_sample.duration_since(origin), &mut series);
+                    next_sample += options.sample;
+                }
+                next_tick = until;
             }
+        }
+        let mut wake = next_tick.min(next_sample).min(limit);
+        if let Some(t) = pending {
+            wake = wake.min(t);
         }
         tokio::time::sleep_until(wake.max(tokio::time::Instant::now())).await;
     }
@@ -376,9 +446,9 @@ async fn run(
             waits[((waits.len() - 1) as f64 * p).round() as usize]
         }
     };
-    let vm_hours_by_provider: BTreeMap<String, f64> = vm_seconds
+    let vm_hours_by_provider: BTreeMap<String, f64> = vm_nanos
         .into_iter()
-        .map(|(k, v)| (k, v / 3600.0))
+        .map(|(k, v)| (k, v as f64 / 3.6e12))
         .collect();
     let vm_hours: f64 = vm_hours_by_provider.values().sum();
     let oracle = oracle_vm_hours(&config, &served);
@@ -407,31 +477,52 @@ async fn run(
         provisioned,
         destroyed,
         checkin_timeouts: timeouts,
+        capacity_sessions: {
+            let mut pools: Vec<&str> = trace.iter().map(|e| e.pool.as_str()).collect();
+            pools.sort_unstable();
+            pools.dedup();
+            pools
+                .iter()
+                .map(|p| super::capacity::pool_capacity(&config, p))
+                .sum()
+        },
+        beyond_capacity: super::capacity::beyond_capacity(&config, trace),
+        controller_ticks: ticks,
     };
     Ok((metrics, series))
 }
 
-fn sample(
-    scaler: &Autoscaler,
-    clouds: &[(String, Arc<MemoryCloud>)],
-    since: Duration,
-    demand: usize,
-    series: &mut Series,
-) {
-    series.minutes.push(since.as_secs_f64() / 60.0);
-    series.demand.push(demand as u32);
-    let free: u32 = scaler
-        .servers()
-        .iter()
-        .filter(|s| s.state == ServerState::Running && (s.reusable || !s.used))
-        .map(|s| s.capacity.saturating_sub(s.sessions))
-        .sum();
-    series.free.push(free);
-    for (name, cloud) in clouds {
-        series
-            .servers
-            .entry(name.clone())
-            .or_default()
-            .push(cloud.vm_count() as u32);
+/// One sample of the chart series: demand, free slots, VMs per cloud.
+struct Row {
+    demand: u32,
+    free: u32,
+    servers: Vec<(String, u32)>,
+}
+
+impl Row {
+    fn now(scaler: &Autoscaler, clouds: &[(String, Arc<MemoryCloud>)], demand: usize) -> Self {
+        let free: u32 = scaler
+            .servers()
+            .iter()
+            .filter(|s| s.state == ServerState::Running && (s.reusable || !s.used))
+            .map(|s| s.capacity.saturating_sub(s.sessions))
+            .sum();
+        Row {
+            demand: demand as u32,
+            free,
+            servers: clouds
+                .iter()
+                .map(|(name, cloud)| (name.clone(), cloud.vm_count() as u32))
+                .collect(),
+        }
+    }
+
+    fn push(&self, since: Duration, series: &mut Series) {
+        series.minutes.push(since.as_secs_f64() / 60.0);
+        series.demand.push(self.demand);
+        series.free.push(self.free);
+        for (name, n) in &self.servers {
+            series.servers.entry(name.clone()).or_default().push(*n);
+        }
     }
 }

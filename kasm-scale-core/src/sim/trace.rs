@@ -31,13 +31,15 @@ pub struct TraceEvent {
     pub pool: String,
     /// The user, if given.
     pub user: Option<String>,
+    /// The event's 1-based line in the trace file; 0 for a generated event.
+    pub line: u64,
 }
 
-/// A trace line that cannot be read.
+/// A trace line that cannot be read, or a trace without events.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {message}")]
+#[error("{}{message}", if *line > 0 { format!("line {line}: ") } else { String::new() })]
 pub struct TraceError {
-    /// 1-based line number.
+    /// 1-based line number; 0 when the problem is the trace as a whole (no events).
     pub line: u64,
     /// What is wrong.
     pub message: String,
@@ -54,23 +56,43 @@ impl fmt::Display for Kind {
 
 /// Reads a trace; times in RFC 3339 are taken relative to `start`. The events come back sorted
 /// by time (ends before starts at the same instant), and every session starts once, before it
-/// ends once.
+/// ends once. A trace without events (empty, only comments or only the header) is an error: it
+/// would measure nothing.
 pub fn parse_trace(text: &str, start: Timestamp) -> Result<Vec<TraceEvent>, TraceError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(text.as_bytes());
+    // One event a line, read line by line so that every message names the line in the file
+    // (the CSV reader's own count leaves comment and blank lines out).
     let mut events = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| TraceError {
-            line: e.position().map_or(i as u64 + 1, |p| p.line()),
+    let mut first = true;
+    for (i, raw) in text.split('\n').enumerate() {
+        let line = i as u64 + 1;
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        if raw.trim().is_empty() || raw.starts_with('#') {
+            continue;
+        }
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .buffer_capacity(raw.len().clamp(64, 8 * 1024))
+            .from_reader(raw.as_bytes());
+        let mut records = reader.records();
+        let csv_error = |e: csv::Error| TraceError {
+            line,
             message: e.to_string(),
-        })?;
-        let line = record.position().map_or(i as u64 + 1, |p| p.line());
+        };
+        let record = match records.next() {
+            Some(r) => r.map_err(csv_error)?,
+            None => continue,
+        };
+        if records.next().is_some() {
+            return Err(TraceError {
+                line,
+                message: "holds more than one event (a carriage return inside the line?)".into(),
+            });
+        }
+        let header = std::mem::take(&mut first);
         let err = |message: String| TraceError { line, message };
-        if i == 0 && record.get(0) == Some("time") && record.get(1) == Some("event") {
+        if header && record.get(0) == Some("time") && record.get(1) == Some("event") {
             continue;
         }
         if !(4..=5).contains(&record.len()) {
@@ -118,8 +140,17 @@ pub fn parse_trace(text: &str, start: Timestamp) -> Result<Vec<TraceEvent>, Trac
                 session,
                 pool,
                 user,
+                line,
             },
         ));
+    }
+    if events.is_empty() {
+        return Err(TraceError {
+            line: 0,
+            message: "the trace has no events: expected lines `time,event,session,pool[,user]` \
+                      after the optional header"
+                .into(),
+        });
     }
     // Each session: one start, then one end at the same time or later.
     let mut seen: HashMap<&str, (Kind, SignedDuration)> = HashMap::new();
@@ -196,6 +227,14 @@ mod tests {
                 "line 2: event `stop` must be `start` or `end`",
             ),
             (
+                "0,start,a,p\r5,start,b,p\n",
+                "line 1: holds more than one event (a carriage return inside the line?)",
+            ),
+            (
+                "# a comment\n0,start,a,p\n\n# another\n5,stop,a,p\n",
+                "line 5: event `stop` must be `start` or `end`",
+            ),
+            (
                 "0,start,a\n",
                 "line 1: expected time,event,session,pool[,user], got 3 fields",
             ),
@@ -218,6 +257,13 @@ mod tests {
                 "line 1: time 2026-11-30T07:00:00Z is before the start of the simulation (2026-11-30T08:00:00Z)",
             ),
         ];
+        for text in ["", "time,event,session,pool,user\n", "# nothing\n\n"] {
+            assert_eq!(
+                parse_trace(text, start()).unwrap_err().to_string(),
+                "the trace has no events: expected lines `time,event,session,pool[,user]` after the optional header",
+                "{text:?}"
+            );
+        }
         for (text, want) in cases {
             assert_eq!(
                 parse_trace(text, start()).unwrap_err().to_string(),

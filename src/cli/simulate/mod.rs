@@ -1,0 +1,299 @@
+//! `kasm-scale simulate`: run a demand trace through the real controller on virtual time.
+
+mod chart;
+mod report;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use jiff::{SignedDuration, Timestamp};
+use kasm_scale_core::config::Config;
+use kasm_scale_core::sim::{
+    DEFAULT_CONFIG, DEFAULT_USERS, MAX_SIM_DURATION, MAX_SIM_EVENTS, Metrics, Progress, Series,
+    SimError, SimOptions, TraceEvent, kasm_policy, parse_duration, parse_trace, simulate, workdays,
+};
+use kasm_scale_core::{ConfigError, Format, load_file, load_str};
+
+use super::output::Stdout;
+
+/// Most users of a generated workday (`--users`).
+const MAX_USERS: u32 = 100_000;
+
+/// Most days of generated workdays (`--days`): a simulation covers at most 366 days.
+const MAX_DAYS: u32 = 366;
+
+/// Trace events one generated user makes in a day at most: a morning and an afternoon session
+/// around lunch, and an evening one.
+const EVENTS_PER_USER_DAY: u64 = 6;
+
+/// Where the chart goes unless `--svg`, `--no-svg` or `--json` says otherwise.
+const DEFAULT_SVG: &str = "kasm-scale-simulation.svg";
+
+/// Points of a chart line at most: longer simulations sample less often than every minute.
+const MAX_CHART_POINTS: u64 = 3_000;
+
+/// What to simulate and how to report it.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The configuration (default: the embedded scenario).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A demand trace, CSV `time,event,session,pool[,user]` (default: a generated workday for
+    /// the configuration's first pool).
+    #[arg(long, value_name = "FILE.csv")]
+    pub trace: Option<PathBuf>,
+    /// Users of the generated workday (without `--trace`), 1 to 100000 [default: 300].
+    #[arg(long, value_name = "N", conflicts_with = "trace",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_USERS)))]
+    pub users: Option<u32>,
+    /// Days of generated workdays one after the other, each drawn afresh, weekends included
+    /// (without `--trace`), 1 to 366 [default: 1].
+    #[arg(long, value_name = "N", conflicts_with = "trace",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DAYS)))]
+    pub days: Option<u32>,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Wall-clock time of the start, RFC 3339 (schedules are evaluated against it)
+    /// [default: 2026-11-30T00:00:00Z, a Monday at midnight UTC].
+    #[arg(long, value_name = "RFC3339")]
+    pub start: Option<Timestamp>,
+    /// How long to simulate: a number and a unit, e.g. `90m`, `8h`, `7d`, `1w`, `1h30m`; at most
+    /// 366 days [default: the last trace event plus an hour].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub duration: Option<SignedDuration>,
+    /// Where to write the chart [default: kasm-scale-simulation.svg, none with `--json`].
+    #[arg(long, value_name = "PATH", conflicts_with = "no_svg")]
+    pub svg: Option<PathBuf>,
+    /// Write no chart.
+    #[arg(long)]
+    pub no_svg: bool,
+    /// Print the metrics as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Run the plain Kasm policy and ours on the same trace, side by side.
+    #[arg(long)]
+    pub compare: bool,
+}
+
+/// One policy's run: its JSON key, its column title, what it measured.
+pub(crate) struct Run {
+    pub key: &'static str,
+    pub title: &'static str,
+    pub metrics: Metrics,
+    pub series: Series,
+}
+
+fn fail(code: u8, message: String) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(code)
+}
+
+/// Reads the trace file: the one place the simulator reads one.
+fn read_trace(path: &Path) -> Result<String, String> {
+    kasm_scale_core::read_input_file(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))
+}
+
+/// The configuration and how the chart names it; an exit status when it cannot be used.
+fn config(args: &Args) -> Result<(Config, String), ExitCode> {
+    let Some(path) = &args.config else {
+        // The embedded text is checked by the tests: it always loads.
+        let config = load_str(DEFAULT_CONFIG, Format::Toml)
+            .map(|l| l.config)
+            .unwrap_or_default();
+        return Ok((config, "the default scenario".into()));
+    };
+    match load_file(path) {
+        Ok(l) if l.config.pools.is_empty() => Err(fail(
+            1,
+            format!(
+                "{}: no pools defined: there is nothing to simulate",
+                path.display()
+            ),
+        )),
+        Ok(l) => {
+            for w in &l.warnings {
+                eprintln!("{}: {w}", path.display());
+            }
+            let name = path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into(),
+            );
+            Ok((l.config, name))
+        }
+        Err(ConfigError::Invalid { problems }) => {
+            let text: Vec<String> = problems
+                .iter()
+                .map(|p| format!("{}: {p}", path.display()))
+                .collect();
+            Err(fail(1, text.join("\n")))
+        }
+        Err(e) => Err(fail(2, e.to_string())),
+    }
+}
+
+/// The trace: the file's, or generated workdays for the configuration's first pool.
+fn trace(args: &Args, config: &Config, start: Timestamp) -> Result<Vec<TraceEvent>, ExitCode> {
+    if let Some(path) = &args.trace {
+        let text = read_trace(path).map_err(|e| fail(2, e))?;
+        return parse_trace(&text, start).map_err(|e| fail(1, format!("{}: {e}", path.display())));
+    }
+    let (users, days) = (args.users.unwrap_or(DEFAULT_USERS), args.days.unwrap_or(1));
+    let events = u64::from(users) * u64::from(days) * EVENTS_PER_USER_DAY;
+    if events > MAX_SIM_EVENTS as u64 {
+        return Err(fail(
+            1,
+            format!(
+                "--users {users} × --days {days} may make up to {events} trace events, more than \
+                 the simulator takes ({MAX_SIM_EVENTS}): fewer users or days"
+            ),
+        ));
+    }
+    let pool = &config.pools[0].server_pool_name;
+    Ok(workdays(pool, users, days, args.seed))
+}
+
+/// Runs the simulation; exit 0, 1 for an invalid configuration, trace or option, 2 for files
+/// that cannot be read or written.
+pub fn run(args: Args) -> ExitCode {
+    let mut options = SimOptions {
+        seed: args.seed,
+        duration: args.duration,
+        ..SimOptions::default()
+    };
+    if let Some(start) = args.start {
+        options.start = start;
+    }
+    let (config, config_name) = match config(&args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let trace = match trace(&args, &config, options.start) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    // About MAX_CHART_POINTS samples, each a whole number of minutes.
+    let end = options.duration.unwrap_or_else(|| {
+        trace.last().map_or(SignedDuration::ZERO, |e| e.at) + SignedDuration::from_hours(1)
+    });
+    let end = end.clamp(SignedDuration::ZERO, MAX_SIM_DURATION);
+    let minutes = (end.as_secs().unsigned_abs() / 60).div_ceil(MAX_CHART_POINTS);
+    options.sample = std::time::Duration::from_secs(60 * minutes.max(1));
+
+    // A chart path that cannot be written fails before the run.
+    let svg = args
+        .svg
+        .clone()
+        .or_else(|| (!args.no_svg && !args.json).then(|| PathBuf::from(DEFAULT_SVG)));
+    let target = match svg.as_deref().map(chart::Target::open).transpose() {
+        Ok(t) => t,
+        Err((path, e)) => {
+            return fail(
+                2,
+                format!("{}: cannot write the chart: {e}", path.display()),
+            );
+        }
+    };
+
+    let runs: Vec<(&str, &str, Config)> = if args.compare {
+        vec![
+            ("kasm", "Kasm: static minimum", kasm_policy(&config)),
+            ("kasm-scale", "kasm-scale: schedules", config.clone()),
+        ]
+    } else {
+        vec![("kasm-scale", "kasm-scale", config.clone())]
+    };
+    let mut results = Vec::new();
+    for (key, title, config) in &runs {
+        match simulate_one(config, &trace, &options, key) {
+            Ok((metrics, series)) => results.push(Run {
+                key,
+                title,
+                metrics,
+                series,
+            }),
+            Err(e) => {
+                if let Some(t) = target {
+                    t.abandon();
+                }
+                return fail(1, sim_error(&args, &e));
+            }
+        }
+    }
+    let mut out = Stdout::new();
+    if args.json {
+        let json = if args.compare {
+            serde_json::to_string(
+                &results
+                    .iter()
+                    .map(|r| (r.key.to_owned(), &r.metrics))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+            )
+        } else {
+            serde_json::to_string(&results[0].metrics)
+        };
+        match json {
+            Ok(j) => out.line(j),
+            Err(e) => return fail(2, format!("cannot write the metrics: {e}")),
+        }
+    } else {
+        out.text(&report::table(&results));
+        out.text(&report::notes(&results));
+    }
+    if let Some(target) = target {
+        let about = chart::About {
+            seed: args.seed,
+            start: options.start,
+            config: &config_name,
+        };
+        let path = target.path().to_owned();
+        if let Err(e) = chart::render(&results, &about).and_then(|svg| Ok(target.write(&svg)?)) {
+            return fail(
+                2,
+                format!("{}: cannot write the chart: {e}", path.display()),
+            );
+        }
+        if !args.json {
+            out.line(format_args!("chart: {}", path.display()));
+        }
+    }
+    out.finish(ExitCode::SUCCESS)
+}
+
+/// One run, with a progress bar on stderr when a person watches stdout.
+fn simulate_one(
+    config: &Config,
+    trace: &[TraceEvent],
+    options: &SimOptions,
+    name: &str,
+) -> Result<(Metrics, Series), SimError> {
+    let mut options = options.clone();
+    let bar = std::io::stdout().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(1000);
+        bar.set_message(format!("simulating {name}"));
+        bar
+    });
+    if let Some(bar) = &bar {
+        let bar = bar.clone();
+        options.progress = Some(Progress(std::sync::Arc::new(move |done: f64| {
+            bar.set_position((done * 1000.0) as u64)
+        })));
+    }
+    let result = simulate(config, trace, &options);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    result
+}
+
+/// A simulation error; one about a line of the trace file names the file.
+fn sim_error(args: &Args, e: &SimError) -> String {
+    match (e, &args.trace) {
+        (SimError::UnknownPool { line, .. }, Some(path)) if *line > 0 => {
+            format!("{}: {e}", path.display())
+        }
+        _ => e.to_string(),
+    }
+}
