@@ -35,11 +35,15 @@ async fn severed_connections_lose_no_session_and_create_nothing_twice() {
             .expect("the test URL names host:port");
         let proxy = Proxy::start(upstream).await;
         let mut via_proxy = database.clone();
-        via_proxy.url = database.url.replace(&upstream.to_string(), &proxy.addr.to_string());
+        via_proxy.url = database
+            .url
+            .replace(&upstream.to_string(), &proxy.addr.to_string());
 
         let world = World::new(seed, Duration::from_millis(50));
         let mut replicas = vec![Replica::start(0, &world, &via_proxy, TTL, TICK).await];
-        leader(&replicas, TTL * 3).await.expect("the first replica leads");
+        leader(&replicas, TTL * 3)
+            .await
+            .expect("the first replica leads");
         replicas.push(Replica::start(1, &world, &database, TTL, TICK).await);
 
         let mut given = Vec::new();
@@ -54,7 +58,9 @@ async fn severed_connections_lose_no_session_and_create_nothing_twice() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(TICK * 10).await;
-        let now = leader(&replicas, TTL * 3).await.expect("a leader at the end");
+        let now = leader(&replicas, TTL * 3)
+            .await
+            .expect("a leader at the end");
         let scaler = replicas[now].scaler.clone();
         scaler.tick().await;
         scaler.settle().await;
@@ -100,7 +106,9 @@ async fn a_cancelled_statement_fails_the_save_and_the_next_one_succeeds() {
     // slow: lock the version row instead and let our lock_timeout cut the save short.
     let mut blocker = store.pool().get().await.expect("connection");
     let tx = blocker.transaction().await.expect("begin");
-    tx.execute("SET LOCAL lock_timeout = '0'", &[]).await.expect("set");
+    tx.execute("SET LOCAL lock_timeout = '0'", &[])
+        .await
+        .expect("set");
     tx.execute("SELECT version FROM kasm_scale_version FOR UPDATE", &[])
         .await
         .expect("lock the version row");
@@ -115,7 +123,10 @@ async fn a_cancelled_statement_fails_the_save_and_the_next_one_succeeds() {
     tx.rollback().await.expect("release the lock");
     shortly.save(&second).await.expect("the next save succeeds");
     assert_eq!(
-        PostgresStore::with_pool(store.pool().clone()).load().await.expect("load"),
+        PostgresStore::with_pool(store.pool().clone())
+            .load()
+            .await
+            .expect("load"),
         Some(second)
     );
 }
