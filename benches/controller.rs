@@ -82,7 +82,7 @@ fn tick(c: &mut Criterion) {
     let rt = runtime();
     // 100 pools, each keeping 100 free single-session servers: 10,000 servers once steady.
     let (scaler, cloud) = rt.block_on(async {
-        let (scaler, cloud) = world(config(100, 100, 1, 20_000));
+        let (scaler, cloud) = world(config(100, 100, 1, 10_000));
         while scaler
             .servers()
             .iter()

@@ -28,7 +28,7 @@ upstream_auth_address = "kasm.example.com"
 [[vm_providers]]
 provider = "memory"
 name = "mem"
-max_instances = 20000
+max_instances = 10000
 startup_script = "x"
 boot_latency = { fixed = 0 }
 "#
