@@ -40,7 +40,7 @@ fn password(config: &PostgresStoreConfig) -> Result<Option<Secret>, ConnectError
         return Ok(Some(Secret::new(value)));
     }
     if let Some(path) = &config.password_file {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = kasm_scale_core::read_input_file(path).map_err(|e| {
             ConnectError::Config(format!("password_file: cannot read `{path}`: {e}"))
         })?;
         let line = text.lines().next().unwrap_or_default().to_owned();
@@ -51,8 +51,9 @@ fn password(config: &PostgresStoreConfig) -> Result<Option<Secret>, ConnectError
 
 /// The TLS connector for the configured CA.
 fn tls(ca_file: &str) -> Result<tokio_postgres_rustls::MakeRustlsConnect, ConnectError> {
-    let pem = std::fs::read(ca_file)
-        .map_err(|e| ConnectError::Config(format!("tls_ca_file: cannot read `{ca_file}`: {e}")))?;
+    let pem = kasm_scale_core::read_input_file(ca_file)
+        .map_err(|e| ConnectError::Config(format!("tls_ca_file: cannot read `{ca_file}`: {e}")))?
+        .into_bytes();
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
         let cert = cert.map_err(|e| {
@@ -78,14 +79,53 @@ fn tls(ca_file: &str) -> Result<tokio_postgres_rustls::MakeRustlsConnect, Connec
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
+/// What the URL may not say, whatever form it takes (`user:password@`, `?password=`,
+/// `?host=`, `?sslmode=`): a password (it would travel with the URL into logs), and, without a
+/// CA, a host that is not loopback (plain TCP only on this machine).
+fn check_url(pg: &tokio_postgres::Config, tls: bool) -> Result<(), ConnectError> {
+    if pg.get_password().is_some() {
+        return Err(ConnectError::Config(
+            "url: must not carry a password: use password_env or password_file".into(),
+        ));
+    }
+    if !tls {
+        for host in pg.get_hosts() {
+            let loopback = match host {
+                tokio_postgres::config::Host::Tcp(name) => {
+                    name == "localhost"
+                        || name
+                            .trim_start_matches('[')
+                            .trim_end_matches(']')
+                            .parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback())
+                }
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(_) => true,
+            };
+            if !loopback {
+                return Err(ConnectError::Config(format!(
+                    "url: host {host:?} is not loopback: give tls_ca_file (TLS is required off \
+                     this machine)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A pool for `config` (connections open on first use), and the schema migrated.
 pub async fn connect(config: &PostgresStoreConfig) -> Result<Pool, ConnectError> {
     let mut pg: tokio_postgres::Config = config
         .url
         .parse()
         .map_err(|e| ConnectError::Config(format!("url: {e}")))?;
+    check_url(&pg, config.tls_ca_file.is_some())?;
     if let Some(password) = password(config)? {
         pg.password(password.expose());
+    }
+    if config.tls_ca_file.is_some() {
+        // TLS or nothing: a server (or a man in the middle) cannot talk us down to plain text.
+        pg.ssl_mode(tokio_postgres::config::SslMode::Require);
     }
     pg.connect_timeout(CONNECT_TIMEOUT);
     pg.options(format!(
@@ -113,4 +153,46 @@ pub async fn connect(config: &PostgresStoreConfig) -> Result<Pool, ConnectError>
         .map_err(|e| ConnectError::Config(format!("pool: {e}")))?;
     crate::migrate(&pool).await?;
     Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(url: &str, tls: bool) -> Result<(), String> {
+        let pg: tokio_postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
+        check_url(&pg, tls).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_url_carries_no_password_in_any_form() {
+        for url in [
+            "postgres://kasm:secret@127.0.0.1:5432/kasm",
+            "postgres://kasm@127.0.0.1:5432/kasm?password=secret",
+            "host=127.0.0.1 user=kasm password=secret dbname=kasm",
+        ] {
+            let e = check(url, true).expect_err(url);
+            assert!(e.contains("must not carry a password"), "{e}");
+            assert!(!e.contains("secret"), "{e}");
+        }
+    }
+
+    #[test]
+    fn plain_tcp_goes_to_loopback_only_whatever_the_url_says() {
+        check("postgres://kasm@127.0.0.1:5432/kasm", false).expect("IPv4 loopback");
+        check("postgres://kasm@[::1]:5432/kasm", false).expect("IPv6 loopback");
+        check("postgres://kasm@localhost/kasm", false).expect("localhost");
+        for url in [
+            "postgres://kasm@db.example.com/kasm",
+            "postgres://kasm@127.0.0.1/kasm?host=db.example.com",
+            "postgres://kasm@127.0.0.1,10.0.0.9/kasm",
+        ] {
+            let e = check(url, false).expect_err(url);
+            assert!(
+                e.contains("is not loopback") && e.contains("tls_ca_file"),
+                "{e}"
+            );
+            check(url, true).expect("with a CA, any host");
+        }
+    }
 }

@@ -87,10 +87,15 @@ impl Lease {
     /// Takes the lease if it expired: its new epoch.
     async fn acquire(&self) -> Result<Option<i64>, String> {
         let client = self.client().await?;
+        // FOR UPDATE first: it waits for the saves in flight (they hold FOR KEY SHARE on the
+        // row), so a save either lands before the new epoch exists or sees it and is refused.
+        // Renewals (a plain UPDATE) do not wait for saves.
         let sql = format!(
-            "UPDATE kasm_scale_lease SET holder = $1, address = $2, epoch = epoch + 1, \
+            "WITH locked AS (SELECT name FROM kasm_scale_lease WHERE name = 'leader' FOR UPDATE) \
+             UPDATE kasm_scale_lease l SET holder = $1, address = $2, epoch = l.epoch + 1, \
              expires_at = clock_timestamp() + {TTL_MS} \
-             WHERE name = 'leader' AND expires_at <= clock_timestamp() RETURNING epoch"
+             FROM locked WHERE l.name = locked.name AND l.expires_at <= clock_timestamp() \
+             RETURNING l.epoch"
         );
         let row = client
             .query_opt(
@@ -138,7 +143,9 @@ pub async fn current(store: &PostgresStore) -> Result<LeaseState, String> {
     let row = client
         .query_one(
             "SELECT holder, address, epoch, \
-             GREATEST(EXTRACT(EPOCH FROM (expires_at - clock_timestamp())), 0)::float8 \
+             CASE WHEN expires_at > clock_timestamp() \
+                  THEN EXTRACT(EPOCH FROM (expires_at - clock_timestamp()))::float8 \
+                  ELSE 0 END \
              FROM kasm_scale_lease WHERE name = 'leader'",
             &[],
         )
@@ -177,6 +184,10 @@ impl LeaseKeeper {
     /// `.role(Role::Follower { leader: None })`).
     pub fn start(scaler: Autoscaler, store: Arc<PostgresStore>, options: LeaseOptions) -> Self {
         store.follow();
+        if scaler.role() == Role::Sole {
+            // Built without `.role(Follower)`: it must not act before it holds the lease.
+            scaler.step_down(None);
+        }
         let lease = Arc::new(Lease { store, options });
         let held = Arc::new(std::sync::Mutex::new(None));
         let task = tokio::spawn(keep(scaler.clone(), lease.clone(), held.clone()));
@@ -256,6 +267,19 @@ async fn keep(scaler: Autoscaler, lease: Arc<Lease>, held: Arc<std::sync::Mutex<
                     .await
                 {
                     Ok(Ok(state)) => {
+                        if state.live() && state.holder.as_deref() == Some(options.holder.as_str())
+                        {
+                            // Ours: an acquire whose answer was lost (timeout) took it. Lead
+                            // with what is left of it.
+                            let deadline = (Instant::now() + state.remaining)
+                                .checked_sub(options.margin())
+                                .unwrap_or_else(Instant::now);
+                            leading = Some((state.epoch, deadline));
+                            set_held(Some(state.epoch));
+                            lease.store.lead(state.epoch);
+                            scaler.lead(u64::try_from(state.epoch).unwrap_or(0));
+                            continue;
+                        }
                         if state.live() {
                             scaler.step_down(state.address.clone());
                         }

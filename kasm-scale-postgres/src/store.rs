@@ -24,7 +24,7 @@ const ATTEMPTS: u32 = 4;
 const DIFF: &str = "\
 WITH lease AS (
     SELECT epoch, holder, expires_at > clock_timestamp() AS live
-    FROM kasm_scale_lease WHERE name = 'leader' FOR SHARE
+    FROM kasm_scale_lease WHERE name = 'leader' FOR KEY SHARE
 ), ok AS (
     UPDATE kasm_scale_version SET version = version + 1
     WHERE name = 'records' AND version = $1
@@ -247,7 +247,7 @@ impl PostgresStore {
         let (lease, version, clear, delete, upsert) = tokio::try_join!(
             tx.prepare_cached(
                 "SELECT epoch, holder, expires_at > clock_timestamp() \
-                 FROM kasm_scale_lease WHERE name = 'leader' FOR SHARE"
+                 FROM kasm_scale_lease WHERE name = 'leader' FOR KEY SHARE"
             ),
             tx.prepare_cached(
                 "UPDATE kasm_scale_version SET version = version + 1 \
@@ -267,8 +267,9 @@ impl PostgresStore {
             ),
         )
         .map_err(|e| Failure::db(&e))?;
-        // Sent together (pipelined: one round trip), checked before the commit. The share lock
-        // on the lease row makes a takeover wait for this transaction: either this write lands
+        // Sent together (pipelined: one round trip), checked before the commit. The key-share
+        // lock on the lease row makes a takeover (which locks it FOR UPDATE) wait for this
+        // transaction: either this write lands
         // before the new leader loads, or it sees the new epoch and is rolled back.
         let lease = tx.query_one(&lease, &[]);
         let version = tx.query_one(&version, &[]);
@@ -372,10 +373,15 @@ impl StateStore for PostgresStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let full = saved.is_none();
-            let base = saved.as_ref().map(|(_, v)| *v);
-            let changes = rows::changes(saved.as_ref().map(|(r, _)| r), records);
+            // Unknown while the attempt is in flight: if this future is dropped mid-statement
+            // (the controller's store timeout), the next save rewrites every row instead of
+            // diffing against a state the database may no longer hold.
+            let known = saved.take();
+            let full = known.is_none();
+            let base = known.as_ref().map(|(_, v)| *v);
+            let changes = rows::changes(known.as_ref().map(|(r, _)| r), records);
             if !full && changes.is_empty() {
+                *saved = known;
                 return Ok(());
             }
             let span = tracing::debug_span!(
@@ -399,9 +405,9 @@ impl StateStore for PostgresStore {
                     return Ok(());
                 }
                 Err(f) => {
-                    if f.unknown_outcome {
-                        // Whether it landed is unknown: the next try rewrites every row.
-                        *saved = None;
+                    if !f.unknown_outcome {
+                        // Nothing landed: the database still holds what it held.
+                        *saved = known;
                     }
                     if !f.retry || attempt >= ATTEMPTS {
                         return Err(f.error);

@@ -143,16 +143,17 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
         }
         shared.emit(note);
     }
-    // The records of new servers are saved before their VMs are asked for, so a restart finds
-    // them (and resumes them) instead of adopting their VMs as unknown. (A tick that creates
-    // nothing saves once, at its end.)
-    if starts.iter().any(|s| matches!(s, Start::Create(..)))
+    // The records of new and doomed servers are saved before their VMs are asked for or
+    // destroyed, so a restart (or the next leader) finds them and resumes the work instead of
+    // adopting VMs as unknown; on a shared store this save also carries the leader's epoch.
+    // (A tick that starts nothing saves once, at its end.)
+    if !starts.is_empty()
         && let Err(e) = persist::persist(shared).await
     {
-        // No VM without its saved record (a replica that lost its lease, or a store that
-        // cannot be reached): the next tick tries again from the records.
-        tracing::warn!(error = %e, "new servers not started: their records are not saved");
-        starts.retain(|s| !matches!(s, Start::Create(..)));
+        // No VM created or destroyed on a decision that is not saved (a replica that lost its
+        // lease, or a store that cannot be reached): the next tick tries again from the records.
+        tracing::warn!(error = %e, "work not started: the plan's records are not saved");
+        starts.clear();
     }
     for start in starts {
         match start {

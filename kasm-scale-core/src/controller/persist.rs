@@ -11,12 +11,15 @@ use super::{Event, Shared, StoreError};
 /// A store that refuses the write because another replica leads ([`StoreError::Fenced`])
 /// makes it step down at once.
 pub(crate) async fn persist(shared: &Shared) -> Result<(), StoreError> {
-    if !shared.dirty.load(Ordering::Relaxed) {
+    if !shared.dirty.load(Ordering::Relaxed) && shared.save_lock.try_lock().is_ok() {
+        // Clean, and no save in flight: everything is saved.
         return Ok(());
     }
     if !shared.role().acts() {
         return Err(StoreError::Fenced("this replica does not lead".into()));
     }
+    // Taken before looking at the flag: a change another call's save is carrying is saved
+    // (or has failed, and is marked again) when this lock is ours.
     let _in_order = shared.save_lock.lock().await;
     let records = {
         let records = shared.records();
