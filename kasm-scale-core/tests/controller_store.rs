@@ -403,3 +403,112 @@ async fn a_controller_with_another_check_in_key_says_so_at_start() {
         "the new key is recorded"
     );
 }
+
+/// A store that cannot be reached while `down` is set.
+#[derive(Debug, Default)]
+struct Flaky {
+    inner: MemoryStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl StateStore for Flaky {
+    async fn load(&self) -> Result<Option<Records>, StoreError> {
+        self.inner.load().await
+    }
+
+    async fn save(&self, records: &Records) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("connection refused".into()));
+        }
+        self.inner.save(records).await
+    }
+}
+
+/// The leader of replicas never tells a broker of a change its store does not hold: while the
+/// store cannot be reached the call waits (the save is tried again); if the leader steps down
+/// meanwhile, the call fails with `NotLeader` and the change is not in the store. Alone on its
+/// store, a controller answers at once and saves later (as before).
+#[tokio::test(start_paused = true)]
+async fn a_leader_answers_a_broker_only_once_the_change_is_saved() {
+    use kasm_scale_core::controller::{ControllerError, Role};
+    let store = Arc::new(Flaky::default());
+    let VmProviderConfig::Memory(m) = config(1).vm_providers[0].clone() else {
+        panic!()
+    };
+    let scaler = Autoscaler::builder(config(1))
+        .provider(Arc::new(MemoryCloud::new(m, 3)))
+        .store(store.clone())
+        .role(Role::Follower { leader: None })
+        .epoch(EPOCH.parse().unwrap())
+        .build()
+        .unwrap();
+    scaler.lead(1);
+    scaler.tick().await;
+    assert_eq!(scaler.role(), Role::Leader { epoch: 1 });
+    store.down.store(true, Ordering::SeqCst);
+    let call = tokio::spawn({
+        let scaler = scaler.clone();
+        async move {
+            scaler
+                .request_session("p", &SessionRequest::default())
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        !call.is_finished(),
+        "answered while the store was unreachable"
+    );
+    // The lease keeper gives up: the call fails, and the store does not know the session.
+    scaler.step_down(None);
+    let outcome = call.await.unwrap();
+    assert!(
+        matches!(outcome, Err(ControllerError::NotLeader { .. })),
+        "{outcome:?}"
+    );
+    let saved = store.inner.load().await.unwrap().unwrap_or_default();
+    assert!(saved.sessions.is_empty() && waiting(&saved) == 0);
+
+    // Back up: a leader's call waits for the store, then succeeds.
+    store.down.store(false, Ordering::SeqCst);
+    scaler.lead(2);
+    scaler.tick().await;
+    store.down.store(true, Ordering::SeqCst);
+    let call = tokio::spawn({
+        let scaler = scaler.clone();
+        async move {
+            scaler
+                .request_session("p", &SessionRequest::default())
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    store.down.store(false, Ordering::SeqCst);
+    let outcome = call.await.unwrap().expect("answered once saved");
+    let saved = store.inner.load().await.unwrap().unwrap_or_default();
+    let kept = saved.sessions.len() + waiting(&saved);
+    assert_eq!(kept, 1, "the answered session is in the store: {outcome:?}");
+
+    // Alone on its store: answered at once, saved later.
+    let (alone, _) = scaler_with(config(1), store.clone());
+    store.down.store(true, Ordering::SeqCst);
+    alone
+        .request_session("p", &SessionRequest::default())
+        .await
+        .expect("a sole controller answers at once");
+}
+
+fn scaler_with(config: Config, store: Arc<Flaky>) -> (Autoscaler, Arc<MemoryCloud>) {
+    let VmProviderConfig::Memory(m) = config.vm_providers[0].clone() else {
+        panic!("memory provider expected")
+    };
+    let cloud = Arc::new(MemoryCloud::new(m, 3));
+    let scaler = Autoscaler::builder(config)
+        .provider(cloud.clone())
+        .store(store)
+        .epoch(EPOCH.parse().unwrap())
+        .build()
+        .unwrap();
+    (scaler, cloud)
+}

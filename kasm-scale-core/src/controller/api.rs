@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::events::{CheckinStatus, ControllerError, SessionOutcome};
 use super::records::{Queued, Records, SessionId};
-use super::{Autoscaler, Shared, StoreError, persist::persist, queue, snapshot};
+use super::{Autoscaler, Role, Shared, StoreError, persist::persist, queue, snapshot};
 use crate::engine::{ServerId, ServerState, SessionRequest, assign};
 use crate::token::TokenError;
 
@@ -56,15 +56,34 @@ pub(crate) fn check_key(shared: &Shared, records: &mut Records) -> bool {
     true
 }
 
-/// The end of a broker call: saves what it changed. A store that cannot be reached keeps the
-/// change in memory for the next save (the call succeeds: the store's failure is logged,
-/// counted and evented); a store that refuses the write because another replica leads fails
-/// the call ([`ControllerError::NotLeader`]): this replica has stepped down and its change is
-/// not the leader's.
+/// The end of a broker call: saves what it changed.
+///
+/// - A store that refuses the write because another replica leads fails the call
+///   ([`ControllerError::NotLeader`]): this replica has stepped down and its change is not the
+///   leader's.
+/// - A store that cannot be reached, for a controller alone on its store ([`Role::Sole`]):
+///   the change is kept in memory for the next save and the call succeeds (the failure is
+///   logged, counted and evented).
+/// - A store that cannot be reached, for the leader of replicas: the save is tried again until
+///   it lands or the leader steps down (its lease keeper stops it before the lease expires);
+///   then the call fails with `NotLeader` and the change dies with this leader's records (the
+///   next leader loads the database's). A broker is never told of a change the next leader
+///   does not know.
 async fn saved(shared: &Shared) -> Result<(), ControllerError> {
-    match persist(shared).await {
-        Err(StoreError::Fenced(_)) => Err(ControllerError::NotLeader { leader: None }),
-        _ => Ok(()),
+    let mut wait = std::time::Duration::from_millis(50);
+    loop {
+        match persist(shared).await {
+            Ok(()) => return Ok(()),
+            Err(StoreError::Fenced(_)) => return Err(ControllerError::NotLeader { leader: None }),
+            Err(_) if shared.role() == Role::Sole => return Ok(()),
+            Err(_) if !shared.role().acts() => {
+                return Err(ControllerError::NotLeader { leader: None });
+            }
+            Err(_) => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(1));
+            }
+        }
     }
 }
 
