@@ -71,7 +71,7 @@ impl StateStore for Watched {
     }
 }
 
-fn scaler(config: Config, store: Arc<Watched>) -> (Autoscaler, Arc<MemoryCloud>) {
+fn scaler(config: Config, store: Arc<dyn StateStore>) -> (Autoscaler, Arc<MemoryCloud>) {
     let VmProviderConfig::Memory(m) = config.vm_providers[0].clone() else {
         panic!("memory provider expected")
     };
@@ -491,24 +491,10 @@ async fn a_leader_answers_a_broker_only_once_the_change_is_saved() {
     assert_eq!(kept, 1, "the answered session is in the store: {outcome:?}");
 
     // Alone on its store: answered at once, saved later.
-    let (alone, _) = scaler_with(config(1), store.clone());
+    let (alone, _) = crate::scaler(config(1), store.clone());
     store.down.store(true, Ordering::SeqCst);
     alone
         .request_session("p", &SessionRequest::default())
         .await
         .expect("a sole controller answers at once");
-}
-
-fn scaler_with(config: Config, store: Arc<Flaky>) -> (Autoscaler, Arc<MemoryCloud>) {
-    let VmProviderConfig::Memory(m) = config.vm_providers[0].clone() else {
-        panic!("memory provider expected")
-    };
-    let cloud = Arc::new(MemoryCloud::new(m, 3));
-    let scaler = Autoscaler::builder(config)
-        .provider(cloud.clone())
-        .store(store)
-        .epoch(EPOCH.parse().unwrap())
-        .build()
-        .unwrap();
-    (scaler, cloud)
 }

@@ -85,6 +85,7 @@ impl Lease {
     }
 
     /// Takes the lease if it expired: its new epoch.
+    #[tracing::instrument(level = "debug", skip(self), fields(holder = %self.options.holder))]
     async fn acquire(&self) -> Result<Option<i64>, String> {
         let client = self.client().await?;
         // FOR UPDATE first: it waits for the saves in flight (they hold FOR KEY SHARE on the
@@ -108,6 +109,7 @@ impl Lease {
     }
 
     /// Extends the lease of `epoch` if this replica still holds it and it has not expired.
+    #[tracing::instrument(level = "debug", skip(self), fields(holder = %self.options.holder))]
     async fn renew(&self, epoch: i64) -> Result<bool, String> {
         let client = self.client().await?;
         let sql = format!(
@@ -123,7 +125,15 @@ impl Lease {
     }
 
     /// Ends the lease of `epoch` now, so another replica takes over at once.
+    /// Bounded by the TTL (after it the lease has expired anyway).
+    #[tracing::instrument(level = "debug", skip(self), fields(holder = %self.options.holder))]
     async fn release(&self, epoch: i64) -> Result<(), String> {
+        tokio::time::timeout(self.options.ttl, self.release_now(epoch))
+            .await
+            .unwrap_or_else(|_| Err("no answer within the lease's TTL".into()))
+    }
+
+    async fn release_now(&self, epoch: i64) -> Result<(), String> {
         let client = self.client().await?;
         client
             .execute(
@@ -138,6 +148,7 @@ impl Lease {
 }
 
 /// The lease as the database holds it now.
+#[tracing::instrument(level = "debug", skip(store))]
 pub async fn current(store: &PostgresStore) -> Result<LeaseState, String> {
     let client = store.pool().get().await.map_err(|e| e.to_string())?;
     let row = client

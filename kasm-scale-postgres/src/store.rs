@@ -324,6 +324,7 @@ impl PostgresStore {
 
 #[async_trait]
 impl StateStore for PostgresStore {
+    #[tracing::instrument(level = "debug", skip(self))]
     async fn load(&self) -> Result<Option<Records>, StoreError> {
         let mut saved = self.saved.lock().await;
         let mut client = self

@@ -27,17 +27,7 @@ async fn severed_connections_lose_no_session_and_create_nothing_twice() {
     };
     for seed in 0..3 {
         let database = common::fresh_database(&server).await;
-        let upstream: std::net::SocketAddr = database
-            .url
-            .split_once('@')
-            .and_then(|(_, rest)| rest.split_once('/'))
-            .map(|(host, _)| host.parse().expect("host:port"))
-            .expect("the test URL names host:port");
-        let proxy = Proxy::start(upstream).await;
-        let mut via_proxy = database.clone();
-        via_proxy.url = database
-            .url
-            .replace(&upstream.to_string(), &proxy.addr.to_string());
+        let (proxy, via_proxy) = Proxy::in_front_of(&database).await;
 
         let world = World::new(seed, Duration::from_millis(50));
         let mut replicas = vec![Replica::start(0, &world, &via_proxy, TTL, TICK).await];

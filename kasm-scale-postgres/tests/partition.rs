@@ -22,17 +22,7 @@ async fn a_cut_off_leader_stops_before_the_next_starts_and_its_late_write_is_ref
     };
     for seed in 0..3 {
         let database = common::fresh_database(&server).await;
-        let upstream = database
-            .url
-            .split_once("@")
-            .and_then(|(_, rest)| rest.split_once('/'))
-            .map(|(host, _)| host.parse().expect("host:port in the test URL"))
-            .expect("the test URL names host:port");
-        let proxy = Proxy::start(upstream).await;
-        let mut via_proxy = database.clone();
-        via_proxy.url = database
-            .url
-            .replace(&upstream.to_string(), &proxy.addr.to_string());
+        let (proxy, via_proxy) = Proxy::in_front_of(&database).await;
 
         let world = World::new(seed, Duration::from_millis(100));
         let a = Replica::start(0, &world, &via_proxy, TTL, TICK).await;

@@ -53,6 +53,25 @@ impl Proxy {
         }
     }
 
+    /// A proxy in front of `database`'s server, and the settings that reach it through the
+    /// proxy (the test URLs name `host:port`).
+    pub async fn in_front_of(
+        database: &kasm_scale_core::config::PostgresStoreConfig,
+    ) -> (Self, kasm_scale_core::config::PostgresStoreConfig) {
+        let upstream: SocketAddr = database
+            .url
+            .split_once('@')
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .map(|(host, _)| host.parse().expect("host:port in the test URL"))
+            .expect("the test URL names host:port");
+        let proxy = Self::start(upstream).await;
+        let mut via_proxy = database.clone();
+        via_proxy.url = database
+            .url
+            .replace(&upstream.to_string(), &proxy.addr.to_string());
+        (proxy, via_proxy)
+    }
+
     /// Closes every open connection (new ones are accepted as before).
     pub fn sever(&self) {
         self.severed.send_modify(|g| *g += 1);
