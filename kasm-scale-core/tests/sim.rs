@@ -4,8 +4,8 @@ use jiff::SignedDuration;
 use kasm_scale_core::config::{Config, Format, MAX_INSTANCES, VmProviderConfig};
 use kasm_scale_core::load_str;
 use kasm_scale_core::sim::{
-    MAX_SIM_SERVERS, SimOptions, beyond_capacity, default_scenario, kasm_policy, parse_duration,
-    parse_trace, pool_capacity, simulate, workday, workdays,
+    MAX_SIM_SERVERS, SimOptions, beyond_capacity, default_scenario, demand_policy, kasm_policy,
+    parse_duration, parse_trace, pool_capacity, simulate, workday, workdays,
 };
 
 fn config(extra: &str, boot: &str) -> Config {
@@ -284,7 +284,8 @@ fn same_with_and_without_skipping(
 #[test]
 fn skipping_idle_ticks_changes_nothing() {
     // The default scenario: schedules (and their edges on every weekday), clouds with rate
-    // limits and failures; Kasm's static minimum; three days from Friday (a weekend included).
+    // limits and failures; Kasm's rules, and the demand policy (seed 2); three days from Friday
+    // (a weekend included).
     let (scenario, _) = default_scenario(1);
     for (seed, plain) in [(1, false), (2, false), (3, true)] {
         let options = SimOptions {
@@ -295,6 +296,8 @@ fn skipping_idle_ticks_changes_nothing() {
         };
         let config = if plain {
             kasm_policy(&scenario)
+        } else if seed == 2 {
+            demand_policy(&scenario)
         } else {
             scenario.clone()
         };

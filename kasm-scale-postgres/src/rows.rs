@@ -17,6 +17,9 @@ const QUEUE: &str = "queue";
 const BOOKKEEPING: &str = "bookkeeping";
 const ORPHAN: &str = "orphan";
 const REMOVED: &str = "removed";
+const DEMAND_RECENT: &str = "demand_recent";
+const DEMAND_PROFILE: &str = "demand_profile";
+const BOOT_TIMES: &str = "boot_times";
 const META: &str = "meta";
 const NEXT_SESSION: &str = "next_session";
 const TOKEN_KEY_ID: &str = "token_key_id";
@@ -126,6 +129,24 @@ pub(crate) fn changes(old: Option<&Records>, new: &Records) -> Changes {
         &new.removed,
         ServerId::to_string,
     );
+    c.map(
+        DEMAND_RECENT,
+        old.map(|o| &o.demand_recent),
+        &new.demand_recent,
+        String::clone,
+    );
+    c.map(
+        DEMAND_PROFILE,
+        old.map(|o| &o.demand_profiles),
+        &new.demand_profiles,
+        String::clone,
+    );
+    c.map(
+        BOOT_TIMES,
+        old.map(|o| &o.boot_times),
+        &new.boot_times,
+        String::clone,
+    );
     if old.is_none_or(|o| o.next_session != new.next_session) {
         c.upsert(META, NEXT_SESSION.into(), &new.next_session);
     }
@@ -191,6 +212,18 @@ pub(crate) fn records(
             REMOVED => {
                 r.removed
                     .insert(id(&kind, &key)?, parse(&kind, &key, &value)?);
+            }
+            DEMAND_RECENT => {
+                r.demand_recent
+                    .insert(key.clone(), parse(&kind, &key, &value)?);
+            }
+            DEMAND_PROFILE => {
+                r.demand_profiles
+                    .insert(key.clone(), parse(&kind, &key, &value)?);
+            }
+            BOOT_TIMES => {
+                r.boot_times
+                    .insert(key.clone(), parse(&kind, &key, &value)?);
             }
             META if key == NEXT_SESSION => r.next_session = parse(&kind, &key, &value)?,
             META if key == TOKEN_KEY_ID => r.token_key_id = Some(parse(&kind, &key, &value)?),

@@ -13,6 +13,7 @@
 //! | `max_instances` | 1 to 10000 |
 //! | `max_simultaneous_sessions_per_server` | 1 to 1000 |
 //! | `minimum_pool_standby_sessions` (config and schedule) | 0 to 100000 |
+//! | `target_immediate_service` | 0.5 to 0.9999 |
 //!
 //! NaN and infinities are refused everywhere. The three counts are ours (Kasm has no upper
 //! limit): far beyond any real pool, they catch a typo (`1000000` for `100`) before the
@@ -101,6 +102,12 @@ pub(crate) const INSTANCES: Bound = Bound::count(1, MAX_INSTANCES);
 pub(crate) const SESSIONS_PER_SERVER: Bound = Bound::count(1, MAX_SESSIONS_PER_SERVER);
 /// `minimum_pool_standby_sessions`, 0 to 100000.
 pub(crate) const STANDBY_SESSIONS: Bound = Bound::count(0, MAX_STANDBY_SESSIONS);
+/// `target_immediate_service`, 0.5 to 0.9999.
+pub(crate) const SERVICE_TARGET: Bound = Bound {
+    min: 0.5,
+    max: 0.9999,
+    unit: Unit::Count,
+};
 /// Probabilities, 0 to 1.
 pub(crate) const PROBABILITY: Bound = Bound {
     min: 0.0,
@@ -232,6 +239,16 @@ pub(crate) fn sessions_per_server<'de, D: Deserializer<'de>>(d: D) -> Result<u32
 /// `minimum_pool_standby_sessions` of a config: a count in [`STANDBY_SESSIONS`].
 pub(crate) fn standby_sessions<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     int_in(d, &STANDBY_SESSIONS).map(|v| v as u32)
+}
+
+/// `target_immediate_service`: a share in [`SERVICE_TARGET`].
+pub(crate) fn service_target<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    use serde::{Deserialize, de::Error};
+    let v = f64::deserialize(d)?;
+    match SERVICE_TARGET.check(v) {
+        Some(message) => Err(D::Error::custom(message)),
+        None => Ok(v),
+    }
 }
 
 /// `minimum_pool_standby_sessions` of a schedule: the same, optional.

@@ -36,8 +36,8 @@ pub use endpoint::check_endpoint;
 pub use fields::{JsonObject, Tags, merge_json};
 pub use ldap::{Dn, LdapConfig};
 pub use pool::{
-    AutoScaleConfig, ConnectionType, CredentialType, Placement, Pool, ServerPoolType,
-    rewrite_sso_username,
+    AutoScaleConfig, ConnectionType, CredentialType, DEFAULT_SERVICE_TARGET, Placement, Pool,
+    ServerPoolType, StandbyPolicy, rewrite_sso_username,
 };
 pub use provider::{
     AWS_EBS_VOLUME_TYPES, AWS_USER_DATA_LIMIT, AZURE_CUSTOM_DATA_LIMIT, AZURE_OS_DISK_TYPES,

@@ -215,7 +215,50 @@ pub struct AutoScaleConfig {
     /// Active windows; none means always active.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedules: Vec<Schedule>,
+    /// (ours) How many free slots to keep: `static` (default, Kasm's rule: the minimum) or
+    /// `demand`: at least the minimum, and as many as the sessions expected to arrive while a
+    /// new server boots, learned from the pool's history (see the engine's documentation).
+    #[serde(default, skip_serializing_if = "StandbyPolicy::is_static")]
+    pub standby_policy: StandbyPolicy,
+    /// (ours) With `standby_policy = "demand"`: the share of session requests that should find
+    /// a free slot at once, 0.5 to 0.9999. Default 0.99.
+    #[serde(
+        default = "default_service",
+        deserialize_with = "super::bounds::service_target",
+        skip_serializing_if = "is_default_service"
+    )]
+    pub target_immediate_service: f64,
 }
+
+/// (ours) How an auto-scale config sizes its free slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StandbyPolicy {
+    /// Kasm's rule: `minimum_pool_standby_sessions` (per schedule window where one says so).
+    #[default]
+    Static,
+    /// At least the minimum, and enough for the sessions expected while a server boots:
+    /// the recent arrival rate, and the pool's weekly pattern one boot time ahead.
+    Demand,
+}
+
+impl StandbyPolicy {
+    /// Whether it is Kasm's static rule.
+    pub fn is_static(&self) -> bool {
+        *self == StandbyPolicy::Static
+    }
+}
+
+fn default_service() -> f64 {
+    DEFAULT_SERVICE_TARGET
+}
+
+fn is_default_service(v: &f64) -> bool {
+    *v == DEFAULT_SERVICE_TARGET
+}
+
+/// The default `target_immediate_service`: 99% of requests find a free slot at once.
+pub const DEFAULT_SERVICE_TARGET: f64 = 0.99;
 
 fn default_zone() -> String {
     "default".into()
@@ -265,6 +308,8 @@ impl AutoScaleConfig {
             downscale_backoff: default_backoff(),
             checkin_timeout: default_checkin_timeout(),
             schedules: Vec::new(),
+            standby_policy: StandbyPolicy::Static,
+            target_immediate_service: DEFAULT_SERVICE_TARGET,
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::bounds::{
     API_CONCURRENCY, Bound, CALL_TIMEOUT, CHECKIN_TIMEOUT, DOWNSCALE_BACKOFF, INSTANCES,
-    PROBABILITY, RATE, SESSIONS_PER_SERVER, STANDBY_SESSIONS,
+    PROBABILITY, RATE, SERVICE_TARGET, SESSIONS_PER_SERVER, STANDBY_SESSIONS,
 };
 use super::load::Broken;
 use super::provider::{AWS_EBS_VOLUME_TYPES, AwsVmConfig, AzureVmConfig, MemoryVmConfig};
@@ -298,6 +298,12 @@ fn autoscale(out: &mut Out<'_>, config: &Config, p: &str, c: &AutoScaleConfig) {
         "minimum_pool_standby_sessions",
         c.minimum_pool_standby_sessions,
         &STANDBY_SESSIONS,
+    );
+    out.number(
+        p,
+        "target_immediate_service",
+        c.target_immediate_service,
+        &SERVICE_TARGET,
     );
     for (k, s) in c.schedules.iter().enumerate() {
         if let Some(m) = s.minimum_pool_standby_sessions {

@@ -111,6 +111,7 @@ impl Autoscaler {
         let outcome = {
             let mut records = self.shared.records();
             let session = records.new_session();
+            super::demand::arrival(&mut records, &self.shared.config, pool, now);
             let snap = snapshot::snapshot(&self.shared, &records, pool);
             match assign(&snap) {
                 Some(server) => {

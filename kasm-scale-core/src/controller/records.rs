@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::demand::{BootTimes, DemandProfile, RecentDemand};
 use crate::engine::{Bookkeeping, ServerId, ServerState};
 
 /// A session (or a queued request for one).
@@ -152,6 +153,15 @@ pub struct Records {
     /// ([`TokenKeys::key_id`](crate::token::TokenKeys::key_id)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_key_id: Option<String>,
+    /// (ours) Recent session requests per pool, for the demand standby policy.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub demand_recent: BTreeMap<String, RecentDemand>,
+    /// (ours) The demand learned per pool: arrivals per weekday and time of day.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub demand_profiles: BTreeMap<String, DemandProfile>,
+    /// (ours) How long the last servers of each auto-scale config took to become ready.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub boot_times: BTreeMap<String, BootTimes>,
 }
 
 impl Records {

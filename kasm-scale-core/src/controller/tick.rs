@@ -11,8 +11,8 @@ use tracing::Instrument;
 
 use super::tasks::{self, Work};
 use super::{
-    Autoscaler, Event, Role, Shared, api, execute, observe, persist, queue, reconcile, role,
-    snapshot,
+    Autoscaler, Event, Role, Shared, api, demand, execute, observe, persist, queue, reconcile,
+    role, snapshot,
 };
 use crate::engine::{self, Plan};
 
@@ -117,9 +117,12 @@ async fn observe(shared: &Arc<Shared>, n: u64) {
 
 /// Steps 2 and 3: one snapshot per pool, read from the records in one pass, and its plan.
 fn plan(shared: &Shared, now: Timestamp) -> Vec<(String, Plan)> {
+    demand::roll(shared, now);
     let snapshots = {
         let records = shared.records();
-        snapshot::snapshots(shared, &records, None)
+        let mut snapshots = snapshot::snapshots(shared, &records, None);
+        demand::signals(shared, &records, &mut snapshots, now);
+        snapshots
     };
     snapshots
         .iter()

@@ -55,9 +55,11 @@
 //! `downscale_backoff`, as outside every schedule window. Servers with sessions stay until their
 //! sessions end. Disabling a config thus drains it.
 
+pub mod demand;
 mod placement;
 mod plan;
 mod snapshot;
+mod standby;
 mod state;
 
 use std::collections::BTreeMap;
@@ -66,7 +68,9 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::StandbyPolicy;
 use crate::config::{AutoScaleConfig, Placement, Schedule};
+pub use demand::DemandSignal;
 
 pub use placement::{SessionRequest, assign};
 pub use plan::{FAILURE_BACKOFF_BASE, FAILURE_BACKOFF_CAP, failure_backoff, plan};
@@ -164,6 +168,10 @@ pub struct ScalingPolicy {
     pub schedules: Vec<Schedule>,
     /// Hard cap on live servers of the config (its VM provider's `max_instances`).
     pub max_instances: u32,
+    /// (ours) Kasm's static minimum, or the demand policy.
+    pub standby_policy: StandbyPolicy,
+    /// (ours) With the demand policy: the share of requests to serve at once.
+    pub target_immediate_service: f64,
 }
 
 impl ScalingPolicy {
@@ -181,6 +189,8 @@ impl ScalingPolicy {
             checkin_timeout: config.checkin_timeout,
             schedules: config.schedules.clone(),
             max_instances,
+            standby_policy: config.standby_policy,
+            target_immediate_service: config.target_immediate_service,
         }
     }
 
@@ -258,6 +268,9 @@ pub struct PoolSnapshot {
     pub pending_requests: u32,
     /// How sessions are placed.
     pub placement: Placement,
+    /// (ours) The pool's demand, for configs with `standby_policy = "demand"`: `None` gives
+    /// them Kasm's static minimum.
+    pub demand: Option<DemandSignal>,
 }
 
 /// Why an action is taken, for machines (the `reason` text is for people).

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::standby::{Share, demand_minimums};
 use super::{Action, Bookkeeping, Cause, Plan, PoolSnapshot, ServerSnapshot, ServerState};
 
 /// First wait after a failure, in seconds (ours): doubled per further failure.
@@ -31,6 +32,7 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
     pass.checkin_timeouts(&found.timed_out);
     pass.count_failures();
     pass.seat_waiting_requests();
+    pass.demand_targets();
     pass.keep_minimum();
     pass.downscale_surplus();
     pass.provision_for_queue();
@@ -73,8 +75,11 @@ struct Pass<'s> {
     tally: Vec<Tally>,
     /// New bookkeeping.
     bookkeeping: Vec<Bookkeeping>,
-    /// Free slots to keep now (0 when disabled or outside every schedule window).
+    /// Free slots to keep now (0 when disabled or outside every schedule window), raised by the
+    /// demand policy where it asks for more.
     minimum: Vec<u64>,
+    /// Why the demand policy raised a config's minimum.
+    why: Vec<Option<String>>,
     /// The creation time at or before which an unready server has timed out.
     deadline: Vec<Timestamp>,
     /// Waiting out a failure backoff (or a probe server): provisions nothing.
@@ -118,6 +123,7 @@ impl<'s> Pass<'s> {
                 })
                 .collect(),
             backing_off: vec![false; n],
+            why: vec![None; n],
             waiting: u64::from(snapshot.pending_requests),
             per_config: vec![Vec::new(); n],
             surplus: Vec::new(),
@@ -300,6 +306,36 @@ impl<'s> Pass<'s> {
         }
     }
 
+    /// Rule 5b (ours): configs with `standby_policy = "demand"` keep the pool's standby target
+    /// (see [`super::standby`]), shared out in config order past the configs that cannot grow.
+    fn demand_targets(&mut self) {
+        let shares: Vec<Share> = self
+            .snapshot
+            .configs
+            .iter()
+            .enumerate()
+            .map(|(c, config)| {
+                let policy = &config.policy;
+                let mut room = u64::from(policy.max_instances.saturating_sub(self.tally[c].live));
+                if self.backing_off[c] {
+                    room = 0;
+                } else if self.bookkeeping[c].consecutive_failures > 0 {
+                    room = room.min(1);
+                }
+                Share {
+                    minimum: self.minimum[c],
+                    free: self.tally[c].free,
+                    room,
+                    per_server: u64::from(policy.sessions_per_server.max(1)),
+                }
+            })
+            .collect();
+        if let Some((minimum, why)) = demand_minimums(self.snapshot, self.now, &shares) {
+            self.minimum = minimum;
+            self.why = why;
+        }
+    }
+
     /// Rule 6: a config with fewer free slots than its minimum creates
     /// ceil(deficit / sessions per server) servers, within `max_instances`, one at a time while
     /// it has failures, none while it backs off.
@@ -318,7 +354,13 @@ impl<'s> Pass<'s> {
             let room = u64::from(policy.max_instances.saturating_sub(t.live));
             let failures = bk.consecutive_failures;
             let count = want.min(room).min(if failures > 0 { 1 } else { u64::MAX });
-            let short = format!("{}: {} free < minimum {minimum}", policy.name, t.free);
+            let short = match &self.why[c] {
+                Some(why) => format!(
+                    "{}: {} free < target {minimum} ({why})",
+                    policy.name, t.free
+                ),
+                None => format!("{}: {} free < minimum {minimum}", policy.name, t.free),
+            };
             if self.backing_off[c] && t.pending > 0 {
                 self.notes.push(format!(
                     "{short}, but after {failures} consecutive failure(s) one new server must come up first"

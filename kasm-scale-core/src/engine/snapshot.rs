@@ -79,6 +79,7 @@ impl<'a> SnapshotBuilder<'a> {
                 servers: Vec::new(),
                 pending_requests: pending(&pool.server_pool_name),
                 placement: pool.session_placement,
+                demand: None,
             })
             .collect();
         Self { snapshots, index }

@@ -6,7 +6,9 @@
 //! boot or check in, and no config counts a surplus or failures. It then stays idle, tick after
 //! tick, until a trace event comes or the one `now`-dependent input of its plans changes: which
 //! schedule windows are open (they give each config's minimum and whether it scales at all),
-//! known at every skipped tick's time.
+//! known at every skipped tick's time. A config with the demand standby policy plans from the
+//! time itself (its forecast moves, its recent rate decays) while one of its windows is open:
+//! ticks are skipped only while every such config is outside all its windows.
 //!
 //! What an idle tick still does is its reconcile, every [`RECONCILE_EVERY`] ticks: listings that
 //! find nothing new, whose only trace is in the rate limits (the memory clouds' token buckets and
@@ -22,7 +24,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::config::{Config, Schedule, VmProviderConfig};
+use crate::config::{Config, Schedule, StandbyPolicy, VmProviderConfig};
 use crate::controller::Autoscaler;
 use crate::engine::ServerState;
 
@@ -43,6 +45,10 @@ pub(crate) struct Skipper {
     /// that a schedule found in the same state at both ends did not change in between.
     stride: u64,
     names: Vec<String>,
+    /// The schedules of each config with the demand standby policy: its plans depend on the
+    /// time through its demand signal too, so ticks are skipped only while each of them is
+    /// outside every window (it keeps no demand standby then); one without schedules is never.
+    demand: Vec<Vec<Schedule>>,
     /// How long the slowest rate limit takes to refill from one reconcile's calls; `None` when
     /// some limit cannot refill within a reconcile period (nothing is skipped then).
     refill: Option<Duration>,
@@ -95,6 +101,10 @@ impl Skipper {
             schedules,
             stride,
             names: configs().map(|c| c.autoscale_config_name.clone()).collect(),
+            demand: configs()
+                .filter(|c| c.standby_policy == StandbyPolicy::Demand)
+                .map(|c| c.schedules.clone())
+                .collect(),
             refill: (possible && refill <= period).then_some(refill),
             tick,
         }
@@ -104,7 +114,12 @@ impl Skipper {
     /// a request of the trace waits for a server, `pending` whether a VM is due to boot or
     /// check in.
     pub(crate) fn idle(&self, scaler: &Autoscaler, waiting: bool, pending: bool) -> bool {
+        let wall = scaler.now();
         self.refill.is_some()
+            && self
+                .demand
+                .iter()
+                .all(|w| !w.is_empty() && !w.iter().any(|s| s.is_active_at(wall)))
             && !waiting
             && !pending
             && self.names.iter().all(|n| {

@@ -21,5 +21,5 @@ pub use limits::{
 };
 pub use oracle::{Served, oracle_vm_hours};
 pub use run::{Metrics, Progress, Series, SimError, SimOptions, memory_stand_in, simulate};
-pub use scenario::{DEFAULT_CONFIG, DEFAULT_USERS, default_scenario, kasm_policy};
+pub use scenario::{DEFAULT_CONFIG, DEFAULT_USERS, default_scenario, demand_policy, kasm_policy};
 pub use trace::{Kind, TraceError, TraceEvent, parse_trace};

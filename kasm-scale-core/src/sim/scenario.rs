@@ -2,7 +2,7 @@
 
 use super::generate::workday;
 use super::trace::TraceEvent;
-use crate::config::{Config, Format, load_str};
+use crate::config::{Config, Format, StandbyPolicy, load_str};
 
 /// The default scenario's configuration text.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
@@ -10,8 +10,8 @@ pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 /// Users of the default scenario's workday.
 pub const DEFAULT_USERS: u32 = 300;
 
-/// The default scenario: a pool fed by two clouds, with office-hour schedules and warm buffers
-/// for the morning wave and the return from lunch, and a workday of 300 users.
+/// The default scenario: a pool fed by two clouds, with office-hour schedules and one minimum
+/// per config, and a workday of 300 users.
 pub fn default_scenario(seed: u64) -> (Config, Vec<TraceEvent>) {
     // The embedded text is checked by the tests: it always loads.
     let config = load_str(DEFAULT_CONFIG, Format::Toml)
@@ -20,24 +20,29 @@ pub fn default_scenario(seed: u64) -> (Config, Vec<TraceEvent>) {
     (config, workday("office", DEFAULT_USERS, seed))
 }
 
-/// The same configuration as Kasm runs it: one static minimum per config, all day (schedules
-/// and their minimums are ours). The minimum is the largest the schedules would ask for, which
-/// is what an admin sets to survive the morning wave.
+/// The same configuration under Kasm's rules exactly: each config keeps its
+/// `minimum_pool_standby_sessions` while a schedule window is open (Kasm's schedules are active
+/// windows), with the static standby policy. What is ours and not Kasm's is taken out: the
+/// per-window minimums of schedules and `standby_policy = "demand"`.
 pub fn kasm_policy(config: &Config) -> Config {
     let mut plain = config.clone();
-    for pool in &mut plain.pools {
-        for c in &mut pool.autoscale {
-            let peak = c
-                .schedules
-                .iter()
-                .filter_map(|s| s.minimum_pool_standby_sessions)
-                .max()
-                .unwrap_or(0);
-            c.minimum_pool_standby_sessions = c.minimum_pool_standby_sessions.max(peak);
-            c.schedules.clear();
+    for c in plain.pools.iter_mut().flat_map(|p| &mut p.autoscale) {
+        c.standby_policy = StandbyPolicy::Static;
+        for s in &mut c.schedules {
+            s.minimum_pool_standby_sessions = None;
         }
     }
     plain
+}
+
+/// The same configuration with our demand policy on every auto-scale config
+/// (`standby_policy = "demand"`; each keeps its `target_immediate_service`).
+pub fn demand_policy(config: &Config) -> Config {
+    let mut ours = config.clone();
+    for c in ours.pools.iter_mut().flat_map(|p| &mut p.autoscale) {
+        c.standby_policy = StandbyPolicy::Demand;
+    }
+    ours
 }
 
 #[cfg(test)]
@@ -50,11 +55,20 @@ mod tests {
         let (config, trace) = super::default_scenario(1);
         assert_eq!(config.pools[0].autoscale.len(), 2);
         assert!(trace.len() > 600);
-        let plain = super::kasm_policy(&config);
-        assert_eq!(
-            plain.pools[0].autoscale[0].minimum_pool_standby_sessions,
-            40
+        let mut with_override = config.clone();
+        with_override.pools[0].autoscale[0].schedules[0].minimum_pool_standby_sessions = Some(40);
+        let plain = super::kasm_policy(&super::demand_policy(&with_override));
+        let c = &plain.pools[0].autoscale[0];
+        assert_eq!(c.minimum_pool_standby_sessions, 12);
+        assert_eq!(c.schedules.len(), 1, "Kasm's windows stay");
+        assert_eq!(c.schedules[0].minimum_pool_standby_sessions, None);
+        assert_eq!(c.standby_policy, crate::config::StandbyPolicy::Static);
+        let ours = super::demand_policy(&config);
+        assert!(
+            ours.pools[0]
+                .autoscale
+                .iter()
+                .all(|c| c.standby_policy == crate::config::StandbyPolicy::Demand)
         );
-        assert!(plain.pools[0].autoscale[0].schedules.is_empty());
     }
 }

@@ -83,6 +83,23 @@ pub fn sample_records(seed: u64, servers: u32) -> Records {
         ServerId(uuid::Uuid::from_u128(u128::from(seed) + 77)),
         at(13),
     );
+    // A day and a half of demand history, and boot times.
+    let (mut recent, mut profile) = Default::default();
+    for k in 0..(40 + seed as i64 % 7) {
+        crate::engine::demand::record_arrival(
+            &mut recent,
+            &mut profile,
+            at(k * 3_000),
+            &jiff::tz::TimeZone::UTC,
+        );
+    }
+    r.demand_recent.insert("pool-0".into(), recent);
+    r.demand_profiles.insert("pool-0".into(), profile);
+    let mut boots = crate::engine::demand::BootTimes::default();
+    for k in 0..5 {
+        boots.record(90.0 + f64::from(k) * 7.5);
+    }
+    r.boot_times.insert("config-0".into(), boots);
     r.next_session = seed * 1000 + 999;
     r.token_key_id = Some(format!("hs256:{seed:016x}"));
     r
