@@ -17,7 +17,7 @@
 //! function takes `now`, so the engine stays pure and the tests can play any calendar.
 //!
 //! The engine turns a [`DemandSignal`] (built by [`signal`]) into a standby target with
-//! [`arrivals_within`] and [`standby_for`]: enough free slots that of the requests expected
+//! [`DemandSignal::expected_within`] and [`standby_for`]: enough free slots that of the requests expected
 //! while a new server boots, the share that finds none is at most 1 − the service target.
 
 use std::collections::VecDeque;
@@ -40,9 +40,12 @@ pub const DEFAULT_BOOT_SECONDS: f64 = 300.0;
 /// Steps of [`BIN_SECONDS`] the forecast of a [`DemandSignal`] covers (65 minutes): boot times
 /// beyond that are read as the last step's rate.
 pub const FORECAST_STEPS: usize = 13;
-/// Weight of the newest day in the learned profile: each day halves the weight of the ones
-/// before, so a changed pattern (a holiday, a new class) shows in the profile the next day.
-const ALPHA: f32 = 0.5;
+/// Weight of the newest day in the learned profile when it saw more arrivals than expected: a
+/// new class shows at three quarters the next day (too few free slots cost waits).
+const ALPHA_UP: f32 = 0.75;
+/// The same when it saw fewer: a holiday halves the expectation for the next such day (too
+/// many free slots only cost VM-hours, and the pattern usually comes back).
+const ALPHA_DOWN: f32 = 0.5;
 /// Most bins folded at once after a gap (a week): older bins would only decay further.
 const MAX_GAP_BINS: usize = 7 * BINS_PER_DAY;
 
@@ -160,10 +163,11 @@ impl DemandProfile {
         let count = count as f32;
         let fold = |values: &mut Vec<f32>, days: &mut Vec<u8>, i: usize| {
             if let (Some(v), Some(n)) = (values.get_mut(i), days.get_mut(i)) {
+                let alpha = if count > *v { ALPHA_UP } else { ALPHA_DOWN };
                 *v = if *n == 0 {
                     count
                 } else {
-                    ALPHA * count + (1.0 - ALPHA) * *v
+                    alpha * count + (1.0 - alpha) * *v
                 };
                 *n = n.saturating_add(1);
             }
@@ -326,11 +330,44 @@ impl BootTimes {
 pub struct DemandSignal {
     /// Arrivals per second lately ([`recent_rate`]).
     pub recent_rate: f64,
-    /// Expected arrivals per second from the learned profile, step by step of
-    /// [`BIN_SECONDS`] from `now` ([`FORECAST_STEPS`] steps; empty before anything was learned).
+    /// Expected arrivals per second from the learned profile, bin by bin from the one `now`
+    /// falls in ([`FORECAST_STEPS`] bins; empty before anything was learned).
     pub forecast: Vec<f64>,
+    /// Seconds of the first forecast bin already past at `now`.
+    pub into_bin: f64,
     /// Per config of the pool (in its order), the 90th percentile of its boot times, when known.
     pub boot_p90: Vec<Option<f64>>,
+}
+
+impl DemandSignal {
+    /// Arrivals the profile expects in the next `seconds`: the rest of the bin under way, and
+    /// every later bin that begins within them, whole (a class that logs in at the top of the
+    /// hour comes at the start of its bin, not spread over it). Beyond the forecast, its last
+    /// bin's rate.
+    pub fn expected_within(&self, seconds: f64) -> f64 {
+        let Some(&last) = self.forecast.last() else {
+            return 0.0;
+        };
+        let step = BIN_SECONDS as f64;
+        let seconds = seconds.max(0.0);
+        let rest = (step - self.into_bin).clamp(0.0, step);
+        let mut total = self.forecast[0] * rest.min(seconds);
+        let mut start = rest;
+        for (i, rate) in self.forecast.iter().enumerate().skip(1) {
+            if start >= seconds {
+                return total;
+            }
+            total += rate * step;
+            start += step;
+            if i + 1 == self.forecast.len() && start < seconds {
+                total += last * (seconds - start);
+            }
+        }
+        if self.forecast.len() == 1 && seconds > rest {
+            total += last * (seconds - rest);
+        }
+        total
+    }
 }
 
 /// The signal of a pool at `now`: its recent rate, the forecast from its profile, and the boot
@@ -342,42 +379,24 @@ pub fn signal(
     now: Timestamp,
     tz: &TimeZone,
 ) -> DemandSignal {
-    let forecast = if profile.is_empty() {
-        Vec::new()
-    } else {
-        (0..FORECAST_STEPS as i64)
-            .map(|i| {
-                let at = now
-                    .saturating_add(SignedDuration::from_secs(i * BIN_SECONDS))
-                    .unwrap_or(now);
-                profile.expected(bin_of(at, tz)) / BIN_SECONDS as f64
-            })
-            .collect()
-    };
+    let mut forecast = Vec::new();
+    if !profile.is_empty() {
+        let mut bin = bin_of(now, tz);
+        for _ in 0..FORECAST_STEPS {
+            forecast.push(profile.expected(bin) / BIN_SECONDS as f64);
+            bin = next_bin(bin);
+        }
+    }
+    // Offsets of time zones are whole multiples of 5 minutes: bins start on multiples of
+    // BIN_SECONDS of Unix time.
+    let into_bin =
+        now.as_second().rem_euclid(BIN_SECONDS) as f64 + f64::from(now.subsec_nanosecond()) / 1e9;
     DemandSignal {
         recent_rate: recent_rate(recent, now),
         forecast,
+        into_bin,
         boot_p90: boots.iter().map(|b| b.and_then(BootTimes::p90)).collect(),
     }
-}
-
-/// Expected arrivals in the next `seconds` by the forecast.
-pub fn arrivals_within(forecast: &[f64], seconds: f64) -> f64 {
-    let Some(&last) = forecast.last() else {
-        return 0.0;
-    };
-    let mut left = seconds.max(0.0);
-    let mut total = 0.0;
-    let step = BIN_SECONDS as f64;
-    for rate in forecast {
-        let take = left.min(step);
-        total += rate * take;
-        left -= take;
-        if left <= 0.0 {
-            return total;
-        }
-    }
-    total + last * left
 }
 
 /// ln(k!) (exact below 20, Stirling's series above).
@@ -396,7 +415,7 @@ fn ln_factorial(k: u64) -> f64 {
 /// is what `target_immediate_service` means). 0 for a mean of 0 or less; `level` is clamped to
 /// 0.5–0.9999.
 pub fn standby_for(mean: f64, level: f64) -> u64 {
-    if !(mean > 0.0) || !mean.is_finite() {
+    if mean.is_nan() || mean <= 0.0 || !mean.is_finite() {
         return 0;
     }
     let level = level.clamp(0.5, 0.9999);
@@ -489,13 +508,21 @@ mod tests {
     }
 
     #[test]
-    fn arrivals_within_integrates_the_forecast() {
-        assert_eq!(arrivals_within(&[], 600.0), 0.0);
-        let f = [0.1, 0.2];
-        assert!((arrivals_within(&f, 150.0) - 15.0).abs() < 1e-9);
-        assert!((arrivals_within(&f, 450.0) - 60.0).abs() < 1e-9);
+    fn expected_within_integrates_the_forecast_from_now() {
+        let mut s = DemandSignal::default();
+        assert_eq!(s.expected_within(600.0), 0.0);
+        s.forecast = vec![0.1, 0.2];
+        assert!((s.expected_within(150.0) - 15.0).abs() < 1e-9);
+        // The second bin begins within 450 s: all of it.
+        assert!((s.expected_within(450.0) - 90.0).abs() < 1e-9);
         // Beyond the forecast, its last rate.
-        assert!((arrivals_within(&f, 900.0) - 150.0).abs() < 1e-9);
+        assert!((s.expected_within(900.0) - 150.0).abs() < 1e-9);
+        // 200 s into the first bin: 100 s of it are left, then the whole second bin.
+        s.into_bin = 200.0;
+        assert!((s.expected_within(150.0) - 70.0).abs() < 1e-9);
+        assert!((s.expected_within(50.0) - 5.0).abs() < 1e-9);
+        s.forecast = vec![0.1];
+        assert!((s.expected_within(400.0) - 40.0).abs() < 1e-9);
     }
 
     #[test]

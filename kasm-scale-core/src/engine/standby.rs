@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 
-use super::demand::{DEFAULT_BOOT_SECONDS, arrivals_within, standby_for};
+use super::demand::{DEFAULT_BOOT_SECONDS, standby_for};
 use super::{PoolSnapshot, StandbyPolicy};
 
 /// Boot times are read within these bounds, in seconds: a server is never assumed ready in
@@ -70,7 +70,7 @@ pub(super) fn demand_minimums(
     };
     let lead = lead.clamp(LEAD_RANGE.0, LEAD_RANGE.1);
     let reactive = signal.recent_rate * lead;
-    let predicted = arrivals_within(&signal.forecast, lead);
+    let predicted = signal.expected_within(lead);
     let expected = reactive.max(predicted);
     let target = standby_for(expected, level);
 
