@@ -24,7 +24,7 @@ use std::collections::VecDeque;
 
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// Width of a profile bin, in seconds.
