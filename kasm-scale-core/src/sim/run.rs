@@ -177,6 +177,7 @@ pub fn memory_stand_in(provider: &VmProviderConfig) -> MemoryVmConfig {
             never_checkin_rate: 0.0,
             rate_limit_per_second: None,
             capacity: None,
+            outages: Vec::new(),
             // The controller paces its calls to the stand-in as it would to the cloud.
             api_concurrency: other.api_fields().0,
             api_rate_limit_per_second: other.api_fields().1,
