@@ -14,7 +14,9 @@ mod trace;
 pub use crate::memory::{deliver_checkins, token_in};
 pub use capacity::{beyond_capacity, pool_capacity};
 pub use duration::parse_duration;
-pub use generate::{class, random_arrivals, workday, workdays};
+pub use generate::{
+    CLASS_SIZE, class, class_week, office_week, random_arrivals, workday, workdays,
+};
 pub use limits::{
     MAX_SIM_DURATION, MAX_SIM_EVENTS, MAX_SIM_INTERVAL, MAX_SIM_SERVERS, MIN_SIM_INTERVAL,
     SIM_START_RANGE,
