@@ -142,7 +142,8 @@ pub(crate) fn problem(
         let warmup = SignedDuration::from_hours(24 * i64::from(options.warmup_days));
         if warmup >= end {
             return Some(format!(
-                "the warm-up ({} days) must end before the simulation does (after {end:#}):                  nothing would be measured",
+                "the warm-up ({} days) must end before the simulation does (after {end:#}): \
+                 nothing would be measured",
                 options.warmup_days
             ));
         }
