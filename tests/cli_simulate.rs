@@ -678,11 +678,11 @@ fn warm_up_and_generator_mistakes_are_named() {
     for (args, want) in [
         (
             vec!["--days", "2", "--warmup-days", "2"],
-            "--warmup-days 2 must be less than the days simulated (2, see --days): nothing would be measured\n",
+            "--warmup-days 2 must be less than the days simulated (2: the run ends an hour after the last session; --duration runs longer): nothing would be measured\n",
         ),
         (
             vec!["--duration", "3d", "--warmup-days", "3"],
-            "--warmup-days 3 must be less than the days simulated (3, from the duration or the trace): nothing would be measured\n",
+            "--warmup-days 3 must be less than the days simulated (3, from --duration): nothing would be measured\n",
         ),
         (
             vec!["--generate", "classes", "--users", "40"],

@@ -225,10 +225,10 @@ pub fn run(args: Args) -> ExitCode {
                 "--warmup-days {} must be less than the days simulated ({days}{}): nothing \
                  would be measured",
                 args.warmup_days,
-                if args.duration.is_some() || args.trace.is_some() {
-                    ", from the duration or the trace"
+                if args.duration.is_some() {
+                    ", from --duration"
                 } else {
-                    ", see --days"
+                    ": the run ends an hour after the last session; --duration runs longer"
                 }
             ),
         );
