@@ -330,6 +330,16 @@ fn skipping_idle_ticks_changes_nothing() {
             m.never_checkin_rate = 0.3;
             m.rate_limit_per_second = Some(2.0);
         }
+        if seed == 6 {
+            // A provider outage in the busy hours: creates fail for capacity, then work again.
+            let VmProviderConfig::Memory(m) = &mut cfg.vm_providers[0] else {
+                unreachable!()
+            };
+            m.outages = vec![kasm_scale_core::config::Outage {
+                start: 1800.0,
+                duration: 1800.0,
+            }];
+        }
         let options = SimOptions {
             seed,
             duration: Some(SignedDuration::from_hours(12)),
