@@ -488,3 +488,242 @@ fn a_start_out_of_range_is_refused_not_a_panic() {
         );
     }
 }
+
+/// `kasm-scale simulate --json` with `args`, its metrics.
+fn json_of(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["simulate", "--json"];
+    all.extend_from_slice(args);
+    let out = kasm_scale(&all);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn warm_up_days_are_shown_but_left_out_of_the_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(dir.path(), 50, "minimum_pool_standby_sessions = 2");
+    let base = ["--config", config.as_str(), "--users", "20", "--days", "3"];
+    let all = json_of(&base);
+    let mut args = base.to_vec();
+    args.extend(["--warmup-days", "1"]);
+    let warm = json_of(&args);
+    let days = warm["days"].as_array().unwrap();
+    assert_eq!(days.len(), 3);
+    assert_eq!(warm["warmup_days"], 1);
+    let flags: Vec<bool> = days
+        .iter()
+        .map(|d| d["warmup"].as_bool().unwrap())
+        .collect();
+    assert_eq!(flags, [true, false, false]);
+    assert_eq!(days[0]["date"], "2026-11-30");
+    let requests = |m: &serde_json::Value| m["requests"].as_u64().unwrap();
+    assert!(requests(&warm) < requests(&all), "{warm} vs {all}");
+    let later: u64 = days[1..]
+        .iter()
+        .map(|d| d["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(requests(&warm), later);
+    assert_eq!(
+        requests(&all),
+        later + days[0]["requests"].as_u64().unwrap()
+    );
+    let hours = |m: &serde_json::Value| m["vm_hours"].as_f64().unwrap();
+    assert!(hours(&warm) < hours(&all));
+    assert!(warm["oracle_vm_hours"].as_f64().unwrap() < all["oracle_vm_hours"].as_f64().unwrap());
+}
+
+#[test]
+fn a_run_of_several_days_prints_a_row_per_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(dir.path(), 50, "");
+    // Friday to Monday: the weekend is empty.
+    let out = kasm_scale(&[
+        "simulate",
+        "--config",
+        &config,
+        "--users",
+        "10",
+        "--days",
+        "4",
+        "--start",
+        "2026-12-04T00:00:00Z",
+        "--warmup-days",
+        "1",
+        "--no-svg",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    let rows: Vec<&str> = report
+        .lines()
+        .skip_while(|l| *l != "day by day:")
+        .skip(1)
+        .collect();
+    assert!(
+        rows[0].contains("requests") && rows[0].contains("VM-hours / oracle"),
+        "{report}"
+    );
+    assert_eq!(rows.len(), 5, "{report}");
+    for (row, day) in rows[1..].iter().zip([
+        "2026-12-04 Fri",
+        "2026-12-05 Sat",
+        "2026-12-06 Sun",
+        "2026-12-07 Mon",
+    ]) {
+        assert!(row.starts_with(day), "{report}");
+    }
+    assert!(rows[1].ends_with("(warm-up)"), "{report}");
+    assert!(!rows[2].contains("warm-up"), "{report}");
+    // Nobody comes at the weekend.
+    assert!(rows[2].split_whitespace().nth(2) == Some("0"), "{report}");
+    assert!(rows[3].contains(" – "), "{report}");
+
+    // One day: no table.
+    let out = kasm_scale(&["simulate", "--config", &config, "--users", "10", "--no-svg"]);
+    assert!(!text(&out.stdout).contains("day by day"));
+}
+
+#[test]
+fn compare_shows_the_difference_and_both_policies_day_by_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(
+        dir.path(),
+        50,
+        "minimum_pool_standby_sessions = 2\n\
+         [[pools.autoscale.schedules]]\n\
+         days_of_the_week = [\"Monday\", \"Tuesday\"]\n\
+         active_start_time = \"07:00\"\n\
+         active_end_time = \"18:00\"\n\
+         timezone = \"UTC\"\n\
+         minimum_pool_standby_sessions = 6\n",
+    );
+    let out = kasm_scale(&[
+        "simulate",
+        "--config",
+        &config,
+        "--users",
+        "20",
+        "--days",
+        "2",
+        "--compare",
+        "--no-svg",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    let line = |label: &str| {
+        report
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("{label}: {report}"))
+            .to_owned()
+    };
+    assert!(
+        report.lines().next().unwrap().ends_with("difference"),
+        "{report}"
+    );
+    let last = |l: String| l.split_whitespace().last().unwrap().to_owned();
+    assert!(last(line("VM-hours  ")).starts_with(['+', '-']), "{report}");
+    assert!(last(line("served at once")) == "pp", "{report}");
+    assert!(
+        line("VM-hours / oracle").split_whitespace().count() == 6,
+        "{report}"
+    );
+    assert!(line("session requests").ends_with("+0"), "{report}");
+    let header = report
+        .lines()
+        .skip_while(|l| *l != "day by day:")
+        .nth(1)
+        .unwrap();
+    assert!(
+        header.contains("kasm: served at once") && header.contains("kasm-scale: VM-hours"),
+        "{report}"
+    );
+}
+
+#[test]
+fn classes_are_generated_on_workdays() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(dir.path(), 100, "");
+    let m = json_of(&["--config", &config, "--generate", "classes", "--days", "2"]);
+    assert_eq!(m["requests"], 180);
+    let days = m["days"].as_array().unwrap();
+    assert_eq!(days.len(), 2);
+    assert!(days.iter().all(|d| d["requests"] == 90));
+    // From Saturday: nothing on the weekend, classes on Monday.
+    let m = json_of(&[
+        "--config",
+        &config,
+        "--generate",
+        "classes",
+        "--days",
+        "3",
+        "--start",
+        "2026-12-05T00:00:00Z",
+    ]);
+    let per_day: Vec<u64> = m["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["requests"].as_u64().unwrap())
+        .collect();
+    assert_eq!(per_day, [0, 0, 90]);
+}
+
+#[test]
+fn warm_up_and_generator_mistakes_are_named() {
+    for (args, want) in [
+        (
+            vec!["--days", "2", "--warmup-days", "2"],
+            "--warmup-days 2 must be less than the days simulated (2: the run ends an hour after the last session; --duration runs longer): nothing would be measured\n",
+        ),
+        (
+            vec!["--duration", "3d", "--warmup-days", "3"],
+            "--warmup-days 3 must be less than the days simulated (3, from --duration): nothing would be measured\n",
+        ),
+        (
+            vec!["--generate", "classes", "--users", "40"],
+            "--users 40 cannot be used with --generate classes: its classes have 30 students each\n",
+        ),
+    ] {
+        let mut all = vec!["simulate", "--no-svg"];
+        all.extend_from_slice(&args);
+        let out = kasm_scale(&all);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stderr), want, "{args:?}");
+    }
+    for (args, want) in [
+        (vec!["--warmup-days", "366"], "366 is not in 0..=365"),
+        (
+            vec!["--generate", "lecture"],
+            "possible values: office, classes",
+        ),
+        (
+            vec!["--generate", "classes", "--trace", "x.csv"],
+            "cannot be used with",
+        ),
+    ] {
+        let mut all = vec!["simulate", "--no-svg"];
+        all.extend_from_slice(&args);
+        let out = kasm_scale(&all);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(want),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}

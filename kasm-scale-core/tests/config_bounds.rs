@@ -37,6 +37,33 @@ fn memory_latencies_are_bounded() {
 }
 
 #[test]
+fn memory_outages_are_bounded() {
+    errors(
+        |d| {
+            d["vm_providers"][2]["outages"] = json!([
+                {"start": -1, "duration": 60},
+                {"start": 0, "duration": 0},
+                {"start": 31_622_401, "duration": 1e300},
+                {"start": 36_000, "duration": 31_622_400},
+            ]);
+        },
+        &[
+            "vm_providers[2].outages[0].start: must be between 0 and 31622400 seconds (366 days), got -1",
+            "vm_providers[2].outages[1].duration: must be more than 0 seconds, got 0",
+            "vm_providers[2].outages[2].start: must be between 0 and 31622400 seconds (366 days), got 31622401",
+            "vm_providers[2].outages[2].duration: must be between 0 and 31622400 seconds (366 days), got 1e300",
+        ],
+    );
+    errors(
+        |d| d["vm_providers"][2]["outages"] = json!([{"start": 60, "length": 60}]),
+        &[
+            "vm_providers[2].outages[0].length: unknown field; expected one of `start`, `duration`",
+            "vm_providers[2].outages[0].duration: missing (required)",
+        ],
+    );
+}
+
+#[test]
 fn memory_rate_limit_is_bounded() {
     for (rate, got) in [(json!(1e-300), "1e-300"), (json!(100_001), "100001")] {
         let want = format!(

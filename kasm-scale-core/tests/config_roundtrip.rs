@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use kasm_scale_core::config::CheckinTokenConfig;
 use kasm_scale_core::config::{
     AutoScaleConfig, AwsVmConfig, AzureAuthority, AzureVmConfig, ConnectionType, CredentialType,
-    Distribution, FileStoreConfig, JsonObject, LdapConfig, MemoryVmConfig, Placement, Pool,
+    Distribution, FileStoreConfig, JsonObject, LdapConfig, MemoryVmConfig, Outage, Placement, Pool,
     RdpClientType, Schedule, ServerPoolType, StateStoreConfig, Tags, TimeZoneName,
     VmProviderConfig, Weekday, Workspace, Zone, validate,
 };
@@ -246,6 +246,18 @@ fn api() -> impl Strategy<Value = (u32, Option<f64>, u32)> {
     )
 }
 
+/// A memory cloud's outages: none, or a few over the whole range (start 0 to 366 days, duration
+/// more than 0), in tenths of a second.
+fn outages() -> impl Strategy<Value = Vec<Outage>> {
+    prop::collection::vec(
+        (0u32..=316_224_000, 1u32..=316_224_000).prop_map(|(s, d)| Outage {
+            start: f64::from(s) / 10.0,
+            duration: f64::from(d) / 10.0,
+        }),
+        0..3,
+    )
+}
+
 fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
     let aws = (
         text(),
@@ -286,6 +298,7 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
         prop::option::of(1u32..100),
         any::<bool>(),
         api(),
+        outages(),
     );
     let (n1, n2, n3) = (name.clone(), name.clone(), name);
     prop_oneof![
@@ -364,7 +377,7 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
             }
         ),
         memory.prop_map(
-            move |(max, script, boot, checkin, rate, capacity, builtin, api)| {
+            move |(max, script, boot, checkin, rate, capacity, builtin, api, outages)| {
                 VmProviderConfig::Memory(MemoryVmConfig {
                     name: n3.clone(),
                     max_instances: max,
@@ -378,6 +391,7 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
                     never_checkin_rate: 1.0 - rate,
                     rate_limit_per_second: Some(5.5),
                     capacity,
+                    outages,
                     api_concurrency: api.0,
                     api_rate_limit_per_second: api.1,
                     api_call_timeout: api.2,

@@ -26,6 +26,7 @@ fn config() -> MemoryVmConfig {
         never_checkin_rate: 0.0,
         rate_limit_per_second: None,
         capacity: None,
+        outages: Vec::new(),
         api_concurrency: 8,
         api_rate_limit_per_second: None,
         api_call_timeout: 30,
@@ -152,6 +153,37 @@ async fn throttling_and_capacity() {
         cloud.create(&spec(4)).await,
         Err(BackendError::Capacity(_))
     ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_refuses_creates_and_keeps_the_vms() {
+    let mut c = config();
+    c.outages = vec![kasm_scale_core::config::Outage {
+        start: 100.0,
+        duration: 50.0,
+    }];
+    let cloud = MemoryCloud::new(c, 1);
+    let vm = cloud.create(&spec(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    let Err(e @ BackendError::Capacity(_)) = cloud.create(&spec(2)).await else {
+        panic!("a create at the outage's start fails for capacity")
+    };
+    assert!(e.is_retryable());
+    assert!(e.to_string().starts_with("insufficient capacity: "), "{e}");
+    // The VM made before keeps running, and a create it already had is answered.
+    assert_eq!(
+        cloud.get(&vm.vm_id).await.unwrap().map(|v| v.state),
+        Some(VmState::Running)
+    );
+    assert_eq!(cloud.create(&spec(1)).await.unwrap().vm_id, vm.vm_id);
+    tokio::time::sleep(Duration::from_millis(49_999)).await;
+    assert!(matches!(
+        cloud.create(&spec(2)).await,
+        Err(BackendError::Capacity(_))
+    ));
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    cloud.create(&spec(2)).await.unwrap();
+    assert_eq!(cloud.vm_count(), 2);
 }
 
 #[tokio::test(start_paused = true)]

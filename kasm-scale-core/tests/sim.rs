@@ -4,7 +4,8 @@ use jiff::SignedDuration;
 use kasm_scale_core::config::{Config, Format, MAX_INSTANCES, VmProviderConfig};
 use kasm_scale_core::load_str;
 use kasm_scale_core::sim::{
-    MAX_SIM_SERVERS, SimOptions, beyond_capacity, default_scenario, demand_policy, kasm_policy,
+    MAX_SIM_SERVERS, Served, SimOptions, beyond_capacity, class_week, default_scenario,
+    demand_policy, kasm_policy, office_week, oracle_vm_hours, oracle_vm_hours_within,
     parse_duration, parse_trace, pool_capacity, simulate, workday, workdays,
 };
 
@@ -292,6 +293,8 @@ fn skipping_idle_ticks_changes_nothing() {
             seed,
             start: "2026-12-04T00:00:00Z".parse().unwrap(),
             duration: Some(SignedDuration::from_hours(72)),
+            // The day-by-day figures, and a warm-up left out, are the same too.
+            warmup_days: u32::from(seed == 2),
             ..SimOptions::default()
         };
         let config = if plain {
@@ -330,6 +333,16 @@ fn skipping_idle_ticks_changes_nothing() {
             m.never_checkin_rate = 0.3;
             m.rate_limit_per_second = Some(2.0);
         }
+        if seed == 6 {
+            // A provider outage in the busy hours: creates fail for capacity, then work again.
+            let VmProviderConfig::Memory(m) = &mut cfg.vm_providers[0] else {
+                unreachable!()
+            };
+            m.outages = vec![kasm_scale_core::config::Outage {
+                start: 1800.0,
+                duration: 1800.0,
+            }];
+        }
         let options = SimOptions {
             seed,
             duration: Some(SignedDuration::from_hours(12)),
@@ -362,4 +375,214 @@ fn a_run_that_ends_before_the_first_event_is_refused() {
             )
         );
     }
+}
+
+/// A reusable pool of 4-session servers with a small warm buffer.
+fn reusable_config() -> Config {
+    config(
+        "reusable = true\nconnection_credential_type = \"SSO User Accounts\"\nmax_simultaneous_sessions_per_server = 4\nminimum_pool_standby_sessions = 4",
+        "{ uniform = [60, 120] }",
+    )
+}
+
+#[test]
+fn days_are_reported_one_by_one_and_the_warm_up_is_left_out() {
+    let options = SimOptions::default();
+    let trace = office_week("p", 30, 3, options.start, 2);
+    let cfg = reusable_config();
+    let (all, _) = simulate(&cfg, &trace, &options).unwrap();
+    // Monday to Wednesday, and the hour after the last session.
+    let dates: Vec<&str> = all.days.iter().map(|d| d.date.as_str()).collect();
+    assert_eq!(dates[..3], ["2026-11-30", "2026-12-01", "2026-12-02"]);
+    assert!(
+        all.days
+            .iter()
+            .enumerate()
+            .all(|(i, d)| d.day == i as u32 && !d.warmup)
+    );
+    assert_eq!(all.warmup_days, 0);
+    let sum = |f: fn(&kasm_scale_core::sim::DayMetrics) -> f64,
+               m: &kasm_scale_core::sim::Metrics| {
+        m.days.iter().filter(|d| !d.warmup).map(f).sum::<f64>()
+    };
+    assert_eq!(
+        all.days.iter().map(|d| d.requests).sum::<u64>(),
+        all.requests
+    );
+    assert!((sum(|d| d.vm_hours, &all) - all.vm_hours).abs() < 1e-9);
+    for d in &all.days {
+        assert!(
+            d.requests > 0 && d.served_immediately <= d.requests,
+            "{d:?}"
+        );
+        assert!(d.oracle_vm_hours > 0.0 && d.ratio_to_oracle > 0.0, "{d:?}");
+    }
+
+    let warm = SimOptions {
+        warmup_days: 1,
+        ..options.clone()
+    };
+    let (m, _) = simulate(&cfg, &trace, &warm).unwrap();
+    assert_eq!(m.warmup_days, 1);
+    assert!(m.days[0].warmup && !m.days[1].warmup);
+    // The same run: its days are the same, only the whole-run figures leave day 0 out.
+    assert_eq!(m.days[1..], all.days[1..]);
+    assert_eq!(m.days[0].requests, all.days[0].requests);
+    assert_eq!(m.requests, all.requests - all.days[0].requests);
+    assert_eq!(
+        m.served_immediately,
+        all.served_immediately - all.days[0].served_immediately
+    );
+    assert!((sum(|d| d.vm_hours, &m) - m.vm_hours).abs() < 1e-9);
+    assert!(m.vm_hours < all.vm_hours - all.days[0].vm_hours + 1e-9);
+    assert!(m.oracle_vm_hours < all.oracle_vm_hours);
+    assert!(m.oracle_vm_hours <= m.vm_hours, "{m:?}");
+    assert!(m.provisioned < all.provisioned);
+
+    // A warm-up as long as the run is refused.
+    let too_long = SimOptions {
+        warmup_days: 4,
+        ..options.clone()
+    };
+    let e = simulate(&cfg, &trace, &too_long).unwrap_err().to_string();
+    assert!(
+        e.contains("the warm-up (4 days) must end before the simulation does"),
+        "{e}"
+    );
+}
+
+#[test]
+fn weekends_are_quiet_and_classes_come_on_the_hour() {
+    let options = SimOptions {
+        duration: Some(SignedDuration::from_hours(7 * 24)),
+        ..SimOptions::default()
+    };
+    let trace = class_week("p", 7, options.start, 1);
+    let (m, _) = simulate(&reusable_config(), &trace, &options).unwrap();
+    assert_eq!(m.days.len(), 7);
+    let requests: Vec<u64> = m.days.iter().map(|d| d.requests).collect();
+    assert_eq!(requests, [90, 90, 90, 90, 90, 0, 0]);
+    assert_eq!(m.requests, 450);
+    // A weekend with no sessions: its oracle is 0, and so is its ratio.
+    assert_eq!(
+        (m.days[5].oracle_vm_hours, m.days[5].ratio_to_oracle),
+        (0.0, 0.0)
+    );
+    assert_eq!(m.days[6].served_immediately_pct, 100.0);
+}
+
+#[test]
+fn an_outage_of_one_provider_sends_creates_elsewhere() {
+    // Two providers for one pool; the first is out from 08:00 to 10:00, the morning wave.
+    let mut cfg = config("minimum_pool_standby_sessions = 2", "{ fixed = 60 }");
+    let mut second = cfg.vm_providers[0].clone();
+    let VmProviderConfig::Memory(m) = &mut second else {
+        unreachable!()
+    };
+    m.name = "mem2".into();
+    cfg.vm_providers.push(second);
+    let mut other = cfg.pools[0].autoscale[0].clone();
+    other.autoscale_config_name = "c2".into();
+    other.vm_provider_config_id = "mem2".into();
+    cfg.pools[0].autoscale.push(other);
+    let options = SimOptions::default();
+    let trace = workday("p", 60, 4);
+    let (before, plain) = simulate(&cfg, &trace, &options).unwrap();
+    let VmProviderConfig::Memory(m) = &mut cfg.vm_providers[0] else {
+        unreachable!()
+    };
+    m.outages = vec![kasm_scale_core::config::Outage {
+        start: 8.0 * 3600.0,
+        duration: 2.0 * 3600.0,
+    }];
+    let (during, series) = simulate(&cfg, &trace, &options).unwrap();
+    // In the outage the first provider's VMs never grow: its creates fail.
+    let mem = &series.servers["mem"];
+    let window: Vec<usize> = series
+        .minutes
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| (480.0..600.0).contains(*m))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(window.len() > 100);
+    // Without the outage it grows then.
+    let grew = |s: &[u32]| window.windows(2).any(|p| s[p[1]] > s[p[0]]);
+    assert!(grew(&plain.servers["mem"]));
+    for pair in window.windows(2) {
+        assert!(
+            mem[pair[1]] <= mem[pair[0]],
+            "mem grew at minute {}",
+            series.minutes[pair[1]]
+        );
+    }
+    // The other provider took the morning wave instead, and the first grows again after it.
+    let mem2 = &series.servers["mem2"];
+    assert!(
+        mem2[window[window.len() - 1]] > mem2[window[0]] + 5,
+        "{mem2:?}"
+    );
+    let after = window[window.len() - 1] + 1;
+    assert!(
+        mem[after..].iter().max()
+            > mem[window[window.len() - 1]..=window[window.len() - 1]]
+                .iter()
+                .max()
+    );
+    assert_ne!(before.vm_hours_by_provider, during.vm_hours_by_provider);
+    assert!(
+        during.vm_hours_by_provider["mem2"] > before.vm_hours_by_provider["mem2"],
+        "{:?} vs {:?}",
+        during.vm_hours_by_provider,
+        before.vm_hours_by_provider
+    );
+    assert_eq!(during.requests, before.requests);
+}
+
+#[test]
+fn the_oracle_within_a_window_counts_the_time_in_it_and_the_boots_it_needs() {
+    let served = [
+        Served {
+            pool: "p".into(),
+            from: 100.0,
+            to: 90_000.0,
+        },
+        Served {
+            pool: "p".into(),
+            from: 86_500.0,
+            to: 87_000.0,
+        },
+    ];
+    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-9, "{a} != {b}");
+    // Reusable servers of 4 (boot at least 60 s): one VM at a time, booted once, before day 1.
+    let cfg = reusable_config();
+    let whole = oracle_vm_hours(&cfg, &served);
+    close(whole, (89_900.0 + 60.0) / 3600.0);
+    close(
+        oracle_vm_hours_within(&cfg, &served, 0.0, f64::INFINITY),
+        whole,
+    );
+    close(
+        oracle_vm_hours_within(&cfg, &served, 0.0, 86_400.0),
+        (86_300.0 + 60.0) / 3600.0,
+    );
+    // Day 1 starts with the VM of the first session alive: no boot.
+    close(
+        oracle_vm_hours_within(&cfg, &served, 86_400.0, 172_800.0),
+        1.0,
+    );
+    // Single-use servers: each session its VM, booted for the sessions starting in the window.
+    let single = config("", "{ uniform = [60, 120] }");
+    close(
+        oracle_vm_hours(&single, &served),
+        (89_900.0 + 500.0 + 120.0) / 3600.0,
+    );
+    close(
+        oracle_vm_hours_within(&single, &served, 86_400.0, 172_800.0),
+        (3600.0 + 500.0 + 60.0) / 3600.0,
+    );
+    close(
+        oracle_vm_hours_within(&single, &served, 200_000.0, 300_000.0),
+        0.0,
+    );
 }

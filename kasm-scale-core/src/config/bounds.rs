@@ -11,6 +11,7 @@
 //! | `api_concurrency` | 1 to 1024 |
 //! | probabilities (`*_failure_rate`, `never_checkin_rate`) | 0 to 1 |
 //! | `max_instances` | 1 to 10000 |
+//! | memory `outages`: `start`, `duration` (more than 0) | 0 to 31622400 s (366 days) |
 //! | `max_simultaneous_sessions_per_server` | 1 to 1000 |
 //! | `minimum_pool_standby_sessions` (config and schedule) | 0 to 100000 |
 //! | `target_immediate_service` | 0.5 to 0.9999 |
@@ -31,6 +32,10 @@ pub const MAX_DELAY_SECONDS: u64 = 7 * DAY;
 
 /// Longest scaling wait (`checkin_timeout`, `downscale_backoff`): 30 days, in seconds.
 pub const MAX_WAIT_SECONDS: u64 = 30 * DAY;
+
+/// Latest start and longest duration of a memory cloud's outage (`outages`): 366 days, in
+/// seconds (the longest simulation).
+pub const MAX_OUTAGE_SECONDS: u64 = 366 * DAY;
 
 /// Longest timeout of one call (`connection_timeout`, `api_call_timeout`): 1 hour, in seconds.
 pub const MAX_CALL_TIMEOUT_SECONDS: u64 = 3600;
@@ -78,6 +83,8 @@ pub(crate) struct Bound {
 
 /// Latencies and delays, 0 to 7 days.
 pub(crate) const DELAY: Bound = Bound::seconds(0, MAX_DELAY_SECONDS);
+/// An outage's `start` and `duration`, 0 to 366 days.
+pub(crate) const OUTAGE: Bound = Bound::seconds(0, MAX_OUTAGE_SECONDS);
 /// `checkin_timeout`, 1 s to 30 days.
 pub(crate) const CHECKIN_TIMEOUT: Bound = Bound::seconds(1, MAX_WAIT_SECONDS);
 /// `downscale_backoff`, 0 s to 30 days.

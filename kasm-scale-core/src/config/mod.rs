@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 pub use api::{ApiLimits, DEFAULT_API_CALL_TIMEOUT, DEFAULT_API_CONCURRENCY};
 pub use bounds::{
     MAX_API_CONCURRENCY, MAX_CALL_TIMEOUT_SECONDS, MAX_DELAY_SECONDS, MAX_INSTANCES,
-    MAX_RATE_PER_SECOND, MAX_SESSIONS_PER_SERVER, MAX_STANDBY_SESSIONS, MAX_WAIT_SECONDS,
-    MIN_RATE_PER_SECOND,
+    MAX_OUTAGE_SECONDS, MAX_RATE_PER_SECOND, MAX_SESSIONS_PER_SERVER, MAX_STANDBY_SESSIONS,
+    MAX_WAIT_SECONDS, MIN_RATE_PER_SECOND,
 };
 pub use endpoint::check_endpoint;
 pub use fields::{JsonObject, Tags, merge_json};
@@ -41,8 +41,8 @@ pub use pool::{
 };
 pub use provider::{
     AWS_EBS_VOLUME_TYPES, AWS_USER_DATA_LIMIT, AZURE_CUSTOM_DATA_LIMIT, AZURE_OS_DISK_TYPES,
-    AwsVmConfig, AzureAuthority, AzureVmConfig, Distribution, MemoryVmConfig, PROVIDER_KINDS,
-    VmProviderConfig,
+    AwsVmConfig, AzureAuthority, AzureVmConfig, Distribution, MemoryVmConfig, Outage,
+    PROVIDER_KINDS, VmProviderConfig,
 };
 pub use schedule::{LocalTime, Schedule, TimeZoneName, Weekday};
 pub use store::{

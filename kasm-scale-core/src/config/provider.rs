@@ -425,6 +425,10 @@ pub struct MemoryVmConfig {
         deserialize_with = "fields::opt_positive_u32"
     )]
     pub capacity: Option<u32>,
+    /// (ours) Stretches of time during which every create answers "insufficient capacity", as
+    /// `capacity` does when full; VMs already made keep running. Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outages: Vec<Outage>,
     /// (ours) Calls to this provider the controller has in flight at once, 1 to 1024. Default 8.
     #[serde(
         default = "api::default_concurrency",
@@ -444,6 +448,26 @@ pub struct MemoryVmConfig {
         deserialize_with = "bounds::call_timeout"
     )]
     pub api_call_timeout: u32,
+}
+
+/// (ours) A provider outage of the in-memory cloud: from `start` for `duration` seconds, every
+/// create fails with "insufficient capacity" (the error a full region gives, which the controller
+/// handles as a real cloud's capacity error). Times count from the cloud's creation, which in a
+/// simulation is its start. Both 0 to 31622400 seconds (366 days); `duration` more than 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outage {
+    /// Seconds from the cloud's creation (the simulation's start) to the outage.
+    pub start: f64,
+    /// How long the outage lasts, in seconds.
+    pub duration: f64,
+}
+
+impl Outage {
+    /// Whether the outage holds `seconds` after the cloud's creation (its end excluded).
+    pub fn covers(&self, seconds: f64) -> bool {
+        seconds >= self.start && seconds - self.start < self.duration
+    }
 }
 
 fn default_boot() -> Distribution {

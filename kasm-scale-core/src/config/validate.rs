@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::bounds::{
-    API_CONCURRENCY, Bound, CALL_TIMEOUT, CHECKIN_TIMEOUT, DOWNSCALE_BACKOFF, INSTANCES,
+    API_CONCURRENCY, Bound, CALL_TIMEOUT, CHECKIN_TIMEOUT, DOWNSCALE_BACKOFF, INSTANCES, OUTAGE,
     PROBABILITY, RATE, SERVICE_TARGET, SESSIONS_PER_SERVER, STANDBY_SESSIONS,
 };
 use super::load::Broken;
@@ -557,6 +557,16 @@ fn memory(out: &mut Out<'_>, p: &str, c: &MemoryVmConfig) {
     }
     if let Some(r) = c.rate_limit_per_second {
         out.number(p, "rate_limit_per_second", r, &RATE);
+    }
+    for (i, o) in c.outages.iter().enumerate() {
+        out.number(p, &format!("outages[{i}].start"), o.start, &OUTAGE);
+        out.number(p, &format!("outages[{i}].duration"), o.duration, &OUTAGE);
+        if o.duration == 0.0 {
+            out.error(
+                format!("{p}.outages[{i}].duration"),
+                "must be more than 0 seconds, got 0",
+            );
+        }
     }
 }
 

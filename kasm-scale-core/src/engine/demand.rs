@@ -22,9 +22,9 @@
 
 use std::collections::VecDeque;
 
+use jiff::Timestamp;
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
-use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// Width of a profile bin, in seconds.
@@ -542,7 +542,7 @@ mod tests {
         let t0 = at("2026-11-30T08:00:30Z");
         assert_eq!(recent_rate(&r, t0), 0.0);
         for i in 0..30 {
-            record_arrival(&mut r, &mut p, t0 + SignedDuration::from_secs(i), &tz);
+            record_arrival(&mut r, &mut p, t0 + jiff::SignedDuration::from_secs(i), &tz);
         }
         // 30 arrivals in the 60 s of the minute under way (2 m + 59 s window).
         let rate = recent_rate(&r, at("2026-11-30T08:00:59Z"));

@@ -53,11 +53,14 @@ struct Inner {
 #[derive(Debug)]
 pub struct MemoryCloud {
     config: MemoryVmConfig,
+    /// When the cloud was made: its outages count from here.
+    created: Instant,
     inner: Mutex<Inner>,
 }
 
 impl MemoryCloud {
-    /// A cloud with the latencies and failure rates of `config`, deterministic for `seed`.
+    /// A cloud with the latencies, failure rates and outages of `config`, deterministic for
+    /// `seed`. Its outages count from now (tokio's clock).
     pub fn new(config: MemoryVmConfig, seed: u64) -> Self {
         let bucket = config.rate_limit_per_second.map(Bucket::new);
         let inner = Inner {
@@ -72,6 +75,7 @@ impl MemoryCloud {
         };
         Self {
             config,
+            created: Instant::now(),
             inner: Mutex::new(inner),
         }
     }
@@ -232,6 +236,13 @@ impl VmProvider for MemoryCloud {
         {
             return Err(BackendError::Capacity(format!(
                 "the region holds at most {cap} VMs"
+            )));
+        }
+        let since = now.duration_since(self.created).as_secs_f64();
+        if let Some(o) = self.config.outages.iter().find(|o| o.covers(since)) {
+            return Err(BackendError::Capacity(format!(
+                "the region is out (an outage of {} s from {} s after the start)",
+                o.duration, o.start
             )));
         }
         if inner.rng.random::<f64>() < self.config.create_failure_rate {

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use jiff::SignedDuration;
+
 use super::trace::{Kind, TraceEvent};
 use crate::config::Config;
 
@@ -56,6 +58,16 @@ pub(crate) fn standby_servers(config: &Config) -> u64 {
 /// or waiting, as the trace has them) as the configuration can hold ([`pool_capacity`]): no
 /// policy can seat them on arrival.
 pub fn beyond_capacity(config: &Config, trace: &[TraceEvent]) -> u64 {
+    beyond_capacity_after(config, trace, SignedDuration::ZERO)
+}
+
+/// The same, counting only the requests that arrive at `from` or later (after a warm-up); the
+/// sessions before still fill their pools.
+pub(crate) fn beyond_capacity_after(
+    config: &Config,
+    trace: &[TraceEvent],
+    from: SignedDuration,
+) -> u64 {
     let mut capacity: HashMap<&str, u64> = HashMap::new();
     let mut active: HashMap<&str, u64> = HashMap::new();
     let mut beyond = 0;
@@ -67,7 +79,7 @@ pub fn beyond_capacity(config: &Config, trace: &[TraceEvent]) -> u64 {
                 let cap = *capacity
                     .entry(pool)
                     .or_insert_with(|| pool_capacity(config, pool));
-                if *n >= cap {
+                if *n >= cap && e.at >= from {
                     beyond += 1;
                 }
                 *n += 1;

@@ -62,6 +62,13 @@ pub(crate) fn time_problem(at: SignedDuration) -> Option<String> {
     })
 }
 
+/// When a simulation of `trace` ends: after `options.duration`, or an hour after the last event.
+pub(crate) fn end_of(trace: &[TraceEvent], options: &SimOptions) -> SignedDuration {
+    options.duration.unwrap_or_else(|| {
+        trace.last().map_or(SignedDuration::ZERO, |e| e.at) + SignedDuration::from_hours(1)
+    })
+}
+
 /// Why `config`, `options` and `trace` cannot be simulated, if they cannot.
 pub(crate) fn problem(
     config: &Config,
@@ -128,6 +135,18 @@ pub(crate) fn problem(
             e.at,
             time_problem(e.at).unwrap_or_default()
         ));
+    }
+    // Last: the end is known to be in range.
+    if options.warmup_days > 0 {
+        let end = end_of(trace, options);
+        let warmup = SignedDuration::from_hours(24 * i64::from(options.warmup_days));
+        if warmup >= end {
+            return Some(format!(
+                "the warm-up ({} days) must end before the simulation does (after {end:#}): \
+                 nothing would be measured",
+                options.warmup_days
+            ));
+        }
     }
     None
 }

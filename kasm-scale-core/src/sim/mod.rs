@@ -2,6 +2,7 @@
 //! controller and engine against the in-memory cloud and directory, with a demand trace.
 
 mod capacity;
+mod days;
 mod duration;
 mod generate;
 mod idle;
@@ -13,13 +14,16 @@ mod trace;
 
 pub use crate::memory::{deliver_checkins, token_in};
 pub use capacity::{beyond_capacity, pool_capacity};
+pub use days::DayMetrics;
 pub use duration::parse_duration;
-pub use generate::{class, random_arrivals, workday, workdays};
+pub use generate::{
+    CLASS_SIZE, class, class_week, office_week, random_arrivals, workday, workdays,
+};
 pub use limits::{
     MAX_SIM_DURATION, MAX_SIM_EVENTS, MAX_SIM_INTERVAL, MAX_SIM_SERVERS, MIN_SIM_INTERVAL,
     SIM_START_RANGE,
 };
-pub use oracle::{Served, oracle_vm_hours};
+pub use oracle::{Served, oracle_vm_hours, oracle_vm_hours_within};
 pub use run::{Metrics, Progress, Series, SimError, SimOptions, memory_stand_in, simulate};
 pub use scenario::{DEFAULT_CONFIG, DEFAULT_USERS, default_scenario, demand_policy, kasm_policy};
 pub use trace::{Kind, TraceError, TraceEvent, parse_trace};

@@ -7,7 +7,8 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use super::oracle::{Served, oracle_vm_hours};
+use super::days::{DayMetrics, Ledger, pct, percentile};
+use super::oracle::{Served, oracle_vm_hours_within};
 use super::trace::{Kind, TraceEvent};
 use crate::config::{Config, Distribution, MemoryVmConfig, VmProviderConfig};
 use crate::controller::{Autoscaler, CheckinStatus, Event, SessionId, SessionOutcome};
@@ -35,6 +36,10 @@ pub struct SimOptions {
     /// costs in proportion to its events rather than to the time it covers. The results are
     /// the same either way (see `sim/idle.rs`); `false` runs every tick, for comparison.
     pub skip_idle: bool,
+    /// Days (24 hours each, from the start) that only warm the pool up: they are simulated and
+    /// reported day by day ([`Metrics::days`]), but left out of the whole-run figures. Default
+    /// 0; the warm-up must end before the simulation does.
+    pub warmup_days: u32,
 }
 
 /// A progress callback: gets the share of the simulation done, 0 to 1.
@@ -59,11 +64,15 @@ impl Default for SimOptions {
             sample: Duration::from_secs(60),
             progress: None,
             skip_idle: true,
+            warmup_days: 0,
         }
     }
 }
 
-/// What a simulation measured.
+/// What a simulation measured. The whole-run figures leave out the warm-up days
+/// ([`SimOptions::warmup_days`]): the requests that arrive in them and their waits, the VM time
+/// in them, the oracle within them, the servers made, destroyed, timed out and at their peak in
+/// them. [`Metrics::days`] has every day, warm-up included.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Metrics {
     /// Session requests.
@@ -82,12 +91,13 @@ pub struct Metrics {
     pub wait_p99_s: f64,
     /// Longest wait.
     pub wait_max_s: f64,
-    /// VM-hours in all.
+    /// VM-hours in all (after the warm-up).
     pub vm_hours: f64,
     /// VM-hours per VM provider config.
     pub vm_hours_by_provider: BTreeMap<String, f64>,
     /// The lower bound on VM-hours with perfect foresight and the same boot latency, for the
-    /// sessions served as long as they were served (see [`oracle_vm_hours`]).
+    /// sessions served as long as they were served (see [`super::oracle_vm_hours`]), after
+    /// the warm-up (see [`super::oracle_vm_hours_within`]).
     pub oracle_vm_hours: f64,
     /// `vm_hours / oracle_vm_hours`.
     pub ratio_to_oracle: f64,
@@ -106,9 +116,15 @@ pub struct Metrics {
     /// waiting) as it can hold: no policy could seat them on arrival (see
     /// [`super::beyond_capacity`]).
     pub beyond_capacity: u64,
-    /// Controller ticks run; idle ticks skipped (see [`SimOptions::skip_idle`]) are not
-    /// counted. Everything else is the same with and without skipping.
+    /// Controller ticks run, warm-up included; idle ticks skipped (see
+    /// [`SimOptions::skip_idle`]) are not counted. Everything else is the same with and without
+    /// skipping.
     pub controller_ticks: u64,
+    /// Warm-up days left out of the figures above.
+    pub warmup_days: u32,
+    /// Every simulated day of 24 hours from the start (the last maybe partial), warm-up days
+    /// included.
+    pub days: Vec<DayMetrics>,
 }
 
 /// Time series for the chart, one point per sample.
@@ -177,6 +193,7 @@ pub fn memory_stand_in(provider: &VmProviderConfig) -> MemoryVmConfig {
             never_checkin_rate: 0.0,
             rate_limit_per_second: None,
             capacity: None,
+            outages: Vec::new(),
             // The controller paces its calls to the stand-in as it would to the cloud.
             api_concurrency: other.api_fields().0,
             api_rate_limit_per_second: other.api_fields().1,
@@ -266,11 +283,10 @@ async fn run(
     let scaler = builder.build()?;
     let mut events = scaler.subscribe();
 
-    let last = trace.last().map_or(SignedDuration::ZERO, |e| e.at);
-    let end = options
-        .duration
-        .unwrap_or(last + SignedDuration::from_hours(1));
+    let end = super::limits::end_of(trace, options);
     let origin = tokio::time::Instant::now();
+    // Nanoseconds from the start, for the day-by-day figures.
+    let ns = |t: tokio::time::Instant| t.duration_since(origin).as_nanos();
     let at = |d: SignedDuration| origin + Duration::try_from(d).unwrap_or(Duration::ZERO);
     let (mut next, mut next_tick, mut next_sample) = (0usize, origin, origin);
     let mut sessions: HashMap<&str, SessionId> = HashMap::new();
@@ -279,12 +295,17 @@ async fn run(
     let mut served: Vec<Served> = Vec::new();
     let mut pool_of: HashMap<SessionId, String> = HashMap::new();
     let mut waiting: HashMap<SessionId, tokio::time::Instant> = HashMap::new();
-    let mut waits: Vec<f64> = Vec::new();
-    let (mut requests, mut immediate, mut never_served, mut timeouts, mut peak) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
-    // VM time in nanoseconds: whole numbers, so the sum is the same however the time is cut
-    // into steps (skipped idle ticks make fewer, longer steps).
-    let mut vm_nanos: BTreeMap<String, u128> = clouds.iter().map(|(n, _)| (n.clone(), 0)).collect();
+    let (mut never_served, mut timeouts, mut peak) = (0u64, 0u64, 0u64);
+    // VM time, requests and waits day by day. VM time in nanoseconds: whole numbers, so the
+    // sum is the same however the time is cut into steps (skipped idle ticks make fewer,
+    // longer steps).
+    let mut ledger = Ledger::new(
+        Duration::try_from(end).unwrap_or_default().as_nanos(),
+        options.warmup_days,
+        clouds.len(),
+    );
+    // Servers made and destroyed by the end of the warm-up.
+    let mut warm_counts: Option<(u64, u64)> = None;
     let skipper = super::idle::Skipper::new(&config, options.tick);
     let span = at(end).duration_since(origin).as_secs_f64().max(1.0);
     let mut series = Series::default();
@@ -294,14 +315,16 @@ async fn run(
     loop {
         let now = tokio::time::Instant::now();
         // VM time since the last step.
-        let dt = now.duration_since(last_step).as_nanos();
-        let mut total = 0u64;
-        for (name, cloud) in &clouds {
-            let n = cloud.vm_count() as u64;
-            total += n;
-            *vm_nanos.entry(name.clone()).or_default() += dt * u128::from(n);
+        let counts: Vec<u64> = clouds.iter().map(|(_, c)| c.vm_count() as u64).collect();
+        let total: u64 = counts.iter().sum();
+        ledger.vm_time(ns(last_step), ns(now), &counts);
+        // The VMs counted lived until now: the peak counts those that lived after the warm-up.
+        if ns(now) > ledger.warmup_end() {
+            peak = peak.max(total);
         }
-        peak = peak.max(total);
+        if warm_counts.is_none() && !ledger.in_warmup(ns(now)) {
+            warm_counts = Some(counts_of(&clouds));
+        }
         last_step = now;
         if total > super::limits::MAX_SIM_SERVERS {
             return Err(SimError::Input(format!(
@@ -321,14 +344,12 @@ async fn run(
             next += 1;
             match e.kind {
                 Kind::Start => {
-                    requests += 1;
                     let request = SessionRequest {
                         user: e.user.clone(),
                     };
                     match scaler.request_session(&e.pool, &request).await? {
                         SessionOutcome::Assigned { session, .. } => {
-                            immediate += 1;
-                            waits.push(0.0);
+                            ledger.request(ns(now), true);
                             sessions.insert(&e.session, session);
                             seated.insert(
                                 session,
@@ -336,6 +357,7 @@ async fn run(
                             );
                         }
                         SessionOutcome::Queued { session } => {
+                            ledger.request(ns(now), false);
                             waiting.insert(session, now);
                             pool_of.insert(session, e.pool.clone());
                             sessions.insert(&e.session, session);
@@ -346,7 +368,9 @@ async fn run(
                 }
                 Kind::End => {
                     if let Some(session) = sessions.remove(e.session.as_str()) {
-                        if waiting.remove(&session).is_some() {
+                        if let Some(since) = waiting.remove(&session)
+                            && !ledger.in_warmup(ns(since))
+                        {
                             never_served += 1;
                         }
                         if let Some((pool, from)) = seated.remove(&session) {
@@ -380,7 +404,7 @@ async fn run(
                 Event::SessionAssigned { session, .. } => {
                     let now = tokio::time::Instant::now();
                     if let Some(since) = waiting.remove(&session) {
-                        waits.push(now.duration_since(since).as_secs_f64());
+                        ledger.wait(ns(since), now.duration_since(since).as_secs_f64());
                     }
                     if let Some(pool) = pool_of.remove(&session) {
                         seated.insert(session, (pool, now.duration_since(origin).as_secs_f64()));
@@ -389,7 +413,7 @@ async fn run(
                 Event::Destroyed {
                     cause: Some(Cause::CheckinTimeout),
                     ..
-                } => timeouts += 1,
+                } if !ledger.in_warmup(ns(tokio::time::Instant::now())) => timeouts += 1,
                 _ => {}
             }
         }
@@ -438,36 +462,33 @@ async fn run(
         from,
         to: finish,
     }));
-    waits.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        if waits.is_empty() {
-            0.0
-        } else {
-            waits[((waits.len() - 1) as f64 * p).round() as usize]
-        }
-    };
-    let vm_hours_by_provider: BTreeMap<String, f64> = vm_nanos
-        .into_iter()
-        .map(|(k, v)| (k, v as f64 / 3.6e12))
+    let warmup_end = ledger.warmup_end() as f64 / 1e9;
+    // Requests still waiting at the end were never served.
+    never_served += waiting
+        .values()
+        .filter(|since| !ledger.in_warmup(ns(**since)))
+        .count() as u64;
+    let whole = ledger.finish(&config, &served, options.start, finish);
+    let waits = &whole.waits;
+    let vm_hours_by_provider: BTreeMap<String, f64> = clouds
+        .iter()
+        .zip(&whole.vm_nanos)
+        .map(|((k, _), v)| (k.clone(), *v as f64 / 3.6e12))
         .collect();
     let vm_hours: f64 = vm_hours_by_provider.values().sum();
-    let oracle = oracle_vm_hours(&config, &served);
-    let (provisioned, destroyed) = clouds.iter().fold((0, 0), |(p, d), (_, c)| {
-        let (cp, cd) = c.counts();
-        (p + cp, d + cd)
-    });
+    let oracle = oracle_vm_hours_within(&config, &served, warmup_end, finish);
+    let (made, gone) = counts_of(&clouds);
+    let (made_before, gone_before) = warm_counts.unwrap_or((made, gone));
+    let (provisioned, destroyed) = (made - made_before, gone - gone_before);
+    let warmup = SignedDuration::from_hours(24 * i64::from(options.warmup_days));
     let metrics = Metrics {
-        requests,
-        served_immediately: immediate,
-        served_immediately_pct: if requests == 0 {
-            100.0
-        } else {
-            100.0 * immediate as f64 / requests as f64
-        },
-        never_served: never_served + waiting.len() as u64,
-        wait_p50_s: pct(0.5),
-        wait_p95_s: pct(0.95),
-        wait_p99_s: pct(0.99),
+        requests: whole.requests,
+        served_immediately: whole.immediate,
+        served_immediately_pct: pct(whole.immediate, whole.requests),
+        never_served,
+        wait_p50_s: percentile(waits, 0.5),
+        wait_p95_s: percentile(waits, 0.95),
+        wait_p99_s: percentile(waits, 0.99),
         wait_max_s: waits.last().copied().unwrap_or(0.0),
         vm_hours,
         vm_hours_by_provider,
@@ -486,10 +507,20 @@ async fn run(
                 .map(|p| super::capacity::pool_capacity(&config, p))
                 .sum()
         },
-        beyond_capacity: super::capacity::beyond_capacity(&config, trace),
+        beyond_capacity: super::capacity::beyond_capacity_after(&config, trace, warmup),
         controller_ticks: ticks,
+        warmup_days: options.warmup_days,
+        days: whole.days,
     };
     Ok((metrics, series))
+}
+
+/// Servers made and destroyed so far, over every cloud.
+fn counts_of(clouds: &[(String, Arc<MemoryCloud>)]) -> (u64, u64) {
+    clouds.iter().fold((0, 0), |(p, d), (_, c)| {
+        let (cp, cd) = c.counts();
+        (p + cp, d + cd)
+    })
 }
 
 /// One sample of the chart series: demand, free slots, VMs per cloud.

@@ -11,7 +11,8 @@ use jiff::{SignedDuration, Timestamp};
 use kasm_scale_core::config::Config;
 use kasm_scale_core::sim::{
     DEFAULT_CONFIG, DEFAULT_USERS, MAX_SIM_DURATION, MAX_SIM_EVENTS, Metrics, Progress, Series,
-    SimError, SimOptions, TraceEvent, kasm_policy, parse_duration, parse_trace, simulate, workdays,
+    SimError, SimOptions, TraceEvent, class_week, kasm_policy, office_week, parse_duration,
+    parse_trace, simulate,
 };
 use kasm_scale_core::{ConfigError, Format, load_file, load_str};
 
@@ -20,8 +21,11 @@ use super::output::Stdout;
 /// Most users of a generated workday (`--users`).
 const MAX_USERS: u32 = 100_000;
 
-/// Most days of generated workdays (`--days`): a simulation covers at most 366 days.
+/// Most days of generated demand (`--days`): a simulation covers at most 366 days.
 const MAX_DAYS: u32 = 366;
+
+/// Most warm-up days (`--warmup-days`): fewer than the most days.
+const MAX_WARMUP_DAYS: u32 = MAX_DAYS - 1;
 
 /// Trace events one generated user makes in a day at most: a morning and an afternoon session
 /// around lunch, and an evening one.
@@ -39,19 +43,30 @@ pub struct Args {
     /// The configuration (default: the embedded scenario).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// A demand trace, CSV `time,event,session,pool[,user]` (default: a generated workday for
-    /// the configuration's first pool).
+    /// A demand trace, CSV `time,event,session,pool[,user]` (default: demand generated for
+    /// the configuration's first pool, see `--generate`).
     #[arg(long, value_name = "FILE.csv")]
     pub trace: Option<PathBuf>,
-    /// Users of the generated workday (without `--trace`), 1 to 100000 [default: 300].
+    /// What demand to generate without `--trace`: `office` (workdays of `--users` users:
+    /// morning ramp, lunch dip, evening tail) or `classes` (three classes of 30 students at
+    /// 09:00, 10:00 and 11:00) [default: office].
+    #[arg(long, value_name = "KIND", conflicts_with = "trace")]
+    pub generate: Option<Generate>,
+    /// Users of the generated office workdays (without `--trace`), 1 to 100000 [default: 300].
     #[arg(long, value_name = "N", conflicts_with = "trace",
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_USERS)))]
     pub users: Option<u32>,
-    /// Days of generated workdays one after the other, each drawn afresh, weekends included
-    /// (without `--trace`), 1 to 366 [default: 1].
+    /// Days of generated demand, 24 hours each from the start (without `--trace`), 1 to 366
+    /// [default: 1]: Monday to Friday (UTC) get demand, each day drawn afresh; Saturdays and
+    /// Sundays are empty.
     #[arg(long, value_name = "N", conflicts_with = "trace",
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DAYS)))]
     pub days: Option<u32>,
+    /// Days at the start, 24 hours each, that only warm the pool up: shown day by day but left
+    /// out of the summary's figures; 0 to 365, fewer than the days simulated [default: 0].
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_WARMUP_DAYS)))]
+    pub warmup_days: u32,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -75,6 +90,15 @@ pub struct Args {
     /// Run the plain Kasm policy and ours on the same trace, side by side.
     #[arg(long)]
     pub compare: bool,
+}
+
+/// The demand `--generate` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generate {
+    /// Office workdays of `--users` users, Monday to Friday.
+    Office,
+    /// Three classes of 30 students each workday, at 09:00, 10:00 and 11:00.
+    Classes,
 }
 
 /// One policy's run: its JSON key, its column title, what it measured.
@@ -134,13 +158,27 @@ fn config(args: &Args) -> Result<(Config, String), ExitCode> {
     }
 }
 
-/// The trace: the file's, or generated workdays for the configuration's first pool.
+/// The trace: the file's, or generated demand for the configuration's first pool.
 fn trace(args: &Args, config: &Config, start: Timestamp) -> Result<Vec<TraceEvent>, ExitCode> {
     if let Some(path) = &args.trace {
         let text = read_trace(path).map_err(|e| fail(2, e))?;
         return parse_trace(&text, start).map_err(|e| fail(1, format!("{}: {e}", path.display())));
     }
-    let (users, days) = (args.users.unwrap_or(DEFAULT_USERS), args.days.unwrap_or(1));
+    let pool = &config.pools[0].server_pool_name;
+    let days = args.days.unwrap_or(1);
+    if args.generate == Some(Generate::Classes) {
+        if let Some(users) = args.users {
+            return Err(fail(
+                1,
+                format!(
+                    "--users {users} cannot be used with --generate classes: its classes have \
+                     30 students each"
+                ),
+            ));
+        }
+        return Ok(class_week(pool, days, start, args.seed));
+    }
+    let users = args.users.unwrap_or(DEFAULT_USERS);
     let events = u64::from(users) * u64::from(days) * EVENTS_PER_USER_DAY;
     if events > MAX_SIM_EVENTS as u64 {
         return Err(fail(
@@ -151,8 +189,7 @@ fn trace(args: &Args, config: &Config, start: Timestamp) -> Result<Vec<TraceEven
             ),
         ));
     }
-    let pool = &config.pools[0].server_pool_name;
-    Ok(workdays(pool, users, days, args.seed))
+    Ok(office_week(pool, users, days, start, args.seed))
 }
 
 /// Runs the simulation; exit 0, 1 for an invalid configuration, trace or option, 2 for files
@@ -161,6 +198,7 @@ pub fn run(args: Args) -> ExitCode {
     let mut options = SimOptions {
         seed: args.seed,
         duration: args.duration,
+        warmup_days: args.warmup_days,
         ..SimOptions::default()
     };
     if let Some(start) = args.start {
@@ -179,6 +217,22 @@ pub fn run(args: Args) -> ExitCode {
         trace.last().map_or(SignedDuration::ZERO, |e| e.at) + SignedDuration::from_hours(1)
     });
     let end = end.clamp(SignedDuration::ZERO, MAX_SIM_DURATION);
+    let days = (end.as_secs().unsigned_abs()).div_ceil(86_400).max(1);
+    if u64::from(args.warmup_days) >= days {
+        return fail(
+            1,
+            format!(
+                "--warmup-days {} must be less than the days simulated ({days}{}): nothing \
+                 would be measured",
+                args.warmup_days,
+                if args.duration.is_some() {
+                    ", from --duration"
+                } else {
+                    ": the run ends an hour after the last session; --duration runs longer"
+                }
+            ),
+        );
+    }
     let minutes = (end.as_secs().unsigned_abs() / 60).div_ceil(MAX_CHART_POINTS);
     options.sample = std::time::Duration::from_secs(60 * minutes.max(1));
 
@@ -241,6 +295,7 @@ pub fn run(args: Args) -> ExitCode {
     } else {
         out.text(&report::table(&results));
         out.text(&report::notes(&results));
+        out.text(&report::days(&results));
     }
     if let Some(target) = target {
         let about = chart::About {

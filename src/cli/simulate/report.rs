@@ -1,4 +1,4 @@
-//! The summary table and the notes under it, in an admin's words.
+//! The summary table, the notes under it and the day-by-day table, in an admin's words.
 
 use std::fmt::Write as _;
 
@@ -6,8 +6,16 @@ use kasm_scale_core::sim::Metrics;
 
 use super::Run;
 
-/// A table row: its label and how to show a run's value.
-type Row = (&'static str, fn(&Metrics) -> String);
+/// A table row: its label, how to show a run's value, and how to show the difference of the
+/// second run from the first (for numeric rows).
+type Row = (
+    &'static str,
+    fn(&Metrics) -> String,
+    Option<fn(&Metrics, &Metrics) -> String>,
+);
+
+/// The title of the difference column in `--compare` mode.
+pub(crate) const DIFFERENCE: &str = "difference";
 
 /// The label of the oracle's row.
 pub(crate) const ORACLE: &str = "oracle: lower bound (perfect foresight)";
@@ -25,69 +33,225 @@ pub(crate) fn wait(seconds: f64) -> String {
     }
 }
 
-/// The metrics side by side, one column per policy.
+/// A signed wait: `+45 s`, `-3 m 45 s`, `+0 s`.
+fn wait_change(seconds: f64) -> String {
+    let sign = if seconds < 0.0 { '-' } else { '+' };
+    format!("{sign}{}", wait(seconds.abs()))
+}
+
+/// A signed count: `+3`, `-12`, `+0`.
+fn count_change(a: u64, b: u64) -> String {
+    format!("{:+}", i128::from(b) - i128::from(a))
+}
+
+/// The metrics side by side, one column per policy; with two policies, a last column with the
+/// second minus the first.
 pub(crate) fn table(runs: &[Run]) -> String {
     let rows: [Row; 13] = [
-        ("session requests", |m| m.requests.to_string()),
-        ("served at once", |m| {
-            format!(
-                "{} ({:.1}%)",
-                m.served_immediately, m.served_immediately_pct
-            )
-        }),
-        ("never served", |m| m.never_served.to_string()),
-        ("wait p50 / p95", |m| {
-            format!("{} / {}", wait(m.wait_p50_s), wait(m.wait_p95_s))
-        }),
-        ("wait p99 / max", |m| {
-            format!("{} / {}", wait(m.wait_p99_s), wait(m.wait_max_s))
-        }),
-        ("VM-hours", |m| format!("{:.1}", m.vm_hours)),
-        ("  per provider", |m| {
-            m.vm_hours_by_provider
-                .iter()
-                .map(|(k, v)| format!("{k} {v:.1}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }),
-        (ORACLE, |m| format!("{:.1}", m.oracle_vm_hours)),
-        ("VM-hours / oracle", |m| format!("{:.2}", m.ratio_to_oracle)),
-        ("peak servers", |m| m.peak_servers.to_string()),
-        ("provisioned", |m| m.provisioned.to_string()),
-        ("destroyed", |m| m.destroyed.to_string()),
-        ("check-in timeouts", |m| m.checkin_timeouts.to_string()),
+        (
+            "session requests",
+            |m| m.requests.to_string(),
+            Some(|a, b| count_change(a.requests, b.requests)),
+        ),
+        (
+            "served at once",
+            |m| {
+                format!(
+                    "{} ({:.1}%)",
+                    m.served_immediately, m.served_immediately_pct
+                )
+            },
+            Some(|a, b| {
+                format!(
+                    "{:+.1} pp",
+                    b.served_immediately_pct - a.served_immediately_pct
+                )
+            }),
+        ),
+        (
+            "never served",
+            |m| m.never_served.to_string(),
+            Some(|a, b| count_change(a.never_served, b.never_served)),
+        ),
+        (
+            "wait p50 / p95",
+            |m| format!("{} / {}", wait(m.wait_p50_s), wait(m.wait_p95_s)),
+            Some(|a, b| {
+                format!(
+                    "{} / {}",
+                    wait_change(b.wait_p50_s - a.wait_p50_s),
+                    wait_change(b.wait_p95_s - a.wait_p95_s)
+                )
+            }),
+        ),
+        (
+            "wait p99 / max",
+            |m| format!("{} / {}", wait(m.wait_p99_s), wait(m.wait_max_s)),
+            Some(|a, b| {
+                format!(
+                    "{} / {}",
+                    wait_change(b.wait_p99_s - a.wait_p99_s),
+                    wait_change(b.wait_max_s - a.wait_max_s)
+                )
+            }),
+        ),
+        (
+            "VM-hours",
+            |m| format!("{:.1}", m.vm_hours),
+            Some(|a, b| format!("{:+.1}", b.vm_hours - a.vm_hours)),
+        ),
+        (
+            "  per provider",
+            |m| {
+                m.vm_hours_by_provider
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            None,
+        ),
+        (
+            ORACLE,
+            |m| format!("{:.1}", m.oracle_vm_hours),
+            Some(|a, b| format!("{:+.1}", b.oracle_vm_hours - a.oracle_vm_hours)),
+        ),
+        (
+            "VM-hours / oracle",
+            |m| format!("{:.2}", m.ratio_to_oracle),
+            Some(|a, b| format!("{:+.2}", b.ratio_to_oracle - a.ratio_to_oracle)),
+        ),
+        (
+            "peak servers",
+            |m| m.peak_servers.to_string(),
+            Some(|a, b| count_change(a.peak_servers, b.peak_servers)),
+        ),
+        (
+            "provisioned",
+            |m| m.provisioned.to_string(),
+            Some(|a, b| count_change(a.provisioned, b.provisioned)),
+        ),
+        (
+            "destroyed",
+            |m| m.destroyed.to_string(),
+            Some(|a, b| count_change(a.destroyed, b.destroyed)),
+        ),
+        (
+            "check-in timeouts",
+            |m| m.checkin_timeouts.to_string(),
+            Some(|a, b| count_change(a.checkin_timeouts, b.checkin_timeouts)),
+        ),
     ];
+    let mut titles: Vec<&str> = runs.iter().map(|r| r.title).collect();
+    let pair = match runs {
+        [a, b] => Some((&a.metrics, &b.metrics)),
+        _ => None,
+    };
+    if pair.is_some() {
+        titles.push(DIFFERENCE);
+    }
     let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|(_, f)| runs.iter().map(|r| f(&r.metrics)).collect())
+        .map(|(_, f, change)| {
+            let mut row: Vec<String> = runs.iter().map(|r| f(&r.metrics)).collect();
+            if let Some((a, b)) = pair {
+                row.push(change.map_or_else(String::new, |c| c(a, b)));
+            }
+            row
+        })
         .collect();
-    let label = rows
-        .iter()
-        .map(|(l, _)| l.chars().count())
-        .max()
-        .unwrap_or(0);
-    let width: Vec<usize> = (0..runs.len())
+    let labels: Vec<&str> = rows.iter().map(|(l, _, _)| *l).collect();
+    grid(&labels, &titles, &cells)
+}
+
+/// Rows under a header: a left-aligned label column (its header blank), then right-aligned
+/// columns, each as wide as its widest cell or title.
+fn grid(labels: &[&str], titles: &[&str], cells: &[Vec<String>]) -> String {
+    let label = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let width: Vec<usize> = (0..titles.len())
         .map(|i| {
             cells
                 .iter()
-                .map(|r| r[i].chars().count())
-                .chain([runs[i].title.chars().count()])
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .chain([titles[i].chars().count()])
                 .max()
                 .unwrap_or(0)
         })
         .collect();
     let mut out = format!("{:<label$}", "");
-    for (i, run) in runs.iter().enumerate() {
-        let _ = write!(out, "  {:>w$}", run.title, w = width[i]);
+    for (title, w) in titles.iter().zip(&width) {
+        let _ = write!(out, "  {title:>w$}");
     }
+    out.truncate(out.trim_end().len());
     out.push('\n');
-    for ((name, _), row) in rows.iter().zip(&cells) {
+    for (name, row) in labels.iter().zip(cells) {
         let _ = write!(out, "{name:<label$}");
-        for (i, cell) in row.iter().enumerate() {
-            let _ = write!(out, "  {:>w$}", cell, w = width[i]);
+        for (cell, w) in row.iter().zip(&width) {
+            let _ = write!(out, "  {cell:>w$}");
         }
+        out.truncate(out.trim_end().len());
         out.push('\n');
     }
+    out
+}
+
+/// The day-by-day table, when the run covers more than one day: per day its date and
+/// weekday, requests, and per policy the share served at once and the VM-hours (with one
+/// policy also the ratio to the oracle); warm-up days marked, their figures left out of the
+/// summary above.
+pub(crate) fn days(runs: &[Run]) -> String {
+    let Some(first) = runs.first().map(|r| &r.metrics) else {
+        return String::new();
+    };
+    if first.days.len() < 2 {
+        return String::new();
+    }
+    let one = runs.len() == 1;
+    let mut titles: Vec<String> = vec!["requests".into()];
+    for r in runs {
+        let who = if one {
+            String::new()
+        } else {
+            format!("{}: ", r.key)
+        };
+        titles.push(format!("{who}served at once"));
+        titles.push(format!("{who}VM-hours"));
+    }
+    if one {
+        titles.push("VM-hours / oracle".into());
+    }
+    titles.push(String::new());
+    let mut labels = Vec::new();
+    let mut cells = Vec::new();
+    for (i, d) in first.days.iter().enumerate() {
+        let weekday = d
+            .date
+            .parse::<jiff::civil::Date>()
+            .map(|date| date.strftime("%a").to_string())
+            .unwrap_or_default();
+        labels.push(format!("{} {weekday}", d.date));
+        let mut row = vec![d.requests.to_string()];
+        for r in runs {
+            if let Some(day) = r.metrics.days.get(i) {
+                row.push(if day.requests == 0 {
+                    "–".into()
+                } else {
+                    format!("{:.1}%", day.served_immediately_pct)
+                });
+                row.push(format!("{:.1}", day.vm_hours));
+            }
+        }
+        if one {
+            row.push(format!("{:.2}", d.ratio_to_oracle));
+        }
+        row.push(if d.warmup { "(warm-up)" } else { "" }.into());
+        cells.push(row);
+    }
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+    let titles: Vec<&str> = titles.iter().map(String::as_str).collect();
+    let mut out = String::from("\nday by day:\n");
+    out += &grid(&labels, &titles, &cells);
     out
 }
 

@@ -1,0 +1,232 @@
+//! Per-day figures: a simulation cut into 24-hour days from its start, and the whole-run figures
+//! without its warm-up days.
+//!
+//! A request belongs to the day it arrives in, with its wait; VM time is cut at the day
+//! boundaries (in whole nanoseconds, so the sums do not depend on how the run steps through
+//! time); each day's oracle is [`oracle_vm_hours_within`] the day.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use super::oracle::{Served, oracle_vm_hours_within};
+use crate::config::Config;
+
+/// Nanoseconds in a day.
+const DAY: u128 = 86_400_000_000_000;
+
+/// What one day of a simulation measured: the 24 hours from `start + day × 24 h`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DayMetrics {
+    /// The day, from 0.
+    pub day: u32,
+    /// The civil date (UTC) the day begins on, `YYYY-MM-DD`.
+    pub date: String,
+    /// Whether it is a warm-up day (see [`super::SimOptions::warmup_days`]), left out of the
+    /// whole-run figures.
+    pub warmup: bool,
+    /// Session requests that arrived in the day.
+    pub requests: u64,
+    /// Those that got a server at once.
+    pub served_immediately: u64,
+    /// The same, in percent of the day's requests (100 without requests).
+    pub served_immediately_pct: f64,
+    /// VM-hours within the day.
+    pub vm_hours: f64,
+    /// The oracle's lower bound within the day (see [`oracle_vm_hours_within`]).
+    pub oracle_vm_hours: f64,
+    /// `vm_hours / oracle_vm_hours` (0 when the bound is 0).
+    pub ratio_to_oracle: f64,
+    /// 99th percentile wait of the day's requests that got a server, in seconds.
+    pub wait_p99_s: f64,
+}
+
+/// One day's tallies while the simulation runs.
+#[derive(Debug, Default)]
+struct Tally {
+    requests: u64,
+    immediate: u64,
+    waits: Vec<f64>,
+    /// VM time per provider, in nanoseconds.
+    vm_nanos: Vec<u128>,
+}
+
+/// The per-day tallies of a running simulation; times are nanoseconds from its start.
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    warmup_days: u32,
+    days: Vec<Tally>,
+}
+
+/// What the whole run (its warm-up left out) measured, from the ledger.
+#[derive(Debug)]
+pub(crate) struct Whole {
+    /// Requests after the warm-up.
+    pub requests: u64,
+    /// Those served at once.
+    pub immediate: u64,
+    /// Their waits (served ones), sorted.
+    pub waits: Vec<f64>,
+    /// VM time per provider after the warm-up, in nanoseconds.
+    pub vm_nanos: Vec<u128>,
+    /// Every day's figures, warm-up days included.
+    pub days: Vec<DayMetrics>,
+}
+
+/// The `p` quantile (0 to 1) of `sorted` values, 0 when there are none.
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        0.0
+    } else {
+        sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+    }
+}
+
+impl Ledger {
+    /// For a run of `end` nanoseconds (at least one day, the last maybe partial) whose first
+    /// `warmup_days` days are warm-up, with `providers` VM providers.
+    pub(crate) fn new(end: u128, warmup_days: u32, providers: usize) -> Self {
+        let n = end.div_ceil(DAY).max(1);
+        let days = (0..n)
+            .map(|_| Tally {
+                vm_nanos: vec![0; providers],
+                ..Tally::default()
+            })
+            .collect();
+        Self { warmup_days, days }
+    }
+
+    /// Where the warm-up ends, in nanoseconds from the start.
+    pub(crate) fn warmup_end(&self) -> u128 {
+        u128::from(self.warmup_days) * DAY
+    }
+
+    /// Whether `at` falls in the warm-up.
+    pub(crate) fn in_warmup(&self, at: u128) -> bool {
+        at < self.warmup_end()
+    }
+
+    /// The day of `at` (anything past the end counts in the last day).
+    fn day(&mut self, at: u128) -> &mut Tally {
+        let last = self.days.len() - 1;
+        let i = usize::try_from(at / DAY).unwrap_or(usize::MAX).min(last);
+        &mut self.days[i]
+    }
+
+    /// A request arrived at `at`; `immediate` when it got a server at once (a wait of 0).
+    pub(crate) fn request(&mut self, at: u128, immediate: bool) {
+        let day = self.day(at);
+        day.requests += 1;
+        if immediate {
+            day.immediate += 1;
+            day.waits.push(0.0);
+        }
+    }
+
+    /// A request that arrived at `arrived` got a server after `seconds`.
+    pub(crate) fn wait(&mut self, arrived: u128, seconds: f64) {
+        self.day(arrived).waits.push(seconds);
+    }
+
+    /// `counts[i]` VMs of provider `i` lived from `from` to `to`: their time, cut at the days.
+    pub(crate) fn vm_time(&mut self, mut from: u128, to: u128, counts: &[u64]) {
+        while from < to {
+            let last = (self.days.len() - 1) as u128;
+            let day_end = if from / DAY >= last {
+                to
+            } else {
+                (from / DAY + 1) * DAY
+            };
+            let until = to.min(day_end);
+            let tally = self.day(from);
+            for (sum, n) in tally.vm_nanos.iter_mut().zip(counts) {
+                *sum += (until - from) * u128::from(*n);
+            }
+            from = until;
+        }
+    }
+
+    /// The figures: every day's, and the whole run's without the warm-up. `served` are the
+    /// sessions served, `end` the end of the run in seconds, `start` its wall clock.
+    pub(crate) fn finish(
+        self,
+        config: &Config,
+        served: &[Served],
+        start: Timestamp,
+        end: f64,
+    ) -> Whole {
+        let warmup_days = self.warmup_days;
+        let providers = self.days.first().map_or(0, |d| d.vm_nanos.len());
+        let mut whole = Whole {
+            requests: 0,
+            immediate: 0,
+            waits: Vec::new(),
+            vm_nanos: vec![0; providers],
+            days: Vec::with_capacity(self.days.len()),
+        };
+        for (i, mut tally) in self.days.into_iter().enumerate() {
+            let day = i as u32;
+            let warmup = day < warmup_days;
+            let (from, to) = (
+                86_400.0 * f64::from(day),
+                (86_400.0 * f64::from(day + 1)).min(end),
+            );
+            let vm_hours = tally.vm_nanos.iter().sum::<u128>() as f64 / 3.6e12;
+            let oracle = oracle_vm_hours_within(config, served, from, to);
+            tally.waits.sort_by(f64::total_cmp);
+            let date = start
+                .checked_add(SignedDuration::from_hours(24 * i64::from(day)))
+                .map(|t| t.to_zoned(jiff::tz::TimeZone::UTC).date().to_string())
+                .unwrap_or_default();
+            whole.days.push(DayMetrics {
+                day,
+                date,
+                warmup,
+                requests: tally.requests,
+                served_immediately: tally.immediate,
+                served_immediately_pct: pct(tally.immediate, tally.requests),
+                vm_hours,
+                oracle_vm_hours: oracle,
+                ratio_to_oracle: if oracle > 0.0 { vm_hours / oracle } else { 0.0 },
+                wait_p99_s: percentile(&tally.waits, 0.99),
+            });
+            if !warmup {
+                whole.requests += tally.requests;
+                whole.immediate += tally.immediate;
+                whole.waits.append(&mut tally.waits);
+                for (sum, n) in whole.vm_nanos.iter_mut().zip(&tally.vm_nanos) {
+                    *sum += n;
+                }
+            }
+        }
+        whole.waits.sort_by(f64::total_cmp);
+        whole
+    }
+}
+
+/// `part` in percent of `all`, 100 when `all` is 0.
+pub(crate) fn pct(part: u64, all: u64) -> f64 {
+    if all == 0 {
+        100.0
+    } else {
+        100.0 * part as f64 / all as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_time_is_cut_at_the_days_and_overruns_go_to_the_last() {
+        let mut l = Ledger::new(2 * DAY + 5, 1, 2);
+        assert_eq!(l.days.len(), 3);
+        l.vm_time(DAY - 10, 2 * DAY + 20, &[1, 2]);
+        let got: Vec<Vec<u128>> = l.days.iter().map(|d| d.vm_nanos.clone()).collect();
+        assert_eq!(got, [vec![10, 20], vec![DAY, 2 * DAY], vec![20, 40]]);
+        assert!(l.in_warmup(DAY - 1) && !l.in_warmup(DAY));
+        l.request(3 * DAY, true);
+        assert_eq!(l.days[2].requests, 1);
+        assert_eq!(percentile(&[], 0.99), 0.0);
+        assert_eq!(percentile(&[1.0, 2.0, 3.0], 0.5), 2.0);
+    }
+}
