@@ -11,8 +11,8 @@ use jiff::{SignedDuration, Timestamp};
 use kasm_scale_core::config::Config;
 use kasm_scale_core::sim::{
     DEFAULT_CONFIG, DEFAULT_USERS, MAX_SIM_DURATION, MAX_SIM_EVENTS, Metrics, Progress, Series,
-    SimError, SimOptions, TraceEvent, class_week, kasm_policy, office_week, parse_duration,
-    parse_trace, simulate,
+    SimError, SimOptions, TraceEvent, class_week, demand_policy, kasm_policy, office_week,
+    parse_duration, parse_trace, simulate,
 };
 use kasm_scale_core::{ConfigError, Format, load_file, load_str};
 
@@ -20,6 +20,10 @@ use super::output::Stdout;
 
 /// Most users of a generated workday (`--users`).
 const MAX_USERS: u32 = 100_000;
+
+/// Days of generated demand without `--days`: a week of workdays from the default start, a
+/// Monday.
+const DEFAULT_DAYS: u32 = 5;
 
 /// Most days of generated demand (`--days`): a simulation covers at most 366 days.
 const MAX_DAYS: u32 = 366;
@@ -57,8 +61,9 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_USERS)))]
     pub users: Option<u32>,
     /// Days of generated demand, 24 hours each from the start (without `--trace`), 1 to 366
-    /// [default: 1]: Monday to Friday (UTC) get demand, each day drawn afresh; Saturdays and
-    /// Sundays are empty.
+    /// [default: 5, a week of workdays from the default start, a Monday]: Monday to Friday
+    /// (UTC) get demand, each day drawn afresh; Saturdays and Sundays are empty. The run lasts
+    /// the days in full unless `--duration` says otherwise.
     #[arg(long, value_name = "N", conflicts_with = "trace",
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DAYS)))]
     pub days: Option<u32>,
@@ -165,7 +170,7 @@ fn trace(args: &Args, config: &Config, start: Timestamp) -> Result<Vec<TraceEven
         return parse_trace(&text, start).map_err(|e| fail(1, format!("{}: {e}", path.display())));
     }
     let pool = &config.pools[0].server_pool_name;
-    let days = args.days.unwrap_or(1);
+    let days = args.days.unwrap_or(DEFAULT_DAYS);
     if args.generate == Some(Generate::Classes) {
         if let Some(users) = args.users {
             return Err(fail(
@@ -212,6 +217,12 @@ pub fn run(args: Args) -> ExitCode {
         Ok(t) => t,
         Err(code) => return code,
     };
+    // Generated demand runs its whole days (a weekend at the end included); a trace until an
+    // hour after its last event.
+    if options.duration.is_none() && args.trace.is_none() {
+        let days = args.days.unwrap_or(DEFAULT_DAYS);
+        options.duration = Some(SignedDuration::from_hours(24 * i64::from(days)));
+    }
     // About MAX_CHART_POINTS samples, each a whole number of minutes.
     let end = options.duration.unwrap_or_else(|| {
         trace.last().map_or(SignedDuration::ZERO, |e| e.at) + SignedDuration::from_hours(1)
@@ -251,10 +262,11 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
 
+    // The same configuration twice: under Kasm's rules exactly, and with our demand policy.
     let runs: Vec<(&str, &str, Config)> = if args.compare {
         vec![
-            ("kasm", "Kasm: static minimum", kasm_policy(&config)),
-            ("kasm-scale", "kasm-scale: schedules", config.clone()),
+            ("kasm", "Kasm's rules", kasm_policy(&config)),
+            ("kasm-scale", "kasm-scale: demand", demand_policy(&config)),
         ]
     } else {
         vec![("kasm-scale", "kasm-scale", config.clone())]
