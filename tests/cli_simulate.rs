@@ -315,7 +315,7 @@ fn the_compare_chart_and_summary_name_both_policies_the_seed_the_start_and_the_c
     let table = text(&out.stdout);
     let header = table.lines().next().unwrap();
     assert!(
-        header.contains("Kasm: static minimum") && header.contains("kasm-scale: schedules"),
+        header.contains("Kasm's rules") && header.contains("kasm-scale: demand"),
         "{table}"
     );
     assert!(
@@ -331,10 +331,10 @@ fn the_compare_chart_and_summary_name_both_policies_the_seed_the_start_and_the_c
     let chart = std::fs::read_to_string(&svg).unwrap();
     for want in [
         "kasm-scale simulation: the default scenario, seed 5, start 2026-12-07 00:00 UTC",
-        "free sessions — Kasm: static minimum",
-        "free sessions — kasm-scale: schedules",
-        "servers on aws-sim — Kasm: static minimum",
-        "servers on aws-sim — kasm-scale: schedules",
+        "free sessions — Kasm&apos;s rules",
+        "free sessions — kasm-scale: demand",
+        "servers on aws-sim — Kasm&apos;s rules",
+        "servers on aws-sim — kasm-scale: demand",
         "time (UTC)",
         // The axis shows clock time.
         "10:00",
@@ -391,7 +391,7 @@ fn users_and_days_shape_the_generated_workdays() {
         let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         m["requests"].as_u64().unwrap()
     };
-    let one = requests(&["--users", "20"]);
+    let one = requests(&["--users", "20", "--days", "1"]);
     assert!((20..=60).contains(&one), "{one}");
     let three = requests(&["--users", "20", "--days", "3"]);
     assert!((60..=180).contains(&three) && three > one, "{three}");
@@ -583,7 +583,9 @@ fn a_run_of_several_days_prints_a_row_per_day() {
     assert!(rows[3].contains(" – "), "{report}");
 
     // One day: no table.
-    let out = kasm_scale(&["simulate", "--config", &config, "--users", "10", "--no-svg"]);
+    let out = kasm_scale(&[
+        "simulate", "--config", &config, "--users", "10", "--days", "1", "--no-svg",
+    ]);
     assert!(!text(&out.stdout).contains("day by day"));
 }
 

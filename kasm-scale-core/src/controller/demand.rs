@@ -109,3 +109,38 @@ pub(crate) fn signals(
         ));
     }
 }
+
+#[cfg(feature = "sim")]
+impl super::Autoscaler {
+    /// Until when (at most `until`) the demand signal of every pool with a demand config stays
+    /// zero if no request comes ([`demand::quiet_until`]): the simulator skips idle ticks up to
+    /// there.
+    pub(crate) fn demand_quiet_until(&self, until: Timestamp) -> Timestamp {
+        let shared = &self.shared;
+        let now = shared.now();
+        let records = shared.records();
+        let (recent, profile) = (
+            demand::RecentDemand::default(),
+            demand::DemandProfile::default(),
+        );
+        let mut quiet = until;
+        for pool in &shared.config.pools {
+            if !pool
+                .autoscale
+                .iter()
+                .any(|c| c.standby_policy == StandbyPolicy::Demand)
+            {
+                continue;
+            }
+            let name = &pool.server_pool_name;
+            quiet = quiet.min(demand::quiet_until(
+                records.demand_recent.get(name).unwrap_or(&recent),
+                records.demand_profiles.get(name).unwrap_or(&profile),
+                now,
+                until,
+                &zone(&shared.config, name),
+            ));
+        }
+        quiet
+    }
+}

@@ -290,6 +290,42 @@ pub fn recent_rate(recent: &RecentDemand, now: Timestamp) -> f64 {
     rate(3).max(rate(10))
 }
 
+/// Until when the pool's demand signal stays nothing but zero if no request comes: `now` when
+/// requests came in the last minutes, else the start of the first bin with an expectation
+/// less the longest boot time the engine looks ahead (an hour), or `until` when no bin before
+/// it expects anything. The simulator skips idle ticks up to there.
+pub fn quiet_until(
+    recent: &RecentDemand,
+    profile: &DemandProfile,
+    now: Timestamp,
+    until: Timestamp,
+    tz: &TimeZone,
+) -> Timestamp {
+    if recent_rate(recent, now) > 0.0 {
+        return now;
+    }
+    if profile.is_empty() {
+        return until.max(now);
+    }
+    let look = jiff::SignedDuration::from_secs(3600);
+    let step = jiff::SignedDuration::from_secs(BIN_SECONDS);
+    let first = now.as_second().div_euclid(BIN_SECONDS) * BIN_SECONDS;
+    let Ok(mut t) = Timestamp::from_second(first) else {
+        return now;
+    };
+    let end = until.saturating_add(look).unwrap_or(until);
+    while t < end {
+        if profile.expected(bin_of(t, tz)) > 0.0 {
+            return t.saturating_sub(look).unwrap_or(now).max(now);
+        }
+        match t.checked_add(step) {
+            Ok(next) => t = next,
+            Err(_) => break,
+        }
+    }
+    until.max(now)
+}
+
 /// How long the last servers of a config took from creation to ready, newest last.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BootTimes {

@@ -8,7 +8,8 @@
 //! schedule windows are open (they give each config's minimum and whether it scales at all),
 //! known at every skipped tick's time. A config with the demand standby policy plans from the
 //! time itself (its forecast moves, its recent rate decays) while one of its windows is open:
-//! ticks are skipped only while every such config is outside all its windows.
+//! there, ticks are skipped only while its demand signal is provably zero (no request in the
+//! last minutes, and none expected by the learned profile within the longest look-ahead).
 //!
 //! What an idle tick still does is its reconcile, every [`RECONCILE_EVERY`] ticks: listings that
 //! find nothing new, whose only trace is in the rate limits (the memory clouds' token buckets and
@@ -114,12 +115,8 @@ impl Skipper {
     /// a request of the trace waits for a server, `pending` whether a VM is due to boot or
     /// check in.
     pub(crate) fn idle(&self, scaler: &Autoscaler, waiting: bool, pending: bool) -> bool {
-        let wall = scaler.now();
         self.refill.is_some()
-            && self
-                .demand
-                .iter()
-                .all(|w| !w.is_empty() && !w.iter().any(|s| s.is_active_at(wall)))
+            && (self.demand_asleep(scaler.now()) || self.demand_quiet(scaler))
             && !waiting
             && !pending
             && self.names.iter().all(|n| {
@@ -132,24 +129,50 @@ impl Skipper {
                 .all(|s| s.state == ServerState::Running)
     }
 
+    /// Whether the demand signal is zero now and for the next tick at least.
+    fn demand_quiet(&self, scaler: &Autoscaler) -> bool {
+        let wall = scaler.now();
+        let next = SignedDuration::try_from(self.tick)
+            .ok()
+            .and_then(|d| wall.checked_add(d).ok())
+            .unwrap_or(wall);
+        scaler.demand_quiet_until(next) > wall
+    }
+
+    /// Whether every config with the demand policy is outside all its windows at `wall`.
+    fn demand_asleep(&self, wall: Timestamp) -> bool {
+        self.demand
+            .iter()
+            .all(|w| !w.is_empty() && !w.iter().any(|s| s.is_active_at(wall)))
+    }
+
     /// How many ticks to skip, the first due at `next_tick`, when the controller is idle at
     /// `now` (wall clock `wall`) and nothing else happens before `limit` (the next trace event
     /// or the end): a multiple of [`RECONCILE_EVERY`], 0 when none can be skipped.
     pub(crate) fn ticks_to_skip(
         &self,
+        scaler: &Autoscaler,
         now: tokio::time::Instant,
-        wall: Timestamp,
         next_tick: tokio::time::Instant,
-        limit: tokio::time::Instant,
+        mut limit: tokio::time::Instant,
     ) -> u64 {
         let Some(refill) = self.refill else {
             return 0;
         };
+        let wall = scaler.now();
         let at = |t: tokio::time::Instant| {
             SignedDuration::try_from(t.saturating_duration_since(now))
                 .ok()
                 .and_then(|d| wall.checked_add(d).ok())
         };
+        // A demand config in a window: no further than its signal stays zero.
+        if !self.demand_asleep(wall)
+            && let Some(until) = at(limit)
+        {
+            let quiet = scaler.demand_quiet_until(until);
+            let ahead = Duration::try_from(quiet.duration_since(wall)).unwrap_or(Duration::ZERO);
+            limit = limit.min(now + ahead);
+        }
         // The most ticks the limit allows: the tick after the skip (tick `most`) comes no
         // later than the next event, and the next call after the skipped reconciles after
         // their refill.

@@ -438,7 +438,7 @@ async fn run(
             && options.skip_idle
             && skipper.idle(&scaler, !waiting.is_empty(), pending.is_some())
         {
-            let skip = skipper.ticks_to_skip(now, scaler.now(), next_tick, limit);
+            let skip = skipper.ticks_to_skip(&scaler, now, next_tick, limit);
             if skip > 0 {
                 let until = next_tick + options.tick.saturating_mul(skip as u32);
                 let r = row.get_or_insert_with(|| Row::now(&scaler, &clouds, sessions.len()));
