@@ -304,6 +304,8 @@ fn the_compare_chart_and_summary_name_both_policies_the_seed_the_start_and_the_c
     let out = kasm_scale(&[
         "simulate",
         "--compare",
+        "--days",
+        "1",
         "--seed",
         "5",
         "--start",
