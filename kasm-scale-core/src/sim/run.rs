@@ -338,7 +338,7 @@ async fn run(
             break;
         }
 
-        let mut want_tick = now >= next_tick;
+        let want_tick = now >= next_tick;
         while next < trace.len() && at(trace[next].at) <= now {
             let e = &trace[next];
             next += 1;
@@ -361,8 +361,8 @@ async fn run(
                             waiting.insert(session, now);
                             pool_of.insert(session, e.pool.clone());
                             sessions.insert(&e.session, session);
-                            // The broker reacts at once (aggressive scaling plans on the spot).
-                            want_tick = true;
+                            // No extra tick: the controller provisions for it at its next
+                            // tick, as it does under a broker.
                         }
                     }
                 }
