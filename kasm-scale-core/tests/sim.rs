@@ -285,13 +285,19 @@ fn same_with_and_without_skipping(
 #[test]
 fn skipping_idle_ticks_changes_nothing() {
     // The default scenario: schedules (and their edges on every weekday), clouds with rate
-    // limits and failures; Kasm's rules, and the demand policy (seed 2); three days from Friday
-    // (a weekend included).
+    // limits and failures; the demand policy, and Kasm's rules (seed 3); three days from Friday
+    // (a weekend included); and three workdays from Monday (seed 8), where the windows open
+    // before a rise the demand policy has learned.
     let (scenario, _) = default_scenario(1);
-    for (seed, plain) in [(1, false), (2, false), (3, true)] {
+    for (seed, plain) in [(1, false), (2, false), (3, true), (8, false)] {
+        let start = if seed == 8 {
+            "2026-11-30T00:00:00Z"
+        } else {
+            "2026-12-04T00:00:00Z"
+        };
         let options = SimOptions {
             seed,
-            start: "2026-12-04T00:00:00Z".parse().unwrap(),
+            start: start.parse().unwrap(),
             duration: Some(SignedDuration::from_hours(72)),
             // The day-by-day figures, and a warm-up left out, are the same too.
             warmup_days: u32::from(seed == 2),
@@ -304,7 +310,7 @@ fn skipping_idle_ticks_changes_nothing() {
         } else {
             scenario.clone()
         };
-        let trace = workdays("office", 40, 2, seed);
+        let trace = workdays("office", 40, if seed == 8 { 3 } else { 2 }, seed);
         let (skipping, every) =
             same_with_and_without_skipping(&format!("scenario {seed}"), &config, &trace, &options);
         assert!(

@@ -177,6 +177,13 @@ pub(crate) fn records(
             ))
         })
     }
+    fn learned<T: DeserializeOwned>(kind: &str, key: &str, text: &str) -> Option<T> {
+        serde_json::from_str(text)
+            .inspect_err(|e| {
+                tracing::warn!(kind, key, error = %e, "unreadable demand history dropped: learned again");
+            })
+            .ok()
+    }
     let mut r = Records::default();
     for (kind, key, value) in rows {
         match kind.as_str() {
@@ -213,17 +220,21 @@ pub(crate) fn records(
                 r.removed
                     .insert(id(&kind, &key)?, parse(&kind, &key, &value)?);
             }
+            // Learned history: a row that cannot be read is learned again, not a corrupt store.
             DEMAND_RECENT => {
-                r.demand_recent
-                    .insert(key.clone(), parse(&kind, &key, &value)?);
+                if let Some(v) = learned(&kind, &key, &value) {
+                    r.demand_recent.insert(key.clone(), v);
+                }
             }
             DEMAND_PROFILE => {
-                r.demand_profiles
-                    .insert(key.clone(), parse(&kind, &key, &value)?);
+                if let Some(v) = learned(&kind, &key, &value) {
+                    r.demand_profiles.insert(key.clone(), v);
+                }
             }
             BOOT_TIMES => {
-                r.boot_times
-                    .insert(key.clone(), parse(&kind, &key, &value)?);
+                if let Some(v) = learned(&kind, &key, &value) {
+                    r.boot_times.insert(key.clone(), v);
+                }
             }
             META if key == NEXT_SESSION => r.next_session = parse(&kind, &key, &value)?,
             META if key == TOKEN_KEY_ID => r.token_key_id = Some(parse(&kind, &key, &value)?),

@@ -1,7 +1,7 @@
 //! (ours) Feeding and reading the pools' demand history (`engine::demand`): every session
-//! request counts as an arrival, every server that becomes ready gives its boot time, and each
-//! tick folds the finished bins and hands the engine the signal of the pools whose configs use
-//! `standby_policy = "demand"`.
+//! request counts as an arrival (and folds the bins that ended before it), every server that
+//! becomes ready gives its boot time, and each tick hands the engine the signal of the pools
+//! whose configs use `standby_policy = "demand"`, read from a folded copy.
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -35,25 +35,44 @@ pub(crate) fn arrival(records: &mut Records, config: &Config, pool: &str, now: T
     demand::record_arrival(recent, profile, now, &tz);
 }
 
-/// Notes how long a server of `config` took to become ready.
-pub(crate) fn ready(records: &mut Records, config: &str, seconds: f64) {
-    records
+/// Notes how long a server of `config` took to become ready, `seconds` after its creation at
+/// `created_at`. Only boots this controller watched from the start count (created since it
+/// started, and ready within the config's `checkin_timeout`): a server that came up while the
+/// controller was down, or an adopted one, would read as a boot of hours.
+pub(crate) fn ready(shared: &super::Shared, config: &str, created_at: Timestamp, seconds: f64) {
+    let timeout = shared
+        .config
+        .autoscale_configs()
+        .find(|(_, c)| c.autoscale_config_name == config)
+        .map(|(_, c)| f64::from(c.checkin_timeout));
+    if created_at < shared.epoch || timeout.is_none_or(|t| seconds > t) {
+        return;
+    }
+    shared
+        .records()
         .boot_times
         .entry(config.to_owned())
         .or_default()
         .record(seconds);
 }
 
-/// Folds the bins that ended in every pool's history, and forgets the history of pools and
-/// configs the configuration no longer has. Takes the records mutably only when something
-/// changes, so a quiet tick still saves nothing.
-pub(crate) fn roll(shared: &Shared, now: Timestamp) {
+/// Forgets the history of pools and configs the configuration no longer has. Takes the records
+/// mutably only when there is something to forget, so a quiet tick still saves nothing (the
+/// history changes with requests and ready servers only; bins are folded when the next request
+/// comes, and the signal reads a folded copy).
+pub(crate) fn prune(shared: &Shared) {
     let config = &shared.config;
     let stale = {
         let records = shared.records();
-        records.demand_recent.iter().any(|(pool, recent)| {
-            config.pool(pool).is_none() || demand::needs_roll(recent, now, &zone(config, pool))
-        }) || records.boot_times.keys().any(|c| !known(config, c))
+        records
+            .demand_recent
+            .keys()
+            .any(|p| config.pool(p).is_none())
+            || records
+                .demand_profiles
+                .keys()
+                .any(|p| config.pool(p).is_none())
+            || records.boot_times.keys().any(|c| !known(config, c))
     };
     if !stale {
         return;
@@ -67,10 +86,25 @@ pub(crate) fn roll(shared: &Shared, now: Timestamp) {
         .demand_profiles
         .retain(|pool, _| config.pool(pool).is_some());
     records.boot_times.retain(|c, _| known(config, c));
-    for (pool, recent) in &mut records.demand_recent {
-        let profile = records.demand_profiles.entry(pool.clone()).or_default();
-        demand::roll(recent, profile, now, &zone(config, pool));
+}
+
+/// A pool's history folded up to `now` (a copy: the records are not touched).
+fn folded(
+    records: &Records,
+    pool: &str,
+    now: Timestamp,
+    tz: &TimeZone,
+) -> (demand::RecentDemand, demand::DemandProfile) {
+    let mut recent = records.demand_recent.get(pool).cloned().unwrap_or_default();
+    let mut profile = records
+        .demand_profiles
+        .get(pool)
+        .cloned()
+        .unwrap_or_default();
+    if recent.bin_under_way().is_some() {
+        demand::roll(&mut recent, &mut profile, now, tz);
     }
+    (recent, profile)
 }
 
 /// Gives each snapshot whose pool has a config with the demand policy its demand signal.
@@ -88,25 +122,14 @@ pub(crate) fn signals(
         {
             continue;
         }
-        let recent = records
-            .demand_recent
-            .get(&snap.pool)
-            .cloned()
-            .unwrap_or_default();
-        let profile = records.demand_profiles.get(&snap.pool);
-        let empty = demand::DemandProfile::default();
+        let tz = zone(&shared.config, &snap.pool);
+        let (recent, profile) = folded(records, &snap.pool, now, &tz);
         let boots: Vec<Option<&BootTimes>> = snap
             .configs
             .iter()
             .map(|c| records.boot_times.get(&c.policy.name))
             .collect();
-        snap.demand = Some(demand::signal(
-            &recent,
-            profile.unwrap_or(&empty),
-            &boots,
-            now,
-            &zone(&shared.config, &snap.pool),
-        ));
+        snap.demand = Some(demand::signal(&recent, &profile, &boots, now, &tz));
     }
 }
 
@@ -119,10 +142,6 @@ impl super::Autoscaler {
         let shared = &self.shared;
         let now = shared.now();
         let records = shared.records();
-        let (recent, profile) = (
-            demand::RecentDemand::default(),
-            demand::DemandProfile::default(),
-        );
         let mut quiet = until;
         for pool in &shared.config.pools {
             if !pool
@@ -133,13 +152,9 @@ impl super::Autoscaler {
                 continue;
             }
             let name = &pool.server_pool_name;
-            quiet = quiet.min(demand::quiet_until(
-                records.demand_recent.get(name).unwrap_or(&recent),
-                records.demand_profiles.get(name).unwrap_or(&profile),
-                now,
-                until,
-                &zone(&shared.config, name),
-            ));
+            let tz = zone(&shared.config, name);
+            let (recent, profile) = folded(&records, name, now, &tz);
+            quiet = quiet.min(demand::quiet_until(&recent, &profile, now, until, &tz));
         }
         quiet
     }

@@ -146,7 +146,7 @@ impl Shared {
     /// ready for metrics.
     pub fn ready(&self, id: ServerId, config: &str, created_at: Timestamp) {
         let took = self.now().duration_since(created_at).as_secs_f64().max(0.0);
-        demand::ready(&mut self.records(), config, took);
+        demand::ready(self, config, created_at, took);
         metrics::histogram!("kasm_scale_time_to_ready_seconds", "config" => config.to_owned())
             .record(took);
         self.emit(Event::Ready { server: id });

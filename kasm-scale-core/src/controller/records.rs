@@ -154,14 +154,46 @@ pub struct Records {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_key_id: Option<String>,
     /// (ours) Recent session requests per pool, for the demand standby policy.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "learned"
+    )]
     pub demand_recent: BTreeMap<String, RecentDemand>,
     /// (ours) The demand learned per pool: arrivals per weekday and time of day.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "learned"
+    )]
     pub demand_profiles: BTreeMap<String, DemandProfile>,
     /// (ours) How long the last servers of each auto-scale config took to become ready.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "learned"
+    )]
     pub boot_times: BTreeMap<String, BootTimes>,
+}
+
+/// Learned history, read leniently: an entry that cannot be read (written by another version,
+/// damaged) is dropped with a warning and learned again, rather than failing the whole load.
+fn learned<'de, D, T>(d: D) -> Result<BTreeMap<String, T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let raw = BTreeMap::<String, serde_json::Value>::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .filter_map(|(key, value)| match serde_json::from_value(value) {
+            Ok(v) => Some((key, v)),
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "unreadable demand history dropped: learned again");
+                None
+            }
+        })
+        .collect())
 }
 
 impl Records {

@@ -117,7 +117,7 @@ async fn observe(shared: &Arc<Shared>, n: u64) {
 
 /// Steps 2 and 3: one snapshot per pool, read from the records in one pass, and its plan.
 fn plan(shared: &Shared, now: Timestamp) -> Vec<(String, Plan)> {
-    demand::roll(shared, now);
+    demand::prune(shared);
     let snapshots = {
         let records = shared.records();
         let mut snapshots = snapshot::snapshots(shared, &records, None);

@@ -46,6 +46,15 @@ const ALPHA_UP: f32 = 0.75;
 /// The same when it saw fewer: a holiday halves the expectation for the next such day (too
 /// many free slots only cost VM-hours, and the pattern usually comes back).
 const ALPHA_DOWN: f32 = 0.5;
+/// The longest time a server may take to be ready that the policy plans for, in seconds: the
+/// forecast and the simulator's quiet check look this far ahead.
+pub const LEAD_MAX_SECONDS: i64 = 3600;
+/// Fewer arrivals than this expected while a server boots keep no free slot (ours): one request
+/// in twenty boot times is not worth a warm server.
+pub const MIN_EXPECTED: f64 = 0.05;
+/// A learned bin below this many arrivals is forgotten (set to 0), so that a stray request stops
+/// mattering after a week (or seven weeks for its weekday) instead of decaying for years.
+const FORGET_BELOW: f32 = 0.01;
 /// Most bins folded at once after a gap (a week): older bins would only decay further.
 const MAX_GAP_BINS: usize = 7 * BINS_PER_DAY;
 
@@ -80,6 +89,13 @@ pub struct RecentDemand {
     /// Arrivals per minute (Unix minute, count), oldest first, the last [`RECENT_MINUTES`].
     #[serde(default)]
     minutes: VecDeque<(i64, u32)>,
+}
+
+impl RecentDemand {
+    /// The bin being counted, if any.
+    pub fn bin_under_way(&self) -> Option<(Date, u16)> {
+        self.bin
+    }
 }
 
 /// Arrivals learned per bin: per weekday, and per kind of day (workdays, weekends). A stored
@@ -169,6 +185,9 @@ impl DemandProfile {
                 } else {
                     alpha * count + (1.0 - alpha) * *v
                 };
+                if *v < FORGET_BELOW {
+                    *v = 0.0;
+                }
                 *n = n.saturating_add(1);
             }
         };
@@ -246,16 +265,6 @@ pub fn roll(recent: &mut RecentDemand, profile: &mut DemandProfile, now: Timesta
         .retain(|(m, _)| *m > minute - RECENT_MINUTES && *m <= minute);
 }
 
-/// Whether [`roll`] at `now` would change anything.
-pub fn needs_roll(recent: &RecentDemand, now: Timestamp, tz: &TimeZone) -> bool {
-    let minute = now.as_second().div_euclid(60);
-    recent.bin != Some(bin_of(now, tz))
-        || recent
-            .minutes
-            .iter()
-            .any(|(m, _)| *m <= minute - RECENT_MINUTES || *m > minute)
-}
-
 /// Counts one session request that arrived at `now`.
 pub fn record_arrival(
     recent: &mut RecentDemand,
@@ -307,7 +316,7 @@ pub fn quiet_until(
     if profile.is_empty() {
         return until.max(now);
     }
-    let look = jiff::SignedDuration::from_secs(3600);
+    let look = jiff::SignedDuration::from_secs(LEAD_MAX_SECONDS);
     let step = jiff::SignedDuration::from_secs(BIN_SECONDS);
     let first = now.as_second().div_euclid(BIN_SECONDS) * BIN_SECONDS;
     let Ok(mut t) = Timestamp::from_second(first) else {
@@ -371,15 +380,24 @@ pub struct DemandSignal {
     pub forecast: Vec<f64>,
     /// Seconds of the first forecast bin already past at `now`.
     pub into_bin: f64,
+    /// Arrivals so far in the bin under way.
+    pub seen_in_bin: f64,
+    /// Arrivals in the last [`RECENT_WINDOW`] seconds.
+    pub seen_recent: f64,
+    /// Arrivals the profile expected in those seconds.
+    pub expected_recent: f64,
     /// Per config of the pool (in its order), the 90th percentile of its boot times, when known.
     pub boot_p90: Vec<Option<f64>>,
 }
 
+/// The window over which arrivals are compared with the profile, in seconds (10 minutes).
+pub const RECENT_WINDOW: i64 = 600;
+
 impl DemandSignal {
-    /// Arrivals the profile expects in the next `seconds`: the rest of the bin under way, and
-    /// every later bin that begins within them, whole (a class that logs in at the top of the
-    /// hour comes at the start of its bin, not spread over it). Beyond the forecast, its last
-    /// bin's rate.
+    /// Arrivals the profile expects in the next `seconds`: what is left of the bin under way
+    /// (its expectation less the arrivals already seen in it), and every later bin that begins
+    /// within them, whole (a class that logs in at the top of the hour comes at the start of its
+    /// bin, not spread over it). Beyond the forecast, its last bin's rate.
     pub fn expected_within(&self, seconds: f64) -> f64 {
         let Some(&last) = self.forecast.last() else {
             return 0.0;
@@ -387,27 +405,36 @@ impl DemandSignal {
         let step = BIN_SECONDS as f64;
         let seconds = seconds.max(0.0);
         let rest = (step - self.into_bin).clamp(0.0, step);
-        let mut total = self.forecast[0] * rest.min(seconds);
+        let left_in_bin = (self.forecast[0] * step - self.seen_in_bin).max(0.0);
+        let mut total = if rest > 0.0 {
+            left_in_bin * (rest.min(seconds) / rest)
+        } else {
+            0.0
+        };
         let mut start = rest;
-        for (i, rate) in self.forecast.iter().enumerate().skip(1) {
+        for rate in self.forecast.iter().skip(1) {
             if start >= seconds {
                 return total;
             }
             total += rate * step;
             start += step;
-            if i + 1 == self.forecast.len() && start < seconds {
-                total += last * (seconds - start);
-            }
         }
-        if self.forecast.len() == 1 && seconds > rest {
-            total += last * (seconds - rest);
+        if start < seconds {
+            total += last * (seconds - start);
         }
         total
     }
+
+    /// Whether the last minutes' arrivals are what the profile expected (at most a quarter
+    /// more, and one): the profile then knows this demand, and what it expects next is trusted
+    /// alone; a surprise brings the recent rate in.
+    pub fn as_expected(&self) -> bool {
+        !self.forecast.is_empty() && self.seen_recent <= 1.25 * self.expected_recent + 1.0
+    }
 }
 
-/// The signal of a pool at `now`: its recent rate, the forecast from its profile, and the boot
-/// times of its configs.
+/// The signal of a pool at `now`: its recent rate, the forecast from its profile, how the last
+/// minutes compare with it, and the boot times of its configs.
 pub fn signal(
     recent: &RecentDemand,
     profile: &DemandProfile,
@@ -415,22 +442,49 @@ pub fn signal(
     now: Timestamp,
     tz: &TimeZone,
 ) -> DemandSignal {
-    let mut forecast = Vec::new();
-    if !profile.is_empty() {
-        let mut bin = bin_of(now, tz);
-        for _ in 0..FORECAST_STEPS {
-            forecast.push(profile.expected(bin) / BIN_SECONDS as f64);
-            bin = next_bin(bin);
-        }
-    }
     // Offsets of time zones are whole multiples of 5 minutes: bins start on multiples of
-    // BIN_SECONDS of Unix time.
-    let into_bin =
-        now.as_second().rem_euclid(BIN_SECONDS) as f64 + f64::from(now.subsec_nanosecond()) / 1e9;
+    // BIN_SECONDS of Unix time. Stepping by real time (not by civil bins) skips the hour that
+    // does not exist when summer time begins.
+    let second = now.as_second();
+    let into_bin = second.rem_euclid(BIN_SECONDS) as f64 + f64::from(now.subsec_nanosecond()) / 1e9;
+    let bin_start = second - second.rem_euclid(BIN_SECONDS);
+    let rate_at = |k: i64| {
+        Timestamp::from_second(bin_start.saturating_add(k.saturating_mul(BIN_SECONDS)))
+            .map_or(0.0, |t| {
+                profile.expected(bin_of(t, tz)) / BIN_SECONDS as f64
+            })
+    };
+    let (mut forecast, mut expected_recent) = (Vec::new(), 0.0);
+    if !profile.is_empty() {
+        forecast = (0..FORECAST_STEPS as i64).map(rate_at).collect();
+        // The last RECENT_WINDOW seconds: this bin whole (its requests may all come at its
+        // start), the bins before, and the end of the first of them.
+        let step = BIN_SECONDS as f64;
+        let whole = RECENT_WINDOW / BIN_SECONDS;
+        expected_recent = forecast[0] * step
+            + (1..whole).map(|k| rate_at(-k) * step).sum::<f64>()
+            + rate_at(-whole) * (step - into_bin);
+    }
+    let current = bin_of(now, tz);
+    let minute = second.div_euclid(60);
+    let window = RECENT_WINDOW / 60;
+    let seen_recent: u32 = recent
+        .minutes
+        .iter()
+        .filter(|(m, _)| *m > minute - window && *m <= minute)
+        .map(|(_, n)| n)
+        .sum();
     DemandSignal {
         recent_rate: recent_rate(recent, now),
         forecast,
         into_bin,
+        seen_in_bin: if recent.bin == Some(current) {
+            f64::from(recent.count)
+        } else {
+            0.0
+        },
+        seen_recent: f64::from(seen_recent),
+        expected_recent,
         boot_p90: boots.iter().map(|b| b.and_then(BootTimes::p90)).collect(),
     }
 }
@@ -448,10 +502,10 @@ fn ln_factorial(k: u64) -> f64 {
 /// The least number of free slots `s` such that, when a Poisson number of requests of mean
 /// `mean` arrives, the share of them that finds no slot, E[(D − s)⁺] / E[D], is at most
 /// 1 − `level` (the *fill rate* of inventory theory: the share of requests served at once, which
-/// is what `target_immediate_service` means). 0 for a mean of 0 or less; `level` is clamped to
-/// 0.5–0.9999.
+/// is what `target_immediate_service` means). 0 for a mean below [`MIN_EXPECTED`]; `level` is
+/// clamped to 0.5–0.9999.
 pub fn standby_for(mean: f64, level: f64) -> u64 {
-    if mean.is_nan() || mean <= 0.0 || !mean.is_finite() {
+    if mean.is_nan() || mean < MIN_EXPECTED || !mean.is_finite() {
         return 0;
     }
     let level = level.clamp(0.5, 0.9999);
@@ -461,14 +515,19 @@ pub fn standby_for(mean: f64, level: f64) -> u64 {
     let sd = mean.sqrt();
     let mut s = (mean - 12.0 * sd - 5.0).max(0.0).floor() as u64;
     let mut term = (-mean + s as f64 * mean.ln() - ln_factorial(s)).exp();
-    let mut cdf = term; // P(D ≤ s)
+    // P(D > s), kept directly (1 − P(D ≤ s) loses everything when the mean is small).
+    let mut tail = if s == 0 {
+        -(-mean).exp_m1()
+    } else {
+        1.0 - term
+    };
     let mut used = s as f64; // E[min(D, s)]
     let stop = (mean + 40.0 * sd + 50.0) as u64;
     while mean - used > allowed && s < stop {
-        used += 1.0 - cdf;
+        used += tail;
         s += 1;
         term *= mean / s as f64;
-        cdf += term;
+        tail = (tail - term).max(0.0);
     }
     s
 }
@@ -495,7 +554,7 @@ mod tests {
             }
             e
         }
-        for mean in [0.3, 1.0, 4.0, 14.0, 60.0, 300.0] {
+        for mean in [0.05, 0.3, 1.0, 4.0, 14.0, 60.0, 300.0] {
             for level in [0.9, 0.99, 0.999] {
                 let s = standby_for(mean, level);
                 assert!(
@@ -509,6 +568,11 @@ mod tests {
             }
         }
         assert_eq!(standby_for(0.0, 0.99), 0);
+        // Vanishing means keep nothing, at any level (they once asked for 50).
+        for tiny in [1e-300, 1e-20, 1e-14, 1e-3, 0.049] {
+            assert_eq!(standby_for(tiny, 0.9999), 0, "{tiny}");
+        }
+        assert!(standby_for(0.05, 0.99) >= 1);
         assert_eq!(standby_for(f64::NAN, 0.99), 0);
         assert_eq!(standby_for(f64::INFINITY, 0.99), 0);
         // Large means stay near the mean (1% may wait), and are fast.
@@ -553,10 +617,16 @@ mod tests {
         assert!((s.expected_within(450.0) - 90.0).abs() < 1e-9);
         // Beyond the forecast, its last rate.
         assert!((s.expected_within(900.0) - 150.0).abs() < 1e-9);
-        // 200 s into the first bin: 100 s of it are left, then the whole second bin.
+        // 200 s into the first bin with none of its 30 seen: they may all still come in the
+        // 100 s left, then the whole second bin.
         s.into_bin = 200.0;
-        assert!((s.expected_within(150.0) - 70.0).abs() < 1e-9);
-        assert!((s.expected_within(50.0) - 5.0).abs() < 1e-9);
+        assert!((s.expected_within(150.0) - 90.0).abs() < 1e-9);
+        assert!((s.expected_within(50.0) - 15.0).abs() < 1e-9);
+        // 25 of the first bin's 30 already came: 5 are left.
+        s.seen_in_bin = 25.0;
+        assert!((s.expected_within(100.0) - 5.0).abs() < 1e-9);
+        s.seen_in_bin = 0.0;
+        s.into_bin = 0.0;
         s.forecast = vec![0.1];
         assert!((s.expected_within(400.0) - 40.0).abs() < 1e-9);
     }

@@ -317,8 +317,10 @@ impl<'s> Pass<'s> {
             .map(|(c, config)| {
                 let policy = &config.policy;
                 let mut room = u64::from(policy.max_instances.saturating_sub(self.tally[c].live));
+                let mut stuck = (room == 0).then_some("at max_instances");
                 if self.backing_off[c] {
                     room = 0;
+                    stuck = Some("backing off after failures");
                 } else if self.bookkeeping[c].consecutive_failures > 0 {
                     room = room.min(1);
                 }
@@ -327,6 +329,7 @@ impl<'s> Pass<'s> {
                     free: self.tally[c].free,
                     room,
                     per_server: u64::from(policy.sessions_per_server.max(1)),
+                    stuck,
                 }
             })
             .collect();

@@ -3,12 +3,12 @@
 
 use jiff::Timestamp;
 
-use super::demand::{DEFAULT_BOOT_SECONDS, standby_for};
+use super::demand::{DEFAULT_BOOT_SECONDS, LEAD_MAX_SECONDS, standby_for};
 use super::{PoolSnapshot, StandbyPolicy};
 
 /// Boot times are read within these bounds, in seconds: a server is never assumed ready in
 /// less than half a minute, nor looked for more than an hour ahead.
-const LEAD_RANGE: (f64, f64) = (30.0, 3600.0);
+const LEAD_RANGE: (f64, f64) = (30.0, LEAD_MAX_SECONDS as f64);
 
 /// What one config brings to the sharing-out: its own minimum, its free slots (ready and coming,
 /// after the queue took its share), and whether and how far it can grow.
@@ -22,6 +22,8 @@ pub(super) struct Share {
     pub room: u64,
     /// Sessions per server.
     pub per_server: u64,
+    /// Why it cannot grow now, if it cannot: at `max_instances`, or backing off.
+    pub stuck: Option<&'static str>,
 }
 
 /// The demand policy's minimums for a pool at `now`: `None` when no enabled config in a window
@@ -33,11 +35,16 @@ pub(super) struct Share {
 /// recent rate × the boot time (reactive) and the learned profile over the same span from now
 /// (predictive: the rise the profile knows is covered one boot time before it comes). The boot
 /// time is the 90th percentile of the first config that can grow (else of the first that uses
-/// the policy), [`DEFAULT_BOOT_SECONDS`] until one of its servers was ready. The target (never
-/// less than the sum of those configs' own minimums) is shared out in config order: each first
-/// keeps its own minimum as far as it can hold it, then the first configs take the rest up to
-/// what they can hold; a config at `max_instances` or backing off after failures holds only
-/// what it has, so its share moves to the next (spill-over).
+/// the policy), [`DEFAULT_BOOT_SECONDS`] until one of its servers was ready. While the last
+/// minutes' arrivals are what the learned profile expected ([`DemandSignal::as_expected`]), the
+/// profile alone is trusted (a class that has all logged in asks for nothing more); on a
+/// surprise, the larger of the two. The target (never less than the sum of those configs' own
+/// minimums) is shared out in config order: each first keeps its own minimum as far as it can
+/// hold it, then the free slots that exist count wherever they are, then the first configs grow
+/// up to what they can hold; a config at `max_instances` or backing off after failures holds
+/// only what it has, so its share moves to the next (spill-over), and the reason says from where.
+///
+/// [`DemandSignal::as_expected`]: super::demand::DemandSignal::as_expected
 pub(super) fn demand_minimums(
     snapshot: &PoolSnapshot,
     now: Timestamp,
@@ -71,7 +78,13 @@ pub(super) fn demand_minimums(
     let lead = lead.clamp(LEAD_RANGE.0, LEAD_RANGE.1);
     let reactive = signal.recent_rate * lead;
     let predicted = signal.expected_within(lead);
-    let expected = reactive.max(predicted);
+    // The profile alone while the demand is what it expected; the recent rate on a surprise.
+    let trusted = signal.as_expected();
+    let expected = if trusted {
+        predicted
+    } else {
+        reactive.max(predicted)
+    };
     let target = standby_for(expected, level);
 
     let own: u64 = (0..shares.len())
@@ -86,13 +99,29 @@ pub(super) fn demand_minimums(
         .map(|(s, u)| if *u { s.minimum.min(hold(s)) } else { 0 })
         .collect();
     let mut left = total.saturating_sub(given.iter().sum());
-    for (c, s) in shares.iter().enumerate() {
-        if uses[c] && left > 0 {
-            let extra = left.min(hold(s).saturating_sub(given[c]));
-            given[c] += extra;
-            left -= extra;
+    // Free slots that exist count first, wherever they are (servers made for a config that
+    // could not grow stay useful when it can again); then the first configs grow.
+    for room in [
+        &(|s: &Share| s.free) as &dyn Fn(&Share) -> u64,
+        &hold as &dyn Fn(&Share) -> u64,
+    ] {
+        for (c, s) in shares.iter().enumerate() {
+            if uses[c] && left > 0 {
+                let extra = left.min(room(s).saturating_sub(given[c]));
+                given[c] += extra;
+                left -= extra;
+            }
         }
     }
+    let stuck: Vec<String> = shares
+        .iter()
+        .zip(&snapshot.configs)
+        .zip(&uses)
+        .filter_map(|((s, c), u)| {
+            let why = s.stuck.filter(|_| *u)?;
+            Some(format!("{} {why}", c.policy.name))
+        })
+        .collect();
     let part = if predicted >= reactive {
         format!("{predicted:.1} arrivals expected by the learned profile in the next {lead:.0} s")
     } else {
@@ -113,10 +142,15 @@ pub(super) fn demand_minimums(
         minimums.push(if raised { given[c] } else { s.minimum });
         why.push(raised.then(|| {
             format!(
-                "demand: {part} ({boot}), {target} free at {}% for the pool, {} of them here; own minimum {}{}",
+                "demand: {part} ({boot}), {target} free at {}% for the pool, {} of them here; own minimum {}{}{}",
                 level * 100.0,
                 given[c],
                 s.minimum,
+                if stuck.is_empty() || s.stuck.is_some() {
+                    String::new()
+                } else {
+                    format!("; spilled over from {}", stuck.join(", "))
+                },
                 if left > 0 {
                     format!("; {left} more wanted, no config can hold them")
                 } else {

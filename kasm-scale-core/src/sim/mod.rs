@@ -25,5 +25,7 @@ pub use limits::{
 };
 pub use oracle::{Served, oracle_vm_hours, oracle_vm_hours_within};
 pub use run::{Metrics, Progress, Series, SimError, SimOptions, memory_stand_in, simulate};
-pub use scenario::{DEFAULT_CONFIG, DEFAULT_USERS, default_scenario, demand_policy, kasm_policy};
+pub use scenario::{
+    DEFAULT_CONFIG, DEFAULT_DAYS, DEFAULT_USERS, default_scenario, demand_policy, kasm_policy,
+};
 pub use trace::{Kind, TraceError, TraceEvent, parse_trace};

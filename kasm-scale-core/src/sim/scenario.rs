@@ -1,6 +1,6 @@
 //! The embedded default scenario and the plain Kasm policy to compare against.
 
-use super::generate::workday;
+use super::generate::office_week;
 use super::trace::TraceEvent;
 use crate::config::{Config, Format, StandbyPolicy, load_str};
 
@@ -10,14 +10,22 @@ pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 /// Users of the default scenario's workday.
 pub const DEFAULT_USERS: u32 = 300;
 
-/// The default scenario: a pool fed by two clouds, with office-hour schedules and one minimum
-/// per config, and a workday of 300 users.
+/// Days of the default scenario: a week of workdays from the default start, a Monday.
+pub const DEFAULT_DAYS: u32 = 5;
+
+/// The default scenario: a pool fed by two clouds, with office-hour schedules, one minimum and
+/// the demand policy, and a week of workdays (Monday to Friday from
+/// [`SimOptions::default`](super::SimOptions)'s start) of 300 users.
 pub fn default_scenario(seed: u64) -> (Config, Vec<TraceEvent>) {
     // The embedded text is checked by the tests: it always loads.
     let config = load_str(DEFAULT_CONFIG, Format::Toml)
         .map(|l| l.config)
         .unwrap_or_default();
-    (config, workday("office", DEFAULT_USERS, seed))
+    let start = super::SimOptions::default().start;
+    (
+        config,
+        office_week("office", DEFAULT_USERS, DEFAULT_DAYS, start, seed),
+    )
 }
 
 /// The same configuration under Kasm's rules exactly: each config keeps its
@@ -54,12 +62,14 @@ mod tests {
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
         let (config, trace) = super::default_scenario(1);
         assert_eq!(config.pools[0].autoscale.len(), 2);
-        assert!(trace.len() > 600);
+        assert!(trace.len() > 5 * 1000, "{}", trace.len());
+        let aws_minimum = config.pools[0].autoscale[0].minimum_pool_standby_sessions;
+        assert!(aws_minimum > 0);
         let mut with_override = config.clone();
         with_override.pools[0].autoscale[0].schedules[0].minimum_pool_standby_sessions = Some(40);
         let plain = super::kasm_policy(&super::demand_policy(&with_override));
         let c = &plain.pools[0].autoscale[0];
-        assert_eq!(c.minimum_pool_standby_sessions, 12);
+        assert_eq!(c.minimum_pool_standby_sessions, aws_minimum);
         assert_eq!(c.schedules.len(), 1, "Kasm's windows stay");
         assert_eq!(c.schedules[0].minimum_pool_standby_sessions, None);
         assert_eq!(c.standby_policy, crate::config::StandbyPolicy::Static);

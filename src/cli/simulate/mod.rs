@@ -10,9 +10,9 @@ use std::process::ExitCode;
 use jiff::{SignedDuration, Timestamp};
 use kasm_scale_core::config::Config;
 use kasm_scale_core::sim::{
-    DEFAULT_CONFIG, DEFAULT_USERS, MAX_SIM_DURATION, MAX_SIM_EVENTS, Metrics, Progress, Series,
-    SimError, SimOptions, TraceEvent, class_week, demand_policy, kasm_policy, office_week,
-    parse_duration, parse_trace, simulate,
+    DEFAULT_CONFIG, DEFAULT_DAYS, DEFAULT_USERS, MAX_SIM_DURATION, MAX_SIM_EVENTS, Metrics,
+    Progress, Series, SimError, SimOptions, TraceEvent, class_week, demand_policy, kasm_policy,
+    office_week, parse_duration, parse_trace, simulate,
 };
 use kasm_scale_core::{ConfigError, Format, load_file, load_str};
 
@@ -20,10 +20,6 @@ use super::output::Stdout;
 
 /// Most users of a generated workday (`--users`).
 const MAX_USERS: u32 = 100_000;
-
-/// Days of generated demand without `--days`: a week of workdays from the default start, a
-/// Monday.
-const DEFAULT_DAYS: u32 = 5;
 
 /// Most days of generated demand (`--days`): a simulation covers at most 366 days.
 const MAX_DAYS: u32 = 366;
