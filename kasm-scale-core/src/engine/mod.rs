@@ -33,10 +33,11 @@
 //!    aggressive scaling: first the slots earlier plans made for the queue (a server's
 //!    `queue_slots`), then any, oldest first. Without aggressive scaling a request waits for the
 //!    normal cycle (Kasm's rule) and holds no slot a config brings up for its minimum.
-//! 5b. `demand_targets` (ours): configs with `standby_policy = "demand"` raise their minimums
-//!    (never lower them) to the pool's standby target from the snapshot's [`DemandSignal`],
-//!    shared out in config order past configs at `max_instances` or backing off (spill-over);
-//!    see [`demand`] for the estimator and `standby.rs` for the sharing-out.
+//!
+//!    Then `demand_targets` (ours): configs with `standby_policy = "demand"` raise their
+//!    minimums (never lower them) to the pool's standby target from the snapshot's
+//!    [`DemandSignal`], shared out in config order past configs at `max_instances` or backing
+//!    off (spill-over); see [`demand`] for the estimator and `standby.rs` for the sharing-out.
 //! 6. `keep_minimum`: a config with fewer free slots than its minimum creates
 //!    ceil(deficit / sessions per server) servers ([`Cause::BelowMinimum`]), never beyond
 //!    `max_instances`, one at a time while it has failures, none while it waits out its backoff.
