@@ -97,6 +97,9 @@ pub(crate) async fn tick(shared: &Arc<Shared>) {
 async fn observe(shared: &Arc<Shared>, n: u64) {
     observe::refresh(shared);
     if n % shared.reconcile_every == 0 {
+        // History of pools and configs the configuration no longer has (left in the store by
+        // an earlier configuration) goes on the reconcile cadence.
+        demand::prune(shared);
         tasks::spawn(shared, Work::Reconcile, |s| async move {
             reconcile::reconcile(&s).await;
         });
@@ -117,7 +120,6 @@ async fn observe(shared: &Arc<Shared>, n: u64) {
 
 /// Steps 2 and 3: one snapshot per pool, read from the records in one pass, and its plan.
 fn plan(shared: &Shared, now: Timestamp) -> Vec<(String, Plan)> {
-    demand::prune(shared);
     let snapshots = {
         let records = shared.records();
         let mut snapshots = snapshot::snapshots(shared, &records, None);
