@@ -500,7 +500,7 @@ fn ln_factorial(k: u64) -> f64 {
 }
 
 /// The least number of free slots `s` such that, when a Poisson number of requests of mean
-/// `mean` arrives, the share of them that finds no slot, E[(D − s)⁺] / E[D], is at most
+/// `mean` arrives, the share of them that finds no slot, E\[(D − s)⁺\] / E\[D\], is at most
 /// 1 − `level` (the *fill rate* of inventory theory: the share of requests served at once, which
 /// is what `target_immediate_service` means). 0 for a mean below [`MIN_EXPECTED`]; `level` is
 /// clamped to 0.5–0.9999.
