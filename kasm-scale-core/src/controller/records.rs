@@ -261,6 +261,31 @@ mod tests {
     use crate::Format;
 
     #[test]
+    fn unreadable_demand_history_is_dropped_and_the_rest_loads() {
+        let mut good = Records::default();
+        let mut boots = BootTimes::default();
+        boots.record(120.0);
+        good.boot_times.insert("aws".into(), boots.clone());
+        good.demand_profiles
+            .insert("office".into(), DemandProfile::default());
+        let mut json: serde_json::Value = serde_json::to_value(&good).unwrap();
+        // Another version's entries: a profile of another shape of fields, boot times as text.
+        json["demand_profiles"]["classes"] = serde_json::json!({"bins": [1, 2, 3]});
+        json["boot_times"]["azure"] = serde_json::json!("fast");
+        let loaded: Records = serde_json::from_value(json).unwrap();
+        assert_eq!(loaded.boot_times.len(), 1);
+        assert_eq!(loaded.boot_times["aws"], boots);
+        assert_eq!(
+            loaded.demand_profiles.keys().collect::<Vec<_>>(),
+            ["office"]
+        );
+        // A map that is not a map at all is still an error (the file is not ours).
+        let broken = serde_json::json!({"servers": {}, "sessions": {}, "queued": {},
+            "bookkeeping": {}, "next_session": 0, "orphans": {}, "boot_times": 7});
+        assert!(serde_json::from_value::<Records>(broken).is_err());
+    }
+
+    #[test]
     fn computer_containers_are_the_configured_ones_with_the_default_and_the_held_ones() {
         let text = r#"
 [[zones]]
