@@ -326,3 +326,57 @@ server_pool_name = "p"
         text(&run.stderr)
     );
 }
+
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_one_and_both_are_logged() {
+    let hard = Command::new("bash")
+        .args(["-c", "ulimit -H -n"])
+        .output()
+        .expect("bash");
+    let hard: u64 = text(&hard.stdout).trim().parse().expect("a number");
+    assert!(
+        hard > 600,
+        "this test needs a hard open-file limit above 600, got {hard}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("service.toml");
+    std::fs::write(
+        &config,
+        "[[zones]]\nzone_name = \"default\"\nupstream_auth_address = \"kasm.example.com\"\n\n\
+         [[vm_providers]]\nprovider = \"memory\"\nname = \"mem\"\nmax_instances = 1\n\n\
+         [[pools]]\nserver_pool_name = \"p\"\n",
+    )
+    .unwrap();
+    // The service starts with a soft limit of 512, as a default shell or unit would give it.
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -S -n 512 && exec \"$0\" \"$@\"")
+        .arg(common::binary())
+        .args(["--log-format", "json", "serve", "--config"])
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0", "--max-connections", "1000000"])
+        .env("RUST_LOG", "kasm_scale_http=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kasm-scale serve");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stderr = child.stderr.take().unwrap();
+    let service = Service(child);
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("listening on http://127.0.0.1:"), "{line}");
+    drop(service);
+    let mut logs = String::new();
+    stderr.read_to_string(&mut logs).unwrap();
+    assert!(
+        logs.contains("\"soft_before\":512") && logs.contains(&format!("\"soft\":{hard}")),
+        "the limit before and after is logged:\n{logs}"
+    );
+    // The cap asked for does not fit: it is lowered to the limit less a reserve, and said.
+    assert!(
+        logs.contains("connection cap lowered to fit the open-file limit")
+            && logs.contains(&format!("\"max_connections\":{}", hard - 256)),
+        "{logs}"
+    );
+}

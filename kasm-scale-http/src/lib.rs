@@ -29,11 +29,13 @@ mod abuse;
 pub mod broker;
 pub mod guest;
 mod health;
+mod listener;
 mod metrics;
 mod reply;
 mod serve;
 
 pub use abuse::{BAD_TOKEN_BURST, BAD_TOKENS_PER_SECOND};
+pub use listener::ConnectionLimits;
 pub use serve::{ServeError, ServeOptions, TlsFiles, serve};
 
 use std::time::Duration;

@@ -10,8 +10,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::accept::DefaultAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use kasm_scale_core::controller::{Autoscaler, ControllerError};
+
+use crate::listener::{ConnectionLimits, Guard};
 
 /// Where and how to serve.
 #[derive(Debug, Clone)]
@@ -25,6 +28,8 @@ pub struct ServeOptions {
     pub insecure_http: bool,
     /// How long requests in flight and background work may take to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// The connection cap and the timeouts for slow and idle clients.
+    pub limits: ConnectionLimits,
 }
 
 /// PEM files of a TLS server certificate chain and its private key.
@@ -97,18 +102,27 @@ pub async fn serve(
     scaler.start().await?;
     let handle = Handle::new();
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let limits = options.limits;
+    let cap = crate::listener::fit_open_file_limit(limits.max_connections);
+    let guard = Guard::new(cap, limits.idle_timeout, DefaultAcceptor::new());
     let server = {
         let handle = handle.clone();
         let addr = options.listen;
         tokio::spawn(async move {
             let result = match tls {
                 Some(tls) => {
-                    axum_server::bind_rustls(addr, tls)
+                    let acceptor = RustlsAcceptor::new(tls).acceptor(guard);
+                    bound_server(addr, acceptor, &limits)
                         .handle(handle)
                         .serve(service)
                         .await
                 }
-                None => axum_server::bind(addr).handle(handle).serve(service).await,
+                None => {
+                    bound_server(addr, guard, &limits)
+                        .handle(handle)
+                        .serve(service)
+                        .await
+                }
             };
             result.map_err(|source| ServeError::Io { addr, source })
         })
@@ -123,7 +137,14 @@ pub async fn serve(
             }),
         };
     };
-    tracing::info!(%addr, tls = options.tls.is_some(), "serving");
+    tracing::info!(
+        %addr,
+        tls = options.tls.is_some(),
+        max_connections = cap,
+        header_read_timeout_s = limits.header_read_timeout.as_secs_f64(),
+        idle_timeout_s = limits.idle_timeout.as_secs_f64(),
+        "serving"
+    );
     bound(addr);
 
     let (stop_loop, loop_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -161,4 +182,22 @@ pub async fn serve(
             source: std::io::Error::other(e.to_string()),
         }),
     }
+}
+
+/// The server on `addr` with `acceptor`, where a request's head must arrive within the
+/// header-read timeout: on a new connection (its first request, protocol detection included)
+/// and between the requests of a kept-alive one.
+fn bound_server<A>(
+    addr: SocketAddr,
+    acceptor: A,
+    limits: &ConnectionLimits,
+) -> axum_server::Server<SocketAddr, A> {
+    let mut server = axum_server::bind(addr)
+        .acceptor(acceptor)
+        .first_request_timeout(limits.header_read_timeout);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(limits.header_read_timeout);
+    server
 }

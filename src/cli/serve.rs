@@ -15,7 +15,7 @@ use kasm_scale_core::traits::{
     BackendError, Capabilities, DirectoryService, Leftover, Vm, VmProvider, VmSpec,
 };
 use kasm_scale_core::{ConfigError, load_file};
-use kasm_scale_http::{ServeOptions, TlsFiles};
+use kasm_scale_http::{ConnectionLimits, ServeOptions, TlsFiles};
 
 /// `kasm-scale serve`'s options.
 #[derive(Debug, clap::Args)]
@@ -47,6 +47,19 @@ pub struct Args {
     /// to `DIR/<server_id>.sh` (mode 0600), as its guest would receive it, so it can be run.
     #[arg(long, value_name = "DIR")]
     guest_scripts: Option<PathBuf>,
+    /// The most client connections open at once; past it a new connection is closed at once
+    /// (lowered to fit the open-file limit, which is raised to its hard limit at start).
+    #[arg(long, value_name = "N", default_value_t = ConnectionLimits::default().max_connections,
+          value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=1_000_000), |n| n as usize))]
+    max_connections: usize,
+    /// Seconds a client may take to send a request's line and headers.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// Seconds a connection may go without a byte read or written before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    idle_timeout: u64,
     /// With a `postgres` state store: the address other replicas' callers are sent to while
     /// this one leads (default: this one's scheme and listening address).
     #[arg(long, value_name = "URL")]
@@ -114,6 +127,11 @@ async fn serve(config: Config, args: Args) -> Result<(), String> {
         },
         insecure_http: args.insecure_http,
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        limits: ConnectionLimits {
+            max_connections: args.max_connections,
+            header_read_timeout: Duration::from_secs(args.header_timeout),
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+        },
     };
     let scheme = if options.tls.is_some() {
         "https"
