@@ -34,7 +34,7 @@ mod metrics;
 mod reply;
 mod serve;
 
-pub use abuse::{BAD_TOKEN_BURST, BAD_TOKENS_PER_SECOND};
+pub use abuse::{BAD_TOKEN_BURST, BAD_TOKENS_PER_SECOND, MAX_SOURCES, PRUNE_EVERY};
 pub use listener::ConnectionLimits;
 pub use serve::{ServeError, ServeOptions, TlsFiles, serve};
 

@@ -2,6 +2,8 @@
 //! router, driven through tower's `oneshot` (no socket).
 #![allow(dead_code)]
 
+pub mod net;
+
 use std::sync::Arc;
 
 use axum::Router;
