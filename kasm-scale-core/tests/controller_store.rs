@@ -498,3 +498,30 @@ async fn a_leader_answers_a_broker_only_once_the_change_is_saved() {
         .await
         .expect("a sole controller answers at once");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_save_dropped_half_way_is_written_by_the_next_one() {
+    // Save 2 (the request's) hangs: its caller gives up after a second and drops it.
+    let store = Arc::new(Watched {
+        slow: 2,
+        ..Default::default()
+    });
+    let (scaler, _cloud) = scaler(config(1), store.clone());
+    scaler.start().await.unwrap();
+    scaler.save().await;
+    assert_eq!(store.saves.load(Ordering::SeqCst), 1);
+    let given_up = tokio::time::timeout(
+        Duration::from_secs(1),
+        scaler.request_session("p", &SessionRequest::default()),
+    )
+    .await;
+    assert!(given_up.is_err(), "the request's save was still running");
+    assert_eq!(store.inner.load().await.unwrap().unwrap().next_session, 0);
+    // The change is still unsaved: the next save writes it.
+    scaler.save().await;
+    assert_eq!(
+        store.inner.load().await.unwrap().unwrap().next_session,
+        1,
+        "the session of the dropped save is saved"
+    );
+}

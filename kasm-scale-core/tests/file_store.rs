@@ -141,11 +141,13 @@ async fn a_save_replaces_the_file_whole_with_mode_0600_and_leaves_no_temporary()
     records.next_session = 42;
     store.save(&records).await.unwrap();
     assert_eq!(store.load().await.unwrap(), Some(records));
-    let names: Vec<_> = std::fs::read_dir(dir.path())
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(names, ["state.json"]);
+    names.sort();
+    // The lock file stays (it holds the lock while the store lives); no temporary does.
+    assert_eq!(names, ["state.json", "state.json.lock"]);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -202,4 +204,57 @@ async fn a_save_into_a_missing_directory_fails_as_unavailable() {
         Err(StoreError::Unavailable(m)) => assert!(m.contains("no-such-dir"), "{m}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_second_writer_of_the_same_file_is_refused_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let first = FileStore::new(&path);
+    assert_eq!(first.load().await.unwrap(), None);
+    // Another process's store: its own open of the lock file (flock locks are per open file).
+    let second = FileStore::new(&path);
+    match second.load().await {
+        Err(StoreError::Locked(m)) => {
+            assert!(m.contains(&path.display().to_string()), "{m}");
+            assert!(m.contains(&format!("pid {}", std::process::id())), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let records = kasm_scale_core::controller::Records::default();
+    assert!(matches!(
+        second.save(&records).await,
+        Err(StoreError::Locked(_))
+    ));
+    // A clone of the first shares its lock; once every clone is gone, the file is free.
+    first.clone().save(&records).await.unwrap();
+    drop(first);
+    assert_eq!(second.load().await.unwrap(), Some(records));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_link_in_place_of_the_temporary_file_is_not_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "keep me").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join("state.json.new")).unwrap();
+    let store = FileStore::new(&path);
+    let records = kasm_scale_core::controller::Records {
+        next_session: 7,
+        ..Default::default()
+    };
+    store.save(&records).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+    assert_eq!(store.load().await.unwrap(), Some(records));
+    assert!(
+        !std::fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
 }

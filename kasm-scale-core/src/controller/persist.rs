@@ -29,15 +29,21 @@ pub(crate) async fn persist(shared: &Shared) -> Result<(), StoreError> {
         }
         records.clone()
     };
+    // Until the save has landed the records count as changed: a save that fails, times out or
+    // is dropped half-way (its caller gave up) leaves them marked, and the next save writes them.
+    let mut unsaved = Unsaved {
+        dirty: &shared.dirty,
+        landed: false,
+    };
     let saved = super::store::bounded("save", shared.store.save(&records))
         .instrument(tracing::debug_span!(
             "persist",
             servers = records.servers.len()
         ))
         .await;
+    unsaved.landed = saved.is_ok();
+    drop(unsaved);
     if let Err(e) = &saved {
-        // Saved next time.
-        shared.dirty.store(true, Ordering::Relaxed);
         tracing::error!(error = %e, "cannot save the state");
         metrics::counter!("kasm_scale_store_failures_total").increment(1);
         shared.emit(Event::Failed {
@@ -50,4 +56,19 @@ pub(crate) async fn persist(shared: &Shared) -> Result<(), StoreError> {
         }
     }
     saved
+}
+
+/// Held across a save: marks the records as changed again when dropped, unless the save
+/// landed.
+struct Unsaved<'a> {
+    dirty: &'a std::sync::atomic::AtomicBool,
+    landed: bool,
+}
+
+impl Drop for Unsaved<'_> {
+    fn drop(&mut self) {
+        if !self.landed {
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+    }
 }

@@ -18,6 +18,9 @@ pub enum StoreError {
     /// What the store holds cannot be read back.
     #[error("saved state unreadable: {0}")]
     Corrupt(String),
+    /// Another process holds the store (a second service on the same state file).
+    #[error("state store in use: {0}")]
+    Locked(String),
     /// Another controller holds the state (a newer leader wrote it).
     #[error("state store refused the write: {0}")]
     Fenced(String),
