@@ -3,7 +3,8 @@
 //! ASCII), written from the language reference.
 //!
 //! Shared by `builtin_scripts.rs` (each value is one literal) and `builtin_script_secrets.rs`
-//! (no secret reaches a native command's arguments; files with secrets are locked down).
+//! (no secret reaches a native command's arguments; files with secrets are locked down), which
+//! also uses the statement splitter and the secret analysis at the end of this file.
 
 #![allow(dead_code)] // Each including test uses its own part.
 
@@ -182,4 +183,277 @@ pub fn base64_decode(text: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statements, and where secrets go.
+
+use std::collections::BTreeSet;
+
+/// Programs a script could hand a secret to on their command line (besides any `.exe` and the
+/// call operator `&`).
+pub const NATIVE: [&str; 16] = [
+    "icacls",
+    "schtasks",
+    "net",
+    "net1",
+    "reg",
+    "cmd",
+    "sc",
+    "netsh",
+    "setx",
+    "takeown",
+    "powershell",
+    "pwsh",
+    "msiexec",
+    "netdom",
+    "djoin",
+    "wmic",
+];
+
+/// The statements of a script: its tokens without comments, split at the line breaks and `;`
+/// of its code, except inside parentheses or a hashtable (`@{ … }`) and after a `|` or a
+/// backtick (the statement goes on). A script block's lines (`if (…) {` …) are statements.
+pub fn statements(tokens: &[Token]) -> Vec<Vec<Token>> {
+    let mut out: Vec<Vec<Token>> = vec![Vec::new()];
+    // What is open: `(`, `h` (a hashtable) or `b` (a script block).
+    let mut open: Vec<char> = Vec::new();
+    let mut last = ' ';
+    for token in tokens {
+        match token {
+            Token::Comment(_) => {}
+            Token::Code(code) => {
+                let chars: Vec<char> = code.chars().collect();
+                let mut piece = String::new();
+                for (i, &c) in chars.iter().enumerate() {
+                    match c {
+                        '(' => open.push('('),
+                        '{' if i > 0 && chars[i - 1] == '@' => open.push('h'),
+                        '{' => open.push('b'),
+                        ')' | '}' => {
+                            open.pop();
+                        }
+                        _ => {}
+                    }
+                    let inside = open.iter().any(|&o| o != 'b');
+                    let ends = !inside && (c == ';' || (c == '\n' && !matches!(last, '|' | '`')));
+                    if ends {
+                        if !piece.is_empty() {
+                            out.last_mut()
+                                .unwrap()
+                                .push(Token::Code(std::mem::take(&mut piece)));
+                        }
+                        out.push(Vec::new());
+                    } else {
+                        piece.push(c);
+                    }
+                    if !c.is_whitespace() {
+                        last = c;
+                    }
+                }
+                if !piece.is_empty() {
+                    out.last_mut().unwrap().push(Token::Code(piece));
+                }
+            }
+            other => {
+                out.last_mut().unwrap().push(other.clone());
+                last = '"';
+            }
+        }
+    }
+    out.retain(|s| {
+        s.iter()
+            .any(|t| !matches!(t, Token::Code(c) if c.trim().is_empty()))
+    });
+    out
+}
+
+/// The code of a statement, strings left out.
+pub fn code(statement: &[Token]) -> String {
+    statement
+        .iter()
+        .map(|t| match t {
+            Token::Code(c) => c.as_str(),
+            _ => " \"\" ",
+        })
+        .collect()
+}
+
+/// The statement's text: code and the raw text of strings.
+pub fn text(statement: &[Token]) -> String {
+    statement
+        .iter()
+        .map(|t| match t {
+            Token::Code(c) | Token::Expandable(c) | Token::HereString(c) => c.clone(),
+            Token::Literal(v) => format!("'{v}'"),
+            Token::Comment(_) => String::new(),
+        })
+        .collect()
+}
+
+/// The variables a statement reads or writes (lower case, as PowerShell's names are not case
+/// sensitive): in its code and in its expandable strings.
+pub fn variables(statement: &[Token]) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for t in statement {
+        let (Token::Code(s) | Token::Expandable(s)) = t else {
+            continue;
+        };
+        let chars: Vec<char> = s.chars().collect();
+        for (i, &c) in chars.iter().enumerate() {
+            if c != '$' {
+                continue;
+            }
+            let name: String = chars[i + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':'))
+                .collect();
+            if !name.is_empty() {
+                names.insert(name.to_ascii_lowercase());
+            }
+        }
+    }
+    names
+}
+
+/// The variable a statement assigns (`$x = …`), if it is an assignment.
+pub fn assigned(statement: &[Token]) -> Option<String> {
+    let code = code(statement);
+    let rest = code.trim_start().strip_prefix('$')?;
+    let name: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let after = rest[name.len()..].trim_start();
+    (after.starts_with('=') && !after.starts_with("==")).then(|| name.to_ascii_lowercase())
+}
+
+/// Whether a statement runs a native program (whose command line every user can read) or
+/// builds a command line for one.
+pub fn native(statement: &[Token]) -> bool {
+    let code = code(statement);
+    let words: Vec<String> = code
+        .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '{' | '}' | '|' | '='))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    code.contains('&')
+        || words.iter().any(|w| {
+            w.ends_with(".exe")
+                || NATIVE.contains(&w.as_str())
+                || w == "start-process"
+                || w == "new-scheduledtaskaction"
+        })
+}
+
+/// What the secret analysis of a script found.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    /// Variables that hold a secret or something made from one.
+    pub tainted: BTreeSet<String>,
+    /// Files a secret is written to (their names).
+    pub files: BTreeSet<String>,
+    /// Native commands (statement text) that receive a secret.
+    pub leaks: Vec<String>,
+}
+
+/// The file name a statement writes to with `Set-Content`, `Out-File` or `Add-Content`.
+pub fn written_file(statement: &[Token]) -> Option<String> {
+    let code = code(statement).to_ascii_lowercase();
+    if !["set-content", "out-file", "add-content"]
+        .iter()
+        .any(|c| code.contains(c))
+    {
+        return None;
+    }
+    let i = statement.iter().position(
+        |t| matches!(t, Token::Code(c) if c.to_ascii_lowercase().trim_end().ends_with("-path")),
+    )?;
+    let path = match statement.get(i + 1)? {
+        Token::Expandable(s) => s.trim_matches('"').to_owned(),
+        Token::Literal(s) => s.clone(),
+        _ => return None,
+    };
+    Some(
+        path.rsplit(['\\', '/'])
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase(),
+    )
+}
+
+/// Follows the secrets (string literals holding one of `values`) through `script` (and, in
+/// `known`, the files that already hold one): which variables come to hold one, which files are
+/// written with one, and which native command receives one.
+pub fn follow(script: &str, values: &[String], known: &Secrets) -> Secrets {
+    let stmts = statements(&lex(script));
+    let sentinel = |t: &Token| matches!(t, Token::Literal(v) if values.contains(v));
+    let mut found = Secrets {
+        files: known.files.clone(),
+        ..Secrets::default()
+    };
+    loop {
+        let before = (found.tainted.len(), found.files.len());
+        for s in &stmts {
+            let reads_file = code(s).to_ascii_lowercase().contains("get-content")
+                && found
+                    .files
+                    .iter()
+                    .any(|f| text(s).to_ascii_lowercase().contains(f.as_str()));
+            let secret = s.iter().any(sentinel)
+                || reads_file
+                || variables(s).iter().any(|v| {
+                    found.tainted.contains(v)
+                        || found
+                            .tainted
+                            .iter()
+                            .any(|t| v.starts_with(&format!("{t}.")))
+                });
+            if !secret {
+                continue;
+            }
+            if let Some(x) = assigned(s) {
+                found.tainted.insert(x);
+            }
+            if let Some(f) = written_file(s).filter(|_| !reads_file) {
+                found.files.insert(f);
+            }
+        }
+        if (found.tainted.len(), found.files.len()) == before {
+            break;
+        }
+    }
+    for s in stmts.iter().filter(|s| native(s)) {
+        // What the command receives: the assigned variable takes its output.
+        let mut read = variables(s);
+        if let Some(x) = assigned(s) {
+            read.remove(&x);
+        }
+        let uses = s.iter().any(sentinel)
+            || read.iter().any(|v| {
+                found.tainted.contains(v)
+                    || found
+                        .tainted
+                        .iter()
+                        .any(|t| v.starts_with(&format!("{t}.")))
+            });
+        if uses {
+            found.leaks.push(text(s));
+        }
+    }
+    found
+}
+
+/// The scripts a script writes to files to run later (single-quoted here-strings: code, not
+/// text), without their `@'` and `'@` lines.
+pub fn embedded_scripts(script: &str) -> Vec<String> {
+    lex(script)
+        .into_iter()
+        .filter_map(|t| match t {
+            Token::HereString(raw) if raw.starts_with("@'") => {
+                let body = raw.split_once('\n')?.1;
+                Some(body.rsplit_once('\n')?.0.to_owned())
+            }
+            _ => None,
+        })
+        .collect()
 }
