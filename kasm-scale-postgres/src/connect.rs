@@ -80,34 +80,68 @@ fn tls(ca_file: &str) -> Result<tokio_postgres_rustls::MakeRustlsConnect, Connec
 }
 
 /// What the URL may not say, whatever form it takes (`user:password@`, `?password=`,
-/// `?host=`, `?sslmode=`): a password (it would travel with the URL into logs), and, without a
-/// CA, a host that is not loopback (plain TCP only on this machine).
+/// `?host=`, `?hostaddr=`, `host=a,b`, several hosts in the authority, key=value pairs): a
+/// password (it would travel with the URL into logs), a host list tokio-postgres cannot connect
+/// with, and, without a CA, any address a connection would go to that is not loopback (plain
+/// TCP only on this machine). With a CA, every address needs a host name to check the server's
+/// certificate against.
 fn check_url(pg: &tokio_postgres::Config, tls: bool) -> Result<(), ConnectError> {
+    use tokio_postgres::config::Host;
     if pg.get_password().is_some() {
         return Err(ConnectError::Config(
             "url: must not carry a password: use password_env or password_file".into(),
         ));
     }
-    if !tls {
-        for host in pg.get_hosts() {
-            let loopback = match host {
-                tokio_postgres::config::Host::Tcp(name) => {
-                    name == "localhost"
-                        || name
-                            .trim_start_matches('[')
-                            .trim_end_matches(']')
-                            .parse::<std::net::IpAddr>()
-                            .is_ok_and(|ip| ip.is_loopback())
+    let (hosts, addrs) = (pg.get_hosts(), pg.get_hostaddrs());
+    if hosts.is_empty() && addrs.is_empty() {
+        return Err(ConnectError::Config(
+            "url: names no host (give a host, or host= or hostaddr=)".into(),
+        ));
+    }
+    if !hosts.is_empty() && !addrs.is_empty() && hosts.len() != addrs.len() {
+        return Err(ConnectError::Config(format!(
+            "url: {} hosts but {} hostaddr: give one hostaddr per host, or none",
+            hosts.len(),
+            addrs.len()
+        )));
+    }
+    let loopback_ip = |ip: std::net::IpAddr| ip.to_canonical().is_loopback();
+    // As tokio-postgres tries them: host i at hostaddr i when given (the host then only names
+    // the server for TLS), else at host i.
+    for i in 0..hosts.len().max(addrs.len()) {
+        let host = hosts.get(i);
+        let (target, loopback) = match (addrs.get(i), host) {
+            (Some(addr), _) => {
+                if tls && !matches!(host, Some(Host::Tcp(_))) {
+                    return Err(ConnectError::Config(format!(
+                        "url: hostaddr `{addr}` has no host name to check the server's \
+                         certificate against (tls_ca_file): give host= as well"
+                    )));
                 }
-                #[cfg(unix)]
-                tokio_postgres::config::Host::Unix(_) => true,
-            };
-            if !loopback {
-                return Err(ConnectError::Config(format!(
-                    "url: host {host:?} is not loopback: give tls_ca_file (TLS is required off \
-                     this machine)"
-                )));
+                let named = match host {
+                    Some(Host::Tcp(name)) => format!(" (host `{name}`)"),
+                    _ => String::new(),
+                };
+                (format!("hostaddr `{addr}`{named}"), loopback_ip(*addr))
             }
+            (None, Some(Host::Tcp(name))) => {
+                let loopback = name == "localhost"
+                    || name
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(loopback_ip);
+                (format!("host `{name}`"), loopback)
+            }
+            #[cfg(unix)]
+            (None, Some(Host::Unix(_))) => continue,
+            (None, None) => continue,
+        };
+        if !tls && !loopback {
+            return Err(ConnectError::Config(format!(
+                "url: {target} is not loopback: give tls_ca_file (TLS is required off this \
+                 machine)"
+            )));
         }
     }
     Ok(())
@@ -194,5 +228,66 @@ mod tests {
             );
             check(url, true).expect("with a CA, any host");
         }
+    }
+
+    /// tokio-postgres connects to `hostaddr[i]` when it is given (`host[i]` then only names the
+    /// server for TLS), else to `host[i]`, trying each in turn: every one is judged.
+    #[test]
+    fn every_address_a_connection_would_use_is_judged() {
+        for url in [
+            "host=localhost hostaddr=10.0.0.9 user=kasm dbname=kasm",
+            "hostaddr=10.0.0.9 user=kasm dbname=kasm",
+            "postgres://kasm@localhost/kasm?hostaddr=10.0.0.9",
+            "host=/run/postgresql hostaddr=10.0.0.9 user=kasm",
+            "host=127.0.0.1,::1 hostaddr=127.0.0.1,10.0.0.9 user=kasm",
+            "hostaddr=127.0.0.1,10.0.0.9 user=kasm",
+            "host=127.0.0.1,db.example.com user=kasm",
+            "postgres://kasm@localhost,db.example.com:5433/kasm",
+            "postgres://kasm@/kasm?host=/run/postgresql&host=db.example.com",
+        ] {
+            let e = check(url, false).expect_err(url);
+            assert!(
+                e.contains("is not loopback") && e.contains("tls_ca_file"),
+                "{url}: {e}"
+            );
+            assert!(
+                e.contains("`10.0.0.9`") || e.contains("`db.example.com`"),
+                "{url}: the error names the address: {e}"
+            );
+        }
+        for url in [
+            "host=db.example.com hostaddr=127.0.0.1 user=kasm",
+            "host=localhost,db.example.com hostaddr=127.0.0.1,::1 user=kasm",
+            "hostaddr=::1 user=kasm",
+            "host=::ffff:127.0.0.1 user=kasm",
+            "host=/run/postgresql,localhost user=kasm",
+            "postgres://kasm@%2Frun%2Fpostgresql/kasm",
+        ] {
+            check(url, false).unwrap_or_else(|e| panic!("{url}: loopback or a socket: {e}"));
+        }
+    }
+
+    #[test]
+    fn host_lists_that_cannot_connect_are_refused_with_the_reason() {
+        for tls in [false, true] {
+            let e = check("host=localhost,127.0.0.1 hostaddr=127.0.0.1 user=kasm", tls)
+                .expect_err("two hosts, one hostaddr");
+            assert!(e.contains("2 hosts but 1 hostaddr"), "{e}");
+            let e = check("user=kasm dbname=kasm", tls).expect_err("no host");
+            assert!(e.contains("names no host"), "{e}");
+        }
+        // TLS checks the certificate against the host name: an address alone has none.
+        for url in [
+            "hostaddr=10.0.0.9 user=kasm",
+            "host=db.example.com,/run/postgresql hostaddr=10.0.0.8,10.0.0.9 user=kasm",
+        ] {
+            let e = check(url, true).expect_err(url);
+            assert!(
+                e.contains("`10.0.0.9`") && e.contains("no host name"),
+                "{url}: {e}"
+            );
+        }
+        check("host=db.example.com hostaddr=10.0.0.9 user=kasm", true)
+            .expect("the certificate is checked against db.example.com");
     }
 }

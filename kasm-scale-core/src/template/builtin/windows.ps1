@@ -8,6 +8,13 @@
 # a base64 expression for text that is not printable ASCII), so that no character of a
 # configured value ($, ", backtick, quote, newline…) runs as code. Kasm inserts values raw: do
 # not paste this text into Kasm itself.
+#
+# On a multi-session host every user can read C:\ProgramData and C:\AzureData by default: the
+# files that hold a secret are locked to SYSTEM and the Administrators group, the check-in
+# token's file is removed once the server checked in, and no secret is an argument of a native
+# command (the values stay inside PowerShell: SecureString, PSCredential, Invoke-RestMethod).
+# The user data stays readable to local users through the metadata service: see the README
+# (Startup scripts).
 $ErrorActionPreference = "Stop"
 
 # --- values (each one PowerShell string literal, inserted by kasm-scale) ---
@@ -22,8 +29,38 @@ $JoinPasswordText = {ad_join_credential}
 $CheckinToken = {checkin_jwt}
 # --- end of values ---
 
-$StateDir = "C:\ProgramData\kasm-scale"
+# Only SYSTEM (S-1-5-18) and the Administrators group (S-1-5-32-544) may use $Path: a new access
+# list, not inherited, that replaces the whole one (SIDs, not names, which are localized).
+function Protect-Path([string] $Path) {{
+    if ((Get-Item -LiteralPath $Path -Force).PSIsContainer) {{
+        $acl = New-Object System.Security.AccessControl.DirectorySecurity
+        $inherit = "ContainerInherit, ObjectInherit"
+    }} else {{
+        $acl = New-Object System.Security.AccessControl.FileSecurity
+        $inherit = "None"
+    }}
+    $acl.SetAccessRuleProtection($true, $false)
+    foreach ($sid in "S-1-5-18", "S-1-5-32-544") {{
+        $identity = New-Object System.Security.Principal.SecurityIdentifier -ArgumentList $sid
+        $acl.AddAccessRule((New-Object System.Security.AccessControl.FileSystemAccessRule -ArgumentList $identity, "FullControl", $inherit, "None", "Allow"))
+    }}
+    Set-Acl -LiteralPath $Path -AclObject $acl
+}}
+
+# This script and the copy of the user data Azure leaves (C:\AzureData\CustomData.bin) hold the
+# token and the passwords. A failure here is reported, not fatal: the metadata service still
+# serves the same data (see the README).
+foreach ($copy in @($PSCommandPath, (Join-Path $env:SystemDrive "AzureData\CustomData.bin"))) {{
+    if ($copy -and (Test-Path -LiteralPath $copy)) {{
+        try {{ Protect-Path $copy }} catch {{ Write-Warning "cannot restrict access to $copy" }}
+    }}
+}}
+
+$StateDir = Join-Path $env:ProgramData "kasm-scale"
 New-Item -ItemType Directory -Force -Path $StateDir | Out-Null
+Protect-Path $StateDir
+# A file left by an earlier run keeps its own access list: remove it before writing the token.
+Remove-Item -LiteralPath "$StateDir\checkin.json" -Force -ErrorAction SilentlyContinue
 
 # The check-in runs from a file so that it can run again after the domain-join restart; it reads
 # its values from checkin.json next to it.
@@ -35,6 +72,8 @@ $body = @{{ token = $c.token; status = "running"; status_message = $c.hostname +
 for ($i = 0; $i -lt 20; $i++) {{
     try {{
         Invoke-RestMethod -Method Post -Uri $c.url -ContentType "application/json" -Body $body | Out-Null
+        # Checked in: the token is not needed again.
+        Remove-Item -LiteralPath (Join-Path $PSScriptRoot "checkin.json") -Force -ErrorAction SilentlyContinue
         Unregister-ScheduledTask -TaskName "kasm-scale-checkin" -Confirm:$false -ErrorAction SilentlyContinue
         exit 0
     }} catch {{ Start-Sleep -Seconds 15 }}
