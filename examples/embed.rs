@@ -59,6 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "desktops",
             &SessionRequest {
                 user: Some("alice".into()),
+                request_id: None,
             },
         )
         .await?;

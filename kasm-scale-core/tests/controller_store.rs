@@ -427,8 +427,8 @@ impl StateStore for Flaky {
 
 /// The leader of replicas never tells a broker of a change its store does not hold: while the
 /// store cannot be reached the call waits (the save is tried again); if the leader steps down
-/// meanwhile, the call fails with `NotLeader` and the change is not in the store. Alone on its
-/// store, a controller answers at once and saves later (as before).
+/// meanwhile, the call fails with `NotLeader` and the change is not in the store. Alone on a
+/// durable store, a controller waits for its save too; alone in memory, it answers at once.
 #[tokio::test(start_paused = true)]
 async fn a_leader_answers_a_broker_only_once_the_change_is_saved() {
     use kasm_scale_core::controller::{ControllerError, Role};
@@ -490,13 +490,46 @@ async fn a_leader_answers_a_broker_only_once_the_change_is_saved() {
     let kept = saved.sessions.len() + waiting(&saved);
     assert_eq!(kept, 1, "the answered session is in the store: {outcome:?}");
 
-    // Alone on its store: answered at once, saved later.
+    // Alone on a durable store: a broker is not told of a change the store may not hold
+    // either; the call waits until the save lands.
     let (alone, _) = crate::scaler(config(1), store.clone());
-    store.down.store(true, Ordering::SeqCst);
-    alone
-        .request_session("p", &SessionRequest::default())
+    alone.start().await.unwrap();
+    let before = store
+        .inner
+        .load()
         .await
-        .expect("a sole controller answers at once");
+        .unwrap()
+        .unwrap_or_default()
+        .next_session;
+    store.down.store(true, Ordering::SeqCst);
+    let call = tokio::spawn({
+        let alone = alone.clone();
+        async move { alone.request_session("p", &SessionRequest::default()).await }
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        !call.is_finished(),
+        "answered while the store was unreachable"
+    );
+    store.down.store(false, Ordering::SeqCst);
+    call.await.unwrap().expect("answered once saved");
+    let saved = store.inner.load().await.unwrap().unwrap_or_default();
+    assert_eq!(
+        saved.next_session,
+        before + 1,
+        "the answered session is in the store"
+    );
+
+    // On a store that is not durable (this process's memory), a sole controller answers at
+    // once whatever its saves do.
+    let (memory, _) = crate::scaler(config(1), Arc::new(MemoryStore::default()));
+    tokio::time::timeout(
+        Duration::from_millis(1),
+        memory.request_session("p", &SessionRequest::default()),
+    )
+    .await
+    .expect("answered at once")
+    .unwrap();
 }
 
 #[tokio::test(start_paused = true)]

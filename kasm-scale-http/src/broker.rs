@@ -4,7 +4,7 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /api/v1/pools` | every pool: servers by state, used, free and starting session slots, waiting requests |
-//! | `POST /api/v1/pools/{pool}/sessions` (body optional: `{"user"}`) | `201` with the session and its server (id, host name, address), or `202` with the session and its place in the queue |
+//! | `POST /api/v1/pools/{pool}/sessions` (body optional: `{"user"}`; header `Idempotency-Key` optional) | `201` with the session and its server (id, host name, address), or `202` with the session and its place in the queue; `replayed` (and the header `Idempotent-Replayed`) says whether the key was seen before: then nothing was made and the answer is the first attempt's session as it stands; `422` for a key used for another pool |
 //! | `GET /api/v1/sessions/{id}` | where the session is (`assigned` with its server, or `queued` with its place) |
 //! | `DELETE /api/v1/sessions/{id}` | `204`: the session ended (or the request was withdrawn) |
 //! | `GET /api/v1/servers` | every server: state, sessions, address, reported status, last error, age |
@@ -22,7 +22,9 @@ use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
-use kasm_scale_core::controller::{Autoscaler, SessionId, SessionOutcome, SessionStatus};
+use kasm_scale_core::controller::{
+    Autoscaler, ControllerError, SessionId, SessionOutcome, SessionStatus,
+};
 use kasm_scale_core::engine::SessionRequest;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -85,7 +87,13 @@ struct NewSession {
     user: Option<String>,
 }
 
-/// `POST /api/v1/pools/{pool}/sessions`.
+/// The header a broker sets to make a session request idempotent.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The header of the answer: `true` when the key was seen before and nothing was made now.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// `POST /api/v1/pools/{pool}/sessions`, idempotent with an `Idempotency-Key` header.
 pub(crate) async fn request_session(
     State(scaler): State<Autoscaler>,
     Path(pool): Path<String>,
@@ -103,15 +111,43 @@ pub(crate) async fn request_session(
             format!("no pool `{}`", short(&pool)),
         ));
     }
-    let outcome = scaler
-        .request_session(&pool, &SessionRequest { user: request.user })
-        .await?;
-    Ok(match outcome {
-        SessionOutcome::Assigned { session, server } => (
-            StatusCode::CREATED,
-            Json(assigned(&scaler, session, server)),
+    let request_id = match headers.get(IDEMPOTENCY_KEY) {
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| Failure::bad_request("Idempotency-Key: not visible ASCII"))?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let requested = scaler
+        .request_session_once(
+            &pool,
+            &SessionRequest {
+                user: request.user,
+                request_id,
+            },
         )
-            .into_response(),
+        .await
+        .map_err(|e| match e {
+            ControllerError::InvalidRequestId(why) => {
+                Failure::bad_request(format!("Idempotency-Key: {why}"))
+            }
+            e @ ControllerError::RequestIdReused { .. } => {
+                Failure::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            }
+            e => e.into(),
+        })?;
+    let replayed = [(
+        IDEMPOTENT_REPLAYED,
+        if requested.replayed { "true" } else { "false" },
+    )];
+    Ok(match requested.outcome {
+        SessionOutcome::Assigned { session, server } => {
+            let mut body = assigned(&scaler, session, server);
+            body["replayed"] = requested.replayed.into();
+            (StatusCode::CREATED, replayed, Json(body)).into_response()
+        }
         SessionOutcome::Queued { session } => {
             let position = match scaler.session(session) {
                 Some(SessionStatus::Queued { position }) => Some(position),
@@ -119,7 +155,13 @@ pub(crate) async fn request_session(
             };
             (
                 StatusCode::ACCEPTED,
-                Json(json!({ "session": session.0, "state": "queued", "position": position })),
+                replayed,
+                Json(json!({
+                    "session": session.0,
+                    "state": "queued",
+                    "position": position,
+                    "replayed": requested.replayed,
+                })),
             )
                 .into_response()
         }

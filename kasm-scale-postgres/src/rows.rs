@@ -20,6 +20,7 @@ const REMOVED: &str = "removed";
 const DEMAND_RECENT: &str = "demand_recent";
 const DEMAND_PROFILE: &str = "demand_profile";
 const BOOT_TIMES: &str = "boot_times";
+const REQUEST: &str = "request";
 const META: &str = "meta";
 const NEXT_SESSION: &str = "next_session";
 const TOKEN_KEY_ID: &str = "token_key_id";
@@ -147,6 +148,12 @@ pub(crate) fn changes(old: Option<&Records>, new: &Records) -> Changes {
         &new.boot_times,
         String::clone,
     );
+    c.map(
+        REQUEST,
+        old.map(|o| &o.requests),
+        &new.requests,
+        String::clone,
+    );
     if old.is_none_or(|o| o.next_session != new.next_session) {
         c.upsert(META, NEXT_SESSION.into(), &new.next_session);
     }
@@ -235,6 +242,9 @@ pub(crate) fn records(
                 if let Some(v) = learned(&kind, &key, &value) {
                     r.boot_times.insert(key.clone(), v);
                 }
+            }
+            REQUEST => {
+                r.requests.insert(key.clone(), parse(&kind, &key, &value)?);
             }
             META if key == NEXT_SESSION => r.next_session = parse(&kind, &key, &value)?,
             META if key == TOKEN_KEY_ID => r.token_key_id = Some(parse(&kind, &key, &value)?),

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::events::{CheckinStatus, ControllerError, SessionOutcome};
 use super::records::{Queued, Records, SessionId};
-use super::{Autoscaler, Role, Shared, StoreError, persist::persist, queue, snapshot};
+use super::{Autoscaler, Requested, Role, Shared, StoreError, persist::persist, queue, snapshot};
 use crate::engine::{ServerId, ServerState, SessionRequest, assign};
 use crate::token::TokenError;
 
@@ -61,21 +61,22 @@ pub(crate) fn check_key(shared: &Shared, records: &mut Records) -> bool {
 /// - A store that refuses the write because another replica leads fails the call
 ///   ([`ControllerError::NotLeader`]): this replica has stepped down and its change is not the
 ///   leader's.
-/// - A store that cannot be reached, for a controller alone on its store ([`Role::Sole`]):
-///   the change is kept in memory for the next save and the call succeeds (the failure is
-///   logged, counted and evented).
-/// - A store that cannot be reached, for the leader of replicas: the save is tried again until
-///   it lands or the leader steps down (its lease keeper stops it before the lease expires);
-///   then the call fails with `NotLeader` and the change dies with this leader's records (the
-///   next leader loads the database's). A broker is never told of a change the next leader
-///   does not know.
+/// - A store that cannot be reached and is not durable ([`StateStore::durable`]), for a
+///   controller alone on it ([`Role::Sole`]): the change is kept in memory for the next save
+///   and the call succeeds (the failure is logged, counted and evented).
+/// - A durable store that cannot be reached: the save is tried again until it lands (a caller
+///   that gives up meanwhile leaves the change for the next save), or, for the leader of
+///   replicas, until it steps down (its lease keeper stops it before the lease expires); then
+///   the call fails with `NotLeader` and the change dies with this leader's records (the next
+///   leader loads the database's). A broker is never told of a change the store may not hold.
 async fn saved(shared: &Shared) -> Result<(), ControllerError> {
     let mut wait = std::time::Duration::from_millis(50);
     loop {
         match persist(shared).await {
             Ok(()) => return Ok(()),
             Err(StoreError::Fenced(_)) => return Err(ControllerError::NotLeader { leader: None }),
-            Err(_) if shared.role() == Role::Sole => return Ok(()),
+            // Nothing durable to wait for.
+            Err(_) if shared.role() == Role::Sole && !shared.store.durable() => return Ok(()),
             Err(_) if !shared.role().acts() => {
                 return Err(ControllerError::NotLeader { leader: None });
             }
@@ -96,44 +97,87 @@ impl Autoscaler {
     }
 
     /// Asks for a session in `pool`: a ready server with room takes it now, or the request waits
-    /// (and with aggressive scaling the next tick provisions for it).
+    /// (and with aggressive scaling the next tick provisions for it). With a
+    /// [`request_id`](SessionRequest::request_id) the request is idempotent (see
+    /// [`Autoscaler::request_session_once`]).
     pub async fn request_session(
         &self,
         pool: &str,
         request: &SessionRequest,
     ) -> Result<SessionOutcome, ControllerError> {
+        Ok(self.request_session_once(pool, request).await?.outcome)
+    }
+
+    /// [`Autoscaler::request_session`], saying whether the request was made now or is a repeat:
+    /// a request with a [`request_id`](SessionRequest::request_id) used within
+    /// [`REQUEST_ID_TTL`](super::REQUEST_ID_TTL) makes nothing and answers the session the
+    /// first one made (where it stands now), once that is saved. The id and its session are
+    /// saved together, so a call that timed out either took effect, and its repeat says so
+    /// (`replayed`), or did not, and its repeat makes the session.
+    pub async fn request_session_once(
+        &self,
+        pool: &str,
+        request: &SessionRequest,
+    ) -> Result<Requested, ControllerError> {
         self.shared.acting()?;
         start(&self.shared).await?;
         if self.shared.config.pool(pool).is_none() {
             return Err(ControllerError::UnknownPool(pool.into()));
         }
+        if let Some(id) = &request.request_id {
+            super::requests::check_id(id)?;
+        }
         let now = self.shared.now();
-        let outcome = {
+        let (outcome, replayed) = {
             let mut records = self.shared.records();
-            let session = records.new_session();
-            super::demand::arrival(&mut records, &self.shared.config, pool, now);
-            let snap = snapshot::snapshot(&self.shared, &records, pool);
-            match assign(&snap) {
-                Some(server) => {
-                    queue::seat(&mut records, session, server);
-                    SessionOutcome::Assigned { session, server }
-                }
+            let first = match &request.request_id {
+                Some(id) => super::requests::replay(&records, id, pool, now)?,
+                None => None,
+            };
+            match first {
+                Some(outcome) => (outcome, true),
                 None => {
-                    records
-                        .queued
-                        .entry(pool.to_owned())
-                        .or_default()
-                        .push_back(Queued {
-                            session,
-                            since: now,
-                        });
-                    SessionOutcome::Queued { session }
+                    let outcome = self.new_session(&mut records, pool, now);
+                    if let Some(id) = &request.request_id {
+                        super::requests::remember(&mut records, id, pool, &outcome, now);
+                    }
+                    (outcome, false)
                 }
             }
         };
-        tracing::info!(pool, user = request.user.as_deref(), outcome = ?outcome, "session requested");
+        tracing::info!(pool, user = request.user.as_deref(), replayed, outcome = ?outcome, "session requested");
+        // A repeat waits for the first attempt's save too: it is answered only once saved.
         saved(&self.shared).await?;
-        Ok(outcome)
+        Ok(Requested { outcome, replayed })
+    }
+
+    /// Makes a session in `pool`: seated on a ready server with room, or queued.
+    fn new_session(
+        &self,
+        records: &mut super::RecordsGuard<'_>,
+        pool: &str,
+        now: jiff::Timestamp,
+    ) -> SessionOutcome {
+        let session = records.new_session();
+        super::demand::arrival(records, &self.shared.config, pool, now);
+        let snap = snapshot::snapshot(&self.shared, records, pool);
+        match assign(&snap) {
+            Some(server) => {
+                queue::seat(records, session, server);
+                SessionOutcome::Assigned { session, server }
+            }
+            None => {
+                records
+                    .queued
+                    .entry(pool.to_owned())
+                    .or_default()
+                    .push_back(Queued {
+                        session,
+                        since: now,
+                    });
+                SessionOutcome::Queued { session }
+            }
+        }
     }
 
     /// Ends a session (or withdraws a queued request). The slot it frees goes to a waiting

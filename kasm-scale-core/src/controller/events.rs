@@ -144,6 +144,15 @@ impl CheckinStatus {
     }
 }
 
+/// What [`Autoscaler::request_session_once`](super::Autoscaler::request_session_once) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requested {
+    /// The session (as the first attempt made it, for a repeated request id).
+    pub outcome: SessionOutcome,
+    /// Whether the request id was seen before: nothing was made now.
+    pub replayed: bool,
+}
+
 /// What [`Autoscaler::request_session`](super::Autoscaler::request_session) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionOutcome {
@@ -202,6 +211,17 @@ pub enum ControllerError {
     /// No pool of that name.
     #[error("unknown pool `{0}`")]
     UnknownPool(String),
+    /// A request id that cannot be one (empty, too long, not visible ASCII).
+    #[error("invalid request id: {0}")]
+    InvalidRequestId(String),
+    /// A request id used before, within the time it is remembered, for another pool.
+    #[error(
+        "this request id was used for a request in pool `{pool}`: use a new id for a new request"
+    )]
+    RequestIdReused {
+        /// The pool of the first request.
+        pool: String,
+    },
     /// No session of that id.
     #[error("unknown session {0:?}")]
     UnknownSession(SessionId),

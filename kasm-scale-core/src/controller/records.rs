@@ -174,6 +174,10 @@ pub struct Records {
         deserialize_with = "learned"
     )]
     pub boot_times: BTreeMap<String, BootTimes>,
+    /// (ours) Session requests by the broker's request id (`Idempotency-Key`), kept for
+    /// [`REQUEST_ID_TTL`](super::REQUEST_ID_TTL): a retry gets the session its first attempt made.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<String, super::RequestRecord>,
 }
 
 /// Learned history, read leniently: an entry that cannot be read (written by another version,
@@ -245,6 +249,19 @@ impl Records {
     /// Remembers that server `id` was removed at `now` (see [`Records::removed`]).
     pub(crate) fn tombstone(&mut self, id: ServerId, now: Timestamp) {
         self.removed.insert(id, now);
+    }
+
+    /// Where `session` is: seated on a server, or waiting at a place in its pool's queue.
+    pub(crate) fn session_status(&self, session: SessionId) -> Option<super::SessionStatus> {
+        if let Some(server) = self.sessions.get(&session) {
+            return Some(super::SessionStatus::Assigned { server: *server });
+        }
+        self.queued.values().find_map(|queue| {
+            queue
+                .iter()
+                .position(|q| q.session == session)
+                .map(|i| super::SessionStatus::Queued { position: i + 1 })
+        })
     }
 
     /// Waiting requests of `pool`.

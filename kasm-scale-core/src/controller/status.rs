@@ -94,15 +94,6 @@ impl Autoscaler {
     /// Where `session` is: on a server, or waiting (with its place); `None` when it ended,
     /// expired or never was.
     pub fn session(&self, session: SessionId) -> Option<SessionStatus> {
-        let records = self.shared.records();
-        if let Some(server) = records.sessions.get(&session) {
-            return Some(SessionStatus::Assigned { server: *server });
-        }
-        records.queued.values().find_map(|queue| {
-            queue
-                .iter()
-                .position(|q| q.session == session)
-                .map(|i| SessionStatus::Queued { position: i + 1 })
-        })
+        self.shared.records().session_status(session)
     }
 }

@@ -57,6 +57,12 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     async fn load(&self) -> Result<Option<Records>, StoreError>;
     /// Saves the records.
     async fn save(&self, records: &Records) -> Result<(), StoreError>;
+    /// Whether what it saves survives this process (a file, a database: the default). A broker
+    /// is answered only once its change is saved to a durable store; a store that is not
+    /// durable (this process's memory) answers at once even when a save failed.
+    fn durable(&self) -> bool {
+        true
+    }
 }
 
 /// A store in this process's memory: it survives dropping a controller (clone it into the next),
@@ -80,5 +86,9 @@ impl StateStore for MemoryStore {
     async fn save(&self, records: &Records) -> Result<(), StoreError> {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(records.clone());
         Ok(())
+    }
+
+    fn durable(&self) -> bool {
+        false
     }
 }

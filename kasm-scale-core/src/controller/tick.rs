@@ -100,6 +100,7 @@ async fn observe(shared: &Arc<Shared>, n: u64) {
         // History of pools and configs the configuration no longer has (left in the store by
         // an earlier configuration) goes on the reconcile cadence.
         demand::prune(shared);
+        super::requests::prune(shared);
         tasks::spawn(shared, Work::Reconcile, |s| async move {
             reconcile::reconcile(&s).await;
         });

@@ -8,6 +8,9 @@ use crate::config::Placement;
 pub struct SessionRequest {
     /// The user, for the broker's records (placement does not depend on it).
     pub user: Option<String>,
+    /// The broker's id for this request (ours; an HTTP `Idempotency-Key`): a request repeated
+    /// with the same id within a day gets the session the first one made, not another.
+    pub request_id: Option<String>,
 }
 
 /// The server that should take the next session, or `None` when no ready server has room.

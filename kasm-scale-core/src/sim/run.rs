@@ -346,6 +346,7 @@ async fn run(
                 Kind::Start => {
                     let request = SessionRequest {
                         user: e.user.clone(),
+                        request_id: None,
                     };
                     match scaler.request_session(&e.pool, &request).await? {
                         SessionOutcome::Assigned { session, .. } => {

@@ -100,6 +100,15 @@ pub fn sample_records(seed: u64, servers: u32) -> Records {
         boots.record(90.0 + f64::from(k) * 7.5);
     }
     r.boot_times.insert("config-0".into(), boots);
+    r.requests.insert(
+        format!("retry-key-{seed}"),
+        crate::controller::RequestRecord {
+            pool: "pool-0".into(),
+            session: SessionId(seed * 1000 + 1),
+            server: r.servers.keys().next().copied(),
+            at: at(90),
+        },
+    );
     r.next_session = seed * 1000 + 999;
     r.token_key_id = Some(format!("hs256:{seed:016x}"));
     r
