@@ -338,9 +338,9 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
             move |(secret, max, size, win, ip, tags, script, over, authority, vars, api)| {
                 VmProviderConfig::Azure(AzureVmConfig {
                     name: n2.clone(),
-                    azure_subscription_id: "sub".into(),
+                    azure_subscription_id: "00000000-0000-0000-0000-00000000000a".into(),
                     azure_resource_group: "rg".into(),
-                    azure_tenant_id: "tenant".into(),
+                    azure_tenant_id: "00000000-0000-0000-0000-00000000000B".into(),
                     azure_client_id: "client".into(),
                     azure_client_secret: Secret::new(format!("x{}", secret.expose())),
                     azure_authority: authority,

@@ -6,6 +6,7 @@
 //! reason.
 
 mod api;
+mod azure_ids;
 mod bounds;
 mod endpoint;
 pub(crate) mod fields;
