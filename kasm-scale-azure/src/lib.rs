@@ -15,6 +15,12 @@
 //! Inside a call, only a token refused with 401 is renewed once, and long-running operations are
 //! polled to their end; a failed poll ends the call with its error. A repeated `create` of a
 //! server finds its VM by name and returns it.
+//!
+//! Long-running operations: a VM create (NIC, VM, OS disk tags) or delete is one operation of
+//! minutes, bounded by `api_operation_timeout` (30 minutes by default), each request by
+//! `api_call_timeout`. The provider reports that budget in
+//! [`Capabilities::operation_timeout`](kasm_scale_core::traits::Capabilities::operation_timeout),
+//! so that the controller bounds `create` and `destroy` by it, not by one call's timeout.
 
 mod arm;
 mod auth;

@@ -317,13 +317,23 @@ pub struct AzureVmConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_rate_limit_per_second: Option<f64>,
     /// (ours) Seconds one call to this provider may take before it fails as transient, 1 to 3600.
-    /// Default 30.
+    /// Default 30. For Azure, one call is one Resource Manager request.
     #[serde(
         default = "api::default_call_timeout",
         skip_serializing_if = "api::is_default_call_timeout",
         deserialize_with = "bounds::call_timeout"
     )]
     pub api_call_timeout: u32,
+    /// (ours) Seconds one long-running operation may take, 1 to 86400 (1 day): a VM create
+    /// (network interface, VM, OS disk tags) or delete, each followed to its end through ARM's
+    /// `Azure-AsyncOperation` polling, minutes on Azure. It bounds the whole create or delete,
+    /// not `api_call_timeout`, which bounds each request. Default 1800 (30 minutes).
+    #[serde(
+        default = "api::default_operation_timeout",
+        skip_serializing_if = "api::is_default_operation_timeout",
+        deserialize_with = "bounds::operation_timeout"
+    )]
+    pub api_operation_timeout: u32,
 }
 
 fn default_disk_type() -> String {
