@@ -370,7 +370,7 @@ impl AzureProvider {
     }
 
     /// The owner tags on the VM's OS disk (ARM does not pass the VM's tags on).
-    async fn tag_disk(&self, spec: &VmSpec, names: &Names) -> Result<(), BackendError> {
+    pub(crate) async fn tag_disk(&self, spec: &VmSpec, names: &Names) -> Result<(), BackendError> {
         let disk = self.disk_path(&names.disk);
         let what = "cannot tag the OS disk";
         let answer = self
@@ -386,26 +386,49 @@ impl AzureProvider {
         self.arm.wait(&answer, DISK_API_VERSION, what).await
     }
 
-    /// `create` within its budget: the VM found, or its parts, the VM and the disk's tags made,
-    /// each operation followed to its end.
+    /// `create` within its budget: the VM found and taken up, or its parts, the VM and the
+    /// disk's tags made, each operation followed to its end.
     async fn create_within(&self, spec: &VmSpec, names: &Names) -> Result<Vm, BackendError> {
         let path = self.vm_path(&names.vm);
-        // A repeat: the VM exists (its custom data cannot change, so it is not PUT again).
+        // A repeat, or a create resumed after a restart: the VM exists. Its custom data cannot
+        // change (and the guest has read it), so it is taken up as it is, not PUT again.
         if let Some(vm) = self.get(&path).await? {
-            return Ok(vm);
+            return self.adopt(spec, names, vm).await;
         }
         let script = spec.startup_script.expose();
         let custom_data = base64::engine::general_purpose::STANDARD.encode(script);
-        let made = async {
-            self.create_parts(spec, names).await?;
-            let body = self.vm_body(spec, names, &custom_data);
-            self.put(&path, VM_API_VERSION, &body, "cannot create the VM")
-                .await?;
-            self.tag_disk(spec, names).await
+        // No half-made server is left behind; the first error is the one reported. What cannot
+        // be removed now is listed by `list_leftovers` and removed later.
+        if let Err(e) = self.create_parts(spec, names).await {
+            let _ = self.remove(names).await;
+            return Err(e);
+        }
+        let body = self.vm_body(spec, names, &custom_data);
+        let what = "cannot create the VM";
+        let answer = match self
+            .arm
+            .send(Method::PUT, &path, VM_API_VERSION, Some(&body), what)
+            .await
+        {
+            Ok(answer) => answer,
+            // Refused, maybe because the VM exists by now: an earlier attempt's PUT that ARM
+            // was still carrying out when this create looked (ARM then refuses to change its
+            // custom data, `PropertyChangeNotAllowed`). That VM is taken up.
+            Err(e) => {
+                return match self.get(&path).await {
+                    Ok(Some(vm)) => self.adopt(spec, names, vm).await,
+                    _ => {
+                        let _ = self.remove(names).await;
+                        Err(e)
+                    }
+                };
+            }
         };
-        if let Err(e) = made.await {
-            // No half-made server is left behind; the first error is the one reported. What
-            // cannot be removed now is listed by `list_leftovers` and removed later.
+        let made = match self.arm.wait(&answer, VM_API_VERSION, what).await {
+            Ok(()) => self.tag_disk(spec, names).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = made {
             let _ = self.remove(names).await;
             return Err(e);
         }
@@ -486,7 +509,7 @@ impl VmProvider for AzureProvider {
             .await
             .unwrap_or_else(|_| {
                 Err(BackendError::Transient(format!(
-                    "cannot create the VM {}: not done within {} s (api_operation_timeout); the next create of this server finds it",
+                    "cannot create the VM {}: not done within {} s (api_operation_timeout); the next create of this server takes it up",
                     names.vm,
                     budget.as_secs()
                 )))
