@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::rules::{ComputeBudgets, accepted_versions, shown, type_name};
+use super::rules::{ComputeBudgets, accepted_versions, immutable_changed, shown, type_name};
 
 /// An answer: status, extra headers, body.
 pub type Reply = (StatusCode, Vec<(String, String)>, Value);
@@ -790,31 +790,4 @@ impl Store {
         }
         Ok(())
     }
-}
-
-/// The properties of a VM that cannot change after it is created ("Virtual Machines - Create Or
-/// Update", `OSProfile`: `customData`, `computerName` and `adminUsername` "cannot be updated
-/// after the VM is created"), by their path in the body and the name ARM's error gives them.
-const IMMUTABLE_VM_PROPERTIES: [(&[&str], &str); 3] = [
-    (&["properties", "osProfile", "customData"], "customData"),
-    (&["properties", "osProfile", "computerName"], "computerName"),
-    (
-        &["properties", "osProfile", "adminUsername"],
-        "adminUsername",
-    ),
-];
-
-/// ARM's refusal of a PUT that changes one of [`IMMUTABLE_VM_PROPERTIES`] of an existing VM:
-/// `409 PropertyChangeNotAllowed`, "Changing property 'customData' is not allowed." (the answer
-/// Azure's compute API gives, quoted in the Azure SDK and Terraform provider issue trackers).
-fn immutable_changed(old: &Value, new: &Value) -> Option<Reply> {
-    IMMUTABLE_VM_PROPERTIES.iter().find_map(|(path, name)| {
-        (get(old, path) != get(new, path)).then(|| {
-            arm_error(
-                StatusCode::CONFLICT,
-                "PropertyChangeNotAllowed",
-                &format!("Changing property '{name}' is not allowed."),
-            )
-        })
-    })
 }
