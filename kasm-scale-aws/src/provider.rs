@@ -360,6 +360,7 @@ impl VmProvider for AwsProvider {
         Capabilities {
             max_startup_script_bytes: Some(AWS_USER_DATA_LIMIT),
             retrieve_password: self.password_key.is_some(),
+            operation_timeout: None,
         }
     }
 

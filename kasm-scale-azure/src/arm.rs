@@ -13,6 +13,7 @@ mod budget;
 
 use std::time::Duration;
 
+use kasm_scale_core::config::DEFAULT_API_OPERATION_TIMEOUT;
 use kasm_scale_core::traits::BackendError;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -35,8 +36,6 @@ pub(crate) const NETWORK_API_VERSION: &str = "2024-05-01";
 const MAX_POLL: Duration = Duration::from_secs(60);
 /// The shortest pause between two polls of an operation, whatever `Retry-After` says.
 const MIN_POLL: Duration = Duration::from_millis(50);
-/// The longest a long-running operation is followed.
-const LRO_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// An HTTP client for ARM and the login authority: 10 s to connect, `timeout` per request, so a
 /// hung endpoint fails as transient instead of holding a call forever.
@@ -69,6 +68,8 @@ pub(crate) struct ResourceManager {
     credential: AzureCredential,
     /// ARM's remaining request budgets.
     budgets: budget::Budgets,
+    /// The longest a long-running operation is followed (`api_operation_timeout`).
+    operation_timeout: Duration,
 }
 
 /// ARM's error body `{"error": {"code", "message"}}` as code and message.
@@ -178,7 +179,14 @@ impl ResourceManager {
             base,
             credential,
             budgets: budget::Budgets::default(),
+            operation_timeout: Duration::from_secs(u64::from(DEFAULT_API_OPERATION_TIMEOUT)),
         }
+    }
+
+    /// Follows each long-running operation for at most `timeout` (default 30 minutes).
+    pub(crate) fn with_operation_timeout(mut self, timeout: Duration) -> ResourceManager {
+        self.operation_timeout = timeout;
+        self
     }
 
     /// The full URL of `path`. An absolute URL (ARM gives them for `nextLink` and operations)
@@ -292,8 +300,10 @@ impl ResourceManager {
 
     /// Follows a long-running operation started by `answer` (201/202) to its end, through
     /// `Azure-AsyncOperation` (status resource) or else `Location` (polled until it stops
-    /// answering 202), honouring `Retry-After` between polls. Answers without either are
-    /// already done. A poll that fails ends the wait with its classified error (no retry here).
+    /// answering 202), honouring `Retry-After` between polls, for at most the operation timeout
+    /// (`api_operation_timeout`): one operation, however many single-request timeouts it
+    /// outlasts. Answers without either are already done. A poll that fails ends the wait with
+    /// its classified error (no retry here).
     pub(crate) async fn wait(
         &self,
         answer: &Answer,
@@ -305,20 +315,22 @@ impl ResourceManager {
         let async_op = header(&answer.headers, "azure-asyncoperation");
         let location = header(&answer.headers, "location");
         let mut delay = retry_after(&answer.headers).unwrap_or(Duration::from_secs(1));
-        let deadline = tokio::time::Instant::now() + LRO_TIMEOUT;
+        let deadline = tokio::time::Instant::now() + self.operation_timeout;
         let (url, by_status) = match (async_op, location) {
             (Some(op), _) => (op, true),
             (None, Some(loc)) => (loc, false),
             (None, None) => return Ok(()),
         };
         loop {
-            if tokio::time::Instant::now() > deadline {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
                 return Err(BackendError::Transient(format!(
-                    "{what}: still running after {} s",
-                    LRO_TIMEOUT.as_secs()
+                    "{what}: the operation still runs after {} s (api_operation_timeout)",
+                    self.operation_timeout.as_secs()
                 )));
             }
-            tokio::time::sleep(delay.clamp(MIN_POLL, MAX_POLL)).await;
+            // The last pause ends at the deadline, not past it.
+            tokio::time::sleep(delay.clamp(MIN_POLL, MAX_POLL).min(deadline - now)).await;
             let poll = self
                 .send(Method::GET, &url, api_version, None, what)
                 .await?;

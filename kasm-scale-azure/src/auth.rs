@@ -44,6 +44,24 @@ impl CloudEndpoints {
     }
 }
 
+/// `value` as one URL path segment: RFC 3986's unreserved characters as they are, every other
+/// byte percent-encoded (`/` → `%2F`, `?` → `%3F`); a bare `.` or `..`, which a URL parser
+/// takes as a step up the path, is encoded whole.
+pub(crate) fn path_segment(value: &str) -> String {
+    if value == "." || value == ".." {
+        return value.replace('.', "%2E");
+    }
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// A token is fetched again 5 minutes before it runs out, or after 90% of its life if that
 /// comes first (short-lived tokens).
 const REFRESH_BEFORE: Duration = Duration::from_secs(300);
@@ -110,7 +128,10 @@ impl AzureCredential {
         )
     }
 
-    /// A credential asking `authority` for tenant `tenant` a token for `resource_manager`.
+    /// A credential asking `authority` for tenant `tenant` a token for `resource_manager`. The
+    /// tenant is one segment of the token URL's path: any character outside RFC 3986's
+    /// unreserved set is percent-encoded, so no value can point the request (and the client
+    /// secret) at another path (validation refuses such a tenant id first).
     pub fn new(
         http: reqwest::Client,
         authority: &str,
@@ -122,8 +143,9 @@ impl AzureCredential {
         AzureCredential {
             http,
             token_url: format!(
-                "{}/{tenant}/oauth2/v2.0/token",
-                authority.trim_end_matches('/')
+                "{}/{}/oauth2/v2.0/token",
+                authority.trim_end_matches('/'),
+                path_segment(tenant)
             ),
             client_id: client_id.into(),
             secret,

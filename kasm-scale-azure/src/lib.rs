@@ -13,9 +13,17 @@
 //! → rate limited with ARM's `Retry-After`; 5xx, timeouts and connection failures → transient;
 //! allocation failures → capacity); the controller's retry policy retries the retryable ones.
 //! Inside a call, only a token refused with 401 is renewed once, and long-running operations are
-//! polled to their end; a failed poll ends the call with its error. A repeated `create` of a
-//! server finds its VM by name and returns it.
+//! polled to their end; a failed poll ends the call with its error. A repeated or resumed
+//! `create` of a server finds its VM by name (also when an earlier attempt's PUT lands while
+//! it runs) and takes it up as it is: ARM refuses to change a VM's custom data.
+//!
+//! Long-running operations: a VM create (NIC, VM, OS disk tags) or delete is one operation of
+//! minutes, bounded by `api_operation_timeout` (30 minutes by default), each request by
+//! `api_call_timeout`. The provider reports that budget in
+//! [`Capabilities::operation_timeout`](kasm_scale_core::traits::Capabilities::operation_timeout),
+//! so that the controller bounds `create` and `destroy` by it, not by one call's timeout.
 
+mod adopt;
 mod arm;
 mod auth;
 mod overrides;

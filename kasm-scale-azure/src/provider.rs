@@ -6,13 +6,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
-use kasm_scale_core::config::{AZURE_CUSTOM_DATA_LIMIT, AzureVmConfig, merge_json};
+use kasm_scale_core::config::{
+    AZURE_CUSTOM_DATA_LIMIT, AzureVmConfig, MAX_CALL_TIMEOUT_SECONDS, merge_json,
+};
 use kasm_scale_core::engine::ServerId;
 use kasm_scale_core::traits::{
     BackendError, Capabilities, Leftover, OWNER_TAG, Vm, VmProvider, VmSpec, VmState,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use crate::arm::{
     DISK_API_VERSION, NETWORK_API_VERSION, ResourceManager, VM_API_VERSION, http_client,
@@ -29,13 +32,15 @@ pub struct AzureProvider {
     /// `/subscriptions/{s}/resourceGroups/{rg}/providers`.
     pub(crate) providers: String,
     overrides: Option<Value>,
+    /// How long one create or destroy may take (`api_operation_timeout`).
+    operation_timeout: Duration,
 }
 
 /// Builds an [`AzureProvider`]; [`AzureProviderBuilder::build`] checks the config.
 #[derive(Debug)]
 pub struct AzureProviderBuilder {
     config: AzureVmConfig,
-    request_timeout: Duration,
+    request_timeout: Option<Duration>,
 }
 
 /// Resource names of one server: `kasm-<server id>` and its `-nic`, `-ip`, `-osdisk`.
@@ -61,6 +66,28 @@ impl Names {
     }
 }
 
+/// Why `value` cannot be one segment of a URL path as it is, if it cannot: a `/`, `\\`, `?`,
+/// `#` or `%`, a space or control character, or a bare `.` or `..` would take the request (and
+/// its bearer token) to another resource.
+fn unsafe_segment(value: &str) -> Option<String> {
+    if value.is_empty() || value == "." || value == ".." {
+        return Some(format!(
+            "`{}` cannot be part of a URL path",
+            value.escape_debug()
+        ));
+    }
+    value
+        .chars()
+        .find(|c| matches!(c, '/' | '\\' | '?' | '#' | '%') || c.is_whitespace() || c.is_control())
+        .map(|c| {
+            format!(
+                "`{}` has `{}`, which cannot be part of a URL path",
+                value.escape_debug(),
+                c.escape_debug()
+            )
+        })
+}
+
 /// Whether `name` is a VM name kasm-scale gives (`kasm-` and 32 hex digits).
 pub(crate) fn is_our_vm_name(name: &str) -> bool {
     name.strip_prefix("kasm-")
@@ -81,16 +108,18 @@ impl AzureProvider {
     pub fn builder(config: AzureVmConfig) -> AzureProviderBuilder {
         AzureProviderBuilder {
             config,
-            request_timeout: Duration::from_secs(60),
+            request_timeout: None,
         }
     }
 }
 
 impl AzureProviderBuilder {
-    /// How long one request to ARM or the login authority may take (default 60 s); a slower
-    /// one is a transient failure. Long-running operations are polled, not waited on.
+    /// How long one request to ARM or the login authority may take (default: the config's
+    /// `api_call_timeout`, 30 s unless set); a slower one is a transient failure. A
+    /// long-running operation is polled, one request at a time, within its own budget
+    /// (`api_operation_timeout`).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
+        self.request_timeout = Some(timeout);
         self
     }
 
@@ -115,16 +144,32 @@ impl AzureProviderBuilder {
             .azure_resource_manager_url
             .clone()
             .unwrap_or(cloud.resource_manager);
+        // Checked again where they enter the URL, whatever validation said.
+        for (field, value) in [
+            ("azure_subscription_id", &c.azure_subscription_id),
+            ("azure_resource_group", &c.azure_resource_group),
+        ] {
+            if let Some(why) = unsafe_segment(value) {
+                return Err(invalid(&format!("{field}: {why}")));
+            }
+        }
         let providers = format!(
             "/subscriptions/{}/resourceGroups/{}/providers",
             c.azure_subscription_id, c.azure_resource_group
         );
-        let http = http_client(self.request_timeout)?;
+        let request_timeout = self.request_timeout.unwrap_or_else(|| {
+            Duration::from_secs(u64::from(c.api_call_timeout).clamp(1, MAX_CALL_TIMEOUT_SECONDS))
+        });
+        let http = http_client(request_timeout)?;
+        let operation_timeout = c.operation_timeout();
+        let credential = AzureCredential::from_config(http.clone(), &c);
         Ok(AzureProvider {
-            arm: ResourceManager::new(http.clone(), &base, AzureCredential::from_config(http, &c)),
+            arm: ResourceManager::new(http, &base, credential)
+                .with_operation_timeout(operation_timeout),
             config: c,
             providers,
             overrides,
+            operation_timeout,
         })
     }
 }
@@ -281,14 +326,8 @@ impl AzureProvider {
         tags
     }
 
-    /// Public IP (when asked), NIC, the VM, then the owner tags on its OS disk (ARM does not
-    /// pass the VM's tags on), each call followed to its end.
-    async fn create_resources(
-        &self,
-        spec: &VmSpec,
-        names: &Names,
-        custom_data: &str,
-    ) -> Result<(), BackendError> {
+    /// Public IP (when asked) and NIC, each call followed to its end.
+    async fn create_parts(&self, spec: &VmSpec, names: &Names) -> Result<(), BackendError> {
         let c = &self.config;
         let tags = self.tags(spec);
         let mut ip_config = json!({
@@ -327,14 +366,11 @@ impl AzureProvider {
             "cannot create the network interface",
         )
         .await?;
-        let body = self.vm_body(spec, names, custom_data);
-        self.put(
-            &self.vm_path(&names.vm),
-            VM_API_VERSION,
-            &body,
-            "cannot create the VM",
-        )
-        .await?;
+        Ok(())
+    }
+
+    /// The owner tags on the VM's OS disk (ARM does not pass the VM's tags on).
+    pub(crate) async fn tag_disk(&self, spec: &VmSpec, names: &Names) -> Result<(), BackendError> {
         let disk = self.disk_path(&names.disk);
         let what = "cannot tag the OS disk";
         let answer = self
@@ -343,11 +379,62 @@ impl AzureProvider {
                 Method::PATCH,
                 &disk,
                 DISK_API_VERSION,
-                Some(&json!({ "tags": tags })),
+                Some(&json!({ "tags": self.tags(spec) })),
                 what,
             )
             .await?;
         self.arm.wait(&answer, DISK_API_VERSION, what).await
+    }
+
+    /// `create` within its budget: the VM found and taken up, or its parts, the VM and the
+    /// disk's tags made, each operation followed to its end.
+    async fn create_within(&self, spec: &VmSpec, names: &Names) -> Result<Vm, BackendError> {
+        let path = self.vm_path(&names.vm);
+        // A repeat, or a create resumed after a restart: the VM exists. Its custom data cannot
+        // change (and the guest has read it), so it is taken up as it is, not PUT again.
+        if let Some(vm) = self.get(&path).await? {
+            return self.adopt(spec, names, vm).await;
+        }
+        let script = spec.startup_script.expose();
+        let custom_data = base64::engine::general_purpose::STANDARD.encode(script);
+        // No half-made server is left behind; the first error is the one reported. What cannot
+        // be removed now is listed by `list_leftovers` and removed later.
+        if let Err(e) = self.create_parts(spec, names).await {
+            let _ = self.remove(names).await;
+            return Err(e);
+        }
+        let body = self.vm_body(spec, names, &custom_data);
+        let what = "cannot create the VM";
+        let answer = match self
+            .arm
+            .send(Method::PUT, &path, VM_API_VERSION, Some(&body), what)
+            .await
+        {
+            Ok(answer) => answer,
+            // Refused, maybe because the VM exists by now: an earlier attempt's PUT that ARM
+            // was still carrying out when this create looked (ARM then refuses to change its
+            // custom data, `PropertyChangeNotAllowed`). That VM is taken up.
+            Err(e) => {
+                return match self.get(&path).await {
+                    Ok(Some(vm)) => self.adopt(spec, names, vm).await,
+                    _ => {
+                        let _ = self.remove(names).await;
+                        Err(e)
+                    }
+                };
+            }
+        };
+        let made = match self.arm.wait(&answer, VM_API_VERSION, what).await {
+            Ok(()) => self.tag_disk(spec, names).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = made {
+            let _ = self.remove(names).await;
+            return Err(e);
+        }
+        self.get(&path).await?.ok_or_else(|| {
+            BackendError::Transient("the VM was created but cannot be read back".into())
+        })
     }
 
     /// Every resource of a type in the resource group, following `nextLink`.
@@ -403,6 +490,7 @@ impl VmProvider for AzureProvider {
         Capabilities {
             max_startup_script_bytes: Some(AZURE_CUSTOM_DATA_LIMIT),
             retrieve_password: false,
+            operation_timeout: Some(self.operation_timeout),
         }
     }
 
@@ -415,24 +503,30 @@ impl VmProvider for AzureProvider {
             )));
         }
         let names = Names::for_server(spec.owner.server_id);
-        // A repeat: the VM exists (its custom data cannot change, so it is not PUT again).
-        if let Some(vm) = self.get(&self.vm_path(&names.vm)).await? {
-            return Ok(vm);
-        }
-        let custom_data = base64::engine::general_purpose::STANDARD.encode(script);
-        if let Err(e) = self.create_resources(spec, &names, &custom_data).await {
-            // No half-made server is left behind; the first error is the one reported. What
-            // cannot be removed now is listed by `list_leftovers` and removed later.
-            let _ = self.remove(&names).await;
-            return Err(e);
-        }
-        self.get(&self.vm_path(&names.vm)).await?.ok_or_else(|| {
-            BackendError::Transient("the VM was created but cannot be read back".into())
-        })
+        let budget = self.operation_timeout;
+        let span = tracing::info_span!("azure_create", vm = %names.vm);
+        tokio::time::timeout(budget, self.create_within(spec, &names).instrument(span))
+            .await
+            .unwrap_or_else(|_| {
+                Err(BackendError::Transient(format!(
+                    "cannot create the VM {}: not done within {} s (api_operation_timeout); the next create of this server takes it up",
+                    names.vm,
+                    budget.as_secs()
+                )))
+            })
     }
 
     async fn destroy(&self, vm_id: &str) -> Result<(), BackendError> {
-        self.destroy_checked(vm_id).await
+        let budget = self.operation_timeout;
+        let span = tracing::info_span!("azure_destroy", vm = %vm_id);
+        tokio::time::timeout(budget, self.destroy_checked(vm_id).instrument(span))
+            .await
+            .unwrap_or_else(|_| {
+                Err(BackendError::Transient(format!(
+                    "cannot delete the VM {vm_id}: not done within {} s (api_operation_timeout)",
+                    budget.as_secs()
+                )))
+            })
     }
 
     async fn get(&self, vm_id: &str) -> Result<Option<Vm>, BackendError> {
@@ -572,4 +666,30 @@ fn private_ip(nic: &Value) -> Option<String> {
             .as_str()?
             .to_owned(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unsafe_segment;
+
+    #[test]
+    fn values_that_would_leave_their_url_segment_are_refused() {
+        for ok in [
+            "kasm",
+            "Kasm_VDI-(prod).eu",
+            "grüße",
+            "00000000-0000-0000-0000-000000000001",
+        ] {
+            assert_eq!(unsafe_segment(ok), None, "{ok}");
+        }
+        for bad in [
+            "", ".", "..", "a/b", "a\\b", "a?b", "a#b", "a%2Fb", "a b", "a\u{7}",
+        ] {
+            assert!(unsafe_segment(bad).is_some(), "{bad:?}");
+        }
+        assert_eq!(
+            unsafe_segment("rg/../x").unwrap(),
+            "`rg/../x` has `/`, which cannot be part of a URL path"
+        );
+    }
 }

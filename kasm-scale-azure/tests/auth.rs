@@ -127,3 +127,41 @@ fn each_cloud_has_its_authority_and_resource_manager() {
     let e = CloudEndpoints::of(AzureAuthority::Public);
     assert_eq!(e.resource_manager, "https://management.azure.com");
 }
+
+#[tokio::test]
+async fn the_tenant_is_one_segment_of_the_token_url_whatever_it_holds() {
+    let server = ArmServer::start().await;
+    let c = AzureCredential::new(
+        reqwest::Client::new(),
+        &server.url,
+        "x/../../elsewhere?y=1#z",
+        CLIENT_ID,
+        Secret::new(CLIENT_SECRET),
+        "https://management.azure.com",
+    );
+    let shown = format!("{c:?}");
+    assert!(
+        shown.contains(&format!(
+            "{}/x%2F..%2F..%2Felsewhere%3Fy%3D1%23z/oauth2/v2.0/token",
+            server.url
+        )),
+        "{shown}"
+    );
+    for tenant in [".", ".."] {
+        let c = AzureCredential::new(
+            reqwest::Client::new(),
+            &server.url,
+            tenant,
+            CLIENT_ID,
+            Secret::new(CLIENT_SECRET),
+            "https://management.azure.com",
+        );
+        let shown = format!("{c:?}");
+        let encoded = tenant.replace('.', "%2E");
+        assert!(shown.contains(&format!("/{encoded}/oauth2/")), "{shown}");
+    }
+    // The test server knows no such tenant: the secret went to that one path only.
+    let err = c.token().await.unwrap_err();
+    assert!(matches!(err, BackendError::Auth(_)), "{err}");
+    assert_eq!(server.issued(), 0);
+}

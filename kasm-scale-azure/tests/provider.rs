@@ -405,6 +405,48 @@ async fn bad_configs_are_refused_by_build() {
 }
 
 #[tokio::test]
+async fn ids_that_would_change_the_url_path_are_refused_by_build_and_nothing_is_sent() {
+    let server = ArmServer::start().await;
+    let good = config(&server, "azure_ssh_public_key = \"ssh-ed25519 AAAA test\"");
+    for (field, value, expected) in [
+        (
+            "azure_resource_group",
+            "kasm/providers/Microsoft.Compute/virtualMachines/victim?",
+            "azure-test: azure_resource_group: `kasm/providers/Microsoft.Compute/virtualMachines/victim?` has `/`",
+        ),
+        (
+            "azure_resource_group",
+            "..",
+            "azure-test: azure_resource_group: `..` must not end with a period",
+        ),
+        (
+            "azure_subscription_id",
+            "00000000-0000-0000-0000-000000000001/resourceGroups/other",
+            "azure-test: azure_subscription_id: `00000000-0000-0000-0000-000000000001/resourceGroups/other` is not a GUID",
+        ),
+        (
+            "azure_tenant_id",
+            "common/../organizations",
+            "azure-test: azure_tenant_id: `common/../organizations` is not a GUID",
+        ),
+    ] {
+        let mut c = good.clone();
+        match field {
+            "azure_resource_group" => c.azure_resource_group = value.into(),
+            "azure_subscription_id" => c.azure_subscription_id = value.into(),
+            _ => c.azure_tenant_id = value.into(),
+        }
+        let err = AzureProvider::builder(c).build().unwrap_err();
+        assert!(
+            matches!(&err, BackendError::InvalidRequest(m) if m.starts_with(expected)),
+            "{value}: {err}"
+        );
+    }
+    assert!(server.state.lock().unwrap().store.requests.is_empty());
+    assert_eq!(server.issued(), 0);
+}
+
+#[tokio::test]
 async fn a_hung_resource_manager_times_out_as_transient() {
     let server = ArmServer::start().await;
     // Accepts connections (the kernel's backlog) but never answers.

@@ -240,6 +240,60 @@ fn api_call_timeout_is_bounded() {
 }
 
 #[test]
+fn azure_operation_timeout_is_bounded_and_defaults_to_30_minutes() {
+    let m = "must be between 1 and 86400 seconds (1 day)";
+    for (value, expected) in [
+        (json!(0), format!("{m}, got 0")),
+        (json!(86_401), format!("{m}, got 86401")),
+        (json!(-5), format!("{m}, got -5")),
+        (json!(90.5), "must be a whole number, got 90.5".to_owned()),
+    ] {
+        errors(
+            |d| d["vm_providers"][1]["api_operation_timeout"] = value,
+            &[&format!(
+                "vm_providers[1].api_operation_timeout: {expected}"
+            )],
+        );
+    }
+    let azure = |doc: &Value| match load_str(&doc.to_string(), Format::Json)
+        .unwrap()
+        .config
+        .vm_providers[1]
+        .clone()
+    {
+        VmProviderConfig::Azure(c) => c,
+        other => panic!("{other:?}"),
+    };
+    let c = azure(&base());
+    assert_eq!(c.api_operation_timeout, 1800);
+    assert_eq!(c.operation_timeout(), Duration::from_secs(1800));
+    for (written, taken) in [(1, 1), (600, 600), (86_400, 86_400)] {
+        let mut doc = base();
+        doc["vm_providers"][1]["api_operation_timeout"] = json!(written);
+        assert_eq!(azure(&doc).operation_timeout(), Duration::from_secs(taken));
+    }
+    // Built in code out of range: validate refuses it; the provider clamps it.
+    let mut config = load_str(&base().to_string(), Format::Json).unwrap().config;
+    let VmProviderConfig::Azure(a) = &mut config.vm_providers[1] else {
+        unreachable!()
+    };
+    a.api_operation_timeout = 0;
+    assert_eq!(a.operation_timeout(), Duration::from_secs(1));
+    a.api_operation_timeout = u32::MAX;
+    assert_eq!(a.operation_timeout(), Duration::from_secs(86_400));
+    let Err(ConfigError::Invalid { problems }) = validate(&config) else {
+        panic!("out of range")
+    };
+    let got: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        got,
+        [format!(
+            "vm_providers[1].api_operation_timeout: {m}, got 4294967295"
+        )]
+    );
+}
+
+#[test]
 fn api_limits_come_from_the_config_with_defaults() {
     let default = ApiLimits {
         concurrency: 8,

@@ -246,6 +246,12 @@ fn api() -> impl Strategy<Value = (u32, Option<f64>, u32)> {
     )
 }
 
+/// Resource group names Azure accepts: 1 to 90 letters (any script), digits, `_`, `-`, `.`,
+/// `(`, `)`, not ending in a period.
+fn resource_group() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9_().ü-]{0,88}[a-zA-Z0-9_()ü-]"
+}
+
 /// A memory cloud's outages: none, or a few over the whole range (start 0 to 366 days, duration
 /// more than 0), in tenths of a second.
 fn outages() -> impl Strategy<Value = Vec<Outage>> {
@@ -288,6 +294,7 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
         ]),
         script_variables(),
         api(),
+        (resource_group(), 1u32..=86_400),
     );
     let memory = (
         1u32..50,
@@ -335,12 +342,25 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
             }
         ),
         azure.prop_map(
-            move |(secret, max, size, win, ip, tags, script, over, authority, vars, api)| {
+            move |(
+                secret,
+                max,
+                size,
+                win,
+                ip,
+                tags,
+                script,
+                over,
+                authority,
+                vars,
+                api,
+                (group, operation),
+            )| {
                 VmProviderConfig::Azure(AzureVmConfig {
                     name: n2.clone(),
-                    azure_subscription_id: "sub".into(),
-                    azure_resource_group: "rg".into(),
-                    azure_tenant_id: "tenant".into(),
+                    azure_subscription_id: "00000000-0000-0000-0000-00000000000a".into(),
+                    azure_resource_group: group,
+                    azure_tenant_id: "00000000-0000-0000-0000-00000000000B".into(),
                     azure_client_id: "client".into(),
                     azure_client_secret: Secret::new(format!("x{}", secret.expose())),
                     azure_authority: authority,
@@ -373,6 +393,7 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
                     api_concurrency: api.0,
                     api_rate_limit_per_second: api.1,
                     api_call_timeout: api.2,
+                    api_operation_timeout: operation,
                 })
             }
         ),

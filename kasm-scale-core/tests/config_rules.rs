@@ -358,6 +358,65 @@ fn azure_settings() {
 }
 
 #[test]
+fn azure_ids_that_enter_url_paths() {
+    let guid = "is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, hexadecimal digits)";
+    let group = "a resource group name has only letters, digits, `_`, `-`, `.`, `(` and `)`";
+    errors(
+        |d| {
+            let p = &mut d["vm_providers"][1];
+            p["azure_subscription_id"] = json!("00000000-0000-0000-0000-00000000000a/../x");
+            p["azure_resource_group"] = json!("kasm/providers/Microsoft.Compute");
+            p["azure_tenant_id"] = json!("contoso.onmicrosoft.com");
+        },
+        &[
+            &format!(
+                "vm_providers[1].azure_subscription_id: `00000000-0000-0000-0000-00000000000a/../x` {guid}"
+            ),
+            &format!(
+                "vm_providers[1].azure_resource_group: `kasm/providers/Microsoft.Compute` has `/`: {group}"
+            ),
+            &format!("vm_providers[1].azure_tenant_id: `contoso.onmicrosoft.com` {guid}"),
+        ],
+    );
+    for (value, message) in [
+        ("kasm?x=1", format!("`kasm?x=1` has `?`: {group}")),
+        ("kasm#x", format!("`kasm#x` has `#`: {group}")),
+        ("kasm%2F..", format!("`kasm%2F..` has `%`: {group}")),
+        ("my group", format!("`my group` has ` `: {group}")),
+        ("kasm.", "`kasm.` must not end with a period".to_owned()),
+        ("..", "`..` must not end with a period".to_owned()),
+        (
+            &"r".repeat(91),
+            "must be at most 90 characters, got 91".to_owned(),
+        ),
+    ] {
+        errors(
+            |d| d["vm_providers"][1]["azure_resource_group"] = json!(value),
+            &[&format!("vm_providers[1].azure_resource_group: {message}")],
+        );
+    }
+    for good in ["Kasm_VDI-(prod).eu", "grüße-rg", &"r".repeat(90)] {
+        errors(
+            |d| d["vm_providers"][1]["azure_resource_group"] = json!(good),
+            &[],
+        );
+    }
+    errors(
+        |d| {
+            d["vm_providers"][1]["azure_tenant_id"] =
+                json!("{72f988bf-86f1-41af-91ab-2d7cd011db47}")
+        },
+        &[&format!(
+            "vm_providers[1].azure_tenant_id: `{{72f988bf-86f1-41af-91ab-2d7cd011db47}}` {guid}"
+        )],
+    );
+    errors(
+        |d| d["vm_providers"][1]["azure_subscription_id"] = json!(""),
+        &["vm_providers[1].azure_subscription_id: must not be empty"],
+    );
+}
+
+#[test]
 fn memory_settings() {
     errors(
         |d| {

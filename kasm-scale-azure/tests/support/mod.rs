@@ -159,7 +159,24 @@ async fn handle(req: Request<Incoming>, state: &Mutex<State>, base: &str) -> Res
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (&parts.method, segments.as_slice()) {
         (&Method::POST, [tenant, "oauth2", "v2.0", "token"]) => token(tenant, &body, state),
-        _ => {
+        // A held request: ARM has it, its client never hears back.
+        _ => match resource_manager(&parts, &path, &body, state, base) {
+            Some(answer) => answer,
+            None => std::future::pending().await,
+        },
+    }
+}
+
+/// Answers a Resource Manager request (`None`: held, see [`resources::Hold`]).
+fn resource_manager(
+    parts: &hyper::http::request::Parts,
+    path: &str,
+    body: &[u8],
+    state: &Mutex<State>,
+    base: &str,
+) -> Option<Response<Full<Bytes>>> {
+    {
+        {
             let mut state = state.lock().unwrap();
             let bearer = parts
                 .headers
@@ -186,11 +203,15 @@ async fn handle(req: Request<Incoming>, state: &Mutex<State>, base: &str) -> Res
                 ),
                 Some(Some(_)) => {
                     let request: serde_json::Value =
-                        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                        serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+                    let query = parts.uri.query().unwrap_or_default();
+                    if state.store.take_hold(&parts.method, path, query, &request) {
+                        return None;
+                    }
                     state.store.serve(
                         base,
                         &parts.method,
-                        &path,
+                        path,
                         parts.uri.query().unwrap_or_default(),
                         &request,
                     )
@@ -213,9 +234,11 @@ async fn handle(req: Request<Incoming>, state: &Mutex<State>, base: &str) -> Res
             } else {
                 body.to_string()
             };
-            response
-                .body(Full::new(Bytes::from(text)))
-                .expect("a response")
+            Some(
+                response
+                    .body(Full::new(Bytes::from(text)))
+                    .expect("a response"),
+            )
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::rules::{ComputeBudgets, accepted_versions, shown, type_name};
+use super::rules::{ComputeBudgets, accepted_versions, immutable_changed, shown, type_name};
 
 /// An answer: status, extra headers, body.
 pub type Reply = (StatusCode, Vec<(String, String)>, Value);
@@ -41,6 +41,31 @@ pub struct Fault {
     pub retry_after: Option<u64>,
 }
 
+/// A request ARM receives but carries out only later, without ever answering its client: the
+/// PUT of a controller that died (or was cut off) before the answer, still being processed by
+/// ARM when the next attempt starts.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    /// The first request by this method whose path contains `path_contains` (lower case) is
+    /// held.
+    pub method: Method,
+    /// See `method`.
+    pub path_contains: String,
+    /// The held request is carried out just before the first later request whose path
+    /// contains this (lower case).
+    pub release_before: String,
+}
+
+/// A held request, as received.
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    release_before: String,
+    method: Method,
+    path: String,
+    query: String,
+    body: Value,
+}
+
 /// What finishes when an operation completes.
 #[derive(Debug, Clone)]
 pub(crate) enum Finish {
@@ -67,6 +92,13 @@ pub struct Store {
     pub(crate) operations: BTreeMap<String, Operation>,
     /// How long operations run.
     pub lro_delay: Duration,
+    /// How long a VM's create and delete run, when set (else `lro_delay`): minutes on Azure,
+    /// against seconds for a NIC.
+    pub vm_lro_delay: Option<Duration>,
+    /// A request to hold (see [`Hold`]), when set; taken by the first request it matches.
+    pub hold: Option<Hold>,
+    /// Requests held and not yet carried out.
+    pub(crate) held: Vec<Held>,
     /// List page size.
     pub page_size: usize,
     /// Faults waiting to be served.
@@ -98,8 +130,8 @@ fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
 }
 
 impl Store {
-    /// Completes the operations that are due.
-    fn settle(&mut self) {
+    /// Completes the operations that are due (every request does it first).
+    pub fn settle(&mut self) {
         let now = Instant::now();
         let due: Vec<String> = self
             .operations
@@ -197,15 +229,35 @@ impl Store {
         finish: Finish,
     ) -> (String, String) {
         let id = format!("op-{}", self.operations.len() + 1);
+        let vm = match &finish {
+            Finish::Created(r) | Finish::Deleted(r) | Finish::Fails(r, ..) => {
+                r.contains("/microsoft.compute/virtualmachines/")
+            }
+        };
+        let delay = match self.vm_lro_delay {
+            Some(d) if vm => d,
+            _ => self.lro_delay,
+        };
         self.operations.insert(
             id.clone(),
             Operation {
-                done_at: Instant::now() + self.lro_delay,
+                done_at: Instant::now() + delay,
                 finish,
                 finished: false,
                 version: version.to_owned(),
             },
         );
+        self.operation_urls(base, namespace, &id, version)
+    }
+
+    /// The `Azure-AsyncOperation` and `Location` URLs of operation `id`.
+    fn operation_urls(
+        &self,
+        base: &str,
+        namespace: &str,
+        id: &str,
+        version: &str,
+    ) -> (String, String) {
         let base = self.link_base.clone().unwrap_or_else(|| base.to_owned());
         let op = format!(
             "{base}/subscriptions/{SUBSCRIPTION}/providers/{namespace}/locations/eastus/operations/{id}"
@@ -214,6 +266,28 @@ impl Store {
             format!("{op}?api-version={version}"),
             format!("{op}/result?api-version={version}"),
         )
+    }
+
+    /// Holds the request when it is the one [`Store::hold`] names: ARM has it, its client never
+    /// gets an answer.
+    pub fn take_hold(&mut self, method: &Method, path: &str, query: &str, body: &Value) -> bool {
+        let lower = path.to_ascii_lowercase();
+        let matches = self
+            .hold
+            .as_ref()
+            .is_some_and(|h| h.method == method && lower.contains(&h.path_contains));
+        if !matches {
+            return false;
+        }
+        let hold = self.hold.take().expect("a hold");
+        self.held.push(Held {
+            release_before: hold.release_before,
+            method: method.clone(),
+            path: path.to_owned(),
+            query: query.to_owned(),
+            body: body.clone(),
+        });
+        true
     }
 
     /// The headers of an answer that started an operation.
@@ -238,6 +312,15 @@ impl Store {
     ) -> Reply {
         self.settle();
         let lower = path.to_ascii_lowercase();
+        if let Some(i) = self
+            .held
+            .iter()
+            .position(|h| lower.contains(&h.release_before))
+        {
+            let h = self.held.remove(i);
+            // Its answer went to a client that is gone.
+            let _ = self.serve(base, &h.method, &h.path, &h.query, &h.body);
+        }
         let api_version = query
             .split('&')
             .find_map(|p| p.strip_prefix("api-version="))
@@ -451,10 +534,21 @@ impl Store {
                 ),
             );
         }
+        let namespace = kind.split('/').next().unwrap_or_default().to_owned();
+        // A DELETE of a resource being deleted is accepted again and follows the same
+        // deletion (DELETE is idempotent); it does not start the deletion over.
+        let running = self.operations.iter().find_map(|(op, o)| {
+            let same = matches!(&o.finish, Finish::Deleted(r) if r == id);
+            (same && !o.finished && o.version == version).then(|| op.clone())
+        });
+        if let Some(op) = running {
+            let (op, location) = self.operation_urls(base, &namespace, &op, version);
+            let headers = self.started(op, Some(location));
+            return (StatusCode::ACCEPTED, headers, Value::Null);
+        }
         if let Some(r) = self.resources.get_mut(id) {
             r["properties"]["provisioningState"] = json!("Deleting");
         }
-        let namespace = kind.split('/').next().unwrap_or_default().to_owned();
         let (op, location) =
             self.start_operation(base, &namespace, version, Finish::Deleted(id.to_owned()));
         let headers = self.started(op, Some(location));
@@ -536,25 +630,21 @@ impl Store {
         let existed = self.resources.get(id).cloned();
         if let Some(old) = &existed
             && kind == "microsoft.compute/virtualmachines"
+            && let Some(refused) = immutable_changed(old, body)
         {
-            let data = |r: &Value| get(r, &["properties", "osProfile", "customData"]).cloned();
-            if data(old) != data(body) {
-                return arm_error(
-                    StatusCode::CONFLICT,
-                    "PropertyChangeNotAllowed",
-                    "Changing property 'customData' is not allowed.",
-                );
-            }
+            return refused;
         }
         let mut resource = body.clone();
         resource["id"] = json!(path);
         resource["name"] = json!(name);
         resource["type"] = json!(kind);
-        resource["properties"]["provisioningState"] = json!(if existed.is_some() {
-            "Succeeded"
-        } else {
-            "Creating"
-        });
+        // An update of a resource still being created leaves it being created.
+        let state = match &existed {
+            None => json!("Creating"),
+            Some(old) if old["properties"]["provisioningState"] == "Creating" => json!("Creating"),
+            Some(_) => json!("Succeeded"),
+        };
+        resource["properties"]["provisioningState"] = state;
         if kind == "microsoft.network/networkinterfaces" {
             let n = self.resources.len();
             resource["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"] =

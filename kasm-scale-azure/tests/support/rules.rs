@@ -1,10 +1,14 @@
 //! The rules of Azure's REST reference the test server applies, written for it (never taken from
 //! the provider): the api-versions each resource type accepts, the compute throttling budgets
-//! and their `x-ms-ratelimit-remaining-resource` header, and what a GET shows.
+//! and their `x-ms-ratelimit-remaining-resource` header, what a GET shows, and the VM
+//! properties that cannot change after creation.
 
 use std::collections::BTreeMap;
 
+use hyper::StatusCode;
 use serde_json::Value;
+
+use super::resources::{Reply, arm_error};
 
 /// The stable api-versions Azure's REST reference publishes for a resource type (a recent
 /// selection): "Virtual Machines - Create Or Update" / "- Get" / "- Delete" for
@@ -119,4 +123,32 @@ pub fn shown(resource: &Value) -> Value {
         os.remove("customData");
     }
     r
+}
+
+/// The properties of a VM that cannot change after it is created ("Virtual Machines - Create Or
+/// Update", `OSProfile`: `customData`, `computerName` and `adminUsername` "cannot be updated
+/// after the VM is created"), by their path in the body and the name ARM's error gives them.
+const IMMUTABLE_VM_PROPERTIES: [(&[&str], &str); 3] = [
+    (&["properties", "osProfile", "customData"], "customData"),
+    (&["properties", "osProfile", "computerName"], "computerName"),
+    (
+        &["properties", "osProfile", "adminUsername"],
+        "adminUsername",
+    ),
+];
+
+/// ARM's refusal of a PUT that changes one of [`IMMUTABLE_VM_PROPERTIES`] of an existing VM:
+/// `409 PropertyChangeNotAllowed`, "Changing property 'customData' is not allowed." (the answer
+/// Azure's compute API gives, quoted in the Azure SDK and Terraform provider issue trackers).
+pub fn immutable_changed(old: &Value, new: &Value) -> Option<Reply> {
+    IMMUTABLE_VM_PROPERTIES.iter().find_map(|(path, name)| {
+        let at = |v| path.iter().try_fold(v, |v: &Value, k| v.get(*k));
+        (at(old) != at(new)).then(|| {
+            arm_error(
+                StatusCode::CONFLICT,
+                "PropertyChangeNotAllowed",
+                &format!("Changing property '{name}' is not allowed."),
+            )
+        })
+    })
 }

@@ -4,14 +4,20 @@
 
 use std::time::Duration;
 
-use super::bounds::{API_CONCURRENCY, CALL_TIMEOUT, MAX_RATE_PER_SECOND, MIN_RATE_PER_SECOND};
-use super::{LdapConfig, VmProviderConfig};
+use super::bounds::{
+    API_CONCURRENCY, CALL_TIMEOUT, MAX_RATE_PER_SECOND, MIN_RATE_PER_SECOND, OPERATION_TIMEOUT,
+};
+use super::{AzureVmConfig, LdapConfig, VmProviderConfig};
 
 /// Calls in flight to one provider or directory when `api_concurrency` is not given.
 pub const DEFAULT_API_CONCURRENCY: u32 = 8;
 
 /// Seconds one call may take when `api_call_timeout` is not given.
 pub const DEFAULT_API_CALL_TIMEOUT: u32 = 30;
+
+/// Seconds one long-running Azure operation (a VM create or delete, followed to its end) may
+/// take when `api_operation_timeout` is not given: 30 minutes.
+pub const DEFAULT_API_OPERATION_TIMEOUT: u32 = 1800;
 
 /// How the controller paces calls to one provider or directory.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -79,6 +85,16 @@ impl VmProviderConfig {
     }
 }
 
+impl AzureVmConfig {
+    /// How long one long-running operation may take (`api_operation_timeout`): a VM create
+    /// (NIC, VM, disk tags) or delete followed to its end. A value outside the validated range
+    /// (a config built in code) is clamped into it.
+    pub fn operation_timeout(&self) -> Duration {
+        let (min, max) = OPERATION_TIMEOUT.int_range();
+        Duration::from_secs(u64::from(self.api_operation_timeout).clamp(min, max))
+    }
+}
+
 impl LdapConfig {
     /// How the controller paces its calls to this directory (`api_concurrency`,
     /// `api_rate_limit_per_second`, `api_call_timeout`; the last is separate from
@@ -106,6 +122,14 @@ pub(crate) fn default_call_timeout() -> u32 {
 
 pub(crate) fn is_default_call_timeout(v: &u32) -> bool {
     *v == DEFAULT_API_CALL_TIMEOUT
+}
+
+pub(crate) fn default_operation_timeout() -> u32 {
+    DEFAULT_API_OPERATION_TIMEOUT
+}
+
+pub(crate) fn is_default_operation_timeout(v: &u32) -> bool {
+    *v == DEFAULT_API_OPERATION_TIMEOUT
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! | latencies and delays (`boot_latency`, `checkin_delay`) | 0 to 604800 s (7 days) |
 //! | scaling waits (`checkin_timeout` 1 s and up, `downscale_backoff` 0 s and up) | up to 2592000 s (30 days) |
 //! | timeouts of one call (`connection_timeout`, `api_call_timeout`) | 1 to 3600 s (1 hour) |
+//! | timeout of one long-running operation (Azure `api_operation_timeout`) | 1 to 86400 s (1 day) |
 //! | rates (`rate_limit_per_second`, `api_rate_limit_per_second`) | 0.001 to 100000 calls per second |
 //! | `api_concurrency` | 1 to 1024 |
 //! | probabilities (`*_failure_rate`, `never_checkin_rate`) | 0 to 1 |
@@ -39,6 +40,10 @@ pub const MAX_OUTAGE_SECONDS: u64 = 366 * DAY;
 
 /// Longest timeout of one call (`connection_timeout`, `api_call_timeout`): 1 hour, in seconds.
 pub const MAX_CALL_TIMEOUT_SECONDS: u64 = 3600;
+
+/// Longest timeout of one long-running operation (Azure's `api_operation_timeout`): 1 day, in
+/// seconds.
+pub const MAX_OPERATION_TIMEOUT_SECONDS: u64 = DAY;
 
 /// Lowest rate limit, in calls per second (one call in about 17 minutes).
 pub const MIN_RATE_PER_SECOND: f64 = 0.001;
@@ -91,6 +96,8 @@ pub(crate) const CHECKIN_TIMEOUT: Bound = Bound::seconds(1, MAX_WAIT_SECONDS);
 pub(crate) const DOWNSCALE_BACKOFF: Bound = Bound::seconds(0, MAX_WAIT_SECONDS);
 /// `connection_timeout` and `api_call_timeout`, 1 s to 1 hour.
 pub(crate) const CALL_TIMEOUT: Bound = Bound::seconds(1, MAX_CALL_TIMEOUT_SECONDS);
+/// Azure's `api_operation_timeout`, 1 s to 1 day.
+pub(crate) const OPERATION_TIMEOUT: Bound = Bound::seconds(1, MAX_OPERATION_TIMEOUT_SECONDS);
 /// `api_concurrency`, 1 to 1024.
 pub(crate) const API_CONCURRENCY: Bound = Bound {
     min: 1.0,
@@ -226,6 +233,11 @@ pub(crate) fn downscale_backoff<'de, D: Deserializer<'de>>(d: D) -> Result<u64, 
 /// `connection_timeout` and `api_call_timeout`: whole seconds in [`CALL_TIMEOUT`].
 pub(crate) fn call_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     int_in(d, &CALL_TIMEOUT).map(|v| v as u32)
+}
+
+/// Azure's `api_operation_timeout`: whole seconds in [`OPERATION_TIMEOUT`].
+pub(crate) fn operation_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, &OPERATION_TIMEOUT).map(|v| v as u32)
 }
 
 /// `api_concurrency`: a count in [`API_CONCURRENCY`].

@@ -6,6 +6,7 @@
 //! reason.
 
 mod api;
+mod azure_ids;
 mod bounds;
 mod endpoint;
 pub(crate) mod fields;
@@ -26,11 +27,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use api::{ApiLimits, DEFAULT_API_CALL_TIMEOUT, DEFAULT_API_CONCURRENCY};
+pub use api::{
+    ApiLimits, DEFAULT_API_CALL_TIMEOUT, DEFAULT_API_CONCURRENCY, DEFAULT_API_OPERATION_TIMEOUT,
+};
 pub use bounds::{
     MAX_API_CONCURRENCY, MAX_CALL_TIMEOUT_SECONDS, MAX_DELAY_SECONDS, MAX_INSTANCES,
-    MAX_OUTAGE_SECONDS, MAX_RATE_PER_SECOND, MAX_SESSIONS_PER_SERVER, MAX_STANDBY_SESSIONS,
-    MAX_WAIT_SECONDS, MIN_RATE_PER_SECOND,
+    MAX_OPERATION_TIMEOUT_SECONDS, MAX_OUTAGE_SECONDS, MAX_RATE_PER_SECOND,
+    MAX_SESSIONS_PER_SERVER, MAX_STANDBY_SESSIONS, MAX_WAIT_SECONDS, MIN_RATE_PER_SECOND,
 };
 pub use endpoint::check_endpoint;
 pub use fields::{JsonObject, Tags, merge_json};

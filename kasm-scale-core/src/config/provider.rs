@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::api;
+use super::azure_ids;
 use super::bounds::{self, DELAY, MAX_DELAY_SECONDS, Num, human};
 use super::fields::{self, JsonObject, Tags, is_false};
 use crate::secret::Secret;
@@ -226,9 +227,10 @@ pub struct AzureVmConfig {
     pub name: String,
     /// Subscription id (a GUID).
     pub azure_subscription_id: String,
-    /// Resource group the VMs are created in.
+    /// Resource group the VMs are created in: 1 to 90 letters, digits, `_`, `-`, `.`, `(`,
+    /// `)`, not ending in a period.
     pub azure_resource_group: String,
-    /// Directory (tenant) id.
+    /// Directory (tenant) id (a GUID).
     pub azure_tenant_id: String,
     /// Application (client) id of the service principal.
     pub azure_client_id: String,
@@ -315,13 +317,23 @@ pub struct AzureVmConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_rate_limit_per_second: Option<f64>,
     /// (ours) Seconds one call to this provider may take before it fails as transient, 1 to 3600.
-    /// Default 30.
+    /// Default 30. For Azure, one call is one Resource Manager request.
     #[serde(
         default = "api::default_call_timeout",
         skip_serializing_if = "api::is_default_call_timeout",
         deserialize_with = "bounds::call_timeout"
     )]
     pub api_call_timeout: u32,
+    /// (ours) Seconds one long-running operation may take, 1 to 86400 (1 day): a VM create
+    /// (network interface, VM, OS disk tags) or delete, each followed to its end through ARM's
+    /// `Azure-AsyncOperation` polling, minutes on Azure. It bounds the whole create or delete,
+    /// not `api_call_timeout`, which bounds each request. Default 1800 (30 minutes).
+    #[serde(
+        default = "api::default_operation_timeout",
+        skip_serializing_if = "api::is_default_operation_timeout",
+        deserialize_with = "bounds::operation_timeout"
+    )]
+    pub api_operation_timeout: u32,
 }
 
 fn default_disk_type() -> String {
@@ -525,8 +537,10 @@ impl Distribution {
 
 impl AzureVmConfig {
     /// What is wrong with this config on its own (field, reason), in field order: required
-    /// fields, the disk type, the image reference and the OS profile. `kasm-scale validate`
-    /// reports them with their path; `AzureProvider::build` refuses the first.
+    /// fields (the subscription and tenant ids GUIDs, the resource group a name Azure accepts:
+    /// they go into URL paths), the disk type, the image reference and the OS profile.
+    /// `kasm-scale validate` reports them with their path; `AzureProvider::build` refuses the
+    /// first.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         for (field, value) in [
@@ -541,7 +555,15 @@ impl AzureVmConfig {
         ] {
             if value.trim().is_empty() {
                 out.push((field, "must not be empty".to_owned()));
+                continue;
             }
+            // These three go into URL paths: checked before anything is sent.
+            let problem = match field {
+                "azure_subscription_id" | "azure_tenant_id" => azure_ids::guid_problem(value),
+                "azure_resource_group" => azure_ids::resource_group_problem(value),
+                _ => None,
+            };
+            out.extend(problem.map(|m| (field, m)));
         }
         if self.azure_client_secret.is_empty() {
             out.push(("azure_client_secret", "must not be empty".to_owned()));

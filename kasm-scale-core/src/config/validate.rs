@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 
 use super::bounds::{
-    API_CONCURRENCY, Bound, CALL_TIMEOUT, CHECKIN_TIMEOUT, DOWNSCALE_BACKOFF, INSTANCES, OUTAGE,
-    PROBABILITY, RATE, SERVICE_TARGET, SESSIONS_PER_SERVER, STANDBY_SESSIONS,
+    API_CONCURRENCY, Bound, CALL_TIMEOUT, CHECKIN_TIMEOUT, DOWNSCALE_BACKOFF, INSTANCES,
+    OPERATION_TIMEOUT, OUTAGE, PROBABILITY, RATE, SERVICE_TARGET, SESSIONS_PER_SERVER,
+    STANDBY_SESSIONS,
 };
 use super::load::Broken;
 use super::provider::{AWS_EBS_VOLUME_TYPES, AwsVmConfig, AzureVmConfig, MemoryVmConfig};
@@ -531,6 +532,12 @@ fn azure(out: &mut Out<'_>, p: &str, c: &AzureVmConfig) {
     for (field, message) in c.problems() {
         out.error(format!("{p}.{field}"), message);
     }
+    out.int(
+        p,
+        "api_operation_timeout",
+        c.api_operation_timeout,
+        &OPERATION_TIMEOUT,
+    );
     for (field, value) in [
         ("azure_resource_manager_url", &c.azure_resource_manager_url),
         ("azure_authority_url", &c.azure_authority_url),

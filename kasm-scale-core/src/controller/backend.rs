@@ -79,13 +79,21 @@ impl Guard {
         self.timeout
     }
 
-    /// One attempt of `call` within the limits; past the timeout it fails as transient.
+    /// One attempt of `call` within the limits. Past the single-call timeout, a call without
+    /// `budget` fails as transient. A call with a `budget` follows a long-running operation of
+    /// the cloud (see [`Capabilities::operation_timeout`]): past the single-call timeout it only
+    /// waits on the cloud, so it gives its concurrency slot back and goes on for `budget` more
+    /// (the provider bounds its own wait by `budget`; the call timeout is the margin for its
+    /// last request).
+    ///
+    /// [`Capabilities::operation_timeout`]: crate::traits::Capabilities::operation_timeout
     async fn once<T>(
         &self,
+        budget: Option<Duration>,
         call: impl Future<Output = Result<T, BackendError>>,
     ) -> Result<T, BackendError> {
         // The semaphore is never closed, so acquiring cannot fail.
-        let _permit = self.concurrency.acquire().await.ok();
+        let permit = self.concurrency.acquire().await.ok();
         if !self.interval.is_zero() {
             let at = {
                 let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
@@ -96,12 +104,28 @@ impl Guard {
             tokio::time::sleep_until(at).await;
         }
         let began = Instant::now();
-        let answer = match tokio::time::timeout(self.timeout, call).await {
-            Ok(answer) => answer,
-            Err(_) => Err(BackendError::Transient(format!(
+        let mut call = std::pin::pin!(call);
+        let answer = match (tokio::time::timeout(self.timeout, &mut call).await, budget) {
+            (Ok(answer), _) => answer,
+            (Err(_), None) => Err(BackendError::Transient(format!(
                 "no answer within {} s",
                 self.timeout.as_secs_f64()
             ))),
+            (Err(_), Some(budget)) => {
+                drop(permit);
+                tracing::debug!(
+                    backend = %self.name,
+                    budget_s = budget.as_secs_f64(),
+                    "a long-running operation outlived one call: its slot is free while it waits"
+                );
+                match tokio::time::timeout(budget, call).await {
+                    Ok(answer) => answer,
+                    Err(_) => Err(BackendError::Transient(format!(
+                        "the operation did not end within {} s",
+                        (self.timeout + budget).as_secs_f64()
+                    ))),
+                }
+            }
         };
         metrics::histogram!("kasm_scale_backend_call_seconds", "backend" => self.name.clone())
             .record(began.elapsed().as_secs_f64());
@@ -118,9 +142,35 @@ impl Guard {
 
     /// Calls `f` within the limits, retrying retryable errors after the backend's `retry_after`
     /// (capped by the policy) or a jittered exponential wait.
-    pub(crate) async fn call<T, F, Fut>(
+    pub(crate) async fn call<T, F, Fut>(&self, rng: &Randomness, f: F) -> Result<T, BackendError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, BackendError>>,
+    {
+        self.attempts(rng, None, f).await
+    }
+
+    /// [`Guard::call`] for a call that may follow a long-running operation of the cloud: each
+    /// attempt is bounded by `budget` (the provider's
+    /// [`Capabilities::operation_timeout`](crate::traits::Capabilities::operation_timeout)) plus
+    /// one call timeout, not by the call timeout alone; `None` is [`Guard::call`].
+    pub(crate) async fn operation<T, F, Fut>(
         &self,
         rng: &Randomness,
+        budget: Option<Duration>,
+        f: F,
+    ) -> Result<T, BackendError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, BackendError>>,
+    {
+        self.attempts(rng, budget, f).await
+    }
+
+    async fn attempts<T, F, Fut>(
+        &self,
+        rng: &Randomness,
+        budget: Option<Duration>,
         mut f: F,
     ) -> Result<T, BackendError>
     where
@@ -130,7 +180,7 @@ impl Guard {
         let policy = self.retry;
         let mut attempt = 1;
         loop {
-            match self.once(f()).await {
+            match self.once(budget, f()).await {
                 Err(e) if e.is_retryable() && attempt < policy.attempts => {
                     let exp = policy
                         .base
@@ -184,5 +234,48 @@ mod tests {
             free.call(&rng, ok).await.unwrap();
         }
         assert_eq!(began.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_operation_outlives_the_call_timeout_within_its_budget_and_frees_its_slot() {
+        let rng = Randomness::new(Some(1));
+        let guard = Guard::new(
+            "arm",
+            1,
+            None,
+            Duration::from_secs(30),
+            RetryPolicy::default(),
+        );
+        let minutes = |m: u64| async move {
+            tokio::time::sleep(Duration::from_secs(60 * m)).await;
+            Ok::<u64, BackendError>(m)
+        };
+        // A plain call is cut at the call timeout, each of its five attempts.
+        let began = Instant::now();
+        let err = guard.call(&rng, || minutes(3)).await.unwrap_err();
+        assert!(err.to_string().contains("no answer within 30 s"), "{err}");
+        assert!(began.elapsed() >= Duration::from_secs(150));
+        // An operation of 3 minutes with a 30-minute budget is one attempt.
+        let began = Instant::now();
+        let budget = Some(Duration::from_secs(1800));
+        assert_eq!(
+            guard.operation(&rng, budget, || minutes(3)).await.unwrap(),
+            3
+        );
+        assert_eq!(began.elapsed(), Duration::from_secs(180));
+        // One past its budget (and the call timeout's margin) fails as transient.
+        let err = guard
+            .operation(&rng, Some(Duration::from_secs(60)), || minutes(2))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("did not end within 90 s"), "{err}");
+        // With one slot, two operations overlap once each outlived the call timeout.
+        let began = Instant::now();
+        let (a, b) = tokio::join!(
+            guard.operation(&rng, budget, || minutes(3)),
+            guard.operation(&rng, budget, || minutes(3)),
+        );
+        assert_eq!((a.unwrap(), b.unwrap()), (3, 3));
+        assert_eq!(began.elapsed(), Duration::from_secs(210));
     }
 }

@@ -44,7 +44,11 @@ async fn destroy(shared: &Arc<Shared>, id: ServerId, cause: Option<Cause>, reaso
         {
             let gone = shared
                 .guard(&server.provider)
-                .call(&shared.rng, || provider.destroy(vm_id))
+                .operation(
+                    &shared.rng,
+                    provider.capabilities().operation_timeout,
+                    || provider.destroy(vm_id),
+                )
                 .await;
             if let Err(e) = gone {
                 return shared.note_error(

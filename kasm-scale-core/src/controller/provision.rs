@@ -238,7 +238,11 @@ async fn script_and_vm(
     };
     shared
         .guard(provider_name)
-        .call(&shared.rng, || provider.create(&spec))
+        .operation(
+            &shared.rng,
+            provider.capabilities().operation_timeout,
+            || provider.create(&spec),
+        )
         .await
         .map_err(ProvisionError::Vm)
 }

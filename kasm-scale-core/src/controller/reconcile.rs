@@ -157,7 +157,11 @@ async fn vms_listed(
                 if orphan_due(shared, &key, began) {
                     let gone = shared
                         .guard(provider_name)
-                        .call(&shared.rng, || provider.destroy(&vm.vm_id))
+                        .operation(
+                            &shared.rng,
+                            provider.capabilities().operation_timeout,
+                            || provider.destroy(&vm.vm_id),
+                        )
                         .await;
                     settle_orphan(shared, &key, gone, provider_name);
                 }
@@ -298,7 +302,11 @@ async fn leftovers_listed(
         tracing::info!(provider = provider_name, part = %part.id, kind = %part.kind, server = %part.owner.server_id, "removing a leftover VM part");
         let gone = shared
             .guard(provider_name)
-            .call(&shared.rng, || provider.remove_leftover(&part.id))
+            .operation(
+                &shared.rng,
+                provider.capabilities().operation_timeout,
+                || provider.remove_leftover(&part.id),
+            )
             .await;
         settle_orphan(shared, &key, gone, provider_name);
     }

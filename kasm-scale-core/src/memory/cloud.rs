@@ -216,6 +216,7 @@ impl VmProvider for MemoryCloud {
         Capabilities {
             max_startup_script_bytes: None,
             retrieve_password: false,
+            operation_timeout: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! [`VmProvider`]: a cloud that creates and destroys the servers' VMs.
 
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -82,6 +83,13 @@ pub struct Capabilities {
     pub max_startup_script_bytes: Option<usize>,
     /// It can report a Windows administrator password.
     pub retrieve_password: bool,
+    /// How long one `create` or `destroy` (and `remove_leftover`) may take, when they follow a
+    /// long-running operation of the cloud to its end (an Azure VM create or delete takes
+    /// minutes) and bound their own wait by it. The controller then bounds those calls by it
+    /// (plus one call timeout for the last request) instead of the single-call timeout, and
+    /// frees their concurrency slot once they outlive one call timeout. `None`: they are single
+    /// calls like any other.
+    pub operation_timeout: Option<Duration>,
 }
 
 /// A cloud that creates and destroys VMs for servers.
@@ -95,7 +103,8 @@ pub struct Capabilities {
 /// - `list` returns every VM of `owner_id` that is not terminated, across all pages.
 /// - `get` returns `Ok(None)` for a VM that does not exist.
 /// - Errors are classified ([`BackendError`]) and never contain secrets.
-/// - One attempt per call: the controller is the only retry layer. It bounds each call in time,
+/// - One attempt per call: the controller is the only retry layer. It bounds each call in time
+///   (a `create` or `destroy` by [`Capabilities::operation_timeout`] when one is given),
 ///   paces calls and retries retryable errors (rate limits after their `retry_after`, capacity,
 ///   transient faults) with jittered backoff. An implementation does not retry a failed request
 ///   itself; inside one call it may re-authenticate once after its credentials were refused,

@@ -16,8 +16,8 @@ pub fn base() -> Value {
         "vm_providers": [
             {"provider": "aws", "name": "aws", "aws_region": "us-east-1", "aws_ec2_ami_id": "ami-1",
              "aws_ec2_instance_type": "t3.large", "max_instances": 4},
-            {"provider": "azure", "name": "az", "azure_subscription_id": "s", "azure_resource_group": "rg",
-             "azure_tenant_id": "t", "azure_client_id": "c", "azure_client_secret": "pw-azure-2",
+            {"provider": "azure", "name": "az", "azure_subscription_id": "00000000-0000-0000-0000-00000000000a",
+             "azure_resource_group": "rg", "azure_tenant_id": "00000000-0000-0000-0000-00000000000b", "azure_client_id": "c", "azure_client_secret": "pw-azure-2",
              "azure_region": "eastus", "max_instances": 4, "azure_vm_size": "Standard_D2s_v5",
              "azure_image_reference": {"id": "/images/x"}, "azure_subnet": "/subnets/x",
              "azure_os_username": "admin", "azure_ssh_public_key": "ssh-ed25519 AAAA"},
