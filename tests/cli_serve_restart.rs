@@ -74,11 +74,16 @@ impl Drop for Service {
 }
 
 fn start(config: &Path, port: u16, owner: &str) -> Service {
+    start_with(config, port, owner, &[])
+}
+
+fn start_with(config: &Path, port: u16, owner: &str, extra: &[&str]) -> Service {
     let mut child = Command::new(common::binary())
         .args(["serve", "--config"])
         .arg(config)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--owner-id", owner, "--shutdown-grace", "20"])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -114,18 +119,31 @@ fn curl(args: &[&str]) -> Output {
 
 /// A broker API call: (status, body).
 fn api(port: u16, method: &str, path: &str) -> (u16, Value) {
-    let out = curl(&[
-        "-s",
-        "-X",
-        method,
-        "-H",
-        &format!("Authorization: Bearer {BROKER_KEY}"),
-        "-w",
-        "\n%{http_code}",
-        "--max-time",
-        "30",
-        &format!("http://127.0.0.1:{port}{path}"),
-    ]);
+    api_with(port, method, path, None)
+}
+
+/// A broker API call with a JSON body: (status, body).
+fn api_with(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let data: Vec<&str> = match body {
+        Some(b) => vec!["-H", "Content-Type: application/json", "--data-binary", b],
+        None => vec![],
+    };
+    let out = curl(
+        &[
+            &["-s", "-X", method][..],
+            &data,
+            &[
+                "-H",
+                &format!("Authorization: Bearer {BROKER_KEY}"),
+                "-w",
+                "\n%{http_code}",
+                "--max-time",
+                "30",
+                &format!("http://127.0.0.1:{port}{path}"),
+            ],
+        ]
+        .concat(),
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     let code = code.trim().parse().unwrap_or(0);
@@ -302,6 +320,198 @@ path = "{}"
     assert!(exit.success(), "SIGTERM ends serve cleanly: {exit}");
     runtime.block_on(async {
         for vm in cloud.list(&owner).await.unwrap_or_default() {
+            let _ = cloud.destroy(&vm.vm_id).await;
+        }
+    });
+}
+
+/// Polls `ready` every 200 ms for at most `limit`.
+fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `serve` on the memory store, restarted with EC2 (moto) VMs running: their sessions are
+/// unknown, so they are held full; the broker reports them through the API, and the pool
+/// scales in as it should: a server reported empty after its session goes, one never reported
+/// is taken as empty after the unknown-sessions timeout and goes too; the one with a session
+/// and the standby stay.
+#[test]
+fn after_a_restart_on_the_memory_store_the_broker_reports_sessions_and_the_pool_scales_in() {
+    let Some(endpoint) = moto() else { return };
+    let owner = format!("report-{}", uuid::Uuid::new_v4().simple());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("service.toml");
+    let provider = provider_toml(&endpoint).replace(REGION, "ap-northeast-3");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[zones]]
+zone_name = "default"
+upstream_auth_address = "127.0.0.1"
+
+[[vm_providers]]
+{provider}
+[[pools]]
+server_pool_name = "p"
+
+[[pools.autoscale]]
+autoscale_config_name = "c"
+vm_provider_config_id = "ec2"
+connection_type = "RDP"
+minimum_pool_standby_sessions = 1
+require_checkin = false
+
+[checkin_token]
+algorithm = "HS256"
+key = "report-test-hs256-key-0123456789-0123456789"
+
+[broker_api]
+keys = ["{BROKER_KEY}"]
+"#
+        ),
+    )
+    .unwrap();
+    let fast = ["--tick-interval", "1", "--unknown-sessions-timeout", "15"];
+
+    // Three sessions on three single-use servers, and one standby server.
+    let port = free_port();
+    let mut first = start_with(&config, port, &owner, &fast);
+    let sessions: Vec<u64> = (0..3)
+        .map(|_| {
+            let (code, body) = api(port, "POST", "/api/v1/pools/p/sessions");
+            assert!(code == 201 || code == 202, "{code} {body}");
+            body["session"].as_u64().unwrap()
+        })
+        .collect();
+    let mut on: Vec<String> = Vec::new();
+    wait_for("three sessions seated", Duration::from_secs(60), || {
+        on = sessions
+            .iter()
+            .filter_map(|s| {
+                let (_, b) = api(port, "GET", &format!("/api/v1/sessions/{s}"));
+                b["server"]["id"].as_str().map(str::to_owned)
+            })
+            .collect();
+        on.len() == 3
+    });
+    wait_for("a free standby server", Duration::from_secs(60), || {
+        let (_, pools) = api(port, "GET", "/api/v1/pools");
+        pools["pools"][0]["free_sessions"].as_u64() == Some(1)
+    });
+    signal_term(&first.0);
+    assert!(first.0.wait().unwrap().success());
+
+    // The second process lost everything but the cloud: every running VM is adopted, held full.
+    let port = free_port();
+    let mut second = start_with(&config, port, &owner, &fast);
+    let mut servers: Vec<Value> = Vec::new();
+    wait_for("four adopted servers", Duration::from_secs(60), || {
+        let (_, body) = api(port, "GET", "/api/v1/servers");
+        servers = body["servers"].as_array().cloned().unwrap_or_default();
+        servers
+            .iter()
+            .filter(|s| s["sessions_unknown"] == true)
+            .count()
+            == 4
+    });
+    let standby: String = servers
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .find(|id| !on.contains(id))
+        .expect("the standby server");
+    let report = |id: &str, body: &str| {
+        api_with(
+            port,
+            "POST",
+            &format!("/api/v1/servers/{id}/sessions"),
+            Some(body),
+        )
+    };
+    // The broker's report: one session still on the first, the second's ended during the
+    // restart, the standby never had one; the third is not reported.
+    let (code, body) = report(&on[0], r#"{"sessions": 1, "used": true}"#);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["sessions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(report(&on[1], r#"{"sessions": 0, "used": true}"#).0, 200);
+    assert_eq!(report(&standby, r#"{"sessions": 0, "used": false}"#).0, 200);
+    let (code, body) = report(&uuid::Uuid::new_v4().to_string(), r#"{"sessions": 0}"#);
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(report("not-an-id", r#"{"sessions": 0}"#).0, 400);
+
+    let ids = |port: u16| -> Vec<String> {
+        let (_, body) = api(port, "GET", "/api/v1/servers");
+        body["servers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|s| s["state"] != "destroying")
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The emptied single-use server goes; the unreported one is still held.
+    wait_for(
+        "the reported-empty server destroyed",
+        Duration::from_secs(60),
+        || !ids(port).contains(&on[1]),
+    );
+    assert!(ids(port).contains(&on[2]), "held until the timeout");
+    // Past the timeout the unreported server is taken as empty and used, and goes.
+    wait_for(
+        "the unreported server destroyed",
+        Duration::from_secs(60),
+        || !ids(port).contains(&on[2]),
+    );
+    let left = ids(port);
+    assert!(left.contains(&on[0]) && left.contains(&standby), "{left:?}");
+    // While every adopted server was held full, the pool made a new standby server (its
+    // minimum); that one and the reported standby are its idle surplus now, scaled in on
+    // Kasm's downscale backoff. No other adopted server is left.
+    let adopted: Vec<&Value> = servers.iter().collect();
+    for id in &left {
+        if id != &on[0] && id != &standby {
+            assert!(
+                !adopted.iter().any(|s| s["id"] == id.as_str()),
+                "adopted server {id} kept: {left:?}"
+            );
+        }
+    }
+    assert!(left.len() <= 3, "{left:?}");
+
+    signal_term(&second.0);
+    assert!(second.0.wait().unwrap().success());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let loaded = kasm_scale::load_file(&config).expect("the test's config");
+    let Some(VmProviderConfig::Aws(aws)) = loaded.config.vm_providers.first().cloned() else {
+        panic!("the test's config has its EC2 provider first");
+    };
+    runtime.block_on(async {
+        let cloud = AwsProvider::builder(aws)
+            .endpoint_url(&endpoint)
+            .build()
+            .await
+            .expect("an EC2 client");
+        let running: Vec<_> = cloud
+            .list(&owner)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|vm| !vm.state.is_dead())
+            .collect();
+        assert_eq!(
+            running.len(),
+            left.len(),
+            "only the kept servers run: {running:?}"
+        );
+        for vm in running {
             let _ = cloud.destroy(&vm.vm_id).await;
         }
     });

@@ -7,6 +7,7 @@
 //! | `POST /api/v1/pools/{pool}/sessions` (body optional: `{"user"}`; header `Idempotency-Key` optional) | `201` with the session and its server (id, host name, address), or `202` with the session and its place in the queue; `replayed` (and the header `Idempotent-Replayed`) says whether the key was seen before: then nothing was made and the answer is the first attempt's session as it stands; `422` for a key used for another pool |
 //! | `GET /api/v1/sessions/{id}` | where the session is (`assigned` with its server, or `queued` with its place) |
 //! | `DELETE /api/v1/sessions/{id}` | `204`: the session ended (or the request was withdrawn) |
+//! | `POST /api/v1/servers/{id}/sessions` with `{"sessions": N, "used": true}` | `200` with the server and one new session id per session: the broker's report of a server's sessions (after a restart that lost the saved state, servers adopted with `sessions_unknown` are held full until it comes, or until the unknown-sessions timeout takes them as empty) |
 //! | `GET /api/v1/servers` | every server: state, sessions, address, reported status, last error, age |
 //! | `GET /api/v1/events` | the controller's events as they happen (server-sent events, one JSON object each) |
 //!
@@ -226,6 +227,44 @@ pub(crate) async fn end_session(
         Err(kasm_scale_core::controller::ControllerError::UnknownSession(_)) => Err(Failure::new(
             StatusCode::NOT_FOUND,
             format!("no session {}", id.0),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionReport {
+    sessions: u32,
+    #[serde(default)]
+    used: bool,
+}
+
+/// `POST /api/v1/servers/{id}/sessions` with `{"sessions", "used"}`: the broker tells how many
+/// sessions a server has (after a restart that lost the saved state, for the servers adopted
+/// with `sessions_unknown`); answers the new session ids, for `DELETE /api/v1/sessions/{id}`.
+pub(crate) async fn report_sessions(
+    State(scaler): State<Autoscaler>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, Failure> {
+    let server = id
+        .parse::<uuid::Uuid>()
+        .map(kasm_scale_core::engine::ServerId)
+        .map_err(|_| Failure::bad_request(format!("server id `{}` is not a UUID", short(&id))))?;
+    let report: SessionReport = crate::guest::json_body(&headers, &body)?;
+    match scaler
+        .report_sessions(server, report.sessions, report.used)
+        .await
+    {
+        Ok(ids) => Ok(Json(json!({
+            "server": server.to_string(),
+            "sessions": ids.iter().map(|s| s.0).collect::<Vec<_>>(),
+        }))),
+        Err(ControllerError::UnknownServer(_)) => Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            format!("no server {server}"),
         )),
         Err(e) => Err(e.into()),
     }

@@ -82,6 +82,10 @@ fn broker_routes(scaler: Autoscaler) -> Router<Autoscaler> {
             get(broker::session).delete(broker::end_session),
         )
         .route("/api/v1/servers", get(broker::servers))
+        .route(
+            "/api/v1/servers/{id}/sessions",
+            post(broker::report_sessions),
+        )
         .route("/api/v1/events", get(broker::events))
         .route_layer(axum::middleware::from_fn_with_state(
             scaler,

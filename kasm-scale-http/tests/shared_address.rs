@@ -21,7 +21,7 @@ const GOOD_PER_SECOND: u64 = 20;
 
 /// A junk token: garbage, or a real token with its signature changed.
 fn junk(i: u64, good: &str) -> String {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         format!("junk-{i}")
     } else {
         let mut t = good.to_owned();

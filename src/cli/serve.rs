@@ -60,6 +60,16 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     idle_timeout: u64,
+    /// Seconds between ticks (observe, plan, act).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    tick_interval: u64,
+    /// Seconds an adopted server whose sessions are unknown (the saved state was lost) waits
+    /// for the broker's report (`POST /api/v1/servers/{id}/sessions`) before it is taken as
+    /// empty and used, and scaled in like any idle server.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=30 * 86_400))]
+    unknown_sessions_timeout: u64,
     /// With a `postgres` state store: the address other replicas' callers are sent to while
     /// this one leads (default: this one's scheme and listening address).
     #[arg(long, value_name = "URL")]
@@ -108,6 +118,8 @@ async fn serve(config: Config, args: Args) -> Result<(), String> {
     let store = state_store(&config).await?;
     let mut builder = Autoscaler::builder(config.clone())
         .owner_id(args.owner_id.clone())
+        .tick_interval(Duration::from_secs(args.tick_interval))
+        .unknown_sessions_timeout(Duration::from_secs(args.unknown_sessions_timeout))
         .store(store.store.clone());
     if store.replicated() {
         builder = builder.role(Role::Follower { leader: None });

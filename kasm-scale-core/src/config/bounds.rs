@@ -180,11 +180,11 @@ impl Bound {
 /// "7 days", "1 hour", "90 minutes", "45 seconds".
 pub(crate) fn human(seconds: u64) -> String {
     let plural = |n: u64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
-    if seconds > 0 && seconds % DAY == 0 {
+    if seconds > 0 && seconds.is_multiple_of(DAY) {
         plural(seconds / DAY, "day")
-    } else if seconds > 0 && seconds % 3600 == 0 {
+    } else if seconds > 0 && seconds.is_multiple_of(3600) {
         plural(seconds / 3600, "hour")
-    } else if seconds > 0 && seconds % 60 == 0 {
+    } else if seconds > 0 && seconds.is_multiple_of(60) {
         plural(seconds / 60, "minute")
     } else {
         plural(seconds, "second")

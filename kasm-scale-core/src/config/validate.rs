@@ -367,10 +367,10 @@ fn autoscale(out: &mut Out<'_>, config: &Config, p: &str, c: &AutoScaleConfig) {
                 }
             }
         }
-    } else if let Some(dn) = c.ad_computer_container_dn.as_deref() {
-        if let Err(e) = Dn::parse(dn) {
-            out.error(format!("{p}.ad_computer_container_dn"), e);
-        }
+    } else if let Some(dn) = c.ad_computer_container_dn.as_deref()
+        && let Err(e) = Dn::parse(dn)
+    {
+        out.error(format!("{p}.ad_computer_container_dn"), e);
     }
     if c.use_user_private_key && c.connection_type != ConnectionType::Ssh {
         out.warning(

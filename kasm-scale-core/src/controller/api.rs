@@ -368,6 +368,7 @@ impl Autoscaler {
                 return Err(ControllerError::UnknownServer(server));
             };
             s.sessions_unknown = false;
+            s.sessions_unknown_since = None;
             s.sessions = 0;
             s.used = used || sessions > 0;
             records.sessions.retain(|_, on| *on != server);

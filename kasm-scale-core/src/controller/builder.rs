@@ -35,6 +35,7 @@ pub struct AutoscalerBuilder {
     tick_interval: Duration,
     store: Arc<dyn StateStore>,
     orphan_grace: Duration,
+    unknown_sessions_timeout: Duration,
     queue_timeout: Duration,
     reconcile_every: u64,
     role: super::Role,
@@ -58,6 +59,7 @@ impl Autoscaler {
             tick_interval: Duration::from_secs(30),
             store: Arc::new(MemoryStore::default()),
             orphan_grace: Duration::from_secs(600),
+            unknown_sessions_timeout: Duration::from_secs(3600),
             queue_timeout: Duration::from_secs(600),
             reconcile_every: 10,
             role: super::Role::Sole,
@@ -152,6 +154,16 @@ impl AutoscalerBuilder {
     /// removed (default 10 minutes).
     pub fn orphan_grace(mut self, grace: Duration) -> Self {
         self.orphan_grace = grace;
+        self
+    }
+
+    /// How long an adopted server whose sessions are unknown
+    /// ([`ServerInfo::sessions_unknown`](super::ServerInfo::sessions_unknown)) waits for the
+    /// broker's report ([`Autoscaler::report_sessions`](super::Autoscaler::report_sessions))
+    /// before it is taken as empty and used (default 1 hour, ours): then it is scaled in like
+    /// any idle server, never kept for ever.
+    pub fn unknown_sessions_timeout(mut self, timeout: Duration) -> Self {
+        self.unknown_sessions_timeout = timeout;
         self
     }
 
@@ -275,6 +287,7 @@ impl AutoscalerBuilder {
             tick_interval: self.tick_interval,
             store: self.store,
             orphan_grace: self.orphan_grace,
+            unknown_sessions_timeout: self.unknown_sessions_timeout,
             queue_timeout: self.queue_timeout,
             reconcile_every: self.reconcile_every,
             ticks: std::sync::atomic::AtomicU64::new(0),

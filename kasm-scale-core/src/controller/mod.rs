@@ -102,6 +102,7 @@ pub(crate) struct Shared {
     pub tick_interval: Duration,
     pub store: Arc<dyn StateStore>,
     pub orphan_grace: Duration,
+    pub unknown_sessions_timeout: Duration,
     pub queue_timeout: Duration,
     pub reconcile_every: u64,
     pub ticks: std::sync::atomic::AtomicU64,

@@ -17,6 +17,49 @@ use crate::traits::{BackendError, Vm, VmState};
 /// counts as vanished (ours): clouds such as EC2 are eventually consistent.
 pub(crate) const VANISH_GRACE: SignedDuration = SignedDuration::from_secs(120);
 
+/// Adopted servers whose sessions the broker has not reported within the unknown-sessions
+/// timeout are taken as empty and used, so that they are scaled in like any idle server (a
+/// server saved before the timestamp existed starts its wait now). Takes the records mutably
+/// only when one is due.
+pub(crate) fn expire_unknown_sessions(shared: &Shared) {
+    let now = shared.now();
+    let timeout =
+        SignedDuration::try_from(shared.unknown_sessions_timeout).unwrap_or(SignedDuration::MAX);
+    let due =
+        |since: Option<jiff::Timestamp>| since.is_none_or(|t| now.duration_since(t) >= timeout);
+    if !shared
+        .records()
+        .servers
+        .values()
+        .any(|s| s.sessions_unknown && due(s.sessions_unknown_since))
+    {
+        return;
+    }
+    let mut records = shared.records();
+    for s in records.servers.values_mut() {
+        if !s.sessions_unknown {
+            continue;
+        }
+        let Some(since) = s.sessions_unknown_since else {
+            s.sessions_unknown_since = Some(now);
+            continue;
+        };
+        if !due(Some(since)) {
+            continue;
+        }
+        s.sessions_unknown = false;
+        s.sessions_unknown_since = None;
+        s.sessions = 0;
+        s.used = true;
+        s.last_error = Some(format!(
+            "adopted with its sessions unknown and not reported within {} s: taken as empty",
+            shared.unknown_sessions_timeout.as_secs()
+        ));
+        tracing::warn!(server = %s.id, waited_s = now.duration_since(since).as_secs(), "sessions not reported: taken as empty");
+        metrics::counter!("kasm_scale_unknown_sessions_expired_total").increment(1);
+    }
+}
+
 /// Starts one refresh per provider that has booting servers (unless one runs).
 pub(crate) fn refresh(shared: &Arc<Shared>) {
     let mut providers: Vec<String> = shared

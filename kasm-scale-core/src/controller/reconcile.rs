@@ -257,6 +257,7 @@ fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
     };
     server.checked_in_at = running.then_some(now);
     server.sessions_unknown = running;
+    server.sessions_unknown_since = running.then_some(now);
     server.last_error = Some("adopted without a saved record".into());
     records.servers.insert(id, server);
     drop(records);

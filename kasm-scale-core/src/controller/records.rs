@@ -61,6 +61,10 @@ pub struct ServerInfo {
     /// ([`Autoscaler::report_sessions`](super::Autoscaler::report_sessions)).
     #[serde(default)]
     pub sessions_unknown: bool,
+    /// Since when its sessions are unknown (ours): past the controller's
+    /// `unknown_sessions_timeout` without a report it is taken as empty and used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions_unknown_since: Option<Timestamp>,
     /// Slots the plan that made it gave to waiting session requests (they take them first,
     /// so the next plan sees the same slots spoken for).
     #[serde(default)]
@@ -104,6 +108,7 @@ impl ServerInfo {
             requires_checkin: config.requires_checkin(),
             used: false,
             sessions_unknown: false,
+            sessions_unknown_since: None,
             queue_slots: 0,
             created_at: now,
             checked_in_at: None,

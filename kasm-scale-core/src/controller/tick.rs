@@ -96,7 +96,8 @@ pub(crate) async fn tick(shared: &Arc<Shared>) {
 /// one backend call's timeout, so the first plan sees it; later ones run in the background.
 async fn observe(shared: &Arc<Shared>, n: u64) {
     observe::refresh(shared);
-    if n % shared.reconcile_every == 0 {
+    observe::expire_unknown_sessions(shared);
+    if n.is_multiple_of(shared.reconcile_every) {
         // History of pools and configs the configuration no longer has (left in the store by
         // an earlier configuration) goes on the reconcile cadence.
         demand::prune(shared);

@@ -41,6 +41,7 @@ pub fn sample_records(seed: u64, servers: u32) -> Records {
                 requires_checkin: true,
                 used: i % 2 == 1,
                 sessions_unknown: i % 5 == 4,
+                sessions_unknown_since: (i % 5 == 4).then(|| at(i64::from(i) + 60)),
                 queue_slots: i % 4,
                 created_at: at(i64::from(i)),
                 checked_in_at: full.then(|| at(i64::from(i) + 90)),
