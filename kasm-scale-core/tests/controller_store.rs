@@ -338,10 +338,35 @@ async fn a_repeated_check_in_saves_nothing() {
         status_progress: "100".into(),
     };
     scaler.check_in_token(&token, &busy).await.unwrap();
+    // A guest flooding new statuses costs no save each: they are coalesced into the next
+    // tick's save, which holds the last one.
+    for i in 0..100 {
+        let progress = CheckinStatus {
+            status: "installing".into(),
+            status_message: format!("step {i}"),
+            status_progress: i.to_string(),
+        };
+        scaler.check_in_token(&token, &progress).await.unwrap();
+    }
+    assert_eq!(
+        store.saves.load(Ordering::SeqCst),
+        saves,
+        "status reports are not saved one by one"
+    );
+    scaler.tick().await;
     assert_eq!(
         store.saves.load(Ordering::SeqCst),
         saves + 1,
-        "a new status is saved"
+        "the new statuses are saved once, with the tick"
+    );
+    let saved = store.inner.load().await.unwrap().unwrap();
+    assert!(
+        saved.servers[&server.id]
+            .reported_status
+            .as_deref()
+            .is_some_and(|s| s.contains("step 99")),
+        "{:?}",
+        saved.servers[&server.id].reported_status
     );
 }
 

@@ -19,6 +19,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kasm_scale_core::controller::{Autoscaler, CheckinStatus};
+use kasm_scale_core::engine::ServerId;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -31,6 +32,13 @@ pub const MAX_LOG_ENTRIES: usize = 200;
 
 /// Characters of one log field kept (longer ones are cut, with `…`).
 pub const MAX_LOG_FIELD: usize = 4096;
+
+/// `component_log` requests one server may send a second, on average (after a burst of
+/// [`LOG_BURST`]); past it the request is answered `429` and its entries are not logged.
+pub const LOG_REQUESTS_PER_SECOND: u32 = 1;
+
+/// `component_log` requests one server may send at once.
+pub const LOG_BURST: u32 = 10;
 
 /// Kasm's text for a token that does not name a live server.
 pub const ACCESS_DENIED: &str = "Access Denied!";
@@ -202,6 +210,7 @@ pub(crate) async fn component_log(
     let parsed: LogBody = json_body(&headers, &body)?;
     let token = one_token(query.get("token"), parsed.token.as_ref())?;
     let server = scaler.token_server(&token).await?;
+    LOG_LIMIT.allow(server)?;
     if parsed.logs.len() > MAX_LOG_ENTRIES {
         return Err(Failure::bad_request(format!(
             "body.logs: {} entries, at most {MAX_LOG_ENTRIES}",
@@ -225,10 +234,77 @@ pub(crate) async fn component_log(
     ))
 }
 
+/// At most [`MAX_LOG_FIELD`] characters of a guest's text (`…` when cut), with every control
+/// character escaped (`\n`, `\u{1b}`…): a guest cannot forge log lines or terminal escapes.
 fn cut(text: &str) -> String {
-    match text.char_indices().nth(MAX_LOG_FIELD) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
+    let mut out = String::with_capacity(text.len().min(MAX_LOG_FIELD));
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_LOG_FIELD {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The per-server allowance of `component_log` (a status report needs none: it changes one
+/// field and is saved with the next tick, coalesced).
+static LOG_LIMIT: PerServer = PerServer::new(LOG_REQUESTS_PER_SECOND, LOG_BURST, "component_log");
+
+/// Requests per server a second, for one route, over every router of the process (keys are
+/// servers whose token was verified, so the table is as big as the fleet; servers not heard of
+/// for a minute are forgotten).
+struct PerServer {
+    per_second: u32,
+    burst: u32,
+    route: &'static str,
+    limiter: std::sync::OnceLock<governor::DefaultKeyedRateLimiter<ServerId>>,
+    last_prune: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl PerServer {
+    const fn new(per_second: u32, burst: u32, route: &'static str) -> Self {
+        Self {
+            per_second,
+            burst,
+            route,
+            limiter: std::sync::OnceLock::new(),
+            last_prune: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// `429` when `server` is past its allowance.
+    fn allow(&self, server: ServerId) -> Result<(), Failure> {
+        let limiter = self.limiter.get_or_init(|| {
+            let rate =
+                std::num::NonZeroU32::new(self.per_second).unwrap_or(std::num::NonZeroU32::MIN);
+            let burst = std::num::NonZeroU32::new(self.burst).unwrap_or(std::num::NonZeroU32::MIN);
+            governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))
+        });
+        {
+            let mut last = self.last_prune.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
+                *last = Some(std::time::Instant::now());
+                limiter.retain_recent();
+            }
+        }
+        limiter.check_key(&server).map_err(|_| {
+            metrics::counter!("kasm_scale_guest_requests_limited_total", "route" => self.route)
+                .increment(1);
+            tracing::debug!(%server, route = self.route, "guest past its allowance");
+            Failure::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many {} requests from this server; retry later",
+                    self.route
+                ),
+            )
+        })
     }
 }
 
@@ -248,6 +324,15 @@ mod tests {
             strip_values("missing field `status`"),
             "missing field `status`"
         );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(
+            cut("ok\n2026-12-07 INFO forged line\r\u{1b}[2J\ttab"),
+            "ok\\n2026-12-07 INFO forged line\\r\\u{1b}[2J\\ttab"
+        );
+        assert_eq!(cut("plain é ü"), "plain é ü");
     }
 
     #[test]

@@ -417,3 +417,35 @@ async fn tokens_of_another_key_or_a_destroyed_server_are_refused_and_touch_no_ot
     assert_eq!(status, StatusCode::OK);
     assert_eq!(reason(&body), "Access Denied!");
 }
+
+#[tokio::test(start_paused = true)]
+async fn one_guest_flooding_logs_is_limited_alone() {
+    let w = world().await;
+    w.tick().await;
+    let tokens = w.tokens();
+    assert_eq!(tokens.len(), 2);
+    let (flooder, quiet) = (&tokens[0].1, &tokens[1].1);
+    let log = |token: &str| json!({"token": token, "logs": [{"message": "line\nforged", "levelname": "INFO"}]});
+    let mut limited = 0;
+    for _ in 0..50 {
+        let (status, body) = w.post("/api/component_log", log(flooder)).await;
+        match status {
+            StatusCode::OK => {}
+            StatusCode::TOO_MANY_REQUESTS => {
+                limited += 1;
+                assert!(reason(&body).contains("component_log"), "{body}");
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(
+        limited >= 50 - kasm_scale_http::guest::LOG_BURST as usize - 2,
+        "{limited}"
+    );
+    let (status, _) = w.post("/api/component_log", log(quiet)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "another server's guest is not limited"
+    );
+}

@@ -340,11 +340,14 @@ impl Autoscaler {
                     ready.then(|| (s.pool.clone(), s.config.clone(), s.created_at))
                 })
             };
-            if let Some((pool, config, created_at)) = ready_pool {
-                tracing::info!("server ready");
-                self.shared.ready(server, &config, created_at);
-                queue::serve(&self.shared, Some(&pool));
-            }
+            let Some((pool, config, created_at)) = ready_pool else {
+                // A status report alone (progress, a message) is saved with the next tick's
+                // save, coalesced: a guest posting statuses in a loop costs no save each.
+                return Ok(server);
+            };
+            tracing::info!("server ready");
+            self.shared.ready(server, &config, created_at);
+            queue::serve(&self.shared, Some(&pool));
         }
         saved(&self.shared).await?;
         Ok(server)
