@@ -380,3 +380,73 @@ fn the_open_file_limit_is_raised_to_the_hard_one_and_both_are_logged() {
         "{logs}"
     );
 }
+
+#[test]
+fn the_published_demo_keys_are_refused_off_loopback() {
+    for example in [
+        "examples/config/service-memory.toml",
+        "examples/config/replicas.toml",
+    ] {
+        let file = std::fs::read_to_string(example).unwrap();
+        assert!(file.contains("demo-only-"), "{example} has demo keys");
+        let run = kasm_scale(&[
+            "serve",
+            "--config",
+            example,
+            "--listen",
+            "0.0.0.0:0",
+            "--insecure-http",
+        ]);
+        assert_eq!(run.status.code(), Some(1), "{example}");
+        let err = text(&run.stderr);
+        assert!(
+            err.contains("is a demo key published in the example configurations"),
+            "{example}: {err}"
+        );
+        assert!(
+            !err.contains("demo-only-"),
+            "the key itself is not shown: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_real_cloud_needs_an_owner_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("service.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[zones]]
+zone_name = "default"
+upstream_auth_address = "kasm.example.com"
+
+[[vm_providers]]
+provider = "aws"
+name = "ec2"
+aws_access_key_id = "AKIATESTTESTTESTTEST"
+aws_secret_access_key = "test-secret"
+aws_region = "us-east-1"
+aws_ec2_ami_id = "ami-12c6146b"
+aws_ec2_instance_type = "t3.micro"
+max_instances = 2
+
+[[pools]]
+server_pool_name = "p"
+"#,
+    )
+    .unwrap();
+    let run = kasm_scale(&[
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(run.status.code(), Some(1));
+    let err = text(&run.stderr);
+    assert!(
+        err.contains("--owner-id is required with a real cloud (vm_providers `ec2`)"),
+        "{err}"
+    );
+}

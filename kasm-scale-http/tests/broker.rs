@@ -245,3 +245,33 @@ async fn a_follower_refuses_writes_with_the_leaders_address_and_serves_reads() {
     let (status, body) = call(&w, key, "POST", "/api/v1/pools/p/sessions").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_bearer_scheme_is_case_insensitive_and_only_a_whole_key_matches() {
+    let w = world().await;
+    for scheme in ["bearer", "BEARER", "Bearer", "bEaReR"] {
+        let response = w
+            .send(
+                axum::http::Request::get("/api/v1/pools")
+                    .header(header::AUTHORIZATION, format!("{scheme} {NEW_KEY}"))
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(response.0, StatusCode::OK, "scheme {scheme}");
+    }
+    // A prefix, an extension or an empty key of a configured one never matches.
+    for wrong in [&NEW_KEY[..10], &format!("{NEW_KEY}x"), ""] {
+        let (status, _) = call(&w, Some(wrong), "GET", "/api/v1/pools").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{wrong:?}");
+    }
+    let response = w
+        .send(
+            axum::http::Request::get("/api/v1/pools")
+                .header(header::AUTHORIZATION, format!("Basic {NEW_KEY}"))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(response.0, StatusCode::UNAUTHORIZED, "another scheme");
+}

@@ -41,8 +41,10 @@ pub struct Args {
     /// The owner marker put on every VM and AD record (tag `kasm-scale:owner`): a restarted
     /// service adopts what carries it. Keep it stable, and unique per deployment sharing a
     /// cloud account or a directory.
-    #[arg(long, value_name = "ID", default_value = "kasm-scale")]
-    owner_id: String,
+    /// Required with a real cloud (`aws`, `azure`); with the in-memory cloud only it defaults
+    /// to `kasm-scale`.
+    #[arg(long, value_name = "ID")]
+    owner_id: Option<String>,
     /// For demos and tests with `provider = "memory"`: write each VM's rendered startup script
     /// to `DIR/<server_id>.sh` (mode 0600), as its guest would receive it, so it can be run.
     #[arg(long, value_name = "DIR")]
@@ -114,10 +116,49 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
+/// The keys the example configurations publish (`examples/config/`): anyone can read them, so
+/// `serve` takes them on loopback only (a demo on this machine).
+pub const DEMO_KEYS: [&str; 2] = [
+    "demo-only-check-in-key-change-me-0123456789",
+    "demo-only-broker-key-change-me-0123456789",
+];
+
+/// Refuses what would be unsafe off this machine or across deployments: a published demo key
+/// on an address that is not loopback, and a real cloud without an owner id of its own.
+fn check_deployment(config: &Config, args: &Args) -> Result<String, String> {
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    if let Some(key) = config.checkin_token.as_ref().and_then(|t| t.key.as_ref()) {
+        keys.push(("checkin_token.key", key.expose()));
+    }
+    for key in config.broker_api.iter().flat_map(|b| &b.keys) {
+        keys.push(("broker_api.keys", key.expose()));
+    }
+    if !args.listen.ip().is_loopback()
+        && let Some((field, _)) = keys.iter().find(|(_, k)| DEMO_KEYS.contains(k))
+    {
+        return Err(format!(
+            "{field} is a demo key published in the example configurations: anyone could use it;              set your own key, or listen on loopback for a demo"
+        ));
+    }
+    let real_cloud = config
+        .vm_providers
+        .iter()
+        .find(|p| !matches!(p, VmProviderConfig::Memory(_)));
+    match (&args.owner_id, real_cloud) {
+        (Some(id), _) => Ok(id.clone()),
+        (None, None) => Ok("kasm-scale".to_owned()),
+        (None, Some(p)) => Err(format!(
+            "--owner-id is required with a real cloud (vm_providers `{}`): it marks the VMs and AD              records this deployment adopts after a restart, and must be its own (two deployments              sharing one would take each other's servers)",
+            p.name()
+        )),
+    }
+}
+
 async fn serve(config: Config, args: Args) -> Result<(), String> {
+    let owner_id = check_deployment(&config, &args)?;
     let store = state_store(&config).await?;
     let mut builder = Autoscaler::builder(config.clone())
-        .owner_id(args.owner_id.clone())
+        .owner_id(owner_id)
         .tick_interval(Duration::from_secs(args.tick_interval))
         .unknown_sessions_timeout(Duration::from_secs(args.unknown_sessions_timeout))
         .store(store.store.clone());
