@@ -8,8 +8,11 @@ use kasm_scale_core::engine::{
     Action, Bookkeeping, Cause, ConfigSnapshot, Plan, PoolSnapshot, ScalingPolicy, ServerId,
     ServerSnapshot, ServerState, plan,
 };
+use plan_support::Destroyed;
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
+
+mod plan_support;
 
 fn now() -> Timestamp {
     "2026-11-30T12:00:00Z".parse().unwrap()
@@ -168,60 +171,7 @@ fn snapshot() -> impl Strategy<Value = PoolSnapshot> {
 /// The snapshot once the plan is carried out: destroyed servers are being destroyed (they count
 /// against `max_instances` until the provider confirms), new ones are provisioning.
 fn carry_out(s: &PoolSnapshot, p: &Plan) -> PoolSnapshot {
-    let mut next = s.clone();
-    let gone: Vec<ServerId> = p
-        .actions
-        .iter()
-        .filter_map(|a| {
-            if let Action::Destroy { server, .. } = a {
-                Some(*server)
-            } else {
-                None
-            }
-        })
-        .collect();
-    for sv in next.servers.iter_mut().filter(|sv| gone.contains(&sv.id)) {
-        sv.state = ServerState::Destroying;
-    }
-    let mut n = 0u128;
-    for a in &p.actions {
-        if let Action::Provision {
-            config,
-            count,
-            queue_slots,
-            ..
-        } = a
-        {
-            let c = next
-                .configs
-                .iter()
-                .position(|c| &c.policy.name == config)
-                .unwrap();
-            let policy = next.configs[c].policy.clone();
-            let mut queue_slots = *queue_slots;
-            for _ in 0..*count {
-                let slots = queue_slots.min(policy.sessions_per_server);
-                queue_slots -= slots;
-                n += 1;
-                next.servers.push(ServerSnapshot {
-                    id: ServerId(uuid::Uuid::from_u128(u128::MAX - n)),
-                    config: c as u32,
-                    state: ServerState::Provisioning,
-                    sessions: 0,
-                    capacity: policy.sessions_per_server,
-                    reusable: policy.reusable,
-                    used: false,
-                    created_at: now(),
-                    checked_in_at: None,
-                    queue_slots: slots,
-                });
-            }
-        }
-    }
-    for c in &mut next.configs {
-        c.bookkeeping = p.bookkeeping[&c.policy.name].clone();
-    }
-    next
+    plan_support::carry_out(s, p, now(), &[], Destroyed::Destroying)
 }
 
 /// Each config's free slots in `s` once the queued requests have taken theirs, the way the engine
@@ -355,20 +305,10 @@ fn check(s: &PoolSnapshot) -> Result<bool, TestCaseError> {
         }
     }
 
-    // Carried out and planned again: nothing more to provision.
+    // Carried out and planned again: nothing more to provision, nothing to destroy, the same
+    // bookkeeping (and with the destroys done, a provision only where max_instances bound).
+    plan_support::check_fixed_point(s, now(), &plan_support::ids_for(s))?;
     let next = carry_out(s, &p);
-    let again = plan(&next, now());
-    let more: Vec<&Action> = again
-        .actions
-        .iter()
-        .filter(|a| matches!(a, Action::Provision { .. }))
-        .collect();
-    prop_assert!(
-        more.is_empty(),
-        "second plan provisions {:?}\nfirst {:?}",
-        more,
-        p.actions
-    );
 
     // Never a whole server beyond the combined need of the minimums and the queue: with one
     // server fewer from any provision, a request stays uncovered or a config falls further
@@ -434,6 +374,7 @@ fn plan_properties() {
     let mut runner = TestRunner::new(ProptestConfig {
         cases: 2000,
         source_file: Some(file!()),
+        rng_seed: plan_support::seed_or(25),
         ..ProptestConfig::default()
     });
     let (cases, exercised, with_requests) = (Cell::new(0u32), Cell::new(0u32), Cell::new(0u32));

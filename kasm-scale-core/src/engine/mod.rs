@@ -33,26 +33,33 @@
 //!    aggressive scaling: first the slots earlier plans made for the queue (a server's
 //!    `queue_slots`), then any, oldest first. Without aggressive scaling a request waits for the
 //!    normal cycle (Kasm's rule) and holds no slot a config brings up for its minimum.
-//!
-//!    Then `demand_targets` (ours): configs with `standby_policy = "demand"` raise their
-//!    minimums (never lower them) to the pool's standby target from the snapshot's
-//!    [`DemandSignal`], shared out in config order past configs at `max_instances` or backing
-//!    off (spill-over); see [`demand`] for the estimator and `standby.rs` for the sharing-out.
 //! 6. `keep_minimum`: a config with fewer free slots than its minimum creates
 //!    ceil(deficit / sessions per server) servers ([`Cause::BelowMinimum`]), never beyond
 //!    `max_instances`, one at a time while it has failures, none while it waits out its backoff.
-//! 7. `downscale_surplus`: free slots beyond the minimum worth one server start the downscale
-//!    clock; once the surplus has lasted `downscale_backoff` seconds, idle servers are destroyed,
-//!    oldest first, while the rest still covers the minimum ([`Cause::Surplus`]). Nothing goes
-//!    while session requests wait in the pool, and a server with a session never goes.
-//! 8. `provision_for_queue`: the minimum and the queue are one need (ours: each rule rounding up
+//! 7. `provision_for_queue`: the minimum and the queue are one need (ours: each rule rounding up
 //!    on its own made one server too many). Requests that no free or coming slot covers take the
 //!    slots beyond the minimum on the servers just provisioned for it, then make the first
 //!    enabled configs with aggressive scaling and room provision for them at once
 //!    ([`Cause::QueuedRequests`]); a server whose spare slots a later config's rounding already
 //!    provides is not made. Each new server carries the slots the queue takes (`queue_slots`),
-//!    so the next plan seats the requests where this one counted them. Outside every schedule window a config provisions nothing,
+//!    so the next plan seats the requests where this one counted them; what the queue leaves on
+//!    its last server is free. Outside every schedule window a config provisions nothing,
 //!    queued requests included: they wait, with a note saying so.
+//! 8. `demand_targets` (ours): configs with `standby_policy = "demand"` raise their
+//!    minimums (never lower them) to the pool's standby target from the snapshot's
+//!    [`DemandSignal`], shared out in config order past configs at `max_instances` or backing
+//!    off (spill-over), over the pool as the minimums and the queue leave it (waiting requests
+//!    take room before the standby, as the next plan finds them on servers of their own); the
+//!    configs it raises provision the rest into their provision for the minimum. See [`demand`]
+//!    for the estimator and `standby.rs` for the sharing-out.
+//! 9. `downscale_surplus`: free slots beyond the minimum worth one server start the downscale
+//!    clock; once the surplus has lasted `downscale_backoff` seconds, idle servers are destroyed,
+//!    oldest first, while the rest still covers the minimum ([`Cause::Surplus`]). Nothing goes
+//!    while session requests wait in the pool, and a server with a session never goes.
+//!
+//! The plan is a fixed point: carried out (its servers made, its destroys under way) and
+//! planned again at the same instant, it asks for nothing more and leaves the bookkeeping as
+//! it was (`tests/engine_fixed_point.rs`).
 //!
 //! A disabled config (`enabled = false`) creates no server; everything else still applies (ours):
 //! its single-use servers go when their session ends, servers that never check in go, and its

@@ -32,10 +32,10 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
     pass.checkin_timeouts(&found.timed_out);
     pass.count_failures();
     pass.seat_waiting_requests();
-    pass.demand_targets();
     pass.keep_minimum();
-    pass.downscale_surplus();
     pass.provision_for_queue();
+    pass.demand_targets();
+    pass.downscale_surplus();
     pass.finish()
 }
 
@@ -56,6 +56,10 @@ struct Tally {
     pending: u32,
     /// Latest time a server of the config became ready.
     last_ready: Option<Timestamp>,
+    /// Servers this plan makes (for the minimum or the queue).
+    made: u32,
+    /// Free slots before this plan made any server (after the queue took its share).
+    free_before: u64,
 }
 
 /// The servers [`Pass::count_servers`] sets aside for the rules that destroy.
@@ -93,6 +97,8 @@ struct Pass<'s> {
     /// Provisions for queued requests.
     queue: Vec<Action>,
     notes: Vec<String>,
+    /// Where in `notes` the note of a config that could not keep its minimum is.
+    short_note: Vec<Option<usize>>,
 }
 
 impl<'s> Pass<'s> {
@@ -129,6 +135,7 @@ impl<'s> Pass<'s> {
             surplus: Vec::new(),
             queue: Vec::new(),
             notes: Vec::new(),
+            short_note: vec![None; n],
         }
     }
 
@@ -306,8 +313,118 @@ impl<'s> Pass<'s> {
         }
     }
 
-    /// Rule 5b (ours): configs with `standby_policy = "demand"` keep the pool's standby target
-    /// (see [`super::standby`]), shared out in config order past the configs that cannot grow.
+    /// Rule 6: a config with fewer free slots than its minimum creates
+    /// ceil(deficit / sessions per server) servers, within `max_instances`, one at a time while
+    /// it has failures, none while it backs off. The demand policy raises minimums after the
+    /// queue took its servers ([`Self::demand_targets`]).
+    fn keep_minimum(&mut self) {
+        for c in 0..self.snapshot.configs.len() {
+            self.tally[c].free_before = self.tally[c].free;
+            self.keep(c);
+        }
+    }
+
+    /// Provisions for config `c` what its minimum still lacks, into its one provision for the
+    /// minimum; or notes why it cannot (replacing the note an earlier call left for it).
+    fn keep(&mut self, c: usize) {
+        let (policy, minimum) = (&self.snapshot.configs[c].policy, self.minimum[c]);
+        let t = &mut self.tally[c];
+        if t.free >= minimum {
+            return;
+        }
+        let bk = &mut self.bookkeeping[c];
+        bk.downscale_requested_at = None;
+        let sps = u64::from(policy.sessions_per_server.max(1));
+        let want = (minimum - t.free).div_ceil(sps);
+        let room = u64::from(policy.max_instances.saturating_sub(t.live));
+        let failures = bk.consecutive_failures;
+        // While failing, one server at a time: none more once this plan makes one.
+        let count = if failures > 0 && t.made > 0 {
+            0
+        } else {
+            want.min(room).min(if failures > 0 { 1 } else { u64::MAX })
+        };
+        let deficit = minimum.saturating_sub(t.free_before);
+        let short = match &self.why[c] {
+            Some(why) => format!(
+                "{}: {} free < target {minimum} ({why})",
+                policy.name, t.free_before
+            ),
+            None => format!(
+                "{}: {} free < minimum {minimum}",
+                policy.name, t.free_before
+            ),
+        };
+        let note = if self.backing_off[c] && t.pending > 0 || count == 0 && t.made > 0 {
+            Some(format!(
+                "{short}, but after {failures} consecutive failure(s) one new server must come up first"
+            ))
+        } else if self.backing_off[c] {
+            Some(format!(
+                "{short}, but waiting until {} after {failures} consecutive failure(s)",
+                retry_at(bk).unwrap_or(self.now)
+            ))
+        } else if count == 0 {
+            Some(format!(
+                "{short}, but all {} servers allowed by max_instances exist",
+                policy.max_instances
+            ))
+        } else {
+            None
+        };
+        if let Some(note) = note {
+            match self.short_note[c] {
+                Some(at) => self.notes[at] = note,
+                None => {
+                    self.short_note[c] = Some(self.notes.len());
+                    self.notes.push(note);
+                }
+            }
+            return;
+        }
+        let made = self.per_config[c].iter_mut().find_map(|a| match a {
+            Action::Provision {
+                cause: Cause::BelowMinimum,
+                count,
+                reason,
+                ..
+            } => Some((count, reason)),
+            _ => None,
+        });
+        let total = made.as_ref().map_or(0, |(n, _)| u64::from(**n)) + count;
+        let mut reason = format!(
+            "provision {total} on {short} (deficit {deficit}, {})",
+            per_server(sps)
+        );
+        if count < want && failures > 0 {
+            reason += &format!(", one at a time after {failures} consecutive failure(s)");
+        } else if count < want {
+            reason += &format!(", capped by max_instances {}", policy.max_instances);
+        }
+        match made {
+            Some((n, r)) => {
+                *n = total as u32;
+                *r = reason;
+            }
+            None => self.per_config[c].push(Action::Provision {
+                config: policy.name.clone(),
+                count: count as u32,
+                cause: Cause::BelowMinimum,
+                queue_slots: 0,
+                reason,
+            }),
+        }
+        t.live += count as u32;
+        t.made += count as u32;
+        t.free += count * sps;
+    }
+
+    /// Rule 8 (ours): configs with `standby_policy = "demand"` keep the pool's standby target
+    /// (see [`super::standby`]), shared out in config order past the configs that cannot grow,
+    /// on the pool as the minimums and the queue leave it: waiting requests take room before
+    /// the standby does (as the next plan finds them, on servers of their own), so a plan and
+    /// the next one share the target out over the same room. The configs whose minimum it
+    /// raises provision the rest.
     fn demand_targets(&mut self) {
         let shares: Vec<Share> = self
             .snapshot
@@ -315,10 +432,13 @@ impl<'s> Pass<'s> {
             .iter()
             .enumerate()
             .map(|(c, config)| {
-                let policy = &config.policy;
-                let mut room = u64::from(policy.max_instances.saturating_sub(self.tally[c].live));
+                let (policy, t) = (&config.policy, &self.tally[c]);
+                let mut room = u64::from(policy.max_instances.saturating_sub(t.live));
                 let mut stuck = (room == 0).then_some("at max_instances");
-                if self.backing_off[c] {
+                // A failing config makes one server and waits for it: once this plan makes it,
+                // the next plan finds it backing off.
+                if self.backing_off[c] || self.bookkeeping[c].consecutive_failures > 0 && t.made > 0
+                {
                     room = 0;
                     stuck = Some("backing off after failures");
                 } else if self.bookkeeping[c].consecutive_failures > 0 {
@@ -326,7 +446,7 @@ impl<'s> Pass<'s> {
                 }
                 Share {
                     minimum: self.minimum[c],
-                    free: self.tally[c].free,
+                    free: t.free,
                     room,
                     per_server: u64::from(policy.sessions_per_server.max(1)),
                     stuck,
@@ -336,72 +456,15 @@ impl<'s> Pass<'s> {
         if let Some((minimum, why)) = demand_minimums(self.snapshot, self.now, &shares) {
             self.minimum = minimum;
             self.why = why;
-        }
-    }
-
-    /// Rule 6: a config with fewer free slots than its minimum creates
-    /// ceil(deficit / sessions per server) servers, within `max_instances`, one at a time while
-    /// it has failures, none while it backs off.
-    fn keep_minimum(&mut self) {
-        for (c, config) in self.snapshot.configs.iter().enumerate() {
-            let (policy, minimum) = (&config.policy, self.minimum[c]);
-            let t = &mut self.tally[c];
-            if t.free >= minimum {
-                continue;
-            }
-            let bk = &mut self.bookkeeping[c];
-            bk.downscale_requested_at = None;
-            let sps = u64::from(policy.sessions_per_server.max(1));
-            let deficit = minimum - t.free;
-            let want = deficit.div_ceil(sps);
-            let room = u64::from(policy.max_instances.saturating_sub(t.live));
-            let failures = bk.consecutive_failures;
-            let count = want.min(room).min(if failures > 0 { 1 } else { u64::MAX });
-            let short = match &self.why[c] {
-                Some(why) => format!(
-                    "{}: {} free < target {minimum} ({why})",
-                    policy.name, t.free
-                ),
-                None => format!("{}: {} free < minimum {minimum}", policy.name, t.free),
-            };
-            if self.backing_off[c] && t.pending > 0 {
-                self.notes.push(format!(
-                    "{short}, but after {failures} consecutive failure(s) one new server must come up first"
-                ));
-            } else if self.backing_off[c] {
-                self.notes.push(format!(
-                    "{short}, but waiting until {} after {failures} consecutive failure(s)",
-                    retry_at(bk).unwrap_or(self.now)
-                ));
-            } else if count == 0 {
-                self.notes.push(format!(
-                    "{short}, but all {} servers allowed by max_instances exist",
-                    policy.max_instances
-                ));
-            } else {
-                let mut reason = format!(
-                    "provision {count} on {short} (deficit {deficit}, {})",
-                    per_server(sps)
-                );
-                if count < want && failures > 0 {
-                    reason += &format!(", one at a time after {failures} consecutive failure(s)");
-                } else if count < want {
-                    reason += &format!(", capped by max_instances {}", policy.max_instances);
+            for c in 0..shares.len() {
+                if self.why[c].is_some() {
+                    self.keep(c);
                 }
-                self.per_config[c].push(Action::Provision {
-                    config: policy.name.clone(),
-                    count: count as u32,
-                    cause: Cause::BelowMinimum,
-                    queue_slots: 0,
-                    reason,
-                });
-                t.live += count as u32;
-                t.free += count * sps;
             }
         }
     }
 
-    /// Rule 7: a surplus of at least one server's sessions starts the downscale clock; once it
+    /// Rule 9: a surplus of at least one server's sessions starts the downscale clock; once it
     /// has lasted `downscale_backoff`, idle servers go, oldest first, while the rest covers the
     /// minimum. Nothing goes while session requests wait in the pool; a server with a session
     /// never goes.
@@ -477,13 +540,13 @@ impl<'s> Pass<'s> {
         }
     }
 
-    /// Rule 8: the minimum and the queue are one need. Requests that no free or pending slot
+    /// Rule 7: the minimum and the queue are one need. Requests that no free or pending slot
     /// covers first take the slots beyond the minimum on the servers just provisioned for it
     /// (whole servers round up), config by config; the rest make the first configs with
     /// aggressive scaling and room provision for them at once (one server while failing).
     /// Each new server carries the slots the queue takes (`queue_slots`: the next plan seats the
-    /// requests there first). Outside every schedule window a config provisions nothing: the
-    /// requests wait.
+    /// requests there first); what the queue leaves on its last server counts as free. Outside
+    /// every schedule window a config provisions nothing: the requests wait.
     fn provision_for_queue(&mut self) {
         let n = self.snapshot.configs.len();
         let mut shared = vec![0u64; n];
@@ -536,6 +599,8 @@ impl<'s> Pass<'s> {
         for (c, config) in self.snapshot.configs.iter().enumerate() {
             let policy = &config.policy;
             let sps = policy.sessions_per_server.max(1);
+            // What the queue leaves on its last server is free, as the next plan finds it.
+            self.tally[c].free += (counts[c] * u64::from(sps)).saturating_sub(seated[c]);
             if shared[c] > 0 {
                 self.queue.push(Action::Provision {
                     config: policy.name.clone(),
@@ -617,6 +682,7 @@ impl<'s> Pass<'s> {
                 spare -= sps(c);
             }
             self.tally[c].live += counts[c] as u32;
+            self.tally[c].made += counts[c] as u32;
         }
         counts
     }

@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 
 use super::demand::{DEFAULT_BOOT_SECONDS, LEAD_MAX_SECONDS, standby_for};
-use super::{PoolSnapshot, StandbyPolicy};
+use super::{DemandSignal, PoolSnapshot, StandbyPolicy};
 
 /// Boot times are read within these bounds, in seconds: a server is never assumed ready in
 /// less than half a minute, nor looked for more than an hour ahead.
@@ -33,16 +33,32 @@ pub(super) struct Share {
 /// The pool's target is [`standby_for`] the highest `target_immediate_service` of the configs
 /// that use it and the arrivals expected while a server boots: the larger of the
 /// recent rate × the boot time (reactive) and the learned profile over the same span from now
-/// (predictive: the rise the profile knows is covered one boot time before it comes). The boot
-/// time is the 90th percentile of the first config that can grow (else of the first that uses
-/// the policy), [`DEFAULT_BOOT_SECONDS`] until one of its servers was ready. While the last
-/// minutes' arrivals are what the learned profile expected ([`DemandSignal::as_expected`]), the
-/// profile alone is trusted (a class that has all logged in asks for nothing more); on a
-/// surprise, the larger of the two. The target (never less than the sum of those configs' own
-/// minimums) is shared out in config order: each first keeps its own minimum as far as it can
-/// hold it, then the free slots that exist count wherever they are, then the first configs grow
-/// up to what they can hold; a config at `max_instances` or backing off after failures holds
-/// only what it has, so its share moves to the next (spill-over), and the reason says from where.
+/// (predictive: the rise the profile knows is covered one boot time before it comes). While
+/// the last minutes' arrivals are what the learned profile expected
+/// ([`DemandSignal::as_expected`]), the profile alone is trusted (a class that has all logged in
+/// asks for nothing more); on a surprise, the larger of the two. The target (never less than
+/// the sum of those configs' own minimums) is shared out in config order: each first keeps its
+/// own minimum as far as it can hold it, then the free slots that exist count wherever they
+/// are, then the first configs grow up to what they can hold; a config at `max_instances` or
+/// backing off after failures holds only what it has, so its share moves to the next
+/// (spill-over), and the reason says from where.
+///
+/// The boot time is the 90th percentile of the configs that use the policy, up to the first
+/// one that can still grow once this plan's servers are made (all of them when none can),
+/// the longest of those (ours); a config that holds no slot and cannot grow does not count,
+/// and one whose servers were never ready counts [`DEFAULT_BOOT_SECONDS`]. Which config grows
+/// next thus includes this plan's own servers, and the boot time never shortens as configs
+/// fill up. Both keep the plan a fixed point: carried out and planned again it asks for
+/// nothing more (with the first config that can grow now, a plan that filled a config read the
+/// next config's boot time in the next plan and provisioned again; with the first config's
+/// boot time once none could grow, the target fell when the last one filled, and the servers
+/// just made were scaled in and made again).
+///
+/// The slots are shared out twice: once on the pool as it is, which gives the servers each
+/// config makes (whole servers), then on the pool once they are made, which gives the
+/// minimums. The spare slots of a config's last new server thus count in the sharing-out as
+/// the next plan counts them: they take, in config order, part of what later configs hold,
+/// rather than the next plan moving the share (and starting their downscale clock).
 ///
 /// [`DemandSignal::as_expected`]: super::demand::DemandSignal::as_expected
 pub(super) fn demand_minimums(
@@ -67,52 +83,35 @@ pub(super) fn demand_minimums(
         .filter(|(_, u)| **u)
         .map(|(c, _)| c.policy.target_immediate_service)
         .fold(0.0, f64::max);
-    // The boot time of the config that would make the next server.
-    let lead_of = (0..shares.len())
-        .find(|&c| uses[c] && shares[c].room > 0)
-        .unwrap_or(first);
-    let (lead, measured) = match signal.boot_p90.get(lead_of).copied().flatten() {
-        Some(p90) => (p90, true),
-        None => (DEFAULT_BOOT_SECONDS, false),
-    };
-    let lead = lead.clamp(LEAD_RANGE.0, LEAD_RANGE.1);
-    let reactive = signal.recent_rate * lead;
-    let predicted = signal.expected_within(lead);
-    // The profile alone while the demand is what it expected; the recent rate on a surprise.
-    let trusted = signal.as_expected();
-    let expected = if trusted {
-        predicted
-    } else {
-        reactive.max(predicted)
-    };
-    let target = standby_for(expected, level);
-
     let own: u64 = (0..shares.len())
         .filter(|&c| uses[c])
         .map(|c| shares[c].minimum)
         .sum();
-    let total = target.max(own);
-    let hold = |s: &Share| s.free.saturating_add(s.room.saturating_mul(s.per_server));
-    let mut given: Vec<u64> = shares
+    let hold: Vec<u64> = shares
         .iter()
-        .zip(&uses)
-        .map(|(s, u)| if *u { s.minimum.min(hold(s)) } else { 0 })
+        .map(|s| s.free.saturating_add(s.room.saturating_mul(s.per_server)))
         .collect();
-    let mut left = total.saturating_sub(given.iter().sum());
-    // Free slots that exist count first, wherever they are (servers made for a config that
-    // could not grow stay useful when it can again); then the first configs grow.
-    for room in [
-        &(|s: &Share| s.free) as &dyn Fn(&Share) -> u64,
-        &hold as &dyn Fn(&Share) -> u64,
-    ] {
-        for (c, s) in shares.iter().enumerate() {
-            if uses[c] && left > 0 {
-                let extra = left.min(room(s).saturating_sub(given[c]));
-                given[c] += extra;
-                left -= extra;
-            }
+    // The first config that can still grow once `made` servers are made (`shares.len()`: none).
+    let grows_next = |made: &[u64]| {
+        (0..shares.len())
+            .find(|&c| uses[c] && shares[c].room > made[c])
+            .unwrap_or(shares.len())
+    };
+    // The frontier moves on while this plan's own servers fill the config at it: the boot time
+    // only lengthens, so the target only grows and the loop ends within one pass per config.
+    let mut frontier = grows_next(&vec![0; shares.len()]);
+    let (estimate, shared) = loop {
+        let estimate = Estimate::new(signal, boot_time(signal, &uses, &hold, first, frontier));
+        let total = standby_for(estimate.expected, level).max(own);
+        let shared = share_twice(total, shares, &uses, &hold);
+        let next = grows_next(&shared.made);
+        if next <= frontier {
+            break (estimate, shared);
         }
-    }
+        frontier = next;
+    };
+    let target = standby_for(estimate.expected, level);
+    let (given, left) = (shared.given, shared.left);
     let stuck: Vec<String> = shares
         .iter()
         .zip(&snapshot.configs)
@@ -122,15 +121,8 @@ pub(super) fn demand_minimums(
             Some(format!("{} {why}", c.policy.name))
         })
         .collect();
-    let part = if predicted >= reactive {
-        format!("{predicted:.1} arrivals expected by the learned profile in the next {lead:.0} s")
-    } else {
-        format!(
-            "{reactive:.1} arrivals expected at the recent rate ({:.1}/min) in the next {lead:.0} s",
-            signal.recent_rate * 60.0
-        )
-    };
-    let boot = if measured {
+    let part = estimate.describe(signal);
+    let boot = if estimate.measured {
         "boot p90"
     } else {
         "boot time assumed until a server was ready"
@@ -160,4 +152,146 @@ pub(super) fn demand_minimums(
         }));
     }
     Some((minimums, why))
+}
+
+/// The boot time the target covers, and whether it was measured: the longest 90th percentile
+/// of the configs that use the policy and hold a slot or can grow, up to `frontier` (the first
+/// that can grow once this plan's servers are made; all of them past the last), within
+/// [`LEAD_RANGE`]; [`DEFAULT_BOOT_SECONDS`] for a config none of whose servers was ready yet.
+/// When no such config exists the pool can keep nothing: the first config's.
+fn boot_time(
+    signal: &DemandSignal,
+    uses: &[bool],
+    hold: &[u64],
+    first: usize,
+    frontier: usize,
+) -> (f64, bool) {
+    let of = |c: usize| match signal.boot_p90.get(c).copied().flatten() {
+        Some(p90) => (p90.clamp(LEAD_RANGE.0, LEAD_RANGE.1), true),
+        None => (
+            DEFAULT_BOOT_SECONDS.clamp(LEAD_RANGE.0, LEAD_RANGE.1),
+            false,
+        ),
+    };
+    (0..uses.len().min(frontier.saturating_add(1)))
+        .filter(|&c| uses[c] && hold[c] > 0)
+        .map(of)
+        .reduce(|a, b| if b.0 > a.0 { b } else { a })
+        .unwrap_or_else(|| of(first))
+}
+
+/// The arrivals expected while a server boots, as the target reads them.
+struct Estimate {
+    /// Seconds a new server takes to be ready.
+    lead: f64,
+    /// Whether `lead` was measured.
+    measured: bool,
+    /// Arrivals at the recent rate within `lead`.
+    reactive: f64,
+    /// Arrivals the learned profile expects within `lead`.
+    predicted: f64,
+    /// What the target covers.
+    expected: f64,
+}
+
+impl Estimate {
+    fn new(signal: &DemandSignal, (lead, measured): (f64, bool)) -> Self {
+        let reactive = signal.recent_rate * lead;
+        let predicted = signal.expected_within(lead);
+        // The profile alone while the demand is what it expected; the recent rate on a surprise.
+        let expected = if signal.as_expected() {
+            predicted
+        } else {
+            reactive.max(predicted)
+        };
+        Estimate {
+            lead,
+            measured,
+            reactive,
+            predicted,
+            expected,
+        }
+    }
+
+    /// The part of a reason that says where the arrivals come from.
+    fn describe(&self, signal: &DemandSignal) -> String {
+        let (lead, reactive, predicted) = (self.lead, self.reactive, self.predicted);
+        if predicted >= reactive {
+            format!(
+                "{predicted:.1} arrivals expected by the learned profile in the next {lead:.0} s"
+            )
+        } else {
+            format!(
+                "{reactive:.1} arrivals expected at the recent rate ({:.1}/min) in the next {lead:.0} s",
+                signal.recent_rate * 60.0
+            )
+        }
+    }
+}
+
+/// The pool's `total` shared out over the configs that use the policy.
+struct Shared {
+    /// Each config's share: its minimum once raised.
+    given: Vec<u64>,
+    /// Servers each config makes for its share.
+    made: Vec<u64>,
+    /// What no config can hold.
+    left: u64,
+}
+
+/// Shares `total` out on the pool as it is, which gives the whole servers each config makes,
+/// then again on the pool once they are made (their spare slots then count in config order,
+/// as the next plan counts them), which gives the shares. The second never asks for more
+/// servers than the first: it counts the same slots, and a config that grew keeps at least
+/// the share it grew for (the configs before it take no more than before: a config grows only
+/// once the free slots of every config are counted, and the configs before it that grew hold
+/// all they can).
+fn share_twice(total: u64, shares: &[Share], uses: &[bool], hold: &[u64]) -> Shared {
+    let free: Vec<u64> = shares.iter().map(|s| s.free).collect();
+    let (first, _) = share_out(total, shares, uses, hold, &free);
+    let made: Vec<u64> = shares
+        .iter()
+        .zip(&first)
+        .map(|(s, &g)| g.saturating_sub(s.free).div_ceil(s.per_server.max(1)))
+        .collect();
+    let slots: Vec<u64> = shares
+        .iter()
+        .zip(&made)
+        .zip(hold)
+        .map(|((s, &m), &h)| s.free.saturating_add(m.saturating_mul(s.per_server)).min(h))
+        .collect();
+    let (given, left) = share_out(total, shares, uses, hold, &slots);
+    Shared { given, made, left }
+}
+
+/// Shares `total` out in config order over the configs that use the policy, with `free` slots
+/// each and `hold` at most: each its own minimum as far as it can hold it, then the free slots
+/// wherever they are, then the first configs grow up to what they can hold. Returns the shares
+/// and what no config can hold.
+fn share_out(
+    total: u64,
+    shares: &[Share],
+    uses: &[bool],
+    hold: &[u64],
+    free: &[u64],
+) -> (Vec<u64>, u64) {
+    let mut given: Vec<u64> = shares
+        .iter()
+        .zip(uses)
+        .zip(hold)
+        .map(|((s, u), &h)| if *u { s.minimum.min(h) } else { 0 })
+        .collect();
+    let mut left = total.saturating_sub(given.iter().sum());
+    // Free slots that exist count first, wherever they are (servers made for a config that
+    // could not grow stay useful when it can again); then the first configs grow.
+    for room in [free, hold] {
+        for c in 0..shares.len() {
+            if uses[c] && left > 0 {
+                let extra = left.min(room[c].saturating_sub(given[c]));
+                given[c] += extra;
+                left -= extra;
+            }
+        }
+    }
+    (given, left)
 }
