@@ -173,7 +173,10 @@ async fn a_rotated_key_still_verifies_the_tokens_of_the_previous_one() {
         "the old key's token after the rotation: {checked:?}"
     );
     // A new server gets a token of the new key.
-    second.request_session("p", &Default::default()).await.unwrap();
+    second
+        .request_session("p", &Default::default())
+        .await
+        .unwrap();
     second.tick().await;
     second.settle().await;
     let new_tokens: Vec<String> = tokens(&second, &cloud)
