@@ -98,11 +98,13 @@ async fn the_strict_front_answers_client_tokens_as_ec2_documents() {
     let raw = raw_client(&url, "eu-west-3");
     assert_eq!(
         tagged(&raw, "idem-test", &mark).await,
-        [first_id.clone()],
+        std::slice::from_ref(&first_id),
         "one instance in the Region"
     );
     // The same call in another Region launches an instance there.
-    let elsewhere = run("eu-south-1", "Yg==", &token).await.expect("other Region");
+    let elsewhere = run("eu-south-1", "Yg==", &token)
+        .await
+        .expect("other Region");
     assert_ne!(
         elsewhere.instances()[0].instance_id(),
         Some(first_id.as_str())
@@ -118,16 +120,18 @@ async fn a_create_repeated_with_another_script_takes_the_first_instance() {
     let region = "eu-south-2";
     let proxy = Proxy::strict(&url, |_| Fault::Forward).await;
     let owner = owner();
+    // A fresh server id: the provider looks servers up by their id's tag, region-wide.
+    let n = uuid::Uuid::new_v4().as_u128();
     let first = provider_at(config("aws-idem", region, ""), &proxy.url).await;
     let vm = first
-        .create(&spec(&owner, 1, "#!/bin/sh\necho first\n"))
+        .create(&spec(&owner, n, "#!/bin/sh\necho first\n"))
         .await
         .expect("first create");
     // Another process (a restart, the next leader) repeats the create of the same server with
     // another script: EC2 refuses the token's reuse, and the first instance is the server's.
     let second = provider_at(config("aws-idem", region, ""), &proxy.url).await;
     let again = second
-        .create(&spec(&owner, 1, "#!/bin/sh\necho second\n"))
+        .create(&spec(&owner, n, "#!/bin/sh\necho second\n"))
         .await
         .expect("the repeated create with another script");
     assert_eq!(again.vm_id, vm.vm_id);

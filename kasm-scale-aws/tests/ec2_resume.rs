@@ -277,10 +277,25 @@ fn line<'a>(script: &'a str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name}= in the user data"))
 }
 
+/// What EC2's rules saw: RunInstances received, answered from memory (a repeat with the same
+/// parameters), refused as mismatched.
+#[derive(Debug, PartialEq, Eq)]
+struct Counts {
+    runs: usize,
+    repeats: usize,
+    mismatches: usize,
+}
+
 /// Kills a first controller (with `keys`) at `step`, resumes with a second (with
 /// `second_keys`), and checks the end.
-async fn resume_after(step: Step, region: &str, ad: bool, keys: TokenKeys, second_keys: TokenKeys) {
-    let Some(url) = endpoint() else { return };
+async fn resume_after(
+    step: Step,
+    region: &str,
+    ad: bool,
+    keys: TokenKeys,
+    second_keys: TokenKeys,
+) -> Option<Counts> {
+    let url = endpoint()?;
     let owner = format!("ec2-resume-{}", uuid::Uuid::new_v4());
     let plan: Arc<Mutex<Plan>> = Arc::default();
     let frozen = Arc::new(AtomicBool::new(false));
@@ -325,10 +340,7 @@ async fn resume_after(step: Step, region: &str, ad: bool, keys: TokenKeys, secon
             Step::AfterEc2 => Some(Fault::ForwardThenHang),
             _ => None,
         };
-        plan.freeze_on_run = matches!(
-            step,
-            Step::BeforeEc2 | Step::AfterEc2 | Step::AnswerUnsaved
-        );
+        plan.freeze_on_run = matches!(step, Step::BeforeEc2 | Step::AfterEc2 | Step::AnswerUnsaved);
     }
     let first = controller(
         &config,
@@ -468,56 +480,156 @@ async fn resume_after(step: Step, region: &str, ad: bool, keys: TokenKeys, secon
         assert_eq!(ad_directory.record_count(), 1, "{step:?}: one AD record");
     }
     let table = proxy.table.as_ref().unwrap();
-    eprintln!(
-        "{step:?}: RunInstances sent {} times, {} answered from EC2's memory, {} refused as mismatched",
-        runs.load(Ordering::SeqCst),
-        table.repeats(),
-        table.mismatches()
-    );
+    let counts = Counts {
+        runs: runs.load(Ordering::SeqCst),
+        repeats: table.repeats(),
+        mismatches: table.mismatches(),
+    };
+    eprintln!("{step:?}: {counts:?}");
+    Some(counts)
 }
 
 fn keys() -> TokenKeys {
     TokenKeys::generate().unwrap()
 }
 
+/// Resumed with the same key: the same request again (EC2 answers it from memory when it had
+/// taken the first), never a mismatch.
+async fn same_key(step: Step, region: &str, ad: bool, runs: usize, repeats: usize) {
+    let k = keys();
+    if let Some(counts) = resume_after(step, region, ad, k.clone(), k).await {
+        assert_eq!(
+            counts,
+            Counts {
+                runs,
+                repeats,
+                mismatches: 0
+            },
+            "{step:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn killed_before_the_ad_record() {
-    let k = keys();
-    resume_after(Step::BeforeAd, "eu-central-2", true, k.clone(), k).await;
+    same_key(Step::BeforeAd, "eu-central-2", true, 1, 0).await;
 }
 
 #[tokio::test]
 async fn killed_after_the_ad_record() {
-    let k = keys();
-    resume_after(Step::AfterAd, "me-south-1", true, k.clone(), k).await;
+    same_key(Step::AfterAd, "me-south-1", true, 1, 0).await;
 }
 
 #[tokio::test]
 async fn killed_before_ec2_received_run_instances() {
-    let k = keys();
-    resume_after(Step::BeforeEc2, "me-central-1", true, k.clone(), k).await;
+    same_key(Step::BeforeEc2, "me-central-1", true, 2, 0).await;
 }
 
 #[tokio::test]
 async fn killed_after_ec2_took_run_instances() {
-    let k = keys();
-    resume_after(Step::AfterEc2, "af-south-1", true, k.clone(), k).await;
+    same_key(Step::AfterEc2, "af-south-1", true, 2, 1).await;
 }
 
 #[tokio::test]
 async fn killed_with_the_answer_unsaved() {
-    let k = keys();
-    resume_after(Step::AnswerUnsaved, "ap-east-1", true, k.clone(), k).await;
+    same_key(Step::AnswerUnsaved, "ap-east-1", true, 2, 1).await;
 }
 
 #[tokio::test]
 async fn killed_with_the_answer_saved() {
-    let k = keys();
-    resume_after(Step::AnswerSaved, "ap-south-2", true, k.clone(), k).await;
+    same_key(Step::AnswerSaved, "ap-south-2", true, 1, 0).await;
 }
 
 #[tokio::test]
 async fn killed_after_ec2_took_run_instances_without_ad() {
-    let k = keys();
-    resume_after(Step::AfterEc2, "ap-southeast-3", false, k.clone(), k).await;
+    same_key(Step::AfterEc2, "ap-southeast-3", false, 2, 1).await;
+}
+
+/// Two Ed25519 keys of the tests (not secrets of anything); the public half of the first.
+const KEY_A: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIGgzqUJeSDDl1P4gqelrWTsNCCUmIt3j7KCDLx/8PNym\n-----END PRIVATE KEY-----\n";
+const PUBLIC_A: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAnGX8idhsJWF/p/P+mXYs1XQmeQFPQwcfys9iSJJgPIg=\n-----END PUBLIC KEY-----\n";
+const KEY_B: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIEhaY4F4ftaplnARKb+iG/5FWAzBGEnHn2ktrn7kw7OW\n-----END PRIVATE KEY-----\n";
+
+/// Key B signing, key A (as given) verifying.
+fn rotated(previous: &str) -> TokenKeys {
+    let mut keys = TokenKeys::ed25519_pem(&Secret::new(KEY_B)).unwrap();
+    keys.add_previous(&Secret::new(previous)).unwrap();
+    keys
+}
+
+fn key_a() -> TokenKeys {
+    TokenKeys::ed25519_pem(&Secret::new(KEY_A)).unwrap()
+}
+
+/// The key rotated across the crash, the old one kept as a public key: the saved join password
+/// cannot be opened, so the AD record is left alone and the first attempt's VM (listed by its
+/// server-id tag) is taken as the server's; its guest checks in with the old key's token.
+#[tokio::test]
+async fn killed_after_ec2_took_run_instances_then_the_key_rotated() {
+    let counts = resume_after(
+        Step::AfterEc2,
+        "ap-northeast-3",
+        true,
+        key_a(),
+        rotated(PUBLIC_A),
+    )
+    .await;
+    if let Some(counts) = counts {
+        assert_eq!(
+            counts,
+            Counts {
+                runs: 1,
+                repeats: 0,
+                mismatches: 0
+            }
+        );
+    }
+}
+
+/// The same, the old key kept as a private key: the join password opens, the token differs
+/// (the new key signs), EC2 refuses the client token's reuse, and the provider takes the
+/// instance EC2 launched for it.
+#[tokio::test]
+async fn killed_after_ec2_took_run_instances_then_the_key_rotated_keeping_the_private_key() {
+    let counts = resume_after(
+        Step::AfterEc2,
+        "il-central-1",
+        true,
+        key_a(),
+        rotated(KEY_A),
+    )
+    .await;
+    if let Some(counts) = counts {
+        assert_eq!(
+            counts,
+            Counts {
+                runs: 2,
+                repeats: 0,
+                mismatches: 1
+            }
+        );
+    }
+}
+
+/// Without AD, a rotated key changes the token only: the mismatch path again.
+#[tokio::test]
+async fn killed_after_ec2_took_run_instances_without_ad_then_the_key_rotated() {
+    let counts = resume_after(
+        Step::AfterEc2,
+        "ca-west-1",
+        false,
+        key_a(),
+        rotated(PUBLIC_A),
+    )
+    .await;
+    if let Some(counts) = counts {
+        assert_eq!(
+            counts,
+            Counts {
+                runs: 2,
+                repeats: 0,
+                mismatches: 1
+            }
+        );
+    }
 }

@@ -136,11 +136,15 @@ impl Table {
         };
         let (_, token) = parameters.remove(at);
         parameters.sort();
-        self.bound.lock().unwrap().entry((region.to_owned(), token)).or_insert(First {
-            parameters,
-            status,
-            body: answer.clone(),
-        });
+        self.bound
+            .lock()
+            .unwrap()
+            .entry((region.to_owned(), token))
+            .or_insert(First {
+                parameters,
+                status,
+                body: answer.clone(),
+            });
     }
 
     /// Requests refused with `IdempotentParameterMismatch` so far.

@@ -336,7 +336,10 @@ impl Front {
             tokio::time::sleep(delay).await;
         }
         let region = idempotency::region(&seen.authorization);
-        let strict = self.table.as_ref().filter(|_| seen.action == "RunInstances");
+        let strict = self
+            .table
+            .as_ref()
+            .filter(|_| seen.action == "RunInstances");
         let decision = strict.map_or(idempotency::Decision::Forward, |t| {
             t.decide(&region, &seen.body)
         });
@@ -365,7 +368,9 @@ impl Front {
         };
         self.answered.lock().unwrap().push(seen.action.clone());
         match fault {
-            Fault::ForwardThenDrop => Err(std::io::Error::other("answer dropped by the test proxy")),
+            Fault::ForwardThenDrop => {
+                Err(std::io::Error::other("answer dropped by the test proxy"))
+            }
             Fault::ForwardThenHang => std::future::pending().await,
             _ => Ok(answer),
         }
