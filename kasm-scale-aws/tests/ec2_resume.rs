@@ -478,7 +478,18 @@ async fn resume_after(
             "{step:?}: the AD record was reset under the VM (its user data's password no longer joins)"
         );
         assert_eq!(ad_directory.record_count(), 1, "{step:?}: one AD record");
+        assert!(
+            server.ad_join.is_none(),
+            "{step:?}: the sealed join password is dropped once the VM is known"
+        );
     }
+    // Leave the emulator as found.
+    drop(second);
+    raw.terminate_instances()
+        .set_instance_ids(Some(vms.keys().cloned().collect()))
+        .send()
+        .await
+        .expect("terminate");
     let table = proxy.table.as_ref().unwrap();
     let counts = Counts {
         runs: runs.load(Ordering::SeqCst),

@@ -67,6 +67,9 @@ fn created(shared: &Shared, id: ServerId, vm: &Vm) {
             return;
         };
         s.vm_id = Some(vm.vm_id.clone());
+        // No create is resumed once the VM id is known (saved with it, in the same save): the
+        // sealed join password is not kept longer than needed.
+        s.ad_join = None;
         if vm.private_ip.is_some() {
             s.address.clone_from(&vm.private_ip);
         }
