@@ -19,6 +19,10 @@ const THROTTLING: [&str; 9] = [
     "SlowDown",
 ];
 
+/// EC2's answer to a client token reused with other parameters ("Ensuring idempotency" in the
+/// EC2 API reference).
+pub(crate) const IDEMPOTENT_PARAMETER_MISMATCH: &str = "IdempotentParameterMismatch";
+
 /// Classifies an SDK error by EC2's error code (or the HTTP status, or the kind of failure).
 pub(crate) fn classify<E>(err: SdkError<E, HttpResponse>) -> BackendError
 where
@@ -67,6 +71,9 @@ where
             BackendError::Auth(text)
         }
         Some("UnauthorizedOperation" | "Blocked") => BackendError::Permission(text),
+        // The client token was used by an earlier request with other parameters: that
+        // request's instance exists (see `AwsProvider::create`).
+        Some(IDEMPOTENT_PARAMETER_MISMATCH) => BackendError::Conflict(text),
         // Real EC2 refuses an id that is not of its form (`i-` and 8 or 17 hex digits) as
         // Malformed before looking anything up: such an id names no instance, so it is absent
         // like an unknown one (`get` is `None`, `destroy` is done).

@@ -20,7 +20,7 @@ use kasm_scale_core::Secret;
 use serde_json::json;
 
 use crate::attempts::Attempts;
-use crate::errors::classify;
+use crate::errors::{IDEMPOTENT_PARAMETER_MISMATCH, classify};
 use crate::launch::{Launch, check_override, merge};
 use crate::password::PasswordKey;
 
@@ -315,8 +315,10 @@ impl AwsProvider {
         request
     }
 
-    /// One RunInstances call. A repeat after a lost answer must look the server-id tag up first
-    /// (emulators ignore `ClientToken`), which [`VmProvider::create`] does.
+    /// One RunInstances call, with the server id as its `ClientToken` (EC2 answers a repeat
+    /// with the same parameters with the same instance). A repeat after a lost answer must look
+    /// the server-id tag up first (emulators ignore `ClientToken`), which [`VmProvider::create`]
+    /// does.
     async fn run_instance(&self, spec: &VmSpec, script: &str) -> Result<Vm, BackendError> {
         let request = self.launch_request(spec, self.root_device().await?);
         let name = &self.config.name;
@@ -376,13 +378,37 @@ impl VmProvider for AwsProvider {
         }
         // One RunInstances attempt. A repeated create of this server (the controller's retry
         // after an error or a lost answer) first looks its server-id tag up.
+        let server = spec.owner.server_id.to_string();
         let repeat = !self.attempts.first(spec.owner.server_id);
         if (self.always_look_up || repeat)
-            && let Some(existing) = self.find_server(&spec.owner.server_id.to_string()).await?
+            && let Some(existing) = self.find_server(&server).await?
         {
             return Ok(existing);
         }
-        self.run_instance(spec, script).await
+        match self.run_instance(spec, script).await {
+            // EC2 launched an instance for this server's client token before, from a request
+            // with other parameters (a create resumed by another process whose script changed:
+            // a rotated check-in key, another version): that instance is the server's.
+            Err(BackendError::Conflict(m)) if m.starts_with(IDEMPOTENT_PARAMETER_MISMATCH) => {
+                match self.find_server(&server).await? {
+                    Some(existing) => {
+                        tracing::warn!(
+                            provider = %self.config.name,
+                            server,
+                            vm = %existing.vm_id,
+                            "RunInstances refused the client token's reuse with other parameters: the earlier attempt's instance is the server's"
+                        );
+                        Ok(existing)
+                    }
+                    // Not listed yet (EC2 is eventually consistent): the controller's retry
+                    // looks it up again.
+                    None => Err(BackendError::Transient(format!(
+                        "{m} (the earlier attempt's instance is not listed yet)"
+                    ))),
+                }
+            }
+            other => other,
+        }
     }
 
     async fn retrieve_password(&self, vm_id: &str) -> Result<Option<Secret>, BackendError> {

@@ -607,7 +607,7 @@ fn scripts_must_fit_the_delivery_limit_with_a_real_token() {
             d["vm_providers"][0]["aws_is_windows"] = json!(true);
         },
         &[
-            "vm_providers[0].startup_script: renders to 16448 bytes for a with the longest values (a 418-byte check-in token), over the 16384-byte AWS user-data limit",
+            "vm_providers[0].startup_script: renders to 16492 bytes for a with the longest values (a 462-byte check-in token), over the 16384-byte AWS user-data limit",
         ],
     );
     errors(
@@ -617,7 +617,7 @@ fn scripts_must_fit_the_delivery_limit_with_a_real_token() {
     errors(
         |d| d["vm_providers"][1]["startup_script"] = json!("x".repeat(65_536)),
         &[
-            "vm_providers[1].startup_script: renders to 65536 bytes with the longest values (a 502-byte check-in token), over the 65535-byte Azure custom-data limit",
+            "vm_providers[1].startup_script: renders to 65536 bytes with the longest values (a 546-byte check-in token), over the 65535-byte Azure custom-data limit",
         ],
     );
 }
@@ -639,6 +639,43 @@ fn checkin_token_key_sources() {
         &["checkin_token.algorithm: unknown value, did you mean `HS256`?"],
     );
     errors(|d| d["checkin_token"] = json!({"key_env": "KASM_KEY"}), &[]);
+}
+
+#[test]
+fn checkin_token_previous_keys() {
+    errors(
+        |d| d["checkin_token"] = json!({"previous_keys": ["-----BEGIN PUBLIC KEY-----"]}),
+        &[
+            "checkin_token.previous_keys: previous keys need the key that replaced them (key, key_file or key_env)",
+        ],
+    );
+    errors(
+        |d| {
+            d["checkin_token"] =
+                json!({"key_env": "KASM_KEY", "previous_keys": [" "], "previous_key_files": [""]})
+        },
+        &[
+            "checkin_token.previous_keys[0]: empty",
+            "checkin_token.previous_key_files[0]: empty",
+        ],
+    );
+    errors(
+        |d| d["checkin_token"] = json!({"key_env": "KASM_KEY", "previous_keys": vec!["k"; 17]}),
+        &["checkin_token.previous_keys: 17 previous keys (with previous_key_files), at most 16"],
+    );
+    errors(
+        |d| {
+            d["checkin_token"] =
+                json!({"key_env": "KASM_KEY", "previous_key_files": ["/etc/kasm-scale/old.pem"]})
+        },
+        &[],
+    );
+    // Secrets: not shown.
+    let mut doc = base();
+    doc["checkin_token"] = json!({"key_env": "K", "previous_keys": ["an-old-hs256-secret"]});
+    let loaded =
+        kasm_scale_core::load_str(&doc.to_string(), kasm_scale_core::Format::Json).expect("valid");
+    assert!(!format!("{:?}", loaded.config).contains("an-old"));
 }
 
 #[test]

@@ -264,3 +264,195 @@ fn a_remembered_token_is_still_checked_for_time_server_and_life() {
         Err(TokenError::BadSignature)
     );
 }
+
+const KEY_A: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIGgzqUJeSDDl1P4gqelrWTsNCCUmIt3j7KCDLx/8PNym\n-----END PRIVATE KEY-----\n";
+const PUBLIC_A: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAnGX8idhsJWF/p/P+mXYs1XQmeQFPQwcfys9iSJJgPIg=\n-----END PUBLIC KEY-----\n";
+const KEY_B: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIEhaY4F4ftaplnARKb+iG/5FWAzBGEnHn2ktrn7kw7OW\n-----END PRIVATE KEY-----\n";
+
+fn pem_keys(pem: &str) -> TokenKeys {
+    TokenKeys::ed25519_pem(&Secret::new(pem)).unwrap()
+}
+
+/// A token is a function of its server, issue time, lifetime and key: issued again for a
+/// resumed create it is the same token. Its lifetime is the one asked for, its header names
+/// its key.
+#[test]
+fn a_token_issued_again_is_the_same_and_lives_as_long_as_asked() {
+    use kasm_scale_core::token::lifetime_for;
+    let keys = pem_keys(KEY_A);
+    let thirty_days = std::time::Duration::from_secs(30 * 24 * 3600);
+    assert_eq!(lifetime_for(thirty_days), thirty_days);
+    assert_eq!(
+        lifetime_for(std::time::Duration::from_secs(600)),
+        kasm_scale_core::token::TOKEN_LIFETIME
+    );
+    let issue = |k: &TokenKeys, n| {
+        k.issue_lasting(server(n), "c", "z", now(), thirty_days)
+            .unwrap()
+    };
+    let token = issue(&keys, 1);
+    assert_eq!(token.expose(), issue(&keys, 1).expose(), "the same token");
+    assert_eq!(
+        token.expose(),
+        issue(&pem_keys(KEY_A), 1).expose(),
+        "the same key loaded again"
+    );
+    assert_ne!(token.expose(), issue(&keys, 2).expose());
+    let claims = keys
+        .verify(
+            token.expose(),
+            now() + SignedDuration::from_hours(29 * 24),
+            server(1),
+            |_| true,
+        )
+        .unwrap();
+    assert_eq!(claims.exp - claims.iat, 30 * 24 * 3600);
+    let other = keys
+        .verify(issue(&keys, 2).expose(), now(), server(2), |_| true)
+        .unwrap();
+    assert_ne!(claims.jti, other.jti, "one jti per server");
+    assert!(matches!(
+        keys.verify(
+            token.expose(),
+            now() + SignedDuration::from_hours(30 * 24) + SignedDuration::from_secs(61),
+            server(1),
+            |_| true
+        ),
+        Err(TokenError::Expired(_))
+    ));
+    let header = jsonwebtoken::decode_header(token.expose()).unwrap();
+    assert_eq!(header.kid.as_deref(), Some(keys.key_id()));
+}
+
+/// Rotation: the new key signs, a previous key (public or private PEM, or an HS256 secret)
+/// verifies what it signed; a token of an unknown key, or whose `kid` was swapped, is refused.
+#[test]
+fn previous_keys_verify_and_never_sign() {
+    let old = pem_keys(KEY_A);
+    let old_token = old.issue(server(1), "c", "z", now()).unwrap();
+    for previous in [PUBLIC_A, KEY_A] {
+        let mut keys = pem_keys(KEY_B);
+        keys.add_previous(&Secret::new(previous)).unwrap();
+        assert!(keys.knows_key(old.key_id()));
+        assert_eq!(keys.previous_key_ids().collect::<Vec<_>>(), [old.key_id()]);
+        assert!(
+            keys.verify(old_token.expose(), now(), server(1), |_| true)
+                .is_ok()
+        );
+        let new_token = keys.issue(server(2), "c", "z", now()).unwrap();
+        assert_eq!(
+            old.verify(new_token.expose(), now(), server(2), |_| true),
+            Err(TokenError::BadSignature),
+            "signed by the new key"
+        );
+        // The header names the old key, the signature is the new key's.
+        let parts: Vec<&str> = new_token.expose().split('.').collect();
+        let header = format!(r#"{{"typ":"JWT","alg":"EdDSA","kid":"{}"}}"#, old.key_id());
+        let swapped = format!("{}.{}.{}", b64(header.as_bytes()), parts[1], parts[2]);
+        assert_eq!(
+            keys.verify(&swapped, now(), server(2), |_| true),
+            Err(TokenError::BadSignature)
+        );
+        // A token of a key neither signs nor verifies, with or without a kid.
+        let stranger = TokenKeys::generate().unwrap();
+        let foreign = stranger.issue(server(3), "c", "z", now()).unwrap();
+        assert_eq!(
+            keys.verify(foreign.expose(), now(), server(3), |_| true),
+            Err(TokenError::BadSignature)
+        );
+        let fparts: Vec<&str> = foreign.expose().split('.').collect();
+        let no_kid = format!(
+            "{}.{}.{}",
+            b64(br#"{"typ":"JWT","alg":"EdDSA"}"#),
+            fparts[1],
+            fparts[2]
+        );
+        assert_eq!(
+            keys.verify(&no_kid, now(), server(3), |_| true),
+            Err(TokenError::BadSignature)
+        );
+    }
+    // HS256.
+    let old = TokenKeys::hs256(&Secret::new("o".repeat(32))).unwrap();
+    let token = old.issue(server(1), "c", "z", now()).unwrap();
+    let mut keys = TokenKeys::hs256(&Secret::new("n".repeat(32))).unwrap();
+    keys.add_previous(&Secret::new("o".repeat(32))).unwrap();
+    assert!(
+        keys.verify(token.expose(), now(), server(1), |_| true)
+            .is_ok()
+    );
+    // Mistakes, each named.
+    let mut keys = pem_keys(KEY_B);
+    let err = |k: &mut TokenKeys, text: &str| k.add_previous(&Secret::new(text)).unwrap_err();
+    assert!(
+        err(&mut keys, KEY_B)
+            .to_string()
+            .contains("the signing key itself")
+    );
+    assert!(
+        err(&mut keys, "nope")
+            .to_string()
+            .contains("not a PEM document")
+    );
+    keys.add_previous(&Secret::new(PUBLIC_A)).unwrap();
+    assert!(err(&mut keys, KEY_A).to_string().contains("listed twice"));
+    let mut hs = TokenKeys::hs256(&Secret::new("n".repeat(32))).unwrap();
+    assert!(err(&mut hs, "short").to_string().contains("32 bytes"));
+    assert!(!format!("{keys:?}").contains("MC4C"), "{keys:?}");
+}
+
+/// A sealed secret opens with its key and for its server only; a previous private key opens
+/// it after a rotation, a previous public key cannot. Nothing shows the secret.
+#[test]
+fn sealed_secrets_open_for_their_server_and_key() {
+    let keys = pem_keys(KEY_A);
+    let secret = Secret::new("Join-Pa55word!x");
+    let sealed = keys.seal(server(1), &secret).unwrap();
+    assert_eq!(sealed.key_id, keys.key_id());
+    assert!(!sealed.data.contains("Join"));
+    assert!(!format!("{sealed:?}").contains(&sealed.data));
+    assert_ne!(
+        keys.seal(server(1), &secret).unwrap().data,
+        sealed.data,
+        "fresh nonce"
+    );
+    assert_eq!(
+        keys.unseal(server(1), &sealed).unwrap().expose(),
+        secret.expose()
+    );
+    assert!(matches!(
+        keys.unseal(server(2), &sealed),
+        Err(TokenError::Unsealable(_))
+    ));
+    let mut altered = sealed.clone();
+    altered.data.replace_range(
+        20..21,
+        if &altered.data[20..21] == "A" {
+            "B"
+        } else {
+            "A"
+        },
+    );
+    assert!(matches!(
+        keys.unseal(server(1), &altered),
+        Err(TokenError::Unsealable(_))
+    ));
+    let mut kept = pem_keys(KEY_B);
+    kept.add_previous(&Secret::new(KEY_A)).unwrap();
+    assert_eq!(
+        kept.unseal(server(1), &sealed).unwrap().expose(),
+        secret.expose()
+    );
+    let mut public_only = pem_keys(KEY_B);
+    public_only.add_previous(&Secret::new(PUBLIC_A)).unwrap();
+    let err = public_only.unseal(server(1), &sealed).unwrap_err();
+    assert!(err.to_string().contains(keys.key_id()), "{err}");
+    assert!(!err.to_string().contains("Join"), "{err}");
+    // HS256 seals too.
+    let hs = TokenKeys::hs256(&Secret::new("s".repeat(32))).unwrap();
+    let sealed = hs.seal(server(1), &secret).unwrap();
+    assert_eq!(
+        hs.unseal(server(1), &sealed).unwrap().expose(),
+        secret.expose()
+    );
+}

@@ -1,11 +1,15 @@
 //! Shared by the EC2 tests: the emulator's address, configs, specs, a raw SDK client for looking
-//! behind the provider, and a loopback proxy that injects faults between the provider and moto.
+//! behind the provider, and a loopback proxy that injects faults between the provider and moto
+//! and, made with [`Proxy::strict`], enforces EC2's client-token rules that moto ignores
+//! ([`idempotency`]).
 //!
 //! Each test uses a region of its own: moto keeps state per region, so tests running in parallel
 //! do not see each other's instances, and a test starts by terminating what an earlier run of it
 //! left in its region (state reset per test without wiping the others').
 
 #![allow(dead_code)]
+
+pub mod idempotency;
 
 use std::sync::{Arc, Mutex};
 
@@ -132,6 +136,11 @@ pub enum Fault {
     ForwardAfter(std::time::Duration),
     /// Pass it to the emulator, then close the connection without answering (a lost answer).
     ForwardThenDrop,
+    /// Pass it to the emulator, then hold the connection without ever answering (the caller
+    /// is cut off while waiting: a process killed after EC2 took its request).
+    ForwardThenHang,
+    /// Neither pass it on nor answer (a process killed before EC2 got its request).
+    Hang,
     /// Answer with an EC2 error of this HTTP status and code, without asking the emulator.
     Error(u16, &'static str),
     /// Answer with this HTTP status and XML body.
@@ -159,6 +168,10 @@ pub struct Proxy {
     pub url: String,
     /// Every request it received, in order.
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// EC2's client-token table, when strict.
+    pub table: Option<Arc<idempotency::Table>>,
+    /// Requests the emulator answered, by action (a hung or dropped answer counts: EC2 took it).
+    answered: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -174,21 +187,45 @@ impl Proxy {
         upstream: &str,
         rule: impl Fn(&Seen) -> Fault + Send + Sync + 'static,
     ) -> Proxy {
+        Self::launch(upstream, rule, None).await
+    }
+
+    /// Starts a proxy to `upstream` deciding by `rule` that also answers `RunInstances` as EC2
+    /// does for a client token it has seen ([`idempotency`]), from its own memory of the first
+    /// answer: what moto, which ignores client tokens, cannot show.
+    pub async fn strict(
+        upstream: &str,
+        rule: impl Fn(&Seen) -> Fault + Send + Sync + 'static,
+    ) -> Proxy {
+        Self::launch(upstream, rule, Some(Arc::default())).await
+    }
+
+    async fn launch(
+        upstream: &str,
+        rule: impl Fn(&Seen) -> Fault + Send + Sync + 'static,
+        table: Option<Arc<idempotency::Table>>,
+    ) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let answered: Arc<Mutex<Vec<String>>> = Arc::default();
         let rule: Arc<Rule> = Arc::new(rule);
         let upstream: Arc<str> = upstream.trim_end_matches('/').into();
         let client = HttpClient::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-        let log = seen.clone();
+        let front = Front {
+            rule,
+            log: seen.clone(),
+            answered: answered.clone(),
+            upstream,
+            client,
+            table: table.clone(),
+        };
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (rule, log, upstream, client) =
-                    (rule.clone(), log.clone(), upstream.clone(), client.clone());
+                let front = front.clone();
                 let service = service_fn(move |req: Request<Incoming>| {
-                    let (rule, log, upstream, client) =
-                        (rule.clone(), log.clone(), upstream.clone(), client.clone());
-                    async move { handle(req, &*rule, &log, &upstream, &client).await }
+                    let front = front.clone();
+                    async move { front.handle(req).await }
                 });
                 tokio::spawn(async move {
                     let _ = http1::Builder::new()
@@ -197,7 +234,24 @@ impl Proxy {
                 });
             }
         });
-        Proxy { url, seen, task }
+        Proxy {
+            url,
+            seen,
+            table,
+            answered,
+            task,
+        }
+    }
+
+    /// How many requests of `action` the emulator answered (or EC2's rules answered from
+    /// memory), whether or not the answer reached the caller.
+    pub fn answered(&self, action: &str) -> usize {
+        self.answered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| *a == action)
+            .count()
     }
 
     /// How many requests of `action` it received.
@@ -213,87 +267,146 @@ impl Proxy {
 
 type Upstream = HttpClient<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
-async fn handle(
-    req: Request<Incoming>,
-    rule: &Rule,
-    log: &Mutex<Vec<Seen>>,
-    upstream: &str,
-    client: &Upstream,
-) -> Result<Response<Full<Bytes>>, std::io::Error> {
-    let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map_err(std::io::Error::other)?
-        .to_bytes();
-    let text = String::from_utf8_lossy(&body).into_owned();
-    let action = text
-        .split('&')
-        .find_map(|p| p.strip_prefix("Action="))
-        .unwrap_or_default()
-        .to_owned();
-    let seen = {
-        let mut log = log.lock().unwrap();
-        let nth = log.iter().filter(|s| s.action == action).count();
-        let authorization = parts
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let seen = Seen {
-            action,
-            body: text,
-            nth,
-            authorization,
-        };
-        log.push(seen.clone());
-        seen
-    };
-    let (status, xml) = match rule(&seen) {
-        Fault::Error(status, code) => (
-            status,
-            format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error></Errors><RequestID>test</RequestID></Response>"
-            ),
-        ),
-        Fault::Answer(status, xml) => (status, xml),
-        fault @ (Fault::Forward | Fault::ForwardThenDrop | Fault::ForwardAfter(_)) => {
-            if let Fault::ForwardAfter(delay) = fault {
-                tokio::time::sleep(delay).await;
-            }
-            let uri = format!(
-                "{upstream}{}",
-                parts.uri.path_and_query().map_or("/", |p| p.as_str())
-            );
-            let mut forward = Request::builder().method(parts.method).uri(uri);
-            for (name, value) in &parts.headers {
-                forward = forward.header(name, value);
-            }
-            let forward = forward
-                .body(Full::new(body))
-                .map_err(std::io::Error::other)?;
-            let answer = client
-                .request(forward)
-                .await
-                .map_err(std::io::Error::other)?;
-            let (head, body) = answer.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map_err(std::io::Error::other)?
-                .to_bytes();
-            if matches!(fault, Fault::ForwardThenDrop) {
-                return Err(std::io::Error::other("answer dropped by the test proxy"));
-            }
-            return Ok(Response::from_parts(head, Full::new(body)));
-        }
-    };
-    Ok(Response::builder()
+/// What every connection of a proxy shares.
+#[derive(Clone)]
+struct Front {
+    rule: Arc<Rule>,
+    log: Arc<Mutex<Vec<Seen>>>,
+    answered: Arc<Mutex<Vec<String>>>,
+    upstream: Arc<str>,
+    client: Upstream,
+    table: Option<Arc<idempotency::Table>>,
+}
+
+fn xml_answer(status: u16, xml: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    Response::builder()
         .status(status)
         .header("content-type", "text/xml")
-        .body(Full::new(Bytes::from(xml)))
-        .expect("a response"))
+        .body(Full::new(xml.into()))
+        .expect("a response")
+}
+
+impl Front {
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, std::io::Error> {
+        let (parts, body) = req.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let action = text
+            .split('&')
+            .find_map(|p| p.strip_prefix("Action="))
+            .unwrap_or_default()
+            .to_owned();
+        let seen = {
+            let mut log = self.log.lock().unwrap();
+            let nth = log.iter().filter(|s| s.action == action).count();
+            let authorization = parts
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let seen = Seen {
+                action,
+                body: text,
+                nth,
+                authorization,
+            };
+            log.push(seen.clone());
+            seen
+        };
+        let fault = match (self.rule)(&seen) {
+            Fault::Error(status, code) => {
+                return Ok(xml_answer(
+                    status,
+                    idempotency::error_xml(code, "injected by the test proxy"),
+                ));
+            }
+            Fault::Answer(status, xml) => return Ok(xml_answer(status, xml)),
+            Fault::Hang => std::future::pending().await,
+            fault => fault,
+        };
+        if let Fault::ForwardAfter(delay) = fault {
+            tokio::time::sleep(delay).await;
+        }
+        let region = idempotency::region(&seen.authorization);
+        let strict = self
+            .table
+            .as_ref()
+            .filter(|_| seen.action == "RunInstances");
+        let decision = strict.map_or(idempotency::Decision::Forward, |t| {
+            t.decide(&region, &seen.body)
+        });
+        let answer = match decision {
+            idempotency::Decision::Refuse {
+                status,
+                code,
+                message,
+            } => return Ok(xml_answer(status, idempotency::error_xml(code, &message))),
+            idempotency::Decision::Repeat { status, body } => xml_answer(status, body),
+            idempotency::Decision::Forward => {
+                let answer = self.forward(&parts, body).await?;
+                if let Some(table) = strict {
+                    let (head, body) = answer.into_parts();
+                    let bytes = body
+                        .collect()
+                        .await
+                        .map_err(std::io::Error::other)?
+                        .to_bytes();
+                    table.bind(&region, &seen.body, head.status.as_u16(), &bytes);
+                    Response::from_parts(head, Full::new(bytes))
+                } else {
+                    answer
+                }
+            }
+        };
+        self.answered.lock().unwrap().push(seen.action.clone());
+        match fault {
+            Fault::ForwardThenDrop => {
+                Err(std::io::Error::other("answer dropped by the test proxy"))
+            }
+            Fault::ForwardThenHang => std::future::pending().await,
+            _ => Ok(answer),
+        }
+    }
+
+    /// The request to the emulator, and its whole answer.
+    async fn forward(
+        &self,
+        parts: &hyper::http::request::Parts,
+        body: Bytes,
+    ) -> Result<Response<Full<Bytes>>, std::io::Error> {
+        let uri = format!(
+            "{}{}",
+            self.upstream,
+            parts.uri.path_and_query().map_or("/", |p| p.as_str())
+        );
+        let mut forward = Request::builder().method(parts.method.clone()).uri(uri);
+        for (name, value) in &parts.headers {
+            forward = forward.header(name, value);
+        }
+        let forward = forward
+            .body(Full::new(body))
+            .map_err(std::io::Error::other)?;
+        let answer = self
+            .client
+            .request(forward)
+            .await
+            .map_err(std::io::Error::other)?;
+        let (head, body) = answer.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        Ok(Response::from_parts(head, Full::new(body)))
+    }
 }
 
 /// The instance ids (`InstanceId.N`) of a form-encoded EC2 request.

@@ -22,6 +22,10 @@ pub const MIN_BROKER_KEY_LEN: usize = 32;
 /// The check-in token settings (section `checkin_token`, ours). Give the key in exactly one
 /// way; without any, a fresh key is made at start, and tokens of servers still booting do not
 /// survive a restart of the controller.
+///
+/// A key is rotated with an overlap: the new key signs, and the old one, listed in
+/// `previous_keys` (or `previous_key_files`), still verifies the tokens it signed until the
+/// servers holding them have checked in (the longest `checkin_timeout`); then it is removed.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckinTokenConfig {
@@ -37,4 +41,13 @@ pub struct CheckinTokenConfig {
     /// An environment variable holding the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_env: Option<String>,
+    /// Keys that signed tokens before this one: they verify, never sign. For `EdDSA` an Ed25519
+    /// `PUBLIC KEY` PEM (`openssl pkey -pubout`), or the old `PRIVATE KEY` PEM (which also
+    /// opens the AD join passwords it sealed for creates still under way); for `HS256` the old
+    /// secret. At most [`MAX_PREVIOUS_KEYS`](crate::token::MAX_PREVIOUS_KEYS) with the files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_keys: Vec<Secret>,
+    /// Files, each holding one previous key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_key_files: Vec<String>,
 }

@@ -75,6 +75,32 @@ pub(crate) fn check(config: &Config, broken: &[Broken], problems: &mut Vec<Probl
         if given == 0 {
             out.warning("checkin_token".into(), "no key: a fresh one is made at start, and booting servers cannot check in after a restart");
         }
+        let previous = t.previous_keys.len() + t.previous_key_files.len();
+        if previous > 0 && given == 0 {
+            out.error(
+                "checkin_token.previous_keys".into(),
+                "previous keys need the key that replaced them (key, key_file or key_env)",
+            );
+        }
+        if previous > crate::token::MAX_PREVIOUS_KEYS {
+            out.error(
+                "checkin_token.previous_keys".into(),
+                format!(
+                    "{previous} previous keys (with previous_key_files), at most {}",
+                    crate::token::MAX_PREVIOUS_KEYS
+                ),
+            );
+        }
+        for (i, key) in t.previous_keys.iter().enumerate() {
+            if key.expose().trim().is_empty() {
+                out.error(format!("checkin_token.previous_keys[{i}]"), "empty");
+            }
+        }
+        for (i, file) in t.previous_key_files.iter().enumerate() {
+            if file.trim().is_empty() {
+                out.error(format!("checkin_token.previous_key_files[{i}]"), "empty");
+            }
+        }
     }
     if let Some(store) = &config.state_store {
         state_store(&mut out, config, store);

@@ -37,6 +37,14 @@ pub(crate) fn check_key(shared: &Shared, records: &mut Records) -> bool {
     let ours = shared.tokens.key_id();
     match records.token_key_id.as_deref() {
         Some(saved) if saved == ours => return false,
+        // Rotated with an overlap: the previous key still verifies their tokens.
+        Some(saved) if shared.tokens.knows_key(saved) => {
+            tracing::info!(
+                saved,
+                ours,
+                "check-in key rotated: the saved key verifies, this one signs"
+            );
+        }
         Some(saved) => {
             let error = format!(
                 "the saved servers' check-in tokens were signed by key {saved}, this controller \

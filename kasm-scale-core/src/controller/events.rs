@@ -263,4 +263,10 @@ pub(crate) enum ProvisionError {
     ScriptTooLarge { size: usize, limit: usize },
     #[error("cannot create the VM: {0}")]
     Vm(BackendError),
+    #[error("cannot save the AD join password before asking for the VM: {0}")]
+    Save(super::StoreError),
+    #[error(
+        "cannot resume the create: {0}, and no VM of its first attempt was found (the server is given up rather than its AD record reset)"
+    )]
+    Resume(TokenError),
 }

@@ -1,6 +1,7 @@
-//! Creating one server in the background: AD computer record → startup script rendered with
-//! every variable → VM with the owner tags. Its record exists (state `provisioning`) before
-//! this starts and stays so until it ends.
+//! Creating one server in the background: AD computer record (its join password sealed into
+//! the server's record and saved) → startup script rendered with every variable → VM with the
+//! owner tags. Its record exists (state `provisioning`) before this starts and stays so until
+//! it ends; a create resumed after a restart renders the same script (see `create`).
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use tracing::Instrument;
 
 use super::events::ProvisionError;
 use super::records::ServerInfo;
-use super::{Event, Shared, queue};
+use super::{Event, Shared, persist, queue};
 use crate::config::AutoScaleConfig;
 use crate::engine::{ServerId, ServerState};
 use crate::secret::Secret;
@@ -66,6 +67,9 @@ fn created(shared: &Shared, id: ServerId, vm: &Vm) {
             return;
         };
         s.vm_id = Some(vm.vm_id.clone());
+        // No create is resumed once the VM id is known (saved with it, in the same save): the
+        // sealed join password is not kept longer than needed.
+        s.ad_join = None;
         if vm.private_ip.is_some() {
             s.address.clone_from(&vm.private_ip);
         }
@@ -114,6 +118,12 @@ fn failed(shared: &Shared, server: &ServerInfo, batch: Timestamp, error: String)
 }
 
 /// AD record → script → VM. On failure, undoes the AD record.
+///
+/// A create resumed after a restart or a failover (its record was saved before its VM was asked
+/// for, and the VM may exist) sends the same request as its first attempt: the token is issued
+/// at the record's creation time, and the AD join password was sealed into the record and saved
+/// before the VM was asked for. So the AD record is not reset under a VM that may hold its
+/// password, and EC2's client token (or ARM's PUT) sees the same parameters again.
 async fn create(
     shared: &Shared,
     server: &ServerInfo,
@@ -125,20 +135,94 @@ async fn create(
         config: server.config.clone(),
         server_id: server.id,
     };
-    let active_directory = match &server.ad {
-        Some(ad) => Some(computer_record(shared, server, ad, &owner).await?),
-        None => None,
+    let Some(ad) = &server.ad else {
+        return script_and_vm(shared, server, config, &owner, None).await;
     };
-    let made_ad = active_directory.is_some();
-    let result = script_and_vm(shared, server, config, &owner, active_directory).await;
+    let result = match &server.ad_join {
+        Some(sealed) => match (
+            shared.tokens.unseal(server.id, sealed),
+            shared.directories.get(&ad.ldap),
+        ) {
+            (Ok(password), Some(directory)) => {
+                tracing::info!(
+                    "resumed: the AD record's saved join password is used, the record is not reset"
+                );
+                let join = AdJoin {
+                    domain: directory.domain().into(),
+                    ad_join_credential: password,
+                };
+                script_and_vm(shared, server, config, &owner, Some(join)).await
+            }
+            (Ok(_), None) => Err(ProvisionError::Directory(BackendError::InvalidRequest(
+                format!("no directory for `{}`", ad.ldap),
+            ))),
+            (Err(why), _) => first_attempts_vm(shared, server, why).await,
+        },
+        None => {
+            let join = computer_record(shared, server, ad, &owner).await?;
+            match keep_join(shared, server.id, &join).await {
+                Ok(()) => script_and_vm(shared, server, config, &owner, Some(join)).await,
+                Err(e) => Err(e),
+            }
+        }
+    };
     if result.is_err()
-        && made_ad
-        && let Some(ad) = &server.ad
         && let Err(e) = super::destroy::delete_ad(shared, ad, &server.hostname).await
     {
         tracing::warn!(error = %e, "cannot undo the AD record of a failed server (reconcile removes it)");
     }
     result
+}
+
+/// Seals the join password into the server's record and saves it, before the VM is asked for.
+async fn keep_join(shared: &Shared, id: ServerId, join: &AdJoin) -> Result<(), ProvisionError> {
+    let sealed = shared
+        .tokens
+        .seal(id, &join.ad_join_credential)
+        .map_err(ProvisionError::Token)?;
+    match shared.records().servers.get_mut(&id) {
+        Some(s) => s.ad_join = Some(sealed),
+        None => {
+            return Err(ProvisionError::Vm(BackendError::InvalidRequest(
+                "its record was removed meanwhile".into(),
+            )));
+        }
+    }
+    persist::persist(shared)
+        .await
+        .map_err(ProvisionError::Save)?;
+    tracing::debug!("AD join password sealed and saved");
+    Ok(())
+}
+
+/// A resumed create whose saved join password this controller cannot open (the check-in key
+/// was rotated without the old private key): the first attempt's VM, if the provider lists
+/// one, is the server's (it holds the first password); without one the server is given up.
+/// The AD record is never reset under a VM that may exist.
+async fn first_attempts_vm(
+    shared: &Shared,
+    server: &ServerInfo,
+    why: crate::token::TokenError,
+) -> Result<Vm, ProvisionError> {
+    tracing::warn!(error = %why, "the saved AD join password cannot be opened: looking for the first attempt's VM");
+    let Some(provider) = shared.providers.get(&server.provider) else {
+        return Err(ProvisionError::Resume(why));
+    };
+    let vms = shared
+        .guard(&server.provider)
+        .call(&shared.rng, || provider.list(&shared.owner_id))
+        .await
+        .map_err(ProvisionError::Vm)?;
+    match vms
+        .into_iter()
+        .find(|v| v.owner.server_id == server.id && !v.state.is_dead())
+    {
+        Some(vm) => {
+            tracing::info!(vm = %vm.vm_id, "the first attempt's VM is the server's");
+            Ok(vm)
+        }
+        None => Err(ProvisionError::Resume(why)),
+    }
 }
 
 async fn computer_record(
@@ -194,9 +278,18 @@ async fn script_and_vm(
             "no provider for `{provider_name}`"
         ))));
     };
+    // Issued at the record's creation, not now: a resumed create renders the same token.
     let token = shared
         .tokens
-        .issue(server.id, &server.config, &config.zone_id, shared.now())
+        .issue_lasting(
+            server.id,
+            &server.config,
+            &config.zone_id,
+            server.created_at,
+            crate::token::lifetime_for(std::time::Duration::from_secs(
+                config.checkin_timeout.into(),
+            )),
+        )
         .map_err(ProvisionError::Token)?;
     let vars = ScriptVariables {
         server_id: server.id.to_string(),

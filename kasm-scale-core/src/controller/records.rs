@@ -75,6 +75,12 @@ pub struct ServerInfo {
     pub checked_in_at: Option<Timestamp>,
     /// Its computer record, if one was made.
     pub ad: Option<AdRecord>,
+    /// The computer record's join password, sealed with the check-in key
+    /// ([`TokenKeys::seal`](crate::token::TokenKeys::seal)), saved before the VM is asked for:
+    /// a create resumed after a restart renders the same startup script with it instead of
+    /// resetting the record under a VM that may already hold the first password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ad_join: Option<crate::token::Sealed>,
     /// The last thing that went wrong with it, in plain words.
     pub last_error: Option<String>,
     /// The last status its guest reported (`running (100%): ready`).
@@ -117,6 +123,7 @@ impl ServerInfo {
                 container_dn: document.computer_container(config).unwrap_or_default(),
                 recursive: config.ad_recursive_machine_record_cleanup,
             }),
+            ad_join: None,
             last_error: None,
             reported_status: None,
         }

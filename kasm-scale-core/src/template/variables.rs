@@ -66,7 +66,8 @@ pub struct ScriptVariables {
     pub server_hostname: String,
     /// The zone's API host.
     pub upstream_auth_address: String,
-    /// The server's check-in token (valid 4 hours).
+    /// The server's check-in token (valid 4 hours, or its config's `checkin_timeout` when
+    /// longer).
     pub checkin_jwt: Secret,
     /// Static session user, if configured.
     pub connection_username: Option<String>,
@@ -199,12 +200,13 @@ impl Variables for ScriptVariables {
 pub const AD_JOIN_PASSWORD_MAX_LEN: usize = 32;
 
 /// The length of a check-in token for a server of config `config_name` in zone `zone_name`:
-/// an EdDSA JWT whose claims are `iss`, `aud`, `sub` (server id), `cfg`, `zone`, `purpose`,
+/// an EdDSA JWT whose header names its key (`kid`, the longest key id: `ed25519:` and 16 hex
+/// digits) and whose claims are `iss`, `aud`, `sub` (server id), `cfg`, `zone`, `purpose`,
 /// `iat`, `exp` and `jti` (a UUID), with the longest values those can take. The size check of
 /// startup scripts renders with a token of this length; the token issuer must stay within it.
 pub fn checkin_jwt_max_len(config_name: &str, zone_name: &str) -> usize {
     const UUID: &str = "00000000-0000-0000-0000-000000000000";
-    let header = r#"{"typ":"JWT","alg":"EdDSA"}"#;
+    let header = r#"{"typ":"JWT","alg":"EdDSA","kid":"ed25519:0000000000000000"}"#;
     let claims = serde_json::json!({
         "iss": "kasm-scale", "aud": "kasm-scale-checkin", "sub": UUID, "cfg": config_name,
         "zone": zone_name, "purpose": "checkin", "iat": 99_999_999_999_i64,

@@ -50,6 +50,10 @@ pub fn sample_records(seed: u64, servers: u32) -> Records {
                     container_dn: "OU=Kasm, DC=example,DC=local".into(),
                     recursive: i % 3 == 0,
                 }),
+                ad_join: full.then(|| crate::token::Sealed {
+                    key_id: "ed25519:0123456789abcdef".into(),
+                    data: format!("c2VhbGVk{i}"),
+                }),
                 last_error: full.then(|| format!("error \"{i}\" with ünïcode\nand a newline")),
                 reported_status: full.then(|| "running (100%): ready".into()),
             },
