@@ -216,6 +216,8 @@ fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
             s.vm_id = Some(vm.vm_id.clone());
             if s.state == ServerState::Provisioning && !shared.tasks.busy(&Work::Create(id)) {
                 s.state = ServerState::Starting;
+                // Its VM is known: the sealed join password kept for a resumed create goes.
+                s.ad_join = None;
             }
         }
         return match (stopped, state) {
