@@ -96,7 +96,10 @@ fn the_systemd_unit_verifies_and_its_command_starts_the_service() {
     let credentials = dir.path().join("credentials");
     std::fs::create_dir(&credentials).unwrap();
     std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/config/service-memory.toml"),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/config/service-memory.toml"
+        ),
         credentials.join("service.toml"),
     )
     .unwrap();

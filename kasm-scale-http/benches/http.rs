@@ -2,7 +2,10 @@
 //! `POST /api/set_server_status?token=…` with EdDSA verification by the router, next to a bare
 //! axum handler that answers 200 to the same request, in the same run. Also prints the p50 /
 //! p99 latency of one check-in under that load, and the resident memory of a controller that
-//! knows 10,000 servers.
+//! knows 10,000 servers. The router is served twice: by `axum::serve` (no connection cap, no
+//! timeouts: the listener before the hardening) and by [`kasm_scale_http::serve`] with its
+//! default limits (connection cap, header-read and idle timeouts), so the hardening's cost is
+//! the difference of the two in the same run.
 
 // `criterion_group!` defines a public function without documentation.
 #![allow(missing_docs)]
@@ -99,6 +102,29 @@ async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
+/// The router served as `kasm-scale serve` serves it: the hardened listener, default limits.
+async fn serve_hardened(scaler: Autoscaler) -> SocketAddr {
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let options = kasm_scale_http::ServeOptions {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        tls: None,
+        insecure_http: false,
+        shutdown_grace: Duration::from_secs(1),
+        limits: kasm_scale_http::ConnectionLimits::default(),
+    };
+    let app = kasm_scale_http::router(scaler.clone());
+    tokio::spawn(kasm_scale_http::serve(
+        scaler,
+        app,
+        options,
+        move |addr| {
+            let _ = bound_tx.send(addr);
+        },
+        std::future::pending(),
+    ));
+    bound_rx.await.expect("the hardened listener is bound")
+}
+
 /// `REQUESTS` check-ins over `CONNECTIONS` keep-alive connections; the latency of each.
 async fn load(addr: SocketAddr, tokens: &Arc<Vec<String>>) -> Vec<Duration> {
     let mut clients = Vec::new();
@@ -164,24 +190,30 @@ fn checkins(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let (router_addr, bare_addr, tokens) = rt.block_on(async {
+    let (router_addr, hardened_addr, bare_addr, tokens) = rt.block_on(async {
         let (scaler, tokens) = controller(1_000).await;
-        let router = serve(kasm_scale_http::router(scaler)).await;
+        let router = serve(kasm_scale_http::router(scaler.clone())).await;
+        let hardened = serve_hardened(scaler).await;
         let bare =
             serve(Router::new().route("/api/set_server_status", post(|| async { StatusCode::OK })))
                 .await;
-        (router, bare, Arc::new(tokens))
+        (router, hardened, bare, Arc::new(tokens))
     });
     let mut group = c.benchmark_group("http");
     group.throughput(Throughput::Elements(REQUESTS as u64));
     group.sample_size(10);
-    for (name, addr) in [("checkin_router", router_addr), ("bare_handler", bare_addr)] {
+    let targets = [
+        ("checkin_router", router_addr),
+        ("checkin_hardened", hardened_addr),
+        ("bare_handler", bare_addr),
+    ];
+    for (name, addr) in targets {
         group.bench_function(name, |b| {
             b.iter(|| rt.block_on(load(addr, &tokens)));
         });
     }
     group.finish();
-    for (name, addr) in [("checkin_router", router_addr), ("bare_handler", bare_addr)] {
+    for (name, addr) in targets {
         let began = Instant::now();
         let mut latencies = rt.block_on(load(addr, &tokens));
         let rate = REQUESTS as f64 / began.elapsed().as_secs_f64();
