@@ -450,3 +450,50 @@ server_pool_name = "p"
         "{err}"
     );
 }
+
+#[test]
+fn a_second_serve_on_the_same_state_file_refuses_to_start_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let config = dir.path().join("service.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[zones]]\nzone_name = \"default\"\nupstream_auth_address = \"kasm.example.com\"\n\n\
+             [[vm_providers]]\nprovider = \"memory\"\nname = \"mem\"\nmax_instances = 1\n\n\
+             [[pools]]\nserver_pool_name = \"p\"\n\n\
+             [checkin_token]\nalgorithm = \"HS256\"\nkey = \"lock-test-hs256-key-0123456789-0123456789\"\n\n\
+             [state_store]\nkind = \"file\"\npath = \"{}\"\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(common::binary())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start kasm-scale serve");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let first = Service(child);
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    let second = kasm_scale(&[
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(second.status.code(), Some(1));
+    let err = text(&second.stderr);
+    assert!(
+        err.contains("is used by another process (pid ")
+            && err.contains(&format!("pid {}", first.0.id())),
+        "{err}"
+    );
+    drop(first);
+}
