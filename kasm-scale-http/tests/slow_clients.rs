@@ -51,6 +51,7 @@ async fn two_thousand_half_requests_neither_stop_the_service_nor_stay_open() {
     let (status, body, took) = call(addr, &get("/healthz", None)).await;
     assert_eq!(status, 200, "{body}");
     assert!(took < Duration::from_secs(2), "health probe took {took:?}");
+    eprintln!("figures: the health probe answered in {took:?} under {PARTIAL} half requests");
     let (status, body, took) = call(
         addr,
         &post_json(
@@ -61,10 +62,12 @@ async fn two_thousand_half_requests_neither_stop_the_service_nor_stay_open() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert!(took < Duration::from_secs(2), "check-in took {took:?}");
+    eprintln!("figures: the check-in answered in {took:?} under {PARTIAL} half requests");
     let (status, body, took) = call(addr, &get("/api/v1/pools", Some(common::NEW_KEY))).await;
     assert_eq!(status, 200, "{body}");
     assert!(took < Duration::from_secs(2), "broker call took {took:?}");
 
+    eprintln!("figures: the broker call answered in {took:?} under {PARTIAL} half requests");
     // The server closes every partial connection once the header-read timeout is over.
     let limit = limits.header_read_timeout + Duration::from_secs(3);
     for (i, stream) in partial.iter_mut().enumerate() {
@@ -75,6 +78,10 @@ async fn two_thousand_half_requests_neither_stop_the_service_nor_stay_open() {
             opened.elapsed()
         );
     }
+    eprintln!(
+        "figures: all {PARTIAL} half requests closed by the server {:?} after they were opened",
+        opened.elapsed()
+    );
     drop(partial);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
