@@ -419,6 +419,8 @@ keys = ["{BROKER_KEY}"]
             .count()
             == 4
     });
+    // The adopted ones only (the new process may already have made a standby server of its own).
+    servers.retain(|s| s["sessions_unknown"] == true);
     let standby: String = servers
         .iter()
         .map(|s| s["id"].as_str().unwrap().to_owned())
