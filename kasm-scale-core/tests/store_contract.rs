@@ -16,5 +16,8 @@ async fn the_memory_store_keeps_the_contract() {
 async fn the_file_store_keeps_the_contract() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("state.json");
-    state_store_contract(|| Arc::new(FileStore::new(&path)) as Arc<dyn StateStore>).await;
+    // Handles of one store (one writer per file: a second, independent store would be
+    // refused at its load by the file's lock); each load reads the file again.
+    let store = FileStore::new(&path);
+    state_store_contract(|| Arc::new(store.clone()) as Arc<dyn StateStore>).await;
 }
