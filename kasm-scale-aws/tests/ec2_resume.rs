@@ -26,14 +26,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kasm_scale_aws::AwsProvider;
 use kasm_scale_core::config::{Config, Format, VmProviderConfig};
-use kasm_scale_core::controller::{
-    Autoscaler, CheckinStatus, MemoryStore, Records, StateStore, StoreError,
-};
+use kasm_scale_core::controller::{Autoscaler, CheckinStatus, Records};
+use kasm_scale_core::memory::MemoryStore;
 use kasm_scale_core::memory::{MemoryDirectory, token_in};
 use kasm_scale_core::token::TokenKeys;
 use kasm_scale_core::traits::{
     BackendError, ComputerRecord, ComputerSpec, DirectoryService, OWNER_TAG, SERVER_TAG,
 };
+use kasm_scale_core::traits::{StateStore, StoreError};
 use kasm_scale_core::{Secret, load_str};
 use support::{Fault, Proxy, endpoint, raw_client, user_data};
 

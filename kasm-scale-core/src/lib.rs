@@ -4,7 +4,17 @@
 //! record → repeat. This crate holds everything cloud-neutral; the provider crates implement the
 //! cloud and directory traits.
 //!
+//! The names an embedder uses are re-exported here and gathered in [`prelude`]:
+//! [`Autoscaler`] (built with [`Autoscaler::builder`]), [`load_file`], the backend traits
+//! [`VmProvider`], [`DirectoryService`] and [`StateStore`], and their in-memory implementations.
+//!
 //! - [`config`]: the Kasm-compatible configuration model, loading and validation.
+//! - [`controller`]: the [`Autoscaler`] and its records.
+//! - [`engine`]: the pure planner (what to create and destroy, where a session goes).
+//! - [`traits`]: the backend traits a cloud, a directory or a state store implements.
+//! - [`memory`]: the in-memory cloud, directory and store.
+//! - [`template`]: Kasm's startup-script template language.
+//! - [`token`]: the signed check-in tokens.
 //! - [`secret`]: the redacting [`Secret`] type.
 
 pub mod config;
@@ -22,5 +32,31 @@ pub mod token;
 pub mod traits;
 
 pub use config::{Config, ConfigError, Format, Loaded, Problem, Severity, load_file, load_str};
+pub use controller::{
+    Autoscaler, AutoscalerBuilder, CheckinStatus, ControllerError, Event, FileStore, PoolStatus,
+    Requested, Role, SessionId, SessionOutcome, SessionStatus, SetupError,
+};
+pub use engine::{ServerId, SessionRequest};
 pub use input::{MAX_INPUT_FILE_BYTES, read_input_file};
+pub use memory::{MemoryCloud, MemoryDirectory, MemoryStore};
 pub use secret::Secret;
+pub use traits::{
+    BackendError, DirectoryService, StateStore, StoreError, Vm, VmProvider, VmSpec, VmState,
+};
+
+/// What an embedder's `main` uses, in one import: `use kasm_scale_core::prelude::*;`.
+///
+/// The controller and its builder, the configuration loader, the three backend traits and
+/// their in-memory implementations, a session request and its outcome, and the error types.
+pub mod prelude {
+    pub use crate::config::{Config, ConfigError, Format, load_file, load_str};
+    pub use crate::controller::{
+        Autoscaler, AutoscalerBuilder, ControllerError, Event, SessionId, SessionOutcome,
+        SetupError,
+    };
+    pub use crate::engine::{ServerId, SessionRequest};
+    pub use crate::memory::{MemoryCloud, MemoryDirectory, MemoryStore};
+    pub use crate::traits::{
+        BackendError, DirectoryService, StateStore, StoreError, Vm, VmProvider, VmSpec, VmState,
+    };
+}

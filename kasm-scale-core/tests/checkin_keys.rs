@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kasm_scale_core::config::{Config, Format, VmProviderConfig};
-use kasm_scale_core::controller::{Autoscaler, CheckinStatus, Event, MemoryStore};
+use kasm_scale_core::controller::{Autoscaler, CheckinStatus, Event};
 use kasm_scale_core::load_str;
+use kasm_scale_core::memory::MemoryStore;
 use kasm_scale_core::memory::{MemoryCloud, token_in};
 
 const EPOCH: &str = "2026-11-30T12:00:00Z";

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kasm_scale_core::config::{Distribution, Format, VmProviderConfig};
-use kasm_scale_core::controller::{Autoscaler, Event, MemoryStore, SessionOutcome};
+use kasm_scale_core::controller::{Autoscaler, Event, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
 use kasm_scale_core::load_str;
+use kasm_scale_core::memory::MemoryStore;
 use kasm_scale_core::memory::deliver_checkins;
 use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory};
 use kasm_scale_core::token::TokenKeys;

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kasm_scale_core::config::{Config, Format, VmProviderConfig};
-use kasm_scale_core::controller::{
-    Autoscaler, CheckinStatus, Event, MemoryStore, SessionOutcome, StateStore,
-};
+use kasm_scale_core::controller::{Autoscaler, CheckinStatus, Event, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
 use kasm_scale_core::load_str;
+use kasm_scale_core::memory::MemoryStore;
 use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory, deliver_checkins, token_in};
+use kasm_scale_core::traits::StateStore;
 use kasm_scale_core::traits::{
     BackendError, Capabilities, DirectoryService, Vm, VmProvider, VmSpec,
 };
@@ -674,7 +674,7 @@ struct SlowStore(MemoryStore);
 impl StateStore for SlowStore {
     async fn load(
         &self,
-    ) -> Result<Option<kasm_scale_core::controller::Records>, kasm_scale_core::controller::StoreError>
+    ) -> Result<Option<kasm_scale_core::controller::Records>, kasm_scale_core::traits::StoreError>
     {
         let saved = self.0.load().await;
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -683,7 +683,7 @@ impl StateStore for SlowStore {
     async fn save(
         &self,
         records: &kasm_scale_core::controller::Records,
-    ) -> Result<(), kasm_scale_core::controller::StoreError> {
+    ) -> Result<(), kasm_scale_core::traits::StoreError> {
         self.0.save(records).await
     }
 }

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kasm_scale_core::config::{Config, Format, VmProviderConfig};
-use kasm_scale_core::controller::{
-    Autoscaler, MemoryStore, Records, SessionOutcome, StateStore, StoreError,
-};
+use kasm_scale_core::controller::{Autoscaler, Records, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
 use kasm_scale_core::load_str;
+use kasm_scale_core::memory::MemoryStore;
 use kasm_scale_core::memory::{MemoryCloud, deliver_checkins};
+use kasm_scale_core::traits::{StateStore, StoreError};
 
 const EPOCH: &str = "2026-11-30T12:00:00Z";
 

@@ -5,12 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kasm_scale_core::config::{Config, Format, VmProviderConfig};
-use kasm_scale_core::controller::{
-    Autoscaler, FileStore, SessionId, SessionOutcome, StateStore, StoreError,
-};
+use kasm_scale_core::controller::{Autoscaler, FileStore, SessionId, SessionOutcome};
 use kasm_scale_core::engine::SessionRequest;
 use kasm_scale_core::load_str;
 use kasm_scale_core::memory::{MemoryCloud, deliver_checkins};
+use kasm_scale_core::traits::{StateStore, StoreError};
 
 fn config() -> Config {
     let text = r#"

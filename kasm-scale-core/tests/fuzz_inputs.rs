@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use cap::Cap;
 use jiff::Timestamp;
-use kasm_scale_core::controller::{FileStore, StateStore};
+use kasm_scale_core::controller::FileStore;
 use kasm_scale_core::engine::State;
 use kasm_scale_core::sim::parse_trace;
 use kasm_scale_core::template::{self, Template};
+use kasm_scale_core::traits::StateStore;
 use kasm_scale_core::{Format, load_str};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};

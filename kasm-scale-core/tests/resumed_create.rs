@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kasm_scale_core::config::{Config, Format, VmProviderConfig};
-use kasm_scale_core::controller::{Autoscaler, CheckinStatus, MemoryStore};
+use kasm_scale_core::controller::{Autoscaler, CheckinStatus};
 use kasm_scale_core::load_str;
+use kasm_scale_core::memory::MemoryStore;
 use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory, token_in};
 use kasm_scale_core::token::TokenKeys;
 use kasm_scale_core::traits::{BackendError, Capabilities, Vm, VmProvider, VmSpec};

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
-use kasm_scale_core::controller::{FileStore, MemoryStore, StateStore};
+use kasm_scale_core::controller::FileStore;
+use kasm_scale_core::memory::MemoryStore;
 use kasm_scale_core::testkit::state_store_contract;
+use kasm_scale_core::traits::StateStore;
 
 #[tokio::test]
 async fn the_memory_store_keeps_the_contract() {

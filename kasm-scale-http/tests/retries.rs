@@ -13,8 +13,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use kasm_scale_core::config::{Format, VmProviderConfig};
-use kasm_scale_core::controller::{Autoscaler, MemoryStore, Records, StateStore, StoreError};
+use kasm_scale_core::controller::{Autoscaler, Records};
+use kasm_scale_core::memory::MemoryStore;
 use kasm_scale_core::memory::{MemoryCloud, deliver_checkins};
+use kasm_scale_core::traits::{StateStore, StoreError};
 use serde_json::Value;
 use tower::ServiceExt;
 

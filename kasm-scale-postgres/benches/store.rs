@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kasm_scale_core::config::{Config, Format, PostgresStoreConfig, VmProviderConfig};
-use kasm_scale_core::controller::{Autoscaler, MemoryStore, SessionOutcome, StateStore};
+use kasm_scale_core::controller::{Autoscaler, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
 use kasm_scale_core::load_str;
 use kasm_scale_core::memory::MemoryCloud;
+use kasm_scale_core::memory::MemoryStore;
+use kasm_scale_core::traits::StateStore;
 use kasm_scale_postgres::PostgresStore;
 
 fn config(pools: usize, minimum: u32) -> Config {

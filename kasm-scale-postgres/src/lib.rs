@@ -1,5 +1,5 @@
 //! kasm-scale's state in PostgreSQL: [`PostgresStore`], a durable
-//! [`StateStore`](kasm_scale_core::controller::StateStore) that several replicas share, and
+//! [`StateStore`](kasm_scale_core::traits::StateStore) that several replicas share, and
 //! [`LeaseKeeper`], which makes exactly one of them act at a time.
 //!
 //! - **Schema**: created and migrated by the versioned SQL migrations embedded in this crate
@@ -32,7 +32,7 @@
 //! # }
 //! ```
 //!
-//! [`StoreError::Fenced`]: kasm_scale_core::controller::StoreError::Fenced
+//! [`StoreError::Fenced`]: kasm_scale_core::traits::StoreError::Fenced
 
 mod connect;
 mod lease;

@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
-use kasm_scale_core::controller::StoreError;
 use kasm_scale_core::controller::{Records, SessionId};
 use kasm_scale_core::engine::ServerId;
+use kasm_scale_core::traits::StoreError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

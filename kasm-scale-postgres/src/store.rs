@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use kasm_scale_core::config::PostgresStoreConfig;
-use kasm_scale_core::controller::{Records, StateStore, StoreError};
+use kasm_scale_core::controller::Records;
+use kasm_scale_core::traits::{StateStore, StoreError};
 use tokio_postgres::error::SqlState;
 use tracing::Instrument;
 

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use common::proxy::Proxy;
 use common::replicas::{Replica, World, leader, request};
-use kasm_scale_core::controller::{SessionOutcome, SessionStatus, StateStore, StoreError};
+use kasm_scale_core::controller::{SessionOutcome, SessionStatus};
 use kasm_scale_core::testkit::sample_records;
 use kasm_scale_core::traits::VmProvider;
+use kasm_scale_core::traits::{StateStore, StoreError};
 use kasm_scale_postgres::PostgresStore;
 
 const TTL: Duration = Duration::from_millis(1500);

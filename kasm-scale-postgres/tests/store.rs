@@ -6,8 +6,8 @@ mod common;
 
 use std::sync::Arc;
 
-use kasm_scale_core::controller::{StateStore, StoreError};
 use kasm_scale_core::testkit::{sample_records, state_store_contract};
+use kasm_scale_core::traits::{StateStore, StoreError};
 use kasm_scale_postgres::{MIGRATIONS, PostgresStore, connect};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kasm_scale_core::config::{Config, StateStoreConfig, VmProviderConfig};
-use kasm_scale_core::controller::{Autoscaler, FileStore, MemoryStore, Role, StateStore};
+use kasm_scale_core::controller::{Autoscaler, FileStore, Role};
 use kasm_scale_core::memory::MemoryCloud;
+use kasm_scale_core::memory::MemoryStore;
+use kasm_scale_core::traits::StateStore;
 use kasm_scale_core::traits::{
     BackendError, Capabilities, DirectoryService, Leftover, Vm, VmProvider, VmSpec,
 };

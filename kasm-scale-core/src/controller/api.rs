@@ -7,9 +7,10 @@ use std::sync::atomic::Ordering;
 
 use super::events::{CheckinStatus, ControllerError, SessionOutcome};
 use super::records::{Queued, Records, SessionId};
-use super::{Autoscaler, Requested, Role, Shared, StoreError, persist::persist, queue, snapshot};
+use super::{Autoscaler, Requested, Role, Shared, persist::persist, queue, snapshot};
 use crate::engine::{ServerId, ServerState, SessionRequest, assign};
 use crate::token::TokenError;
+use crate::traits::StoreError;
 
 /// Loads the saved state, once; a failed load is tried again by the next call.
 pub(crate) async fn start(shared: &Arc<Shared>) -> Result<(), ControllerError> {

@@ -11,12 +11,13 @@ use tokio::sync::{OnceCell, broadcast};
 use super::backend::{Guard, RetryPolicy};
 use super::events::{ControllerError, SetupError};
 use super::records::Records;
-use super::store::{MemoryStore, StateStore};
 use super::tasks::{Randomness, Tasks};
 use super::{Autoscaler, Shared};
 use crate::config::{ApiLimits, Config, DEFAULT_API_CALL_TIMEOUT, DEFAULT_API_CONCURRENCY};
+use crate::memory::MemoryStore;
 use crate::template::Template;
 use crate::token::TokenKeys;
+use crate::traits::StateStore;
 use crate::traits::{DirectoryService, VmProvider};
 
 /// Builds an [`Autoscaler`]; [`AutoscalerBuilder::build`] checks that everything fits.

@@ -7,7 +7,7 @@ use crate::token::TokenError;
 use crate::traits::BackendError;
 
 use super::records::SessionId;
-use super::store::StoreError;
+use crate::traits::StoreError;
 
 /// Something that happened, for brokers and dashboards. Serializes as JSON with its kind in
 /// `event` (`{"event": "ready", "server": "…"}`).
@@ -264,7 +264,7 @@ pub(crate) enum ProvisionError {
     #[error("cannot create the VM: {0}")]
     Vm(BackendError),
     #[error("cannot save the AD join password before asking for the VM: {0}")]
-    Save(super::StoreError),
+    Save(StoreError),
     #[error(
         "cannot resume the create: {0}, and no VM of its first attempt was found (the server is given up rather than its AD record reset)"
     )]

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::records::Records;
-use super::store::{StateStore, StoreError};
+use crate::traits::{StateStore, StoreError};
 
 /// The version of the file's layout; a file of another version is refused, not guessed at.
 const FORMAT: u32 = 1;

@@ -60,13 +60,13 @@ pub use records::{AdRecord, Queued, Records, ServerInfo, SessionId};
 pub use requests::{MAX_REQUEST_ID, REQUEST_ID_TTL, RequestRecord};
 pub use role::Role;
 pub use status::{PoolStatus, SessionStatus};
-pub use store::{MemoryStore, STORE_TIMEOUT, StateStore, StoreError};
+pub use store::STORE_TIMEOUT;
 
 use crate::config::Config;
 use crate::engine::ServerId;
 use crate::template::Template;
 use crate::token::TokenKeys;
-use crate::traits::{DirectoryService, VmProvider};
+use crate::traits::{DirectoryService, StateStore, VmProvider};
 use backend::Guard;
 use tasks::{Randomness, Tasks};
 

@@ -4,7 +4,8 @@ use std::sync::atomic::Ordering;
 
 use tracing::Instrument;
 
-use super::{Event, Shared, StoreError};
+use super::{Event, Shared};
+use crate::traits::StoreError;
 
 /// Saves the records to the state store when they changed since the last save (any mutable
 /// use of them marks them: see `RecordsGuard`). A controller that does not act saves nothing.

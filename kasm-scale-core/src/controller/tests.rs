@@ -249,16 +249,11 @@ async fn the_controller_waits_out_retry_after_and_retries_transient_faults() {
 struct HungStore;
 
 #[async_trait::async_trait]
-impl crate::controller::StateStore for HungStore {
-    async fn load(
-        &self,
-    ) -> Result<Option<crate::controller::Records>, crate::controller::StoreError> {
+impl crate::traits::StateStore for HungStore {
+    async fn load(&self) -> Result<Option<crate::controller::Records>, crate::traits::StoreError> {
         std::future::pending().await
     }
-    async fn save(
-        &self,
-        _: &crate::controller::Records,
-    ) -> Result<(), crate::controller::StoreError> {
+    async fn save(&self, _: &crate::controller::Records) -> Result<(), crate::traits::StoreError> {
         std::future::pending().await
     }
 }

@@ -7,6 +7,7 @@
 mod checkin;
 mod cloud;
 mod directory;
+mod store;
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 pub use checkin::{deliver_checkins, token_in};
 pub use cloud::{Checkin, MemoryCloud};
 pub use directory::MemoryDirectory;
+pub use store::MemoryStore;
 
 use crate::config::{Distribution, MAX_RATE_PER_SECOND, MIN_RATE_PER_SECOND};
 

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::controller::{AdRecord, Queued, Records, ServerInfo, SessionId, StateStore};
+use crate::controller::{AdRecord, Queued, Records, ServerInfo, SessionId};
 use crate::engine::{Bookkeeping, ServerId, ServerState};
+use crate::traits::StateStore;
 
 /// Records holding every kind of record with every optional field set, varied by `seed` (for
 /// round trips): `servers` servers in every state, a session on each of the first half,

@@ -5,6 +5,7 @@
 mod directory;
 mod error;
 mod provider;
+mod store;
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,7 @@ pub use directory::{
 };
 pub use error::BackendError;
 pub use provider::{Capabilities, Leftover, Vm, VmProvider, VmSpec, VmState};
+pub use store::{StateStore, StoreError};
 
 #[cfg(test)]
 pub(crate) use provider::MockVmProvider;
