@@ -20,6 +20,19 @@
 
 pub use kasm_scale_core::*;
 
+pub mod backends;
+
+/// What an embedder's `main` uses, in one import: `use kasm_scale::prelude::*;`.
+///
+/// Everything in [`kasm_scale_core::prelude`] (the controller and its builder, the
+/// configuration loader, the backend traits and their in-memory implementations, session
+/// requests and outcomes, the error types), and [`Backends`](backends::Backends), what
+/// [`backends::from_config`] builds.
+pub mod prelude {
+    pub use crate::backends::{Backends, BackendsError};
+    pub use kasm_scale_core::prelude::*;
+}
+
 /// Amazon EC2 ([`aws::AwsProvider`]), with the feature `aws`.
 #[cfg(feature = "aws")]
 pub use kasm_scale_aws as aws;

@@ -2,20 +2,15 @@
 //! and the health probes (see `kasm_scale::http`) — until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kasm_scale_core::config::{Config, StateStoreConfig, VmProviderConfig};
-use kasm_scale_core::controller::{Autoscaler, FileStore, Role};
-use kasm_scale_core::memory::MemoryCloud;
-use kasm_scale_core::memory::MemoryStore;
-use kasm_scale_core::traits::StateStore;
-use kasm_scale_core::traits::{
-    BackendError, Capabilities, DirectoryService, Leftover, Vm, VmProvider, VmSpec,
-};
+use kasm_scale_core::config::{Config, VmProviderConfig};
+use kasm_scale_core::controller::Autoscaler;
+use kasm_scale_core::traits::{BackendError, Capabilities, Leftover, Vm, VmProvider, VmSpec};
 use kasm_scale_core::{ConfigError, load_file};
 use kasm_scale_http::{ConnectionLimits, ServeOptions, TlsFiles};
 
@@ -158,22 +153,27 @@ fn check_deployment(config: &Config, args: &Args) -> Result<String, String> {
 
 async fn serve(config: Config, args: Args) -> Result<(), String> {
     let owner_id = check_deployment(&config, &args)?;
-    let store = state_store(&config).await?;
-    let mut builder = Autoscaler::builder(config.clone())
+    let mut backends = kasm_scale::backends::from_config(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(dir) = &args.guest_scripts {
+        for (provider, entry) in backends.providers.iter_mut().zip(&config.vm_providers) {
+            if matches!(entry, VmProviderConfig::Memory(_)) {
+                *provider = Arc::new(ScriptsToDisk {
+                    inner: provider.clone(),
+                    dir: dir.clone(),
+                });
+            }
+        }
+    }
+    let builder = Autoscaler::builder(config.clone())
         .owner_id(owner_id)
         .tick_interval(Duration::from_secs(args.tick_interval))
-        .unknown_sessions_timeout(Duration::from_secs(args.unknown_sessions_timeout))
-        .store(store.store.clone());
-    if store.replicated() {
-        builder = builder.role(Role::Follower { leader: None });
-    }
-    for provider in &config.vm_providers {
-        builder = builder.provider(vm_provider(provider, args.guest_scripts.as_deref()).await?);
-    }
-    for directory in directories(&config)? {
-        builder = builder.directory(directory);
-    }
-    let scaler = builder.build().map_err(|e| e.to_string())?;
+        .unknown_sessions_timeout(Duration::from_secs(args.unknown_sessions_timeout));
+    let scaler = backends
+        .attach(builder)
+        .build()
+        .map_err(|e| e.to_string())?;
     let options = ServeOptions {
         listen: args.listen,
         tls: match (args.tls_cert, args.tls_key) {
@@ -210,7 +210,7 @@ async fn serve(config: Config, args: Args) -> Result<(), String> {
                 // A replica takes part in the lease once it can be reached.
                 let address = advertise.unwrap_or_else(|| format!("{scheme}://{addr}"));
                 *lease.lock().unwrap_or_else(|e| e.into_inner()) =
-                    store.keep_lease(&scaler, address);
+                    keep_lease(&backends, &scaler, address);
             }
         },
         stop_signal(),
@@ -219,95 +219,38 @@ async fn serve(config: Config, args: Args) -> Result<(), String> {
     .map_err(|e| e.to_string());
     // After the last save: the lease is released, another replica takes over at once.
     let keeper = lease.lock().unwrap_or_else(|e| e.into_inner()).take();
+    #[cfg(feature = "postgres")]
     if let Some(keeper) = keeper {
-        keeper.stop().await;
+        keeper.shutdown().await;
     }
+    #[cfg(not(feature = "postgres"))]
+    let _: Option<()> = keeper;
     served
 }
 
-/// The configured state store, and for PostgreSQL what the lease needs.
-struct Store {
-    store: Arc<dyn StateStore>,
-    #[cfg(feature = "postgres")]
-    postgres: Option<(Arc<kasm_scale_postgres::PostgresStore>, Duration)>,
+/// Takes part in the lease while the service runs, when replicas share the store.
+#[cfg(feature = "postgres")]
+fn keep_lease(
+    backends: &kasm_scale::backends::Backends,
+    scaler: &Autoscaler,
+    address: String,
+) -> Option<kasm_scale_postgres::LeaseKeeper> {
+    let keeper = backends.keep_lease(scaler, address)?;
+    eprintln!(
+        "kasm-scale serve: replica {} takes part in the lease",
+        keeper.holder()
+    );
+    Some(keeper)
 }
 
-/// Keeps the lease while it runs ([`Store::keep_lease`]).
-enum Keeper {
-    #[cfg(feature = "postgres")]
-    Postgres(kasm_scale_postgres::LeaseKeeper),
-}
-
-impl Keeper {
-    async fn stop(self) {
-        match self {
-            #[cfg(feature = "postgres")]
-            Keeper::Postgres(keeper) => keeper.shutdown().await,
-        }
-    }
-}
-
-impl Store {
-    /// Whether replicas share it (the controller starts as a follower).
-    fn replicated(&self) -> bool {
-        #[cfg(feature = "postgres")]
-        return self.postgres.is_some();
-        #[cfg(not(feature = "postgres"))]
-        false
-    }
-
-    /// Starts keeping the lease for `scaler`, reachable at `address`, if the store is shared.
-    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
-    fn keep_lease(&self, scaler: &Autoscaler, address: String) -> Option<Keeper> {
-        #[cfg(feature = "postgres")]
-        if let Some((store, ttl)) = &self.postgres {
-            let options = kasm_scale_postgres::LeaseOptions::new(*ttl, address);
-            eprintln!(
-                "kasm-scale serve: replica {} takes part in the lease",
-                options.holder
-            );
-            return Some(Keeper::Postgres(kasm_scale_postgres::LeaseKeeper::start(
-                scaler.clone(),
-                store.clone(),
-                options,
-            )));
-        }
-        None
-    }
-}
-
-/// The state store the configuration names.
-async fn state_store(config: &Config) -> Result<Store, String> {
-    let store: Arc<dyn StateStore> = match config.state_store.clone().unwrap_or_default() {
-        StateStoreConfig::File(file) => Arc::new(FileStore::new(file.path)),
-        StateStoreConfig::Memory {} => Arc::new(MemoryStore::default()),
-        #[cfg(feature = "postgres")]
-        StateStoreConfig::Postgres(pg) => {
-            let store = Arc::new(
-                kasm_scale_postgres::PostgresStore::connect(&pg)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
-            let ttl = Duration::from_secs(u64::from(pg.lease_ttl));
-            return Ok(Store {
-                store: store.clone(),
-                postgres: Some((store, ttl)),
-            });
-        }
-        #[cfg(not(feature = "postgres"))]
-        StateStoreConfig::Postgres(_) => {
-            return Err(
-                "state_store: kind \"postgres\" needs a kasm-scale built with the \
-                        `postgres` feature (cargo build --release --features postgres)"
-                    .to_string(),
-            );
-        }
-    };
-    Ok(Store {
-        store,
-        #[cfg(feature = "postgres")]
-        postgres: None,
-    })
+/// Without PostgreSQL there is no lease to keep.
+#[cfg(not(feature = "postgres"))]
+fn keep_lease(
+    _backends: &kasm_scale::backends::Backends,
+    _scaler: &Autoscaler,
+    _address: String,
+) -> Option<()> {
+    None
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.
@@ -334,88 +277,10 @@ async fn stop_signal() {
     }
 }
 
-/// The provider of one VM provider config, as this build supports it.
-async fn vm_provider(
-    config: &VmProviderConfig,
-    scripts: Option<&Path>,
-) -> Result<Arc<dyn VmProvider>, String> {
-    match config {
-        VmProviderConfig::Memory(m) => {
-            let cloud = Arc::new(MemoryCloud::new(m.clone(), rand_seed()));
-            Ok(match scripts {
-                Some(dir) => Arc::new(ScriptsToDisk {
-                    inner: cloud,
-                    dir: dir.to_owned(),
-                }),
-                None => cloud,
-            })
-        }
-        #[cfg(feature = "aws")]
-        VmProviderConfig::Aws(c) => Ok(Arc::new(
-            kasm_scale_aws::AwsProvider::builder(c.clone())
-                .build()
-                .await
-                .map_err(|e| format!("vm provider `{}`: {e}", c.name))?,
-        )),
-        #[cfg(feature = "azure")]
-        VmProviderConfig::Azure(c) => Ok(Arc::new(
-            kasm_scale_azure::AzureProvider::builder(c.clone())
-                .build()
-                .map_err(|e| format!("vm provider `{}`: {e}", c.name))?,
-        )),
-        #[allow(unreachable_patterns)]
-        other => Err(format!(
-            "vm provider `{}`: this build has no {} support (build with `--features {}`)",
-            other.name(),
-            other.kind(),
-            other.kind()
-        )),
-    }
-}
-
-/// The directories the auto-scale configs use, as this build supports them.
-fn directories(config: &Config) -> Result<Vec<Arc<dyn DirectoryService>>, String> {
-    let used: std::collections::BTreeSet<&str> = config
-        .autoscale_configs()
-        .filter(|(_, c)| c.ad_create_machine_record)
-        .filter_map(|(_, c)| c.ldap_id.as_deref())
-        .collect();
-    config
-        .ldap_configs
-        .iter()
-        .filter(|l| used.contains(l.name.as_str()))
-        .map(directory)
-        .collect()
-}
-
-/// The directory of one LDAP config, as this build supports it.
-fn directory(
-    ldap: &kasm_scale_core::config::LdapConfig,
-) -> Result<Arc<dyn DirectoryService>, String> {
-    #[cfg(feature = "ldap")]
-    return Ok(Arc::new(
-        kasm_scale_ldap::LdapDirectory::builder(ldap.clone())
-            .build()
-            .map_err(|e| format!("ldap config `{}`: {e}", ldap.name))?,
-    ));
-    #[cfg(not(feature = "ldap"))]
-    Err(format!(
-        "ldap config `{}`: this build has no Active Directory support (build with `--features ldap`)",
-        ldap.name
-    ))
-}
-
-/// A seed for a memory cloud's own randomness (latencies, injected failures).
-fn rand_seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 /// A memory cloud that hands each VM's startup script to a file, as a guest would receive it.
 #[derive(Debug)]
 struct ScriptsToDisk {
-    inner: Arc<MemoryCloud>,
+    inner: Arc<dyn VmProvider>,
     dir: PathBuf,
 }
 
