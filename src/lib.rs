@@ -55,7 +55,17 @@ pub use kasm_scale_http as http;
 #[cfg(feature = "postgres")]
 pub use kasm_scale_postgres as postgres;
 
-/// Compiles the README's Rust examples as doc tests.
+/// Compiles the README's and the guides' Rust examples as doc tests.
 #[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
+mod doc_pages {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/embedding.md")]
+    struct Embedding;
+    #[doc = include_str!("../docs/aws.md")]
+    struct Aws;
+    #[doc = include_str!("../docs/azure.md")]
+    struct Azure;
+    #[doc = include_str!("../docs/active-directory.md")]
+    struct ActiveDirectory;
+}

@@ -5,7 +5,7 @@
 //! volumes carry the owner tags; `create` is idempotent on the server id (the server id is the
 //! `ClientToken`, and a repeated create looks the server-id tag up before it sends RunInstances
 //! again, since emulators ignore client tokens). `aws_ec2_config_override` is deep-merged into the
-//! RunInstances request (the keys and rules are in the README, "On AWS"), and
+//! RunInstances request (the keys and rules are in docs/aws.md), and
 //! `retrieve_password` decrypts the Windows administrator password with the key pair.
 //! Instances are launched with `InstanceInitiatedShutdownBehavior = terminate` unless the
 //! override says otherwise, so a VM shut down from inside does not linger stopped.

@@ -46,8 +46,9 @@ pub use traits::{
 
 /// What an embedder's `main` uses, in one import: `use kasm_scale_core::prelude::*;`.
 ///
-/// The controller and its builder, the configuration loader, the three backend traits and
-/// their in-memory implementations, a session request and its outcome, and the error types.
+/// The controller and its builder, the configuration loader, the three backend traits with
+/// what a provider takes and returns, their in-memory implementations, a session request and
+/// its outcome, [`Secret`], and the error types.
 pub mod prelude {
     pub use crate::config::{Config, ConfigError, Format, load_file, load_str};
     pub use crate::controller::{
@@ -56,7 +57,9 @@ pub mod prelude {
     };
     pub use crate::engine::{ServerId, SessionRequest};
     pub use crate::memory::{MemoryCloud, MemoryDirectory, MemoryStore};
+    pub use crate::secret::Secret;
     pub use crate::traits::{
-        BackendError, DirectoryService, StateStore, StoreError, Vm, VmProvider, VmSpec, VmState,
+        BackendError, Capabilities, DirectoryService, Leftover, Owner, StateStore, StoreError, Vm,
+        VmProvider, VmSpec, VmState,
     };
 }

@@ -14,6 +14,16 @@ pub const REDACTED: &str = "<redacted>";
 /// secret field names the field but not what was found there. The only ways to reach the value
 /// are [`Secret::expose`] and serialization (so that a configuration can be written back out):
 /// both are explicit, and neither is used by logging.
+///
+/// # Examples
+///
+/// ```
+/// use kasm_scale_core::Secret;
+///
+/// let password = Secret::new("Xy7!q9mT2#vL8@pR4");
+/// assert_eq!(format!("{password:?} {password}"), "Secret(<redacted>) <redacted>");
+/// assert_eq!(password.expose(), "Xy7!q9mT2#vL8@pR4");
+/// ```
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
 

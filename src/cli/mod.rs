@@ -52,7 +52,7 @@ enum Command {
         /// The configuration (TOML, YAML or JSON).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
-        /// The state: servers, queued requests and bookkeeping (JSON, see the README).
+        /// The state: servers, queued requests and bookkeeping (JSON, see docs/embedding.md).
         #[arg(long, value_name = "STATE.json")]
         state: PathBuf,
         /// The time to plan for (RFC 3339); default: now.

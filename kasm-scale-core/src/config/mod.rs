@@ -301,6 +301,45 @@ pub fn load_file(path: impl AsRef<Path>) -> Result<Loaded, ConfigError> {
 }
 
 /// Parses and validates configuration text.
+///
+/// # Examples
+///
+/// ```
+/// use kasm_scale_core::{ConfigError, Format, load_str};
+///
+/// let text = r#"
+/// [[zones]]
+/// zone_name = "default"
+/// upstream_auth_address = "kasm.example.com"
+///
+/// [[vm_providers]]
+/// provider = "memory"
+/// name = "cloud"
+/// max_instances = 10
+///
+/// [[pools]]
+/// server_pool_name = "desktops"
+///
+/// [[pools.autoscale]]
+/// autoscale_config_name = "desktops-cloud"
+/// vm_provider_config_id = "cloud"
+/// connection_type = "RDP"
+/// minimum_pool_standby_sessions = 2
+/// "#;
+/// let config = load_str(text, Format::Toml)?.config;
+/// let (pool, autoscale) = config.autoscale_configs().next().unwrap();
+/// assert_eq!(pool.server_pool_name, "desktops");
+/// assert_eq!(autoscale.minimum_pool_standby_sessions, 2);
+/// assert_eq!(autoscale.effective_port(), Some(3389)); // Kasm's default for RDP
+///
+/// // Every problem is named with its path.
+/// let bad = text.replace("\"cloud\"\nconnection_type", "\"gcp\"\nconnection_type");
+/// let Err(ConfigError::Invalid { problems }) = load_str(&bad, Format::Toml) else {
+///     panic!("an unknown provider is refused");
+/// };
+/// assert_eq!(problems[0].path, "pools[0].autoscale[0].vm_provider_config_id");
+/// # Ok::<(), ConfigError>(())
+/// ```
 pub fn load_str(text: &str, format: Format) -> Result<Loaded, ConfigError> {
     load_text(text, format, Path::new("<config>"))
 }

@@ -50,6 +50,39 @@ struct Inner {
 }
 
 /// An in-memory cloud for one VM provider config.
+///
+/// # Examples
+///
+/// ```
+/// use kasm_scale_core::config::VmProviderConfig;
+/// use kasm_scale_core::prelude::*;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = load_str(
+///     "[[vm_providers]]\nprovider = \"memory\"\nname = \"cloud\"\nmax_instances = 4\nboot_latency = { fixed = 60 }\n",
+///     Format::Toml,
+/// )?
+/// .config;
+/// let VmProviderConfig::Memory(memory) = config.vm_providers[0].clone() else { unreachable!() };
+/// let cloud = MemoryCloud::new(memory, 42); // the seed drives every random choice
+/// let spec = VmSpec {
+///     owner: Owner {
+///         owner_id: "broker-eu-1".into(), // what a restarted controller adopts
+///         pool: "desktops".into(),
+///         config: "desktops-cloud".into(),
+///         server_id: ServerId(uuid::Uuid::from_u128(1)),
+///     },
+///     hostname: "KASM-0000000001".into(),
+///     startup_script: Secret::new("#!/bin/sh\n"),
+/// };
+/// let vm = cloud.create(&spec).await?;
+/// assert_eq!(vm.state, VmState::Pending);
+/// tokio::time::sleep(std::time::Duration::from_secs(61)).await; // tokio's clock
+/// assert_eq!(cloud.get(&vm.vm_id).await?.unwrap().state, VmState::Running);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct MemoryCloud {
     config: MemoryVmConfig,

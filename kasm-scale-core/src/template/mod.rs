@@ -171,6 +171,25 @@ impl Template {
     /// check, which knows the variables). The error is the first such problem in the text, which
     /// may come after a field Python would fail on first: [`check`] gives Python's error and
     /// every other problem.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kasm_scale_core::template::Template;
+    ///
+    /// let template = Template::parse("hostnamectl set-hostname {server_hostname:.15}")?;
+    /// let vars = std::collections::BTreeMap::from([(
+    ///     "server_hostname".to_owned(),
+    ///     "KASM-0F1E2D3C4B".to_owned(),
+    /// )]);
+    /// let script = template.render(&vars)?; // a Secret: it may hold tokens and passwords
+    /// assert_eq!(script.expose(), "hostnamectl set-hostname KASM-0F1E2D3C4B");
+    ///
+    /// // A PowerShell block pasted with single braces is refused here, not at provisioning.
+    /// let error = Template::parse("if ($x) { Write-Host {server_id} }").unwrap_err();
+    /// assert_eq!(error.to_string(), "1:9: ValueError: unexpected '{' in field name");
+    /// # Ok::<(), kasm_scale_core::template::TemplateError>(())
+    /// ```
     pub fn parse(source: impl Into<String>) -> Result<Template, TemplateError> {
         let template = Self::parse_lenient(source.into());
         if let Some(error) = template.first_static_error() {

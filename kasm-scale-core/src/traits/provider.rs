@@ -110,6 +110,38 @@ pub struct Capabilities {
 ///   itself; inside one call it may re-authenticate once after its credentials were refused,
 ///   poll a long-running operation to its end, replace a dead pooled connection once, and look
 ///   the server-id tag up before a repeated `create`.
+///
+/// # Examples
+///
+/// `examples/custom_provider.rs` writes a provider for a made-up cloud over HTTP; the
+/// conformance suite (`testkit::vm_provider_contract`, feature `testkit`) checks this contract
+/// against a real backend. Handing a provider to the controller:
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use kasm_scale_core::config::VmProviderConfig;
+/// use kasm_scale_core::prelude::*;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = load_str(
+///     r#"
+///     [[vm_providers]]
+///     provider = "memory"
+///     name = "cloud"
+///     max_instances = 4
+///     "#,
+///     Format::Toml,
+/// )?
+/// .config;
+/// let VmProviderConfig::Memory(memory) = config.vm_providers[0].clone() else { unreachable!() };
+/// let provider: Arc<dyn VmProvider> = Arc::new(MemoryCloud::new(memory, 7));
+/// assert_eq!(provider.name(), "cloud"); // the config's name: the controller routes by it
+/// let scaler = Autoscaler::builder(config).owner_id("broker-eu-1").provider(provider).build()?;
+/// # let _ = scaler;
+/// # Ok(())
+/// # }
+/// ```
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait VmProvider: Send + Sync + fmt::Debug {

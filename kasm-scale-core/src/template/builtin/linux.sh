@@ -12,7 +12,8 @@
 # and any file left readable: secrets go to commands on their standard input, never as
 # arguments (realm join is the one exception, below), the script writes no file, and the copies
 # of this script and of its user data are made readable by root alone. The user data stays
-# readable to local users through the metadata service: see the README (Startup scripts).
+# readable to local users through the metadata service: see docs/service.md, "Security
+# and limits".
 set -euo pipefail
 
 # --- values (each one shell-quoted word, inserted by kasm-scale) ---

@@ -13,8 +13,8 @@
 # files that hold a secret are locked to SYSTEM and the Administrators group, the check-in
 # token's file is removed once the server checked in, and no secret is an argument of a native
 # command (the values stay inside PowerShell: SecureString, PSCredential, Invoke-RestMethod).
-# The user data stays readable to local users through the metadata service: see the README
-# (Startup scripts).
+# The user data stays readable to local users through the metadata service: see
+# docs/service.md ("Security and limits").
 $ErrorActionPreference = "Stop"
 
 # --- values (each one PowerShell string literal, inserted by kasm-scale) ---
@@ -49,7 +49,7 @@ function Protect-Path([string] $Path) {{
 
 # This script and the copy of the user data Azure leaves (C:\AzureData\CustomData.bin) hold the
 # token and the passwords. A failure here is reported, not fatal: the metadata service still
-# serves the same data (see the README).
+# serves the same data (see docs/service.md, "Security and limits").
 foreach ($copy in @($PSCommandPath, (Join-Path $env:SystemDrive "AzureData\CustomData.bin"))) {{
     if ($copy -and (Test-Path -LiteralPath $copy)) {{
         try {{ Protect-Path $copy }} catch {{ Write-Warning "cannot restrict access to $copy" }}
