@@ -10,6 +10,7 @@ mod azure_ids;
 mod bounds;
 mod endpoint;
 pub(crate) mod fields;
+mod hostname;
 mod ldap;
 mod load;
 mod pool;
@@ -37,6 +38,7 @@ pub use bounds::{
 };
 pub use endpoint::check_endpoint;
 pub use fields::{JsonObject, Tags, merge_json};
+pub use hostname::{HEX_HEADROOM, HostnamePattern};
 pub use ldap::{Dn, LdapConfig};
 pub use pool::{
     AutoScaleConfig, ConnectionType, CredentialType, DEFAULT_SERVICE_TARGET, Placement, Pool,

@@ -228,6 +228,11 @@ pub struct AutoScaleConfig {
         skip_serializing_if = "is_default_service"
     )]
     pub target_immediate_service: f64,
+    /// (ours) The servers' computer names by a naming policy: letters, digits and `-` with a
+    /// counter `{n:W}` (lowest free number first) and/or random hex digits `{hex:W}`, e.g.
+    /// `VDI-{n:3}` → `VDI-001`. Default: `KASM-` and 10 hex digits of the server id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_hostname_pattern: Option<super::HostnamePattern>,
 }
 
 /// (ours) How an auto-scale config sizes its free slots.
@@ -310,6 +315,7 @@ impl AutoScaleConfig {
             schedules: Vec::new(),
             standby_policy: StandbyPolicy::Static,
             target_immediate_service: DEFAULT_SERVICE_TARGET,
+            server_hostname_pattern: None,
         }
     }
 

@@ -307,6 +307,29 @@ fn autoscale(out: &mut Out<'_>, config: &Config, p: &str, c: &AutoScaleConfig) {
         provider.is_some(),
     );
 
+    if let (Some(pattern), Some(provider)) = (&c.server_hostname_pattern, provider) {
+        let most = provider.max_instances();
+        if pattern.servers() < u64::from(most) {
+            let why = if pattern.has_counter() {
+                format!("`{pattern}` makes {} names", pattern.servers())
+            } else {
+                format!(
+                    "`{pattern}` makes {} random names, enough for {} servers (one in {} used at \
+                     most, so that a random name is free at the first try)",
+                    pattern.capacity(),
+                    pattern.servers(),
+                    super::HEX_HEADROOM
+                )
+            };
+            out.error(
+                format!("{p}.server_hostname_pattern"),
+                format!(
+                    "{why}; VM provider config `{}` may have {most} servers (max_instances)",
+                    c.vm_provider_config_id
+                ),
+            );
+        }
+    }
     out.int(
         p,
         "downscale_backoff",
