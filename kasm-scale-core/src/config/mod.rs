@@ -10,6 +10,7 @@ mod azure_ids;
 mod bounds;
 mod endpoint;
 pub(crate) mod fields;
+mod generation;
 mod hostname;
 mod ldap;
 mod load;
@@ -38,6 +39,10 @@ pub use bounds::{
 };
 pub use endpoint::check_endpoint;
 pub use fields::{JsonObject, Tags, merge_json};
+pub use generation::{
+    Generation, SHAPING_AUTOSCALE_FIELDS, SHAPING_PROVIDER_FIELDS, STEERING_AUTOSCALE_FIELDS,
+    STEERING_PROVIDER_FIELDS,
+};
 pub use hostname::{HEX_HEADROOM, HostnamePattern};
 pub use ldap::{Dn, LdapConfig};
 pub use pool::{
