@@ -283,3 +283,31 @@ fn the_limits_the_guide_states_are_the_codes() {
         );
     }
 }
+
+#[test]
+fn the_ranges_the_reference_states_are_the_codes() {
+    use kasm_scale::config::{
+        MAX_API_CONCURRENCY, MAX_CALL_TIMEOUT_SECONDS, MAX_DELAY_SECONDS, MAX_INSTANCES,
+        MAX_OPERATION_TIMEOUT_SECONDS, MAX_RATE_PER_SECOND, MAX_SESSIONS_PER_SERVER,
+        MAX_STANDBY_SESSIONS, MAX_WAIT_SECONDS, MIN_RATE_PER_SECOND,
+    };
+    let reference = read("docs/configuration.md");
+    for stated in [
+        format!("| 0–{MAX_DELAY_SECONDS} s (7 days) |"),
+        format!("– {MAX_WAIT_SECONDS} s (30 days) |"),
+        format!("| 1–{MAX_CALL_TIMEOUT_SECONDS} s (1 hour), whole seconds |"),
+        format!("| 1–{MAX_OPERATION_TIMEOUT_SECONDS} s (1 day), whole seconds |"),
+        format!("| {MIN_RATE_PER_SECOND}–{MAX_RATE_PER_SECOND} calls per second |"),
+        format!("| `api_concurrency` | 1–{MAX_API_CONCURRENCY} |"),
+        format!("| `max_instances` *(upper bound ours)* | 1–{MAX_INSTANCES} |"),
+        format!(
+            "| `max_simultaneous_sessions_per_server` *(upper bound ours)* | 1–{MAX_SESSIONS_PER_SERVER} |"
+        ),
+        format!("a schedule *(upper bound ours)* | 0–{MAX_STANDBY_SESSIONS} |"),
+    ] {
+        assert!(
+            reference.contains(&stated),
+            "docs/configuration.md should say: {stated}"
+        );
+    }
+}
