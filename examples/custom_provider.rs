@@ -426,10 +426,11 @@ mod nimbus {
             );
         }
         let mut t = cloud.tables();
-        if let Some(id) = t.by_client_token.get(&new.client_token) {
-            if let Some(row) = t.rows.get(id) {
-                return (StatusCode::OK, Json(current(row))).into_response();
-            }
+        // The same client token again (a retry): the machine it made, not a second one.
+        if let Some(id) = t.by_client_token.get(&new.client_token)
+            && let Some(row) = t.rows.get(id)
+        {
+            return (StatusCode::OK, Json(current(row))).into_response();
         }
         let live = t
             .rows
