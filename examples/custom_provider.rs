@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use kasm_scale::Secret;
 use kasm_scale::prelude::*;
-use kasm_scale::secret::Secret;
 use kasm_scale::testkit;
 use kasm_scale::traits::{Capabilities, Owner};
 use serde::{Deserialize, Serialize};
