@@ -303,6 +303,7 @@ impl VmProvider for NimbusProvider {
         let label = format!("{}={owner_id}", kasm_scale::traits::OWNER_TAG);
         let mut vms = Vec::new();
         let mut page_token: Option<String> = None;
+        let mut seen = std::collections::HashSet::new();
         loop {
             let mut query = vec![("label", label.clone())];
             query.extend(page_token.take().map(|t| ("page_token", t)));
@@ -320,6 +321,12 @@ impl VmProvider for NimbusProvider {
                 }
             }
             match page.next_page_token {
+                // A cloud that hands a page token back twice would keep us here for ever.
+                Some(next) if !seen.insert(next.clone()) => {
+                    return Err(BackendError::Transient(format!(
+                        "Nimbus: page token {next} came back twice"
+                    )));
+                }
                 Some(next) => page_token = Some(next),
                 None => return Ok(vms),
             }
