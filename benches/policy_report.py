@@ -2,7 +2,7 @@
 """The demand policy's targets (issue 17), measured with `kasm-scale simulate --compare --json`
 over several seeds: medians and worst cases, ours against Kasm's rules on the same configuration.
 
-    cargo build --release && python3 benches/policy_report.py [--seeds 5] [--bin PATH]
+    cargo build --release --features sim && python3 benches/policy_report.py [--seeds 5] [--bin PATH]
 
 Scenarios:
   default week   the embedded default, five workdays (Mon-Fri), 300 users
@@ -76,7 +76,7 @@ def main():
     parser.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "kasm-scale"))
     args = parser.parse_args()
     if not os.path.exists(args.bin):
-        sys.exit(f"{args.bin}: not built (cargo build --release)")
+        sys.exit(f"{args.bin}: not built (cargo build --release --features sim)")
     seeds = range(1, args.seeds + 1)
     with tempfile.TemporaryDirectory() as tmp:
         scenarios = [

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, header};
-use kasm_scale::config::{Format, VmProviderConfig};
-use kasm_scale::controller::{Autoscaler, Event, SessionOutcome};
-use kasm_scale::engine::SessionRequest;
-use kasm_scale::memory::{MemoryCloud, token_in};
+use kasm_scale::config::VmProviderConfig;
+use kasm_scale::memory::token_in;
+use kasm_scale::prelude::*;
 use tower::ServiceExt;
 
 const CONFIG: &str = r##"
@@ -38,9 +37,9 @@ require_checkin = true
 
 #[tokio::main(flavor = "current_thread", start_paused = true)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = kasm_scale::load_str(CONFIG, Format::Toml)?.config;
+    let config = load_str(CONFIG, Format::Toml)?.config;
     let VmProviderConfig::Memory(memory) = config.vm_providers[0].clone() else {
-        unreachable!()
+        return Err("the example's config has one memory cloud".into());
     };
     let cloud = Arc::new(MemoryCloud::new(memory, 42));
     let scaler = Autoscaler::builder(config)

@@ -48,7 +48,9 @@ fn assert_quiet(args: &[&str], status: i32) {
 #[test]
 fn every_subcommand_ends_quietly_when_stdout_is_closed() {
     let dir = tempfile::tempdir().unwrap();
+    #[cfg(feature = "sim")]
     let svg = dir.path().join("chart.svg");
+    #[cfg(feature = "sim")]
     let svg = svg.to_str().unwrap();
     let state = dir.path().join("state.json");
     std::fs::write(&state, r#"{"servers": []}"#).unwrap();
@@ -83,7 +85,9 @@ fn every_subcommand_ends_quietly_when_stdout_is_closed() {
     );
     assert_quiet(&["render", "--builtin", "linux", "--example-vars"], 0);
     assert_quiet(&["render", "--builtin", "windows", "--raw"], 0);
+    #[cfg(feature = "sim")]
     assert_quiet(&["simulate", "--svg", svg], 0);
+    #[cfg(feature = "sim")]
     assert_quiet(&["simulate", "--json", "--svg", svg], 0);
 }
 

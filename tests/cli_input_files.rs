@@ -100,6 +100,7 @@ fn plan_refuses_such_configurations_and_states() {
     }
 }
 
+#[cfg(feature = "sim")]
 #[test]
 fn simulate_refuses_such_configurations_and_traces() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,27 +7,14 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use kasm_scale_core::config::PostgresStoreConfig;
 use kasm_scale_core::secret::Secret;
 
+use crate::error::ConnectError;
+
 /// How long one statement may run before the database cancels it (ours): shorter than the
 /// controller's store timeout, so a hung statement fails as an error the controller retries.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long opening a connection may take (ours).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Why the store cannot be set up. Never holds the password.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConnectError {
-    /// The settings are unusable.
-    #[error("state_store: {0}")]
-    Config(String),
-    /// The database cannot be reached or refused us.
-    #[error("state_store: cannot reach PostgreSQL: {0}")]
-    Database(String),
-    /// The schema cannot be migrated.
-    #[error("state_store: cannot migrate the schema: {0}")]
-    Migration(String),
-}
 
 /// The password from `password_env` or `password_file` (its first line), if either is given.
 fn password(config: &PostgresStoreConfig) -> Result<Option<Secret>, ConnectError> {
@@ -185,7 +172,7 @@ pub async fn connect(config: &PostgresStoreConfig) -> Result<Pool, ConnectError>
         .create_timeout(Some(CONNECT_TIMEOUT))
         .build()
         .map_err(|e| ConnectError::Config(format!("pool: {e}")))?;
-    crate::migrate(&pool).await?;
+    crate::migrate::migrate(&pool).await?;
     Ok(pool)
 }
 

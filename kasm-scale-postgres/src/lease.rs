@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::PostgresStore;
-use crate::store::describe;
+use crate::error::describe;
 
 /// How a replica takes part in the lease.
 #[derive(Debug, Clone)]

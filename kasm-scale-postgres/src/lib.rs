@@ -35,12 +35,14 @@
 //! [`StoreError::Fenced`]: kasm_scale_core::traits::StoreError::Fenced
 
 mod connect;
+mod error;
 mod lease;
 mod migrate;
 mod rows;
 mod store;
 
-pub use connect::{ConnectError, connect};
+pub use connect::connect;
+pub use error::ConnectError;
 pub use lease::{LeaseKeeper, LeaseOptions, LeaseState, current as lease_state};
 pub use migrate::{MIGRATIONS, migrate};
 pub use store::PostgresStore;

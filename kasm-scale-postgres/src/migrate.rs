@@ -5,7 +5,7 @@
 
 use deadpool_postgres::Pool;
 
-use crate::ConnectError;
+use crate::error::{ConnectError, describe};
 
 /// The migrations, oldest first: (version, name, SQL).
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
@@ -24,7 +24,7 @@ pub async fn migrate(pool: &Pool) -> Result<(), ConnectError> {
         .get()
         .await
         .map_err(|e| ConnectError::Database(e.to_string()))?;
-    let db = |e: tokio_postgres::Error| ConnectError::Migration(crate::store::describe(&e));
+    let db = |e: tokio_postgres::Error| ConnectError::Migration(describe(&e));
     let tx = client.transaction().await.map_err(db)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
         .await
@@ -55,10 +55,7 @@ pub async fn migrate(pool: &Pool) -> Result<(), ConnectError> {
     }
     for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         tx.batch_execute(sql).await.map_err(|e| {
-            ConnectError::Migration(format!(
-                "{version} ({name}): {}",
-                crate::store::describe(&e)
-            ))
+            ConnectError::Migration(format!("{version} ({name}): {}", describe(&e)))
         })?;
         tx.execute(
             "INSERT INTO kasm_scale_migrations (version, name) VALUES ($1, $2)",

@@ -11,7 +11,8 @@ use kasm_scale_core::traits::{StateStore, StoreError};
 use tokio_postgres::error::SqlState;
 use tracing::Instrument;
 
-use crate::ConnectError;
+use crate::connect::connect;
+use crate::error::{ConnectError, describe};
 use crate::rows::{self, Changes};
 
 /// How often a save is tried when the database reports a serialization failure, a deadlock or a
@@ -94,15 +95,6 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-/// A database error in words, with its SQLSTATE when the server sent one (never the password:
-/// tokio-postgres does not put it in errors).
-pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
-    }
-}
-
 /// Whether trying again may succeed: a serialization failure, a deadlock, a cancelled statement
 /// (timeout), or a connection that dropped.
 fn transient(e: &tokio_postgres::Error) -> bool {
@@ -142,7 +134,7 @@ impl Failure {
 impl PostgresStore {
     /// Connects with `config` (a pool of `pool_size` connections) and migrates the schema.
     pub async fn connect(config: &PostgresStoreConfig) -> Result<Self, ConnectError> {
-        Ok(Self::with_pool(crate::connect(config).await?))
+        Ok(Self::with_pool(connect(config).await?))
     }
 
     /// A store on an existing pool (its schema already migrated with [`crate::migrate`]).

@@ -4,6 +4,7 @@ mod output;
 mod plan;
 mod render;
 mod serve;
+#[cfg(feature = "sim")]
 mod simulate;
 mod validate;
 
@@ -66,7 +67,19 @@ enum Command {
     ///
     /// Without options: the embedded default scenario (a pool fed by two clouds, a workday of 300
     /// users). Prints a summary table (or `--json`) and writes an SVG chart.
+    #[cfg(feature = "sim")]
     Simulate(simulate::Args),
+    /// Simulate a configuration against a demand trace on virtual time, with the real controller.
+    ///
+    /// Not in this build: the simulator is the feature `sim` (it needs tokio's test clock, which
+    /// a build for `serve` leaves out). `cargo run --release --features sim -- simulate` runs it.
+    #[cfg(not(feature = "sim"))]
+    #[command(disable_help_flag = true)]
+    Simulate {
+        /// The simulator's options, unread in this build.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Run the controller as a service: its tick loop, Kasm's guest check-in API
     /// (`/api/set_server_status`, …) and the health probes, until SIGINT or SIGTERM.
     ///
@@ -117,7 +130,17 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         match self.command {
             Command::Validate { files } => validate::run(&files),
+            #[cfg(feature = "sim")]
             Command::Simulate(args) => simulate::run(args),
+            #[cfg(not(feature = "sim"))]
+            Command::Simulate { .. } => {
+                eprintln!(
+                    "kasm-scale simulate: this kasm-scale is built without the simulator (the \
+                     feature `sim`); build it with `--features sim`, e.g. \
+                     `cargo run --release --features sim -- simulate`"
+                );
+                ExitCode::from(2)
+            }
             Command::Serve(args) => serve::run(args),
             Command::Plan {
                 config,

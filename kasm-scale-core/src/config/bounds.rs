@@ -25,6 +25,8 @@ use std::fmt;
 
 use serde::Deserializer;
 
+use super::fields::{Num, whole_number};
+
 /// Seconds in a day.
 const DAY: u64 = 86_400;
 
@@ -191,27 +193,11 @@ pub(crate) fn human(seconds: u64) -> String {
     }
 }
 
-/// A number for messages: plain (`0.5`, `604800`) when short, else in exponent form (`1e300`,
-/// `1e-300`) rather than Rust's hundreds of digits.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Num(pub f64);
-
-impl fmt::Display for Num {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let v = self.0;
-        if v.is_finite() && v != 0.0 && !(1e-4..1e15).contains(&v.abs()) {
-            write!(f, "{v:e}")
-        } else {
-            write!(f, "{v}")
-        }
-    }
-}
-
 /// Reads an integer field and checks it against `bound`, with the bound's message for a value
 /// outside it (negative and too large for the type included).
 fn int_in<'de, D: Deserializer<'de>>(d: D, bound: &Bound) -> Result<u64, D::Error> {
     use serde::de::Error;
-    match super::fields::whole_number(d)? {
+    match whole_number(d)? {
         Ok(v) => match bound.check_int(v) {
             Some(message) => Err(D::Error::custom(message)),
             None => u64::try_from(v).map_err(|_| D::Error::custom(bound.message(v))),
@@ -265,6 +251,16 @@ pub(crate) fn service_target<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::
     use serde::{Deserialize, de::Error};
     let v = f64::deserialize(d)?;
     match SERVICE_TARGET.check(v) {
+        Some(message) => Err(D::Error::custom(message)),
+        None => Ok(v),
+    }
+}
+
+/// `*_failure_rate` and `never_checkin_rate`: a probability in [`PROBABILITY`].
+pub(crate) fn probability<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    use serde::{Deserialize, de::Error};
+    let v = f64::deserialize(d)?;
+    match PROBABILITY.check(v) {
         Some(message) => Err(D::Error::custom(message)),
         None => Ok(v),
     }

@@ -1,5 +1,6 @@
-//! serde helpers shared by the configuration types: ranged integers with plain messages, and
-//! JSON values that Kasm stores as strings.
+//! serde helpers shared by the configuration types: whole numbers and ranged integers with plain
+//! messages, numbers written briefly for messages, and JSON values that Kasm stores as strings.
+//! The named ranges of [`super::bounds`] build on them (this file imports nothing from there).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -7,7 +8,21 @@ use std::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
-use super::bounds::{Num, PROBABILITY};
+/// A number for messages: plain (`0.5`, `604800`) when short, else in exponent form (`1e300`,
+/// `1e-300`) rather than Rust's hundreds of digits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Num(pub f64);
+
+impl fmt::Display for Num {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        if v.is_finite() && v != 0.0 && !(1e-4..1e15).contains(&v.abs()) {
+            write!(f, "{v:e}")
+        } else {
+            write!(f, "{v}")
+        }
+    }
+}
 
 /// Reads any whole number: `Ok(n)`, or `Err(v)` for a whole float too large for `i128`
 /// (`1e300`), which callers report as out of range. A fraction is an error.
@@ -79,16 +94,6 @@ pub(crate) fn opt_positive_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option
 /// An optional TCP port, 1 to 65535.
 pub(crate) fn opt_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
     ranged(d, 1, 65535).map(|v| Some(v as u16))
-}
-
-/// A fraction between 0 and 1 (a probability).
-pub(crate) fn probability<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    let v = f64::deserialize(d)?;
-    if (0.0..=1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(de::Error::custom(PROBABILITY.message(Num(v))))
-    }
 }
 
 /// A JSON object, given either inline (a table / mapping) or as a string holding JSON, which is

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::api;
 use super::azure_ids;
-use super::bounds::{self, DELAY, MAX_DELAY_SECONDS, Num, human};
-use super::fields::{self, JsonObject, Tags, is_false};
+use super::bounds::{self, DELAY, MAX_DELAY_SECONDS, human};
+use super::fields::{self, JsonObject, Num, Tags, is_false};
 use crate::secret::Secret;
 
 /// One VM provider config, selected by its `provider` field: `aws`, `azure` or `memory`.
@@ -418,13 +418,13 @@ pub struct MemoryVmConfig {
     #[serde(default = "default_checkin")]
     pub checkin_delay: Distribution,
     /// Probability that a create call fails. Default 0.
-    #[serde(default, deserialize_with = "fields::probability")]
+    #[serde(default, deserialize_with = "bounds::probability")]
     pub create_failure_rate: f64,
     /// Probability that a destroy call fails. Default 0.
-    #[serde(default, deserialize_with = "fields::probability")]
+    #[serde(default, deserialize_with = "bounds::probability")]
     pub destroy_failure_rate: f64,
     /// Probability that a VM boots but never checks in. Default 0.
-    #[serde(default, deserialize_with = "fields::probability")]
+    #[serde(default, deserialize_with = "bounds::probability")]
     pub never_checkin_rate: f64,
     /// API calls per second before the simulated cloud answers "rate limited", 0.001 to 100000.
     /// Default unlimited. (The controller's own pacing is `api_rate_limit_per_second`.)

@@ -7,10 +7,6 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::run::SimOptions;
-use super::trace::TraceEvent;
-use crate::config::Config;
-
 /// The longest simulation, and the latest time of a trace event: 366 days.
 pub const MAX_SIM_DURATION: SignedDuration = SignedDuration::from_hours(366 * 24);
 
@@ -47,7 +43,7 @@ pub(crate) fn event_time(seconds: f64) -> SignedDuration {
 }
 
 /// "366 days" for messages.
-fn max_text() -> String {
+pub(crate) fn max_text() -> String {
     format!("{} days", MAX_SIM_DURATION.as_hours() / 24)
 }
 
@@ -60,95 +56,6 @@ pub(crate) fn time_problem(at: SignedDuration) -> Option<String> {
             max_text()
         )
     })
-}
-
-/// When a simulation of `trace` ends: after `options.duration`, or an hour after the last event.
-pub(crate) fn end_of(trace: &[TraceEvent], options: &SimOptions) -> SignedDuration {
-    options.duration.unwrap_or_else(|| {
-        trace.last().map_or(SignedDuration::ZERO, |e| e.at) + SignedDuration::from_hours(1)
-    })
-}
-
-/// Why `config`, `options` and `trace` cannot be simulated, if they cannot.
-pub(crate) fn problem(
-    config: &Config,
-    trace: &[TraceEvent],
-    options: &SimOptions,
-) -> Option<String> {
-    if config.pools.is_empty() {
-        return Some("the configuration defines no pools: there is nothing to simulate".into());
-    }
-    let (earliest, latest) = SIM_START_RANGE;
-    if !(earliest..=latest).contains(&options.start) {
-        return Some(format!(
-            "the start must be between {earliest} and {latest}, got {}",
-            options.start
-        ));
-    }
-    if trace.len() > MAX_SIM_EVENTS {
-        return Some(format!(
-            "the trace has {} events, more than the simulator takes ({MAX_SIM_EVENTS})",
-            trace.len()
-        ));
-    }
-    let standby = super::capacity::standby_servers(config);
-    if standby > MAX_SIM_SERVERS {
-        return Some(format!(
-            "the minimums (minimum_pool_standby_sessions, schedules included) keep {standby} servers, \
-             more than the simulator holds ({MAX_SIM_SERVERS})"
-        ));
-    }
-    for (name, interval) in [("tick", options.tick), ("sample", options.sample)] {
-        if !(MIN_SIM_INTERVAL..=MAX_SIM_INTERVAL).contains(&interval) {
-            return Some(format!(
-                "the {name} interval must be between 1 second and 1 day, got {interval:?}"
-            ));
-        }
-    }
-    if let Some(d) = options.duration
-        && (d.is_negative() || d > MAX_SIM_DURATION)
-    {
-        return Some(format!(
-            "the duration must be between 0 and {}, got {d:#}",
-            max_text()
-        ));
-    }
-    if let (Some(d), Some(first)) = (options.duration, trace.first())
-        && first.at >= d
-        && !d.is_negative()
-    {
-        return Some(format!(
-            "the simulation would end (after {d:#}) before the trace's first event (at {:#}): \
-             it would measure nothing",
-            first.at
-        ));
-    }
-    if let Some((i, e)) = trace
-        .iter()
-        .enumerate()
-        .find(|(_, e)| time_problem(e.at).is_some())
-    {
-        return Some(format!(
-            "trace event {} (session `{}`) at {:#}: its time {}",
-            i + 1,
-            e.session,
-            e.at,
-            time_problem(e.at).unwrap_or_default()
-        ));
-    }
-    // Last: the end is known to be in range.
-    if options.warmup_days > 0 {
-        let end = end_of(trace, options);
-        let warmup = SignedDuration::from_hours(24 * i64::from(options.warmup_days));
-        if warmup >= end {
-            return Some(format!(
-                "the warm-up ({} days) must end before the simulation does (after {end:#}): \
-                 nothing would be measured",
-                options.warmup_days
-            ));
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod duration;
 mod generate;
 mod idle;
 mod limits;
+mod options;
 mod oracle;
 mod run;
 mod scenario;
@@ -23,8 +24,9 @@ pub use limits::{
     MAX_SIM_DURATION, MAX_SIM_EVENTS, MAX_SIM_INTERVAL, MAX_SIM_SERVERS, MIN_SIM_INTERVAL,
     SIM_START_RANGE,
 };
+pub use options::{Progress, SimOptions};
 pub use oracle::{Served, oracle_vm_hours, oracle_vm_hours_within};
-pub use run::{Metrics, Progress, Series, SimError, SimOptions, memory_stand_in, simulate};
+pub use run::{Metrics, Series, SimError, memory_stand_in, simulate};
 pub use scenario::{
     DEFAULT_CONFIG, DEFAULT_DAYS, DEFAULT_USERS, default_scenario, demand_policy, kasm_policy,
 };

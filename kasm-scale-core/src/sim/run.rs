@@ -4,10 +4,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use serde::Serialize;
 
 use super::days::{DayMetrics, Ledger, pct, percentile};
+use super::options::SimOptions;
 use super::oracle::{Served, oracle_vm_hours_within};
 use super::trace::{Kind, TraceEvent};
 use crate::config::{Config, Distribution, MemoryVmConfig, VmProviderConfig};
@@ -15,59 +16,6 @@ use crate::controller::{Autoscaler, CheckinStatus, Event, SessionId, SessionOutc
 use crate::engine::{Cause, ServerState, SessionRequest};
 use crate::memory::token_in;
 use crate::memory::{MemoryCloud, MemoryDirectory};
-
-/// How to run a simulation.
-#[derive(Debug, Clone)]
-pub struct SimOptions {
-    /// Seed of every random choice (clouds, directories, controller).
-    pub seed: u64,
-    /// Wall-clock time of the start (schedules are evaluated at it).
-    pub start: Timestamp,
-    /// How long to run; default: until the last trace event, plus an hour.
-    pub duration: Option<SignedDuration>,
-    /// Time between controller ticks.
-    pub tick: Duration,
-    /// Time between samples of the chart series.
-    pub sample: Duration,
-    /// Called at every sample with the share of the simulation done (0 to 1), e.g. to move a
-    /// progress bar.
-    pub progress: Option<Progress>,
-    /// Skip the controller's ticks while it is provably idle (default: true), so that a run
-    /// costs in proportion to its events rather than to the time it covers. The results are
-    /// the same either way (see `sim/idle.rs`); `false` runs every tick, for comparison.
-    pub skip_idle: bool,
-    /// Days (24 hours each, from the start) that only warm the pool up: they are simulated and
-    /// reported day by day ([`Metrics::days`]), but left out of the whole-run figures. Default
-    /// 0; the warm-up must end before the simulation does.
-    pub warmup_days: u32,
-}
-
-/// A progress callback: gets the share of the simulation done, 0 to 1.
-#[derive(Clone)]
-pub struct Progress(pub Arc<dyn Fn(f64) + Send + Sync>);
-
-impl std::fmt::Debug for Progress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Progress(..)")
-    }
-}
-
-impl Default for SimOptions {
-    fn default() -> Self {
-        Self {
-            seed: 1,
-            start: "2026-11-30T00:00:00Z"
-                .parse()
-                .unwrap_or(Timestamp::UNIX_EPOCH),
-            duration: None,
-            tick: Duration::from_secs(10),
-            sample: Duration::from_secs(60),
-            progress: None,
-            skip_idle: true,
-            warmup_days: 0,
-        }
-    }
-}
 
 /// What a simulation measured. The whole-run figures leave out the warm-up days
 /// ([`SimOptions::warmup_days`]): the requests that arrive in them and their waits, the VM time
@@ -209,7 +157,7 @@ pub fn simulate(
     trace: &[TraceEvent],
     options: &SimOptions,
 ) -> Result<(Metrics, Series), SimError> {
-    if let Some(message) = super::limits::problem(config, trace, options) {
+    if let Some(message) = super::options::problem(config, trace, options) {
         return Err(SimError::Input(message));
     }
     // The first line in the file that names an unknown pool (events are sorted by time).
@@ -283,7 +231,7 @@ async fn run(
     let scaler = builder.build()?;
     let mut events = scaler.subscribe();
 
-    let end = super::limits::end_of(trace, options);
+    let end = super::options::end_of(trace, options);
     let origin = tokio::time::Instant::now();
     // Nanoseconds from the start, for the day-by-day figures.
     let ns = |t: tokio::time::Instant| t.duration_since(origin).as_nanos();
