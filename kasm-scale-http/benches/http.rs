@@ -6,6 +6,10 @@
 //! timeouts: the listener before the hardening) and by [`kasm_scale_http::serve`] with its
 //! default limits (connection cap, header-read and idle timeouts), so the hardening's cost is
 //! the difference of the two in the same run.
+//!
+//! The broker's hot path is measured beside it on the same 1,000-server controller:
+//! `session_lookup` (`GET /api/v1/sessions/{id}` of a seated session) and `session_cycle`
+//! (`POST /api/v1/pools/p/sessions` with a JSON body, then `DELETE /api/v1/sessions/{id}`).
 
 // `criterion_group!` defines a public function without documentation.
 #![allow(missing_docs)]
@@ -27,6 +31,12 @@ use kasm_scale_core::memory::{MemoryCloud, token_in};
 
 const CONNECTIONS: usize = 32;
 const REQUESTS: usize = 4_000;
+
+/// The broker API key of the bench's configuration.
+const BROKER_KEY: &str = "bench-key-0123456789-0123456789-0123456789";
+
+/// Sessions seated before the session benches (each bench client looks up its own).
+const SEATED: usize = 256;
 
 fn config(servers: u32) -> kasm_scale_core::config::Config {
     let text = format!(
@@ -51,6 +61,10 @@ vm_provider_config_id = "mem"
 connection_type = "RDP"
 minimum_pool_standby_sessions = {servers}
 require_checkin = true
+reusable = true
+
+[broker_api]
+keys = ["{BROKER_KEY}"]
 "#
     );
     kasm_scale_core::load_str(&text, Format::Toml)
@@ -164,6 +178,109 @@ async fn load(addr: SocketAddr, tokens: &Arc<Vec<String>>) -> Vec<Duration> {
     all
 }
 
+/// What a broker client does in one step of [`broker_load`].
+#[derive(Debug, Clone, Copy)]
+enum BrokerStep {
+    /// `GET /api/v1/sessions/{id}` of a seated session.
+    Lookup,
+    /// `POST /api/v1/pools/p/sessions` (a JSON body), then `DELETE` of the session it made.
+    Cycle,
+}
+
+/// `REQUESTS` broker steps over `CONNECTIONS` keep-alive connections; the latency of each.
+async fn broker_load(addr: SocketAddr, seated: &Arc<Vec<u64>>, step: BrokerStep) -> Vec<Duration> {
+    let mut clients = Vec::new();
+    for c in 0..CONNECTIONS {
+        let seated = seated.clone();
+        clients.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            stream.set_nodelay(true).expect("nodelay");
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
+            tokio::spawn(connection);
+            let request = |method: &str, uri: String, body: &'static str| {
+                let mut builder = Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .header("host", "127.0.0.1")
+                    .header("authorization", format!("Bearer {BROKER_KEY}"));
+                if !body.is_empty() {
+                    builder = builder.header("content-type", "application/json");
+                }
+                builder
+                    .body(http_body_util::Full::new(bytes(body)))
+                    .expect("request")
+            };
+            let mut latencies = Vec::with_capacity(REQUESTS / CONNECTIONS);
+            for i in 0..REQUESTS / CONNECTIONS {
+                let began = Instant::now();
+                match step {
+                    BrokerStep::Lookup => {
+                        let id = seated[(c * 7919 + i) % seated.len()];
+                        let response = sender
+                            .send_request(request("GET", format!("/api/v1/sessions/{id}"), ""))
+                            .await
+                            .expect("answer");
+                        assert_eq!(response.status(), StatusCode::OK);
+                        let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+                    }
+                    BrokerStep::Cycle => {
+                        let response = sender
+                            .send_request(request(
+                                "POST",
+                                "/api/v1/pools/p/sessions".into(),
+                                r#"{"user":"bench"}"#,
+                            ))
+                            .await
+                            .expect("answer");
+                        assert_eq!(response.status(), StatusCode::CREATED);
+                        let body = http_body_util::BodyExt::collect(response.into_body())
+                            .await
+                            .expect("body")
+                            .to_bytes();
+                        let answer: serde_json::Value =
+                            serde_json::from_slice(&body).expect("a JSON answer");
+                        let id = answer["session"].as_u64().expect("a session id");
+                        let response = sender
+                            .send_request(request("DELETE", format!("/api/v1/sessions/{id}"), ""))
+                            .await
+                            .expect("answer");
+                        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+                        let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+                    }
+                }
+                latencies.push(began.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::with_capacity(REQUESTS);
+    for c in clients {
+        all.extend(c.await.expect("client"));
+    }
+    all
+}
+
+/// `SEATED` sessions on the controller's servers, by id.
+async fn seat(scaler: &Autoscaler) -> Vec<u64> {
+    let mut ids = Vec::with_capacity(SEATED);
+    for _ in 0..SEATED {
+        let outcome = scaler
+            .request_session("p", &kasm_scale_core::engine::SessionRequest::default())
+            .await
+            .expect("a session");
+        match outcome {
+            kasm_scale_core::controller::SessionOutcome::Assigned { session, .. } => {
+                ids.push(session.0);
+            }
+            other => panic!("a seated session expected, got {other:?}"),
+        }
+    }
+    ids
+}
+
 fn bytes(text: &'static str) -> hyper::body::Bytes {
     hyper::body::Bytes::from_static(text.as_bytes())
 }
@@ -226,6 +343,45 @@ fn checkins(c: &mut Criterion) {
     }
 }
 
+fn sessions(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (addr, seated) = rt.block_on(async {
+        let (scaler, _) = controller(1_000).await;
+        let seated = seat(&scaler).await;
+        (
+            serve(kasm_scale_http::router(scaler)).await,
+            Arc::new(seated),
+        )
+    });
+    let mut group = c.benchmark_group("http");
+    group.throughput(Throughput::Elements(REQUESTS as u64));
+    group.sample_size(10);
+    let steps = [
+        ("session_lookup", BrokerStep::Lookup),
+        ("session_cycle", BrokerStep::Cycle),
+    ];
+    for (name, step) in steps {
+        group.bench_function(name, |b| {
+            b.iter(|| rt.block_on(broker_load(addr, &seated, step)));
+        });
+    }
+    group.finish();
+    for (name, step) in steps {
+        let began = Instant::now();
+        let mut latencies = rt.block_on(broker_load(addr, &seated, step));
+        let rate = REQUESTS as f64 / began.elapsed().as_secs_f64();
+        latencies.sort();
+        println!(
+            "{name}: {rate:.0} steps/s, p50 {:.2} ms, p99 {:.2} ms ({CONNECTIONS} connections)",
+            percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        );
+    }
+}
+
 fn memory(_: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -240,5 +396,5 @@ fn memory(_: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, checkins, memory);
+criterion_group!(benches, checkins, sessions, memory);
 criterion_main!(benches);

@@ -11,26 +11,28 @@
 //! | `GET /api/v1/servers` | every server: state, sessions, address, reported status, last error, age |
 //! | `GET /api/v1/events` | the controller's events as they happen (server-sent events, one JSON object each) |
 //!
-//! A missing or wrong key is `401`; without any configured key the API is off (`403`).
+//! A missing or wrong key is `401`; without any configured key the API is off (`403`). An
+//! unknown pool, session or server is `404` with the reason (`no pool `…``, `no session N`,
+//! `no server <id>`), whatever the request's body: the path is checked before the body is
+//! read. A body is JSON (`415` otherwise, `400` naming the field when it is malformed).
 
 use std::convert::Infallible;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use kasm_scale_core::controller::{
-    Autoscaler, ControllerError, SessionId, SessionOutcome, SessionStatus,
+    Autoscaler, ControllerError, PoolStatus, SessionOutcome, SessionStatus,
 };
-use kasm_scale_core::engine::SessionRequest;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use kasm_scale_core::engine::{ServerId, ServerState, SessionRequest};
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use crate::extract::{JsonBody, KnownPool, KnownServer, SessionParam};
 use crate::reply::Failure;
 
 /// Refuses a request without a configured key, comparing in constant time with every key.
@@ -83,13 +85,21 @@ pub(crate) async fn authorize(
 }
 
 /// `GET /api/v1/pools`.
-pub(crate) async fn pools(State(scaler): State<Autoscaler>) -> Json<Value> {
-    Json(json!({ "pools": scaler.pools() }))
+pub(crate) async fn pools(State(scaler): State<Autoscaler>) -> Json<PoolsAnswer> {
+    Json(PoolsAnswer {
+        pools: scaler.pools(),
+    })
+}
+
+/// The answer of `GET /api/v1/pools`.
+#[derive(Debug, Serialize)]
+pub(crate) struct PoolsAnswer {
+    pools: Vec<PoolStatus>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewSession {
+pub(crate) struct NewSession {
     #[serde(default)]
     user: Option<String>,
 }
@@ -100,24 +110,55 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The header of the answer: `true` when the key was seen before and nothing was made now.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
+/// Where a session is: the answer of the session routes.
+#[derive(Debug, Serialize)]
+pub(crate) struct SessionAnswer {
+    session: u64,
+    #[serde(flatten)]
+    place: Place,
+    /// Only in the answer of a request: whether its key was seen before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replayed: Option<bool>,
+}
+
+/// Seated (with the server) or waiting (with its place in the queue).
+#[derive(Debug, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum Place {
+    Assigned { server: SessionServer },
+    Queued { position: Option<usize> },
+}
+
+/// What a broker needs of a session's server: where to connect.
+#[derive(Debug, Serialize)]
+struct SessionServer {
+    id: String,
+    hostname: Option<String>,
+    address: Option<String>,
+    pool: Option<String>,
+}
+
+impl SessionServer {
+    /// `server`'s answer (its fields `null` when it is gone since the session was seated).
+    fn of(scaler: &Autoscaler, server: ServerId) -> Self {
+        let info = scaler.server(server);
+        Self {
+            id: server.to_string(),
+            hostname: info.as_ref().map(|s| s.hostname.clone()),
+            address: info.as_ref().and_then(|s| s.address.clone()),
+            pool: info.map(|s| s.pool),
+        }
+    }
+}
+
 /// `POST /api/v1/pools/{pool}/sessions`, idempotent with an `Idempotency-Key` header.
 pub(crate) async fn request_session(
     State(scaler): State<Autoscaler>,
-    Path(pool): Path<String>,
+    KnownPool(pool): KnownPool,
     headers: HeaderMap,
-    body: Bytes,
+    body: Option<JsonBody<NewSession>>,
 ) -> Result<Response, Failure> {
-    let request: NewSession = if body.is_empty() {
-        NewSession::default()
-    } else {
-        crate::guest::json_body(&headers, &body)?
-    };
-    if scaler.config().pool(&pool).is_none() {
-        return Err(Failure::new(
-            StatusCode::NOT_FOUND,
-            format!("no pool `{}`", short(&pool)),
-        ));
-    }
+    let request = body.map(|JsonBody(b)| b).unwrap_or_default();
     let request_id = match headers.get(IDEMPOTENCY_KEY) {
         Some(value) => Some(
             value
@@ -149,101 +190,73 @@ pub(crate) async fn request_session(
         IDEMPOTENT_REPLAYED,
         if requested.replayed { "true" } else { "false" },
     )];
-    Ok(match requested.outcome {
-        SessionOutcome::Assigned { session, server } => {
-            let mut body = assigned(&scaler, session, server);
-            body["replayed"] = requested.replayed.into();
-            (StatusCode::CREATED, replayed, Json(body)).into_response()
-        }
+    let (status, place, session) = match requested.outcome {
+        SessionOutcome::Assigned { session, server } => (
+            StatusCode::CREATED,
+            Place::Assigned {
+                server: SessionServer::of(&scaler, server),
+            },
+            session,
+        ),
         SessionOutcome::Queued { session } => {
             let position = match scaler.session(session) {
                 Some(SessionStatus::Queued { position }) => Some(position),
                 _ => None,
             };
-            (
-                StatusCode::ACCEPTED,
-                replayed,
-                Json(json!({
-                    "session": session.0,
-                    "state": "queued",
-                    "position": position,
-                    "replayed": requested.replayed,
-                })),
-            )
-                .into_response()
+            (StatusCode::ACCEPTED, Place::Queued { position }, session)
         }
-    })
-}
-
-fn assigned(
-    scaler: &Autoscaler,
-    session: SessionId,
-    server: kasm_scale_core::engine::ServerId,
-) -> Value {
-    let info = scaler.servers().into_iter().find(|s| s.id == server);
-    json!({
-        "session": session.0,
-        "state": "assigned",
-        "server": {
-            "id": server.to_string(),
-            "hostname": info.as_ref().map(|s| s.hostname.clone()),
-            "address": info.as_ref().and_then(|s| s.address.clone()),
-            "pool": info.as_ref().map(|s| s.pool.clone()),
-        },
-    })
-}
-
-fn session_id(text: &str) -> Result<SessionId, Failure> {
-    text.parse::<u64>()
-        .map(SessionId)
-        .map_err(|_| Failure::bad_request(format!("session id `{}` is not a number", short(text))))
-}
-
-/// At most 64 characters of something a client sent, for a message.
-fn short(text: &str) -> String {
-    text.chars().take(64).collect()
+    };
+    let answer = SessionAnswer {
+        session: session.0,
+        place,
+        replayed: Some(requested.replayed),
+    };
+    Ok((status, replayed, Json(answer)).into_response())
 }
 
 /// `GET /api/v1/sessions/{id}`.
 pub(crate) async fn session(
     State(scaler): State<Autoscaler>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, Failure> {
-    let id = session_id(&id)?;
-    match scaler.session(id) {
-        Some(SessionStatus::Assigned { server }) => Ok(Json(assigned(&scaler, id, server))),
-        Some(SessionStatus::Queued { position }) => Ok(Json(
-            json!({ "session": id.0, "state": "queued", "position": position }),
-        )),
-        _ => Err(Failure::new(
-            StatusCode::NOT_FOUND,
-            format!("no session {}", id.0),
-        )),
-    }
+    SessionParam(id): SessionParam,
+) -> Result<Json<SessionAnswer>, Failure> {
+    let place = match scaler.session(id) {
+        Some(SessionStatus::Assigned { server }) => Place::Assigned {
+            server: SessionServer::of(&scaler, server),
+        },
+        Some(SessionStatus::Queued { position }) => Place::Queued {
+            position: Some(position),
+        },
+        None => return Err(ControllerError::UnknownSession(id).into()),
+    };
+    Ok(Json(SessionAnswer {
+        session: id.0,
+        place,
+        replayed: None,
+    }))
 }
 
 /// `DELETE /api/v1/sessions/{id}`.
 pub(crate) async fn end_session(
     State(scaler): State<Autoscaler>,
-    Path(id): Path<String>,
+    SessionParam(id): SessionParam,
 ) -> Result<StatusCode, Failure> {
-    let id = session_id(&id)?;
-    match scaler.end_session(id).await {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(kasm_scale_core::controller::ControllerError::UnknownSession(_)) => Err(Failure::new(
-            StatusCode::NOT_FOUND,
-            format!("no session {}", id.0),
-        )),
-        Err(e) => Err(e.into()),
-    }
+    scaler.end_session(id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SessionReport {
+pub(crate) struct SessionReport {
     sessions: u32,
     #[serde(default)]
     used: bool,
+}
+
+/// The answer of `POST /api/v1/servers/{id}/sessions`: the server and its new session ids.
+#[derive(Debug, Serialize)]
+pub(crate) struct ReportAnswer {
+    server: String,
+    sessions: Vec<u64>,
 }
 
 /// `POST /api/v1/servers/{id}/sessions` with `{"sessions", "used"}`: the broker tells how many
@@ -251,57 +264,67 @@ struct SessionReport {
 /// with `sessions_unknown`); answers the new session ids, for `DELETE /api/v1/sessions/{id}`.
 pub(crate) async fn report_sessions(
     State(scaler): State<Autoscaler>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, Failure> {
-    let server = id
-        .parse::<uuid::Uuid>()
-        .map(kasm_scale_core::engine::ServerId)
-        .map_err(|_| Failure::bad_request(format!("server id `{}` is not a UUID", short(&id))))?;
-    let report: SessionReport = crate::guest::json_body(&headers, &body)?;
-    match scaler
+    KnownServer(server): KnownServer,
+    JsonBody(report): JsonBody<SessionReport>,
+) -> Result<Json<ReportAnswer>, Failure> {
+    let ids = scaler
         .report_sessions(server, report.sessions, report.used)
-        .await
-    {
-        Ok(ids) => Ok(Json(json!({
-            "server": server.to_string(),
-            "sessions": ids.iter().map(|s| s.0).collect::<Vec<_>>(),
-        }))),
-        Err(ControllerError::UnknownServer(_)) => Err(Failure::new(
-            StatusCode::NOT_FOUND,
-            format!("no server {server}"),
-        )),
-        Err(e) => Err(e.into()),
-    }
+        .await?;
+    Ok(Json(ReportAnswer {
+        server: server.to_string(),
+        sessions: ids.iter().map(|s| s.0).collect(),
+    }))
+}
+
+/// One server in the answer of `GET /api/v1/servers`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ServerAnswer {
+    id: String,
+    hostname: String,
+    pool: String,
+    config: String,
+    provider: String,
+    vm_id: Option<String>,
+    state: ServerState,
+    sessions: u32,
+    capacity: u32,
+    sessions_unknown: bool,
+    address: Option<String>,
+    reported_status: Option<String>,
+    last_error: Option<String>,
+    age_seconds: i64,
+}
+
+/// The answer of `GET /api/v1/servers`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ServersAnswer {
+    servers: Vec<ServerAnswer>,
 }
 
 /// `GET /api/v1/servers`.
-pub(crate) async fn servers(State(scaler): State<Autoscaler>) -> Json<Value> {
+pub(crate) async fn servers(State(scaler): State<Autoscaler>) -> Json<ServersAnswer> {
     let now = scaler.now();
-    let list: Vec<Value> = scaler
+    let servers = scaler
         .servers()
         .into_iter()
-        .map(|s| {
-            json!({
-                "id": s.id.to_string(),
-                "hostname": s.hostname,
-                "pool": s.pool,
-                "config": s.config,
-                "provider": s.provider,
-                "vm_id": s.vm_id,
-                "state": s.state,
-                "sessions": s.sessions,
-                "capacity": s.capacity,
-                "sessions_unknown": s.sessions_unknown,
-                "address": s.address,
-                "reported_status": s.reported_status,
-                "last_error": s.last_error,
-                "age_seconds": now.duration_since(s.created_at).as_secs(),
-            })
+        .map(|s| ServerAnswer {
+            id: s.id.to_string(),
+            age_seconds: now.duration_since(s.created_at).as_secs(),
+            hostname: s.hostname,
+            pool: s.pool,
+            config: s.config,
+            provider: s.provider,
+            vm_id: s.vm_id,
+            state: s.state,
+            sessions: s.sessions,
+            capacity: s.capacity,
+            sessions_unknown: s.sessions_unknown,
+            address: s.address,
+            reported_status: s.reported_status,
+            last_error: s.last_error,
         })
         .collect();
-    Json(json!({ "servers": list }))
+    Json(ServersAnswer { servers })
 }
 
 /// `GET /api/v1/events`: server-sent events, one JSON object each, from now on. A client that

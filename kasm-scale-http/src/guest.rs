@@ -14,17 +14,15 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kasm_scale_core::controller::{Autoscaler, CheckinStatus};
 use kasm_scale_core::engine::ServerId;
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use crate::abuse::TokenRefused;
+use crate::extract::JsonBody;
 use crate::reply::Failure;
 
 /// Log entries one `component_log` request may carry.
@@ -44,8 +42,8 @@ pub const LOG_BURST: u32 = 10;
 pub const ACCESS_DENIED: &str = "Access Denied!";
 
 /// `set_server_status`'s body (unknown fields are ignored: scripts differ).
-#[derive(Debug, Deserialize)]
-struct StatusBody {
+#[derive(Deserialize)]
+pub(crate) struct StatusBody {
     #[serde(default)]
     token: Option<String>,
     status: String,
@@ -56,8 +54,8 @@ struct StatusBody {
 }
 
 /// `component_log`'s body.
-#[derive(Debug, Deserialize)]
-struct LogBody {
+#[derive(Deserialize)]
+pub(crate) struct LogBody {
     #[serde(default)]
     token: Option<String>,
     logs: Vec<LogEntry>,
@@ -77,6 +75,31 @@ struct LogEntry {
     ingest_date: String,
 }
 
+/// A token, as `Debug` shows it: whether there is one, never what it is.
+fn redacted(token: &Option<String>) -> Option<&'static str> {
+    token.as_ref().map(|_| "<redacted>")
+}
+
+impl std::fmt::Debug for StatusBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusBody")
+            .field("token", &redacted(&self.token))
+            .field("status", &self.status)
+            .field("status_message", &self.status_message)
+            .field("status_progress", &self.status_progress)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for LogBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogBody")
+            .field("token", &redacted(&self.token))
+            .field("logs", &self.logs)
+            .finish()
+    }
+}
+
 /// `"100"` or `100`: scripts send the progress either way.
 fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     #[derive(Deserialize)]
@@ -89,58 +112,6 @@ fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::E
         Progress::Text(t) => t,
         Progress::Number(n) => n.to_string(),
     })
-}
-
-/// The JSON body, or `415` (not JSON) / `400` (malformed, naming the field).
-pub(crate) fn json_body<T: DeserializeOwned>(
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<T, Failure> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !json {
-        return Err(Failure::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "the body must be JSON (Content-Type: application/json)",
-        ));
-    }
-    let mut reader = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut reader).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        // serde_json's message, without the echo of a value (it could be a token).
-        let syntax = matches!(
-            inner.classify(),
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof
-        );
-        let what = if syntax {
-            format!(
-                "not valid JSON (line {}, column {})",
-                inner.line(),
-                inner.column()
-            )
-        } else {
-            strip_values(&inner.to_string())
-        };
-        if syntax || path == "." {
-            Failure::bad_request(format!("body: {what}"))
-        } else {
-            Failure::bad_request(format!("body.{path}: {what}"))
-        }
-    })
-}
-
-/// serde's messages quote the offending value (`invalid type: string "eyJ…"`): keep the kind,
-/// drop the value, and drop the position suffix.
-fn strip_values(message: &str) -> String {
-    let message = message.split(" at line ").next().unwrap_or(message);
-    match (message.find('"'), message.rfind('"')) {
-        (Some(a), Some(b)) if a < b => format!("{}…{}", &message[..a], &message[b + 1..]),
-        _ => message.to_owned(),
-    }
 }
 
 /// The token from the query or the body (both only when equal).
@@ -157,14 +128,19 @@ fn one_token(query: Option<&String>, body: Option<&String>) -> Result<String, Fa
     }
 }
 
+/// The answer of an accepted check-in: `{"status": "ok", "server_id"}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct CheckedIn {
+    status: &'static str,
+    server_id: String,
+}
+
 /// `POST /api/set_server_status`.
 pub(crate) async fn set_server_status(
     State(scaler): State<Autoscaler>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, Failure> {
-    let parsed: StatusBody = json_body(&headers, &body)?;
+    JsonBody(parsed): JsonBody<StatusBody>,
+) -> Result<Json<CheckedIn>, Failure> {
     let token = one_token(query.get("token"), parsed.token.as_ref())?;
     let status = CheckinStatus {
         status: parsed.status,
@@ -172,9 +148,20 @@ pub(crate) async fn set_server_status(
         status_progress: parsed.status_progress,
     };
     let server = scaler.check_in_token(&token, &status).await?;
-    Ok(Json(
-        json!({ "status": "ok", "server_id": server.to_string() }),
-    ))
+    Ok(Json(CheckedIn {
+        status: "ok",
+        server_id: server.to_string(),
+    }))
+}
+
+/// Kasm's answers of `get_server_file_mappings`: the (empty) mappings, or its refusal.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum FileMappings {
+    /// `{"file_mappings": []}`: the token names a live server (no files are mapped).
+    Mapped { file_mappings: Vec<String> },
+    /// `{"error_message": "Access Denied!"}`.
+    Denied { error_message: &'static str },
 }
 
 /// `GET /api/admin/get_server_file_mappings`.
@@ -183,7 +170,10 @@ pub(crate) async fn get_server_file_mappings(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let denied = || {
-        let mut response = Json(json!({ "error_message": ACCESS_DENIED })).into_response();
+        let mut response = Json(FileMappings::Denied {
+            error_message: ACCESS_DENIED,
+        })
+        .into_response();
         // Counts against the source like a 401 (see `abuse`).
         response.extensions_mut().insert(TokenRefused);
         response
@@ -192,7 +182,10 @@ pub(crate) async fn get_server_file_mappings(
         return denied();
     };
     match scaler.token_server(token).await {
-        Ok(_) => Json(json!({ "file_mappings": [] })).into_response(),
+        Ok(_) => Json(FileMappings::Mapped {
+            file_mappings: Vec::new(),
+        })
+        .into_response(),
         Err(e) => {
             tracing::debug!(error = %e, "file mappings refused");
             denied()
@@ -200,14 +193,19 @@ pub(crate) async fn get_server_file_mappings(
     }
 }
 
+/// The answer of `component_log`: `{"status": "ok", "accepted"}` (entries logged).
+#[derive(Debug, Serialize)]
+pub(crate) struct LogsTaken {
+    status: &'static str,
+    accepted: usize,
+}
+
 /// `POST /api/component_log`.
 pub(crate) async fn component_log(
     State(scaler): State<Autoscaler>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, Failure> {
-    let parsed: LogBody = json_body(&headers, &body)?;
+    JsonBody(parsed): JsonBody<LogBody>,
+) -> Result<Json<LogsTaken>, Failure> {
     let token = one_token(query.get("token"), parsed.token.as_ref())?;
     let server = scaler.token_server(&token).await?;
     LOG_LIMIT.allow(server)?;
@@ -229,9 +227,10 @@ pub(crate) async fn component_log(
             "guest log"
         );
     }
-    Ok(Json(
-        json!({ "status": "ok", "accepted": parsed.logs.len() }),
-    ))
+    Ok(Json(LogsTaken {
+        status: "ok",
+        accepted: parsed.logs.len(),
+    }))
 }
 
 /// At most [`MAX_LOG_FIELD`] characters of a guest's text (`…` when cut), with every control
@@ -313,16 +312,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_are_not_echoed_in_parse_errors() {
-        assert_eq!(
-            strip_values(
-                r#"invalid type: string "eyJsecret", expected a sequence at line 1 column 9"#
-            ),
-            "invalid type: string …, expected a sequence"
+    fn a_body_shows_no_token_in_debug() {
+        let body: StatusBody =
+            serde_json::from_str(r#"{"token": "eyJsecret", "status": "running"}"#).unwrap();
+        let shown = format!("{body:?}");
+        assert!(
+            !shown.contains("eyJsecret") && shown.contains("<redacted>"),
+            "{shown}"
         );
-        assert_eq!(
-            strip_values("missing field `status`"),
-            "missing field `status`"
+        let body: LogBody = serde_json::from_str(r#"{"token": "eyJsecret", "logs": []}"#).unwrap();
+        let shown = format!("{body:?}");
+        assert!(
+            !shown.contains("eyJsecret") && shown.contains("<redacted>"),
+            "{shown}"
         );
     }
 

@@ -27,6 +27,7 @@
 
 mod abuse;
 pub mod broker;
+mod extract;
 pub mod guest;
 mod health;
 mod listener;

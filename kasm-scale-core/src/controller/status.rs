@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::Autoscaler;
-use super::records::SessionId;
+use super::records::{ServerInfo, SessionId};
 use crate::engine::{ServerId, ServerState};
 
 /// One pool as it stands: servers by state and session slots.
@@ -95,5 +95,11 @@ impl Autoscaler {
     /// expired or never was.
     pub fn session(&self, session: SessionId) -> Option<SessionStatus> {
         self.shared.records().session_status(session)
+    }
+
+    /// One server, as [`Autoscaler::servers`] lists it; `None` when there is none of that id
+    /// (a broker's lookup of a session's server copies that server only, not the fleet).
+    pub fn server(&self, server: ServerId) -> Option<ServerInfo> {
+        self.shared.records().servers.get(&server).cloned()
     }
 }
