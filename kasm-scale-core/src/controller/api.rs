@@ -17,7 +17,7 @@ pub(crate) async fn start(shared: &Arc<Shared>) -> Result<(), ControllerError> {
     shared
         .loaded
         .get_or_try_init(|| async {
-            let saved = super::store::bounded("load", shared.store.load()).await?;
+            let saved = shared.store.load().await?;
             let count = saved.as_ref().map_or(0, |r| r.servers.len());
             tracing::info!(servers = count, "saved state loaded");
             let mut records = saved.unwrap_or_default();

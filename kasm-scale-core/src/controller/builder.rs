@@ -10,6 +10,8 @@ use tokio::sync::{OnceCell, broadcast};
 
 use super::backend::{Guard, RetryPolicy};
 use super::events::{ControllerError, SetupError};
+use super::guarded::Guarded;
+use super::guarded::STORE_TIMEOUT;
 use super::records::Records;
 use super::tasks::{Randomness, Tasks};
 use super::{Autoscaler, Shared};
@@ -189,7 +191,7 @@ impl AutoscalerBuilder {
 
     /// The guard of backend `name`, whose configuration says `configured` (its `api_*` fields);
     /// what the builder was told wins.
-    fn guard(&self, name: &str, configured: Option<ApiLimits>) -> Guard {
+    fn guard(&self, name: &str, configured: Option<ApiLimits>, rng: &Arc<Randomness>) -> Guard {
         let concurrency = self
             .concurrency
             .or(configured.map(|c| c.concurrency as usize))
@@ -203,7 +205,7 @@ impl AutoscalerBuilder {
             .call_timeout
             .or(configured.map(|c| c.call_timeout))
             .unwrap_or(Duration::from_secs(u64::from(DEFAULT_API_CALL_TIMEOUT)));
-        Guard::new(name, concurrency, rate, timeout, self.retry)
+        Guard::new(name, concurrency, rate, timeout, self.retry, rng.clone())
     }
 
     /// Checks that every auto-scale config has its provider (and directory, when it makes AD
@@ -256,37 +258,58 @@ impl AutoscalerBuilder {
             (None, Some(section)) => TokenKeys::from_config(section)?,
             (None, None) => TokenKeys::generate()?,
         };
-        let mut guards = HashMap::new();
-        for name in self.providers.keys() {
+        // Every backend is wrapped once: its calls are limited, bounded, retried and traced
+        // in its decorator, and the controller's call sites are plain calls.
+        let rng = Arc::new(Randomness::new(self.seed));
+        let mut providers: HashMap<String, Arc<dyn VmProvider>> = HashMap::new();
+        let mut first_reconcile_wait = Duration::ZERO;
+        for (name, provider) in &self.providers {
             let configured = self.config.vm_provider(name).map(|p| p.api_limits());
-            guards.insert(name.clone(), self.guard(name, configured));
+            let guarded = Guarded::new(provider.clone(), self.guard(name, configured, &rng));
+            first_reconcile_wait = first_reconcile_wait.max(guarded.timeout());
+            providers.insert(name.clone(), Arc::new(guarded));
         }
-        for name in self.directories.keys() {
+        let mut directories: HashMap<String, Arc<dyn DirectoryService>> = HashMap::new();
+        for (name, directory) in &self.directories {
             let configured = self
                 .config
                 .ldap_configs
                 .iter()
                 .find(|l| &l.name == name)
                 .map(|l| l.api_limits());
-            guards.insert(name.clone(), self.guard(name, configured));
+            let guarded = Guarded::new(directory.clone(), self.guard(name, configured, &rng));
+            first_reconcile_wait = first_reconcile_wait.max(guarded.timeout());
+            directories.insert(name.clone(), Arc::new(guarded));
         }
-        let default_guard = self.guard("", None);
+        // The store: bounded in time, one attempt per call (a save that fails is tried again by
+        // the next save, and a broker call waits for its own: see `saved`).
+        let store_guard = Guard::new(
+            "state_store",
+            usize::MAX,
+            None,
+            STORE_TIMEOUT,
+            RetryPolicy {
+                attempts: 1,
+                ..RetryPolicy::default()
+            },
+            rng.clone(),
+        );
+        let store: Arc<dyn StateStore> = Arc::new(Guarded::new(self.store.clone(), store_guard));
         let (events, _) = broadcast::channel(4096);
         let shared = Shared {
             owner_id: self.owner_id,
-            providers: self.providers,
-            directories: self.directories,
+            providers,
+            directories,
             templates,
             tokens,
-            guards,
-            default_guard,
-            rng: Randomness::new(self.seed),
+            first_reconcile_wait,
+            rng,
             records: Mutex::new(Records::default()),
             events,
             epoch: self.epoch.unwrap_or_else(Timestamp::now),
             started: tokio::time::Instant::now(),
             tick_interval: self.tick_interval,
-            store: self.store,
+            store,
             orphan_grace: self.orphan_grace,
             unknown_sessions_timeout: self.unknown_sessions_timeout,
             queue_timeout: self.queue_timeout,

@@ -42,14 +42,7 @@ async fn destroy(shared: &Arc<Shared>, id: ServerId, cause: Option<Cause>, reaso
         if let (Some(vm_id), Some(provider)) =
             (&server.vm_id, shared.providers.get(&server.provider))
         {
-            let gone = shared
-                .guard(&server.provider)
-                .operation(
-                    &shared.rng,
-                    provider.capabilities().operation_timeout,
-                    || provider.destroy(vm_id),
-                )
-                .await;
+            let gone = provider.destroy(vm_id).await;
             if let Err(e) = gone {
                 return shared.note_error(
                     Some(id),
@@ -115,10 +108,7 @@ pub(crate) async fn delete_ad(
     let Some(directory) = shared.directories.get(&ad.ldap) else {
         return Ok(());
     };
-    shared
-        .guard(&ad.ldap)
-        .call(&shared.rng, || {
-            directory.delete_computer(&ad.container_dn, name, ad.recursive)
-        })
+    directory
+        .delete_computer(&ad.container_dn, name, ad.recursive)
         .await
 }

@@ -30,6 +30,7 @@ mod destroy;
 mod events;
 mod execute;
 mod file_store;
+mod guarded;
 mod observe;
 mod persist;
 mod provision;
@@ -40,7 +41,6 @@ mod requests;
 mod role;
 mod snapshot;
 mod status;
-mod store;
 mod tasks;
 mod tick;
 
@@ -56,18 +56,17 @@ pub use backend::RetryPolicy;
 pub use builder::AutoscalerBuilder;
 pub use events::{CheckinStatus, ControllerError, Event, Requested, SessionOutcome, SetupError};
 pub use file_store::{FileStore, MAX_STATE_FILE};
+pub use guarded::STORE_TIMEOUT;
 pub use records::{AdRecord, Queued, Records, ServerInfo, SessionId};
 pub use requests::{MAX_REQUEST_ID, REQUEST_ID_TTL, RequestRecord};
 pub use role::Role;
 pub use status::{PoolStatus, SessionStatus};
-pub use store::STORE_TIMEOUT;
 
 use crate::config::Config;
 use crate::engine::ServerId;
 use crate::template::Template;
 use crate::token::TokenKeys;
 use crate::traits::{DirectoryService, StateStore, VmProvider};
-use backend::Guard;
 use tasks::{Randomness, Tasks};
 
 /// The host name of server `id` (`KASM-` and the first ten hex digits of its id: 15
@@ -84,11 +83,10 @@ pub(crate) struct Shared {
     pub directories: HashMap<String, Arc<dyn DirectoryService>>,
     pub templates: HashMap<String, Template>,
     pub tokens: TokenKeys,
-    /// Limits, timeout and retries per provider or directory name.
-    pub guards: HashMap<String, Guard>,
-    /// For a name without its own guard (none: the builder makes one per backend).
-    pub default_guard: Guard,
-    pub rng: Randomness,
+    /// How long the first reconcile is waited for: one call's timeout, the longest of any
+    /// backend's.
+    pub first_reconcile_wait: Duration,
+    pub rng: Arc<Randomness>,
     pub records: Mutex<Records>,
     /// Set by every mutable use of the records ([`RecordsGuard`]), cleared by a save: a tick
     /// that changed nothing saves nothing, without comparing 10,000 servers.
@@ -153,11 +151,6 @@ impl Shared {
         metrics::histogram!("kasm_scale_time_to_ready_seconds", "config" => config.to_owned())
             .record(took);
         self.emit(Event::Ready { server: id });
-    }
-
-    /// The guard of a provider or directory (every configured one has one).
-    pub fn guard(&self, name: &str) -> &Guard {
-        self.guards.get(name).unwrap_or(&self.default_guard)
     }
 
     /// Keeps `error` on the server (if any) and tells subscribers.

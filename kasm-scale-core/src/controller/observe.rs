@@ -96,13 +96,9 @@ async fn refresh_provider(shared: &Arc<Shared>, provider_name: &str) {
         .collect();
     let mut calls = JoinSet::new();
     for (id, vm_id) in waiting {
-        let (shared, provider) = (shared.clone(), provider.clone());
-        let name = provider_name.to_owned();
+        let provider = provider.clone();
         calls.spawn(async move {
-            let answer = shared
-                .guard(&name)
-                .call(&shared.rng, || provider.get(&vm_id))
-                .await;
+            let answer = provider.get(&vm_id).await;
             (id, answer)
         });
     }

@@ -36,7 +36,9 @@ pub(crate) async fn persist(shared: &Shared) -> Result<(), StoreError> {
         dirty: &shared.dirty,
         landed: false,
     };
-    let saved = super::store::bounded("save", shared.store.save(&records))
+    let saved = shared
+        .store
+        .save(&records)
         .instrument(tracing::debug_span!(
             "persist",
             servers = records.servers.len()

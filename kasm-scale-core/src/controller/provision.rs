@@ -208,9 +208,8 @@ async fn first_attempts_vm(
     let Some(provider) = shared.providers.get(&server.provider) else {
         return Err(ProvisionError::Resume(why));
     };
-    let vms = shared
-        .guard(&server.provider)
-        .call(&shared.rng, || provider.list(&shared.owner_id))
+    let vms = provider
+        .list(&shared.owner_id)
         .await
         .map_err(ProvisionError::Vm)?;
     match vms
@@ -241,21 +240,17 @@ async fn computer_record(
         container_dn: ad.container_dn.clone(),
         owner: owner.clone(),
     };
-    let password = shared
-        .guard(&ad.ldap)
-        .call(&shared.rng, || directory.create_computer(&spec))
-        .await
-        .map_err(|e| {
-            if matches!(e, BackendError::Conflict(_)) {
-                // Someone else holds the name: no new server takes it.
-                shared
-                    .taken_names
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(server.hostname.clone());
-            }
-            ProvisionError::Directory(e)
-        })?;
+    let password = directory.create_computer(&spec).await.map_err(|e| {
+        if matches!(e, BackendError::Conflict(_)) {
+            // Someone else holds the name: no new server takes it.
+            shared
+                .taken_names
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(server.hostname.clone());
+        }
+        ProvisionError::Directory(e)
+    })?;
     Ok(AdJoin {
         domain: directory.domain().into(),
         ad_join_credential: password,
@@ -329,13 +324,5 @@ async fn script_and_vm(
         hostname: server.hostname.clone(),
         startup_script: script,
     };
-    shared
-        .guard(provider_name)
-        .operation(
-            &shared.rng,
-            provider.capabilities().operation_timeout,
-            || provider.create(&spec),
-        )
-        .await
-        .map_err(ProvisionError::Vm)
+    provider.create(&spec).await.map_err(ProvisionError::Vm)
 }

@@ -45,18 +45,12 @@ async fn reconcile_now(shared: &Arc<Shared>) {
         let (s, p, n) = (shared.clone(), provider.clone(), name.clone());
         listings.spawn(async move {
             let (shared, provider, name) = (s, p, n);
-            let vms = shared
-                .guard(&name)
-                .call(&shared.rng, || provider.list(&shared.owner_id))
-                .await;
+            let vms = provider.list(&shared.owner_id).await;
             Listing::Vms(name, vms)
         });
         let (shared, provider, name) = (shared.clone(), provider.clone(), name.clone());
         listings.spawn(async move {
-            let parts = shared
-                .guard(&name)
-                .call(&shared.rng, || provider.list_leftovers(&shared.owner_id))
-                .await;
+            let parts = provider.list_leftovers(&shared.owner_id).await;
             Listing::Leftovers(name, parts)
         });
     }
@@ -64,11 +58,8 @@ async fn reconcile_now(shared: &Arc<Shared>) {
         let (shared, directory, name) = (shared.clone(), directory.clone(), name.clone());
         listings.spawn(async move {
             let containers = shared.records().computer_containers(&shared.config, &name);
-            let records = shared
-                .guard(&name)
-                .call(&shared.rng, || {
-                    directory.list_computers(&shared.owner_id, &containers)
-                })
+            let records = directory
+                .list_computers(&shared.owner_id, &containers)
                 .await;
             Listing::Records(name, records)
         });
@@ -155,14 +146,7 @@ async fn vms_listed(
             Attribution::Orphan => {
                 let key = format!("vm:{provider_name}:{}", vm.vm_id);
                 if orphan_due(shared, &key, began) {
-                    let gone = shared
-                        .guard(provider_name)
-                        .operation(
-                            &shared.rng,
-                            provider.capabilities().operation_timeout,
-                            || provider.destroy(&vm.vm_id),
-                        )
-                        .await;
+                    let gone = provider.destroy(&vm.vm_id).await;
                     settle_orphan(shared, &key, gone, provider_name);
                 }
             }
@@ -303,14 +287,7 @@ async fn leftovers_listed(
             continue;
         }
         tracing::info!(provider = provider_name, part = %part.id, kind = %part.kind, server = %part.owner.server_id, "removing a leftover VM part");
-        let gone = shared
-            .guard(provider_name)
-            .operation(
-                &shared.rng,
-                provider.capabilities().operation_timeout,
-                || provider.remove_leftover(&part.id),
-            )
-            .await;
+        let gone = provider.remove_leftover(&part.id).await;
         settle_orphan(shared, &key, gone, provider_name);
     }
 }
@@ -341,11 +318,8 @@ async fn records_listed(
         let recursive = shared.config.autoscale_configs().any(|(_, c)| {
             c.autoscale_config_name == record.owner.config && c.ad_recursive_machine_record_cleanup
         });
-        let gone = shared
-            .guard(ldap)
-            .call(&shared.rng, || {
-                directory.delete_computer(&container, &record.name, recursive)
-            })
+        let gone = directory
+            .delete_computer(&container, &record.name, recursive)
             .await;
         settle_orphan(shared, &key, gone, ldap);
     }

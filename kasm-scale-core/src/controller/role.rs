@@ -114,7 +114,7 @@ impl Autoscaler {
 /// A follower's tick: the stored state replaces the records (what the leader saved), for the
 /// read APIs.
 pub(crate) async fn follow(shared: &Arc<Shared>) {
-    match super::store::bounded("load", shared.store.load()).await {
+    match shared.store.load().await {
         Ok(saved) => {
             *shared.records() = saved.unwrap_or_default();
             shared.dirty.store(false, Ordering::Relaxed);
@@ -128,7 +128,7 @@ pub(crate) async fn follow(shared: &Arc<Shared>) {
 /// `epoch` is still granted, acts from now on. The next steps of this tick reconcile with the
 /// clouds first (as a fresh start does). Returns whether it leads.
 pub(crate) async fn take_over(shared: &Arc<Shared>, epoch: u64) -> bool {
-    let saved = match super::store::bounded("load", shared.store.load()).await {
+    let saved = match shared.store.load().await {
         Ok(saved) => saved,
         Err(e) => {
             tracing::error!(error = %e, epoch, "cannot take over: the stored state cannot be loaded");

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use jiff::Timestamp;
 use tracing::Instrument;
@@ -106,15 +105,9 @@ async fn observe(shared: &Arc<Shared>, n: u64) {
             reconcile::reconcile(&s).await;
         });
         if n == 0 {
-            let limit = shared
-                .guards
-                .values()
-                .map(|g| g.timeout())
-                .max()
-                .unwrap_or(Duration::ZERO);
             shared
                 .tasks
-                .settle(Some(&Work::Reconcile), Some(limit))
+                .settle(Some(&Work::Reconcile), Some(shared.first_reconcile_wait))
                 .await;
         }
     }
