@@ -1,18 +1,17 @@
 //! [`AutoscalerBuilder`]: everything an [`Autoscaler`] needs, checked at `build()`.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::{OnceCell, broadcast};
 
 use super::backend::{Guard, RetryPolicy};
-use super::events::{ControllerError, SetupError};
+use super::events::{ControllerError, Events, SetupError};
 use super::guarded::Guarded;
 use super::guarded::STORE_TIMEOUT;
-use super::records::Records;
+use super::role::Clock;
+use super::state::State;
 use super::tasks::{Randomness, Tasks};
 use super::{Autoscaler, Shared};
 use crate::config::{ApiLimits, Config, DEFAULT_API_CALL_TIMEOUT, DEFAULT_API_CONCURRENCY};
@@ -21,6 +20,38 @@ use crate::template::Template;
 use crate::token::TokenKeys;
 use crate::traits::StateStore;
 use crate::traits::{DirectoryService, VmProvider};
+
+/// The configuration and the backends, as the builder checked them: what a step reads and
+/// never changes.
+pub(crate) struct Setup {
+    /// The configuration it runs.
+    pub config: Config,
+    /// The id written into every owner marker.
+    pub owner_id: String,
+    /// One provider per VM provider config, each wrapped once in its [`Guarded`] decorator.
+    pub providers: HashMap<String, Arc<dyn VmProvider>>,
+    /// One directory per LDAP config used, each wrapped once in its [`Guarded`] decorator.
+    pub directories: HashMap<String, Arc<dyn DirectoryService>>,
+    /// The parsed startup scripts, by VM provider config.
+    pub templates: HashMap<String, Template>,
+    /// The check-in token keys.
+    pub tokens: TokenKeys,
+    /// How long the first reconcile is waited for: one call's timeout, the longest of any
+    /// backend's.
+    pub first_reconcile_wait: Duration,
+    /// The controller's randomness (server ids; the decorators' jitter).
+    pub rng: Arc<Randomness>,
+    /// Time between ticks in [`Autoscaler::run`].
+    pub tick_interval: Duration,
+    /// How long an orphan may exist before it is removed.
+    pub orphan_grace: Duration,
+    /// How long an adopted server's sessions may stay unknown.
+    pub unknown_sessions_timeout: Duration,
+    /// How long a request may wait for a slot.
+    pub queue_timeout: Duration,
+    /// Reconcile every this many ticks.
+    pub reconcile_every: u64,
+}
 
 /// Builds an [`Autoscaler`]; [`AutoscalerBuilder::build`] checks that everything fits.
 pub struct AutoscalerBuilder {
@@ -295,36 +326,26 @@ impl AutoscalerBuilder {
             rng.clone(),
         );
         let store: Arc<dyn StateStore> = Arc::new(Guarded::new(self.store.clone(), store_guard));
-        let (events, _) = broadcast::channel(4096);
         let shared = Shared {
-            owner_id: self.owner_id,
-            providers,
-            directories,
-            templates,
-            tokens,
-            first_reconcile_wait,
-            rng,
-            records: Mutex::new(Records::default()),
-            events,
-            epoch: self.epoch.unwrap_or_else(Timestamp::now),
-            started: tokio::time::Instant::now(),
-            tick_interval: self.tick_interval,
-            store,
-            orphan_grace: self.orphan_grace,
-            unknown_sessions_timeout: self.unknown_sessions_timeout,
-            queue_timeout: self.queue_timeout,
-            reconcile_every: self.reconcile_every,
-            ticks: std::sync::atomic::AtomicU64::new(0),
-            dirty: AtomicBool::new(false),
-            save_lock: tokio::sync::Mutex::new(()),
-            last_tick: Mutex::new(None),
-            loaded: OnceCell::new(),
-            tick_lock: tokio::sync::Mutex::new(()),
+            setup: Setup {
+                owner_id: self.owner_id,
+                providers,
+                directories,
+                templates,
+                tokens,
+                first_reconcile_wait,
+                rng,
+                tick_interval: self.tick_interval,
+                orphan_grace: self.orphan_grace,
+                unknown_sessions_timeout: self.unknown_sessions_timeout,
+                queue_timeout: self.queue_timeout,
+                reconcile_every: self.reconcile_every,
+                config: self.config,
+            },
+            state: State::new(store),
+            events: Events::new(4096),
+            clock: Clock::new(self.epoch.unwrap_or_else(Timestamp::now), self.role),
             tasks: Tasks::default(),
-            taken_names: Mutex::new(Default::default()),
-            role: Mutex::new(self.role),
-            wake: tokio::sync::Notify::new(),
-            config: self.config,
         };
         Ok(Autoscaler::from_shared(shared))
     }
