@@ -2,107 +2,24 @@
 //! Every call first makes sure the saved state is loaded, so nothing a broker does can be
 //! overwritten by a late load.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-
 use super::events::{CheckinStatus, ControllerError, SessionOutcome};
-use super::records::{Queued, Records, SessionId};
-use super::{Autoscaler, Requested, Role, Shared, persist::persist, queue, snapshot};
+use super::records::{Queued, SessionId};
+use super::{Autoscaler, Requested, queue, snapshot, state};
 use crate::engine::{ServerId, ServerState, SessionRequest, assign};
 use crate::token::TokenError;
-use crate::traits::StoreError;
-
-/// Loads the saved state, once; a failed load is tried again by the next call.
-pub(crate) async fn start(shared: &Arc<Shared>) -> Result<(), ControllerError> {
-    shared
-        .loaded
-        .get_or_try_init(|| async {
-            let saved = super::store::bounded("load", shared.store.load()).await?;
-            let count = saved.as_ref().map_or(0, |r| r.servers.len());
-            tracing::info!(servers = count, "saved state loaded");
-            let mut records = saved.unwrap_or_default();
-            let changed = check_key(shared, &mut records);
-            *shared.records() = records;
-            // As saved (but for a new key id): nothing to save back.
-            shared.dirty.store(changed, Ordering::Relaxed);
-            Ok::<(), ControllerError>(())
-        })
-        .await
-        .map(|_| ())
-}
-
-/// Compares the check-in key that signed the saved servers' tokens with this controller's, says
-/// so when they differ (those servers' check-ins will be refused), and records this one's.
-/// Returns whether the records changed.
-pub(crate) fn check_key(shared: &Shared, records: &mut Records) -> bool {
-    let ours = shared.tokens.key_id();
-    match records.token_key_id.as_deref() {
-        Some(saved) if saved == ours => return false,
-        // Rotated with an overlap: the previous key still verifies their tokens.
-        Some(saved) if shared.tokens.knows_key(saved) => {
-            tracing::info!(
-                saved,
-                ours,
-                "check-in key rotated: the saved key verifies, this one signs"
-            );
-        }
-        Some(saved) => {
-            let error = format!(
-                "the saved servers' check-in tokens were signed by key {saved}, this controller \
-                 has key {ours}: their check-ins will be refused (give every replica and every \
-                 restart the same checkin_token key)"
-            );
-            tracing::error!(saved, ours, "check-in key changed");
-            shared.emit(super::Event::Failed {
-                server: None,
-                config: "checkin_token".into(),
-                error,
-            });
-        }
-        None => {}
-    }
-    records.token_key_id = Some(ours.to_owned());
-    true
-}
-
-/// The end of a broker call: saves what it changed.
-///
-/// - A store that refuses the write because another replica leads fails the call
-///   ([`ControllerError::NotLeader`]): this replica has stepped down and its change is not the
-///   leader's.
-/// - A store that cannot be reached and is not durable ([`StateStore::durable`]), for a
-///   controller alone on it ([`Role::Sole`]): the change is kept in memory for the next save
-///   and the call succeeds (the failure is logged, counted and evented).
-/// - A durable store that cannot be reached: the save is tried again until it lands (a caller
-///   that gives up meanwhile leaves the change for the next save), or, for the leader of
-///   replicas, until it steps down (its lease keeper stops it before the lease expires); then
-///   the call fails with `NotLeader` and the change dies with this leader's records (the next
-///   leader loads the database's). A broker is never told of a change the store may not hold.
-async fn saved(shared: &Shared) -> Result<(), ControllerError> {
-    let mut wait = std::time::Duration::from_millis(50);
-    loop {
-        match persist(shared).await {
-            Ok(()) => return Ok(()),
-            Err(StoreError::Fenced(_)) => return Err(ControllerError::NotLeader { leader: None }),
-            // Nothing durable to wait for.
-            Err(_) if shared.role() == Role::Sole && !shared.store.durable() => return Ok(()),
-            Err(_) if !shared.role().acts() => {
-                return Err(ControllerError::NotLeader { leader: None });
-            }
-            Err(_) => {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(std::time::Duration::from_secs(1));
-            }
-        }
-    }
-}
 
 impl Autoscaler {
+    /// The saved state, loaded once before anything else is served.
+    async fn loaded(&self) -> Result<(), ControllerError> {
+        let shared = &self.shared;
+        state::load_once(&shared.state, &shared.setup.tokens, &shared.events).await
+    }
+
     /// Loads the saved state from the store. Every other call does this first (once), so
     /// calling it is optional; it reports a store that cannot be read before anything else
     /// runs.
     pub async fn start(&self) -> Result<(), ControllerError> {
-        start(&self.shared).await
+        self.loaded().await
     }
 
     /// Asks for a session in `pool`: a ready server with room takes it now, or the request waits
@@ -128,17 +45,17 @@ impl Autoscaler {
         pool: &str,
         request: &SessionRequest,
     ) -> Result<Requested, ControllerError> {
-        self.shared.acting()?;
-        start(&self.shared).await?;
-        if self.shared.config.pool(pool).is_none() {
+        self.shared.clock.acting()?;
+        self.loaded().await?;
+        if self.shared.setup.config.pool(pool).is_none() {
             return Err(ControllerError::UnknownPool(pool.into()));
         }
         if let Some(id) = &request.request_id {
             super::requests::check_id(id)?;
         }
-        let now = self.shared.now();
+        let now = self.shared.clock.now();
         let (outcome, replayed) = {
-            let mut records = self.shared.records();
+            let mut records = self.shared.state.records();
             let first = match &request.request_id {
                 Some(id) => super::requests::replay(&records, id, pool, now)?,
                 None => None,
@@ -156,7 +73,7 @@ impl Autoscaler {
         };
         tracing::info!(pool, user = request.user.as_deref(), replayed, outcome = ?outcome, "session requested");
         // A repeat waits for the first attempt's save too: it is answered only once saved.
-        saved(&self.shared).await?;
+        state::saved(&self.shared).await?;
         Ok(Requested { outcome, replayed })
     }
 
@@ -168,8 +85,8 @@ impl Autoscaler {
         now: jiff::Timestamp,
     ) -> SessionOutcome {
         let session = records.new_session();
-        super::demand::arrival(records, &self.shared.config, pool, now);
-        let snap = snapshot::snapshot(&self.shared, records, pool);
+        super::demand::arrival(records, &self.shared.setup.config, pool, now);
+        let snap = snapshot::snapshot(&self.shared.setup.config, records, pool);
         match assign(&snap) {
             Some(server) => {
                 queue::seat(records, session, server);
@@ -192,10 +109,10 @@ impl Autoscaler {
     /// Ends a session (or withdraws a queued request). The slot it frees goes to a waiting
     /// request of the pool at once.
     pub async fn end_session(&self, session: SessionId) -> Result<(), ControllerError> {
-        self.shared.acting()?;
-        start(&self.shared).await?;
+        self.shared.clock.acting()?;
+        self.loaded().await?;
         let freed_pool = {
-            let mut records = self.shared.records();
+            let mut records = self.shared.state.records();
             if let Some(server) = records.sessions.remove(&session) {
                 records.servers.get_mut(&server).map(|s| {
                     s.sessions = s.sessions.saturating_sub(1);
@@ -218,9 +135,13 @@ impl Autoscaler {
         };
         tracing::info!(session = session.0, "session ended");
         if let Some(pool) = freed_pool {
-            queue::serve(&self.shared, Some(&pool));
+            self.shared.events.tell(queue::serve(
+                &self.shared.setup.config,
+                &self.shared.state,
+                Some(&pool),
+            ));
         }
-        saved(&self.shared).await?;
+        state::saved(&self.shared).await?;
         Ok(())
     }
 
@@ -253,23 +174,29 @@ impl Autoscaler {
     /// (at shutdown, after [`Autoscaler::settle`]).
     pub async fn save(&self) {
         // A failure is logged, counted and retried by the next save.
-        let _ = persist(&self.shared).await;
+        let _ = state::persist(&self.shared).await;
     }
 
     /// The live server a check-in token names, without checking it in (Kasm's
     /// `get_server_file_mappings?token=` probe, which a guest repeats until its token is
     /// accepted).
     pub async fn token_server(&self, token: &str) -> Result<ServerId, ControllerError> {
-        start(&self.shared).await?;
-        let now = self.shared.now();
+        self.loaded().await?;
+        let now = self.shared.clock.now();
         let live = |id: ServerId| {
             self.shared
+                .state
                 .records()
                 .servers
                 .get(&id)
                 .is_some_and(|s| s.state != ServerState::Destroying)
         };
-        Ok(self.shared.tokens.verify_for(token, now, None, live)?.sub)
+        Ok(self
+            .shared
+            .setup
+            .tokens
+            .verify_for(token, now, None, live)?
+            .sub)
     }
 
     /// A check-in, counted and timed for metrics (`kasm_scale_checkins_total{result}`,
@@ -298,11 +225,12 @@ impl Autoscaler {
         token: &str,
         status: &CheckinStatus,
     ) -> Result<ServerId, ControllerError> {
-        self.shared.acting()?;
-        start(&self.shared).await?;
-        let now = self.shared.now();
+        self.shared.clock.acting()?;
+        self.loaded().await?;
+        let now = self.shared.clock.now();
         let live = |id: ServerId| {
             self.shared
+                .state
                 .records()
                 .servers
                 .get(&id)
@@ -311,6 +239,7 @@ impl Autoscaler {
         // The token is never logged; its error says why it was refused, without it.
         let claims = self
             .shared
+            .setup
             .tokens
             .verify_for(token, now, expected, live)
             .inspect_err(|e| tracing::warn!(error = %e, "check-in refused"))?;
@@ -319,7 +248,7 @@ impl Autoscaler {
             let span = tracing::info_span!("check_in", %server, status = %status.status);
             let _entered = span.enter();
             let ready_pool = {
-                let mut records = self.shared.records();
+                let mut records = self.shared.state.records();
                 let Some(current) = records.servers.get(&server) else {
                     return Err(TokenError::WrongServer(server).into());
                 };
@@ -356,9 +285,13 @@ impl Autoscaler {
             };
             tracing::info!("server ready");
             self.shared.ready(server, &config, created_at);
-            queue::serve(&self.shared, Some(&pool));
+            self.shared.events.tell(queue::serve(
+                &self.shared.setup.config,
+                &self.shared.state,
+                Some(&pool),
+            ));
         }
-        saved(&self.shared).await?;
+        state::saved(&self.shared).await?;
         Ok(server)
     }
 
@@ -372,10 +305,10 @@ impl Autoscaler {
         sessions: u32,
         used: bool,
     ) -> Result<Vec<SessionId>, ControllerError> {
-        self.shared.acting()?;
-        start(&self.shared).await?;
+        self.shared.clock.acting()?;
+        self.loaded().await?;
         let ids = {
-            let mut records = self.shared.records();
+            let mut records = self.shared.state.records();
             let Some(s) = records.servers.get_mut(&server) else {
                 return Err(ControllerError::UnknownServer(server));
             };
@@ -394,7 +327,7 @@ impl Autoscaler {
             ids
         };
         tracing::info!(%server, sessions, used, "sessions reported");
-        saved(&self.shared).await?;
+        state::saved(&self.shared).await?;
         Ok(ids)
     }
 }

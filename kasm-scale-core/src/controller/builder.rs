@@ -1,16 +1,17 @@
 //! [`AutoscalerBuilder`]: everything an [`Autoscaler`] needs, checked at `build()`.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::{OnceCell, broadcast};
 
 use super::backend::{Guard, RetryPolicy};
-use super::events::{ControllerError, SetupError};
-use super::records::Records;
+use super::events::{ControllerError, Events, SetupError};
+use super::guarded::Guarded;
+use super::guarded::STORE_TIMEOUT;
+use super::role::Clock;
+use super::state::State;
 use super::tasks::{Randomness, Tasks};
 use super::{Autoscaler, Shared};
 use crate::config::{ApiLimits, Config, DEFAULT_API_CALL_TIMEOUT, DEFAULT_API_CONCURRENCY};
@@ -19,6 +20,38 @@ use crate::template::Template;
 use crate::token::TokenKeys;
 use crate::traits::StateStore;
 use crate::traits::{DirectoryService, VmProvider};
+
+/// The configuration and the backends, as the builder checked them: what a step reads and
+/// never changes.
+pub(crate) struct Setup {
+    /// The configuration it runs.
+    pub config: Config,
+    /// The id written into every owner marker.
+    pub owner_id: String,
+    /// One provider per VM provider config, each wrapped once in its [`Guarded`] decorator.
+    pub providers: HashMap<String, Arc<dyn VmProvider>>,
+    /// One directory per LDAP config used, each wrapped once in its [`Guarded`] decorator.
+    pub directories: HashMap<String, Arc<dyn DirectoryService>>,
+    /// The parsed startup scripts, by VM provider config.
+    pub templates: HashMap<String, Template>,
+    /// The check-in token keys.
+    pub tokens: TokenKeys,
+    /// How long the first reconcile is waited for: one call's timeout, the longest of any
+    /// backend's.
+    pub first_reconcile_wait: Duration,
+    /// The controller's randomness (server ids; the decorators' jitter).
+    pub rng: Arc<Randomness>,
+    /// Time between ticks in [`Autoscaler::run`].
+    pub tick_interval: Duration,
+    /// How long an orphan may exist before it is removed.
+    pub orphan_grace: Duration,
+    /// How long an adopted server's sessions may stay unknown.
+    pub unknown_sessions_timeout: Duration,
+    /// How long a request may wait for a slot.
+    pub queue_timeout: Duration,
+    /// Reconcile every this many ticks.
+    pub reconcile_every: u64,
+}
 
 /// Builds an [`Autoscaler`]; [`AutoscalerBuilder::build`] checks that everything fits.
 pub struct AutoscalerBuilder {
@@ -189,7 +222,7 @@ impl AutoscalerBuilder {
 
     /// The guard of backend `name`, whose configuration says `configured` (its `api_*` fields);
     /// what the builder was told wins.
-    fn guard(&self, name: &str, configured: Option<ApiLimits>) -> Guard {
+    fn guard(&self, name: &str, configured: Option<ApiLimits>, rng: &Arc<Randomness>) -> Guard {
         let concurrency = self
             .concurrency
             .or(configured.map(|c| c.concurrency as usize))
@@ -203,7 +236,7 @@ impl AutoscalerBuilder {
             .call_timeout
             .or(configured.map(|c| c.call_timeout))
             .unwrap_or(Duration::from_secs(u64::from(DEFAULT_API_CALL_TIMEOUT)));
-        Guard::new(name, concurrency, rate, timeout, self.retry)
+        Guard::new(name, concurrency, rate, timeout, self.retry, rng.clone())
     }
 
     /// Checks that every auto-scale config has its provider (and directory, when it makes AD
@@ -256,52 +289,63 @@ impl AutoscalerBuilder {
             (None, Some(section)) => TokenKeys::from_config(section)?,
             (None, None) => TokenKeys::generate()?,
         };
-        let mut guards = HashMap::new();
-        for name in self.providers.keys() {
+        // Every backend is wrapped once: its calls are limited, bounded, retried and traced
+        // in its decorator, and the controller's call sites are plain calls.
+        let rng = Arc::new(Randomness::new(self.seed));
+        let mut providers: HashMap<String, Arc<dyn VmProvider>> = HashMap::new();
+        let mut first_reconcile_wait = Duration::ZERO;
+        for (name, provider) in &self.providers {
             let configured = self.config.vm_provider(name).map(|p| p.api_limits());
-            guards.insert(name.clone(), self.guard(name, configured));
+            let guarded = Guarded::new(provider.clone(), self.guard(name, configured, &rng));
+            first_reconcile_wait = first_reconcile_wait.max(guarded.timeout());
+            providers.insert(name.clone(), Arc::new(guarded));
         }
-        for name in self.directories.keys() {
+        let mut directories: HashMap<String, Arc<dyn DirectoryService>> = HashMap::new();
+        for (name, directory) in &self.directories {
             let configured = self
                 .config
                 .ldap_configs
                 .iter()
                 .find(|l| &l.name == name)
                 .map(|l| l.api_limits());
-            guards.insert(name.clone(), self.guard(name, configured));
+            let guarded = Guarded::new(directory.clone(), self.guard(name, configured, &rng));
+            first_reconcile_wait = first_reconcile_wait.max(guarded.timeout());
+            directories.insert(name.clone(), Arc::new(guarded));
         }
-        let default_guard = self.guard("", None);
-        let (events, _) = broadcast::channel(4096);
+        // The store: bounded in time, one attempt per call (a save that fails is tried again by
+        // the next save, and a broker call waits for its own: see `saved`).
+        let store_guard = Guard::new(
+            "state_store",
+            usize::MAX,
+            None,
+            STORE_TIMEOUT,
+            RetryPolicy {
+                attempts: 1,
+                ..RetryPolicy::default()
+            },
+            rng.clone(),
+        );
+        let store: Arc<dyn StateStore> = Arc::new(Guarded::new(self.store.clone(), store_guard));
         let shared = Shared {
-            owner_id: self.owner_id,
-            providers: self.providers,
-            directories: self.directories,
-            templates,
-            tokens,
-            guards,
-            default_guard,
-            rng: Randomness::new(self.seed),
-            records: Mutex::new(Records::default()),
-            events,
-            epoch: self.epoch.unwrap_or_else(Timestamp::now),
-            started: tokio::time::Instant::now(),
-            tick_interval: self.tick_interval,
-            store: self.store,
-            orphan_grace: self.orphan_grace,
-            unknown_sessions_timeout: self.unknown_sessions_timeout,
-            queue_timeout: self.queue_timeout,
-            reconcile_every: self.reconcile_every,
-            ticks: std::sync::atomic::AtomicU64::new(0),
-            dirty: AtomicBool::new(false),
-            save_lock: tokio::sync::Mutex::new(()),
-            last_tick: Mutex::new(None),
-            loaded: OnceCell::new(),
-            tick_lock: tokio::sync::Mutex::new(()),
+            setup: Setup {
+                owner_id: self.owner_id,
+                providers,
+                directories,
+                templates,
+                tokens,
+                first_reconcile_wait,
+                rng,
+                tick_interval: self.tick_interval,
+                orphan_grace: self.orphan_grace,
+                unknown_sessions_timeout: self.unknown_sessions_timeout,
+                queue_timeout: self.queue_timeout,
+                reconcile_every: self.reconcile_every,
+                config: self.config,
+            },
+            state: State::new(store),
+            events: Events::new(4096),
+            clock: Clock::new(self.epoch.unwrap_or_else(Timestamp::now), self.role),
             tasks: Tasks::default(),
-            taken_names: Mutex::new(Default::default()),
-            role: Mutex::new(self.role),
-            wake: tokio::sync::Notify::new(),
-            config: self.config,
         };
         Ok(Autoscaler::from_shared(shared))
     }

@@ -6,8 +6,8 @@
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use super::Shared;
 use super::records::Records;
+use super::state::State;
 use crate::config::{Config, StandbyPolicy};
 use crate::engine::PoolSnapshot;
 use crate::engine::demand::{self, BootTimes};
@@ -39,16 +39,22 @@ pub(crate) fn arrival(records: &mut Records, config: &Config, pool: &str, now: T
 /// `created_at`. Only boots this controller watched from the start count (created since it
 /// started, and ready within the config's `checkin_timeout`): a server that came up while the
 /// controller was down, or an adopted one, would read as a boot of hours.
-pub(crate) fn ready(shared: &super::Shared, config: &str, created_at: Timestamp, seconds: f64) {
-    let timeout = shared
-        .config
+pub(crate) fn ready(
+    configuration: &Config,
+    epoch: Timestamp,
+    state: &State,
+    config: &str,
+    created_at: Timestamp,
+    seconds: f64,
+) {
+    let timeout = configuration
         .autoscale_configs()
         .find(|(_, c)| c.autoscale_config_name == config)
         .map(|(_, c)| f64::from(c.checkin_timeout));
-    if created_at < shared.epoch || timeout.is_none_or(|t| seconds > t) {
+    if created_at < epoch || timeout.is_none_or(|t| seconds > t) {
         return;
     }
-    shared
+    state
         .records()
         .boot_times
         .entry(config.to_owned())
@@ -60,10 +66,9 @@ pub(crate) fn ready(shared: &super::Shared, config: &str, created_at: Timestamp,
 /// mutably only when there is something to forget, so a quiet tick still saves nothing (the
 /// history changes with requests and ready servers only; bins are folded when the next request
 /// comes, and the signal reads a folded copy).
-pub(crate) fn prune(shared: &Shared) {
-    let config = &shared.config;
+pub(crate) fn prune(config: &Config, state: &State) {
     let stale = {
-        let records = shared.records();
+        let records = state.records();
         records
             .demand_recent
             .keys()
@@ -77,7 +82,7 @@ pub(crate) fn prune(shared: &Shared) {
     if !stale {
         return;
     }
-    let mut records = shared.records();
+    let mut records = state.records();
     let records = &mut *records;
     records
         .demand_recent
@@ -109,7 +114,7 @@ fn folded(
 
 /// Gives each snapshot whose pool has a config with the demand policy its demand signal.
 pub(crate) fn signals(
-    shared: &Shared,
+    config: &Config,
     records: &Records,
     snapshots: &mut [PoolSnapshot],
     now: Timestamp,
@@ -122,7 +127,7 @@ pub(crate) fn signals(
         {
             continue;
         }
-        let tz = zone(&shared.config, &snap.pool);
+        let tz = zone(config, &snap.pool);
         let (recent, profile) = folded(records, &snap.pool, now, &tz);
         let boots: Vec<Option<&BootTimes>> = snap
             .configs
@@ -140,10 +145,10 @@ impl super::Autoscaler {
     /// there.
     pub(crate) fn demand_quiet_until(&self, until: Timestamp) -> Timestamp {
         let shared = &self.shared;
-        let now = shared.now();
-        let records = shared.records();
+        let now = shared.clock.now();
+        let records = shared.state.records();
         let mut quiet = until;
-        for pool in &shared.config.pools {
+        for pool in &shared.setup.config.pools {
             if !pool
                 .autoscale
                 .iter()
@@ -152,7 +157,7 @@ impl super::Autoscaler {
                 continue;
             }
             let name = &pool.server_pool_name;
-            let tz = zone(&shared.config, name);
+            let tz = zone(&shared.setup.config, name);
             let (recent, profile) = folded(&records, name, now, &tz);
             quiet = quiet.min(demand::quiet_until(&recent, &profile, now, until, &tz));
         }

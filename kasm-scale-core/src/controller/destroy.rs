@@ -14,20 +14,30 @@ use crate::traits::BackendError;
 
 /// Marks server `id` destroying and starts its destroy (unless one runs). `cause` is the plan's
 /// when the plan asked; `None` when the server is dead (its VM stopped or vanished) or retired.
-pub(crate) fn start(shared: &Arc<Shared>, id: ServerId, cause: Option<Cause>, reason: String) {
-    match shared.records().servers.get_mut(&id) {
+pub(crate) fn start(
+    shared: &Arc<Shared>,
+    id: ServerId,
+    cause: Option<Cause>,
+    reason: String,
+) -> bool {
+    match shared.state.records().servers.get_mut(&id) {
         Some(s) => s.state = ServerState::Destroying,
-        None => return,
+        None => return false,
     }
     tasks::spawn(shared, Work::Destroy(id), |s| async move {
         destroy(&s, id, cause, reason).await;
-    });
+    })
 }
 
-async fn destroy(shared: &Arc<Shared>, id: ServerId, cause: Option<Cause>, reason: String) {
+pub(crate) async fn destroy(
+    shared: &Arc<Shared>,
+    id: ServerId,
+    cause: Option<Cause>,
+    reason: String,
+) {
     // A create still running for it is stopped; a VM it made anyway is found by reconcile.
     shared.tasks.abort(&Work::Create(id));
-    let Some(server) = shared.records().servers.get(&id).cloned() else {
+    let Some(server) = shared.state.records().servers.get(&id).cloned() else {
         return;
     };
     let span = tracing::info_span!(
@@ -40,16 +50,9 @@ async fn destroy(shared: &Arc<Shared>, id: ServerId, cause: Option<Cause>, reaso
     async {
         let began = tokio::time::Instant::now();
         if let (Some(vm_id), Some(provider)) =
-            (&server.vm_id, shared.providers.get(&server.provider))
+            (&server.vm_id, shared.setup.providers.get(&server.provider))
         {
-            let gone = shared
-                .guard(&server.provider)
-                .operation(
-                    &shared.rng,
-                    provider.capabilities().operation_timeout,
-                    || provider.destroy(vm_id),
-                )
-                .await;
+            let gone = provider.destroy(vm_id).await;
             if let Err(e) = gone {
                 return shared.note_error(
                     Some(id),
@@ -57,7 +60,7 @@ async fn destroy(shared: &Arc<Shared>, id: ServerId, cause: Option<Cause>, reaso
                     format!("cannot destroy the VM: {e}"),
                 );
             }
-            if let Some(s) = shared.records().servers.get_mut(&id) {
+            if let Some(s) = shared.state.records().servers.get_mut(&id) {
                 s.vm_id = None;
             }
         }
@@ -71,7 +74,7 @@ async fn destroy(shared: &Arc<Shared>, id: ServerId, cause: Option<Cause>, reaso
             );
         }
         let lost = {
-            let mut records = shared.records();
+            let mut records = shared.state.records();
             records.servers.remove(&id);
             let lost: Vec<_> = records
                 .sessions
@@ -82,7 +85,7 @@ async fn destroy(shared: &Arc<Shared>, id: ServerId, cause: Option<Cause>, reaso
             for session in &lost {
                 records.sessions.remove(session);
             }
-            records.tombstone(id, shared.now());
+            records.tombstone(id, shared.clock.now());
             lost
         };
         tracing::info!(
@@ -91,12 +94,12 @@ async fn destroy(shared: &Arc<Shared>, id: ServerId, cause: Option<Cause>, reaso
             "server destroyed"
         );
         if !lost.is_empty() {
-            shared.emit(Event::SessionsLost {
+            shared.events.emit(Event::SessionsLost {
                 server: id,
                 sessions: lost,
             });
         }
-        shared.emit(Event::Destroyed {
+        shared.events.emit(Event::Destroyed {
             server: id,
             cause,
             reason,
@@ -112,13 +115,10 @@ pub(crate) async fn delete_ad(
     ad: &AdRecord,
     name: &str,
 ) -> Result<(), BackendError> {
-    let Some(directory) = shared.directories.get(&ad.ldap) else {
+    let Some(directory) = shared.setup.directories.get(&ad.ldap) else {
         return Ok(());
     };
-    shared
-        .guard(&ad.ldap)
-        .call(&shared.rng, || {
-            directory.delete_computer(&ad.container_dn, name, ad.recursive)
-        })
+    directory
+        .delete_computer(&ad.container_dn, name, ad.recursive)
         .await
 }

@@ -8,6 +8,7 @@ use crate::traits::BackendError;
 
 use super::records::SessionId;
 use crate::traits::StoreError;
+use tokio::sync::broadcast;
 
 /// Something that happened, for brokers and dashboards. Serializes as JSON with its kind in
 /// `event` (`{"event": "ready", "server": "…"}`).
@@ -269,4 +270,74 @@ pub(crate) enum ProvisionError {
         "cannot resume the create: {0}, and no VM of its first attempt was found (the server is given up rather than its AD record reset)"
     )]
     Resume(TokenError),
+}
+
+/// Where events go: every subscriber, and a counter per kind for metrics.
+pub(crate) struct Events {
+    sender: broadcast::Sender<Event>,
+}
+
+impl Events {
+    /// Room for `capacity` events per subscriber that lags.
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            sender: broadcast::channel(capacity).0,
+        }
+    }
+
+    /// Tells subscribers, and counts the event for metrics (`kasm_scale_*_total`).
+    pub(crate) fn emit(&self, event: Event) {
+        count(&event);
+        // No subscriber is fine.
+        let _ = self.sender.send(event);
+    }
+
+    /// Tells every event of `events`, in order.
+    pub(crate) fn tell(&self, events: Vec<Event>) {
+        for event in events {
+            self.emit(event);
+        }
+    }
+
+    /// Events from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sender.subscribe()
+    }
+}
+
+/// Counts an event for metrics: one counter per kind, labelled by config, cause or pool.
+fn count(event: &Event) {
+    use metrics::counter;
+    match event {
+        Event::Provisioning { config, cause, .. } => counter!(
+            "kasm_scale_provisions_total",
+            "config" => config.clone(),
+            "cause" => cause_name(Some(*cause))
+        )
+        .increment(1),
+        Event::Destroyed { cause, .. } => {
+            counter!("kasm_scale_destroys_total", "cause" => cause_name(*cause)).increment(1)
+        }
+        Event::Failed { config, .. } => {
+            counter!("kasm_scale_failures_total", "config" => config.clone()).increment(1)
+        }
+        Event::Ready { .. } => counter!("kasm_scale_servers_ready_total").increment(1),
+        Event::Adopted { .. } => counter!("kasm_scale_adopted_total").increment(1),
+        Event::RequestExpired { pool, .. } => {
+            counter!("kasm_scale_requests_expired_total", "pool" => pool.clone()).increment(1)
+        }
+        Event::SessionsLost { sessions, .. } => {
+            counter!("kasm_scale_sessions_lost_total").increment(sessions.len() as u64)
+        }
+        _ => {}
+    }
+}
+
+/// A cause as its snake_case name (`dead` when the plan did not ask: the VM died, vanished or
+/// its config was removed).
+fn cause_name(cause: Option<crate::engine::Cause>) -> String {
+    cause
+        .and_then(|c| serde_json::to_value(c).ok())
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "dead".into())
 }

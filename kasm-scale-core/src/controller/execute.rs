@@ -4,13 +4,15 @@
 //! `max_instances` caps the servers of every auto-scale config that uses it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 
+use super::builder::Setup;
 use super::records::{Records, ServerInfo};
-use super::tasks::{self, Work};
-use super::{Event, Shared, destroy, hostname, persist, provision};
+use super::state::State;
+use super::tasks::{self, Randomness, Tasks, Work};
+use super::{Event, Shared, destroy, hostname, provision, state};
 use crate::engine::{Action, Cause, Plan, ServerId, ServerState};
 
 /// What a plan asks of one server, after the checks.
@@ -19,11 +21,43 @@ enum Start {
     Destroy(ServerId, Cause, String),
 }
 
-pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, now: Timestamp) {
+/// What executing the plans did.
+#[derive(Debug, Default)]
+pub(crate) struct Executed {
+    /// Creates and destroys started in the background.
+    pub started: usize,
+}
+
+/// Step 4: the plans' decisions go into the records, which are saved, and then their work
+/// starts in the background.
+pub(crate) async fn execute(
+    shared: &Arc<Shared>,
+    plans: Vec<(String, Plan)>,
+    now: Timestamp,
+) -> Executed {
+    let (notes, starts) = decide(&shared.setup, &shared.state, &shared.tasks, plans, now);
+    for note in &notes {
+        if let Event::Note { pool, text } = note {
+            tracing::info!(pool, %text, "plan note");
+        }
+    }
+    shared.events.tell(notes);
+    start(shared, starts, now).await
+}
+
+/// The plans' decisions, taken under the records' lock: the records of new and doomed
+/// servers, and what the plans noted.
+fn decide(
+    setup: &Setup,
+    state: &State,
+    tasks: &Tasks,
+    plans: Vec<(String, Plan)>,
+    now: Timestamp,
+) -> (Vec<Event>, Vec<Start>) {
     let mut notes: Vec<Event> = Vec::new();
     let mut starts: Vec<Start> = Vec::new();
     {
-        let mut records = shared.records();
+        let mut records = state.records();
         // Counted only when a plan provisions (a steady tick reads no server here).
         let mut live: Option<HashMap<String, u32>> = None;
         let mut names: Option<HashSet<String>> = None;
@@ -62,14 +96,13 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
                         queue_slots,
                         reason,
                     } => {
-                        let Some((p, c)) = shared.config.autoscale_configs().find(|(p, c)| {
+                        let Some((p, c)) = setup.config.autoscale_configs().find(|(p, c)| {
                             p.server_pool_name == pool && c.autoscale_config_name == config
                         }) else {
                             continue;
                         };
                         let provider = &c.vm_provider_config_id;
-                        let cap = shared
-                            .config
+                        let cap = setup.config
                             .vm_provider(provider)
                             .map_or(0, |v| v.max_instances());
                         let used = live
@@ -86,11 +119,11 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
                             });
                         }
                         tracing::info!(config, count = allowed, ?cause, %reason, "provision");
-                        let names = names.get_or_insert_with(|| taken_names(shared, &records));
+                        let names = names.get_or_insert_with(|| taken_names(&state.taken_names, &records));
                         let mut queue_slots = queue_slots;
                         for _ in 0..allowed {
-                            let id = new_server_id(shared, names);
-                            let mut server = ServerInfo::new(id, &shared.config, p, c, now);
+                            let id = new_server_id(&setup.rng, names);
+                            let mut server = ServerInfo::new(id, &setup.config, p, c, now);
                             // Server by server, as the plan counted them.
                             server.queue_slots = queue_slots.min(server.capacity);
                             queue_slots -= server.queue_slots;
@@ -117,7 +150,7 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
         for s in records.servers.values() {
             match s.state {
                 ServerState::Provisioning
-                    if !planned.contains(&s.id) && !shared.tasks.busy(&Work::Create(s.id)) =>
+                    if !planned.contains(&s.id) && !tasks.busy(&Work::Create(s.id)) =>
                 {
                     let cause = if s.queue_slots > 0 {
                         Cause::QueuedRequests
@@ -126,7 +159,7 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
                     };
                     starts.push(Start::Create(s.id, cause));
                 }
-                ServerState::Destroying if !shared.tasks.busy(&Work::Destroy(s.id)) => {
+                ServerState::Destroying if !tasks.busy(&Work::Destroy(s.id)) => {
                     starts.push(Start::Destroy(
                         s.id,
                         Cause::Surplus,
@@ -137,28 +170,29 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
             }
         }
     }
-    for note in notes {
-        if let Event::Note { pool, text } = &note {
-            tracing::info!(pool, %text, "plan note");
-        }
-        shared.emit(note);
-    }
+    (notes, starts)
+}
+
+/// Saves the decisions, then starts their work; returns how much started.
+async fn start(shared: &Arc<Shared>, mut starts: Vec<Start>, now: Timestamp) -> Executed {
     // The records of new and doomed servers are saved before their VMs are asked for or
     // destroyed, so a restart (or the next leader) finds them and resumes the work instead of
     // adopting VMs as unknown; on a shared store this save also carries the leader's epoch.
     // (A tick that starts nothing saves once, at its end.)
     if !starts.is_empty()
-        && let Err(e) = persist::persist(shared).await
+        && let Err(e) = state::persist(shared).await
     {
         // No VM created or destroyed on a decision that is not saved (a replica that lost its
         // lease, or a store that cannot be reached): the next tick tries again from the records.
         tracing::warn!(error = %e, "work not started: the plan's records are not saved");
         starts.clear();
     }
+    let mut executed = Executed::default();
     for start in starts {
         match start {
             Start::Create(id, cause) => {
                 let config = shared
+                    .state
                     .records()
                     .servers
                     .get(&id)
@@ -168,7 +202,8 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
                     provision::provision(&s, id, now).await;
                 });
                 if fresh {
-                    shared.emit(Event::Provisioning {
+                    executed.started += 1;
+                    shared.events.emit(Event::Provisioning {
                         server: id,
                         config,
                         cause,
@@ -176,10 +211,15 @@ pub(crate) async fn execute(shared: &Arc<Shared>, plans: Vec<(String, Plan)>, no
                 }
             }
             Start::Destroy(id, cause, reason) => {
-                destroy::start(shared, id, Some(cause), reason);
+                // Marked destroying when it was decided.
+                let fresh = tasks::spawn(shared, Work::Destroy(id), |s| async move {
+                    destroy::destroy(&s, id, Some(cause), reason).await;
+                });
+                executed.started += usize::from(fresh);
             }
         }
     }
+    executed
 }
 
 /// Live servers (every state: a VM being destroyed still exists) per VM provider config.
@@ -209,21 +249,17 @@ fn doom(records: &mut Records, server: ServerId) -> Result<bool, u32> {
 }
 
 /// Host names in use: the records' and those the last listings of the clouds and directories
-/// showed.
-fn taken_names(shared: &Shared, records: &Records) -> HashSet<String> {
-    let mut names = shared
-        .taken_names
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+/// showed (`listed`).
+fn taken_names(listed: &Mutex<HashSet<String>>, records: &Records) -> HashSet<String> {
+    let mut names = listed.lock().unwrap_or_else(|e| e.into_inner()).clone();
     names.extend(records.servers.values().map(|s| s.hostname.clone()));
     names
 }
 
 /// A new server id whose host name nobody uses.
-fn new_server_id(shared: &Shared, taken: &mut HashSet<String>) -> ServerId {
+fn new_server_id(rng: &Randomness, taken: &mut HashSet<String>) -> ServerId {
     loop {
-        let id = shared.rng.server_id();
+        let id = rng.server_id();
         if taken.insert(hostname(id)) {
             return id;
         }

@@ -1,26 +1,42 @@
 //! The controller: turns plans into VMs, AD records and check-ins, and serves the broker.
 //!
 //! [`Autoscaler`] holds the configuration, one [`VmProvider`] per VM provider config and one
-//! [`DirectoryService`] per LDAP config it uses. One [`Autoscaler::tick`] reads as its steps
-//! (`tick.rs`):
+//! [`DirectoryService`] per LDAP config it uses. One [`Autoscaler::tick`] reads top-down in one
+//! function (`tick.rs`) as six steps, each a function that borrows the parts of the controller
+//! it needs and returns what it did:
 //!
-//! 1. **observe** (`observe.rs`, `reconcile.rs`): refresh the servers whose VMs boot, and on its
-//!    cadence list the clouds and directories to adopt, forget and remove what they hold;
-//! 2. **snapshot** (`snapshot.rs`): one [`PoolSnapshot`](crate::engine::PoolSnapshot) per pool;
-//! 3. **plan**: [`crate::engine::plan`], pure;
-//! 4. **execute** (`execute.rs`): record the plan's servers and start their work —
-//!    provisioning (`provision.rs`: AD computer record → startup script rendered with every
-//!    variable → `create` with the owner tags → starting → check-in → running) and destroying
-//!    (`destroy.rs`: VM → AD record → record);
-//! 5. **seat the queue** (`queue.rs`): waiting requests take free slots; old ones expire;
-//! 6. **persist** (`persist.rs`): save what changed.
+//! 1. **observe** (`observe.rs`): refresh the servers whose VMs boot, and on the reconcile
+//!    cadence list the clouds and directories in the background (`reconcile.rs`: adopt, forget
+//!    and remove what they hold; forget history the configuration no longer has); returns the
+//!    work it started;
+//! 2. **snapshot** (`snapshot.rs`): one [`PoolSnapshot`](crate::engine::PoolSnapshot) per pool,
+//!    read from the records in one pass, with its demand signal (`demand.rs`);
+//! 3. **plan**: [`crate::engine::plan`] per pool, pure;
+//! 4. **execute** (`execute.rs`): record the plans' servers, save them, and start their work in
+//!    the background — provisioning (`provision.rs`: AD computer record → startup script
+//!    rendered with every variable → `create` with the owner tags → starting → check-in →
+//!    running) and destroying (`destroy.rs`: VM → AD record → record); returns what it started;
+//! 5. **seat** (`queue.rs`): waiting requests take free slots, old ones expire; returns the
+//!    events, which the tick tells;
+//! 6. **persist** (`state.rs`): save what changed.
 //!
-//! Every call to a provider or directory runs in the background (`tasks.rs`), within that
-//! backend's concurrency and rate limit, bounded in time and retried in ONE place
-//! (`backend.rs`), so planning and seating never wait on a slow backend and one failing
-//! provider never holds up the others. A broker calls [`Autoscaler::request_session`],
-//! [`Autoscaler::end_session`] and [`Autoscaler::check_in_token`] (`api.rs`), and can
-//! [`Autoscaler::subscribe`] to events.
+//! Before the steps, `role.rs` says whether this tick acts (a follower only reloads what its
+//! leader saved), and `state.rs` loads the saved state once; `state.rs` also holds the save a
+//! broker call waits for. What the steps share is split by concern: the configuration and
+//! backends (`Setup`, `builder.rs`), the records and their persistence (`State`, `state.rs`),
+//! events (`Events`, `events.rs`), the clock and role (`Clock`, `role.rs`) and the background
+//! work (`Tasks`, `tasks.rs`).
+//!
+//! Every call to a provider, directory or store goes through the decorator the builder wrapped
+//! it in (`guarded.rs`, over `backend.rs`'s guard): concurrency and rate limit, timeout, retry
+//! with backoff and a span, in ONE place, so the call sites are plain trait calls. Provider and
+//! directory work runs in the background (`tasks.rs`), so planning and seating never wait on a
+//! slow backend and one failing provider never holds up the others. A broker calls
+//! [`Autoscaler::request_session`], [`Autoscaler::end_session`] and
+//! [`Autoscaler::check_in_token`] (`api.rs`), and can [`Autoscaler::subscribe`] to events.
+//!
+//! [`VmProvider`]: crate::traits::VmProvider
+//! [`DirectoryService`]: crate::traits::DirectoryService
 
 mod api;
 mod backend;
@@ -30,8 +46,8 @@ mod destroy;
 mod events;
 mod execute;
 mod file_store;
+mod guarded;
 mod observe;
-mod persist;
 mod provision;
 mod queue;
 mod reconcile;
@@ -39,36 +55,34 @@ mod records;
 mod requests;
 mod role;
 mod snapshot;
+mod state;
 mod status;
-mod store;
 mod tasks;
 mod tick;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
-use tokio::sync::{OnceCell, broadcast};
+use jiff::Timestamp;
+use tokio::sync::broadcast;
 
 pub use backend::RetryPolicy;
 pub use builder::AutoscalerBuilder;
 pub use events::{CheckinStatus, ControllerError, Event, Requested, SessionOutcome, SetupError};
 pub use file_store::{FileStore, MAX_STATE_FILE};
+pub use guarded::STORE_TIMEOUT;
 pub use records::{AdRecord, Queued, Records, ServerInfo, SessionId};
 pub use requests::{MAX_REQUEST_ID, REQUEST_ID_TTL, RequestRecord};
 pub use role::Role;
 pub use status::{PoolStatus, SessionStatus};
-pub use store::STORE_TIMEOUT;
 
 use crate::config::Config;
 use crate::engine::ServerId;
-use crate::template::Template;
-use crate::token::TokenKeys;
-use crate::traits::{DirectoryService, StateStore, VmProvider};
-use backend::Guard;
-use tasks::{Randomness, Tasks};
+use builder::Setup;
+use events::Events;
+use role::Clock;
+use state::{RecordsGuard, State};
+use tasks::Tasks;
 
 /// The host name of server `id` (`KASM-` and the first ten hex digits of its id: 15
 /// characters, NetBIOS-safe).
@@ -76,163 +90,58 @@ pub(crate) fn hostname(id: ServerId) -> String {
     format!("KASM-{}", &id.0.simple().to_string()[..10]).to_ascii_uppercase()
 }
 
-/// Everything the controller's handles and background tasks share.
+/// Everything the controller's handles and background tasks share, by concern: a step borrows
+/// only the part it needs.
 pub(crate) struct Shared {
-    pub config: Config,
-    pub owner_id: String,
-    pub providers: HashMap<String, Arc<dyn VmProvider>>,
-    pub directories: HashMap<String, Arc<dyn DirectoryService>>,
-    pub templates: HashMap<String, Template>,
-    pub tokens: TokenKeys,
-    /// Limits, timeout and retries per provider or directory name.
-    pub guards: HashMap<String, Guard>,
-    /// For a name without its own guard (none: the builder makes one per backend).
-    pub default_guard: Guard,
-    pub rng: Randomness,
-    pub records: Mutex<Records>,
-    /// Set by every mutable use of the records ([`RecordsGuard`]), cleared by a save: a tick
-    /// that changed nothing saves nothing, without comparing 10,000 servers.
-    pub dirty: AtomicBool,
-    /// Held from taking a copy of the records to its save: saves land in order (an older copy
-    /// never overwrites a newer one).
-    pub save_lock: tokio::sync::Mutex<()>,
-    pub events: broadcast::Sender<Event>,
-    pub epoch: Timestamp,
-    pub started: tokio::time::Instant,
-    pub tick_interval: Duration,
-    pub store: Arc<dyn StateStore>,
-    pub orphan_grace: Duration,
-    pub unknown_sessions_timeout: Duration,
-    pub queue_timeout: Duration,
-    pub reconcile_every: u64,
-    pub ticks: std::sync::atomic::AtomicU64,
-    /// The saved state was loaded (once, before anything is served).
-    pub loaded: OnceCell<()>,
-    /// Held by the running tick: ticks never overlap.
-    pub tick_lock: tokio::sync::Mutex<()>,
+    /// The configuration and the (decorated) backends, as the builder checked them.
+    pub setup: Setup,
+    /// The records and their persistence.
+    pub state: State,
+    /// Events for subscribers (and metrics).
+    pub events: Events,
+    /// The controller's time, its ticks and its role among replicas.
+    pub clock: Clock,
+    /// The background work running.
     pub tasks: Tasks,
-    /// When the last tick ended (tokio's clock), for [`Autoscaler::health`].
-    pub last_tick: Mutex<Option<tokio::time::Instant>>,
-    /// Host names the clouds and directories hold (from the last listings): new servers avoid
-    /// them.
-    pub taken_names: Mutex<HashSet<String>>,
-    /// Whether it acts, among the replicas of its store (see `role.rs`).
-    pub role: Mutex<Role>,
-    /// Wakes [`Autoscaler::run`] for a tick now (on taking over).
-    pub wake: tokio::sync::Notify,
 }
 
 impl Shared {
-    /// Wall-clock time on tokio's clock: correct on a paused clock too.
-    pub fn now(&self) -> Timestamp {
-        let elapsed = tokio::time::Instant::now().duration_since(self.started);
-        self.epoch + SignedDuration::try_from(elapsed).unwrap_or(SignedDuration::MAX)
-    }
-
-    /// The records, locked. Reading them leaves them clean; any mutable use marks them to be
-    /// saved.
-    pub fn records(&self) -> RecordsGuard<'_> {
-        RecordsGuard {
-            records: self.records.lock().unwrap_or_else(|e| e.into_inner()),
-            dirty: &self.dirty,
-        }
-    }
-
-    /// Tells subscribers, and counts the event for metrics (`kasm_scale_*_total`).
-    pub fn emit(&self, event: Event) {
-        count(&event);
-        // No subscriber is fine.
-        let _ = self.events.send(event);
-    }
-
-    /// Server `id` of `config`, created at `created_at`, is ready: the event, and its time to
-    /// ready for metrics.
+    /// Server `id` of `config`, created at `created_at`, is ready: its boot time for the demand
+    /// history and metrics, and the event.
     pub fn ready(&self, id: ServerId, config: &str, created_at: Timestamp) {
-        let took = self.now().duration_since(created_at).as_secs_f64().max(0.0);
-        demand::ready(self, config, created_at, took);
+        let took = self
+            .clock
+            .now()
+            .duration_since(created_at)
+            .as_secs_f64()
+            .max(0.0);
+        demand::ready(
+            &self.setup.config,
+            self.clock.epoch,
+            &self.state,
+            config,
+            created_at,
+            took,
+        );
         metrics::histogram!("kasm_scale_time_to_ready_seconds", "config" => config.to_owned())
             .record(took);
-        self.emit(Event::Ready { server: id });
-    }
-
-    /// The guard of a provider or directory (every configured one has one).
-    pub fn guard(&self, name: &str) -> &Guard {
-        self.guards.get(name).unwrap_or(&self.default_guard)
+        self.events.emit(Event::Ready { server: id });
     }
 
     /// Keeps `error` on the server (if any) and tells subscribers.
     pub fn note_error(&self, server: Option<ServerId>, config: &str, error: String) {
         if let Some(id) = server
-            && let Some(s) = self.records().servers.get_mut(&id)
+            && let Some(s) = self.state.records().servers.get_mut(&id)
         {
             s.last_error = Some(error.clone());
         }
         tracing::warn!(server = ?server, config, %error, "backend failure");
-        self.emit(Event::Failed {
+        self.events.emit(Event::Failed {
             server,
             config: config.into(),
             error,
         });
     }
-}
-
-/// The locked records. Dereferencing it mutably marks them changed, so no change can miss
-/// the next save (a use that ends up changing nothing only costs one save).
-pub(crate) struct RecordsGuard<'a> {
-    records: MutexGuard<'a, Records>,
-    dirty: &'a AtomicBool,
-}
-
-impl std::ops::Deref for RecordsGuard<'_> {
-    type Target = Records;
-
-    fn deref(&self) -> &Records {
-        &self.records
-    }
-}
-
-impl std::ops::DerefMut for RecordsGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Records {
-        self.dirty.store(true, Ordering::Relaxed);
-        &mut self.records
-    }
-}
-
-/// Counts an event for metrics: one counter per kind, labelled by config, cause or pool.
-fn count(event: &Event) {
-    use metrics::counter;
-    match event {
-        Event::Provisioning { config, cause, .. } => counter!(
-            "kasm_scale_provisions_total",
-            "config" => config.clone(),
-            "cause" => cause_name(Some(*cause))
-        )
-        .increment(1),
-        Event::Destroyed { cause, .. } => {
-            counter!("kasm_scale_destroys_total", "cause" => cause_name(*cause)).increment(1)
-        }
-        Event::Failed { config, .. } => {
-            counter!("kasm_scale_failures_total", "config" => config.clone()).increment(1)
-        }
-        Event::Ready { .. } => counter!("kasm_scale_servers_ready_total").increment(1),
-        Event::Adopted { .. } => counter!("kasm_scale_adopted_total").increment(1),
-        Event::RequestExpired { pool, .. } => {
-            counter!("kasm_scale_requests_expired_total", "pool" => pool.clone()).increment(1)
-        }
-        Event::SessionsLost { sessions, .. } => {
-            counter!("kasm_scale_sessions_lost_total").increment(sessions.len() as u64)
-        }
-        _ => {}
-    }
-}
-
-/// A cause as its snake_case name (`dead` when the plan did not ask: the VM died, vanished or
-/// its config was removed).
-fn cause_name(cause: Option<crate::engine::Cause>) -> String {
-    cause
-        .and_then(|c| serde_json::to_value(c).ok())
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "dead".into())
 }
 
 /// What a readiness probe needs to know (see [`Autoscaler::health`]).
@@ -277,12 +186,12 @@ pub struct Autoscaler {
 impl std::fmt::Debug for Autoscaler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Autoscaler")
-            .field("owner_id", &self.shared.owner_id)
+            .field("owner_id", &self.shared.setup.owner_id)
             .field(
                 "providers",
-                &self.shared.providers.keys().collect::<Vec<_>>(),
+                &self.shared.setup.providers.keys().collect::<Vec<_>>(),
             )
-            .field("servers", &self.shared.records().servers.len())
+            .field("servers", &self.shared.state.records().servers.len())
             .finish_non_exhaustive()
     }
 }
@@ -298,12 +207,19 @@ impl Autoscaler {
 
     /// Every server, with its state and last error.
     pub fn servers(&self) -> Vec<ServerInfo> {
-        self.shared.records().servers.values().cloned().collect()
+        self.shared
+            .state
+            .records()
+            .servers
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// The scaling bookkeeping of auto-scale config `config` (failures, downscale clock).
     pub fn bookkeeping(&self, config: &str) -> crate::engine::Bookkeeping {
         self.shared
+            .state
             .records()
             .bookkeeping
             .get(config)
@@ -313,7 +229,7 @@ impl Autoscaler {
 
     /// The configuration it runs.
     pub fn config(&self) -> &Config {
-        &self.shared.config
+        &self.shared.setup.config
     }
 
     /// Events from now on.
@@ -326,20 +242,21 @@ impl Autoscaler {
     pub fn health(&self) -> Health {
         let last = *self
             .shared
+            .clock
             .last_tick
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         Health {
-            loaded: self.shared.loaded.initialized(),
+            loaded: self.shared.state.loaded.initialized(),
             since_last_tick: last.map(|t| t.elapsed()),
-            tick_interval: self.shared.tick_interval,
-            role: self.shared.role(),
+            tick_interval: self.shared.setup.tick_interval,
+            role: self.shared.clock.role(),
         }
     }
 
     /// The controller's time (tokio's clock from the configured epoch).
     pub fn now(&self) -> Timestamp {
-        self.shared.now()
+        self.shared.clock.now()
     }
 }
 

@@ -1,15 +1,18 @@
 //! Step 1 of a tick: ask each provider, in the background and in parallel, about the servers
-//! whose VMs boot. A VM that runs makes a server that needs no check-in ready; a VM that stopped
-//! or vanished makes its server go (with its AD record).
+//! whose VMs boot, and on the reconcile cadence list the clouds and directories (`reconcile.rs`).
+//! A VM that runs makes a server that needs no check-in ready; a VM that stopped or vanished
+//! makes its server go (with its AD record).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use super::state::State;
 use super::tasks::{self, Work};
-use super::{Shared, destroy, queue};
+use super::{Shared, destroy, queue, reconcile};
 use crate::engine::{ServerId, ServerState};
 use crate::traits::{BackendError, Vm, VmState};
 
@@ -17,17 +20,36 @@ use crate::traits::{BackendError, Vm, VmState};
 /// counts as vanished (ours): clouds such as EC2 are eventually consistent.
 pub(crate) const VANISH_GRACE: SignedDuration = SignedDuration::from_secs(120);
 
+/// Step 1: refresh the servers whose VMs boot; on the reconcile cadence, list the clouds and
+/// directories (and forget stale history: see `reconcile.rs`). The first reconcile (adopting what a previous run left)
+/// is waited for, at most one backend call's timeout, so the first plan sees it; later ones run
+/// in the background. Returns how many pieces of background work it started.
+pub(crate) async fn observe(shared: &Arc<Shared>, n: u64) -> usize {
+    let now = shared.clock.now();
+    expire_unknown_sessions(shared.setup.unknown_sessions_timeout, &shared.state, now);
+    let mut started = refresh(shared);
+    if n.is_multiple_of(shared.setup.reconcile_every) {
+        let fresh = tasks::spawn(shared, Work::Reconcile, |s| async move {
+            reconcile::reconcile(&s).await;
+        });
+        started += usize::from(fresh);
+        if n == 0 {
+            let limit = Some(shared.setup.first_reconcile_wait);
+            shared.tasks.settle(Some(&Work::Reconcile), limit).await;
+        }
+    }
+    started
+}
+
 /// Adopted servers whose sessions the broker has not reported within the unknown-sessions
 /// timeout are taken as empty and used, so that they are scaled in like any idle server (a
 /// server saved before the timestamp existed starts its wait now). Takes the records mutably
 /// only when one is due.
-pub(crate) fn expire_unknown_sessions(shared: &Shared) {
-    let now = shared.now();
-    let timeout =
-        SignedDuration::try_from(shared.unknown_sessions_timeout).unwrap_or(SignedDuration::MAX);
+fn expire_unknown_sessions(wait: Duration, state: &State, now: Timestamp) {
+    let timeout = SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX);
     let due =
         |since: Option<jiff::Timestamp>| since.is_none_or(|t| now.duration_since(t) >= timeout);
-    if !shared
+    if !state
         .records()
         .servers
         .values()
@@ -35,7 +57,7 @@ pub(crate) fn expire_unknown_sessions(shared: &Shared) {
     {
         return;
     }
-    let mut records = shared.records();
+    let mut records = state.records();
     for s in records.servers.values_mut() {
         if !s.sessions_unknown {
             continue;
@@ -53,16 +75,18 @@ pub(crate) fn expire_unknown_sessions(shared: &Shared) {
         s.used = true;
         s.last_error = Some(format!(
             "adopted with its sessions unknown and not reported within {} s: taken as empty",
-            shared.unknown_sessions_timeout.as_secs()
+            wait.as_secs()
         ));
         tracing::warn!(server = %s.id, waited_s = now.duration_since(since).as_secs(), "sessions not reported: taken as empty");
         metrics::counter!("kasm_scale_unknown_sessions_expired_total").increment(1);
     }
 }
 
-/// Starts one refresh per provider that has booting servers (unless one runs).
-pub(crate) fn refresh(shared: &Arc<Shared>) {
+/// Starts one refresh per provider that has booting servers (unless one runs); returns how many
+/// it started.
+fn refresh(shared: &Arc<Shared>) -> usize {
     let mut providers: Vec<String> = shared
+        .state
         .records()
         .servers
         .values()
@@ -71,23 +95,27 @@ pub(crate) fn refresh(shared: &Arc<Shared>) {
         .collect();
     providers.sort_unstable();
     providers.dedup();
+    let mut started = 0;
     for provider in providers {
         let name = provider.clone();
         let span = tracing::debug_span!("refresh", provider = %name);
-        tasks::spawn(shared, Work::Refresh(provider), |s| {
+        let fresh = tasks::spawn(shared, Work::Refresh(provider), |s| {
             async move {
                 refresh_provider(&s, &name).await;
             }
             .instrument(span)
         });
+        started += usize::from(fresh);
     }
+    started
 }
 
 async fn refresh_provider(shared: &Arc<Shared>, provider_name: &str) {
-    let Some(provider) = shared.providers.get(provider_name).cloned() else {
+    let Some(provider) = shared.setup.providers.get(provider_name).cloned() else {
         return;
     };
     let waiting: Vec<(ServerId, String)> = shared
+        .state
         .records()
         .servers
         .values()
@@ -96,13 +124,9 @@ async fn refresh_provider(shared: &Arc<Shared>, provider_name: &str) {
         .collect();
     let mut calls = JoinSet::new();
     for (id, vm_id) in waiting {
-        let (shared, provider) = (shared.clone(), provider.clone());
-        let name = provider_name.to_owned();
+        let provider = provider.clone();
         calls.spawn(async move {
-            let answer = shared
-                .guard(&name)
-                .call(&shared.rng, || provider.get(&vm_id))
-                .await;
+            let answer = provider.get(&vm_id).await;
             (id, answer)
         });
     }
@@ -112,8 +136,8 @@ async fn refresh_provider(shared: &Arc<Shared>, provider_name: &str) {
 }
 
 fn apply(shared: &Arc<Shared>, id: ServerId, answer: Result<Option<Vm>, BackendError>) {
-    let now = shared.now();
-    let Some(server) = shared.records().servers.get(&id).cloned() else {
+    let now = shared.clock.now();
+    let Some(server) = shared.state.records().servers.get(&id).cloned() else {
         return;
     };
     if server.state != ServerState::Starting {
@@ -122,23 +146,32 @@ fn apply(shared: &Arc<Shared>, id: ServerId, answer: Result<Option<Vm>, BackendE
     if let Ok(Some(vm)) = &answer
         && vm.private_ip.is_some()
         && vm.private_ip != server.address
-        && let Some(s) = shared.records().servers.get_mut(&id)
+        && let Some(s) = shared.state.records().servers.get_mut(&id)
     {
         // Learned while it boots (some clouds assign it after the create answered).
         s.address.clone_from(&vm.private_ip);
     }
     match answer {
         Ok(Some(vm)) if vm.state == VmState::Running && !server.requires_checkin => {
-            let ready = shared.records().servers.get_mut(&id).is_some_and(|s| {
-                let first = s.state == ServerState::Starting;
-                s.state = ServerState::Running;
-                s.checked_in_at.get_or_insert(now);
-                first
-            });
+            let ready = shared
+                .state
+                .records()
+                .servers
+                .get_mut(&id)
+                .is_some_and(|s| {
+                    let first = s.state == ServerState::Starting;
+                    s.state = ServerState::Running;
+                    s.checked_in_at.get_or_insert(now);
+                    first
+                });
             if ready {
                 tracing::info!(server = %id, "server ready (VM running)");
                 shared.ready(id, &server.config, server.created_at);
-                queue::serve(shared, Some(&server.pool));
+                shared.events.tell(queue::serve(
+                    &shared.setup.config,
+                    &shared.state,
+                    Some(&server.pool),
+                ));
             }
         }
         Ok(Some(vm)) if vm.state.is_dead() || vm.state == VmState::Terminated => {

@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::events::ProvisionError;
 use super::records::ServerInfo;
-use super::{Event, Shared, persist, queue};
+use super::{Event, Shared, queue, state};
 use crate::config::AutoScaleConfig;
 use crate::engine::{ServerId, ServerState};
 use crate::secret::Secret;
@@ -20,7 +20,7 @@ use crate::traits::{BackendError, ComputerSpec, Owner, Vm, VmSpec, VmState};
 /// Creates server `id` (asked for by the tick of `batch`). A failure removes its record, undoes
 /// its AD record and counts once per batch on its config's failure backoff.
 pub(crate) async fn provision(shared: &Arc<Shared>, id: ServerId, batch: Timestamp) {
-    let Some(server) = shared.records().servers.get(&id).cloned() else {
+    let Some(server) = shared.state.records().servers.get(&id).cloned() else {
         return;
     };
     let span = tracing::info_span!(
@@ -32,6 +32,7 @@ pub(crate) async fn provision(shared: &Arc<Shared>, id: ServerId, batch: Timesta
     async {
         let began = tokio::time::Instant::now();
         let config = shared
+            .setup
             .config
             .autoscale_configs()
             .find(|(p, c)| {
@@ -60,9 +61,9 @@ pub(crate) async fn provision(shared: &Arc<Shared>, id: ServerId, batch: Timesta
 /// The VM exists: the server starts, or is ready at once when its guest checked in already (or
 /// needs no check-in and runs).
 fn created(shared: &Shared, id: ServerId, vm: &Vm) {
-    let now = shared.now();
+    let now = shared.clock.now();
     let outcome = {
-        let mut records = shared.records();
+        let mut records = shared.state.records();
         let Some(s) = records.servers.get_mut(&id) else {
             return;
         };
@@ -89,17 +90,21 @@ fn created(shared: &Shared, id: ServerId, vm: &Vm) {
     };
     let (ready, pool, config, created_at) = outcome;
     tracing::info!(vm = %vm.vm_id, ready, "VM created");
-    shared.emit(Event::Starting { server: id });
+    shared.events.emit(Event::Starting { server: id });
     if ready {
         shared.ready(id, &config, created_at);
-        queue::serve(shared, Some(&pool));
+        shared.events.tell(queue::serve(
+            &shared.setup.config,
+            &shared.state,
+            Some(&pool),
+        ));
     }
 }
 
 fn failed(shared: &Shared, server: &ServerInfo, batch: Timestamp, error: String) {
-    let now = shared.now();
+    let now = shared.clock.now();
     {
-        let mut records = shared.records();
+        let mut records = shared.state.records();
         if records
             .servers
             .get(&server.id)
@@ -110,7 +115,7 @@ fn failed(shared: &Shared, server: &ServerInfo, batch: Timestamp, error: String)
         }
         records.tombstone(server.id, now);
     }
-    shared.emit(Event::Failed {
+    shared.events.emit(Event::Failed {
         server: Some(server.id),
         config: server.config.clone(),
         error,
@@ -130,7 +135,7 @@ async fn create(
     config: &AutoScaleConfig,
 ) -> Result<Vm, ProvisionError> {
     let owner = Owner {
-        owner_id: shared.owner_id.clone(),
+        owner_id: shared.setup.owner_id.clone(),
         pool: server.pool.clone(),
         config: server.config.clone(),
         server_id: server.id,
@@ -140,8 +145,8 @@ async fn create(
     };
     let result = match &server.ad_join {
         Some(sealed) => match (
-            shared.tokens.unseal(server.id, sealed),
-            shared.directories.get(&ad.ldap),
+            shared.setup.tokens.unseal(server.id, sealed),
+            shared.setup.directories.get(&ad.ldap),
         ) {
             (Ok(password), Some(directory)) => {
                 tracing::info!(
@@ -177,10 +182,11 @@ async fn create(
 /// Seals the join password into the server's record and saves it, before the VM is asked for.
 async fn keep_join(shared: &Shared, id: ServerId, join: &AdJoin) -> Result<(), ProvisionError> {
     let sealed = shared
+        .setup
         .tokens
         .seal(id, &join.ad_join_credential)
         .map_err(ProvisionError::Token)?;
-    match shared.records().servers.get_mut(&id) {
+    match shared.state.records().servers.get_mut(&id) {
         Some(s) => s.ad_join = Some(sealed),
         None => {
             return Err(ProvisionError::Vm(BackendError::InvalidRequest(
@@ -188,9 +194,7 @@ async fn keep_join(shared: &Shared, id: ServerId, join: &AdJoin) -> Result<(), P
             )));
         }
     }
-    persist::persist(shared)
-        .await
-        .map_err(ProvisionError::Save)?;
+    state::persist(shared).await.map_err(ProvisionError::Save)?;
     tracing::debug!("AD join password sealed and saved");
     Ok(())
 }
@@ -205,12 +209,11 @@ async fn first_attempts_vm(
     why: crate::token::TokenError,
 ) -> Result<Vm, ProvisionError> {
     tracing::warn!(error = %why, "the saved AD join password cannot be opened: looking for the first attempt's VM");
-    let Some(provider) = shared.providers.get(&server.provider) else {
+    let Some(provider) = shared.setup.providers.get(&server.provider) else {
         return Err(ProvisionError::Resume(why));
     };
-    let vms = shared
-        .guard(&server.provider)
-        .call(&shared.rng, || provider.list(&shared.owner_id))
+    let vms = provider
+        .list(&shared.setup.owner_id)
         .await
         .map_err(ProvisionError::Vm)?;
     match vms
@@ -231,7 +234,7 @@ async fn computer_record(
     ad: &super::AdRecord,
     owner: &Owner,
 ) -> Result<AdJoin, ProvisionError> {
-    let Some(directory) = shared.directories.get(&ad.ldap) else {
+    let Some(directory) = shared.setup.directories.get(&ad.ldap) else {
         return Err(ProvisionError::Directory(BackendError::InvalidRequest(
             format!("no directory for `{}`", ad.ldap),
         )));
@@ -241,21 +244,18 @@ async fn computer_record(
         container_dn: ad.container_dn.clone(),
         owner: owner.clone(),
     };
-    let password = shared
-        .guard(&ad.ldap)
-        .call(&shared.rng, || directory.create_computer(&spec))
-        .await
-        .map_err(|e| {
-            if matches!(e, BackendError::Conflict(_)) {
-                // Someone else holds the name: no new server takes it.
-                shared
-                    .taken_names
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(server.hostname.clone());
-            }
-            ProvisionError::Directory(e)
-        })?;
+    let password = directory.create_computer(&spec).await.map_err(|e| {
+        if matches!(e, BackendError::Conflict(_)) {
+            // Someone else holds the name: no new server takes it.
+            shared
+                .state
+                .taken_names
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(server.hostname.clone());
+        }
+        ProvisionError::Directory(e)
+    })?;
     Ok(AdJoin {
         domain: directory.domain().into(),
         ad_join_credential: password,
@@ -271,8 +271,8 @@ async fn script_and_vm(
 ) -> Result<Vm, ProvisionError> {
     let provider_name = &server.provider;
     let (Some(provider), Some(provider_config)) = (
-        shared.providers.get(provider_name),
-        shared.config.vm_provider(provider_name),
+        shared.setup.providers.get(provider_name),
+        shared.setup.config.vm_provider(provider_name),
     ) else {
         return Err(ProvisionError::Vm(BackendError::InvalidRequest(format!(
             "no provider for `{provider_name}`"
@@ -280,6 +280,7 @@ async fn script_and_vm(
     };
     // Issued at the record's creation, not now: a resumed create renders the same token.
     let token = shared
+        .setup
         .tokens
         .issue_lasting(
             server.id,
@@ -295,6 +296,7 @@ async fn script_and_vm(
         server_id: server.id.to_string(),
         server_hostname: server.hostname.clone(),
         upstream_auth_address: shared
+            .setup
             .config
             .zone(&config.zone_id)
             .map(|z| z.upstream_auth_address.clone())
@@ -308,6 +310,7 @@ async fn script_and_vm(
         ..ScriptVariables::default()
     };
     let script = match shared
+        .setup
         .templates
         .get(provider_name)
         .map(|t| provider_config.render_script(t, &vars))
@@ -329,13 +332,5 @@ async fn script_and_vm(
         hostname: server.hostname.clone(),
         startup_script: script,
     };
-    shared
-        .guard(provider_name)
-        .operation(
-            &shared.rng,
-            provider.capabilities().operation_timeout,
-            || provider.create(&spec),
-        )
-        .await
-        .map_err(ProvisionError::Vm)
+    provider.create(&spec).await.map_err(ProvisionError::Vm)
 }

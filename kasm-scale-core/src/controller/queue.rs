@@ -1,11 +1,24 @@
 //! Step 5 of a tick, and what `end_session` and check-ins trigger: waiting requests take free
-//! slots, oldest first; requests that waited past the queue timeout are dropped.
+//! slots, oldest first; requests that waited past the queue timeout are dropped. Each returns
+//! the events of what it did, for its caller to tell.
 
-use jiff::SignedDuration;
+use std::time::Duration;
 
-use super::records::{Records, SessionId};
-use super::{Event, Shared, snapshot};
+use jiff::{SignedDuration, Timestamp};
+
+use super::builder::Setup;
+use super::records::{Queued, Records, SessionId};
+use super::state::State;
+use super::{Event, snapshot};
+use crate::config::Config;
 use crate::engine::{ServerId, assign};
+
+/// Step 5: drops requests that waited too long, seats the others where there is room.
+pub(crate) fn seat_the_queue(setup: &Setup, state: &State, now: Timestamp) -> Vec<Event> {
+    let mut events = expire(setup.queue_timeout, state, now);
+    events.extend(serve(&setup.config, state, None));
+    events
+}
 
 /// Puts `session` on `server`.
 pub(crate) fn seat(records: &mut Records, session: SessionId, server: ServerId) {
@@ -18,88 +31,70 @@ pub(crate) fn seat(records: &mut Records, session: SessionId, server: ServerId) 
 
 /// Seats queued requests on servers that have room, oldest request first (every pool, or only
 /// `pool`).
-pub(crate) fn serve(shared: &Shared, pool: Option<&str>) {
+pub(crate) fn serve(config: &Config, state: &State, pool: Option<&str>) -> Vec<Event> {
     let mut assigned = Vec::new();
-    {
-        let mut records = shared.records();
-        let pools: Vec<String> = records
-            .queued
-            .iter()
-            .filter(|(p, q)| !q.is_empty() && pool.is_none_or(|only| only == p.as_str()))
-            .map(|(p, _)| p.clone())
-            .collect();
-        for pool in pools {
-            // One snapshot per pool, kept in step with each seat (not one per request).
-            let mut snap = snapshot::snapshot(shared, &records, &pool);
-            while records.waiting(&pool) > 0 {
-                let Some(server) = assign(&snap) else {
-                    break;
-                };
-                let Some(q) = records.queued.get_mut(&pool).and_then(|q| q.pop_front()) else {
-                    break;
-                };
-                seat(&mut records, q.session, server);
-                if let Some(s) = snap.servers.iter_mut().find(|s| s.id == server) {
-                    s.sessions += 1;
-                    s.used = true;
-                }
-                assigned.push(Event::SessionAssigned {
-                    session: q.session,
-                    server,
-                });
+    let mut records = state.records();
+    let pools: Vec<String> = records
+        .queued
+        .iter()
+        .filter(|(p, q)| !q.is_empty() && pool.is_none_or(|only| only == p.as_str()))
+        .map(|(p, _)| p.clone())
+        .collect();
+    for pool in pools {
+        // One snapshot per pool, kept in step with each seat (not one per request).
+        let mut snap = snapshot::snapshot(config, &records, &pool);
+        while records.waiting(&pool) > 0 {
+            let Some(server) = assign(&snap) else {
+                break;
+            };
+            let Some(q) = records.queued.get_mut(&pool).and_then(|q| q.pop_front()) else {
+                break;
+            };
+            seat(&mut records, q.session, server);
+            if let Some(s) = snap.servers.iter_mut().find(|s| s.id == server) {
+                s.sessions += 1;
+                s.used = true;
             }
+            tracing::info!(session = q.session.0, %server, "queued request seated");
+            assigned.push(Event::SessionAssigned {
+                session: q.session,
+                server,
+            });
         }
     }
-    for event in assigned {
-        if let Event::SessionAssigned { session, server } = &event {
-            tracing::info!(session = session.0, %server, "queued request seated");
-        }
-        shared.emit(event);
-    }
+    assigned
 }
 
-/// Drops requests that waited longer than the queue timeout.
-pub(crate) fn expire(shared: &Shared) {
-    let now = shared.now();
-    let limit = SignedDuration::try_from(shared.queue_timeout).unwrap_or(SignedDuration::MAX);
+/// Drops requests that waited `timeout` or longer.
+fn expire(timeout: Duration, state: &State, now: Timestamp) -> Vec<Event> {
+    let limit = SignedDuration::try_from(timeout).unwrap_or(SignedDuration::MAX);
     let mut expired = Vec::new();
-    {
-        let mut records = shared.records();
-        let due = |q: &super::records::Queued| now.duration_since(q.since) >= limit;
-        if !records.queued.values().any(|q| q.front().is_some_and(due)) {
-            // Nothing expires: the records stay untouched (and unsaved).
-            return;
-        }
-        for (pool, queue) in records.queued.iter_mut() {
-            while let Some(q) = queue.front().copied() {
-                let waited = now.duration_since(q.since);
-                if waited < limit {
-                    break;
-                }
-                queue.pop_front();
-                expired.push(Event::RequestExpired {
-                    session: q.session,
-                    pool: pool.clone(),
-                    waited_seconds: waited.as_secs(),
-                });
-            }
-        }
-        records.queued.retain(|_, q| !q.is_empty());
+    let mut records = state.records();
+    let due = |q: &Queued| now.duration_since(q.since) >= limit;
+    if !records.queued.values().any(|q| q.front().is_some_and(due)) {
+        // Nothing expires: the records stay untouched (and unsaved).
+        return expired;
     }
-    for event in expired {
-        if let Event::RequestExpired {
-            session,
-            pool,
-            waited_seconds,
-        } = &event
-        {
+    for (pool, queue) in records.queued.iter_mut() {
+        while let Some(q) = queue.front().copied() {
+            let waited = now.duration_since(q.since);
+            if waited < limit {
+                break;
+            }
+            queue.pop_front();
             tracing::warn!(
-                session = session.0,
+                session = q.session.0,
                 pool,
-                waited_seconds,
+                waited_seconds = waited.as_secs(),
                 "queued request expired"
             );
+            expired.push(Event::RequestExpired {
+                session: q.session,
+                pool: pool.clone(),
+                waited_seconds: waited.as_secs(),
+            });
         }
-        shared.emit(event);
     }
+    records.queued.retain(|_, q| !q.is_empty());
+    expired
 }

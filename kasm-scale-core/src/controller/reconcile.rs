@@ -14,7 +14,7 @@ use tracing::Instrument;
 use super::observe::VANISH_GRACE;
 use super::records::ServerInfo;
 use super::tasks::Work;
-use super::{Event, Shared, destroy, hostname};
+use super::{Event, Shared, demand, destroy, hostname, requests};
 use crate::engine::{ServerId, ServerState};
 use crate::traits::{BackendError, ComputerRecord, Leftover, Vm, VmState};
 
@@ -30,10 +30,15 @@ pub(crate) async fn reconcile(shared: &Arc<Shared>) {
 }
 
 async fn reconcile_now(shared: &Arc<Shared>) {
-    let began = shared.now();
+    let began = shared.clock.now();
+    // History of pools and configs the configuration no longer has (left in the store by an
+    // earlier configuration), and request ids past their time, go on the reconcile cadence.
+    demand::prune(&shared.setup.config, &shared.state);
+    requests::prune(&shared.state, began);
     // The servers whose VMs were known before the listings: a VM created meanwhile is not
     // "vanished".
     let before: HashSet<ServerId> = shared
+        .state
         .records()
         .servers
         .values()
@@ -41,34 +46,28 @@ async fn reconcile_now(shared: &Arc<Shared>) {
         .map(|s| s.id)
         .collect();
     let mut listings = JoinSet::new();
-    for (name, provider) in &shared.providers {
+    for (name, provider) in &shared.setup.providers {
         let (s, p, n) = (shared.clone(), provider.clone(), name.clone());
         listings.spawn(async move {
             let (shared, provider, name) = (s, p, n);
-            let vms = shared
-                .guard(&name)
-                .call(&shared.rng, || provider.list(&shared.owner_id))
-                .await;
+            let vms = provider.list(&shared.setup.owner_id).await;
             Listing::Vms(name, vms)
         });
         let (shared, provider, name) = (shared.clone(), provider.clone(), name.clone());
         listings.spawn(async move {
-            let parts = shared
-                .guard(&name)
-                .call(&shared.rng, || provider.list_leftovers(&shared.owner_id))
-                .await;
+            let parts = provider.list_leftovers(&shared.setup.owner_id).await;
             Listing::Leftovers(name, parts)
         });
     }
-    for (name, directory) in &shared.directories {
+    for (name, directory) in &shared.setup.directories {
         let (shared, directory, name) = (shared.clone(), directory.clone(), name.clone());
         listings.spawn(async move {
-            let containers = shared.records().computer_containers(&shared.config, &name);
-            let records = shared
-                .guard(&name)
-                .call(&shared.rng, || {
-                    directory.list_computers(&shared.owner_id, &containers)
-                })
+            let containers = shared
+                .state
+                .records()
+                .computer_containers(&shared.setup.config, &name);
+            let records = directory
+                .list_computers(&shared.setup.owner_id, &containers)
                 .await;
             Listing::Records(name, records)
         });
@@ -79,7 +78,7 @@ async fn reconcile_now(shared: &Arc<Shared>) {
             Listing::Vms(name, Ok(vms)) => {
                 // Known servers' names are in the records; only the others are remembered.
                 {
-                    let records = shared.records();
+                    let records = shared.state.records();
                     names.extend(
                         vms.iter()
                             .filter(|v| !records.servers.contains_key(&v.owner.server_id))
@@ -90,7 +89,7 @@ async fn reconcile_now(shared: &Arc<Shared>) {
             }
             Listing::Records(name, Ok(list)) => {
                 {
-                    let records = shared.records();
+                    let records = shared.state.records();
                     names.extend(
                         list.iter()
                             .filter(|r| !records.servers.contains_key(&r.owner.server_id))
@@ -114,13 +113,17 @@ async fn reconcile_now(shared: &Arc<Shared>) {
         }
     }
     tracing::debug!(names = names.len(), "listings read");
-    *shared.taken_names.lock().unwrap_or_else(|e| e.into_inner()) = names;
+    *shared
+        .state
+        .taken_names
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = names;
     retire(shared);
-    let grace = SignedDuration::try_from(shared.orphan_grace).unwrap_or(SignedDuration::MAX);
-    let now = shared.now();
+    let grace = SignedDuration::try_from(shared.setup.orphan_grace).unwrap_or(SignedDuration::MAX);
+    let now = shared.clock.now();
     let fresh = |first: &Timestamp| now < *first + grace + grace;
     let recent = |at: &Timestamp| now < *at + grace + grace + VANISH_GRACE;
-    let mut records = shared.records();
+    let mut records = shared.state.records();
     if !records.orphans.values().all(fresh) {
         records.orphans.retain(|_, first| fresh(first));
     }
@@ -137,7 +140,7 @@ async fn vms_listed(
     before: &HashSet<ServerId>,
     began: Timestamp,
 ) {
-    let Some(provider) = shared.providers.get(provider_name) else {
+    let Some(provider) = shared.setup.providers.get(provider_name) else {
         return;
     };
     let mut listed: HashSet<&str> = HashSet::with_capacity(vms.len());
@@ -155,14 +158,7 @@ async fn vms_listed(
             Attribution::Orphan => {
                 let key = format!("vm:{provider_name}:{}", vm.vm_id);
                 if orphan_due(shared, &key, began) {
-                    let gone = shared
-                        .guard(provider_name)
-                        .operation(
-                            &shared.rng,
-                            provider.capabilities().operation_timeout,
-                            || provider.destroy(&vm.vm_id),
-                        )
-                        .await;
+                    let gone = provider.destroy(&vm.vm_id).await;
                     settle_orphan(shared, &key, gone, provider_name);
                 }
             }
@@ -170,6 +166,7 @@ async fn vms_listed(
     }
     // Servers whose VM (known before the listing) is gone from it.
     let vanished: Vec<ServerId> = shared
+        .state
         .records()
         .servers
         .values()
@@ -201,7 +198,7 @@ enum Attribution {
 fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
     let id = vm.owner.server_id;
     let stopped = vm.state.is_dead();
-    let mut records = shared.records();
+    let mut records = shared.state.records();
     if let Some(s) = records.servers.get(&id) {
         if s.vm_id.as_ref().is_some_and(|known| *known != vm.vm_id) {
             // A second VM for one server (a create repeated where the cloud ignored its
@@ -230,7 +227,7 @@ fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
     if stopped || recently_removed {
         return Attribution::Orphan;
     }
-    let Some((pool, config)) = shared.config.autoscale_configs().find(|(p, c)| {
+    let Some((pool, config)) = shared.setup.config.autoscale_configs().find(|(p, c)| {
         p.server_pool_name == vm.owner.pool && c.autoscale_config_name == vm.owner.config
     }) else {
         return Attribution::Orphan;
@@ -238,11 +235,11 @@ fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
     if config.vm_provider_config_id != provider {
         return Attribution::Orphan;
     }
-    let now = shared.now();
+    let now = shared.clock.now();
     let running = vm.state == VmState::Running;
     let mut server = ServerInfo::new(
         id,
-        &shared.config,
+        &shared.setup.config,
         pool,
         config,
         vm.created_at.unwrap_or(now),
@@ -264,7 +261,7 @@ fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
     records.servers.insert(id, server);
     drop(records);
     tracing::info!(server = %id, vm = %vm.vm_id, sessions_unknown = running, "VM adopted");
-    shared.emit(Event::Adopted {
+    shared.events.emit(Event::Adopted {
         server: id,
         sessions_unknown: running,
     });
@@ -280,11 +277,12 @@ async fn leftovers_listed(
     parts: Vec<Leftover>,
     began: Timestamp,
 ) {
-    let Some(provider) = shared.providers.get(provider_name) else {
+    let Some(provider) = shared.setup.providers.get(provider_name) else {
         return;
     };
     for part in parts {
         let busy = shared
+            .state
             .records()
             .servers
             .get(&part.owner.server_id)
@@ -294,8 +292,8 @@ async fn leftovers_listed(
         let key = format!("part:{provider_name}:{}", part.id);
         if busy {
             // Not an orphan now: the grace starts again if it becomes one.
-            if shared.records().orphans.contains_key(&key) {
-                shared.records().orphans.remove(&key);
+            if shared.state.records().orphans.contains_key(&key) {
+                shared.state.records().orphans.remove(&key);
             }
             continue;
         }
@@ -303,14 +301,7 @@ async fn leftovers_listed(
             continue;
         }
         tracing::info!(provider = provider_name, part = %part.id, kind = %part.kind, server = %part.owner.server_id, "removing a leftover VM part");
-        let gone = shared
-            .guard(provider_name)
-            .operation(
-                &shared.rng,
-                provider.capabilities().operation_timeout,
-                || provider.remove_leftover(&part.id),
-            )
-            .await;
+        let gone = provider.remove_leftover(&part.id).await;
         settle_orphan(shared, &key, gone, provider_name);
     }
 }
@@ -322,11 +313,12 @@ async fn records_listed(
     records: Vec<ComputerRecord>,
     began: Timestamp,
 ) {
-    let Some(directory) = shared.directories.get(ldap) else {
+    let Some(directory) = shared.setup.directories.get(ldap) else {
         return;
     };
     for record in records {
         if shared
+            .state
             .records()
             .servers
             .contains_key(&record.owner.server_id)
@@ -338,14 +330,11 @@ async fn records_listed(
             continue;
         }
         let container = record.dn.split_once(',').map_or("", |(_, c)| c).to_owned();
-        let recursive = shared.config.autoscale_configs().any(|(_, c)| {
+        let recursive = shared.setup.config.autoscale_configs().any(|(_, c)| {
             c.autoscale_config_name == record.owner.config && c.ad_recursive_machine_record_cleanup
         });
-        let gone = shared
-            .guard(ldap)
-            .call(&shared.rng, || {
-                directory.delete_computer(&container, &record.name, recursive)
-            })
+        let gone = directory
+            .delete_computer(&container, &record.name, recursive)
             .await;
         settle_orphan(shared, &key, gone, ldap);
     }
@@ -353,8 +342,9 @@ async fn records_listed(
 
 /// Whether the orphan `key` has been one for the grace period (it is remembered from now on).
 fn orphan_due(shared: &Shared, key: &str, now: Timestamp) -> bool {
-    let grace = SignedDuration::try_from(shared.orphan_grace).unwrap_or(SignedDuration::MAX);
+    let grace = SignedDuration::try_from(shared.setup.orphan_grace).unwrap_or(SignedDuration::MAX);
     let first = *shared
+        .state
         .records()
         .orphans
         .entry(key.to_owned())
@@ -366,7 +356,7 @@ fn settle_orphan(shared: &Shared, key: &str, gone: Result<(), BackendError>, bac
     match gone {
         Ok(()) => {
             tracing::info!(orphan = key, "orphan removed");
-            shared.records().orphans.remove(key);
+            shared.state.records().orphans.remove(key);
         }
         Err(e) => shared.note_error(None, backend, format!("cannot remove orphan {key}: {e}")),
     }
@@ -375,12 +365,14 @@ fn settle_orphan(shared: &Shared, key: &str, gone: Result<(), BackendError>, bac
 /// Servers of an auto-scale config that is no longer configured go once idle.
 fn retire(shared: &Arc<Shared>) {
     let retired: Vec<ServerId> = shared
+        .state
         .records()
         .servers
         .values()
         .filter(|s| s.sessions == 0 && !s.sessions_unknown && s.state != ServerState::Destroying)
         .filter(|s| {
             !shared
+                .setup
                 .config
                 .autoscale_configs()
                 .any(|(p, c)| p.server_pool_name == s.pool && c.autoscale_config_name == s.config)

@@ -1,5 +1,5 @@
 //! What the controller remembers: servers, sessions, queued requests and bookkeeping. All of it
-//! serializes, so a durable [`StateStore`](super::StateStore) can keep it.
+//! serializes, so a durable [`StateStore`](crate::traits::StateStore) can keep it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -139,7 +139,7 @@ pub struct Queued {
     pub since: Timestamp,
 }
 
-/// The controller's memory: what a [`StateStore`](super::StateStore) keeps across restarts.
+/// The controller's memory: what a [`StateStore`](crate::traits::StateStore) keeps across restarts.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Records {
     /// Servers by id.

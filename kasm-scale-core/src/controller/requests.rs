@@ -9,9 +9,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::SessionStatus;
 use super::events::{ControllerError, SessionOutcome};
 use super::records::{Records, SessionId};
-use super::{SessionStatus, Shared};
+use super::state::State;
 use crate::engine::ServerId;
 
 /// How long a request id is remembered (ours: a day, as the common HTTP APIs keep theirs).
@@ -104,10 +105,9 @@ fn expired(record: &RequestRecord, now: Timestamp) -> bool {
 
 /// Forgets the request ids older than [`REQUEST_ID_TTL`] (on the reconcile cadence; takes the
 /// records mutably only when there is something to forget).
-pub(crate) fn prune(shared: &Shared) {
-    let now = shared.now();
-    if !shared.records().requests.values().any(|r| expired(r, now)) {
+pub(crate) fn prune(state: &State, now: Timestamp) {
+    if !state.records().requests.values().any(|r| expired(r, now)) {
         return;
     }
-    shared.records().requests.retain(|_, r| !expired(r, now));
+    state.records().requests.retain(|_, r| !expired(r, now));
 }

@@ -8,10 +8,13 @@
 //! and a write answers [`ControllerError::NotLeader`] with the leader's address. Taking over
 //! loads the stored state and reconciles with the clouds before the first plan.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use jiff::{SignedDuration, Timestamp};
 
 use super::events::{ControllerError, Event};
+use super::state::{load_once, take_saved};
 use super::{Autoscaler, Shared};
 
 /// What this controller does among the replicas of one store.
@@ -45,7 +48,51 @@ impl Role {
     }
 }
 
-impl Shared {
+/// The controller's time, its ticks and its role: when it is, which tick runs, and whether it
+/// acts.
+pub(crate) struct Clock {
+    /// The wall-clock time at `started`.
+    pub epoch: Timestamp,
+    /// When it was built, on tokio's clock.
+    pub started: tokio::time::Instant,
+    /// Ticks since the start (or since taking over).
+    pub ticks: AtomicU64,
+    /// Held by the running tick: ticks never overlap.
+    pub tick_lock: tokio::sync::Mutex<()>,
+    /// When the last tick ended (tokio's clock), for [`Autoscaler::health`].
+    pub last_tick: Mutex<Option<tokio::time::Instant>>,
+    /// Whether it acts, among the replicas of its store.
+    pub role: Mutex<Role>,
+    /// Wakes [`Autoscaler::run`] for a tick now (on taking over).
+    pub wake: tokio::sync::Notify,
+}
+
+impl Clock {
+    /// A clock that reads `epoch` now, in `role`.
+    pub(crate) fn new(epoch: Timestamp, role: Role) -> Self {
+        Self {
+            epoch,
+            started: tokio::time::Instant::now(),
+            ticks: AtomicU64::new(0),
+            tick_lock: tokio::sync::Mutex::new(()),
+            last_tick: Mutex::new(None),
+            role: Mutex::new(role),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Wall-clock time on tokio's clock: correct on a paused clock too.
+    pub fn now(&self) -> Timestamp {
+        let elapsed = tokio::time::Instant::now().duration_since(self.started);
+        self.epoch + SignedDuration::try_from(elapsed).unwrap_or(SignedDuration::MAX)
+    }
+
+    /// Notes that a tick ended now.
+    pub(crate) fn ticked(&self) {
+        *self.last_tick.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(tokio::time::Instant::now());
+    }
+
     /// The current role.
     pub fn role(&self) -> Role {
         self.role.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -59,11 +106,13 @@ impl Shared {
             Role::Follower { leader } => Err(ControllerError::NotLeader { leader }),
         }
     }
+}
 
+impl Shared {
     /// Stops acting at once: writes are refused from now on and background work is aborted.
     pub fn step_down(&self, leader: Option<String>) {
         let was = {
-            let mut role = self.role.lock().unwrap_or_else(|e| e.into_inner());
+            let mut role = self.clock.role.lock().unwrap_or_else(|e| e.into_inner());
             let was = role.clone();
             *role = Role::Follower { leader };
             was
@@ -76,14 +125,14 @@ impl Shared {
         self.tasks.abort_all();
         tracing::warn!(epoch, "stepped down: no longer acting");
         metrics::gauge!("kasm_scale_leader").set(0.0);
-        self.emit(Event::SteppedDown { epoch });
+        self.events.emit(Event::SteppedDown { epoch });
     }
 }
 
 impl Autoscaler {
     /// Its role among the replicas of its store.
     pub fn role(&self) -> Role {
-        self.shared.role()
+        self.shared.clock.role()
     }
 
     /// This replica was granted the lease of `epoch` (by the store's lease keeper): its next
@@ -91,14 +140,19 @@ impl Autoscaler {
     /// and reconciles with the clouds before planning.
     pub fn lead(&self, epoch: u64) {
         {
-            let mut role = self.shared.role.lock().unwrap_or_else(|e| e.into_inner());
+            let mut role = self
+                .shared
+                .clock
+                .role
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if *role == (Role::Leader { epoch }) {
                 return;
             }
             *role = Role::TakingOver { epoch };
         }
         tracing::info!(epoch, "granted the lease: taking over");
-        self.shared.wake.notify_one();
+        self.shared.clock.wake.notify_one();
     }
 
     /// Stops acting at once (the lease is lost or about to be): writes are refused with
@@ -111,14 +165,42 @@ impl Autoscaler {
     }
 }
 
+/// Whether this tick acts: a follower's tick only reloads what the leader saved, the first tick
+/// after being granted the lease takes over, and an acting controller first makes sure its
+/// saved state is loaded.
+pub(crate) async fn this_tick_acts(shared: &Arc<Shared>) -> bool {
+    match shared.clock.role() {
+        Role::Follower { .. } => {
+            follow(shared).await;
+            shared.clock.ticked();
+            return false;
+        }
+        Role::TakingOver { epoch } => {
+            if !take_over(shared, epoch).await {
+                return false;
+            }
+        }
+        Role::Sole | Role::Leader { .. } => {}
+    }
+    if let Err(e) = load_once(&shared.state, &shared.setup.tokens, &shared.events).await {
+        tracing::error!(error = %e, "tick skipped: the saved state cannot be loaded");
+        shared.events.emit(Event::Failed {
+            server: None,
+            config: String::new(),
+            error: e.to_string(),
+        });
+        return false;
+    }
+    true
+}
+
 /// A follower's tick: the stored state replaces the records (what the leader saved), for the
 /// read APIs.
-pub(crate) async fn follow(shared: &Arc<Shared>) {
-    match super::store::bounded("load", shared.store.load()).await {
+async fn follow(shared: &Arc<Shared>) {
+    match shared.state.store.load().await {
         Ok(saved) => {
-            *shared.records() = saved.unwrap_or_default();
-            shared.dirty.store(false, Ordering::Relaxed);
-            let _ = shared.loaded.set(());
+            shared.state.replace(saved.unwrap_or_default(), false);
+            let _ = shared.state.loaded.set(());
         }
         Err(e) => tracing::warn!(error = %e, "follower cannot read the stored state"),
     }
@@ -127,12 +209,12 @@ pub(crate) async fn follow(shared: &Arc<Shared>) {
 /// The first tick after [`Autoscaler::lead`]: loads the stored state and, if the lease of
 /// `epoch` is still granted, acts from now on. The next steps of this tick reconcile with the
 /// clouds first (as a fresh start does). Returns whether it leads.
-pub(crate) async fn take_over(shared: &Arc<Shared>, epoch: u64) -> bool {
-    let saved = match super::store::bounded("load", shared.store.load()).await {
+async fn take_over(shared: &Arc<Shared>, epoch: u64) -> bool {
+    let saved = match shared.state.store.load().await {
         Ok(saved) => saved,
         Err(e) => {
             tracing::error!(error = %e, epoch, "cannot take over: the stored state cannot be loaded");
-            shared.emit(Event::Failed {
+            shared.events.emit(Event::Failed {
                 server: None,
                 config: String::new(),
                 error: format!("cannot take over: {e}"),
@@ -140,23 +222,18 @@ pub(crate) async fn take_over(shared: &Arc<Shared>, epoch: u64) -> bool {
             return false;
         }
     };
-    let mut role = shared.role.lock().unwrap_or_else(|e| e.into_inner());
+    let mut role = shared.clock.role.lock().unwrap_or_else(|e| e.into_inner());
     if *role != (Role::TakingOver { epoch }) {
         // Stepped down (or granted a newer lease) while loading.
         return false;
     }
-    let servers = saved.as_ref().map_or(0, |r| r.servers.len());
-    let mut records = saved.unwrap_or_default();
-    let changed = super::api::check_key(shared, &mut records);
-    *shared.records() = records;
-    shared.dirty.store(changed, Ordering::Relaxed);
-    let _ = shared.loaded.set(());
+    let servers = take_saved(&shared.state, &shared.setup.tokens, &shared.events, saved);
     // Tick 0 reconciles and waits for it: the first plan sees what the clouds hold.
-    shared.ticks.store(0, Ordering::Relaxed);
+    shared.clock.ticks.store(0, Ordering::Relaxed);
     *role = Role::Leader { epoch };
     drop(role);
     tracing::info!(epoch, servers, "took over: leading");
     metrics::gauge!("kasm_scale_leader").set(1.0);
-    shared.emit(Event::Leading { epoch });
+    shared.events.emit(Event::Leading { epoch });
     true
 }

@@ -1,8 +1,21 @@
-//! Step 2 of a tick: the engine's view of every pool, read from the records in one pass.
+//! Step 2 of a tick: the engine's view of every pool, read from the records in one pass, with
+//! each pool's demand signal. Broker calls and seating read one pool's view from here too.
 
-use super::Shared;
+use jiff::Timestamp;
+
+use super::demand;
 use super::records::{Records, ServerInfo};
+use super::state::State;
+use crate::config::Config;
 use crate::engine::{PoolSnapshot, ServerSnapshot, SnapshotBuilder};
+
+/// Step 2: every pool's snapshot at `now`, with the demand signal of the pools that use it.
+pub(crate) fn snapshots_at(config: &Config, state: &State, now: Timestamp) -> Vec<PoolSnapshot> {
+    let records = state.records();
+    let mut snapshots = snapshots(config, &records, None);
+    demand::signals(config, &records, &mut snapshots, now);
+    snapshots
+}
 
 /// How the engine sees `server`. A server whose sessions are unknown (adopted after the saved
 /// state was lost) counts as full and used: it takes no session and is not destroyed.
@@ -27,12 +40,12 @@ pub(crate) fn server_snapshot(s: &ServerInfo) -> ServerSnapshot {
 
 /// The engine's view of every pool (or only of `pool`).
 pub(crate) fn snapshots(
-    shared: &Shared,
+    config: &Config,
     records: &Records,
     pool: Option<&str>,
 ) -> Vec<PoolSnapshot> {
     let mut builder = SnapshotBuilder::new(
-        &shared.config,
+        config,
         pool,
         |config| records.bookkeeping.get(config).cloned().unwrap_or_default(),
         |pool| records.waiting(pool),
@@ -46,8 +59,8 @@ pub(crate) fn snapshots(
 }
 
 /// The engine's view of `pool`.
-pub(crate) fn snapshot(shared: &Shared, records: &Records, pool: &str) -> PoolSnapshot {
-    snapshots(shared, records, Some(pool))
+pub(crate) fn snapshot(config: &Config, records: &Records, pool: &str) -> PoolSnapshot {
+    snapshots(config, records, Some(pool))
         .pop()
         .unwrap_or_default()
 }

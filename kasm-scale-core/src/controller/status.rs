@@ -47,6 +47,7 @@ impl Autoscaler {
     pub fn pools(&self) -> Vec<PoolStatus> {
         let mut out: BTreeMap<String, PoolStatus> = self
             .shared
+            .setup
             .config
             .pools
             .iter()
@@ -58,7 +59,7 @@ impl Autoscaler {
                 (p.server_pool_name.clone(), status)
             })
             .collect();
-        let records = self.shared.records();
+        let records = self.shared.state.records();
         for s in records.servers.values() {
             let p = out.entry(s.pool.clone()).or_insert_with(|| PoolStatus {
                 pool: s.pool.clone(),
@@ -94,7 +95,7 @@ impl Autoscaler {
     /// Where `session` is: on a server, or waiting (with its place); `None` when it ended,
     /// expired or never was.
     pub fn session(&self, session: SessionId) -> Option<SessionStatus> {
-        self.shared.records().session_status(session)
+        self.shared.state.records().session_status(session)
     }
 
     /// One server, as [`Autoscaler::servers`] lists it; `None` when there is none of that id

@@ -114,7 +114,7 @@ where
     let mut running = shared.tasks.lock();
     // Checked under the tasks' lock: a step-down sets the role, then aborts every task under
     // this lock, so no task starts after it.
-    if running.contains_key(&key) || !shared.role().acts() {
+    if running.contains_key(&key) || !shared.clock.role().acts() {
         return false;
     }
     let owner = shared.clone();
