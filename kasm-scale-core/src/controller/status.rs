@@ -101,6 +101,6 @@ impl Autoscaler {
     /// One server, as [`Autoscaler::servers`] lists it; `None` when there is none of that id
     /// (a broker's lookup of a session's server copies that server only, not the fleet).
     pub fn server(&self, server: ServerId) -> Option<ServerInfo> {
-        self.shared.records().servers.get(&server).cloned()
+        self.shared.state.records().servers.get(&server).cloned()
     }
 }
