@@ -177,6 +177,62 @@ impl Drop for Handle {
 
 /// The auto-scaler a broker embeds. Cheap to clone (all clones share one controller); dropping
 /// the last clone stops its background work.
+///
+/// # Examples
+///
+/// A pool that keeps two free slots, on the in-memory cloud and tokio's paused clock: the
+/// first tick provisions, the servers boot, and a session request is seated at once.
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use kasm_scale_core::config::VmProviderConfig;
+/// use kasm_scale_core::prelude::*;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = load_str(
+///     r#"
+///     [[zones]]
+///     zone_name = "default"
+///     upstream_auth_address = "kasm.example.com"
+///
+///     [[vm_providers]]
+///     provider = "memory"
+///     name = "cloud"
+///     max_instances = 4
+///     boot_latency = { fixed = 60 }
+///
+///     [[pools]]
+///     server_pool_name = "desktops"
+///
+///     [[pools.autoscale]]
+///     autoscale_config_name = "desktops-cloud"
+///     vm_provider_config_id = "cloud"
+///     connection_type = "RDP"
+///     minimum_pool_standby_sessions = 2
+///     "#,
+///     Format::Toml,
+/// )?
+/// .config;
+/// let VmProviderConfig::Memory(memory) = config.vm_providers[0].clone() else { unreachable!() };
+/// let scaler = Autoscaler::builder(config)
+///     .owner_id("broker-eu-1")
+///     .provider(Arc::new(MemoryCloud::new(memory, 1)))
+///     .build()?;
+/// // The first tick plans two servers and creates them in the background; later ticks see
+/// // them boot (60 s here) and become ready. `run` does this every tick interval.
+/// for _ in 0..4 {
+///     scaler.tick().await;
+///     scaler.settle().await;
+///     tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+/// }
+/// assert_eq!(scaler.pools()[0].free_sessions, 2);
+/// let outcome = scaler.request_session("desktops", &SessionRequest::default()).await?;
+/// assert!(matches!(outcome, SessionOutcome::Assigned { .. }), "{outcome:?}");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Autoscaler {
     pub(crate) shared: Arc<Shared>,
