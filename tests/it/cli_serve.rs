@@ -3,7 +3,7 @@
 //! throw-away certificate the script's curl trusts through `CURL_CA_BUNDLE`); the server becomes
 //! ready; SIGTERM stops the service cleanly.
 
-mod common;
+use crate::common;
 
 use common::{kasm_scale, text};
 use std::io::{BufRead, BufReader, Read};

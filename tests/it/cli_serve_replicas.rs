@@ -3,7 +3,7 @@
 //! other sends writes to it with `503` and its address; after SIGKILL of the leader the other
 //! leads within the lease's TTL (3 s) and a little; SIGTERM ends the survivor cleanly.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

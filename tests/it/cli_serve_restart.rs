@@ -4,7 +4,7 @@
 //! created, finished or half-made, is a server of the second one (none unaccounted for, none
 //! made twice).
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! `kasm-scale simulate`, run as a user would.
 
-mod common;
+use crate::common;
 
 use common::{kasm_scale, text};
 

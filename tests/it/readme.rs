@@ -54,7 +54,7 @@ fn every_field_is_documented() {
     assert!(all.iter().map(Vec::len).sum::<usize>() > 80);
 }
 
-mod common;
+use crate::common;
 
 /// The README's systemd unit, as written.
 fn systemd_unit() -> String {

@@ -4,7 +4,7 @@
 //! `script.format(**variables)`:
 //!
 //! - the first problem either reports is exactly Python's exception: class, message, line and
-//!   column (located by CPython itself, see `kasm-scale-core/tests/python/format.py`);
+//!   column (located by CPython itself, see `kasm-scale-core/tests/it/python/format.py`);
 //! - the configuration check lists the same problems as the CLI;
 //! - every later problem is the one Python raises next once the earlier ones are fixed the way
 //!   an admin fixes them: a rejected brace doubled, an unknown name replaced by a known one, a
@@ -20,8 +20,8 @@ use kasm_scale::template::checkin_jwt_max_len;
 use kasm_scale::{ConfigError, Format, load_str};
 use serde_json::json;
 
-mod common;
-#[path = "../kasm-scale-core/tests/python/mod.rs"]
+use crate::common;
+#[path = "../../kasm-scale-core/tests/it/python/mod.rs"]
 mod python;
 
 use common::{kasm_scale, text};

@@ -6,7 +6,7 @@
 //! cannot change safely in a running process: the chain test runs this test binary again as a
 //! child with its own environment, and the child runs the `#[ignore]`d half.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 
@@ -58,7 +58,7 @@ fn a_credential_process_profile_signs_the_requests_when_the_config_has_no_keys()
     child
         .args([
             "--exact",
-            "credential_process_child",
+            "credentials::credential_process_child",
             "--ignored",
             "--nocapture",
         ])

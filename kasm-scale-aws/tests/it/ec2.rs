@@ -1,7 +1,7 @@
 //! AwsProvider against a local EC2 emulator (moto's server mode). `.ci/run` starts it and sets
 //! `KASM_SCALE_EC2_ENDPOINT`; without that variable the tests say so and skip.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 
@@ -187,7 +187,7 @@ async fn a_bad_override_is_refused_when_the_provider_is_built() {
     );
 }
 
-const KEY: &str = include_str!("fixtures/test-key-pair.pem");
+const KEY: &str = include_str!("../fixtures/test-key-pair.pem");
 
 #[tokio::test]
 async fn retrieves_and_decrypts_the_windows_password() {

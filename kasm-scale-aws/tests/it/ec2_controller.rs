@@ -2,7 +2,7 @@
 //! AwsProvider — the pool fills, the guests check in with the token EC2 holds in their user
 //! data, sessions grow the pool, the surplus is terminated on EC2 again.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -6,7 +6,7 @@
 //! count the requests the proxy received. The controller's retries themselves are tested in
 //! kasm-scale-core.
 
-mod support;
+use crate::support;
 
 use kasm_scale_core::traits::{BackendError, VmProvider};
 use support::{

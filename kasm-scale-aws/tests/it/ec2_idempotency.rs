@@ -4,7 +4,7 @@
 //! resumed create whose script changed) is answered `IdempotentParameterMismatch` by EC2, and
 //! the provider takes the first attempt's instance as the server's instead of failing.
 
-mod support;
+use crate::support;
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::InstanceType;

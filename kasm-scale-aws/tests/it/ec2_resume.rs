@@ -15,7 +15,7 @@
 //! guest checks in with the token its user data carries (read back from EC2) and can join the
 //! domain with the password its user data carries (the AD record was not reset under it).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::future::pending;

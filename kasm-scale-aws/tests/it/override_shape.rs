@@ -8,7 +8,7 @@
 //! service-2.json.gz`, or the file `KASM_SCALE_EC2_SERVICE_MODEL` names. Missing, the test
 //! fails with that reason (unless `KASM_SCALE_SKIP_EC2=1` opts out outside CI).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

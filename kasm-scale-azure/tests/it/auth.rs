@@ -1,6 +1,6 @@
 //! AzureCredential against the ARM test server's token endpoint.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

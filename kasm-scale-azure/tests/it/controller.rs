@@ -2,7 +2,7 @@
 //! through AzureProvider — the pool fills, the guests check in with the token from their custom
 //! data, sessions grow the pool, the surplus is deleted with its NIC and disk.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

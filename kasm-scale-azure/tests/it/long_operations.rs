@@ -4,7 +4,7 @@
 //! followed to its end within its own budget (`api_operation_timeout`): never cut off by the
 //! call timeout, retried and converged by a later attempt.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! part and names what is left; parts left without their VM are listed as leftovers (by owner)
 //! and removed.
 
-mod support;
+use crate::support;
 
 use kasm_scale_azure::AzureProvider;
 use kasm_scale_core::config::AzureVmConfig;

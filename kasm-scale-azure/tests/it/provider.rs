@@ -1,7 +1,7 @@
 //! AzureProvider against the ARM test server: the conformance suite, the documented request
 //! shapes, custom data, paging, cleanup and failures.
 
-mod support;
+use crate::support;
 
 use base64::Engine;
 use kasm_scale_azure::AzureProvider;

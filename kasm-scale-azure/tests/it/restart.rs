@@ -3,7 +3,7 @@
 //! tokens), which ARM refuses to put on an existing VM. Each server ends with exactly one VM,
 //! whose guest checks in with the token its custom data carries.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! change a VM's custom data (`409 PropertyChangeNotAllowed`). The resumed create takes up the
 //! VM the first attempt made — it neither fails nor makes a second one — and finishes it.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! What the provider reports as Azure says it: stopped, deallocated and failed VMs; operations
 //! that fail with codes we do not list; compute throttling; the token's one host.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

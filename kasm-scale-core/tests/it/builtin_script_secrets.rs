@@ -22,7 +22,7 @@
 //! The Linux test needs root, `unshare` and `setpriv` (util-linux): without them it fails saying
 //! so, unless `KASM_SCALE_SKIP_NAMESPACE=1` outside CI (then it prints SKIPPED).
 
-mod powershell;
+use crate::powershell;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;

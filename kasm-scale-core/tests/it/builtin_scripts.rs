@@ -161,7 +161,7 @@ fn check_linux(vars: &Vars) {
 // PowerShell: a lexer of the parts of the language that decide what is code and what is data
 // (in `powershell/mod.rs`).
 
-mod powershell;
+use crate::powershell;
 
 use powershell::{Token, lex};
 

@@ -2,7 +2,7 @@
 //! `config::MAX_DELAY_SECONDS` and its siblings): feed the value out of range, check the exact
 //! path and message, from a file and from a config built in code.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

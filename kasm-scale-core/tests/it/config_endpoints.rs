@@ -1,7 +1,7 @@
 //! Endpoint overrides and plaintext: what carries credentials, startup scripts and join
 //! passwords never crosses a network in clear unless a `danger_` flag says so, with a warning.
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::{errors, warnings};

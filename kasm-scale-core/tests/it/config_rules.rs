@@ -1,6 +1,6 @@
 //! Every validation rule: feed the bad input, check the exact path and message.
 
-mod support;
+use crate::support;
 
 use kasm_scale_core::config::{ConnectionType, CredentialType, validate};
 use kasm_scale_core::{ConfigError, Format, load_str};

@@ -517,7 +517,7 @@ async fn a_leader_answers_a_broker_only_once_the_change_is_saved() {
 
     // Alone on a durable store: a broker is not told of a change the store may not hold
     // either; the call waits until the save lands.
-    let (alone, _) = crate::scaler(config(1), store.clone());
+    let (alone, _) = self::scaler(config(1), store.clone());
     alone.start().await.unwrap();
     let before = store
         .inner
@@ -547,7 +547,7 @@ async fn a_leader_answers_a_broker_only_once_the_change_is_saved() {
 
     // On a store that is not durable (this process's memory), a sole controller answers at
     // once whatever its saves do.
-    let (memory, _) = crate::scaler(config(1), Arc::new(MemoryStore::default()));
+    let (memory, _) = self::scaler(config(1), Arc::new(MemoryStore::default()));
     tokio::time::timeout(
         Duration::from_millis(1),
         memory.request_session("p", &SessionRequest::default()),

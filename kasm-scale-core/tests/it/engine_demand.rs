@@ -14,7 +14,7 @@ use kasm_scale_core::engine::{
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 
-mod plan_support;
+use crate::plan_support;
 
 fn t(s: &str) -> Timestamp {
     s.parse().unwrap()

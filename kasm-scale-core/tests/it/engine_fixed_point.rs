@@ -4,7 +4,7 @@
 //! cause. Generated configurations run the same check in `engine_props` (Kasm's rules) and
 //! `engine_demand` (the demand policy).
 
-mod plan_support;
+use crate::plan_support;
 
 use jiff::{SignedDuration, Timestamp};
 use kasm_scale_core::engine::demand::standby_for;

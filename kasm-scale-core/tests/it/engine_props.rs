@@ -12,7 +12,7 @@ use plan_support::Destroyed;
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 
-mod plan_support;
+use crate::plan_support;
 
 fn now() -> Timestamp {
     "2026-11-30T12:00:00Z".parse().unwrap()

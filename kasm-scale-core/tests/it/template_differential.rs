@@ -2,7 +2,7 @@
 //! CPython (`python3`), which must agree byte for byte, or both fail with the same exception at
 //! the same line and column. Without `python3` the tests fail, unless `KASM_SCALE_SKIP_PYTHON=1`
 //! is set outside CI. The CLI and the configuration check are compared with CPython by the
-//! facade's `tests/render_differential.rs`.
+//! facade's `tests/it/render_differential.rs`.
 
 use std::process::Command;
 
@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-mod python;
+use crate::python;
 
 use python::{Answer, Vars};
 

@@ -1,7 +1,7 @@
 //! The broker API through the router: keys (missing, wrong, two during a rotation, none
 //! configured), pools, sessions assigned and queued, servers, the event stream.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

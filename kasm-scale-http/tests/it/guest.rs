@@ -1,7 +1,7 @@
 //! The guest API and the probes through the router (tower's `oneshot`, no socket): Kasm's
 //! requests work; bad tokens, bodies and routes get the documented status and a short reason.
 
-mod common;
+use crate::common;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

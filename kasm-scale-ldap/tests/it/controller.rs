@@ -1,7 +1,7 @@
 //! End to end with the real directory: the shared controller scenario (`testkit::Scenario`)
 //! with servers in the in-memory cloud and their computer records in Samba AD — one record per
 //! server as the pool fills and grows, none left of a destroyed server. Needs the `.ci/run`
-//! Samba DC (see tests/samba.rs).
+//! Samba DC (see samba.rs).
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! controller's retry policy carries a create through a DC that drops connections for a while
 //! (restarting, or behind a load balancer that has not noticed it is back).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,7 +2,7 @@
 //! environment `.ci/run` sets). Each test works in an OU of its own, which a guard deletes (with
 //! its contents) when the test ends, failed or not.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -1,7 +1,7 @@
 //! TLS against the Samba DC and a TLS server of our own: a server certificate that fails
 //! verification is a configuration error (not retried) that says which check failed.
 
-mod common;
+use crate::common;
 
 use common::{
     Forwarder, TempFile, assert_certificate_error, ca_and_server_cert, config, dc, probe,

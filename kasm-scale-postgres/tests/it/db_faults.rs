@@ -5,7 +5,7 @@
 //! by the server (statement timeout) fails a save as a transient error, and the next save
 //! succeeds.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

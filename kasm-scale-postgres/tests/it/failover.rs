@@ -4,7 +4,7 @@
 //! held more than `max_instances`, that no VM or AD record leaked and that no session the broker
 //! was given got lost. Prints the failover times (p50, p99, max).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! a takeover waits for a save in flight (the save lands before the new leader loads, or is
 //! refused).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! moment with two actors), and the write it had sent before the cut, delivered after the new
 //! leader took over, is refused by epoch: the session it was for is not recorded anywhere.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! single-use servers the last one left. It seats the waiting request on a fresh server, never
 //! destroys the busy one, and never hands the used single-use server out again.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

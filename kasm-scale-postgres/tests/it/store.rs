@@ -2,7 +2,7 @@
 //! (from an empty database, re-run, concurrent, newer schema refused), fencing by epoch and by
 //! version, and a row that cannot be read.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

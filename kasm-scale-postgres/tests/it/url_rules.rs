@@ -2,7 +2,7 @@
 //! `hostaddr` when it is given (the host name is then only the name TLS checks), so the rule
 //! judges the address, in every form of URL.
 
-mod common;
+use crate::common;
 
 use kasm_scale_core::config::PostgresStoreConfig;
 use kasm_scale_postgres::{ConnectError, PostgresStore};

@@ -2,8 +2,8 @@
 //! cannot run fails, unless skipping is asked for outside CI) and formatting many templates with
 //! it in one run of `format.py`.
 //!
-//! Shared by `kasm-scale-core/tests/template_differential.rs` and the facade's
-//! `tests/render_differential.rs` (which includes this file with `#[path]`).
+//! Shared by `kasm-scale-core/tests/it/template_differential.rs` and the facade's
+//! `tests/it/render_differential.rs` (which includes this file with `#[path]`).
 
 #![allow(dead_code)] // Each including test uses its own part.
 
