@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use kasm_scale_core::testkit::Fixture;
+
 /// The broker's API key in the service's configuration.
 const BROKER_KEY: &str = "e2e-broker-key-0123456789-0123456789";
 
@@ -73,33 +75,16 @@ fn a_guest_runs_the_builtin_linux_script_and_checks_in_over_https() {
     let config = dir.path().join("service.toml");
     std::fs::write(
         &config,
-        format!(
-            r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "127.0.0.1:{port}"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 2
-startup_script_builtin = "linux"
-boot_latency = {{ fixed = 0 }}
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-minimum_pool_standby_sessions = 1
-require_checkin = true
-
-[broker_api]
-keys = ["{BROKER_KEY}"]
-"#
-        ),
+        Fixture::memory_pool("p")
+            .zone("upstream_auth_address", format!("127.0.0.1:{port}"))
+            .max_instances(2)
+            .provider_without("startup_script")
+            .provider("startup_script_builtin", "linux")
+            .boot_latency(0)
+            .minimum_standby(1)
+            .require_checkin(true)
+            .toml(&format!("[broker_api]\nkeys = [\"{BROKER_KEY}\"]\n"))
+            .to_toml(),
     )
     .unwrap();
     let mut child = Command::new(common::binary())

@@ -8,6 +8,8 @@ use crate::common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kasm_scale_core::testkit::Fixture;
+
 const BROKER_KEY: &str = "replica-broker-key-0123456789-0123456789";
 
 /// Kills a replica if the test fails half-way.
@@ -79,29 +81,14 @@ fn two_serve_replicas_share_one_database_and_the_survivor_takes_over() {
     let ports = [free_port(), free_port()];
     std::fs::write(
         &config,
-        format!(
-            r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "127.0.0.1:{}"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 2
-startup_script = "{{checkin_jwt}}"
-boot_latency = {{ fixed = 0 }}
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-minimum_pool_standby_sessions = 1
-require_checkin = false
-
+        Fixture::memory_pool("p")
+            .zone("upstream_auth_address", format!("127.0.0.1:{}", ports[0]))
+            .max_instances(2)
+            .boot_latency(0)
+            .minimum_standby(1)
+            .require_checkin(false)
+            .toml(&format!(
+                r#"
 [checkin_token]
 algorithm = "HS256"
 key = "replica-test-check-in-key-0123456789-0123456789"
@@ -113,9 +100,9 @@ keys = ["{BROKER_KEY}"]
 kind = "postgres"
 url = "{url}"
 lease_ttl = 3
-"#,
-            ports[0]
-        ),
+"#
+            ))
+            .to_toml(),
     )
     .unwrap();
     let start = |port: u16| {

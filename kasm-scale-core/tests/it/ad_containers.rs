@@ -4,57 +4,28 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kasm_scale_core::config::{Config, Format, VmProviderConfig};
+use kasm_scale_core::config::{Config, VmProviderConfig};
 use kasm_scale_core::controller::Autoscaler;
 use kasm_scale_core::engine::{ServerId, ServerState};
-use kasm_scale_core::load_str;
 use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory, deliver_checkins};
 use kasm_scale_core::traits::{ComputerSpec, DirectoryService, Owner};
+
+use crate::fixture::Fixture;
 
 const EPOCH: &str = "2026-11-30T12:00:00Z";
 const DEFAULT_CONTAINER: &str = "CN=Computers,DC=example,DC=local";
 
 fn config(container: &str) -> Config {
-    load_str(
-        &format!(
-            r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
-
-[[ldap_configs]]
-name = "ad"
-url = "ldaps://dc1.example.local"
-search_base = "DC=example,DC=local"
-service_account_dn = "svc@example.local"
-service_account_password = "pw"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 10
-startup_script = "{{ad_join_credential}} {{checkin_jwt}}"
-boot_latency = {{ fixed = 60 }}
-checkin_delay = {{ fixed = 30 }}
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-minimum_pool_standby_sessions = 2
-require_checkin = true
-ad_create_machine_record = true
-ldap_id = "ad"
-{container}
-"#
-        ),
-        Format::Toml,
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
-    .config
+    Fixture::memory_pool("p")
+        .startup_script("{ad_join_credential} {checkin_jwt}")
+        .boot_latency(60)
+        .checkin_delay(30)
+        .active_directory()
+        .autoscale_without("ad_computer_container_dn")
+        .minimum_standby(2)
+        .require_checkin(true)
+        .autoscale_toml(container)
+        .config()
 }
 
 fn cloud_of(config: &Config) -> Arc<MemoryCloud> {

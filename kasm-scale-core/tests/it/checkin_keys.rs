@@ -5,47 +5,26 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kasm_scale_core::config::{Config, Format, VmProviderConfig};
+use kasm_scale_core::config::{Config, VmProviderConfig};
 use kasm_scale_core::controller::{Autoscaler, CheckinStatus, Event};
-use kasm_scale_core::load_str;
 use kasm_scale_core::memory::MemoryStore;
 use kasm_scale_core::memory::{MemoryCloud, token_in};
+
+use crate::fixture::Fixture;
 
 const EPOCH: &str = "2026-11-30T12:00:00Z";
 
 fn config(checkin_timeout: u32, token_section: &str) -> Config {
-    let text = format!(
-        r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 10
-startup_script = "TOKEN={{checkin_jwt}}"
-boot_latency = {{ fixed = 60 }}
-# The guests never check in by themselves: the test does it with their tokens.
-checkin_delay = {{ fixed = 604800 }}
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-minimum_pool_standby_sessions = 1
-require_checkin = true
-checkin_timeout = {checkin_timeout}
-
-{token_section}
-"#
-    );
-    load_str(&text, Format::Toml)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .config
+    Fixture::memory_pool("p")
+        .startup_script("TOKEN={checkin_jwt}")
+        .boot_latency(60)
+        // The guests never check in by themselves: the test does it with their tokens.
+        .checkin_delay(604800)
+        .minimum_standby(1)
+        .require_checkin(true)
+        .checkin_timeout(checkin_timeout)
+        .toml(token_section)
+        .config()
 }
 
 fn build(config: &Config, cloud: &Arc<MemoryCloud>, store: &MemoryStore) -> Autoscaler {

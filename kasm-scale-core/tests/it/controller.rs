@@ -6,54 +6,22 @@ use std::time::Duration;
 use kasm_scale_core::config::{Config, Distribution, Format, MemoryVmConfig, VmProviderConfig};
 use kasm_scale_core::controller::{Autoscaler, CheckinStatus, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
-use kasm_scale_core::load_str;
 use kasm_scale_core::memory::deliver_checkins;
 use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory};
 
-const CONTAINER: &str = "OU=Kasm,DC=example,DC=local";
+use crate::fixture::Fixture;
 
 fn config(extra: &str) -> Config {
-    let text = format!(
-        r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
-
-[[ldap_configs]]
-name = "ad"
-url = "ldaps://dc1.example.local"
-search_base = "DC=example,DC=local"
-service_account_dn = "svc@example.local"
-service_account_password = "pw"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 10
-startup_script = "{{checkin_jwt}}"
-boot_latency = {{ fixed = 60 }}
-checkin_delay = {{ fixed = 30 }}
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-minimum_pool_standby_sessions = 3
-require_checkin = true
-checkin_timeout = 600
-downscale_backoff = 600
-ad_create_machine_record = true
-ldap_id = "ad"
-ad_computer_container_dn = "{CONTAINER}"
-{extra}
-"#
-    );
-    load_str(&text, Format::Toml)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .config
+    Fixture::memory_pool("p")
+        .boot_latency(60)
+        .checkin_delay(30)
+        .active_directory()
+        .minimum_standby(3)
+        .require_checkin(true)
+        .checkin_timeout(600)
+        .downscale_backoff(600)
+        .autoscale_toml(extra)
+        .config()
 }
 
 struct World {

@@ -8,10 +8,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kasm_scale_core::config::{Distribution, Format, VmProviderConfig};
+use kasm_scale_core::config::{Distribution, VmProviderConfig};
 use kasm_scale_core::controller::{Autoscaler, Event, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
-use kasm_scale_core::load_str;
 use kasm_scale_core::memory::MemoryStore;
 use kasm_scale_core::memory::deliver_checkins;
 use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory};
@@ -19,40 +18,19 @@ use kasm_scale_core::token::TokenKeys;
 use kasm_scale_core::traits::{DirectoryService, VmProvider};
 use rand::{Rng, SeedableRng};
 
-const CONFIG: &str = r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
+use crate::fixture::Fixture;
 
-[[ldap_configs]]
-name = "ad"
-url = "ldaps://dc1.example.local"
-search_base = "DC=example,DC=local"
-service_account_dn = "svc@example.local"
-service_account_password = "pw"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 30
-startup_script = "{checkin_jwt}"
-rate_limit_per_second = 2.0
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-minimum_pool_standby_sessions = 2
-require_checkin = true
-checkin_timeout = 900
-downscale_backoff = 300
-ad_create_machine_record = true
-ldap_id = "ad"
-ad_computer_container_dn = "OU=Kasm,DC=example,DC=local"
-"#;
+fn config() -> kasm_scale_core::config::Config {
+    Fixture::memory_pool("p")
+        .max_instances(30)
+        .provider("rate_limit_per_second", 2.0)
+        .active_directory()
+        .minimum_standby(2)
+        .require_checkin(true)
+        .checkin_timeout(900)
+        .downscale_backoff(300)
+        .config()
+}
 
 fn build(
     seed: u64,
@@ -62,7 +40,7 @@ fn build(
     keys: &TokenKeys,
     epoch: jiff::Timestamp,
 ) -> Autoscaler {
-    let config = load_str(CONFIG, Format::Toml).unwrap().config;
+    let config = config();
     Autoscaler::builder(config)
         .provider(cloud.clone())
         .directory(directory.clone())
@@ -90,7 +68,7 @@ async fn nothing_leaks_when_the_controller_dies_during_a_burst() {
     let keys = TokenKeys::generate().unwrap();
     let (mut crashed_mid_work, mut adopted, mut unknown_kept) = (0, 0, 0);
     for seed in 0..200u64 {
-        let config = load_str(CONFIG, Format::Toml).unwrap().config;
+        let config = config();
         let VmProviderConfig::Memory(mut mem) = config.vm_providers[0].clone() else {
             panic!()
         };

@@ -17,6 +17,8 @@ use kasm_scale_core::traits::{
     BackendError, Capabilities, DirectoryService, Vm, VmProvider, VmSpec,
 };
 
+use crate::fixture::Fixture;
+
 const EPOCH: &str = "2026-11-30T12:00:00Z";
 
 fn config(text: &str) -> Config {
@@ -26,50 +28,17 @@ fn config(text: &str) -> Config {
 }
 
 fn one_pool(provider_extra: &str, config_extra: &str) -> Config {
-    let minimum = if config_extra.contains("minimum_pool_standby_sessions") {
-        ""
-    } else {
-        "minimum_pool_standby_sessions = 2"
-    };
-    config(&format!(
-        r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
-
-[[ldap_configs]]
-name = "ad"
-url = "ldaps://dc1.example.local"
-search_base = "DC=example,DC=local"
-service_account_dn = "svc@example.local"
-service_account_password = "pw"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 10
-startup_script = "{{checkin_jwt}}"
-boot_latency = {{ fixed = 60 }}
-checkin_delay = {{ fixed = 30 }}
-{provider_extra}
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-{minimum}
-require_checkin = true
-checkin_timeout = 600
-downscale_backoff = 600
-ad_create_machine_record = true
-ldap_id = "ad"
-ad_computer_container_dn = "OU=Kasm,DC=example,DC=local"
-{config_extra}
-"#
-    ))
+    Fixture::memory_pool("p")
+        .boot_latency(60)
+        .checkin_delay(30)
+        .provider_toml(provider_extra)
+        .active_directory()
+        .minimum_standby(2)
+        .require_checkin(true)
+        .checkin_timeout(600)
+        .downscale_backoff(600)
+        .autoscale_toml(config_extra)
+        .config()
 }
 
 fn cloud_of(config: &Config, i: usize, seed: u64) -> Arc<MemoryCloud> {
@@ -297,28 +266,12 @@ async fn a_hung_provider_delays_neither_the_tick_nor_the_other_providers() {
 /// Defect 5: forty failed creates of one tick jumped a config to the one-hour backoff.
 #[tokio::test(start_paused = true)]
 async fn a_failed_burst_counts_as_one_failure() {
-    let config = config(
-        r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 50
-create_failure_rate = 1.0
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-minimum_pool_standby_sessions = 40
-"#,
-    );
+    let config = Fixture::memory_pool("p")
+        .max_instances(50)
+        .provider_without("startup_script")
+        .provider("create_failure_rate", 1.0)
+        .minimum_standby(40)
+        .config();
     let cloud = cloud_of(&config, 0, 3);
     let scaler = Autoscaler::builder(config)
         .provider(cloud.clone())
@@ -851,30 +804,13 @@ async fn calls_in_flight_stay_within_the_configured_concurrency() {
 /// time: a second `create` call and a second `provisioning` event for one server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_server_is_created_once_even_when_its_create_ends_at_once() {
-    let config = config(
-        r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 200
-startup_script = "x"
-boot_latency = { fixed = 0 }
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-minimum_pool_standby_sessions = 150
-require_checkin = false
-"#,
-    );
+    let config = Fixture::memory_pool("p")
+        .max_instances(200)
+        .startup_script("x")
+        .boot_latency(0)
+        .minimum_standby(150)
+        .require_checkin(false)
+        .config();
     let cloud = cloud_of(&config, 0, 1);
     let scaler = Autoscaler::builder(config)
         .provider(cloud.clone())

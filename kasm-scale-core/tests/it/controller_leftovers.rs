@@ -6,38 +6,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kasm_scale_core::config::{Format, VmProviderConfig};
+use kasm_scale_core::config::VmProviderConfig;
 use kasm_scale_core::controller::Autoscaler;
 use kasm_scale_core::engine::{ServerId, ServerState};
-use kasm_scale_core::load_str;
 use kasm_scale_core::memory::MemoryCloud;
 use kasm_scale_core::traits::{
     BackendError, Capabilities, Leftover, Owner, Vm, VmProvider, VmSpec,
 };
 
-const CONFIG: &str = r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
+use crate::fixture::Fixture;
 
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 4
-startup_script = "{checkin_jwt}"
-boot_latency = { fixed = 60 }
-checkin_delay = { fixed = 30 }
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-minimum_pool_standby_sessions = 1
-require_checkin = false
-"#;
+fn config() -> kasm_scale_core::config::Config {
+    Fixture::memory_pool("p")
+        .max_instances(4)
+        .boot_latency(60)
+        .checkin_delay(30)
+        .minimum_standby(1)
+        .require_checkin(false)
+        .config()
+}
 
 /// A memory cloud whose creates take `create_takes` (the VM's parts exist meanwhile).
 #[derive(Debug)]
@@ -86,9 +73,7 @@ fn owner(server_id: ServerId) -> Owner {
 
 #[tokio::test(start_paused = true)]
 async fn leftover_parts_go_after_the_grace_period_but_not_those_of_a_server_being_created() {
-    let config = load_str(CONFIG, Format::Toml)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .config;
+    let config = config();
     let VmProviderConfig::Memory(m) = config.vm_providers[0].clone() else {
         panic!("memory provider expected")
     };

@@ -6,45 +6,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kasm_scale_core::config::{Config, Format, VmProviderConfig};
+use kasm_scale_core::config::{Config, VmProviderConfig};
 use kasm_scale_core::controller::{Autoscaler, Records, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
-use kasm_scale_core::load_str;
 use kasm_scale_core::memory::MemoryStore;
 use kasm_scale_core::memory::{MemoryCloud, deliver_checkins};
 use kasm_scale_core::traits::{StateStore, StoreError};
 
+use crate::fixture::Fixture;
+
 const EPOCH: &str = "2026-11-30T12:00:00Z";
 
 fn config(minimum: u32) -> Config {
-    let text = format!(
-        r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 10
-startup_script = "{{checkin_jwt}}"
-boot_latency = {{ fixed = 60 }}
-checkin_delay = {{ fixed = 30 }}
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-minimum_pool_standby_sessions = {minimum}
-require_checkin = true
-"#
-    );
-    load_str(&text, Format::Toml)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .config
+    Fixture::memory_pool("p")
+        .boot_latency(60)
+        .checkin_delay(30)
+        .minimum_standby(minimum)
+        .require_checkin(true)
+        .config()
 }
 
 /// A memory store that counts saves; the save numbered `slow` (from 1) takes ten seconds.

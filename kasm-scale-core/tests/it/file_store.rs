@@ -4,40 +4,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kasm_scale_core::config::{Config, Format, VmProviderConfig};
+use kasm_scale_core::config::{Config, VmProviderConfig};
 use kasm_scale_core::controller::{Autoscaler, FileStore, SessionId, SessionOutcome};
 use kasm_scale_core::engine::SessionRequest;
-use kasm_scale_core::load_str;
 use kasm_scale_core::memory::{MemoryCloud, deliver_checkins};
 use kasm_scale_core::traits::{StateStore, StoreError};
 
+use crate::fixture::Fixture;
+
 fn config() -> Config {
-    let text = r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 2
-startup_script = "{checkin_jwt}"
-boot_latency = { fixed = 60 }
-checkin_delay = { fixed = 30 }
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-minimum_pool_standby_sessions = 1
-require_checkin = true
-"#;
-    load_str(text, Format::Toml)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .config
+    Fixture::memory_pool("p")
+        .max_instances(2)
+        .boot_latency(60)
+        .checkin_delay(30)
+        .minimum_standby(1)
+        .require_checkin(true)
+        .config()
 }
 
 fn scaler(cloud: &Arc<MemoryCloud>, store: &FileStore) -> Autoscaler {

@@ -4,6 +4,13 @@
 //! parallel in one process, so a test that needs process-wide state of its own stays a
 //! binary of its own (see `[[test]]` in Cargo.toml).
 
+// The fixture builder of `kasm_scale_core::testkit`, included by path (a crate cannot turn on
+// its own `testkit` feature for its tests); it names `crate::config` and `crate::load_str`.
+#[allow(dead_code)]
+#[path = "../../src/testkit/fixture.rs"]
+mod fixture;
+use kasm_scale_core::{config, load_str};
+
 mod plan_support;
 mod powershell;
 mod python;
@@ -32,6 +39,7 @@ mod engine_rules;
 #[cfg(feature = "sim")]
 mod extreme_values;
 mod file_store;
+mod fixture_builder;
 mod resumed_create;
 #[cfg(feature = "sim")]
 mod sim;

@@ -9,56 +9,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kasm_scale_core::config::{Config, Format, VmProviderConfig};
+use kasm_scale_core::config::{Config, VmProviderConfig};
 use kasm_scale_core::controller::{Autoscaler, CheckinStatus};
-use kasm_scale_core::load_str;
 use kasm_scale_core::memory::MemoryStore;
 use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory, token_in};
 use kasm_scale_core::token::TokenKeys;
 use kasm_scale_core::traits::{BackendError, Capabilities, Vm, VmProvider, VmSpec};
 
+use crate::fixture::Fixture;
+
 const CONTAINER: &str = "OU=Kasm,DC=example,DC=local";
 
 fn config() -> Config {
-    let text = format!(
-        r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
-
-[[ldap_configs]]
-name = "ad"
-url = "ldaps://dc1.example.local"
-search_base = "DC=example,DC=local"
-service_account_dn = "svc@example.local"
-service_account_password = "pw"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 10
-startup_script = "TOKEN={{checkin_jwt}}\nJOIN={{ad_join_credential}}\n"
-boot_latency = {{ fixed = 60 }}
-checkin_delay = {{ fixed = 604800 }}
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-minimum_pool_standby_sessions = 1
-require_checkin = true
-checkin_timeout = 3600
-ad_create_machine_record = true
-ldap_id = "ad"
-ad_computer_container_dn = "{CONTAINER}"
-"#
-    );
-    load_str(&text, Format::Toml)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .config
+    Fixture::memory_pool("p")
+        .startup_script("TOKEN={checkin_jwt}\nJOIN={ad_join_credential}\n")
+        .boot_latency(60)
+        .checkin_delay(604800)
+        .active_directory()
+        .autoscale("ad_computer_container_dn", CONTAINER)
+        .minimum_standby(1)
+        .require_checkin(true)
+        .checkin_timeout(3600)
+        .config()
 }
 
 /// The cloud, cut after it took the create (the answer never comes back) while `cut` is set.

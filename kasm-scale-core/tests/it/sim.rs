@@ -1,43 +1,25 @@
 //! The simulator: exact metrics on a tiny trace, determinism, and the oracle bound.
 
 use jiff::SignedDuration;
-use kasm_scale_core::config::{Config, Format, MAX_INSTANCES, VmProviderConfig};
-use kasm_scale_core::load_str;
+use kasm_scale_core::config::{Config, MAX_INSTANCES, VmProviderConfig};
 use kasm_scale_core::sim::{
     MAX_SIM_SERVERS, Served, SimOptions, beyond_capacity, class_week, default_scenario,
     demand_policy, kasm_policy, office_week, oracle_vm_hours, oracle_vm_hours_within,
     parse_duration, parse_trace, pool_capacity, simulate, workday, workdays,
 };
 
+use crate::fixture::Fixture;
+
 fn config(extra: &str, boot: &str) -> Config {
-    let text = format!(
-        r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 50
-boot_latency = {boot}
-checkin_delay = {{ fixed = 0 }}
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-require_checkin = true
-downscale_backoff = 300
-{extra}
-"#
-    );
-    load_str(&text, Format::Toml)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .config
+    Fixture::memory_pool("p")
+        .max_instances(50)
+        .provider_without("startup_script")
+        .provider_toml(&format!("boot_latency = {boot}"))
+        .checkin_delay(0)
+        .require_checkin(true)
+        .downscale_backoff(300)
+        .autoscale_toml(extra)
+        .config()
 }
 
 #[test]

@@ -5,7 +5,7 @@ use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{CONFIG, NEW_KEY, OLD_KEY, World, world, world_with};
+use common::{NEW_KEY, OLD_KEY, World, broker_keys, fixture, world, world_with};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -52,14 +52,14 @@ async fn keys_are_checked_and_rotate() {
         assert_eq!(status, StatusCode::OK, "both keys work during a rotation");
     }
     // The rotation ends: the old key is removed from the config.
-    let rotated = CONFIG.replace(&format!("\"{OLD_KEY}\", "), "");
+    let rotated = fixture().toml(&broker_keys(&[NEW_KEY])).to_toml();
     let w = world_with(&rotated).await;
     let (status, _) = call(&w, Some(OLD_KEY), "GET", "/api/v1/pools").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = call(&w, Some(NEW_KEY), "GET", "/api/v1/pools").await;
     assert_eq!(status, StatusCode::OK);
     // No keys at all: the API is off.
-    let off = CONFIG.split("[broker_api]").next().unwrap().to_owned();
+    let off = fixture().to_toml();
     let w = world_with(&off).await;
     let (status, body) = call(&w, Some(NEW_KEY), "GET", "/api/v1/servers").await;
     assert_eq!(status, StatusCode::FORBIDDEN);

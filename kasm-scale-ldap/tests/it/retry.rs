@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{TempOu, config, dc, spec, unique};
-use kasm_scale_core::config::{Format, VmProviderConfig};
+use kasm_scale_core::config::VmProviderConfig;
 use kasm_scale_core::controller::{Autoscaler, Event, RetryPolicy};
 use kasm_scale_core::memory::MemoryCloud;
+use kasm_scale_core::testkit::Fixture;
 use kasm_scale_core::traits::{BackendError, DirectoryService};
 use kasm_scale_ldap::LdapDirectory;
 
@@ -86,49 +87,17 @@ async fn the_controller_retries_ldap_calls_through_a_restarting_dc() {
     let ou = TempOu::new(&dc, "retry").await;
     let flaky = Flaky::start(&dc.url, 2).await;
     let owner = format!("ldap-retry-{}", uuid::Uuid::new_v4().simple());
-    let text = format!(
-        r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
-
-[[ldap_configs]]
-name = "ad"
-url = "{url}"
-search_base = "DC=example,DC=local"
-service_account_dn = "{bind}"
-service_account_password = "{pw}"
-ca_certificate_file = "{ca}"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 10
-startup_script = "{{ad_join_credential}}"
-boot_latency = {{ fixed = 0 }}
-checkin_delay = {{ fixed = 0 }}
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-minimum_pool_standby_sessions = 1
-ad_create_machine_record = true
-ldap_id = "ad"
-ad_computer_container_dn = "{ou}"
-"#,
-        url = flaky.url,
-        bind = dc.bind_dn,
-        pw = dc.password,
-        ca = dc.ca,
-        ou = ou.dn,
-    );
-    let config = kasm_scale_core::load_str(&text, Format::Toml)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .config;
+    let config = Fixture::memory_pool("p")
+        .startup_script("{ad_join_credential}")
+        .boot_latency(0)
+        .checkin_delay(0)
+        .ldap("url", flaky.url.clone())
+        .ldap("service_account_dn", dc.bind_dn.clone())
+        .ldap("service_account_password", dc.password.clone())
+        .ldap("ca_certificate_file", dc.ca.clone())
+        .autoscale("ad_computer_container_dn", ou.dn.clone())
+        .minimum_standby(1)
+        .config();
     let VmProviderConfig::Memory(mem) = config.vm_providers[0].clone() else {
         panic!("a memory provider")
     };

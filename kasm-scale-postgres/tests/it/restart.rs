@@ -7,39 +7,26 @@ use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kasm_scale_core::config::{Format, VmProviderConfig};
+use kasm_scale_core::config::VmProviderConfig;
 use kasm_scale_core::controller::{Autoscaler, SessionOutcome, SessionStatus};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
-use kasm_scale_core::load_str;
 use kasm_scale_core::memory::MemoryCloud;
 use kasm_scale_postgres::PostgresStore;
 
-const CONFIG: &str = r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
+use kasm_scale_core::testkit::Fixture;
 
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 3
-startup_script = "{checkin_jwt}"
-boot_latency = { fixed = 0 }
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-minimum_pool_standby_sessions = 2
-require_checkin = false
-aggressive_scaling = false
-"#;
+fn config() -> kasm_scale_core::config::Config {
+    Fixture::memory_pool("p")
+        .max_instances(3)
+        .boot_latency(0)
+        .minimum_standby(2)
+        .require_checkin(false)
+        .autoscale("aggressive_scaling", false)
+        .config()
+}
 
 async fn controller(cloud: &Arc<MemoryCloud>, store: PostgresStore) -> Autoscaler {
-    let config = load_str(CONFIG, Format::Toml).unwrap().config;
+    let config = config();
     let scaler = Autoscaler::builder(config)
         .provider(cloud.clone())
         .store(Arc::new(store))
@@ -72,7 +59,7 @@ async fn a_restarted_controller_seats_the_queue_keeps_busy_servers_and_never_rei
     let (database, store) = common::fresh_store(&server).await;
     drop(store);
     let VmProviderConfig::Memory(mem) =
-        load_str(CONFIG, Format::Toml).unwrap().config.vm_providers[0].clone()
+        config().vm_providers[0].clone()
     else {
         panic!("memory provider")
     };

@@ -4,58 +4,30 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kasm_scale_core::config::{Config, Format, PostgresStoreConfig, VmProviderConfig};
+use kasm_scale_core::config::{Config, PostgresStoreConfig, VmProviderConfig};
 use kasm_scale_core::controller::{Autoscaler, ControllerError, Event, Role, SessionOutcome};
 use kasm_scale_core::engine::SessionRequest;
-use kasm_scale_core::load_str;
 use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory};
 use kasm_scale_core::token::TokenKeys;
 use kasm_scale_postgres::{LeaseKeeper, LeaseOptions, PostgresStore};
 use tokio::task::JoinHandle;
 
+use kasm_scale_core::testkit::Fixture;
+
 /// At most this many VMs (the provider's `max_instances`).
 pub const MAX_INSTANCES: usize = 8;
 
-const CONFIG: &str = r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
-
-[[ldap_configs]]
-name = "ad"
-url = "ldaps://dc1.example.local"
-search_base = "DC=example,DC=local"
-service_account_dn = "svc@example.local"
-service_account_password = "pw"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 8
-startup_script = "{checkin_jwt}"
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-max_simultaneous_sessions_per_server = 2
-reusable = true
-minimum_pool_standby_sessions = 2
-require_checkin = false
-downscale_backoff = 1
-ad_create_machine_record = true
-ldap_id = "ad"
-ad_computer_container_dn = "OU=Kasm,DC=example,DC=local"
-"#;
-
 /// The configuration the replicas share.
 pub fn config() -> Config {
-    load_str(CONFIG, Format::Toml)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .config
+    Fixture::memory_pool("p")
+        .max_instances(MAX_INSTANCES as i64)
+        .active_directory()
+        .autoscale("max_simultaneous_sessions_per_server", 2)
+        .autoscale("reusable", true)
+        .minimum_standby(2)
+        .require_checkin(false)
+        .downscale_backoff(1)
+        .config()
 }
 
 /// The world the replicas share: one cloud, one directory, one token key.
