@@ -44,10 +44,7 @@ pub struct Fixture {
 }
 
 fn table<const N: usize>(fields: [(&str, toml::Value); N]) -> toml::Table {
-    fields
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+    fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 /// `{ fixed = seconds }`: a latency of the memory provider.

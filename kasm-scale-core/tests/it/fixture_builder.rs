@@ -115,7 +115,10 @@ fn later_settings_replace_earlier_ones() {
     let autoscale = &config.pools[0].autoscale[0];
     assert_eq!(autoscale.minimum_pool_standby_sessions, 6);
     assert_eq!(config.ldap_configs[0].url, "ldaps://127.0.0.1:636");
-    assert_eq!(autoscale.ad_computer_container_dn.as_deref(), Some(AD_CONTAINER));
+    assert_eq!(
+        autoscale.ad_computer_container_dn.as_deref(),
+        Some(AD_CONTAINER)
+    );
     assert_eq!(config.zones[0].upstream_auth_address, "127.0.0.1:8443");
     let text = Fixture::memory_pool("p")
         .max_instances(3)

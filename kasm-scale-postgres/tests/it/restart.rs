@@ -58,9 +58,7 @@ async fn a_restarted_controller_seats_the_queue_keeps_busy_servers_and_never_rei
     };
     let (database, store) = common::fresh_store(&server).await;
     drop(store);
-    let VmProviderConfig::Memory(mem) =
-        config().vm_providers[0].clone()
-    else {
+    let VmProviderConfig::Memory(mem) = config().vm_providers[0].clone() else {
         panic!("memory provider")
     };
     let cloud = Arc::new(MemoryCloud::new(mem, 1));
