@@ -59,7 +59,7 @@
 //!
 //! The plan is a fixed point: carried out (its servers made, its destroys under way) and
 //! planned again at the same instant, it asks for nothing more and leaves the bookkeeping as
-//! it was (`tests/engine_fixed_point.rs`).
+//! it was (`tests/it/engine_fixed_point.rs`).
 //!
 //! A disabled config (`enabled = false`) creates no server; everything else still applies (ours):
 //! its single-use servers go when their session ends, servers that never check in go, and its

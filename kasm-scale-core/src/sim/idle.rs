@@ -18,7 +18,7 @@
 //! period, and only when the next call after the skip comes after that refill: each limit is
 //! then in the same state as if the listings had happened.
 //!
-//! The test `skipping_idle_ticks_changes_nothing` (`kasm-scale-core/tests/sim.rs`) compares both
+//! The test `skipping_idle_ticks_changes_nothing` (`kasm-scale-core/tests/it/sim.rs`) compares both
 //! runs, metrics and series, on six seeds and configurations.
 
 use std::time::Duration;

@@ -3,11 +3,13 @@
 //! backend and panic, with the broken rule, when it does not hold. The in-memory backends run it
 //! in this crate's tests; every provider crate runs the same functions against its backend, and
 //! the same controller [`Scenario`] (fill a pool, check in, grow, scale down) against its real
-//! test server.
+//! test server. [`Fixture`] builds the configuration most tests run on.
 
+mod fixture;
 mod scenario;
 mod store;
 
+pub use fixture::{AD_CONTAINER, Fixture};
 pub use scenario::{Guests, SCENARIO_MINIMUM, Scenario, scenario_config};
 pub use store::{sample_records, state_store_contract};
 

@@ -14,39 +14,32 @@ use kasm_scale_core::config::{Format, VmProviderConfig};
 use kasm_scale_core::controller::Autoscaler;
 use kasm_scale_core::engine::ServerState;
 use kasm_scale_core::memory::{MemoryCloud, token_in};
+use kasm_scale_core::testkit::Fixture;
 use serde_json::Value;
 use tower::ServiceExt;
 
-/// The broker API keys of [`CONFIG`] (two: a rotation in progress).
+/// The broker API keys of [`world`] (two: a rotation in progress).
 pub const OLD_KEY: &str = "old-key-0123456789-0123456789-0123456789";
 pub const NEW_KEY: &str = "new-key-0123456789-0123456789-0123456789";
 
-pub const CONFIG: &str = r#"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
+/// The configuration of [`world`] without its `[broker_api]`: pool `p` keeps two free
+/// single-seat servers on the in-memory cloud, whose guests boot and check in at once.
+pub fn fixture() -> Fixture {
+    Fixture::memory_pool("p")
+        .max_instances(4)
+        .startup_script(
+            "curl -k -f https://{upstream_auth_address}/api/set_server_status?token={checkin_jwt}",
+        )
+        .boot_latency(0)
+        .checkin_delay(0)
+        .minimum_standby(2)
+        .require_checkin(true)
+}
 
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 4
-startup_script = "curl -k -f https://{upstream_auth_address}/api/set_server_status?token={checkin_jwt}"
-boot_latency = { fixed = 0 }
-checkin_delay = { fixed = 0 }
-
-[[pools]]
-server_pool_name = "p"
-
-[[pools.autoscale]]
-autoscale_config_name = "c"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-minimum_pool_standby_sessions = 2
-require_checkin = true
-
-[broker_api]
-keys = ["old-key-0123456789-0123456789-0123456789", "new-key-0123456789-0123456789-0123456789"]
-"#;
+/// A `[broker_api]` section with `keys`.
+pub fn broker_keys(keys: &[&str]) -> String {
+    format!("[broker_api]\nkeys = {keys:?}\n")
+}
 
 pub struct World {
     pub scaler: Autoscaler,
@@ -55,7 +48,7 @@ pub struct World {
 }
 
 pub async fn world() -> World {
-    world_with(CONFIG).await
+    world_with(&fixture().toml(&broker_keys(&[OLD_KEY, NEW_KEY])).to_toml()).await
 }
 
 /// A world on another configuration.

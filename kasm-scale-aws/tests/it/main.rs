@@ -1,0 +1,16 @@
+//! The integration tests of kasm-scale-aws: one test binary, one module per topic.
+//!
+//! One binary links the workspace once instead of once per file; the modules run in
+//! parallel in one process, so a test that needs process-wide state of its own stays a
+//! binary of its own (see `[[test]]` in Cargo.toml).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod credentials;
+mod ec2;
+mod ec2_controller;
+mod ec2_faults;
+mod ec2_idempotency;
+mod ec2_resume;
+mod override_shape;
