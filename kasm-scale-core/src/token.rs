@@ -42,8 +42,7 @@ pub fn lifetime_for(checkin_timeout: Duration) -> Duration {
     TOKEN_LIFETIME.max(checkin_timeout)
 }
 
-/// The most previous keys a `checkin_token` section may list.
-pub const MAX_PREVIOUS_KEYS: usize = 16;
+pub use crate::config::MAX_PREVIOUS_KEYS;
 /// Clock difference tolerated when checking `exp` and `iat`.
 pub const LEEWAY: Duration = Duration::from_secs(60);
 /// The `iss` of every token.

@@ -20,7 +20,7 @@ use kasm_scale_core::controller::{Autoscaler, SessionId};
 use kasm_scale_core::engine::ServerId;
 use serde::de::DeserializeOwned;
 
-use crate::reply::Failure;
+use crate::reply::{Failure, short};
 
 /// A JSON request body of type `T` (`Content-Type: application/json`, parameters allowed).
 #[derive(Debug)]
@@ -120,11 +120,6 @@ fn strip_values(message: &str) -> String {
         (Some(a), Some(b)) if a < b => format!("{}…{}", &message[..a], &message[b + 1..]),
         _ => message.to_owned(),
     }
-}
-
-/// At most 64 characters of something a client sent, for a message.
-pub(crate) fn short(text: &str) -> String {
-    text.chars().take(64).collect()
 }
 
 /// The path's one parameter, as text (axum's own rejection when it cannot be decoded).

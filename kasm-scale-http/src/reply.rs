@@ -6,8 +6,6 @@ use axum::response::{IntoResponse, Response};
 use kasm_scale_core::controller::ControllerError;
 use serde::Serialize;
 
-use crate::extract::short;
-
 /// A failed request: its status and a short reason (never a token or a secret).
 #[derive(Debug)]
 pub(crate) struct Failure {
@@ -143,4 +141,9 @@ mod tests {
             r#"{"error_message":"x","leader":"https://10.0.0.7:8443"}"#
         );
     }
+}
+
+/// At most 64 characters of something a client sent, for a message.
+pub(crate) fn short(text: &str) -> String {
+    text.chars().take(64).collect()
 }

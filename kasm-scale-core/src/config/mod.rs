@@ -58,7 +58,7 @@ pub use schedule::{LocalTime, Schedule, TimeZoneName, Weekday};
 pub use store::{
     FileStoreConfig, LEASE_TTL_RANGE, PostgresStoreConfig, STATE_STORE_KINDS, StateStoreConfig,
 };
-pub use token::{BrokerApiConfig, CheckinTokenConfig, MIN_BROKER_KEY_LEN};
+pub use token::{BrokerApiConfig, CheckinTokenConfig, MAX_PREVIOUS_KEYS, MIN_BROKER_KEY_LEN};
 pub use workspace::{RdpClientType, Workspace, Zone};
 
 /// A whole configuration document.

@@ -44,10 +44,13 @@ pub struct CheckinTokenConfig {
     /// Keys that signed tokens before this one: they verify, never sign. For `EdDSA` an Ed25519
     /// `PUBLIC KEY` PEM (`openssl pkey -pubout`), or the old `PRIVATE KEY` PEM (which also
     /// opens the AD join passwords it sealed for creates still under way); for `HS256` the old
-    /// secret. At most [`MAX_PREVIOUS_KEYS`](crate::token::MAX_PREVIOUS_KEYS) with the files.
+    /// secret. At most [`MAX_PREVIOUS_KEYS`] with the files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous_keys: Vec<Secret>,
     /// Files, each holding one previous key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub previous_key_files: Vec<String>,
 }
+
+/// The most previous keys a `checkin_token` section may list.
+pub const MAX_PREVIOUS_KEYS: usize = 16;

@@ -82,12 +82,12 @@ pub(crate) fn check(config: &Config, broken: &[Broken], problems: &mut Vec<Probl
                 "previous keys need the key that replaced them (key, key_file or key_env)",
             );
         }
-        if previous > crate::token::MAX_PREVIOUS_KEYS {
+        if previous > super::MAX_PREVIOUS_KEYS {
             out.error(
                 "checkin_token.previous_keys".into(),
                 format!(
                     "{previous} previous keys (with previous_key_files), at most {}",
-                    crate::token::MAX_PREVIOUS_KEYS
+                    super::MAX_PREVIOUS_KEYS
                 ),
             );
         }

@@ -16,10 +16,6 @@ use super::{Shared, destroy, queue, reconcile};
 use crate::engine::{ServerId, ServerState};
 use crate::traits::{BackendError, Vm, VmState};
 
-/// How long after its creation a VM may be missing from its provider's answers before its server
-/// counts as vanished (ours): clouds such as EC2 are eventually consistent.
-pub(crate) const VANISH_GRACE: SignedDuration = SignedDuration::from_secs(120);
-
 /// Step 1: refresh the servers whose VMs boot; on the reconcile cadence, list the clouds and
 /// directories (and forget stale history: see `reconcile.rs`). The first reconcile (adopting what a previous run left)
 /// is waited for, at most one backend call's timeout, so the first plan sees it; later ones run
@@ -182,7 +178,7 @@ fn apply(shared: &Arc<Shared>, id: ServerId, answer: Result<Option<Vm>, BackendE
                 format!("its VM is {:?}", vm.state).to_lowercase(),
             );
         }
-        Ok(None) if server.created_at + VANISH_GRACE <= now => {
+        Ok(None) if server.created_at + reconcile::VANISH_GRACE <= now => {
             // Its destroy still asks the provider: a cloud that answered "not found" by mistake
             // gets the VM terminated all the same.
             destroy::start(shared, id, None, "its VM vanished".into());

@@ -11,12 +11,15 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::observe::VANISH_GRACE;
 use super::records::ServerInfo;
 use super::tasks::Work;
 use super::{Event, Shared, demand, destroy, hostname, requests};
 use crate::engine::{ServerId, ServerState};
 use crate::traits::{BackendError, ComputerRecord, Leftover, Vm, VmState};
+
+/// How long after its creation a VM may be missing from its provider's answers before its server
+/// counts as vanished (ours): clouds such as EC2 are eventually consistent.
+pub(crate) const VANISH_GRACE: SignedDuration = SignedDuration::from_secs(120);
 
 enum Listing {
     Vms(String, Result<Vec<Vm>, BackendError>),
