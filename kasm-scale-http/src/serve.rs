@@ -32,6 +32,36 @@ pub struct ServeOptions {
     pub limits: ConnectionLimits,
 }
 
+impl ServeOptions {
+    /// Over TLS on `listen` with the certificate chain `cert` and its key `key` (PEM files),
+    /// 30 s of shutdown grace and the default [`ConnectionLimits`] (what `kasm-scale serve`
+    /// uses by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let options = kasm_scale_http::ServeOptions::tls(
+    ///     "0.0.0.0:8443".parse().unwrap(),
+    ///     "/etc/kasm-scale/cert.pem",
+    ///     "/etc/kasm-scale/key.pem",
+    /// );
+    /// assert!(!options.insecure_http);
+    /// assert_eq!(options.limits.max_connections, 10_000);
+    /// ```
+    pub fn tls(listen: SocketAddr, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        Self {
+            listen,
+            tls: Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            insecure_http: false,
+            shutdown_grace: Duration::from_secs(30),
+            limits: ConnectionLimits::default(),
+        }
+    }
+}
+
 /// PEM files of a TLS server certificate chain and its private key.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
