@@ -212,8 +212,13 @@ async fn state_store(config: &Config, mut backends: Backends) -> Result<Backends
             let store = Arc::new(
                 kasm_scale_postgres::PostgresStore::connect(&pg)
                     .await
-                    .map_err(|e| BackendsError::Store {
-                        reason: e.to_string(),
+                    .map_err(|e| {
+                        // The store's own errors already name the section.
+                        let text = e.to_string();
+                        let reason = text.strip_prefix("state_store: ").unwrap_or(&text);
+                        BackendsError::Store {
+                            reason: reason.to_owned(),
+                        }
                     })?,
             );
             backends.postgres = Some((store.clone(), Duration::from_secs(u64::from(pg.lease_ttl))));

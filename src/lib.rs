@@ -6,6 +6,10 @@
 //!
 //! This facade re-exports [`kasm_scale_core`]; cloud providers and the Active Directory
 //! directory are added behind the `aws`, `azure` and `ldap` features by their own crates.
+//! An embedder's `main` needs one import, [`prelude`]; the README shows it serving a broker in
+//! twenty lines, and [`backends`] builds what a configuration names.
+//!
+//! # Examples
 //!
 //! ```no_run
 //! let loaded = kasm_scale::load_file("kasm-scale.toml")?;
@@ -26,11 +30,13 @@ pub mod backends;
 ///
 /// Everything in [`kasm_scale_core::prelude`] (the controller and its builder, the
 /// configuration loader, the backend traits and their in-memory implementations, session
-/// requests and outcomes, the error types), and [`Backends`](backends::Backends), what
-/// [`backends::from_config`] builds.
+/// requests and outcomes, the error types), [`backends::from_config`] and what it builds, and
+/// with the feature `http` the service's [`ServeOptions`](kasm_scale_http::ServeOptions).
 pub mod prelude {
-    pub use crate::backends::{Backends, BackendsError};
+    pub use crate::backends::{Backends, BackendsError, from_config};
     pub use kasm_scale_core::prelude::*;
+    #[cfg(feature = "http")]
+    pub use kasm_scale_http::ServeOptions;
 }
 
 /// Amazon EC2 ([`aws::AwsProvider`]), with the feature `aws`.
@@ -55,7 +61,8 @@ pub use kasm_scale_http as http;
 #[cfg(feature = "postgres")]
 pub use kasm_scale_postgres as postgres;
 
-/// Compiles the README's and the guides' Rust examples as doc tests.
+/// Compiles the README's and the guides' Rust examples as doc tests (the guides' `ignore`d
+/// fragments excepted: they show one call out of its context).
 #[cfg(doctest)]
 mod doc_pages {
     #[doc = include_str!("../README.md")]

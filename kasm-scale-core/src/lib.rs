@@ -16,6 +16,22 @@
 //! - [`template`]: Kasm's startup-script template language.
 //! - [`token`]: the signed check-in tokens.
 //! - [`secret`]: the redacting [`Secret`] type.
+//!
+//! # Examples
+//!
+//! ```
+//! use kasm_scale_core::prelude::*;
+//!
+//! // A configuration problem names its path and why.
+//! let Err(ConfigError::Invalid { problems }) =
+//!     load_str("[[vm_providers]]\nprovider = \"memory\"\nname = \"cloud\"\n", Format::Toml)
+//! else {
+//!     panic!("max_instances is required");
+//! };
+//! assert_eq!(problems[0].path, "vm_providers[0].max_instances");
+//! ```
+//!
+//! [`Autoscaler`] has a whole pool kept warm on the in-memory cloud.
 
 pub mod config;
 pub mod controller;

@@ -89,6 +89,11 @@ pub(crate) async fn not_found() -> Failure {
     Failure::not_found("no such route")
 }
 
+/// At most 64 characters of something a client sent, for a message.
+pub(crate) fn short(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use kasm_scale_core::controller::SessionId;
@@ -141,9 +146,4 @@ mod tests {
             r#"{"error_message":"x","leader":"https://10.0.0.7:8443"}"#
         );
     }
-}
-
-/// At most 64 characters of something a client sent, for a message.
-pub(crate) fn short(text: &str) -> String {
-    text.chars().take(64).collect()
 }

@@ -311,3 +311,34 @@ fn the_ranges_the_reference_states_are_the_codes() {
         );
     }
 }
+
+#[test]
+fn the_guide_numbers_the_scaling_rules_as_the_engine_applies_them() {
+    let engine = read("kasm-scale-core/src/engine/plan.rs");
+    let body = engine
+        .split("pub fn plan(")
+        .nth(1)
+        .and_then(|rest| rest.split("\n}\n").next())
+        .expect("engine/plan.rs has plan()");
+    let applied: Vec<&str> = body
+        .match_indices("pass.")
+        .map(|(at, _)| {
+            let name = &body[at + "pass.".len()..];
+            &name[..name.find('(').unwrap()]
+        })
+        .filter(|name| *name != "finish")
+        .collect();
+    let guide = read("docs/policies.md");
+    let documented: Vec<&str> = guide
+        .lines()
+        .filter(|l| {
+            l.split_once(". **")
+                .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+        })
+        .filter_map(|l| l.split("(`").nth(1)?.split('`').next())
+        .collect();
+    assert_eq!(
+        documented, applied,
+        "docs/policies.md's numbered rules vs engine::plan"
+    );
+}

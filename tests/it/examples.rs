@@ -20,7 +20,7 @@ fn run_example(name: &str) -> String {
     assert!(
         path.is_file(),
         "{} is not built: `cargo test --all-features` builds the examples before the tests \
-         (a run of `--test examples` alone does not: `cargo build --examples --all-features` first)",
+         (a run of `--test it examples::` alone does not: `cargo build --examples --all-features` first)",
         path.display()
     );
     let out = Command::new(&path)

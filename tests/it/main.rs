@@ -2,7 +2,7 @@
 //!
 //! One binary links the workspace once instead of once per file; the modules run in
 //! parallel in one process, so a test that needs process-wide state of its own stays a
-//! binary of its own (see `[[test]]` in Cargo.toml).
+//! binary of its own (see the `[[test]]` entries of the crates that have one).
 
 mod common;
 

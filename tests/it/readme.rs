@@ -3,8 +3,8 @@
 
 use kasm_scale::config::{
     AutoScaleConfig, AwsVmConfig, AzureVmConfig, BrokerApiConfig, CheckinTokenConfig, Config,
-    FileStoreConfig, LdapConfig, MemoryVmConfig, Pool, PostgresStoreConfig, Schedule, Workspace,
-    Zone,
+    FileStoreConfig, LdapConfig, MemoryVmConfig, Outage, Pool, PostgresStoreConfig, Schedule,
+    Workspace, Zone,
 };
 use serde::de::DeserializeOwned;
 
@@ -46,6 +46,7 @@ fn all_fields() -> Vec<Vec<String>> {
         fields::<AwsVmConfig>(),
         fields::<AzureVmConfig>(),
         fields::<MemoryVmConfig>(),
+        fields::<Outage>(),
         fields::<Pool>(),
         fields::<AutoScaleConfig>(),
         fields::<Schedule>(),

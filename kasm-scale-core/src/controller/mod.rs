@@ -2,8 +2,10 @@
 //!
 //! [`Autoscaler`] holds the configuration, one [`VmProvider`] per VM provider config and one
 //! [`DirectoryService`] per LDAP config it uses. One [`Autoscaler::tick`] reads top-down in one
-//! function (`tick.rs`) as six steps, each a function that borrows the parts of the controller
-//! it needs and returns what it did:
+//! function (`tick.rs`) as six steps, each a function that returns what it did. Snapshot and
+//! seat borrow only the configuration and the records; observe, execute and persist take the
+//! controller, because they start background work (which reports its events as it ends) or
+//! save:
 //!
 //! 1. **observe** (`observe.rs`): refresh the servers whose VMs boot, and on the reconcile
 //!    cadence list the clouds and directories in the background (`reconcile.rs`: adopt, forget
@@ -90,8 +92,8 @@ pub(crate) fn hostname(id: ServerId) -> String {
     format!("KASM-{}", &id.0.simple().to_string()[..10]).to_ascii_uppercase()
 }
 
-/// Everything the controller's handles and background tasks share, by concern: a step borrows
-/// only the part it needs.
+/// Everything the controller's handles and background tasks share, by concern, so that a step
+/// that needs only the configuration and the records borrows only those.
 pub(crate) struct Shared {
     /// The configuration and the (decorated) backends, as the builder checked them.
     pub setup: Setup,

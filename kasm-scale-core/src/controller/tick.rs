@@ -41,8 +41,10 @@ impl Autoscaler {
     }
 }
 
-/// One cycle, as its six steps. Each step borrows the parts of the controller it needs and
-/// returns what it did; the events they return are told here.
+/// One cycle, as its six steps. Snapshot and seat borrow only the configuration and the
+/// records; observe, execute and persist take the controller, as they start background work or
+/// save. Each returns what it did (the work observe started, what execute started, the seats
+/// and expiries, which are told here); the background work reports its own events as it ends.
 pub(crate) async fn tick(shared: &Arc<Shared>) {
     let _one_tick_at_a_time = shared.clock.tick_lock.lock().await;
     if !role::this_tick_acts(shared).await {
