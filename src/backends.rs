@@ -33,7 +33,7 @@ use kasm_scale_core::traits::{DirectoryService, StateStore, VmProvider};
 
 /// Why [`from_config`] could not build a backend. The message names the configuration entry
 /// and never holds a secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BackendsError {
     /// A `vm_providers` entry could not be built (or this build lacks its kind).
@@ -58,6 +58,10 @@ pub enum BackendsError {
         /// Why.
         reason: String,
     },
+    /// The PostgreSQL store could not be set up (its message names `state_store` itself).
+    #[cfg(feature = "postgres")]
+    #[error(transparent)]
+    Postgres(kasm_scale_postgres::ConnectError),
 }
 
 /// The backends of one configuration, ready for [`Backends::attach`].
@@ -212,14 +216,7 @@ async fn state_store(config: &Config, mut backends: Backends) -> Result<Backends
             let store = Arc::new(
                 kasm_scale_postgres::PostgresStore::connect(&pg)
                     .await
-                    .map_err(|e| {
-                        // The store's own errors already name the section.
-                        let text = e.to_string();
-                        let reason = text.strip_prefix("state_store: ").unwrap_or(&text);
-                        BackendsError::Store {
-                            reason: reason.to_owned(),
-                        }
-                    })?,
+                    .map_err(BackendsError::Postgres)?,
             );
             backends.postgres = Some((store.clone(), Duration::from_secs(u64::from(pg.lease_ttl))));
             store
@@ -334,5 +331,22 @@ connection_type = "RDP"
         assert_eq!(names, ["aws-eu-central"]);
         assert_eq!(backends.directories.len(), 1);
         assert_eq!(backends.directories[0].name(), "corp-ad-join");
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn an_unreachable_database_is_named_once() {
+        // A closed port on loopback (no TLS needed there): the connection is refused at once.
+        let text = format!(
+            "{TWO_CLOUDS}\n[checkin_token]\nkey = \"a-test-only-check-in-key-0123456789abcdef\"\n\n\
+             [state_store]\nkind = \"postgres\"\nurl = \"postgres://kasm@127.0.0.1:1/kasm\"\n"
+        );
+        let config = load_str(&text, Format::Toml).unwrap().config;
+        let message = from_config(&config).await.unwrap_err().to_string();
+        assert!(
+            message.starts_with("state_store: cannot reach PostgreSQL"),
+            "{message}"
+        );
+        assert_eq!(message.matches("state_store").count(), 1, "{message}");
     }
 }
