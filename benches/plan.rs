@@ -34,6 +34,7 @@ fn snapshot(servers: usize) -> PoolSnapshot {
             ConfigSnapshot {
                 policy: ScalingPolicy::new(&c, per_config * 2),
                 bookkeeping: Bookkeeping::default(),
+                generation: None,
             }
         })
         .collect();
@@ -63,6 +64,8 @@ fn snapshot(servers: usize) -> PoolSnapshot {
                 created_at: now() - SignedDuration::from_mins(60 - (i % 30) as i64),
                 checked_in_at: checked,
                 queue_slots: 0,
+                outdated: false,
+                drained: None,
             }
         })
         .collect();

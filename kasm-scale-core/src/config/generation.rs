@@ -126,6 +126,7 @@ pub const STEERING_AUTOSCALE_FIELDS: &[&str] = &[
     "standby_policy",
     "target_immediate_service",
     "server_hostname_pattern",
+    "rollout",
 ];
 
 /// An auto-scale config's generation: the first 8 bytes of a SHA-256 over what shapes its

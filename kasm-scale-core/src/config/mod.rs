@@ -16,6 +16,7 @@ mod ldap;
 mod load;
 mod pool;
 mod provider;
+mod rollout;
 mod schedule;
 mod scripts;
 mod store;
@@ -54,6 +55,7 @@ pub use provider::{
     AwsVmConfig, AzureAuthority, AzureVmConfig, Distribution, MemoryVmConfig, Outage,
     PROVIDER_KINDS, VmProviderConfig,
 };
+pub use rollout::{RolloutPolicy, Surge};
 pub use schedule::{LocalTime, Schedule, TimeZoneName, Weekday};
 pub use store::{
     FileStoreConfig, LEASE_TTL_RANGE, PostgresStoreConfig, STATE_STORE_KINDS, StateStoreConfig,

@@ -23,6 +23,24 @@ pub struct Pool {
     /// The auto-scale configs that create this pool's servers, in priority order.
     #[serde(default)]
     pub autoscale: Vec<AutoScaleConfig>,
+    /// (ours) A request for a user who already has a session in the pool gets that session back
+    /// (a reconnect to the same server) instead of a second one elsewhere, which would break
+    /// roaming profiles such as FSLogix containers. Default: on when a config of the pool
+    /// connects over RDP, else off. See [`Pool::user_affinity`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_affinity: Option<bool>,
+}
+
+impl Pool {
+    /// Whether a user's repeated request returns their session: `user_affinity`, by default
+    /// on when any of the pool's auto-scale configs connects over RDP.
+    pub fn user_affinity(&self) -> bool {
+        self.user_affinity.unwrap_or_else(|| {
+            self.autoscale
+                .iter()
+                .any(|c| c.connection_type == ConnectionType::Rdp)
+        })
+    }
 }
 
 /// How sessions are placed on a pool's servers.
@@ -233,6 +251,11 @@ pub struct AutoScaleConfig {
     /// `VDI-{n:3}` → `VDI-001`. Default: `KASM-` and 10 hex digits of the server id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_hostname_pattern: Option<super::HostnamePattern>,
+    /// (ours) How servers built from an older generation of this config are replaced when its
+    /// configuration changes: `{ canary = 1, max_surge = "10%", pause_on_failure = true }`
+    /// (the default). See [`super::RolloutPolicy`].
+    #[serde(default, skip_serializing_if = "super::RolloutPolicy::is_default")]
+    pub rollout: super::RolloutPolicy,
 }
 
 /// (ours) How an auto-scale config sizes its free slots.
@@ -316,6 +339,7 @@ impl AutoScaleConfig {
             standby_policy: StandbyPolicy::Static,
             target_immediate_service: DEFAULT_SERVICE_TARGET,
             server_hostname_pattern: None,
+            rollout: super::RolloutPolicy::default(),
         }
     }
 

@@ -35,6 +35,8 @@ pub(crate) fn server_snapshot(s: &ServerInfo) -> ServerSnapshot {
         created_at: s.created_at,
         checked_in_at: s.checked_in_at,
         queue_slots: s.queue_slots,
+        outdated: false,
+        drained: None,
     }
 }
 

@@ -81,7 +81,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use crate::config::StandbyPolicy;
-use crate::config::{AutoScaleConfig, Placement, Schedule};
+use crate::config::{AutoScaleConfig, Generation, Placement, RolloutPolicy, Schedule};
 pub use demand::DemandSignal;
 
 pub use placement::{SessionRequest, assign};
@@ -141,6 +141,26 @@ pub struct ServerSnapshot {
     /// that made it and the next one agree on which slots the queue holds (and a config's
     /// minimum is not eaten by requests another config's server was made for).
     pub queue_slots: u32,
+    /// (ours) Built from an older generation of its config than the current one
+    /// ([`ConfigSnapshot::generation`]): the rollout replaces it. It takes new sessions only
+    /// when no current server has room, and its room does not count as free once the rollout
+    /// is under way.
+    pub outdated: bool,
+    /// (ours) Drained by an operator: it takes no new session, its room is not free, and it is
+    /// destroyed when its last session ends ([`DrainThen::Destroy`]) or kept
+    /// ([`DrainThen::Keep`]).
+    pub drained: Option<DrainThen>,
+}
+
+/// (ours) What becomes of a drained server once it has no session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DrainThen {
+    /// It is destroyed (and a replacement keeps the pool's free slots).
+    #[default]
+    Destroy,
+    /// It is kept, empty, for maintenance, until the drain ends.
+    Keep,
 }
 
 impl ServerSnapshot {
@@ -184,6 +204,8 @@ pub struct ScalingPolicy {
     pub standby_policy: StandbyPolicy,
     /// (ours) With the demand policy: the share of requests to serve at once.
     pub target_immediate_service: f64,
+    /// (ours) How outdated servers are replaced.
+    pub rollout: RolloutPolicy,
 }
 
 impl ScalingPolicy {
@@ -203,6 +225,7 @@ impl ScalingPolicy {
             max_instances,
             standby_policy: config.standby_policy,
             target_immediate_service: config.target_immediate_service,
+            rollout: config.rollout,
         }
     }
 
@@ -256,6 +279,40 @@ pub struct Bookkeeping {
     pub consecutive_failures: u32,
     /// When the last of those failures happened.
     pub last_failure_at: Option<Timestamp>,
+    /// (ours) The config's last rollout: the generation it replaces servers with, and where it
+    /// stands. `None` before the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutState>,
+}
+
+/// (ours) Where a config's rollout stands: kept in its [`Bookkeeping`], so that a restart or
+/// a failover goes on where it was (a pause included).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutState {
+    /// The generation servers are replaced with (the config's current one).
+    pub generation: Generation,
+    /// When the plan first found servers of another generation.
+    pub started_at: Timestamp,
+    /// Failures after this time pause the rollout: its start, or the operator's last resume.
+    pub failures_since: Timestamp,
+    /// When `canary` servers of the new generation were first ready; `None` before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_ready_at: Option<Timestamp>,
+    /// Why and since when it is paused; `None` while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<RolloutPause>,
+    /// When the last outdated server went; `None` while some are left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+}
+
+/// (ours) Why a rollout stopped building servers of its new generation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutPause {
+    /// When it paused.
+    pub at: Timestamp,
+    /// Why, in plain words (the failure that paused it).
+    pub reason: String,
 }
 
 /// One auto-scale config of the pool with its bookkeeping.
@@ -265,6 +322,9 @@ pub struct ConfigSnapshot {
     pub policy: ScalingPolicy,
     /// Its bookkeeping as of the last plan.
     pub bookkeeping: Bookkeeping,
+    /// (ours) Its current generation: the servers of any other are outdated
+    /// ([`ServerSnapshot::outdated`]). `None` when unknown (nothing is outdated then).
+    pub generation: Option<Generation>,
 }
 
 /// Everything the engine knows of one pool.
@@ -299,6 +359,11 @@ pub enum Cause {
     SessionEnded,
     /// A server did not become ready within `checkin_timeout`.
     CheckinTimeout,
+    /// (ours) A rollout replaces servers of an older generation: a server of the new one is
+    /// made, or an idle outdated one goes.
+    Rollout,
+    /// (ours) An operator drained the server (or its config or pool) and it has no session.
+    Drained,
 }
 
 /// One thing to do. Every parameter is here: the executor decides nothing.

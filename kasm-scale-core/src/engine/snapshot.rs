@@ -17,6 +17,7 @@ use crate::config::Config;
 ///     server_pool_type: Default::default(),
 ///     session_placement: Default::default(),
 ///     autoscale: vec![AutoScaleConfig::new("aws", "aws-provider", ConnectionType::Rdp)],
+///     user_affinity: None,
 /// };
 /// let config = Config { pools: vec![pool], ..Config::default() };
 ///
@@ -32,6 +33,8 @@ use crate::config::Config;
 ///     created_at: jiff::Timestamp::UNIX_EPOCH,
 ///     checked_in_at: Some(jiff::Timestamp::UNIX_EPOCH),
 ///     queue_slots: 0,
+///     outdated: false,
+///     drained: None,
 /// };
 /// assert_eq!(builder.add("aws", server.clone()), Some((0, 0)));
 /// assert_eq!(builder.add("azure", server), None);
@@ -73,6 +76,7 @@ impl<'a> SnapshotBuilder<'a> {
                         ConfigSnapshot {
                             policy: ScalingPolicy::in_config(config, a),
                             bookkeeping: bookkeeping(&a.autoscale_config_name),
+                            generation: None,
                         }
                     })
                     .collect(),
@@ -119,6 +123,7 @@ mod tests {
             server_pool_type: Default::default(),
             session_placement: Default::default(),
             autoscale,
+            user_affinity: None,
         };
         let mut big = AutoScaleConfig::new("b-aws", "p", ConnectionType::Rdp);
         big.max_simultaneous_sessions_per_server = 3;
@@ -145,6 +150,8 @@ mod tests {
             created_at: jiff::Timestamp::UNIX_EPOCH,
             checked_in_at: None,
             queue_slots: 0,
+            outdated: false,
+            drained: None,
         }
     }
 

@@ -150,6 +150,8 @@ impl State {
                     created_at: s.created_at,
                     checked_in_at: s.checked_in_at,
                     queue_slots: s.queue_slots,
+                    outdated: false,
+                    drained: None,
                 },
             );
         }

@@ -78,6 +78,7 @@ pub fn sample_records(seed: u64, servers: u32) -> Records {
             downscale_requested_at: Some(at(7)),
             consecutive_failures: 3,
             last_failure_at: Some(at(8)),
+            rollout: None,
         },
     );
     r.bookkeeping

@@ -609,6 +609,7 @@ fn config() -> impl Strategy<Value = Config> {
                             Placement::BreadthFirst
                         },
                         autoscale,
+                        user_affinity: None,
                     });
                 }
                 // The built-in Linux script creates a local account with `chpasswd`: its configs

@@ -202,6 +202,7 @@ fn policy(name: &str, minimum: u32, max: u32, demand: bool) -> ConfigSnapshot {
     ConfigSnapshot {
         policy: ScalingPolicy::new(&c, max),
         bookkeeping: Bookkeeping::default(),
+        generation: None,
     }
 }
 
@@ -217,6 +218,8 @@ fn ready(n: u128, config: u32, sessions: u32) -> ServerSnapshot {
         created_at: t("2026-11-30T08:00:00Z"),
         checked_in_at: Some(t("2026-11-30T08:03:00Z")),
         queue_slots: 0,
+        outdated: false,
+        drained: None,
     }
 }
 
@@ -311,6 +314,7 @@ fn a_config_backing_off_after_failures_spills_too() {
         downscale_requested_at: None,
         consecutive_failures: 3,
         last_failure_at: Some(t(NOW) - secs(30)),
+        rollout: None,
     };
     let s = PoolSnapshot {
         pool: "p".into(),

@@ -136,6 +136,7 @@ fn pool_state(config: Config, demand: bool) -> impl Strategy<Value = (Timestamp,
                     downscale_requested_at: down.map(ago),
                     consecutive_failures: if last.is_some() { failures } else { 0 },
                     last_failure_at: last.map(ago),
+                    rollout: None,
                 }
             };
             let mut builder =
@@ -174,6 +175,8 @@ fn pool_state(config: Config, demand: bool) -> impl Strategy<Value = (Timestamp,
                         created_at: ago(created),
                         checked_in_at: checked.map(|c| ago(c.min(created))),
                         queue_slots: queue_slots.min(capacity),
+                        outdated: false,
+                        drained: None,
                     },
                 );
             }
@@ -249,6 +252,7 @@ fn demand_config(name: &str, minimum: u32, sessions: u32, max: u32) -> ConfigSna
     ConfigSnapshot {
         policy: ScalingPolicy::new(&c, max),
         bookkeeping: Bookkeeping::default(),
+        generation: None,
     }
 }
 
@@ -265,6 +269,8 @@ fn ready(n: u128, config: u32, sessions: u32, capacity: u32) -> ServerSnapshot {
         created_at: t("2026-11-30T08:00:00Z"),
         checked_in_at: Some(t("2026-11-30T08:03:00Z")),
         queue_slots: 0,
+        outdated: false,
+        drained: None,
     }
 }
 
@@ -386,6 +392,7 @@ fn a_failing_config_whose_one_server_comes_up_keeps_the_boot_time_it_was_made_wi
         downscale_requested_at: None,
         consecutive_failures: 1,
         last_failure_at: Some(t(NOW) - secs(1500)),
+        rollout: None,
     };
     let s = PoolSnapshot {
         pool: "p".into(),

@@ -94,7 +94,9 @@ fn policy() -> impl Strategy<Value = ConfigSnapshot> {
                         downscale_requested_at: downscale.map(ago),
                         consecutive_failures: if last_failure.is_some() { failures } else { 0 },
                         last_failure_at: last_failure.map(ago),
+                        rollout: None,
                     },
+                    generation: None,
                 }
             },
         )
@@ -136,6 +138,8 @@ fn server(configs: usize) -> impl Strategy<Value = ServerSnapshot> {
                     created_at: ago(created),
                     checked_in_at: checked.map(|c| ago(c.min(created))),
                     queue_slots: queue_slots.min(capacity),
+                    outdated: false,
+                    drained: None,
                 }
             },
         )

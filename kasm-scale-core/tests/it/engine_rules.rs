@@ -36,6 +36,7 @@ fn pool(policies: Vec<ScalingPolicy>) -> PoolSnapshot {
             .map(|policy| ConfigSnapshot {
                 policy,
                 bookkeeping: Bookkeeping::default(),
+                generation: None,
             })
             .collect(),
         ..PoolSnapshot::default()
@@ -59,6 +60,8 @@ fn server(n: u128, config: u32, sessions: u32, capacity: u32) -> ServerSnapshot 
         created_at: t("2026-11-30T11:00:00Z"),
         checked_in_at: Some(t("2026-11-30T11:05:00Z")),
         queue_slots: 0,
+        outdated: false,
+        drained: None,
     }
 }
 
@@ -162,7 +165,8 @@ fn check_in_timeouts_destroy_count_as_failures_and_back_off() {
         Bookkeeping {
             downscale_requested_at: None,
             consecutive_failures: 1,
-            last_failure_at: Some(now())
+            last_failure_at: Some(now()),
+            rollout: None,
         }
     );
     // The replacement waits out the backoff (the server is still live until destroyed).
@@ -559,6 +563,8 @@ fn the_queue_keeps_the_servers_provisioned_for_it() {
                 created_at: now(),
                 checked_in_at: None,
                 queue_slots: slots,
+                outdated: false,
+                drained: None,
             });
         }
     }

@@ -120,6 +120,8 @@ pub fn carry_out(
                 created_at: now,
                 checked_in_at: None,
                 queue_slots: slots,
+                outdated: false,
+                drained: None,
             });
         }
     }
