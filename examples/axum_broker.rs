@@ -95,6 +95,7 @@ async fn launch(
     let request = SessionRequest {
         user: Some(user.clone()),
         request_id: None,
+        second_session: false,
     };
     match scaler.request_session(&pool, &request).await {
         Ok(SessionOutcome::Assigned { session, server }) => Json(serde_json::json!({

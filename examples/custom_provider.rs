@@ -641,6 +641,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let alice = SessionRequest {
         user: Some("alice".into()),
         request_id: None,
+        second_session: false,
     };
     match scaler.request_session("desktops", &alice).await? {
         SessionOutcome::Assigned { server, .. } => println!("alice runs on {server}"),

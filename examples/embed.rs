@@ -59,6 +59,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             &SessionRequest {
                 user: Some("alice".into()),
                 request_id: None,
+                second_session: false,
             },
         )
         .await?;

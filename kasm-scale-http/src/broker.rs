@@ -41,8 +41,8 @@ pub(crate) async fn authorize(
     request: Request,
     next: Next,
 ) -> Response {
-    let keys = scaler
-        .config()
+    let config = scaler.config();
+    let keys = config
         .broker_api
         .as_ref()
         .map(|b| b.keys.as_slice())
@@ -174,6 +174,7 @@ pub(crate) async fn request_session(
             &SessionRequest {
                 user: request.user,
                 request_id,
+                second_session: false,
             },
         )
         .await

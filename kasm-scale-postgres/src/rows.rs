@@ -21,6 +21,8 @@ const DEMAND_RECENT: &str = "demand_recent";
 const DEMAND_PROFILE: &str = "demand_profile";
 const BOOT_TIMES: &str = "boot_times";
 const REQUEST: &str = "request";
+const DRAIN: &str = "drain";
+const USER: &str = "user";
 const META: &str = "meta";
 const NEXT_SESSION: &str = "next_session";
 const TOKEN_KEY_ID: &str = "token_key_id";
@@ -154,6 +156,10 @@ pub(crate) fn changes(old: Option<&Records>, new: &Records) -> Changes {
         &new.requests,
         String::clone,
     );
+    c.map(DRAIN, old.map(|o| &o.drains), &new.drains, String::clone);
+    c.map(USER, old.map(|o| &o.users), &new.users, |k: &SessionId| {
+        k.0.to_string()
+    });
     if old.is_none_or(|o| o.next_session != new.next_session) {
         c.upsert(META, NEXT_SESSION.into(), &new.next_session);
     }
@@ -245,6 +251,18 @@ pub(crate) fn records(
             }
             REQUEST => {
                 r.requests.insert(key.clone(), parse(&kind, &key, &value)?);
+            }
+            DRAIN => {
+                r.drains.insert(key.clone(), parse(&kind, &key, &value)?);
+            }
+            USER => {
+                let session: u64 = key.parse().map_err(|e| {
+                    StoreError::Corrupt(format!(
+                        "kasm_scale_records row ({kind}, {key}): bad session id: {e}"
+                    ))
+                })?;
+                r.users
+                    .insert(SessionId(session), parse(&kind, &key, &value)?);
             }
             META if key == NEXT_SESSION => r.next_session = parse(&kind, &key, &value)?,
             META if key == TOKEN_KEY_ID => r.token_key_id = Some(parse(&kind, &key, &value)?),

@@ -12,7 +12,7 @@ impl Autoscaler {
     /// The saved state, loaded once before anything else is served.
     async fn loaded(&self) -> Result<(), ControllerError> {
         let shared = &self.shared;
-        state::load_once(&shared.state, &shared.setup.tokens, &shared.events).await
+        state::load_once(&shared.state, &shared.setup().tokens, &shared.events).await
     }
 
     /// Loads the saved state from the store. Every other call does this first (once), so
@@ -47,34 +47,59 @@ impl Autoscaler {
     ) -> Result<Requested, ControllerError> {
         self.shared.clock.acting()?;
         self.loaded().await?;
-        if self.shared.setup.config.pool(pool).is_none() {
+        if self.shared.setup().config.pool(pool).is_none() {
             return Err(ControllerError::UnknownPool(pool.into()));
         }
         if let Some(id) = &request.request_id {
             super::requests::check_id(id)?;
         }
         let now = self.shared.clock.now();
-        let (outcome, replayed) = {
+        let affinity = self
+            .shared
+            .setup()
+            .config
+            .pool(pool)
+            .is_some_and(|p| p.user_affinity());
+        let (outcome, replayed, reconnected) = {
             let mut records = self.shared.state.records();
             let first = match &request.request_id {
                 Some(id) => super::requests::replay(&records, id, pool, now)?,
                 None => None,
             };
-            match first {
-                Some(outcome) => (outcome, true),
-                None => {
+            let own = match (&request.user, first) {
+                (Some(user), None) if affinity && !request.second_session => {
+                    super::affinity::session_of(&records, pool, user)
+                }
+                _ => None,
+            };
+            match (first, own) {
+                (Some(outcome), _) => (outcome, true, false),
+                (None, Some(outcome)) => (outcome, false, true),
+                (None, None) => {
                     let outcome = self.new_session(&mut records, pool, now);
+                    if let Some(user) = &request.user {
+                        records.users.insert(outcome.session(), user.clone());
+                    }
                     if let Some(id) = &request.request_id {
                         super::requests::remember(&mut records, id, pool, &outcome, now);
                     }
-                    (outcome, false)
+                    (outcome, false, false)
                 }
             }
         };
-        tracing::info!(pool, user = request.user.as_deref(), replayed, outcome = ?outcome, "session requested");
+        // The user's name is for the logs: it is not a secret.
+        tracing::info!(pool, user = request.user.as_deref(), replayed, reconnected, outcome = ?outcome, "session requested");
+        if reconnected {
+            metrics::counter!("kasm_scale_reconnects_total", "pool" => pool.to_owned())
+                .increment(1);
+        }
         // A repeat waits for the first attempt's save too: it is answered only once saved.
         state::saved(&self.shared).await?;
-        Ok(Requested { outcome, replayed })
+        Ok(Requested {
+            outcome,
+            replayed,
+            reconnected,
+        })
     }
 
     /// Makes a session in `pool`: seated on a ready server with room, or queued.
@@ -85,8 +110,8 @@ impl Autoscaler {
         now: jiff::Timestamp,
     ) -> SessionOutcome {
         let session = records.new_session();
-        super::demand::arrival(records, &self.shared.setup.config, pool, now);
-        let snap = snapshot::snapshot(&self.shared.setup.config, records, pool);
+        super::demand::arrival(records, &self.shared.setup().config, pool, now);
+        let snap = snapshot::snapshot(&self.shared.setup(), records, pool);
         match assign(&snap) {
             Some(server) => {
                 queue::seat(records, session, server);
@@ -113,6 +138,7 @@ impl Autoscaler {
         self.loaded().await?;
         let freed_pool = {
             let mut records = self.shared.state.records();
+            records.users.remove(&session);
             if let Some(server) = records.sessions.remove(&session) {
                 records.servers.get_mut(&server).map(|s| {
                     s.sessions = s.sessions.saturating_sub(1);
@@ -136,7 +162,7 @@ impl Autoscaler {
         tracing::info!(session = session.0, "session ended");
         if let Some(pool) = freed_pool {
             self.shared.events.tell(queue::serve(
-                &self.shared.setup.config,
+                &self.shared.setup(),
                 &self.shared.state,
                 Some(&pool),
             ));
@@ -193,7 +219,7 @@ impl Autoscaler {
         };
         Ok(self
             .shared
-            .setup
+            .setup()
             .tokens
             .verify_for(token, now, None, live)?
             .sub)
@@ -239,7 +265,7 @@ impl Autoscaler {
         // The token is never logged; its error says why it was refused, without it.
         let claims = self
             .shared
-            .setup
+            .setup()
             .tokens
             .verify_for(token, now, expected, live)
             .inspect_err(|e| tracing::warn!(error = %e, "check-in refused"))?;
@@ -286,7 +312,7 @@ impl Autoscaler {
             tracing::info!("server ready");
             self.shared.ready(server, &config, created_at);
             self.shared.events.tell(queue::serve(
-                &self.shared.setup.config,
+                &self.shared.setup(),
                 &self.shared.state,
                 Some(&pool),
             ));

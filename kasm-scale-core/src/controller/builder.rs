@@ -25,13 +25,25 @@ use crate::traits::{DirectoryService, VmProvider};
 /// never changes.
 pub(crate) struct Setup {
     /// The configuration it runs.
-    pub config: Config,
+    pub config: Arc<Config>,
     /// The id written into every owner marker.
     pub owner_id: String,
     /// One provider per VM provider config, each wrapped once in its [`Guarded`] decorator.
     pub providers: HashMap<String, Arc<dyn VmProvider>>,
     /// One directory per LDAP config used, each wrapped once in its [`Guarded`] decorator.
     pub directories: HashMap<String, Arc<dyn DirectoryService>>,
+    /// The providers and directories as given (unwrapped), by name: a reload keeps those whose
+    /// configuration did not change, and wraps them again with its limits.
+    pub raw_providers: HashMap<String, Arc<dyn VmProvider>>,
+    /// See `raw_providers`.
+    pub raw_directories: HashMap<String, Arc<dyn DirectoryService>>,
+    /// The builder's overrides of the backends' limits.
+    pub limits: Limits,
+    /// The check-in keys were given to the builder (not read from the configuration): a reload
+    /// keeps them unless it brings others.
+    pub tokens_given: bool,
+    /// Every auto-scale config's current generation, by name.
+    pub generations: HashMap<String, crate::config::Generation>,
     /// The parsed startup scripts, by VM provider config.
     pub templates: HashMap<String, Template>,
     /// The check-in token keys.
@@ -53,6 +65,120 @@ pub(crate) struct Setup {
     pub reconcile_every: u64,
 }
 
+/// What the builder was told about backend limits (it wins over each configuration's `api_*`
+/// fields): kept, so that a reload wraps new backends the same way.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Limits {
+    concurrency: Option<usize>,
+    rate_limits: HashMap<String, f64>,
+    call_timeout: Option<Duration>,
+    retry: RetryPolicy,
+}
+
+impl Limits {
+    /// The guard of backend `name`, whose configuration says `configured` (its `api_*` fields).
+    pub(crate) fn guard(
+        &self,
+        name: &str,
+        configured: Option<ApiLimits>,
+        rng: &Arc<Randomness>,
+    ) -> Guard {
+        let concurrency = self
+            .concurrency
+            .or(configured.map(|c| c.concurrency as usize))
+            .unwrap_or(DEFAULT_API_CONCURRENCY as usize);
+        let rate = self
+            .rate_limits
+            .get(name)
+            .copied()
+            .or(configured.and_then(|c| c.rate_limit_per_second));
+        let timeout = self
+            .call_timeout
+            .or(configured.map(|c| c.call_timeout))
+            .unwrap_or(Duration::from_secs(u64::from(DEFAULT_API_CALL_TIMEOUT)));
+        Guard::new(name, concurrency, rate, timeout, self.retry, rng.clone())
+    }
+
+    /// `provider` wrapped in its decorator, with the limits `config` gives it.
+    pub(crate) fn provider(
+        &self,
+        config: &Config,
+        provider: Arc<dyn VmProvider>,
+        rng: &Arc<Randomness>,
+    ) -> Arc<Guarded<dyn VmProvider>> {
+        let name = provider.name().to_owned();
+        let configured = config.vm_provider(&name).map(|p| p.api_limits());
+        Arc::new(Guarded::new(provider, self.guard(&name, configured, rng)))
+    }
+
+    /// `directory` wrapped in its decorator, with the limits `config` gives it.
+    pub(crate) fn directory(
+        &self,
+        config: &Config,
+        directory: Arc<dyn DirectoryService>,
+        rng: &Arc<Randomness>,
+    ) -> Arc<Guarded<dyn DirectoryService>> {
+        let name = directory.name().to_owned();
+        let configured = config
+            .ldap_configs
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.api_limits());
+        Arc::new(Guarded::new(directory, self.guard(&name, configured, rng)))
+    }
+}
+
+/// The startup scripts of `config`, parsed, by VM provider config; every one that does not
+/// parse goes into `problems`.
+pub(crate) fn templates(
+    config: &Config,
+    problems: &mut Vec<SetupError>,
+) -> HashMap<String, Template> {
+    let mut templates = HashMap::new();
+    for provider in &config.vm_providers {
+        let Some(text) = provider.script_text() else {
+            continue;
+        };
+        match Template::parse(text) {
+            Ok(t) => {
+                templates.insert(provider.name().to_owned(), t);
+            }
+            Err(error) => problems.push(SetupError::Script {
+                provider: provider.name().to_owned(),
+                error,
+            }),
+        }
+    }
+    templates
+}
+
+/// Every auto-scale config of `config` that has no provider in `providers`, or that makes AD
+/// records and has no directory in `directories`, into `problems`.
+pub(crate) fn missing_backends(
+    config: &Config,
+    providers: &dyn Fn(&str) -> bool,
+    directories: &dyn Fn(&str) -> bool,
+    problems: &mut Vec<SetupError>,
+) {
+    for (_, c) in config.autoscale_configs() {
+        if !providers(&c.vm_provider_config_id) {
+            problems.push(SetupError::MissingProvider {
+                config: c.autoscale_config_name.clone(),
+                provider: c.vm_provider_config_id.clone(),
+            });
+        }
+        if c.ad_create_machine_record
+            && let Some(ldap) = &c.ldap_id
+            && !directories(ldap)
+        {
+            problems.push(SetupError::MissingDirectory {
+                config: c.autoscale_config_name.clone(),
+                ldap: ldap.clone(),
+            });
+        }
+    }
+}
+
 /// Builds an [`Autoscaler`]; [`AutoscalerBuilder::build`] checks that everything fits.
 pub struct AutoscalerBuilder {
     config: Config,
@@ -60,10 +186,7 @@ pub struct AutoscalerBuilder {
     providers: HashMap<String, Arc<dyn VmProvider>>,
     directories: HashMap<String, Arc<dyn DirectoryService>>,
     tokens: Option<TokenKeys>,
-    concurrency: Option<usize>,
-    rate_limits: HashMap<String, f64>,
-    call_timeout: Option<Duration>,
-    retry: RetryPolicy,
+    limits: Limits,
     seed: Option<u64>,
     epoch: Option<Timestamp>,
     tick_interval: Duration,
@@ -84,10 +207,7 @@ impl Autoscaler {
             providers: HashMap::new(),
             directories: HashMap::new(),
             tokens: None,
-            concurrency: None,
-            rate_limits: HashMap::new(),
-            call_timeout: None,
-            retry: RetryPolicy::default(),
+            limits: Limits::default(),
             seed: None,
             epoch: None,
             tick_interval: Duration::from_secs(30),
@@ -139,27 +259,29 @@ impl AutoscalerBuilder {
     /// Calls in flight per provider or directory, for every backend (overrides each
     /// configuration's `api_concurrency`, default 8).
     pub fn concurrency(mut self, calls: usize) -> Self {
-        self.concurrency = Some(calls);
+        self.limits.concurrency = Some(calls);
         self
     }
 
     /// At most `calls_per_second` calls to the provider or directory named `name` (overrides its
     /// `api_rate_limit_per_second`).
     pub fn rate_limit(mut self, name: impl Into<String>, calls_per_second: f64) -> Self {
-        self.rate_limits.insert(name.into(), calls_per_second);
+        self.limits
+            .rate_limits
+            .insert(name.into(), calls_per_second);
         self
     }
 
     /// How long one call to any backend may take before it fails as transient (overrides each
     /// configuration's `api_call_timeout`, default 30 s).
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
-        self.call_timeout = Some(timeout);
+        self.limits.call_timeout = Some(timeout);
         self
     }
 
     /// Retries of retryable backend errors (the only retry layer).
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
+        self.limits.retry = policy;
         self
     }
 
@@ -220,25 +342,6 @@ impl AutoscalerBuilder {
         self
     }
 
-    /// The guard of backend `name`, whose configuration says `configured` (its `api_*` fields);
-    /// what the builder was told wins.
-    fn guard(&self, name: &str, configured: Option<ApiLimits>, rng: &Arc<Randomness>) -> Guard {
-        let concurrency = self
-            .concurrency
-            .or(configured.map(|c| c.concurrency as usize))
-            .unwrap_or(DEFAULT_API_CONCURRENCY as usize);
-        let rate = self
-            .rate_limits
-            .get(name)
-            .copied()
-            .or(configured.and_then(|c| c.rate_limit_per_second));
-        let timeout = self
-            .call_timeout
-            .or(configured.map(|c| c.call_timeout))
-            .unwrap_or(Duration::from_secs(u64::from(DEFAULT_API_CALL_TIMEOUT)));
-        Guard::new(name, concurrency, rate, timeout, self.retry, rng.clone())
-    }
-
     /// Checks that every auto-scale config has its provider (and directory, when it makes AD
     /// records), that every startup script parses, and builds the controller. Nothing is
     /// loaded or called yet: the saved state is loaded by [`Autoscaler::start`], which every
@@ -246,38 +349,13 @@ impl AutoscalerBuilder {
     pub fn build(self) -> Result<Autoscaler, ControllerError> {
         crate::config::validate(&self.config)?;
         let mut problems = Vec::new();
-        let mut templates = HashMap::new();
-        for provider in &self.config.vm_providers {
-            let Some(text) = provider.script_text() else {
-                continue;
-            };
-            match Template::parse(text) {
-                Ok(t) => {
-                    templates.insert(provider.name().to_owned(), t);
-                }
-                Err(error) => problems.push(SetupError::Script {
-                    provider: provider.name().to_owned(),
-                    error,
-                }),
-            }
-        }
-        for (_, c) in self.config.autoscale_configs() {
-            if !self.providers.contains_key(&c.vm_provider_config_id) {
-                problems.push(SetupError::MissingProvider {
-                    config: c.autoscale_config_name.clone(),
-                    provider: c.vm_provider_config_id.clone(),
-                });
-            }
-            if c.ad_create_machine_record
-                && let Some(ldap) = &c.ldap_id
-                && !self.directories.contains_key(ldap)
-            {
-                problems.push(SetupError::MissingDirectory {
-                    config: c.autoscale_config_name.clone(),
-                    ldap: ldap.clone(),
-                });
-            }
-        }
+        let templates = templates(&self.config, &mut problems);
+        missing_backends(
+            &self.config,
+            &|p| self.providers.contains_key(p),
+            &|l| self.directories.contains_key(l),
+            &mut problems,
+        );
         if self.owner_id.trim().is_empty() {
             problems.push(SetupError::EmptyOwnerId);
         }
@@ -295,22 +373,15 @@ impl AutoscalerBuilder {
         let mut providers: HashMap<String, Arc<dyn VmProvider>> = HashMap::new();
         let mut first_reconcile_wait = Duration::ZERO;
         for (name, provider) in &self.providers {
-            let configured = self.config.vm_provider(name).map(|p| p.api_limits());
-            let guarded = Guarded::new(provider.clone(), self.guard(name, configured, &rng));
+            let guarded = self.limits.provider(&self.config, provider.clone(), &rng);
             first_reconcile_wait = first_reconcile_wait.max(guarded.timeout());
-            providers.insert(name.clone(), Arc::new(guarded));
+            providers.insert(name.clone(), guarded);
         }
         let mut directories: HashMap<String, Arc<dyn DirectoryService>> = HashMap::new();
         for (name, directory) in &self.directories {
-            let configured = self
-                .config
-                .ldap_configs
-                .iter()
-                .find(|l| &l.name == name)
-                .map(|l| l.api_limits());
-            let guarded = Guarded::new(directory.clone(), self.guard(name, configured, &rng));
+            let guarded = self.limits.directory(&self.config, directory.clone(), &rng);
             first_reconcile_wait = first_reconcile_wait.max(guarded.timeout());
-            directories.insert(name.clone(), Arc::new(guarded));
+            directories.insert(name.clone(), guarded);
         }
         // The store: bounded in time, one attempt per call (a save that fails is tried again by
         // the next save, and a broker call waits for its own: see `saved`).
@@ -327,10 +398,15 @@ impl AutoscalerBuilder {
         );
         let store: Arc<dyn StateStore> = Arc::new(Guarded::new(self.store.clone(), store_guard));
         let shared = Shared {
-            setup: Setup {
+            live: std::sync::RwLock::new(Arc::new(Setup {
                 owner_id: self.owner_id,
                 providers,
                 directories,
+                raw_providers: self.providers,
+                raw_directories: self.directories,
+                limits: self.limits,
+                tokens_given: self.tokens.is_some(),
+                generations: super::snapshot::generations(&self.config),
                 templates,
                 tokens,
                 first_reconcile_wait,
@@ -340,8 +416,8 @@ impl AutoscalerBuilder {
                 unknown_sessions_timeout: self.unknown_sessions_timeout,
                 queue_timeout: self.queue_timeout,
                 reconcile_every: self.reconcile_every,
-                config: self.config,
-            },
+                config: Arc::new(self.config),
+            })),
             state: State::new(store),
             events: Events::new(4096),
             clock: Clock::new(self.epoch.unwrap_or_else(Timestamp::now), self.role),

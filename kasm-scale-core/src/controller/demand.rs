@@ -148,7 +148,7 @@ impl super::Autoscaler {
         let now = shared.clock.now();
         let records = shared.state.records();
         let mut quiet = until;
-        for pool in &shared.setup.config.pools {
+        for pool in &shared.setup().config.pools {
             if !pool
                 .autoscale
                 .iter()
@@ -157,7 +157,7 @@ impl super::Autoscaler {
                 continue;
             }
             let name = &pool.server_pool_name;
-            let tz = zone(&shared.setup.config, name);
+            let tz = zone(&shared.setup().config, name);
             let (recent, profile) = folded(&records, name, now, &tz);
             quiet = quiet.min(demand::quiet_until(&recent, &profile, now, until, &tz));
         }

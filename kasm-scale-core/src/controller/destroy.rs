@@ -49,9 +49,10 @@ pub(crate) async fn destroy(
     );
     async {
         let began = tokio::time::Instant::now();
-        if let (Some(vm_id), Some(provider)) =
-            (&server.vm_id, shared.setup.providers.get(&server.provider))
-        {
+        if let (Some(vm_id), Some(provider)) = (
+            &server.vm_id,
+            shared.setup().providers.get(&server.provider),
+        ) {
             let gone = provider.destroy(vm_id).await;
             if let Err(e) = gone {
                 return shared.note_error(
@@ -115,7 +116,8 @@ pub(crate) async fn delete_ad(
     ad: &AdRecord,
     name: &str,
 ) -> Result<(), BackendError> {
-    let Some(directory) = shared.setup.directories.get(&ad.ldap) else {
+    let setup = shared.setup();
+    let Some(directory) = setup.directories.get(&ad.ldap) else {
         return Ok(());
     };
     directory

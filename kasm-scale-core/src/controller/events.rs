@@ -101,6 +101,56 @@ pub enum Event {
         /// The sessions it had.
         sessions: Vec<SessionId>,
     },
+    /// (ours) An operator drained a server, config or pool.
+    Drained {
+        /// The drain.
+        drain: super::Drain,
+    },
+    /// (ours) A drain ended: undrained, expired, or its target is gone.
+    Undrained {
+        /// What it covered.
+        target: super::DrainTarget,
+        /// Why it ended.
+        reason: String,
+    },
+    /// (ours) A new configuration is in force ([`Autoscaler::reconfigure`](super::Autoscaler::reconfigure)).
+    Reconfigured {
+        /// What changed.
+        changes: super::Reloaded,
+    },
+    /// (ours) A configuration was refused; the running one stays.
+    ReloadRefused {
+        /// Every problem found.
+        problems: Vec<String>,
+    },
+    /// (ours) A config's rollout moved on: it began, its canary is ready, it paused, it was
+    /// resumed, or its last outdated server went.
+    Rollout {
+        /// The auto-scale config.
+        config: String,
+        /// The generation it builds.
+        generation: crate::config::Generation,
+        /// What happened.
+        phase: RolloutPhase,
+        /// Details for people (why it paused).
+        reason: String,
+    },
+}
+
+/// (ours) What happened to a rollout ([`Event::Rollout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutPhase {
+    /// Servers of an older generation were found: the rollout began.
+    Started,
+    /// Its canary servers are ready: the rest are replaced.
+    CanaryReady,
+    /// A server of the new generation failed: nothing more of it is built.
+    Paused,
+    /// The operator resumed it.
+    Resumed,
+    /// No outdated server is left.
+    Finished,
 }
 
 /// What a guest reports with its check-in token (Kasm's `set_server_status` body).
@@ -152,6 +202,9 @@ pub struct Requested {
     pub outcome: SessionOutcome,
     /// Whether the request id was seen before: nothing was made now.
     pub replayed: bool,
+    /// (ours) Whether the user already had this session in the pool (user affinity): nothing
+    /// was made now, and the session is on the server it was on.
+    pub reconnected: bool,
 }
 
 /// What [`Autoscaler::request_session`](super::Autoscaler::request_session) did.
@@ -203,6 +256,30 @@ pub enum SetupError {
     /// The owner id is empty.
     #[error("owner_id must not be empty")]
     EmptyOwnerId,
+    /// A reload changed a VM provider config but brought no provider built from the new one
+    /// (the running provider would go on creating VMs the old way).
+    #[error("VM provider config `{provider}` changed: give a provider built from the new one")]
+    StaleProvider {
+        /// The VM provider config name.
+        provider: String,
+    },
+    /// A reload changed an LDAP config but brought no directory built from the new one.
+    #[error("LDAP config `{ldap}` changed: give a directory built from the new one")]
+    StaleDirectory {
+        /// The LDAP config name.
+        ldap: String,
+    },
+}
+
+impl SessionOutcome {
+    /// The session (seated or waiting).
+    pub fn session(&self) -> SessionId {
+        match *self {
+            SessionOutcome::Assigned { session, .. } | SessionOutcome::Queued { session } => {
+                session
+            }
+        }
+    }
 }
 
 /// Why a broker call failed.
@@ -229,6 +306,18 @@ pub enum ControllerError {
     /// No server of that id.
     #[error("unknown server {0}")]
     UnknownServer(ServerId),
+    /// No auto-scale config of that name.
+    #[error("unknown auto-scale config `{0}`")]
+    UnknownConfig(String),
+    /// A drain that cannot be one (its text, its expiry).
+    #[error("invalid drain: {0}")]
+    InvalidDrain(String),
+    /// No drain of that target.
+    #[error("{0} is not drained")]
+    NotDrained(super::DrainTarget),
+    /// No rollout of that config is paused.
+    #[error("no rollout of `{0}` is paused")]
+    NotPaused(String),
     /// The check-in token was refused.
     #[error("check-in refused: {0}")]
     Token(#[from] TokenError),

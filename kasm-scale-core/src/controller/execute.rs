@@ -12,8 +12,8 @@ use super::builder::Setup;
 use super::records::{Records, ServerInfo};
 use super::state::State;
 use super::tasks::{self, Randomness, Tasks, Work};
-use super::{Event, Shared, destroy, hostname, provision, state};
-use crate::engine::{Action, Cause, Plan, ServerId, ServerState};
+use super::{Event, RolloutPhase, Shared, destroy, hostname, provision, state};
+use crate::engine::{Action, Cause, Plan, RolloutState, ServerId, ServerState};
 
 /// What a plan asks of one server, after the checks.
 enum Start {
@@ -35,7 +35,7 @@ pub(crate) async fn execute(
     plans: Vec<(String, Plan)>,
     now: Timestamp,
 ) -> Executed {
-    let (notes, starts) = decide(&shared.setup, &shared.state, &shared.tasks, plans, now);
+    let (notes, starts) = decide(&shared.setup(), &shared.state, &shared.tasks, plans, now);
     for note in &notes {
         if let Event::Note { pool, text } = note {
             tracing::info!(pool, %text, "plan note");
@@ -64,7 +64,14 @@ fn decide(
         for (pool, plan) in plans {
             for (config, bookkeeping) in plan.bookkeeping {
                 // Only a change touches the records (and makes a save).
-                if records.bookkeeping.get(&config) != Some(&bookkeeping) {
+                let before = records.bookkeeping.get(&config);
+                if before != Some(&bookkeeping) {
+                    let before = before.and_then(|b| b.rollout.as_ref());
+                    notes.extend(rollout_events(
+                        &config,
+                        before,
+                        bookkeeping.rollout.as_ref(),
+                    ));
                     records.bookkeeping.insert(config, bookkeeping);
                 }
             }
@@ -122,8 +129,18 @@ fn decide(
                         let names = names.get_or_insert_with(|| taken_names(&state.taken_names, &records));
                         let mut queue_slots = queue_slots;
                         for _ in 0..allowed {
-                            let id = new_server_id(&setup.rng, names);
-                            let mut server = ServerInfo::new(id, &setup.config, p, c, now);
+                            let pattern = c.server_hostname_pattern.as_ref();
+                            let Some((id, name)) = new_server(&setup.rng, names, pattern) else {
+                                notes.push(Event::Note {
+                                    pool: pool.clone(),
+                                    text: format!(
+                                        "{config}: no free host name left in server_hostname_pattern `{}`: no server made",
+                                        pattern.map_or("", |p| p.as_str())
+                                    ),
+                                });
+                                break;
+                            };
+                            let mut server = ServerInfo::new(id, name, &setup.config, p, c, now);
                             // Server by server, as the plan counted them.
                             server.queue_slots = queue_slots.min(server.capacity);
                             queue_slots -= server.queue_slots;
@@ -248,20 +265,91 @@ fn doom(records: &mut Records, server: ServerId) -> Result<bool, u32> {
     Ok(true)
 }
 
-/// Host names in use: the records' and those the last listings of the clouds and directories
-/// showed (`listed`).
+/// Host names in use, in capitals: the records' and those the last listings of the clouds and
+/// directories showed (`listed`).
 fn taken_names(listed: &Mutex<HashSet<String>>, records: &Records) -> HashSet<String> {
-    let mut names = listed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    names.extend(records.servers.values().map(|s| s.hostname.clone()));
-    names
+    let listed = listed.lock().unwrap_or_else(|e| e.into_inner());
+    listed
+        .iter()
+        .chain(records.servers.values().map(|s| &s.hostname))
+        .map(|n| n.to_ascii_uppercase())
+        .collect()
 }
 
-/// A new server id whose host name nobody uses.
-fn new_server_id(rng: &Randomness, taken: &mut HashSet<String>) -> ServerId {
-    loop {
+/// A new server id and a host name nobody uses (`taken`, in capitals, gets it): by `pattern`
+/// (the lowest free counter value; random hex digits from the id), else `KASM-` and ten hex
+/// digits of the id. `None` when the pattern has no free name left.
+fn new_server(
+    rng: &Randomness,
+    taken: &mut HashSet<String>,
+    pattern: Option<&crate::config::HostnamePattern>,
+) -> Option<(ServerId, String)> {
+    // Names from the id's digits collide rarely: another id is drawn (a few times at most
+    // while the pattern has room: validation keeps 15 of 16 of its names free).
+    for _ in 0..64 {
         let id = rng.server_id();
-        if taken.insert(hostname(id)) {
-            return id;
+        let name = match pattern {
+            Some(p) => match p.pick(id, |n| taken.contains(&n.to_ascii_uppercase())) {
+                Some(name) => name,
+                None if p.has_counter() => return None,
+                None => continue,
+            },
+            None => hostname(id),
+        };
+        if taken.insert(name.to_ascii_uppercase()) {
+            return Some((id, name));
         }
     }
+    None
+}
+
+/// What changed in a config's rollout between two plans, as events.
+fn rollout_events(
+    config: &str,
+    before: Option<&RolloutState>,
+    after: Option<&RolloutState>,
+) -> Vec<Event> {
+    let Some(after) = after else {
+        return Vec::new();
+    };
+    let event = |phase: RolloutPhase, reason: String| {
+        tracing::info!(config, generation = %after.generation, ?phase, %reason, "rollout");
+        Event::Rollout {
+            config: config.to_owned(),
+            generation: after.generation,
+            phase,
+            reason,
+        }
+    };
+    let same =
+        before.filter(|b| b.generation == after.generation && b.started_at == after.started_at);
+    let mut events = Vec::new();
+    if same.is_none() {
+        events.push(event(
+            RolloutPhase::Started,
+            format!(
+                "servers of an older generation than {} found",
+                after.generation
+            ),
+        ));
+    }
+    let had = |f: fn(&RolloutState) -> bool| same.is_some_and(f);
+    if after.canary_ready_at.is_some() && !had(|b| b.canary_ready_at.is_some()) {
+        events.push(event(
+            RolloutPhase::CanaryReady,
+            "the canary servers are ready".into(),
+        ));
+    }
+    if let Some(pause) = &after.paused
+        && !had(|b| b.paused.is_some())
+    {
+        events.push(event(RolloutPhase::Paused, pause.reason.clone()));
+    }
+    if after.finished_at.is_some() && !had(|b| b.finished_at.is_some()) {
+        events.push(event(
+            RolloutPhase::Finished,
+            "no outdated server is left".into(),
+        ));
+    }
+    events
 }

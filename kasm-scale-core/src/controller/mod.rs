@@ -40,11 +40,13 @@
 //! [`VmProvider`]: crate::traits::VmProvider
 //! [`DirectoryService`]: crate::traits::DirectoryService
 
+mod affinity;
 mod api;
 mod backend;
 mod builder;
 mod demand;
 mod destroy;
+mod drain;
 mod events;
 mod execute;
 mod file_store;
@@ -54,8 +56,10 @@ mod provision;
 mod queue;
 mod reconcile;
 mod records;
+mod reload;
 mod requests;
 mod role;
+mod rollout;
 mod snapshot;
 mod state;
 mod status;
@@ -70,12 +74,17 @@ use tokio::sync::broadcast;
 
 pub use backend::RetryPolicy;
 pub use builder::AutoscalerBuilder;
-pub use events::{CheckinStatus, ControllerError, Event, Requested, SessionOutcome, SetupError};
+pub use drain::{Drain, DrainRequest, DrainTarget, MAX_DRAIN_TEXT};
+pub use events::{
+    CheckinStatus, ControllerError, Event, Requested, RolloutPhase, SessionOutcome, SetupError,
+};
 pub use file_store::{FileStore, MAX_STATE_FILE};
 pub use guarded::STORE_TIMEOUT;
 pub use records::{AdRecord, Queued, Records, ServerInfo, SessionId};
+pub use reload::{Reconfiguration, Reloaded};
 pub use requests::{MAX_REQUEST_ID, REQUEST_ID_TTL, RequestRecord};
 pub use role::Role;
+pub use rollout::GenerationStatus;
 pub use status::{PoolStatus, SessionStatus};
 
 use crate::config::Config;
@@ -95,8 +104,9 @@ pub(crate) fn hostname(id: ServerId) -> String {
 /// Everything the controller's handles and background tasks share, by concern, so that a step
 /// that needs only the configuration and the records borrows only those.
 pub(crate) struct Shared {
-    /// The configuration and the (decorated) backends, as the builder checked them.
-    pub setup: Setup,
+    /// The configuration and the (decorated) backends, as the builder or the last reload
+    /// checked them: read it with [`Shared::setup`].
+    pub live: std::sync::RwLock<Arc<Setup>>,
     /// The records and their persistence.
     pub state: State,
     /// Events for subscribers (and metrics).
@@ -108,6 +118,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The configuration and backends in force now. A reload replaces them whole; work that
+    /// began under the previous ones keeps those it took.
+    pub fn setup(&self) -> Arc<Setup> {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Server `id` of `config`, created at `created_at`, is ready: its boot time for the demand
     /// history and metrics, and the event.
     pub fn ready(&self, id: ServerId, config: &str, created_at: Timestamp) {
@@ -118,7 +134,7 @@ impl Shared {
             .as_secs_f64()
             .max(0.0);
         demand::ready(
-            &self.setup.config,
+            &self.setup().config,
             self.clock.epoch,
             &self.state,
             config,
@@ -244,10 +260,10 @@ pub struct Autoscaler {
 impl std::fmt::Debug for Autoscaler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Autoscaler")
-            .field("owner_id", &self.shared.setup.owner_id)
+            .field("owner_id", &self.shared.setup().owner_id)
             .field(
                 "providers",
-                &self.shared.setup.providers.keys().collect::<Vec<_>>(),
+                &self.shared.setup().providers.keys().collect::<Vec<_>>(),
             )
             .field("servers", &self.shared.state.records().servers.len())
             .finish_non_exhaustive()
@@ -285,9 +301,9 @@ impl Autoscaler {
             .unwrap_or_default()
     }
 
-    /// The configuration it runs.
-    pub fn config(&self) -> &Config {
-        &self.shared.setup.config
+    /// The configuration it runs now (a reload replaces it: see [`Autoscaler::reconfigure`]).
+    pub fn config(&self) -> Arc<Config> {
+        self.shared.setup().config.clone()
     }
 
     /// Events from now on.
@@ -307,7 +323,7 @@ impl Autoscaler {
         Health {
             loaded: self.shared.state.loaded.initialized(),
             since_last_tick: last.map(|t| t.elapsed()),
-            tick_interval: self.shared.setup.tick_interval,
+            tick_interval: self.shared.setup().tick_interval,
             role: self.shared.clock.role(),
         }
     }

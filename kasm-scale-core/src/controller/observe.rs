@@ -16,21 +16,23 @@ use super::{Shared, destroy, queue, reconcile};
 use crate::engine::{ServerId, ServerState};
 use crate::traits::{BackendError, Vm, VmState};
 
-/// Step 1: refresh the servers whose VMs boot; on the reconcile cadence, list the clouds and
+/// Step 1: end the drains that are over; refresh the servers whose VMs boot; on the reconcile cadence, list the clouds and
 /// directories (and forget stale history: see `reconcile.rs`). The first reconcile (adopting what a previous run left)
 /// is waited for, at most one backend call's timeout, so the first plan sees it; later ones run
 /// in the background. Returns how many pieces of background work it started.
 pub(crate) async fn observe(shared: &Arc<Shared>, n: u64) -> usize {
     let now = shared.clock.now();
-    expire_unknown_sessions(shared.setup.unknown_sessions_timeout, &shared.state, now);
+    expire_unknown_sessions(shared.setup().unknown_sessions_timeout, &shared.state, now);
+    // Drains whose time ran out, or whose target is gone, end before the plan.
+    super::drain::expire(shared, now);
     let mut started = refresh(shared);
-    if n.is_multiple_of(shared.setup.reconcile_every) {
+    if n.is_multiple_of(shared.setup().reconcile_every) {
         let fresh = tasks::spawn(shared, Work::Reconcile, |s| async move {
             reconcile::reconcile(&s).await;
         });
         started += usize::from(fresh);
         if n == 0 {
-            let limit = Some(shared.setup.first_reconcile_wait);
+            let limit = Some(shared.setup().first_reconcile_wait);
             shared.tasks.settle(Some(&Work::Reconcile), limit).await;
         }
     }
@@ -107,7 +109,7 @@ fn refresh(shared: &Arc<Shared>) -> usize {
 }
 
 async fn refresh_provider(shared: &Arc<Shared>, provider_name: &str) {
-    let Some(provider) = shared.setup.providers.get(provider_name).cloned() else {
+    let Some(provider) = shared.setup().providers.get(provider_name).cloned() else {
         return;
     };
     let waiting: Vec<(ServerId, String)> = shared
@@ -164,7 +166,7 @@ fn apply(shared: &Arc<Shared>, id: ServerId, answer: Result<Option<Vm>, BackendE
                 tracing::info!(server = %id, "server ready (VM running)");
                 shared.ready(id, &server.config, server.created_at);
                 shared.events.tell(queue::serve(
-                    &shared.setup.config,
+                    &shared.setup(),
                     &shared.state,
                     Some(&server.pool),
                 ));

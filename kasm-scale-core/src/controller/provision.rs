@@ -31,8 +31,8 @@ pub(crate) async fn provision(shared: &Arc<Shared>, id: ServerId, batch: Timesta
     );
     async {
         let began = tokio::time::Instant::now();
-        let config = shared
-            .setup
+        let setup = shared.setup();
+        let config = setup
             .config
             .autoscale_configs()
             .find(|(p, c)| {
@@ -93,11 +93,9 @@ fn created(shared: &Shared, id: ServerId, vm: &Vm) {
     shared.events.emit(Event::Starting { server: id });
     if ready {
         shared.ready(id, &config, created_at);
-        shared.events.tell(queue::serve(
-            &shared.setup.config,
-            &shared.state,
-            Some(&pool),
-        ));
+        shared
+            .events
+            .tell(queue::serve(&shared.setup(), &shared.state, Some(&pool)));
     }
 }
 
@@ -135,7 +133,7 @@ async fn create(
     config: &AutoScaleConfig,
 ) -> Result<Vm, ProvisionError> {
     let owner = Owner {
-        owner_id: shared.setup.owner_id.clone(),
+        owner_id: shared.setup().owner_id.clone(),
         pool: server.pool.clone(),
         config: server.config.clone(),
         server_id: server.id,
@@ -145,8 +143,8 @@ async fn create(
     };
     let result = match &server.ad_join {
         Some(sealed) => match (
-            shared.setup.tokens.unseal(server.id, sealed),
-            shared.setup.directories.get(&ad.ldap),
+            shared.setup().tokens.unseal(server.id, sealed),
+            shared.setup().directories.get(&ad.ldap),
         ) {
             (Ok(password), Some(directory)) => {
                 tracing::info!(
@@ -182,7 +180,7 @@ async fn create(
 /// Seals the join password into the server's record and saves it, before the VM is asked for.
 async fn keep_join(shared: &Shared, id: ServerId, join: &AdJoin) -> Result<(), ProvisionError> {
     let sealed = shared
-        .setup
+        .setup()
         .tokens
         .seal(id, &join.ad_join_credential)
         .map_err(ProvisionError::Token)?;
@@ -209,11 +207,12 @@ async fn first_attempts_vm(
     why: crate::token::TokenError,
 ) -> Result<Vm, ProvisionError> {
     tracing::warn!(error = %why, "the saved AD join password cannot be opened: looking for the first attempt's VM");
-    let Some(provider) = shared.setup.providers.get(&server.provider) else {
+    let setup = shared.setup();
+    let Some(provider) = setup.providers.get(&server.provider) else {
         return Err(ProvisionError::Resume(why));
     };
     let vms = provider
-        .list(&shared.setup.owner_id)
+        .list(&shared.setup().owner_id)
         .await
         .map_err(ProvisionError::Vm)?;
     match vms
@@ -234,7 +233,8 @@ async fn computer_record(
     ad: &super::AdRecord,
     owner: &Owner,
 ) -> Result<AdJoin, ProvisionError> {
-    let Some(directory) = shared.setup.directories.get(&ad.ldap) else {
+    let setup = shared.setup();
+    let Some(directory) = setup.directories.get(&ad.ldap) else {
         return Err(ProvisionError::Directory(BackendError::InvalidRequest(
             format!("no directory for `{}`", ad.ldap),
         )));
@@ -270,9 +270,10 @@ async fn script_and_vm(
     active_directory: Option<AdJoin>,
 ) -> Result<Vm, ProvisionError> {
     let provider_name = &server.provider;
+    let setup = shared.setup();
     let (Some(provider), Some(provider_config)) = (
-        shared.setup.providers.get(provider_name),
-        shared.setup.config.vm_provider(provider_name),
+        setup.providers.get(provider_name),
+        setup.config.vm_provider(provider_name),
     ) else {
         return Err(ProvisionError::Vm(BackendError::InvalidRequest(format!(
             "no provider for `{provider_name}`"
@@ -280,7 +281,7 @@ async fn script_and_vm(
     };
     // Issued at the record's creation, not now: a resumed create renders the same token.
     let token = shared
-        .setup
+        .setup()
         .tokens
         .issue_lasting(
             server.id,
@@ -296,7 +297,7 @@ async fn script_and_vm(
         server_id: server.id.to_string(),
         server_hostname: server.hostname.clone(),
         upstream_auth_address: shared
-            .setup
+            .setup()
             .config
             .zone(&config.zone_id)
             .map(|z| z.upstream_auth_address.clone())
@@ -310,7 +311,7 @@ async fn script_and_vm(
         ..ScriptVariables::default()
     };
     let script = match shared
-        .setup
+        .setup()
         .templates
         .get(provider_name)
         .map(|t| provider_config.render_script(t, &vars))

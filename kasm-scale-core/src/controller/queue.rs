@@ -10,13 +10,12 @@ use super::builder::Setup;
 use super::records::{Queued, Records, SessionId};
 use super::state::State;
 use super::{Event, snapshot};
-use crate::config::Config;
 use crate::engine::{ServerId, assign};
 
 /// Step 5: drops requests that waited too long, seats the others where there is room.
 pub(crate) fn seat_the_queue(setup: &Setup, state: &State, now: Timestamp) -> Vec<Event> {
     let mut events = expire(setup.queue_timeout, state, now);
-    events.extend(serve(&setup.config, state, None));
+    events.extend(serve(setup, state, None));
     events
 }
 
@@ -31,7 +30,7 @@ pub(crate) fn seat(records: &mut Records, session: SessionId, server: ServerId) 
 
 /// Seats queued requests on servers that have room, oldest request first (every pool, or only
 /// `pool`).
-pub(crate) fn serve(config: &Config, state: &State, pool: Option<&str>) -> Vec<Event> {
+pub(crate) fn serve(setup: &Setup, state: &State, pool: Option<&str>) -> Vec<Event> {
     let mut assigned = Vec::new();
     let mut records = state.records();
     let pools: Vec<String> = records
@@ -42,7 +41,7 @@ pub(crate) fn serve(config: &Config, state: &State, pool: Option<&str>) -> Vec<E
         .collect();
     for pool in pools {
         // One snapshot per pool, kept in step with each seat (not one per request).
-        let mut snap = snapshot::snapshot(config, &records, &pool);
+        let mut snap = snapshot::snapshot(setup, &records, &pool);
         while records.waiting(&pool) > 0 {
             let Some(server) = assign(&snap) else {
                 break;

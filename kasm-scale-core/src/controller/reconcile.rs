@@ -36,7 +36,8 @@ async fn reconcile_now(shared: &Arc<Shared>) {
     let began = shared.clock.now();
     // History of pools and configs the configuration no longer has (left in the store by an
     // earlier configuration), and request ids past their time, go on the reconcile cadence.
-    demand::prune(&shared.setup.config, &shared.state);
+    demand::prune(&shared.setup().config, &shared.state);
+    super::affinity::prune(&shared.state);
     requests::prune(&shared.state, began);
     // The servers whose VMs were known before the listings: a VM created meanwhile is not
     // "vanished".
@@ -49,28 +50,28 @@ async fn reconcile_now(shared: &Arc<Shared>) {
         .map(|s| s.id)
         .collect();
     let mut listings = JoinSet::new();
-    for (name, provider) in &shared.setup.providers {
+    for (name, provider) in &shared.setup().providers {
         let (s, p, n) = (shared.clone(), provider.clone(), name.clone());
         listings.spawn(async move {
             let (shared, provider, name) = (s, p, n);
-            let vms = provider.list(&shared.setup.owner_id).await;
+            let vms = provider.list(&shared.setup().owner_id).await;
             Listing::Vms(name, vms)
         });
         let (shared, provider, name) = (shared.clone(), provider.clone(), name.clone());
         listings.spawn(async move {
-            let parts = provider.list_leftovers(&shared.setup.owner_id).await;
+            let parts = provider.list_leftovers(&shared.setup().owner_id).await;
             Listing::Leftovers(name, parts)
         });
     }
-    for (name, directory) in &shared.setup.directories {
+    for (name, directory) in &shared.setup().directories {
         let (shared, directory, name) = (shared.clone(), directory.clone(), name.clone());
         listings.spawn(async move {
             let containers = shared
                 .state
                 .records()
-                .computer_containers(&shared.setup.config, &name);
+                .computer_containers(&shared.setup().config, &name);
             let records = directory
-                .list_computers(&shared.setup.owner_id, &containers)
+                .list_computers(&shared.setup().owner_id, &containers)
                 .await;
             Listing::Records(name, records)
         });
@@ -122,7 +123,8 @@ async fn reconcile_now(shared: &Arc<Shared>) {
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = names;
     retire(shared);
-    let grace = SignedDuration::try_from(shared.setup.orphan_grace).unwrap_or(SignedDuration::MAX);
+    let grace =
+        SignedDuration::try_from(shared.setup().orphan_grace).unwrap_or(SignedDuration::MAX);
     let now = shared.clock.now();
     let fresh = |first: &Timestamp| now < *first + grace + grace;
     let recent = |at: &Timestamp| now < *at + grace + grace + VANISH_GRACE;
@@ -143,7 +145,8 @@ async fn vms_listed(
     before: &HashSet<ServerId>,
     began: Timestamp,
 ) {
-    let Some(provider) = shared.setup.providers.get(provider_name) else {
+    let setup = shared.setup();
+    let Some(provider) = setup.providers.get(provider_name) else {
         return;
     };
     let mut listed: HashSet<&str> = HashSet::with_capacity(vms.len());
@@ -230,7 +233,8 @@ fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
     if stopped || recently_removed {
         return Attribution::Orphan;
     }
-    let Some((pool, config)) = shared.setup.config.autoscale_configs().find(|(p, c)| {
+    let setup = shared.setup();
+    let Some((pool, config)) = setup.config.autoscale_configs().find(|(p, c)| {
         p.server_pool_name == vm.owner.pool && c.autoscale_config_name == vm.owner.config
     }) else {
         return Attribution::Orphan;
@@ -240,9 +244,12 @@ fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
     }
     let now = shared.clock.now();
     let running = vm.state == VmState::Running;
+    // Its name is not in its tags: the default one (a pattern's name shows in its computer
+    // record, which reconcile attributes by server id).
     let mut server = ServerInfo::new(
         id,
-        &shared.setup.config,
+        hostname(id),
+        &setup.config,
         pool,
         config,
         vm.created_at.unwrap_or(now),
@@ -280,7 +287,8 @@ async fn leftovers_listed(
     parts: Vec<Leftover>,
     began: Timestamp,
 ) {
-    let Some(provider) = shared.setup.providers.get(provider_name) else {
+    let setup = shared.setup();
+    let Some(provider) = setup.providers.get(provider_name) else {
         return;
     };
     for part in parts {
@@ -316,7 +324,8 @@ async fn records_listed(
     records: Vec<ComputerRecord>,
     began: Timestamp,
 ) {
-    let Some(directory) = shared.setup.directories.get(ldap) else {
+    let setup = shared.setup();
+    let Some(directory) = setup.directories.get(ldap) else {
         return;
     };
     for record in records {
@@ -333,7 +342,7 @@ async fn records_listed(
             continue;
         }
         let container = record.dn.split_once(',').map_or("", |(_, c)| c).to_owned();
-        let recursive = shared.setup.config.autoscale_configs().any(|(_, c)| {
+        let recursive = shared.setup().config.autoscale_configs().any(|(_, c)| {
             c.autoscale_config_name == record.owner.config && c.ad_recursive_machine_record_cleanup
         });
         let gone = directory
@@ -345,7 +354,8 @@ async fn records_listed(
 
 /// Whether the orphan `key` has been one for the grace period (it is remembered from now on).
 fn orphan_due(shared: &Shared, key: &str, now: Timestamp) -> bool {
-    let grace = SignedDuration::try_from(shared.setup.orphan_grace).unwrap_or(SignedDuration::MAX);
+    let grace =
+        SignedDuration::try_from(shared.setup().orphan_grace).unwrap_or(SignedDuration::MAX);
     let first = *shared
         .state
         .records()
@@ -375,7 +385,7 @@ fn retire(shared: &Arc<Shared>) {
         .filter(|s| s.sessions == 0 && !s.sessions_unknown && s.state != ServerState::Destroying)
         .filter(|s| {
             !shared
-                .setup
+                .setup()
                 .config
                 .autoscale_configs()
                 .any(|(p, c)| p.server_pool_name == s.pool && c.autoscale_config_name == s.config)

@@ -85,6 +85,13 @@ pub struct ServerInfo {
     pub last_error: Option<String>,
     /// The last status its guest reported (`running (100%): ready`).
     pub reported_status: Option<String>,
+    /// (ours) The generation of its config it was built from ([`Config::generation`]); `None`
+    /// for a server recorded before generations were (it counts as current until the next
+    /// reload stamps it with the generation it was built under).
+    ///
+    /// [`Config::generation`]: crate::config::Config::generation
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<crate::config::Generation>,
 }
 
 impl ServerInfo {
@@ -94,6 +101,7 @@ impl ServerInfo {
     /// record is deleted where it was made.
     pub(crate) fn new(
         id: ServerId,
+        hostname: String,
         document: &crate::config::Config,
         pool: &crate::config::Pool,
         config: &crate::config::AutoScaleConfig,
@@ -101,7 +109,8 @@ impl ServerInfo {
     ) -> Self {
         ServerInfo {
             id,
-            hostname: super::hostname(id),
+            hostname,
+            generation: document.generation(&config.autoscale_config_name),
             pool: pool.server_pool_name.clone(),
             config: config.autoscale_config_name.clone(),
             provider: config.vm_provider_config_id.clone(),
@@ -190,6 +199,12 @@ pub struct Records {
     /// [`REQUEST_ID_TTL`](super::REQUEST_ID_TTL): a retry gets the session its first attempt made.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub requests: BTreeMap<String, super::RequestRecord>,
+    /// (ours) Drains in force, by target ([`DrainTarget::key`](super::DrainTarget::key)).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub drains: BTreeMap<String, super::Drain>,
+    /// (ours) The user of each session (seated or queued) that named one, for user affinity.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub users: BTreeMap<SessionId, String>,
 }
 
 /// Learned history, read leniently: an entry that cannot be read (written by another version,
@@ -371,6 +386,7 @@ ad_computer_container_dn = "OU=Unused,DC=example,DC=local"
         let (pool, asc) = config.autoscale_configs().nth(1).unwrap();
         let mut held = ServerInfo::new(
             ServerId(uuid::Uuid::from_u128(1)),
+            "KASM-HELD".into(),
             &config,
             pool,
             asc,

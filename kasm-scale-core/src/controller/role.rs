@@ -182,7 +182,7 @@ pub(crate) async fn this_tick_acts(shared: &Arc<Shared>) -> bool {
         }
         Role::Sole | Role::Leader { .. } => {}
     }
-    if let Err(e) = load_once(&shared.state, &shared.setup.tokens, &shared.events).await {
+    if let Err(e) = load_once(&shared.state, &shared.setup().tokens, &shared.events).await {
         tracing::error!(error = %e, "tick skipped: the saved state cannot be loaded");
         shared.events.emit(Event::Failed {
             server: None,
@@ -227,7 +227,7 @@ async fn take_over(shared: &Arc<Shared>, epoch: u64) -> bool {
         // Stepped down (or granted a newer lease) while loading.
         return false;
     }
-    let servers = take_saved(&shared.state, &shared.setup.tokens, &shared.events, saved);
+    let servers = take_saved(&shared.state, &shared.setup().tokens, &shared.events, saved);
     // Tick 0 reconciles and waits for it: the first plan sees what the clouds hold.
     shared.clock.ticks.store(0, Ordering::Relaxed);
     *role = Role::Leader { epoch };

@@ -122,7 +122,7 @@ pub(crate) fn take_saved(
 /// Compares the check-in key that signed the saved servers' tokens with this controller's, says
 /// so when they differ (those servers' check-ins will be refused), and records this one's.
 /// Returns whether the records changed.
-fn check_key(tokens: &TokenKeys, events: &Events, records: &mut Records) -> bool {
+pub(crate) fn check_key(tokens: &TokenKeys, events: &Events, records: &mut Records) -> bool {
     let ours = tokens.key_id();
     match records.token_key_id.as_deref() {
         Some(saved) if saved == ours => return false,

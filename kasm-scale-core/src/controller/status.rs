@@ -47,7 +47,7 @@ impl Autoscaler {
     pub fn pools(&self) -> Vec<PoolStatus> {
         let mut out: BTreeMap<String, PoolStatus> = self
             .shared
-            .setup
+            .setup()
             .config
             .pools
             .iter()

@@ -33,7 +33,7 @@ impl Autoscaler {
             self.tick().await;
             tokio::select! {
                 () = &mut shutdown => return,
-                () = tokio::time::sleep(self.shared.setup.tick_interval) => {}
+                () = tokio::time::sleep(self.shared.setup().tick_interval) => {}
                 // Granted the lease: take over now, not a tick interval later.
                 () = self.shared.clock.wake.notified() => {}
             }
@@ -58,13 +58,13 @@ pub(crate) async fn tick(shared: &Arc<Shared>) {
         let observed = observe::observe(shared, n).await;
         // 2. One snapshot per pool, with its demand signal.
         let now = shared.clock.now();
-        let snapshots = snapshot::snapshots_at(&shared.setup.config, &shared.state, now);
+        let snapshots = snapshot::snapshots_at(&shared.setup(), &shared.state, now);
         // 3. The plans (pure).
         let plans = plan(snapshots, now);
         // 4. The plans become records and background work.
         let executed = execute::execute(shared, plans, now).await;
         // 5. Requests that waited too long go; the others take the free slots.
-        let seated = queue::seat_the_queue(&shared.setup, &shared.state, shared.clock.now());
+        let seated = queue::seat_the_queue(&shared.setup(), &shared.state, shared.clock.now());
         let seats = seated.len();
         shared.events.tell(seated);
         // 6. Save what changed. A failure is logged, counted and retried by the next save.

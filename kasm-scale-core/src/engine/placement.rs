@@ -6,11 +6,15 @@ use crate::config::Placement;
 /// A user's request for a session in a pool.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SessionRequest {
-    /// The user, for the broker's records (placement does not depend on it).
+    /// The user. With the pool's `user_affinity` (ours), a request for a user who already has
+    /// a session in the pool returns that session (a reconnect to the same server).
     pub user: Option<String>,
     /// The broker's id for this request (ours; an HTTP `Idempotency-Key`): a request repeated
     /// with the same id within a day gets the session the first one made, not another.
     pub request_id: Option<String>,
+    /// (ours) Ask for another session even when the user has one in the pool (user affinity
+    /// returns the one they have otherwise).
+    pub second_session: bool,
 }
 
 /// The server that should take the next session, or `None` when no ready server has room.

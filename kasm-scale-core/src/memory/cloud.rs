@@ -88,7 +88,8 @@ pub struct MemoryCloud {
     config: MemoryVmConfig,
     /// When the cloud was made: its outages count from here.
     created: Instant,
-    inner: Mutex<Inner>,
+    /// Shared by the clouds [`MemoryCloud::with_config`] makes of it: one cloud.
+    inner: std::sync::Arc<Mutex<Inner>>,
 }
 
 impl MemoryCloud {
@@ -109,7 +110,18 @@ impl MemoryCloud {
         Self {
             config,
             created: Instant::now(),
-            inner: Mutex::new(inner),
+            inner: std::sync::Arc::new(Mutex::new(inner)),
+        }
+    }
+
+    /// The same cloud (its VMs, randomness, counters and clock) serving `config` from now on:
+    /// the provider a reload brings for a changed memory VM provider config. The VMs made
+    /// before stay as they were made.
+    pub fn with_config(&self, config: MemoryVmConfig) -> Self {
+        Self {
+            config,
+            created: self.created,
+            inner: self.inner.clone(),
         }
     }
 

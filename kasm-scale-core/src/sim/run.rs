@@ -295,6 +295,7 @@ async fn run(
                     let request = SessionRequest {
                         user: e.user.clone(),
                         request_id: None,
+                        second_session: false,
                     };
                     match scaler.request_session(&e.pool, &request).await? {
                         SessionOutcome::Assigned { session, .. } => {

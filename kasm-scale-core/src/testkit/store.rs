@@ -57,6 +57,9 @@ pub fn sample_records(seed: u64, servers: u32) -> Records {
                 }),
                 last_error: full.then(|| format!("error \"{i}\" with ünïcode\nand a newline")),
                 reported_status: full.then(|| "running (100%): ready".into()),
+                generation: (i % 2 == 0).then_some(crate::config::Generation(
+                    0x4759_a486_cac0_27d6 ^ seed,
+                )),
             },
         );
         if i < servers / 2 {
@@ -78,7 +81,17 @@ pub fn sample_records(seed: u64, servers: u32) -> Records {
             downscale_requested_at: Some(at(7)),
             consecutive_failures: 3,
             last_failure_at: Some(at(8)),
-            rollout: None,
+            rollout: Some(crate::engine::RolloutState {
+                generation: crate::config::Generation(seed << 8 | 0xab),
+                started_at: at(20),
+                failures_since: at(21),
+                canary_ready_at: Some(at(22)),
+                paused: Some(crate::engine::RolloutPause {
+                    at: at(23),
+                    reason: "server X of generation G did not check in within 1200 s".into(),
+                }),
+                finished_at: None,
+            }),
         },
     );
     r.bookkeeping
@@ -116,6 +129,38 @@ pub fn sample_records(seed: u64, servers: u32) -> Records {
             at: at(90),
         },
     );
+    // Drains of every kind of target, and the users of some sessions.
+    let first = *r.servers.keys().next().expect("servers");
+    for (target, then) in [
+        (
+            crate::controller::DrainTarget::Server(first),
+            crate::engine::DrainThen::Keep,
+        ),
+        (
+            crate::controller::DrainTarget::Config("config-1".into()),
+            crate::engine::DrainThen::Destroy,
+        ),
+        (
+            crate::controller::DrainTarget::Pool("pool with spaces/ü".into()),
+            crate::engine::DrainThen::Destroy,
+        ),
+    ] {
+        r.drains.insert(
+            target.key(),
+            crate::controller::Drain {
+                target,
+                by: "ops@example.com".into(),
+                reason: format!("patch night {seed}"),
+                since: at(30),
+                until: (then == crate::engine::DrainThen::Destroy).then(|| at(3_600)),
+                then,
+            },
+        );
+    }
+    for k in 0..3 {
+        r.users
+            .insert(SessionId(seed * 1000 + k), format!("user{k}@example.com"));
+    }
     r.next_session = seed * 1000 + 999;
     r.token_key_id = Some(format!("hs256:{seed:016x}"));
     r

@@ -32,6 +32,7 @@ mod controller_crash;
 mod controller_defects;
 mod controller_leftovers;
 mod controller_store;
+mod day_two;
 mod engine_demand;
 mod engine_fixed_point;
 mod engine_props;
