@@ -35,8 +35,9 @@ impl Phase {
 }
 
 impl Pass<'_> {
-    /// Rule 6 (ours): each config's rollout. Outdated servers of a config whose rollout is of
-    /// another generation (or that has none) start one: [`RolloutState`] with `started_at` and
+    /// Rule 6 (ours): each config's rollout. Outdated servers (that this plan does not
+    /// destroy already) of a config whose rollout is of another generation (or that has none)
+    /// start one: [`RolloutState`] with `started_at` and
     /// `failures_since` now. The canary is ready (`canary_ready_at`) the first plan that finds
     /// `rollout.canary` ready current servers. With `pause_on_failure`, a current server that
     /// timed out in this plan, or a failure the controller counted after `failures_since` (a
@@ -52,10 +53,16 @@ impl Pass<'_> {
                 continue;
             };
             let (policy, t) = (&config.policy, &mut self.tally[c]);
-            if t.outdated == 0 {
+            let bk = &mut self.bookkeeping[c];
+            // Outdated servers that rules 2 to 4 destroy in this plan start nothing; a paused
+            // rollout stays paused (nothing of its generation is built) with none left.
+            let paused = bk
+                .rollout
+                .as_ref()
+                .is_some_and(|r| r.generation == generation && r.paused.is_some());
+            if t.outdated == t.outdated_gone && !paused {
                 continue;
             }
-            let bk = &mut self.bookkeeping[c];
             if bk
                 .rollout
                 .as_ref()
@@ -339,7 +346,7 @@ impl Pass<'_> {
             {
                 if t.outdated > t.outdated_gone {
                     r.finished_at = None;
-                } else if r.finished_at.is_none() {
+                } else if r.finished_at.is_none() && r.paused.is_none() {
                     r.finished_at = Some(self.now);
                 }
             }

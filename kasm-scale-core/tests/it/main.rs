@@ -33,8 +33,10 @@ mod controller_defects;
 mod controller_leftovers;
 mod controller_store;
 mod engine_demand;
+mod engine_drain;
 mod engine_fixed_point;
 mod engine_props;
+mod engine_rollout;
 mod engine_rules;
 #[cfg(feature = "sim")]
 mod extreme_values;
