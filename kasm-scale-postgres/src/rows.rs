@@ -26,6 +26,7 @@ const USER: &str = "user";
 const META: &str = "meta";
 const NEXT_SESSION: &str = "next_session";
 const TOKEN_KEY_ID: &str = "token_key_id";
+const ACTED_GENERATIONS: &str = "acted_generations";
 
 /// Rows to write and rows to delete, as `(kind, key)` and the value's JSON text.
 #[derive(Debug, Default, PartialEq)]
@@ -163,6 +164,9 @@ pub(crate) fn changes(old: Option<&Records>, new: &Records) -> Changes {
     if old.is_none_or(|o| o.next_session != new.next_session) {
         c.upsert(META, NEXT_SESSION.into(), &new.next_session);
     }
+    if old.is_none_or(|o| o.acted_generations != new.acted_generations) {
+        c.upsert(META, ACTED_GENERATIONS.into(), &new.acted_generations);
+    }
     if old.is_none_or(|o| o.token_key_id != new.token_key_id) {
         match &new.token_key_id {
             Some(id) => c.upsert(META, TOKEN_KEY_ID.into(), id),
@@ -265,6 +269,9 @@ pub(crate) fn records(
                     .insert(SessionId(session), parse(&kind, &key, &value)?);
             }
             META if key == NEXT_SESSION => r.next_session = parse(&kind, &key, &value)?,
+            META if key == ACTED_GENERATIONS => {
+                r.acted_generations = parse(&kind, &key, &value)?;
+            }
             META if key == TOKEN_KEY_ID => r.token_key_id = Some(parse(&kind, &key, &value)?),
             _ => {
                 return Err(StoreError::Corrupt(format!(

@@ -202,6 +202,10 @@ pub struct Records {
     /// (ours) Drains in force, by target ([`DrainTarget::key`](super::DrainTarget::key)).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub drains: BTreeMap<String, super::Drain>,
+    /// (ours) The generation of each auto-scale config that the last acting controller
+    /// planned with: a replica that takes over with another configuration says so.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub acted_generations: BTreeMap<String, crate::config::Generation>,
     /// (ours) The user of each session (seated or queued) that named one, for user affinity.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub users: BTreeMap<SessionId, String>,

@@ -107,3 +107,50 @@ impl Autoscaler {
         Ok(resumed)
     }
 }
+
+/// Before a tick's plan: the generations this controller plans with, against those the last
+/// acting controller planned with (saved). A difference is told (a reload, or a replica taking
+/// over with another file than its leader had: it acts on its own, and a rollout follows) and
+/// the saved ones become these. The records are taken mutably only on a difference.
+pub(crate) fn note_generations(shared: &super::Shared) {
+    let setup = shared.setup();
+    let differs = {
+        let records = shared.state.records();
+        setup.generations.len() != records.acted_generations.len()
+            || setup
+                .generations
+                .iter()
+                .any(|(name, g)| records.acted_generations.get(name) != Some(g))
+    };
+    if !differs {
+        return;
+    }
+    let mut notes = Vec::new();
+    {
+        let mut records = shared.state.records();
+        for (pool, config) in setup.config.autoscale_configs() {
+            let name = &config.autoscale_config_name;
+            let (Some(now), Some(before)) = (
+                setup.generations.get(name),
+                records.acted_generations.get(name),
+            ) else {
+                continue;
+            };
+            if now != before {
+                tracing::warn!(config = %name, %before, %now, "acting on another generation than the last plan");
+                notes.push(Event::Note {
+                    pool: pool.server_pool_name.clone(),
+                    text: format!(
+                        "{name}: acting on generation {now}; the last plan (of this or another replica) used {before}: a reload, or replicas whose configuration files differ (every replica must load the same file)"
+                    ),
+                });
+            }
+        }
+        records.acted_generations = setup
+            .generations
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+    }
+    shared.events.tell(notes);
+}

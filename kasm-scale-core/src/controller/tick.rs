@@ -56,6 +56,8 @@ pub(crate) async fn tick(shared: &Arc<Shared>) {
         let began = tokio::time::Instant::now();
         // 1. Refresh booting servers; list the clouds and directories on the reconcile cadence.
         let observed = observe::observe(shared, n).await;
+        // The configuration this tick plans with, against the last plan's.
+        super::rollout::note_generations(shared);
         // 2. One snapshot per pool, with its demand signal.
         let now = shared.clock.now();
         let snapshots = snapshot::snapshots_at(&shared.setup(), &shared.state, now);

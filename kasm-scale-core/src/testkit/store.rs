@@ -160,6 +160,8 @@ pub fn sample_records(seed: u64, servers: u32) -> Records {
         r.users
             .insert(SessionId(seed * 1000 + k), format!("user{k}@example.com"));
     }
+    r.acted_generations
+        .insert("config-0".into(), crate::config::Generation(seed ^ 0x5eed));
     r.next_session = seed * 1000 + 999;
     r.token_key_id = Some(format!("hs256:{seed:016x}"));
     r

@@ -7,6 +7,7 @@
 mod common;
 
 mod db_faults;
+mod drains;
 mod failover;
 mod lease;
 mod partition;

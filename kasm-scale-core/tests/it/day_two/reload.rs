@@ -134,8 +134,15 @@ async fn a_changed_provider_without_a_new_provider_is_refused_and_with_one_rolls
     let status = &w.scaler.generations()[0];
     assert_eq!((status.current, status.outdated), (2, 0), "{status:?}");
     assert!(w.live().iter().all(|id| !old.contains(id)));
-    let phases: Vec<RolloutPhase> = w
-        .drain_events()
+    let events = w.drain_events();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Note { text, .. } if text.contains("c: acting on generation")
+        )),
+        "the first plan on the new generation says so"
+    );
+    let phases: Vec<RolloutPhase> = events
         .into_iter()
         .filter_map(|e| match e {
             Event::Rollout { phase, .. } => Some(phase),
