@@ -212,3 +212,52 @@ fn a_bad_previous_key_is_refused_with_its_position() {
         "{err}"
     );
 }
+
+/// The same rotation on a running controller, by reloads instead of restarts: tokens of the old
+/// key keep checking in during the overlap, new servers get the new key's, and once the old key
+/// leaves the configuration its tokens are refused.
+#[tokio::test(start_paused = true)]
+async fn a_key_rotated_by_a_reload_keeps_the_old_tokens_during_the_overlap() {
+    let before = config(3600, &section(KEY_A, &[]));
+    let cloud = cloud(&before);
+    let scaler = build(&before, &cloud, &MemoryStore::default());
+    scaler.tick().await;
+    scaler.settle().await;
+    let old_tokens = tokens(&scaler, &cloud);
+    assert_eq!(old_tokens.len(), 1);
+
+    let changes = scaler
+        .reconfigure(config(3600, &section(KEY_B, &[PUBLIC_A])))
+        .await
+        .unwrap();
+    assert!(changes.checkin_key_rotated, "{changes:?}");
+    assert!(changes.new_generations.is_empty(), "a key steers only");
+    let checked = scaler
+        .check_in_token(&old_tokens[0], &CheckinStatus::running())
+        .await;
+    assert!(checked.is_ok(), "the old key's token in the overlap: {checked:?}");
+    scaler
+        .request_session("p", &Default::default())
+        .await
+        .unwrap();
+    scaler.tick().await;
+    scaler.settle().await;
+    let new_tokens: Vec<String> = tokens(&scaler, &cloud)
+        .into_iter()
+        .filter(|t| !old_tokens.contains(t))
+        .collect();
+    assert_eq!(new_tokens.len(), 1, "a second server, with the new key's token");
+
+    scaler
+        .reconfigure(config(3600, &section(KEY_B, &[])))
+        .await
+        .unwrap();
+    let new = scaler
+        .check_in_token(&new_tokens[0], &CheckinStatus::running())
+        .await;
+    assert!(new.is_ok(), "{new:?}");
+    let old = scaler
+        .check_in_token(&old_tokens[0], &CheckinStatus::running())
+        .await;
+    assert!(old.is_err(), "the old key left the configuration: {old:?}");
+}
