@@ -11,6 +11,8 @@ mod cli_input_files;
 mod cli_plan;
 mod cli_render;
 mod cli_serve;
+#[cfg(feature = "cli")]
+mod cli_serve_reload;
 #[cfg(all(feature = "cli", feature = "postgres", feature = "testkit"))]
 mod cli_serve_replicas;
 #[cfg(all(feature = "cli", feature = "aws"))]
