@@ -15,6 +15,8 @@ mod cli_serve;
 mod cli_serve_reload;
 #[cfg(all(feature = "cli", feature = "postgres", feature = "testkit"))]
 mod cli_serve_replicas;
+#[cfg(all(feature = "cli", feature = "postgres", feature = "testkit"))]
+mod cli_serve_replicas_reload;
 #[cfg(all(feature = "cli", feature = "aws"))]
 mod cli_serve_restart;
 #[cfg(all(feature = "cli", feature = "sim"))]
