@@ -412,6 +412,48 @@ connection_type = "RDP"
     }
 
     #[tokio::test]
+    async fn a_reload_builds_only_what_changed_and_a_changed_memory_cloud_keeps_its_vms() {
+        let old = load_str(TWO_CLOUDS, Format::Toml).unwrap().config;
+        let mut backends = from_config(&old).await.unwrap();
+        let spec = kasm_scale_core::testkit::vm_spec("test-owner", 1, "echo hi");
+        backends.providers[0].create(&spec).await.unwrap();
+        // Nothing changed: nothing is built.
+        let same = rebuild(&old, &old, &mut backends.memory_clouds)
+            .await
+            .unwrap();
+        assert!(same.providers.is_empty() && same.directories.is_empty());
+        // `first` changed: its provider is the same cloud, with the VM made before.
+        let text = TWO_CLOUDS.replacen("max_instances = 2", "max_instances = 3", 1);
+        let new = load_str(&text, Format::Toml).unwrap().config;
+        let rebuilt = rebuild(&old, &new, &mut backends.memory_clouds)
+            .await
+            .unwrap();
+        let names: Vec<&str> = rebuilt.providers.iter().map(|p| p.name()).collect();
+        assert_eq!(names, ["first"]);
+        let vms = rebuilt.providers[0]
+            .list(&spec.owner.owner_id)
+            .await
+            .unwrap();
+        assert_eq!(vms.len(), 1, "the changed cloud still holds its VM");
+        // A changed state store is refused with the reason.
+        let moved = format!(
+            "{text}\n[checkin_token]\nkey = \"a-test-only-check-in-key-0123456789abcdef\"\n\n[state_store]\nkind = \"file\"\npath = \"/tmp/x.json\"\n"
+        );
+        let moved = load_str(&moved, Format::Toml).unwrap().config;
+        let problems = rebuild(&new, &moved, &mut backends.memory_clouds)
+            .await
+            .unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0]
+                .to_string()
+                .starts_with("state_store: changed, but a reload cannot move the live state"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[tokio::test]
     async fn the_named_file_store_is_opened() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
