@@ -21,7 +21,7 @@
 //! # }
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 #[cfg(feature = "postgres")]
 use std::time::Duration;
@@ -74,6 +74,9 @@ pub struct Backends {
     pub directories: Vec<Arc<dyn DirectoryService>>,
     /// The configured `state_store` (this process's memory when none is set).
     pub store: Arc<dyn StateStore>,
+    /// A handle on each in-memory cloud among `providers`, by VM provider config name: a
+    /// reload ([`rebuild`]) serves a changed config from the same cloud, so its VMs survive.
+    pub memory_clouds: BTreeMap<String, MemoryCloud>,
     /// With a `postgres` store: the store itself and its lease's time to live, for
     /// [`Backends::keep_lease`].
     #[cfg(feature = "postgres")]
@@ -128,18 +131,123 @@ impl Backends {
 /// clouds and directories are contacted only when the controller first uses them.
 pub async fn from_config(config: &Config) -> Result<Backends, BackendsError> {
     let mut providers = Vec::with_capacity(config.vm_providers.len());
+    let mut memory_clouds = BTreeMap::new();
     for provider in &config.vm_providers {
-        providers.push(vm_provider(provider).await?);
+        providers.push(built(provider, &mut memory_clouds).await?);
     }
     let directories = directories(config)?;
     let backends = Backends {
         providers,
         directories,
         store: Arc::new(MemoryStore::default()),
+        memory_clouds,
         #[cfg(feature = "postgres")]
         postgres: None,
     };
     state_store(config, backends).await
+}
+
+/// The provider of `config`; an in-memory cloud is the one of `memory_clouds` of that name
+/// when there is one (serving `config` from now on, its VMs kept), and is kept there.
+async fn built(
+    config: &VmProviderConfig,
+    memory_clouds: &mut BTreeMap<String, MemoryCloud>,
+) -> Result<Arc<dyn VmProvider>, BackendsError> {
+    let VmProviderConfig::Memory(m) = config else {
+        return vm_provider(config).await;
+    };
+    let cloud = match memory_clouds.get(&m.name) {
+        Some(existing) => existing.with_config(m.clone()),
+        None => MemoryCloud::new(m.clone(), rand_seed()),
+    };
+    memory_clouds.insert(m.name.clone(), cloud.with_config(m.clone()));
+    Ok(Arc::new(cloud))
+}
+
+/// What a reload needs built: a provider for each VM provider config that is new or changed,
+/// a directory for each used LDAP config that is new or changed (see [`rebuild`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Rebuilt {
+    /// The new providers, each named by its VM provider config.
+    pub providers: Vec<Arc<dyn VmProvider>>,
+    /// The new directories, each named by its LDAP config.
+    pub directories: Vec<Arc<dyn DirectoryService>>,
+}
+
+/// The backends a reload from `old` to `new` must bring
+/// ([`Reconfiguration`](kasm_scale_core::controller::Reconfiguration)): providers and
+/// directories whose configuration is unchanged are not built again (the running ones stay);
+/// a changed in-memory cloud is the same cloud (of `memory_clouds`) serving its new config,
+/// and a new one is added to `memory_clouds` (a handle is only ever the source of the next
+/// reload's cloud, so a reload refused later leaves nothing wrong there). A changed
+/// `state_store` is refused: the live state cannot move to another store. Every problem is
+/// returned.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn reload(scaler: &kasm_scale::prelude::Autoscaler, backends: &mut kasm_scale::backends::Backends)
+/// # -> Result<(), Box<dyn std::error::Error>> {
+/// use kasm_scale::prelude::*;
+///
+/// let new = load_file("kasm-scale.toml")?.config;
+/// let rebuilt = kasm_scale::backends::rebuild(&scaler.config(), &new, &mut backends.memory_clouds)
+///     .await
+///     .map_err(|problems| problems[0].to_string())?;
+/// let mut reload = scaler.reconfiguration(new);
+/// for provider in rebuilt.providers {
+///     reload = reload.provider(provider);
+/// }
+/// for directory in rebuilt.directories {
+///     reload = reload.directory(directory);
+/// }
+/// let changes = reload.apply().await?;
+/// # let _ = changes;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn rebuild(
+    old: &Config,
+    new: &Config,
+    memory_clouds: &mut BTreeMap<String, MemoryCloud>,
+) -> Result<Rebuilt, Vec<BackendsError>> {
+    let mut problems = Vec::new();
+    if old.state_store.clone().unwrap_or_default() != new.state_store.clone().unwrap_or_default() {
+        problems.push(BackendsError::Store {
+            reason: "changed, but a reload cannot move the live state to another store: \
+                     restart the service to use the new one (or put the old section back)"
+                .to_owned(),
+        });
+    }
+    let mut providers = Vec::new();
+    for provider in &new.vm_providers {
+        if old.vm_provider(provider.name()) == Some(provider) {
+            continue;
+        }
+        match built(provider, memory_clouds).await {
+            Ok(p) => providers.push(p),
+            Err(e) => problems.push(e),
+        }
+    }
+    let mut directories = Vec::new();
+    for ldap in used_ldap(new) {
+        if old.ldap_configs.iter().any(|l| l == ldap) {
+            continue;
+        }
+        match directory(ldap) {
+            Ok(d) => directories.push(d),
+            Err(e) => problems.push(e),
+        }
+    }
+    if problems.is_empty() {
+        Ok(Rebuilt {
+            providers,
+            directories,
+        })
+    } else {
+        Err(problems)
+    }
 }
 
 /// The provider of one VM provider config, as this build supports it.
@@ -173,6 +281,11 @@ async fn vm_provider(config: &VmProviderConfig) -> Result<Arc<dyn VmProvider>, B
 
 /// The directories the auto-scale configs use, as this build supports them.
 fn directories(config: &Config) -> Result<Vec<Arc<dyn DirectoryService>>, BackendsError> {
+    used_ldap(config).map(directory).collect()
+}
+
+/// The LDAP configs an auto-scale config that creates AD records names.
+fn used_ldap(config: &Config) -> impl Iterator<Item = &LdapConfig> {
     let used: BTreeSet<&str> = config
         .autoscale_configs()
         .filter(|(_, c)| c.ad_create_machine_record)
@@ -181,9 +294,7 @@ fn directories(config: &Config) -> Result<Vec<Arc<dyn DirectoryService>>, Backen
     config
         .ldap_configs
         .iter()
-        .filter(|l| used.contains(l.name.as_str()))
-        .map(directory)
-        .collect()
+        .filter(move |l| used.contains(l.name.as_str()))
 }
 
 /// The directory of one LDAP config, as this build supports it.
@@ -298,6 +409,48 @@ connection_type = "RDP"
             .unwrap();
         let pools: Vec<String> = scaler.pools().into_iter().map(|p| p.pool).collect();
         assert_eq!(pools, ["desktops"]);
+    }
+
+    #[tokio::test]
+    async fn a_reload_builds_only_what_changed_and_a_changed_memory_cloud_keeps_its_vms() {
+        let old = load_str(TWO_CLOUDS, Format::Toml).unwrap().config;
+        let mut backends = from_config(&old).await.unwrap();
+        let spec = kasm_scale_core::testkit::vm_spec("test-owner", 1, "echo hi");
+        backends.providers[0].create(&spec).await.unwrap();
+        // Nothing changed: nothing is built.
+        let same = rebuild(&old, &old, &mut backends.memory_clouds)
+            .await
+            .unwrap();
+        assert!(same.providers.is_empty() && same.directories.is_empty());
+        // `first` changed: its provider is the same cloud, with the VM made before.
+        let text = TWO_CLOUDS.replacen("max_instances = 2", "max_instances = 3", 1);
+        let new = load_str(&text, Format::Toml).unwrap().config;
+        let rebuilt = rebuild(&old, &new, &mut backends.memory_clouds)
+            .await
+            .unwrap();
+        let names: Vec<&str> = rebuilt.providers.iter().map(|p| p.name()).collect();
+        assert_eq!(names, ["first"]);
+        let vms = rebuilt.providers[0]
+            .list(&spec.owner.owner_id)
+            .await
+            .unwrap();
+        assert_eq!(vms.len(), 1, "the changed cloud still holds its VM");
+        // A changed state store is refused with the reason.
+        let moved = format!(
+            "{text}\n[checkin_token]\nkey = \"a-test-only-check-in-key-0123456789abcdef\"\n\n[state_store]\nkind = \"file\"\npath = \"/tmp/x.json\"\n"
+        );
+        let moved = load_str(&moved, Format::Toml).unwrap().config;
+        let problems = rebuild(&new, &moved, &mut backends.memory_clouds)
+            .await
+            .unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0]
+                .to_string()
+                .starts_with("state_store: changed, but a reload cannot move the live state"),
+            "{}",
+            problems[0]
+        );
     }
 
     #[tokio::test]

@@ -125,6 +125,7 @@ async fn serve_hardened(scaler: Autoscaler) -> SocketAddr {
         insecure_http: false,
         shutdown_grace: Duration::from_secs(1),
         limits: kasm_scale_http::ConnectionLimits::default(),
+        reload: None,
     };
     let app = kasm_scale_http::router(scaler.clone());
     tokio::spawn(kasm_scale_http::serve(

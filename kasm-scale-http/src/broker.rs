@@ -4,12 +4,18 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /api/v1/pools` | every pool: servers by state, used, free and starting session slots, waiting requests |
-//! | `POST /api/v1/pools/{pool}/sessions` (body optional: `{"user"}`; header `Idempotency-Key` optional) | `201` with the session and its server (id, host name, address), or `202` with the session and its place in the queue; `replayed` (and the header `Idempotent-Replayed`) says whether the key was seen before: then nothing was made and the answer is the first attempt's session as it stands; `422` for a key used for another pool |
+//! | `POST /api/v1/pools/{pool}/sessions` (body optional: `{"user", "second_session"}`; header `Idempotency-Key` optional) | `201` with the session and its server (id, host name, address), or `202` with the session and its place in the queue; `replayed` (and the header `Idempotent-Replayed`) says whether the key was seen before: then nothing was made and the answer is the first attempt's session as it stands; `reconnected` says whether the user already had this session in the pool (user affinity; `"second_session": true` asks for a new one anyway); `422` for a key used for another pool |
 //! | `GET /api/v1/sessions/{id}` | where the session is (`assigned` with its server, or `queued` with its place) |
 //! | `DELETE /api/v1/sessions/{id}` | `204`: the session ended (or the request was withdrawn) |
 //! | `POST /api/v1/servers/{id}/sessions` with `{"sessions": N, "used": true}` | `200` with the server and one new session id per session: the broker's report of a server's sessions (after a restart that lost the saved state, servers adopted with `sessions_unknown` are held full until it comes, or until the unknown-sessions timeout takes them as empty) |
 //! | `GET /api/v1/servers` | every server: state, sessions, address, reported status, last error, age |
 //! | `GET /api/v1/events` | the controller's events as they happen (server-sent events, one JSON object each) |
+//! | `GET /api/v1/drains` | every drain in force: target, who, why, since, until, then, `age_seconds` |
+//! | `POST /api/v1/drains` with `{"target": {"kind": "server"\|"config"\|"pool", "name"}, "by", "reason", "until"?, "then"?: "destroy"\|"keep"}` | `201` with the drain (a drain of the same target is replaced); `404` for an unknown target, `422` for a drain that cannot be (empty `by`, `until` past) |
+//! | `DELETE /api/v1/drains/{kind}/{name}` | `200` with the drain that ended; `404` when the target is not drained |
+//! | `GET /api/v1/generations` | each auto-scale config's generation, its `current` and `outdated` servers and its rollout (paused: why) |
+//! | `POST /api/v1/rollouts/{config}/resume` | `200` with the rollout, resumed; `404` for an unknown config, `409` when its rollout is not paused |
+//! | `POST /api/v1/reload` (with [`serve`](crate::serve) and a [`Reloader`](crate::Reloader)) | `200` with what changed (`new_generations`, `configs_added`, …, `tls_reloaded`), `422` with `problems`, every one: the running configuration stays |
 //!
 //! A missing or wrong key is `401`; without any configured key the API is off (`403`). An
 //! unknown pool, session or server is `404` with the reason (`no pool `…``, `no session N`,
@@ -102,6 +108,9 @@ pub(crate) struct PoolsAnswer {
 pub(crate) struct NewSession {
     #[serde(default)]
     user: Option<String>,
+    /// A new session even when the user has one in the pool (user affinity off for it).
+    #[serde(default)]
+    second_session: bool,
 }
 
 /// The header a broker sets to make a session request idempotent.
@@ -119,6 +128,9 @@ pub(crate) struct SessionAnswer {
     /// Only in the answer of a request: whether its key was seen before.
     #[serde(skip_serializing_if = "Option::is_none")]
     replayed: Option<bool>,
+    /// Only in the answer of a request: whether it is the user's session already in the pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reconnected: Option<bool>,
 }
 
 /// Seated (with the server) or waiting (with its place in the queue).
@@ -174,7 +186,7 @@ pub(crate) async fn request_session(
             &SessionRequest {
                 user: request.user,
                 request_id,
-                second_session: false,
+                second_session: request.second_session,
             },
         )
         .await
@@ -211,6 +223,7 @@ pub(crate) async fn request_session(
         session: session.0,
         place,
         replayed: Some(requested.replayed),
+        reconnected: Some(requested.reconnected),
     };
     Ok((status, replayed, Json(answer)).into_response())
 }
@@ -233,6 +246,7 @@ pub(crate) async fn session(
         session: id.0,
         place,
         replayed: None,
+        reconnected: None,
     }))
 }
 

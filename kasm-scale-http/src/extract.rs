@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`JsonBody<T>`] (`Option<JsonBody<T>>`: an empty body is `None`) | `415` not JSON, `400` malformed (naming the field, never echoing a value), `413` too large (axum's own answer, as the body limit gives it) |
 //! | [`KnownPool`] | `404 no pool `…`` for a pool the configuration does not name |
+//! | [`KnownConfig`] | `404 no auto-scale config `…`` for a config the configuration does not name |
 //! | [`SessionParam`] | `400` for an id that is not a number, `404` for one too large to be any session |
 //! | [`KnownServer`] | `400` for an id that is not a UUID, `404` for a server the controller does not know |
 //!
@@ -146,6 +147,32 @@ impl FromRequestParts<Autoscaler> for KnownPool {
             return Err(Failure::not_found(format!("no pool `{}`", short(&pool))).into_response());
         }
         Ok(Self(pool))
+    }
+}
+
+/// An auto-scale config the configuration names (the path's `{config}`).
+#[derive(Debug)]
+pub(crate) struct KnownConfig(pub String);
+
+impl FromRequestParts<Autoscaler> for KnownConfig {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        scaler: &Autoscaler,
+    ) -> Result<Self, Self::Rejection> {
+        let config = one_param(parts, scaler).await?;
+        let known = scaler
+            .config()
+            .autoscale_configs()
+            .any(|(_, c)| c.autoscale_config_name == config);
+        if !known {
+            return Err(
+                Failure::not_found(format!("no auto-scale config `{}`", short(&config)))
+                    .into_response(),
+            );
+        }
+        Ok(Self(config))
     }
 }
 

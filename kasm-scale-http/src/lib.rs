@@ -12,7 +12,8 @@
 //!   `POST /api/set_server_status?token=…`, `GET /api/admin/get_server_file_mappings?token=…`,
 //!   `POST /api/component_log`.
 //! - **Broker API** (bearer keys from the config's `broker_api`, see [`broker`]): pools,
-//!   sessions, servers and an event stream.
+//!   sessions, servers, drains, generations and rollouts, an event stream, and (with
+//!   [`serve`] and a [`Reloader`]) the reload.
 //! - **Health**: `GET /healthz` (the process answers), `GET /readyz` (the saved state is loaded
 //!   and the controller ticked recently).
 //! - **Metrics**: `GET /metrics`, Prometheus text (the names are listed in the module
@@ -32,11 +33,14 @@ pub mod guest;
 mod health;
 mod listener;
 mod metrics;
+mod operations;
+pub mod reload;
 mod reply;
 mod serve;
 
 pub use abuse::{BAD_TOKEN_BURST, BAD_TOKENS_PER_SECOND, MAX_SOURCES, PRUNE_EVERY};
 pub use listener::ConnectionLimits;
+pub use reload::{ReloadDone, ReloadFuture, ReloadRefused, Reloader};
 pub use serve::{ServeError, ServeOptions, TlsFiles, serve};
 
 use std::time::Duration;
@@ -88,9 +92,46 @@ fn broker_routes(scaler: Autoscaler) -> Router<Autoscaler> {
             post(broker::report_sessions),
         )
         .route("/api/v1/events", get(broker::events))
+        .route(
+            "/api/v1/drains",
+            get(operations::drains).post(operations::drain),
+        )
+        .route(
+            "/api/v1/drains/{kind}/{name}",
+            axum::routing::delete(operations::undrain),
+        )
+        .route("/api/v1/generations", get(operations::generations))
+        .route(
+            "/api/v1/rollouts/{config}/resume",
+            post(operations::resume_rollout),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             scaler,
             broker::authorize,
+        ))
+}
+
+/// How long a reload may take before its caller is answered `408` (it still runs to its end):
+/// it waits for a tick under way and may build new cloud clients.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `POST /api/v1/reload` with `reloader`, behind the broker keys: merged into the app by
+/// [`serve`] when its options hold a [`Reloader`].
+fn reload_routes(scaler: Autoscaler, reloader: Reloader) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/reload",
+            post(move || reload::reload(reloader.clone())),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            scaler.clone(),
+            broker::authorize,
+        ))
+        .with_state(scaler)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            RELOAD_TIMEOUT,
         ))
 }
 

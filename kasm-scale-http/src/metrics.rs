@@ -7,7 +7,11 @@
 //! …); this route installs the Prometheus recorder (once per process) and, at each scrape, sets
 //! the gauges of the pools and servers as they stand:
 //! `kasm_scale_sessions{pool, kind="free"|"used"|"starting"}`,
-//! `kasm_scale_requests_waiting{pool}` and `kasm_scale_servers{config, state}`.
+//! `kasm_scale_requests_waiting{pool}`, `kasm_scale_servers{config, state}`, and (ours)
+//! `kasm_scale_generation_servers{config, generation="current"|"outdated"}`,
+//! `kasm_scale_drains{kind="server"|"config"|"pool"}` (drains in force) and
+//! `kasm_scale_rollout_paused{config}` (1 while its rollout is paused). The controller counts
+//! reloads itself (`kasm_scale_reloads_total{result}`).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -15,7 +19,7 @@ use std::sync::OnceLock;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kasm_scale_core::controller::Autoscaler;
+use kasm_scale_core::controller::{Autoscaler, DrainTarget};
 use kasm_scale_core::engine::ServerState;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -93,5 +97,39 @@ fn gauges(scaler: &Autoscaler) {
     for ((config, state), n) in counts {
         metrics::gauge!("kasm_scale_servers", "config" => config, "state" => state)
             .set(f64::from(n));
+    }
+    day_two(scaler);
+}
+
+/// Generations, drains and rollouts as they stand (ours).
+fn day_two(scaler: &Autoscaler) {
+    for g in scaler.generations() {
+        for (generation, n) in [("current", g.current), ("outdated", g.outdated)] {
+            metrics::gauge!("kasm_scale_generation_servers", "config" => g.config.clone(), "generation" => generation)
+                .set(f64::from(n));
+        }
+        let paused = g
+            .rollout
+            .as_ref()
+            .is_some_and(|r| r.paused.is_some() && r.finished_at.is_none());
+        metrics::gauge!("kasm_scale_rollout_paused", "config" => g.config).set(if paused {
+            1.0
+        } else {
+            0.0
+        });
+    }
+    let mut kinds: BTreeMap<&'static str, u32> = [("server", 0), ("config", 0), ("pool", 0)]
+        .into_iter()
+        .collect();
+    for drain in scaler.drains() {
+        let kind = match drain.target {
+            DrainTarget::Server(_) => "server",
+            DrainTarget::Config(_) => "config",
+            DrainTarget::Pool(_) => "pool",
+        };
+        *kinds.entry(kind).or_default() += 1;
+    }
+    for (kind, n) in kinds {
+        metrics::gauge!("kasm_scale_drains", "kind" => kind).set(f64::from(n));
     }
 }

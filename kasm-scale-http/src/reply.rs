@@ -79,6 +79,14 @@ impl From<ControllerError> for Failure {
             ControllerError::UnknownServer(server) => {
                 Self::not_found(format!("no server {server}"))
             }
+            ControllerError::UnknownConfig(config) => {
+                Self::not_found(format!("no auto-scale config `{}`", short(&config)))
+            }
+            e @ ControllerError::NotDrained(_) => Self::not_found(e.to_string()),
+            e @ ControllerError::InvalidDrain(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            }
+            e @ ControllerError::NotPaused(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
             other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         }
     }
@@ -116,6 +124,16 @@ mod tests {
             (
                 ControllerError::UnknownServer(server),
                 format!("no server {server}"),
+            ),
+            (
+                ControllerError::UnknownConfig("c".into()),
+                "no auto-scale config `c`".to_owned(),
+            ),
+            (
+                ControllerError::NotDrained(kasm_scale_core::controller::DrainTarget::Pool(
+                    "p".into(),
+                )),
+                "pool:p is not drained".to_owned(),
             ),
         ] {
             let failure = Failure::from(error);

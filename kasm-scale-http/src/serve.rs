@@ -15,6 +15,7 @@ use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use kasm_scale_core::controller::{Autoscaler, ControllerError};
 
 use crate::listener::{ConnectionLimits, Guard};
+use crate::reload::Reloader;
 
 /// Where and how to serve.
 #[derive(Debug, Clone)]
@@ -30,6 +31,10 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// The connection cap and the timeouts for slow and idle clients.
     pub limits: ConnectionLimits,
+    /// (ours) Reloads without a restart: with one, `POST /api/v1/reload` (behind the broker
+    /// keys) runs it, and over TLS it reads the certificate and key again on each reload. The
+    /// program keeps a clone to reload on its own signal (`kasm-scale serve`: SIGHUP).
+    pub reload: Option<Reloader>,
 }
 
 impl ServeOptions {
@@ -58,6 +63,7 @@ impl ServeOptions {
             insecure_http: false,
             shutdown_grace: Duration::from_secs(30),
             limits: ConnectionLimits::default(),
+            reload: None,
         }
     }
 }
@@ -127,6 +133,15 @@ pub async fn serve(
                 })?
         }),
         None => None,
+    };
+    let app = match &options.reload {
+        Some(reloader) => {
+            if let (Some(live), Some(files)) = (&tls, &options.tls) {
+                reloader.serve_tls(live.clone(), files.clone());
+            }
+            app.merge(crate::reload_routes(scaler.clone(), reloader.clone()))
+        }
+        None => app,
     };
     // The saved state first: nothing is served before it is loaded.
     scaler.start().await?;

@@ -139,4 +139,39 @@ async fn metrics_parse_and_follow_the_servers() {
             .any(|(s, _)| s.starts_with("kasm_scale_backend_call_seconds_bucket{backend=\"mem\"")),
         "backend latency per provider"
     );
+
+    // Day-two gauges: servers by generation, drains in force, paused rollouts.
+    assert_eq!(
+        value(
+            &second,
+            r#"kasm_scale_generation_servers{config="c",generation="current"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &second,
+            r#"kasm_scale_generation_servers{config="c",generation="outdated"}"#
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(&second, r#"kasm_scale_rollout_paused{config="c"}"#),
+        0.0
+    );
+    assert_eq!(value(&second, r#"kasm_scale_drains{kind="pool"}"#), 0.0);
+    w.scaler
+        .drain(kasm_scale_core::controller::DrainRequest {
+            target: kasm_scale_core::controller::DrainTarget::Config("c".into()),
+            by: "test".into(),
+            reason: "metrics".into(),
+            until: None,
+            then: Default::default(),
+        })
+        .await
+        .unwrap();
+    let third = parse(&scrape(&w).await);
+    assert_eq!(value(&third, r#"kasm_scale_drains{kind="config"}"#), 1.0);
+    assert_eq!(value(&third, r#"kasm_scale_drains{kind="server"}"#), 0.0);
+    assert_eq!(value(&third, "kasm_scale_drains_total"), 1.0);
 }

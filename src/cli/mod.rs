@@ -2,6 +2,8 @@
 
 mod output;
 mod plan;
+mod reload;
+mod remote;
 mod render;
 mod serve;
 #[cfg(feature = "sim")]
@@ -86,6 +88,37 @@ enum Command {
     /// Exit status: 0 after a clean shutdown, 1 when the configuration is invalid or the service
     /// cannot start, 2 when the configuration cannot be read or parsed.
     Serve(serve::Args),
+    /// Drain a server, an auto-scale config or a pool of a running `serve`: its servers take
+    /// no new session (a user's reconnect still goes to their own), and go once empty (or are
+    /// kept with `--then keep`).
+    ///
+    /// Exit status: 0 done (the drain as JSON on stdout), 1 refused by the service (its reason
+    /// on stderr), 2 the service cannot be reached or an option is wrong.
+    Drain(remote::DrainArgs),
+    /// End the drain of a server, an auto-scale config or a pool of a running `serve`.
+    ///
+    /// Exit status: as `drain`'s.
+    Undrain(remote::UndrainArgs),
+    /// List the drains in force in a running `serve`, with who asked, why, until when and
+    /// their age.
+    ///
+    /// Exit status: as `drain`'s.
+    Drains(remote::Api),
+    /// List each auto-scale config's generation, its current and outdated servers and its
+    /// rollout, in a running `serve`.
+    ///
+    /// Exit status: as `drain`'s.
+    Generations(remote::Api),
+    /// Make a running `serve` read its configuration file and TLS certificate again (as
+    /// SIGHUP does), and print what changed or every problem.
+    ///
+    /// Exit status: 0 reloaded, 1 refused (every problem on stderr; the running configuration
+    /// stays), 2 the service cannot be reached.
+    Reload(remote::Api),
+    /// Resume the paused rollout of an auto-scale config in a running `serve`.
+    ///
+    /// Exit status: as `drain`'s.
+    ResumeRollout(remote::ResumeArgs),
     /// Render a startup-script template exactly as Kasm does (Python's `str.format`).
     ///
     /// Prints the rendered script on stdout (exit 0); on template errors prints one
@@ -142,6 +175,14 @@ impl Cli {
                 ExitCode::from(2)
             }
             Command::Serve(args) => serve::run(args),
+            Command::Drain(args) => remote::drain(args),
+            Command::Undrain(args) => remote::undrain(args),
+            Command::Drains(api) => remote::simple(api, reqwest::Method::GET, "/api/v1/drains"),
+            Command::Generations(api) => {
+                remote::simple(api, reqwest::Method::GET, "/api/v1/generations")
+            }
+            Command::Reload(api) => remote::simple(api, reqwest::Method::POST, "/api/v1/reload"),
+            Command::ResumeRollout(args) => remote::resume(args),
             Command::Plan {
                 config,
                 state,

@@ -1,8 +1,10 @@
 //! `kasm-scale serve`: the controller as a service — its tick loop, Kasm's guest check-in API
-//! and the health probes (see `kasm_scale::http`) — until SIGINT or SIGTERM.
+//! and the health probes (see `kasm_scale::http`) — until SIGINT or SIGTERM. SIGHUP and
+//! `POST /api/v1/reload` read the configuration file and the TLS certificate again and put
+//! them in force without a restart (see `reload.rs`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,7 @@ use kasm_scale_core::config::{Config, VmProviderConfig};
 use kasm_scale_core::controller::Autoscaler;
 use kasm_scale_core::traits::{BackendError, Capabilities, Leftover, Vm, VmProvider, VmSpec};
 use kasm_scale_core::{ConfigError, load_file};
-use kasm_scale_http::{ConnectionLimits, ServeOptions, TlsFiles};
+use kasm_scale_http::{ConnectionLimits, Reloader, ServeOptions, TlsFiles};
 
 /// `kasm-scale serve`'s options.
 #[derive(Debug, clap::Args)]
@@ -122,7 +124,11 @@ pub const DEMO_KEYS: [&str; 2] = [
 
 /// Refuses what would be unsafe off this machine or across deployments: a published demo key
 /// on an address that is not loopback, and a real cloud without an owner id of its own.
-fn check_deployment(config: &Config, args: &Args) -> Result<String, String> {
+pub(super) fn check_deployment(
+    config: &Config,
+    listen: SocketAddr,
+    owner_id: Option<&String>,
+) -> Result<String, String> {
     let mut keys: Vec<(&str, &str)> = Vec::new();
     if let Some(key) = config.checkin_token.as_ref().and_then(|t| t.key.as_ref()) {
         keys.push(("checkin_token.key", key.expose()));
@@ -130,7 +136,7 @@ fn check_deployment(config: &Config, args: &Args) -> Result<String, String> {
     for key in config.broker_api.iter().flat_map(|b| &b.keys) {
         keys.push(("broker_api.keys", key.expose()));
     }
-    if !args.listen.ip().is_loopback()
+    if !listen.ip().is_loopback()
         && let Some((field, _)) = keys.iter().find(|(_, k)| DEMO_KEYS.contains(k))
     {
         return Err(format!(
@@ -141,7 +147,7 @@ fn check_deployment(config: &Config, args: &Args) -> Result<String, String> {
         .vm_providers
         .iter()
         .find(|p| !matches!(p, VmProviderConfig::Memory(_)));
-    match (&args.owner_id, real_cloud) {
+    match (owner_id, real_cloud) {
         (Some(id), _) => Ok(id.clone()),
         (None, None) => Ok("kasm-scale".to_owned()),
         (None, Some(p)) => Err(format!(
@@ -152,19 +158,14 @@ fn check_deployment(config: &Config, args: &Args) -> Result<String, String> {
 }
 
 async fn serve(config: Config, args: Args) -> Result<(), String> {
-    let owner_id = check_deployment(&config, &args)?;
+    // From the start: SIGHUP reloads, it never ends the process.
+    let hangups = hangups()?;
+    let owner_id = check_deployment(&config, args.listen, args.owner_id.as_ref())?;
     let mut backends = kasm_scale::backends::from_config(&config)
         .await
         .map_err(|e| e.to_string())?;
     if let Some(dir) = &args.guest_scripts {
-        for (provider, entry) in backends.providers.iter_mut().zip(&config.vm_providers) {
-            if matches!(entry, VmProviderConfig::Memory(_)) {
-                *provider = Arc::new(ScriptsToDisk {
-                    inner: provider.clone(),
-                    dir: dir.clone(),
-                });
-            }
-        }
+        scripts_to_disk(&mut backends.providers, &config, dir);
     }
     let builder = Autoscaler::builder(config.clone())
         .owner_id(owner_id)
@@ -174,6 +175,21 @@ async fn serve(config: Config, args: Args) -> Result<(), String> {
         .attach(builder)
         .build()
         .map_err(|e| e.to_string())?;
+    let reloader = Reloader::new({
+        let reload = Arc::new(super::reload::ConfigReload {
+            path: args.config.clone(),
+            listen: args.listen,
+            owner_id: args.owner_id.clone(),
+            guest_scripts: args.guest_scripts.clone(),
+            scaler: scaler.clone(),
+            memory_clouds: tokio::sync::Mutex::new(std::mem::take(&mut backends.memory_clouds)),
+        });
+        move || {
+            let reload = reload.clone();
+            Box::pin(async move { reload.run().await })
+        }
+    });
+    tokio::spawn(on_hangup(hangups, reloader.clone()));
     let options = ServeOptions {
         listen: args.listen,
         tls: match (args.tls_cert, args.tls_key) {
@@ -187,6 +203,7 @@ async fn serve(config: Config, args: Args) -> Result<(), String> {
             header_read_timeout: Duration::from_secs(args.header_timeout),
             idle_timeout: Duration::from_secs(args.idle_timeout),
         },
+        reload: Some(reloader),
     };
     let scheme = if options.tls.is_some() {
         "https"
@@ -252,6 +269,47 @@ fn keep_lease(
 ) -> Option<()> {
     None
 }
+
+/// Wraps each in-memory cloud of `providers` (in `config`'s order) so that it writes each
+/// guest's script to `dir`.
+pub(super) fn scripts_to_disk(providers: &mut [Arc<dyn VmProvider>], config: &Config, dir: &Path) {
+    for provider in providers.iter_mut() {
+        if matches!(
+            config.vm_provider(provider.name()),
+            Some(VmProviderConfig::Memory(_))
+        ) {
+            *provider = Arc::new(ScriptsToDisk {
+                inner: provider.clone(),
+                dir: dir.to_path_buf(),
+            });
+        }
+    }
+}
+
+/// The SIGHUPs to come (none where there are no signals). Installed at start, so that a
+/// SIGHUP never ends the process.
+#[cfg(unix)]
+fn hangups() -> Result<tokio::signal::unix::Signal, String> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("cannot handle SIGHUP: {e}"))
+}
+
+#[cfg(not(unix))]
+fn hangups() -> Result<(), String> {
+    Ok(())
+}
+
+/// Reloads on each SIGHUP (the reloader logs what it did or why it refused).
+#[cfg(unix)]
+async fn on_hangup(mut hangups: tokio::signal::unix::Signal, reloader: Reloader) {
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration and the TLS certificate");
+        let _ = reloader.reload().await;
+    }
+}
+
+#[cfg(not(unix))]
+async fn on_hangup(_hangups: (), _reloader: Reloader) {}
 
 /// SIGINT (Ctrl-C) or SIGTERM.
 async fn stop_signal() {

@@ -46,7 +46,7 @@ fn ready(port: u16) -> (u16, String) {
     curl(&[&format!("http://127.0.0.1:{port}/readyz")])
 }
 
-fn fresh_database(server: &str) -> String {
+pub(crate) fn fresh_database(server: &str) -> String {
     let name = format!("ks_cli_{}", uuid::Uuid::new_v4().simple());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -225,7 +225,29 @@ fn check_flags(command: &str, page: &str, others: &[&str]) {
 
 #[test]
 fn every_serve_flag_is_documented_and_every_documented_flag_exists() {
-    check_flags("serve", "docs/service.md", &["validate", "render", "plan"]);
+    check_flags("serve", "docs/service.md", OPERATIONS);
+}
+
+/// The commands the operations guide shows beside `serve`.
+const OPERATIONS: &[&str] = &[
+    "validate",
+    "render",
+    "plan",
+    "drain",
+    "undrain",
+    "drains",
+    "generations",
+    "reload",
+    "resume-rollout",
+];
+
+#[test]
+fn every_flag_of_the_operators_commands_is_documented() {
+    let mut others = OPERATIONS.to_vec();
+    others.push("serve");
+    for command in ["drain", "undrain", "reload"] {
+        check_flags(command, "docs/service.md", &others);
+    }
 }
 
 #[test]

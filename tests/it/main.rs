@@ -11,8 +11,12 @@ mod cli_input_files;
 mod cli_plan;
 mod cli_render;
 mod cli_serve;
+#[cfg(feature = "cli")]
+mod cli_serve_reload;
 #[cfg(all(feature = "cli", feature = "postgres", feature = "testkit"))]
 mod cli_serve_replicas;
+#[cfg(all(feature = "cli", feature = "postgres", feature = "testkit"))]
+mod cli_serve_replicas_reload;
 #[cfg(all(feature = "cli", feature = "aws"))]
 mod cli_serve_restart;
 #[cfg(all(feature = "cli", feature = "sim"))]

@@ -26,6 +26,7 @@ pub async fn start(limits: ConnectionLimits) -> Running {
         insecure_http: false,
         shutdown_grace: Duration::from_secs(1),
         limits,
+        reload: None,
     };
     tokio::spawn(kasm_scale_http::serve(
         world.scaler.clone(),

@@ -10,5 +10,6 @@ mod common;
 mod broker;
 mod guest;
 mod not_found;
+mod operations;
 mod retries;
 mod session_answer;
