@@ -165,7 +165,11 @@ pub(crate) fn changes(old: Option<&Records>, new: &Records) -> Changes {
         c.upsert(META, NEXT_SESSION.into(), &new.next_session);
     }
     if old.is_none_or(|o| o.acted_generations != new.acted_generations) {
-        c.upsert(META, ACTED_GENERATIONS.into(), &new.acted_generations);
+        match (&new.acted_generations, old) {
+            (g, _) if !g.is_empty() => c.upsert(META, ACTED_GENERATIONS.into(), g),
+            (_, Some(_)) => c.delete(META, ACTED_GENERATIONS.into()),
+            (_, None) => {}
+        }
     }
     if old.is_none_or(|o| o.token_key_id != new.token_key_id) {
         match &new.token_key_id {
