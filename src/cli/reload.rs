@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use kasm_scale_core::config::Severity;
-use kasm_scale_core::controller::{Autoscaler, ControllerError, Reloaded};
+use kasm_scale_core::controller::{Autoscaler, Reloaded};
 use kasm_scale_core::memory::MemoryCloud;
 use kasm_scale_core::{ConfigError, load_file};
 use kasm_scale_http::ReloadRefused;
@@ -82,20 +82,7 @@ impl ConfigReload {
             reload = reload.directory(directory);
         }
         reload.apply().await.map_err(|e| ReloadRefused {
-            problems: problems(e),
+            problems: e.problems(),
         })
-    }
-}
-
-/// Every problem of a refused reconfiguration.
-fn problems(e: ControllerError) -> Vec<String> {
-    match e {
-        ControllerError::Setup(list) => list.iter().map(ToString::to_string).collect(),
-        ControllerError::Config(ConfigError::Invalid { problems }) => problems
-            .iter()
-            .filter(|p| p.severity == Severity::Error)
-            .map(ToString::to_string)
-            .collect(),
-        other => vec![other.to_string()],
     }
 }

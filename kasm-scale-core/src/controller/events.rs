@@ -338,6 +338,23 @@ pub enum ControllerError {
     },
 }
 
+impl ControllerError {
+    /// Every problem it holds, one per entry: each of a refused setup or reload
+    /// ([`ControllerError::Setup`]), each error of an invalid configuration
+    /// ([`ControllerError::Config`]; warnings left out), else its message.
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            ControllerError::Setup(list) => list.iter().map(ToString::to_string).collect(),
+            ControllerError::Config(ConfigError::Invalid { problems }) => problems
+                .iter()
+                .filter(|p| p.severity == crate::config::Severity::Error)
+                .map(ToString::to_string)
+                .collect(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
 /// Why creating a server failed (kept on the config's failure count and in events).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub(crate) enum ProvisionError {

@@ -130,26 +130,13 @@ impl Reconfiguration<'_> {
                 Ok(changes)
             }
             Err(e) => {
-                let problems = problems(&e);
+                let problems = e.problems();
                 tracing::error!(problems = ?problems, "configuration refused: the running one stays");
                 metrics::counter!("kasm_scale_reloads_total", "result" => "refused").increment(1);
                 shared.events.emit(Event::ReloadRefused { problems });
                 Err(e)
             }
         }
-    }
-}
-
-/// Every problem of a refused reload, one per line of its message.
-fn problems(e: &ControllerError) -> Vec<String> {
-    match e {
-        ControllerError::Setup(list) => list.iter().map(ToString::to_string).collect(),
-        ControllerError::Config(crate::ConfigError::Invalid { problems }) => problems
-            .iter()
-            .filter(|p| p.severity == crate::config::Severity::Error)
-            .map(ToString::to_string)
-            .collect(),
-        other => vec![other.to_string()],
     }
 }
 

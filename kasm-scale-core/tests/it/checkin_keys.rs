@@ -235,7 +235,10 @@ async fn a_key_rotated_by_a_reload_keeps_the_old_tokens_during_the_overlap() {
     let checked = scaler
         .check_in_token(&old_tokens[0], &CheckinStatus::running())
         .await;
-    assert!(checked.is_ok(), "the old key's token in the overlap: {checked:?}");
+    assert!(
+        checked.is_ok(),
+        "the old key's token in the overlap: {checked:?}"
+    );
     scaler
         .request_session("p", &Default::default())
         .await
@@ -246,7 +249,11 @@ async fn a_key_rotated_by_a_reload_keeps_the_old_tokens_during_the_overlap() {
         .into_iter()
         .filter(|t| !old_tokens.contains(t))
         .collect();
-    assert_eq!(new_tokens.len(), 1, "a second server, with the new key's token");
+    assert_eq!(
+        new_tokens.len(),
+        1,
+        "a second server, with the new key's token"
+    );
 
     scaler
         .reconfigure(config(3600, &section(KEY_B, &[])))
