@@ -6,7 +6,7 @@
 //! `kasm_scale_backend_call_seconds{backend}`, `kasm_scale_backend_errors_total{backend, class}`,
 //! …); this route installs the Prometheus recorder (once per process) and, at each scrape, sets
 //! the gauges of the pools and servers as they stand:
-//! `kasm_scale_sessions{pool, kind="free"|"used"|"starting"}`,
+//! `kasm_scale_sessions{pool, kind="free"|"used"|"starting"|"drained"}`,
 //! `kasm_scale_requests_waiting{pool}`, `kasm_scale_servers{config, state}`, and (ours)
 //! `kasm_scale_generation_servers{config, generation="current"|"outdated"}`,
 //! `kasm_scale_drains{kind="server"|"config"|"pool"}` (drains in force) and
@@ -71,6 +71,7 @@ fn gauges(scaler: &Autoscaler) {
             ("free", pool.free_sessions),
             ("used", pool.used_sessions),
             ("starting", pool.starting_sessions),
+            ("drained", pool.drained_sessions),
         ] {
             metrics::gauge!("kasm_scale_sessions", "pool" => pool.pool.clone(), "kind" => kind)
                 .set(f64::from(value));

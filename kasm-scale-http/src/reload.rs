@@ -86,6 +86,9 @@ struct Inner {
     tls: Mutex<Option<(RustlsConfig, TlsFiles)>>,
     /// One reload at a time.
     running: tokio::sync::Mutex<()>,
+    /// The controller served, once [`serve`](crate::serve) runs: a refused certificate is
+    /// told to it as a refused reload.
+    scaler: std::sync::OnceLock<kasm_scale_core::controller::Autoscaler>,
 }
 
 impl fmt::Debug for Reloader {
@@ -120,6 +123,7 @@ impl Reloader {
                 hook,
                 tls: Mutex::new(None),
                 running: tokio::sync::Mutex::new(()),
+                scaler: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -130,6 +134,12 @@ impl Reloader {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The controller [`serve`](crate::serve) serves: refusals found here (a certificate) are
+    /// told to it ([`Autoscaler::reload_refused`](kasm_scale_core::controller::Autoscaler::reload_refused)).
+    pub(crate) fn report_to(&self, scaler: kasm_scale_core::controller::Autoscaler) {
+        let _ = self.inner.scaler.set(scaler);
     }
 
     /// The certificate [`serve`](crate::serve) serves, to be read again from `files`.
@@ -170,6 +180,9 @@ impl Reloader {
                         files.cert.display(),
                         files.key.display()
                     );
+                    if let Some(scaler) = self.inner.scaler.get() {
+                        scaler.reload_refused(vec![problem.clone()]);
+                    }
                     return Err(ReloadRefused::one(problem));
                 }
             },

@@ -87,6 +87,9 @@ impl From<ControllerError> for Failure {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }
             e @ ControllerError::NotPaused(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
+            e @ ControllerError::InvalidUser(_) => {
+                Self::new(StatusCode::BAD_REQUEST, e.to_string())
+            }
             other => Self::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         }
     }

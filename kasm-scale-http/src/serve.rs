@@ -136,6 +136,7 @@ pub async fn serve(
     };
     let app = match &options.reload {
         Some(reloader) => {
+            reloader.report_to(scaler.clone());
             if let (Some(live), Some(files)) = (&tls, &options.tls) {
                 reloader.serve_tls(live.clone(), files.clone());
             }

@@ -46,29 +46,32 @@ impl ConfigReload {
     }
 
     async fn reload(&self, file: &str) -> Result<Reloaded, ReloadRefused> {
+        // Refusals before the controller's own checks are told as its refusals are.
+        let refuse = |problems: Vec<String>| {
+            self.scaler.reload_refused(problems.clone());
+            ReloadRefused { problems }
+        };
         let loaded = load_file(&self.path).map_err(|e| match e {
-            ConfigError::Invalid { problems } => ReloadRefused {
-                problems: problems
+            ConfigError::Invalid { problems } => refuse(
+                problems
                     .iter()
                     .filter(|p| p.severity == Severity::Error)
                     .map(|p| format!("{file}: {p}"))
                     .collect(),
-            },
-            other => ReloadRefused::one(other.to_string()),
+            ),
+            other => refuse(vec![other.to_string()]),
         })?;
         for warning in &loaded.warnings {
             tracing::warn!(file, %warning, "configuration warning");
         }
         let config = loaded.config;
         super::serve::check_deployment(&config, self.listen, self.owner_id.as_ref())
-            .map_err(ReloadRefused::one)?;
+            .map_err(|problem| refuse(vec![problem]))?;
         let rebuilt = {
             let mut clouds = self.memory_clouds.lock().await;
             kasm_scale::backends::rebuild(&self.scaler.config(), &config, &mut clouds)
                 .await
-                .map_err(|problems| ReloadRefused {
-                    problems: problems.iter().map(ToString::to_string).collect(),
-                })?
+                .map_err(|problems| refuse(problems.iter().map(ToString::to_string).collect()))?
         };
         let mut providers = rebuilt.providers;
         if let Some(dir) = &self.guest_scripts {

@@ -291,6 +291,24 @@ fn sighup_and_the_api_reload_a_valid_file_and_refuse_an_invalid_one() {
         "{body}"
     );
 
+    // Every refusal is counted, those found before the controller's own checks too (the file
+    // that does not load: SIGHUP, the API, the command; the state store).
+    let out = Command::new("curl")
+        .args(["-sS", &format!("{base}/metrics")])
+        .output()
+        .expect("run curl");
+    let metrics = text(&out.stdout);
+    let count = |result: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("kasm_scale_reloads_total{{result=\"{result}\"}}")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert_eq!(count("refused"), 4.0, "{metrics}");
+    assert!(count("applied") >= 2.0, "{metrics}");
+
     let (code, logs) = service.stop();
     assert_eq!(code, Some(0), "{logs}");
     let lines = log_lines(&logs);

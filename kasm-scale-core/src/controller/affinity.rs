@@ -5,20 +5,51 @@
 
 use std::collections::HashSet;
 
-use super::events::SessionOutcome;
+use super::events::{ControllerError, SessionOutcome};
 use super::records::{Records, SessionId};
 use super::state::State;
+use crate::engine::ServerState;
 
-/// The session `user` has in `pool` (seated on one of its servers, or waiting in its queue),
-/// oldest first.
+/// The longest user name kept, in characters.
+pub const MAX_USER: usize = 256;
+
+/// The user a request names, as kept and compared: trimmed, and `None` when empty (an
+/// anonymous request is nobody's reconnect); an error when longer than [`MAX_USER`] or holding
+/// control characters.
+pub(crate) fn user_of(user: Option<&str>) -> Result<Option<String>, ControllerError> {
+    let Some(user) = user.map(str::trim).filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let length = user.chars().count();
+    if length > MAX_USER {
+        return Err(ControllerError::InvalidUser(format!(
+            "a user name is at most {MAX_USER} characters, got {length}"
+        )));
+    }
+    if user.chars().any(char::is_control) {
+        return Err(ControllerError::InvalidUser(
+            "a user name must not hold control characters".into(),
+        ));
+    }
+    Ok(Some(user.to_owned()))
+}
+
+/// The session `user` has in `pool` (seated on one of its live servers, or waiting in its
+/// queue), oldest first. Names compare without regard to case, as Windows accounts do
+/// (`Alice` and `alice` are one profile). A session on a server being destroyed is not a
+/// place to reconnect to: the user gets a new one.
 pub(crate) fn session_of(records: &Records, pool: &str, user: &str) -> Option<SessionOutcome> {
+    let user = user.to_lowercase();
     records
         .users
         .iter()
-        .filter(|(_, u)| u.as_str() == user)
+        .filter(|(_, u)| u.to_lowercase() == user)
         .find_map(|(&session, _)| {
             if let Some(&server) = records.sessions.get(&session) {
-                let here = records.servers.get(&server).is_some_and(|s| s.pool == pool);
+                let here = records
+                    .servers
+                    .get(&server)
+                    .is_some_and(|s| s.pool == pool && s.state != ServerState::Destroying);
                 return here.then_some(SessionOutcome::Assigned { session, server });
             }
             let queued = records

@@ -53,6 +53,7 @@ impl Autoscaler {
         if let Some(id) = &request.request_id {
             super::requests::check_id(id)?;
         }
+        let user = super::affinity::user_of(request.user.as_deref())?;
         let now = self.shared.clock.now();
         let affinity = self
             .shared
@@ -66,7 +67,7 @@ impl Autoscaler {
                 Some(id) => super::requests::replay(&records, id, pool, now)?,
                 None => None,
             };
-            let own = match (&request.user, first) {
+            let own = match (&user, first) {
                 (Some(user), None) if affinity && !request.second_session => {
                     super::affinity::session_of(&records, pool, user)
                 }
@@ -77,7 +78,7 @@ impl Autoscaler {
                 (None, Some(outcome)) => (outcome, false, true),
                 (None, None) => {
                     let outcome = self.new_session(&mut records, pool, now);
-                    if let Some(user) = &request.user {
+                    if let Some(user) = &user {
                         records.users.insert(outcome.session(), user.clone());
                     }
                     if let Some(id) = &request.request_id {
@@ -88,7 +89,7 @@ impl Autoscaler {
             }
         };
         // The user's name is for the logs: it is not a secret.
-        tracing::info!(pool, user = request.user.as_deref(), replayed, reconnected, outcome = ?outcome, "session requested");
+        tracing::info!(pool, user = user.as_deref(), replayed, reconnected, outcome = ?outcome, "session requested");
         if reconnected {
             metrics::counter!("kasm_scale_reconnects_total", "pool" => pool.to_owned())
                 .increment(1);

@@ -49,10 +49,21 @@ pub(crate) async fn destroy(
     );
     async {
         let began = tokio::time::Instant::now();
-        if let (Some(vm_id), Some(provider)) = (
-            &server.vm_id,
-            shared.setup().providers.get(&server.provider),
-        ) {
+        let setup = shared.setup();
+        let provider = setup.providers.get(&server.provider);
+        if server.vm_id.is_some() && provider.is_none() {
+            // Never forget a VM we cannot destroy: the server stays, with the reason, until
+            // its VM provider config is back.
+            return shared.note_error(
+                Some(id),
+                &server.config,
+                format!(
+                    "cannot destroy the VM: no provider for VM provider config `{}` (configure it again to let its servers go)",
+                    server.provider
+                ),
+            );
+        }
+        if let (Some(vm_id), Some(provider)) = (&server.vm_id, provider) {
             let gone = provider.destroy(vm_id).await;
             if let Err(e) = gone {
                 return shared.note_error(
@@ -110,7 +121,8 @@ pub(crate) async fn destroy(
     .await;
 }
 
-/// Deletes a server's AD computer record (a missing one is fine).
+/// Deletes a server's AD computer record (a missing record is fine; a missing directory is
+/// not: the record would be forgotten).
 pub(crate) async fn delete_ad(
     shared: &Shared,
     ad: &AdRecord,
@@ -118,7 +130,10 @@ pub(crate) async fn delete_ad(
 ) -> Result<(), BackendError> {
     let setup = shared.setup();
     let Some(directory) = setup.directories.get(&ad.ldap) else {
-        return Ok(());
+        return Err(BackendError::InvalidRequest(format!(
+            "no directory for LDAP config `{}` (configure it again to let its records go)",
+            ad.ldap
+        )));
     };
     directory
         .delete_computer(&ad.container_dn, name, ad.recursive)

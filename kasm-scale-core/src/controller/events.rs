@@ -263,6 +263,32 @@ pub enum SetupError {
         /// The VM provider config name.
         provider: String,
     },
+    /// A reload moved a VM provider config that has servers elsewhere (another region,
+    /// account endpoint, subscription or resource group): the provider built from it would no
+    /// longer find their VMs.
+    #[error(
+        "VM provider config `{provider}`: `{field}` changed while servers run where it points now: add a VM provider config for the new place and point the auto-scale configs at it (the old one's servers drain with it)"
+    )]
+    ProviderMoved {
+        /// The VM provider config name.
+        provider: String,
+        /// The field that moved it.
+        field: String,
+    },
+    /// A reload put an auto-scale config in another pool than its servers.
+    #[error(
+        "auto-scale config `{config}` moved from pool `{from}` to `{to}` while {servers} of its servers run in `{from}`: give it a new name in `{to}` (the old one's servers drain)"
+    )]
+    ConfigMoved {
+        /// `autoscale_config_name`.
+        config: String,
+        /// The pool its servers are in.
+        from: String,
+        /// The pool the new configuration puts it in.
+        to: String,
+        /// Its servers in `from`.
+        servers: u32,
+    },
     /// A reload changed an LDAP config but brought no directory built from the new one.
     #[error("LDAP config `{ldap}` changed: give a directory built from the new one")]
     StaleDirectory {
@@ -315,6 +341,9 @@ pub enum ControllerError {
     /// No drain of that target.
     #[error("{0} is not drained")]
     NotDrained(super::DrainTarget),
+    /// A user name that cannot be one (too long, control characters).
+    #[error("invalid user: {0}")]
+    InvalidUser(String),
     /// No rollout of that config is paused.
     #[error("no rollout of `{0}` is paused")]
     NotPaused(String),

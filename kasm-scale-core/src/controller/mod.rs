@@ -72,6 +72,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::sync::broadcast;
 
+pub use affinity::MAX_USER;
 pub use backend::RetryPolicy;
 pub use builder::AutoscalerBuilder;
 pub use drain::{Drain, DrainRequest, DrainTarget, MAX_DRAIN_TEXT};

@@ -89,6 +89,19 @@ impl Autoscaler {
     }
 }
 
+impl Autoscaler {
+    /// Tells that a reload was refused with `problems` before it reached
+    /// [`Reconfiguration::apply`] (a file that does not parse, a certificate that does not
+    /// match, a rule of the program's own): logged, evented ([`Event::ReloadRefused`]) and
+    /// counted (`kasm_scale_reloads_total{result="refused"}`) as `apply`'s own refusals are.
+    /// Nothing changes.
+    pub fn reload_refused(&self, problems: Vec<String>) {
+        tracing::error!(problems = ?problems, "configuration refused: the running one stays");
+        metrics::counter!("kasm_scale_reloads_total", "result" => "refused").increment(1);
+        self.shared.events.emit(Event::ReloadRefused { problems });
+    }
+}
+
 impl Reconfiguration<'_> {
     /// The provider for the VM provider config it names (built from the new configuration).
     pub fn provider(mut self, provider: Arc<dyn VmProvider>) -> Self {
@@ -114,7 +127,10 @@ impl Reconfiguration<'_> {
     /// ticks. Refused: every problem is logged, evented ([`Event::ReloadRefused`]) and counted
     /// (`kasm_scale_reloads_total{result="refused"}`), and returned; nothing changed.
     pub async fn apply(self) -> Result<Reloaded, ControllerError> {
+        let scaler = self.scaler.clone();
         let shared = self.scaler.shared.clone();
+        // What the new configuration keeps depends on the servers: they are loaded first.
+        self.scaler.start().await?;
         // Between two ticks: a tick reads one configuration from its start to its end.
         let _between_ticks = shared.clock.tick_lock.lock().await;
         let span = tracing::info_span!("reload", pools = self.config.pools.len());
@@ -130,10 +146,7 @@ impl Reconfiguration<'_> {
                 Ok(changes)
             }
             Err(e) => {
-                let problems = e.problems();
-                tracing::error!(problems = ?problems, "configuration refused: the running one stays");
-                metrics::counter!("kasm_scale_reloads_total", "result" => "refused").increment(1);
-                shared.events.emit(Event::ReloadRefused { problems });
+                scaler.reload_refused(e.problems());
                 Err(e)
             }
         }
@@ -151,81 +164,99 @@ fn prepare(
     let mut problems = Vec::new();
     let templates = templates(&config, &mut problems);
     let records = shared.state.records();
-    // Providers: given, or kept where their configuration is unchanged; those of removed
-    // configs are kept while their servers live (they destroy them).
-    let mut raw_providers = next.providers.clone();
-    let mut providers = HashMap::new();
-    let mut replaced = Vec::new();
-    // Named once as stale, not again as missing.
-    let mut stale: Vec<String> = Vec::new();
-    let mut first_reconcile_wait = old.first_reconcile_wait;
-    for (name, raw) in &old.raw_providers {
-        if raw_providers.contains_key(name) {
-            continue;
-        }
-        let (before, after) = (old.config.vm_provider(name), config.vm_provider(name));
-        let used = config
+    moved_configs(&config, &records, &mut problems);
+    // Providers: given, or kept where their configuration is unchanged; those that servers
+    // still name are kept while they live (they destroy them).
+    let provider_changed = |name: &str| {
+        config
+            .vm_provider(name)
+            .map(|after| old.config.vm_provider(name) != Some(after))
+    };
+    let provider_used = |name: &str| {
+        config
             .autoscale_configs()
-            .any(|(_, c)| &c.vm_provider_config_id == name);
-        if after.is_some() && before != after {
-            if used {
-                problems.push(SetupError::StaleProvider {
-                    provider: name.clone(),
-                });
-                stale.push(name.clone());
-            }
-            continue;
-        }
-        if after.is_some() || records.servers.values().any(|s| &s.provider == name) {
-            raw_providers.insert(name.clone(), raw.clone());
-            if let Some(guarded) = old.providers.get(name) {
-                providers.insert(name.clone(), guarded.clone());
-            }
+            .any(|(_, c)| c.vm_provider_config_id == name)
+    };
+    let provider_held = |name: &str| records.servers.values().any(|s| s.provider == name);
+    let mut stale = Vec::new();
+    let (raw_providers, mut providers) = carry(
+        Backends {
+            raw: &old.raw_providers,
+            guarded: &old.providers,
+            given: &next.providers,
+        },
+        Rules {
+            changed: &provider_changed,
+            used: &provider_used,
+            held: &provider_held,
+        },
+        &mut stale,
+    );
+    for name in &stale {
+        problems.push(SetupError::StaleProvider {
+            provider: name.clone(),
+        });
+    }
+    for name in next.providers.keys() {
+        if provider_held(name)
+            && let (Some(before), Some(after)) =
+                (old.config.vm_provider(name), config.vm_provider(name))
+            && let Some(field) = moved_scope(before, after)
+        {
+            problems.push(SetupError::ProviderMoved {
+                provider: name.clone(),
+                field,
+            });
         }
     }
+    let mut first_reconcile_wait = old.first_reconcile_wait;
+    let mut replaced: Vec<String> = next.providers.keys().cloned().collect();
     for (name, raw) in &next.providers {
-        replaced.push(name.clone());
         let guarded = old.limits.provider(&config, raw.clone(), &old.rng);
         first_reconcile_wait = first_reconcile_wait.max(guarded.timeout());
         providers.insert(name.clone(), guarded as Arc<dyn VmProvider>);
     }
     // Directories: the same rules, by LDAP config.
-    let mut raw_directories = next.directories.clone();
-    let mut directories = HashMap::new();
-    let mut directories_replaced = Vec::new();
     let ldap = |c: &Config, name: &str| c.ldap_configs.iter().find(|l| l.name == name).cloned();
-    for (name, raw) in &old.raw_directories {
-        if raw_directories.contains_key(name) {
-            continue;
-        }
-        let (before, after) = (ldap(&old.config, name), ldap(&config, name));
-        let used = config.autoscale_configs().any(|(_, c)| {
-            c.ad_create_machine_record && c.ldap_id.as_deref() == Some(name.as_str())
-        });
-        if after.is_some() && before != after {
-            if used {
-                problems.push(SetupError::StaleDirectory { ldap: name.clone() });
-                stale.push(name.clone());
-            }
-            continue;
-        }
-        let held = records
+    let directory_changed =
+        |name: &str| ldap(&config, name).map(|after| ldap(&old.config, name) != Some(after));
+    let directory_used = |name: &str| {
+        config
+            .autoscale_configs()
+            .any(|(_, c)| c.ad_create_machine_record && c.ldap_id.as_deref() == Some(name))
+    };
+    let directory_held = |name: &str| {
+        records
             .servers
             .values()
-            .any(|s| s.ad.as_ref().is_some_and(|ad| &ad.ldap == name));
-        if after.is_some() || held {
-            raw_directories.insert(name.clone(), raw.clone());
-            if let Some(guarded) = old.directories.get(name) {
-                directories.insert(name.clone(), guarded.clone());
-            }
-        }
+            .any(|s| s.ad.as_ref().is_some_and(|ad| ad.ldap == name))
+    };
+    let mut stale_directories = Vec::new();
+    let (raw_directories, mut directories) = carry(
+        Backends {
+            raw: &old.raw_directories,
+            guarded: &old.directories,
+            given: &next.directories,
+        },
+        Rules {
+            changed: &directory_changed,
+            used: &directory_used,
+            held: &directory_held,
+        },
+        &mut stale_directories,
+    );
+    for name in &stale_directories {
+        problems.push(SetupError::StaleDirectory { ldap: name.clone() });
     }
+    let mut directories_replaced: Vec<String> = next.directories.keys().cloned().collect();
     for (name, raw) in &next.directories {
-        directories_replaced.push(name.clone());
         let guarded = old.limits.directory(&config, raw.clone(), &old.rng);
         first_reconcile_wait = first_reconcile_wait.max(guarded.timeout());
         directories.insert(name.clone(), guarded as Arc<dyn DirectoryService>);
     }
+    stale.extend(stale_directories);
+    replaced.sort();
+    directories_replaced.sort();
     drop(records);
     missing_backends(
         &config,
@@ -332,6 +363,7 @@ fn changes(
 /// configuration they ran under, so that a changed one rolls them out too.
 fn put_in_force(shared: &Shared, setup: Setup, changes: &Reloaded) {
     let old = shared.setup();
+    let mut expired = Vec::new();
     {
         let unstamped = shared
             .state
@@ -348,9 +380,183 @@ fn put_in_force(shared: &Shared, setup: Setup, changes: &Reloaded) {
             }
         }
     }
+    {
+        let mut records = shared.state.records();
+        // A new generation starts with a clean slate: the old one's failures do not hold back
+        // its canary.
+        for name in &changes.new_generations {
+            if let Some(bk) = records.bookkeeping.get_mut(name) {
+                bk.consecutive_failures = 0;
+                bk.last_failure_at = None;
+            }
+        }
+        // Requests waiting in a removed pool can never be seated: they end now.
+        let now = shared.clock.now();
+        for pool in &changes.pools_removed {
+            for q in records.queued.remove(pool).unwrap_or_default() {
+                records.users.remove(&q.session);
+                expired.push(Event::RequestExpired {
+                    session: q.session,
+                    pool: pool.clone(),
+                    waited_seconds: (now - q.since).get_seconds(),
+                });
+            }
+        }
+        records.acted_generations = setup
+            .generations
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+    }
     if changes.checkin_key_rotated {
         let mut records = shared.state.records();
         super::state::check_key(&setup.tokens, &shared.events, &mut records);
     }
     *shared.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(setup);
+    shared.events.tell(expired);
+}
+
+/// The running backends of one kind, and those a reload brings.
+struct Backends<'a, B: ?Sized> {
+    raw: &'a HashMap<String, Arc<B>>,
+    guarded: &'a HashMap<String, Arc<B>>,
+    given: &'a HashMap<String, Arc<B>>,
+}
+
+/// What a reload says of a backend by name.
+struct Rules<'a> {
+    /// Configured in the new configuration: `Some(whether its section changed)`.
+    changed: &'a dyn Fn(&str) -> Option<bool>,
+    /// An auto-scale config of the new configuration uses it.
+    used: &'a dyn Fn(&str) -> bool,
+    /// A recorded server names it (it destroys that server).
+    held: &'a dyn Fn(&str) -> bool,
+}
+
+/// The running backends a reload keeps, as given (unwrapped) and decorated, plus the given
+/// ones as given: each running one not replaced is kept when its section is unchanged, or
+/// when a server still names it (a removed or unused one destroys its servers); one whose
+/// section changed and that a config uses goes into `stale` (it would go on working the old
+/// way).
+fn carry<B: ?Sized>(
+    running: Backends<'_, B>,
+    rules: Rules<'_>,
+    stale: &mut Vec<String>,
+) -> (HashMap<String, Arc<B>>, HashMap<String, Arc<B>>) {
+    let mut raw = running.given.clone();
+    let mut guarded = HashMap::new();
+    for (name, backend) in running.raw {
+        if running.given.contains_key(name) {
+            continue;
+        }
+        let keep = match (rules.changed)(name) {
+            Some(false) => true,
+            Some(true) if (rules.used)(name) => {
+                stale.push(name.clone());
+                false
+            }
+            _ => (rules.held)(name),
+        };
+        if keep {
+            raw.insert(name.clone(), backend.clone());
+            if let Some(g) = running.guarded.get(name) {
+                guarded.insert(name.clone(), g.clone());
+            }
+        }
+    }
+    (raw, guarded)
+}
+
+/// The fields of a VM provider config that say where its VMs are: changed, a provider built
+/// from the new section no longer finds the VMs the old one made.
+pub const PROVIDER_SCOPE_FIELDS: &[&str] = &[
+    "aws_region",
+    "aws_endpoint_url",
+    "azure_subscription_id",
+    "azure_resource_group",
+    "azure_tenant_id",
+    "azure_resource_manager_url",
+];
+
+/// The first scope field ([`PROVIDER_SCOPE_FIELDS`]) that differs between two sections of one
+/// VM provider config.
+fn moved_scope(
+    before: &crate::config::VmProviderConfig,
+    after: &crate::config::VmProviderConfig,
+) -> Option<String> {
+    let fields = |p: &crate::config::VmProviderConfig| serde_json::to_value(p).unwrap_or_default();
+    let (before, after) = (fields(before), fields(after));
+    PROVIDER_SCOPE_FIELDS
+        .iter()
+        .find(|f| before.get(**f) != after.get(**f))
+        .map(|f| (*f).to_owned())
+}
+
+/// Every auto-scale config of `config` that is in another pool than its recorded servers, into
+/// `problems`: the engine keys servers by config name, so a config's servers must stay in
+/// its pool.
+fn moved_configs(
+    config: &Config,
+    records: &super::records::Records,
+    problems: &mut Vec<SetupError>,
+) {
+    for (pool, c) in config.autoscale_configs() {
+        let name = &c.autoscale_config_name;
+        let elsewhere = records
+            .servers
+            .values()
+            .filter(|s| s.config == *name && s.pool != pool.server_pool_name);
+        let mut from = None;
+        let mut servers = 0u32;
+        for s in elsewhere {
+            from.get_or_insert_with(|| s.pool.clone());
+            servers += 1;
+        }
+        if let Some(from) = from {
+            problems.push(SetupError::ConfigMoved {
+                config: name.clone(),
+                from,
+                to: pool.server_pool_name.clone(),
+                servers,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(extra: &str) -> crate::config::VmProviderConfig {
+        let text = format!(
+            "[[vm_providers]]\nprovider = \"aws\"\nname = \"vm\"\nmax_instances = 4\n\
+             aws_region = \"eu-west-1\"\naws_ec2_ami_id = \"ami-1\"\n\
+             aws_ec2_instance_type = \"t3.medium\"\n{extra}"
+        );
+        crate::load_str(&text, crate::Format::Toml)
+            .unwrap()
+            .config
+            .vm_providers
+            .remove(0)
+    }
+
+    #[test]
+    fn a_region_or_endpoint_is_a_move_an_image_is_not() {
+        let base = aws("");
+        assert_eq!(moved_scope(&base, &base), None);
+        let image = aws("").clone();
+        let mut image_text = serde_json::to_value(&image).unwrap();
+        image_text["aws_ec2_ami_id"] = "ami-2".into();
+        let image: crate::config::VmProviderConfig = serde_json::from_value(image_text).unwrap();
+        assert_eq!(moved_scope(&base, &image), None);
+        let mut region = serde_json::to_value(&base).unwrap();
+        region["aws_region"] = "us-east-2".into();
+        let region: crate::config::VmProviderConfig = serde_json::from_value(region).unwrap();
+        assert_eq!(moved_scope(&base, &region).as_deref(), Some("aws_region"));
+        let endpoint = aws("aws_endpoint_url = \"https://ec2.example.com\"");
+        assert_eq!(
+            moved_scope(&base, &endpoint).as_deref(),
+            Some("aws_endpoint_url")
+        );
+    }
 }

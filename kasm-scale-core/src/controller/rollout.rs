@@ -88,6 +88,9 @@ impl Autoscaler {
                 return Err(ControllerError::NotPaused(config.into()));
             }
             let bk = records.bookkeeping.entry(config.to_owned()).or_default();
+            // Resumed means try now: the failures that paused it do not hold back the next try.
+            bk.consecutive_failures = 0;
+            bk.last_failure_at = None;
             let rollout = bk
                 .rollout
                 .as_mut()

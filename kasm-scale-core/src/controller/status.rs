@@ -22,6 +22,9 @@ pub struct PoolStatus {
     pub free_sessions: u32,
     /// Slots on servers being created or booting (free once they are ready).
     pub starting_sessions: u32,
+    /// (ours) Room on servers that take no new session: drained ones, and those of configs
+    /// the configuration no longer has (not in `free_sessions`).
+    pub drained_sessions: u32,
     /// Requests waiting for a slot.
     pub waiting: u32,
 }
@@ -59,6 +62,7 @@ impl Autoscaler {
                 (p.server_pool_name.clone(), status)
             })
             .collect();
+        let setup = self.shared.setup();
         let records = self.shared.state.records();
         for s in records.servers.values() {
             let p = out.entry(s.pool.clone()).or_insert_with(|| PoolStatus {
@@ -78,6 +82,17 @@ impl Autoscaler {
             } else {
                 s.capacity.saturating_sub(s.sessions)
             };
+            let retired = !setup.generations.contains_key(&s.config)
+                && !setup
+                    .config
+                    .autoscale_configs()
+                    .any(|(_, c)| c.autoscale_config_name == s.config);
+            if retired || super::drain::drained(&records.drains, s).is_some() {
+                if s.state != ServerState::Destroying {
+                    p.drained_sessions += room;
+                }
+                continue;
+            }
             match s.state {
                 ServerState::Running if s.reusable || !s.used => p.free_sessions += room,
                 ServerState::Provisioning | ServerState::Starting => p.starting_sessions += room,

@@ -97,3 +97,53 @@ async fn without_affinity_a_user_gets_a_second_session() {
     assert!(!again.reconnected);
     assert_ne!(again.outcome.session(), first.session());
 }
+
+#[tokio::test(start_paused = true)]
+async fn names_compare_without_case_and_an_empty_name_is_nobody() {
+    let w = world(fixture().minimum_standby(4).config(), 24);
+    w.run(120).await;
+    let named = |user: &str| SessionRequest {
+        user: Some(user.into()),
+        ..SessionRequest::default()
+    };
+    let first = w
+        .scaler
+        .request_session_once("p", &named("Alice"))
+        .await
+        .unwrap();
+    let again = w
+        .scaler
+        .request_session_once("p", &named(" alice "))
+        .await
+        .unwrap();
+    assert!(again.reconnected, "one Windows account, one profile");
+    assert_eq!(again.outcome, first.outcome);
+    // Anonymous requests are never each other's reconnect.
+    let a = w
+        .scaler
+        .request_session_once("p", &named(""))
+        .await
+        .unwrap();
+    let b = w
+        .scaler
+        .request_session_once("p", &named("  "))
+        .await
+        .unwrap();
+    assert!(!a.reconnected && !b.reconnected);
+    assert_ne!(a.outcome.session(), b.outcome.session());
+    // A name that cannot be one is refused, and nothing is made.
+    let before = w.scaler.servers().iter().map(|s| s.sessions).sum::<u32>();
+    for (bad, says) in [
+        ("x".repeat(257), "at most 256 characters"),
+        ("bob\u{7}".to_owned(), "control characters"),
+    ] {
+        let e = w
+            .scaler
+            .request_session("p", &named(&bad))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    let after = w.scaler.servers().iter().map(|s| s.sessions).sum::<u32>();
+    assert_eq!(before, after);
+}

@@ -88,6 +88,12 @@ async fn a_kept_server_stays_empty_until_undrained() {
         2,
         "its slot is not counted: a replacement keeps the minimum"
     );
+    let pool = &w.scaler.pools()[0];
+    assert_eq!(
+        (pool.free_sessions, pool.drained_sessions),
+        (2, 1),
+        "the pool's view counts a drained slot apart: {pool:?}"
+    );
     w.scaler.undrain(&DrainTarget::Server(kept)).await.unwrap();
     assert!(matches!(
         w.scaler.undrain(&DrainTarget::Server(kept)).await,

@@ -134,15 +134,8 @@ async fn a_changed_provider_without_a_new_provider_is_refused_and_with_one_rolls
     let status = &w.scaler.generations()[0];
     assert_eq!((status.current, status.outdated), (2, 0), "{status:?}");
     assert!(w.live().iter().all(|id| !old.contains(id)));
-    let events = w.drain_events();
-    assert!(
-        events.iter().any(|e| matches!(
-            e,
-            Event::Note { text, .. } if text.contains("c: acting on generation")
-        )),
-        "the first plan on the new generation says so"
-    );
-    let phases: Vec<RolloutPhase> = events
+    let phases: Vec<RolloutPhase> = w
+        .drain_events()
         .into_iter()
         .filter_map(|e| match e {
             Event::Rollout { phase, .. } => Some(phase),
@@ -251,4 +244,42 @@ async fn reloading_the_old_configuration_rolls_back_without_tearing_the_old_serv
         old.iter().all(|id| w.live().contains(id)),
         "no old server was destroyed"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_on_another_file_says_so_at_its_first_plan() {
+    let store: std::sync::Arc<dyn kasm_scale_core::traits::StateStore> =
+        std::sync::Arc::new(kasm_scale_core::memory::MemoryStore::default());
+    let first = super::world_on(fixture().config(), 7, Some(store.clone()));
+    first.run(60).await;
+    first.scaler.save().await;
+    drop(first);
+    // Another replica (or a restart) with an edited file: its plans use another generation.
+    let edited = with_script(&fixture().config(), "edited {checkin_jwt}");
+    let mut second = super::world_on(edited, 7, Some(store));
+    second.step().await;
+    assert!(
+        second.drain_events().iter().any(|e| matches!(
+            e,
+            Event::Note { text, .. } if text.contains("c: acting on generation")
+        )),
+        "the first plan on another file's generation says so"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_config_moved_to_another_pool_with_servers_is_refused() {
+    let w = world(fixture().config(), 8);
+    w.run(120).await;
+    let mut moved = (*w.scaler.config()).clone();
+    let mut other = moved.pools[0].clone();
+    other.server_pool_name = "elsewhere".into();
+    moved.pools[0].autoscale.clear();
+    moved.pools.push(other);
+    let e = w.scaler.reconfigure(moved).await.unwrap_err();
+    assert!(
+        e.to_string().contains("moved from pool `p` to `elsewhere`"),
+        "{e}"
+    );
+    assert_eq!(w.scaler.config().pools.len(), 1, "nothing changed");
 }
