@@ -268,7 +268,7 @@ fn doom(records: &mut Records, server: ServerId) -> Result<bool, u32> {
 
 /// Host names in use, in capitals: the records' and those the last listings of the clouds and
 /// directories showed (`listed`).
-fn taken_names(listed: &Mutex<HashSet<String>>, records: &Records) -> HashSet<String> {
+pub(crate) fn taken_names(listed: &Mutex<HashSet<String>>, records: &Records) -> HashSet<String> {
     let listed = listed.lock().unwrap_or_else(|e| e.into_inner());
     listed
         .iter()

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use tracing::Instrument;
 
+use super::builder::Setup;
 use super::events::ProvisionError;
 use super::records::ServerInfo;
 use super::{Event, Shared, queue, state};
@@ -39,8 +40,18 @@ pub(crate) async fn provision(shared: &Arc<Shared>, id: ServerId, batch: Timesta
                 p.server_pool_name == server.pool && c.autoscale_config_name == server.config
             })
             .map(|(_, c)| c);
+        // The whole create uses this one setup (a reload meanwhile does not mix two
+        // configurations in one VM), and the server records the generation it is built from.
+        let mut server = server.clone();
+        let generation = setup.generations.get(&server.config).copied();
+        if server.generation != generation {
+            server.generation = generation;
+            if let Some(s) = shared.state.records().servers.get_mut(&id) {
+                s.generation = generation;
+            }
+        }
         let result = match config {
-            Some(config) => create(shared, &server, config).await,
+            Some(config) => create(shared, &setup, &mut server, config).await,
             None => Err(ProvisionError::Vm(BackendError::InvalidRequest(
                 "its auto-scale config was removed".into(),
             ))),
@@ -129,22 +140,24 @@ fn failed(shared: &Shared, server: &ServerInfo, batch: Timestamp, error: String)
 /// password, and EC2's client token (or ARM's PUT) sees the same parameters again.
 async fn create(
     shared: &Shared,
-    server: &ServerInfo,
+    setup: &Setup,
+    server: &mut ServerInfo,
     config: &AutoScaleConfig,
 ) -> Result<Vm, ProvisionError> {
     let owner = Owner {
-        owner_id: shared.setup().owner_id.clone(),
+        owner_id: setup.owner_id.clone(),
         pool: server.pool.clone(),
         config: server.config.clone(),
         server_id: server.id,
     };
-    let Some(ad) = &server.ad else {
-        return script_and_vm(shared, server, config, &owner, None).await;
+    let Some(ad) = server.ad.clone() else {
+        return script_and_vm(setup, server, config, &owner, None).await;
     };
+    let ad = &ad;
     let result = match &server.ad_join {
         Some(sealed) => match (
-            shared.setup().tokens.unseal(server.id, sealed),
-            shared.setup().directories.get(&ad.ldap),
+            setup.tokens.unseal(server.id, sealed),
+            setup.directories.get(&ad.ldap),
         ) {
             (Ok(password), Some(directory)) => {
                 tracing::info!(
@@ -154,17 +167,17 @@ async fn create(
                     domain: directory.domain().into(),
                     ad_join_credential: password,
                 };
-                script_and_vm(shared, server, config, &owner, Some(join)).await
+                script_and_vm(setup, server, config, &owner, Some(join)).await
             }
             (Ok(_), None) => Err(ProvisionError::Directory(BackendError::InvalidRequest(
                 format!("no directory for `{}`", ad.ldap),
             ))),
-            (Err(why), _) => first_attempts_vm(shared, server, why).await,
+            (Err(why), _) => first_attempts_vm(setup, server, why).await,
         },
         None => {
-            let join = computer_record(shared, server, ad, &owner).await?;
-            match keep_join(shared, server.id, &join).await {
-                Ok(()) => script_and_vm(shared, server, config, &owner, Some(join)).await,
+            let join = computer_record(shared, setup, server, config, ad, &owner).await?;
+            match keep_join(shared, setup, server.id, &join).await {
+                Ok(()) => script_and_vm(setup, server, config, &owner, Some(join)).await,
                 Err(e) => Err(e),
             }
         }
@@ -178,9 +191,13 @@ async fn create(
 }
 
 /// Seals the join password into the server's record and saves it, before the VM is asked for.
-async fn keep_join(shared: &Shared, id: ServerId, join: &AdJoin) -> Result<(), ProvisionError> {
-    let sealed = shared
-        .setup()
+async fn keep_join(
+    shared: &Shared,
+    setup: &Setup,
+    id: ServerId,
+    join: &AdJoin,
+) -> Result<(), ProvisionError> {
+    let sealed = setup
         .tokens
         .seal(id, &join.ad_join_credential)
         .map_err(ProvisionError::Token)?;
@@ -202,17 +219,16 @@ async fn keep_join(shared: &Shared, id: ServerId, join: &AdJoin) -> Result<(), P
 /// one, is the server's (it holds the first password); without one the server is given up.
 /// The AD record is never reset under a VM that may exist.
 async fn first_attempts_vm(
-    shared: &Shared,
+    setup: &Setup,
     server: &ServerInfo,
     why: crate::token::TokenError,
 ) -> Result<Vm, ProvisionError> {
     tracing::warn!(error = %why, "the saved AD join password cannot be opened: looking for the first attempt's VM");
-    let setup = shared.setup();
     let Some(provider) = setup.providers.get(&server.provider) else {
         return Err(ProvisionError::Resume(why));
     };
     let vms = provider
-        .list(&shared.setup().owner_id)
+        .list(&setup.owner_id)
         .await
         .map_err(ProvisionError::Vm)?;
     match vms
@@ -227,51 +243,85 @@ async fn first_attempts_vm(
     }
 }
 
+/// Makes the server's computer record. A name someone else's record holds is remembered as
+/// taken, and with a counter in the config's host name pattern the next free name is tried at
+/// once (the server takes it), so a hand-made computer costs no failed attempt.
 async fn computer_record(
     shared: &Shared,
-    server: &ServerInfo,
+    setup: &Setup,
+    server: &mut ServerInfo,
+    config: &AutoScaleConfig,
     ad: &super::AdRecord,
     owner: &Owner,
 ) -> Result<AdJoin, ProvisionError> {
-    let setup = shared.setup();
     let Some(directory) = setup.directories.get(&ad.ldap) else {
         return Err(ProvisionError::Directory(BackendError::InvalidRequest(
             format!("no directory for `{}`", ad.ldap),
         )));
     };
-    let spec = ComputerSpec {
-        name: server.hostname.clone(),
-        container_dn: ad.container_dn.clone(),
-        owner: owner.clone(),
-    };
-    let password = directory.create_computer(&spec).await.map_err(|e| {
-        if matches!(e, BackendError::Conflict(_)) {
-            // Someone else holds the name: no new server takes it, now or after a listing.
-            let name = server.hostname.to_ascii_uppercase();
-            for names in [&shared.state.taken_names, &shared.state.conflicts] {
-                names
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(name.clone());
+    let counter = config
+        .server_hostname_pattern
+        .as_ref()
+        .filter(|p| p.has_counter());
+    let mut tries = 0;
+    loop {
+        let spec = ComputerSpec {
+            name: server.hostname.clone(),
+            container_dn: ad.container_dn.clone(),
+            owner: owner.clone(),
+        };
+        match directory.create_computer(&spec).await {
+            Ok(password) => {
+                return Ok(AdJoin {
+                    domain: directory.domain().into(),
+                    ad_join_credential: password,
+                });
             }
+            Err(BackendError::Conflict(why)) => {
+                // Someone else holds the name: no new server takes it, now or after a listing.
+                let name = server.hostname.to_ascii_uppercase();
+                for names in [&shared.state.taken_names, &shared.state.conflicts] {
+                    names
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name.clone());
+                }
+                tries += 1;
+                let next = counter
+                    .filter(|_| tries < MAX_NAME_TRIES)
+                    .and_then(|pattern| {
+                        let mut records = shared.state.records();
+                        let taken =
+                            super::execute::taken_names(&shared.state.taken_names, &records);
+                        let next =
+                            pattern.pick(server.id, |n| taken.contains(&n.to_ascii_uppercase()))?;
+                        if let Some(s) = records.servers.get_mut(&server.id) {
+                            s.hostname.clone_from(&next);
+                        }
+                        Some(next)
+                    });
+                let Some(next) = next else {
+                    return Err(ProvisionError::Directory(BackendError::Conflict(why)));
+                };
+                tracing::info!(taken = %server.hostname, next = %next, "computer name held by another record: the next one");
+                server.hostname = next;
+            }
+            Err(e) => return Err(ProvisionError::Directory(e)),
         }
-        ProvisionError::Directory(e)
-    })?;
-    Ok(AdJoin {
-        domain: directory.domain().into(),
-        ad_join_credential: password,
-    })
+    }
 }
 
+/// Names tried for one server whose names other records hold, before the create fails.
+const MAX_NAME_TRIES: u32 = 8;
+
 async fn script_and_vm(
-    shared: &Shared,
+    setup: &Setup,
     server: &ServerInfo,
     config: &AutoScaleConfig,
     owner: &Owner,
     active_directory: Option<AdJoin>,
 ) -> Result<Vm, ProvisionError> {
     let provider_name = &server.provider;
-    let setup = shared.setup();
     let (Some(provider), Some(provider_config)) = (
         setup.providers.get(provider_name),
         setup.config.vm_provider(provider_name),
@@ -281,8 +331,7 @@ async fn script_and_vm(
         ))));
     };
     // Issued at the record's creation, not now: a resumed create renders the same token.
-    let token = shared
-        .setup()
+    let token = setup
         .tokens
         .issue_lasting(
             server.id,
@@ -297,8 +346,7 @@ async fn script_and_vm(
     let vars = ScriptVariables {
         server_id: server.id.to_string(),
         server_hostname: server.hostname.clone(),
-        upstream_auth_address: shared
-            .setup()
+        upstream_auth_address: setup
             .config
             .zone(&config.zone_id)
             .map(|z| z.upstream_auth_address.clone())
@@ -311,8 +359,7 @@ async fn script_and_vm(
         extra: provider_config.script_extras(),
         ..ScriptVariables::default()
     };
-    let script = match shared
-        .setup()
+    let script = match setup
         .templates
         .get(provider_name)
         .map(|t| provider_config.render_script(t, &vars))

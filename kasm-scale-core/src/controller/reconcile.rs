@@ -131,7 +131,6 @@ async fn reconcile_now(shared: &Arc<Shared>) {
         .taken_names
         .lock()
         .unwrap_or_else(|e| e.into_inner()) = names;
-    retire(shared);
     let grace =
         SignedDuration::try_from(shared.setup().orphan_grace).unwrap_or(SignedDuration::MAX);
     let now = shared.clock.now();
@@ -253,8 +252,8 @@ fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
     }
     let now = shared.clock.now();
     let running = vm.state == VmState::Running;
-    // Its name is not in its tags: the default one (a pattern's name shows in its computer
-    // record, which reconcile attributes by server id).
+    // Its name is not in its tags: the default one until its computer record, listed by the
+    // same reconcile, says otherwise (see `records_listed`).
     let mut server = ServerInfo::new(
         id,
         hostname(id),
@@ -338,13 +337,30 @@ async fn records_listed(
         return;
     };
     for record in records {
-        if shared
-            .state
-            .records()
-            .servers
-            .contains_key(&record.owner.server_id)
-        {
-            continue;
+        let known = {
+            let records = shared.state.records();
+            records
+                .servers
+                .get(&record.owner.server_id)
+                .map(|s| s.hostname.eq_ignore_ascii_case(&record.name))
+        };
+        match known {
+            Some(true) => continue,
+            Some(false) => {
+                // Its own record names it (an adopted server got the default name: a naming
+                // pattern's name is not in the VM's tags): the directory is right.
+                if let Some(s) = shared
+                    .state
+                    .records()
+                    .servers
+                    .get_mut(&record.owner.server_id)
+                {
+                    tracing::info!(server = %s.id, was = %s.hostname, name = %record.name, "host name taken from its computer record");
+                    s.hostname.clone_from(&record.name);
+                }
+                continue;
+            }
+            None => {}
         }
         let key = format!("ad:{ldap}:{}", record.dn);
         if !orphan_due(shared, &key, began) {
@@ -381,27 +397,5 @@ fn settle_orphan(shared: &Shared, key: &str, gone: Result<(), BackendError>, bac
             shared.state.records().orphans.remove(key);
         }
         Err(e) => shared.note_error(None, backend, format!("cannot remove orphan {key}: {e}")),
-    }
-}
-
-/// Servers of an auto-scale config that is no longer configured go once idle.
-fn retire(shared: &Arc<Shared>) {
-    let retired: Vec<ServerId> = shared
-        .state
-        .records()
-        .servers
-        .values()
-        .filter(|s| s.sessions == 0 && !s.sessions_unknown && s.state != ServerState::Destroying)
-        .filter(|s| {
-            !shared
-                .setup()
-                .config
-                .autoscale_configs()
-                .any(|(p, c)| p.server_pool_name == s.pool && c.autoscale_config_name == s.config)
-        })
-        .map(|s| s.id)
-        .collect();
-    for id in retired {
-        destroy::start(shared, id, None, "its auto-scale config was removed".into());
     }
 }

@@ -53,6 +53,8 @@ async fn names_count_up_from_the_lowest_free_one_past_a_record_someone_else_hold
         tokio::time::sleep(std::time::Duration::from_secs(10)).await;
     }
     assert_eq!(names(&scaler), ["VDI-001", "VDI-003", "VDI-004"]);
+    // The taken name cost no failed attempt: the next one was tried at once.
+    assert_eq!(scaler.bookkeeping("c").consecutive_failures, 0);
     // The hand-made record is untouched.
     assert_eq!(directory.record_count(), 4);
     // A destroyed server's number is the next one given.
@@ -91,4 +93,51 @@ async fn names_count_up_from_the_lowest_free_one_past_a_record_someone_else_hold
         tokio::time::sleep(std::time::Duration::from_secs(10)).await;
     }
     assert_eq!(names(&scaler), ["VDI-001", "VDI-003", "VDI-004", "VDI-005"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_adopted_server_takes_its_name_from_its_computer_record() {
+    let config = fixture()
+        .active_directory()
+        .minimum_standby(2)
+        .autoscale("server_hostname_pattern", "VDI-{n:3}")
+        .config();
+    let directory = Arc::new(MemoryDirectory::new("ad", "example.local", 32));
+    let cloud = Arc::new(MemoryCloud::new(memory(&config), 32));
+    let build = |seed: u64| {
+        Autoscaler::builder(config.clone())
+            .provider(cloud.clone())
+            .directory(directory.clone())
+            .reconcile_every(1)
+            .seed(seed)
+            .build()
+            .unwrap()
+    };
+    let first = build(32);
+    for _ in 0..20 {
+        first.tick().await;
+        first.settle().await;
+        deliver_checkins(&first, &cloud).await;
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    }
+    assert_eq!(names(&first), ["VDI-001", "VDI-002"]);
+    drop(first);
+    // The saved state is lost (a fresh memory store): the VMs are adopted from their tags.
+    let second = build(33);
+    for _ in 0..3 {
+        second.tick().await;
+        second.settle().await;
+    }
+    let adopted: Vec<String> = second
+        .servers()
+        .into_iter()
+        .filter(|s| s.sessions_unknown)
+        .map(|s| s.hostname)
+        .collect();
+    let mut adopted = adopted;
+    adopted.sort();
+    assert_eq!(adopted, ["VDI-001", "VDI-002"], "named as their records");
+    // The servers made beside them (the adopted ones count as full until the broker reports)
+    // take the next free names.
+    assert_eq!(names(&second), ["VDI-001", "VDI-002", "VDI-003", "VDI-004"]);
 }
