@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 #[derive(Debug, clap::Args)]
 pub struct Api {
     /// The service's base address.
-    #[arg(long, value_name = "URL", default_value = "https://127.0.0.1:8443")]
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8443")]
     url: String,
     /// The environment variable holding a broker key (`broker_api.keys`).
     #[arg(

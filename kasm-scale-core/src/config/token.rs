@@ -24,8 +24,10 @@ pub const MIN_BROKER_KEY_LEN: usize = 32;
 /// survive a restart of the controller.
 ///
 /// A key is rotated with an overlap: the new key signs, and the old one, listed in
-/// `previous_keys` (or `previous_key_files`), still verifies the tokens it signed until the
-/// servers holding them have checked in (the longest `checkin_timeout`); then it is removed.
+/// `previous_keys` (or `previous_key_files`), still verifies the tokens it signed until they
+/// expire (4 hours after their server's creation, or its config's `checkin_timeout` when that
+/// is longer: guests keep posting their status with the token after they checked in); then it
+/// is removed.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckinTokenConfig {
