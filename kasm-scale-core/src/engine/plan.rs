@@ -436,14 +436,8 @@ impl<'s> Pass<'s> {
     /// the rollout's own servers not); during a rollout the rest is replacement
     /// ([`Self::keep_rollout`]).
     fn keep(&mut self, c: usize) {
+        let (plain, held) = (self.plain_free(c), self.held_back(c));
         let t = &self.tally[c];
-        let sps = u64::from(self.snapshot.configs[c].policy.sessions_per_server.max(1));
-        let held = if self.phase[c].holds_back() {
-            t.old_ready + t.old_pending
-        } else {
-            0
-        };
-        let plain = (t.free + held).saturating_sub(u64::from(t.rollout_made) * sps);
         if t.free < self.minimum[c] {
             self.bookkeeping[c].downscale_requested_at = None;
         }
@@ -577,7 +571,9 @@ impl<'s> Pass<'s> {
                 }
                 Share {
                     minimum: self.minimum[c],
-                    free: t.free,
+                    // As rule 8's part for the minimum counts them (outdated room in, the
+                    // rollout's own servers out): the share is the minimum it keeps.
+                    free: self.plain_free(c),
                     room,
                     per_server: u64::from(policy.sessions_per_server.max(1)),
                     stuck,

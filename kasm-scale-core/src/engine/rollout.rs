@@ -139,6 +139,26 @@ impl Pass<'_> {
         }
     }
 
+    /// Room on config `c`'s outdated servers that the rollout holds back from its free slots
+    /// in this plan (0 unless replacing).
+    pub(super) fn held_back(&self, c: usize) -> u64 {
+        let t = &self.tally[c];
+        if self.phase[c].holds_back() {
+            t.old_ready + t.old_pending
+        } else {
+            0
+        }
+    }
+
+    /// Config `c`'s free slots as they would be with no rollout: outdated room counted, the
+    /// rollout's own servers of this plan not. What rule 8's part for the minimum and the
+    /// demand policy's shares count.
+    pub(super) fn plain_free(&self, c: usize) -> u64 {
+        let t = &self.tally[c];
+        let sps = u64::from(self.snapshot.configs[c].policy.sessions_per_server.max(1));
+        (t.free + self.held_back(c)).saturating_sub(u64::from(t.rollout_made) * sps)
+    }
+
     /// Rule 8's replacement part (ours): while replacing, what the minimum still lacks once
     /// the minimum's own part is made (outdated room is not free) is made for the rollout
     /// ([`Cause::Rollout`]), so that current servers coming up stay within
