@@ -39,7 +39,9 @@
 //!    one. The canary is ready the first plan that finds `rollout.canary` ready current (not
 //!    outdated, not drained) servers. With `pause_on_failure`, a current server timing out in
 //!    this plan, or a failure the controller counted after `failures_since` (a create refused),
-//!    pauses it with the reason; old-generation timeouts do not. Until the canary is ready, and
+//!    pauses it with the reason; old-generation timeouts do not. A rollout whose canary was
+//!    never ready is watched so even once no outdated server is left (they may go by other
+//!    rules first): its canary failing still pauses it. Until the canary is ready, and
 //!    while paused, outdated room counts as free as it always did (nothing is replaced); once
 //!    it is ready (at once for a config that may not build now: disabled, or outside every
 //!    window), outdated room is not free.
@@ -75,7 +77,10 @@
 //!     off or with a paused rollout (spill-over), over the pool as the minimums and the queue
 //!     leave it (waiting requests take room before the standby, as the next plan finds them on
 //!     servers of their own); the configs it raises provision the rest into their provision for
-//!     the minimum. See [`demand`] for the estimator and `standby.rs` for the sharing-out.
+//!     the minimum. During a rollout a config's free slots count here as rule 8's part for
+//!     the minimum counts them (outdated room in, the rollout's own servers out), so the share
+//!     it gets is the minimum that part keeps. See [`demand`] for the estimator and
+//!     `standby.rs` for the sharing-out.
 //! 12. `retire_outdated` (ours): once the canary is ready and while the rollout is not paused,
 //!     idle outdated servers (ready, no session, not spent, not drained) are destroyed
 //!     ([`Cause::Rollout`], oldest first) while no session request waits in the pool and the

@@ -43,9 +43,13 @@ impl Pass<'_> {
     /// timed out in this plan, or a failure the controller counted after `failures_since` (a
     /// create refused), pauses it with the reason; a plan in which only outdated servers timed
     /// out moves `failures_since` to now (the old generation's failures do not pause the new
-    /// one). Then the phase: paused; replacing once the canary is ready, or at once when the
-    /// config may not build now (disabled, or outside every schedule window: no canary to wait
-    /// for); else waiting for the canary. While replacing, outdated room leaves the free slots.
+    /// one). A rollout of the current generation whose canary was never ready is watched so
+    /// even once no outdated server is left (they may go by other rules before the canary is
+    /// up): a failure of the new generation still pauses it (and clears `finished_at`). Then
+    /// the phase: paused; none when nothing is left to replace (no canary is built for it);
+    /// replacing once the canary is ready, or at once when the config may not build now
+    /// (disabled, or outside every schedule window: no canary to wait for); else waiting for
+    /// the canary. While replacing, outdated room leaves the free slots.
     pub(super) fn track_rollout(&mut self) {
         let now = self.now;
         for (c, config) in self.snapshot.configs.iter().enumerate() {
@@ -55,12 +59,18 @@ impl Pass<'_> {
             let (policy, t) = (&config.policy, &mut self.tally[c]);
             let bk = &mut self.bookkeeping[c];
             // Outdated servers that rules 2 to 4 destroy in this plan start nothing; a paused
-            // rollout stays paused (nothing of its generation is built) with none left.
-            let paused = bk
+            // rollout stays paused (nothing of its generation is built) with none left, and
+            // one whose canary was never ready still watches the new generation's servers
+            // (its canary failing pauses it, however the old servers went).
+            let (paused, unproven) = bk
                 .rollout
                 .as_ref()
-                .is_some_and(|r| r.generation == generation && r.paused.is_some());
-            if t.outdated == t.outdated_gone && !paused {
+                .filter(|r| r.generation == generation)
+                .map_or((false, false), |r| {
+                    (r.paused.is_some(), r.canary_ready_at.is_none())
+                });
+            let left = t.outdated > t.outdated_gone;
+            if !left && !paused && !unproven {
                 continue;
             }
             if bk
@@ -104,6 +114,7 @@ impl Pass<'_> {
                 match failure {
                     Some(reason) if policy.rollout.pause_on_failure => {
                         r.paused = Some(RolloutPause { at: now, reason });
+                        r.finished_at = None;
                     }
                     _ if t.timeouts > 0 && t.cur_timeout.is_none() => r.failures_since = now,
                     _ => {}
@@ -116,6 +127,9 @@ impl Pass<'_> {
                     policy.name, pause.at, pause.reason
                 ));
                 Phase::Paused
+            } else if !left {
+                // Nothing left to replace: no canary is built for it.
+                Phase::None
             } else if r.canary_ready_at.is_some() || !may_build {
                 Phase::Replacing
             } else {
