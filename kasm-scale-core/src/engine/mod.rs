@@ -81,20 +81,21 @@
 //!     the minimum counts them (outdated room in, the rollout's own servers out), so the share
 //!     it gets is the minimum that part keeps. See [`demand`] for the estimator and
 //!     `standby.rs` for the sharing-out.
-//! 12. `retire_outdated` (ours): once the canary is ready and while the rollout is not paused,
-//!     idle outdated servers (ready, no session, not spent, not drained) are destroyed
-//!     ([`Cause::Rollout`], oldest first) while no session request waits in the pool and the
-//!     room of the config's ready current servers covers its minimum; an outdated server with a
-//!     session never goes, and goes in the first plan that finds it empty. A rollout with no
-//!     outdated server left is finished (`finished_at`).
-//! 13. `downscale_surplus`: free slots beyond the minimum worth one server start the downscale
+//! 12. `downscale_surplus`: free slots beyond the minimum worth one server start the downscale
 //!     clock; once the surplus has lasted `downscale_backoff` seconds, idle servers are
 //!     destroyed, oldest first, while the rest still covers the minimum ([`Cause::Surplus`]).
 //!     Nothing goes while session requests wait in the pool, and a server with a session never
 //!     goes. Only current servers' free slots count, and only current servers go (outdated ones
-//!     go by rule 12, drained ones by rule 4).
+//!     go by rule 13, drained ones by rule 4).
+//! 13. `retire_outdated` (ours): once the canary is ready and while the rollout is not paused,
+//!     idle outdated servers (ready, no session, not spent, not drained) are destroyed
+//!     ([`Cause::Rollout`], oldest first) while no session request waits in the pool and the
+//!     room of the config's ready current servers, once rule 12 took its share, covers its
+//!     minimum: a plan that retires never leaves the ready free slots below the minimum. An
+//!     outdated server with a session never goes, and goes in the first plan that finds it
+//!     empty. A rollout with no outdated server left is finished (`finished_at`).
 //!
-//! With no outdated and no drained server, rules 4, 6, 10 and 12 do nothing and the plan is the
+//! With no outdated and no drained server, rules 4, 6, 10 and 13 do nothing and the plan is the
 //! one Kasm's rules give.
 //!
 //! The plan is a fixed point: carried out (its servers made, its destroys under way) and

@@ -42,8 +42,8 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
     pass.provision_for_queue();
     pass.build_canary();
     pass.demand_targets();
-    pass.retire_outdated();
     pass.downscale_surplus();
+    pass.retire_outdated();
     pass.finish()
 }
 
@@ -60,7 +60,7 @@ pub(super) struct Tally {
     pub(super) pending_free: u64,
     /// Running, ready, sessionless current servers that are not spent: downscale candidates.
     pub(super) idle: u32,
-    /// Room on ready, current servers that are not spent.
+    /// Room on ready, current servers that are not spent (less what rule 12 scales in).
     pub(super) cur_ready: u64,
     /// Ready current servers (spent ones too): the canary counts them.
     pub(super) cur_ready_servers: u32,
@@ -129,7 +129,9 @@ pub(super) struct Pass<'s> {
     /// Destroys of spent, timed-out and drained servers, then the provisions for the minimum
     /// and the rollout.
     pub(super) per_config: Vec<Vec<Action>>,
-    /// Destroys of idle outdated servers (the rollout) and of idle surplus servers.
+    /// Destroys of idle outdated servers (the rollout).
+    pub(super) retire: Vec<Action>,
+    /// Destroys of idle surplus servers.
     pub(super) surplus: Vec<Action>,
     /// Provisions for queued requests.
     queue: Vec<Action>,
@@ -172,6 +174,7 @@ impl<'s> Pass<'s> {
             why: vec![None; n],
             waiting: u64::from(snapshot.pending_requests),
             per_config: vec![Vec::new(); n],
+            retire: Vec::new(),
             surplus: Vec::new(),
             queue: Vec::new(),
             notes: Vec::new(),
@@ -591,11 +594,12 @@ impl<'s> Pass<'s> {
         }
     }
 
-    /// Rule 13: a surplus of at least one server's sessions starts the downscale clock; once it
+    /// Rule 12: a surplus of at least one server's sessions starts the downscale clock; once it
     /// has lasted `downscale_backoff`, idle servers go, oldest first, while the rest covers the
     /// minimum. Nothing goes while session requests wait in the pool; a server with a session
     /// never goes. Only current servers count and go: outdated ones go by the rollout
-    /// ([`Self::retire_outdated`]), drained ones by their drain.
+    /// ([`Self::retire_outdated`], after this rule, with the ready room this one leaves),
+    /// drained ones by their drain.
     fn downscale_surplus(&mut self) {
         let mut chosen = vec![false; self.snapshot.configs.len()];
         for (c, config) in self.snapshot.configs.iter().enumerate() {
@@ -664,6 +668,7 @@ impl<'s> Pass<'s> {
                     server.id, policy.name, policy.downscale_backoff
                 )));
                 t.free -= u64::from(server.capacity);
+                t.cur_ready = t.cur_ready.saturating_sub(u64::from(server.capacity));
                 free -= u64::from(server.capacity);
             }
             let sps = u64::from(policy.sessions_per_server.max(1));
@@ -821,17 +826,20 @@ impl<'s> Pass<'s> {
         counts
     }
 
-    /// The plan: per config its destroys and its provision for the minimum, then the surplus
-    /// destroys, then the provisions for queued requests; bookkeeping by config name.
+    /// The plan: per config its destroys and its provision for the minimum, then the rollout's
+    /// retires, then the surplus destroys, then the provisions for queued requests;
+    /// bookkeeping by config name.
     fn finish(self) -> Plan {
         let mut actions = Vec::with_capacity(
             self.per_config.iter().map(Vec::len).sum::<usize>()
+                + self.retire.len()
                 + self.surplus.len()
                 + self.queue.len(),
         );
         for mut list in self.per_config {
             actions.append(&mut list);
         }
+        actions.extend(self.retire);
         actions.extend(self.surplus);
         actions.extend(self.queue);
         let bookkeeping: BTreeMap<String, Bookkeeping> = self

@@ -1,4 +1,4 @@
-//! (ours) The rollout in a plan: rules 6, 10 and 12 of the [module documentation](super), and
+//! (ours) The rollout in a plan: rules 6, 10 and 13 of the [module documentation](super), and
 //! the replacement part of the minimum (rule 8).
 //!
 //! A config's rollout is under way while it has outdated servers ([`ServerSnapshot::outdated`]
@@ -301,10 +301,12 @@ impl Pass<'_> {
         }
     }
 
-    /// Rule 12 (ours): while replacing, idle outdated servers (ready, no session, not spent,
+    /// Rule 13 (ours): while replacing, idle outdated servers (ready, no session, not spent,
     /// not drained) go ([`Cause::Rollout`], oldest first) when no session request waits in the
     /// pool and the room of the config's ready current servers covers its minimum (outdated
-    /// room is not free then, so none of them takes free slots with it). An outdated server
+    /// room is not free then, so none of them takes free slots with it), counted once this
+    /// plan's scale-in (rule 12) took its share: a plan that retires never leaves the ready free
+    /// slots below the minimum, and planned again once its scale-in is done it retires the same. An outdated server
     /// with a session never goes; it goes in the first plan that finds it empty. Then a
     /// rollout with no outdated server left is finished (`finished_at`, once); one that finds
     /// outdated servers again is not.
@@ -359,7 +361,7 @@ impl Pass<'_> {
                 let (config, minimum) = (&configs[c], self.minimum[c]);
                 let t = &mut self.tally[c];
                 t.outdated_gone += 1;
-                self.surplus.push(destroy(
+                self.retire.push(destroy(
                     server,
                     &config.policy.name,
                     Cause::Rollout,
