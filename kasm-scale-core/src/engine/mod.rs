@@ -9,7 +9,8 @@
 //!
 //! # The rules
 //!
-//! [`plan`] applies them in this order, one function each (in `plan.rs`). A config's *minimum*
+//! [`plan`] applies them in this order, one function each (in `plan.rs`; the queue's rules 7
+//! and 9 in `queue.rs`, the rollout's in `rollout.rs`, the drains' in `drain.rs`). A config's *minimum*
 //! at `now` is [`ScalingPolicy::minimum_at`]: `minimum_pool_standby_sessions` (or the largest
 //! override of the open schedule windows), and 0 when the config is disabled or outside every
 //! window.
@@ -112,6 +113,7 @@ pub mod demand;
 mod drain;
 mod placement;
 mod plan;
+mod queue;
 mod rollout;
 mod snapshot;
 mod standby;
