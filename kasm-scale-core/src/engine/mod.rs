@@ -9,7 +9,8 @@
 //!
 //! # The rules
 //!
-//! [`plan`] applies them in this order, one function each (in `plan.rs`). A config's *minimum*
+//! [`plan`] applies them in this order, one function each (in `plan.rs`; the queue's rules 7
+//! and 9 in `queue.rs`, the rollout's in `rollout.rs`, the drains' in `drain.rs`). A config's *minimum*
 //! at `now` is [`ScalingPolicy::minimum_at`]: `minimum_pool_standby_sessions` (or the largest
 //! override of the open schedule windows), and 0 when the config is disabled or outside every
 //! window.
@@ -39,7 +40,9 @@
 //!    one. The canary is ready the first plan that finds `rollout.canary` ready current (not
 //!    outdated, not drained) servers. With `pause_on_failure`, a current server timing out in
 //!    this plan, or a failure the controller counted after `failures_since` (a create refused),
-//!    pauses it with the reason; old-generation timeouts do not. Until the canary is ready, and
+//!    pauses it with the reason; old-generation timeouts do not. A rollout whose canary was
+//!    never ready is watched so even once no outdated server is left (they may go by other
+//!    rules first): its canary failing still pauses it. Until the canary is ready, and
 //!    while paused, outdated room counts as free as it always did (nothing is replaced); once
 //!    it is ready (at once for a config that may not build now: disabled, or outside every
 //!    window), outdated room is not free.
@@ -75,21 +78,25 @@
 //!     off or with a paused rollout (spill-over), over the pool as the minimums and the queue
 //!     leave it (waiting requests take room before the standby, as the next plan finds them on
 //!     servers of their own); the configs it raises provision the rest into their provision for
-//!     the minimum. See [`demand`] for the estimator and `standby.rs` for the sharing-out.
-//! 12. `retire_outdated` (ours): once the canary is ready and while the rollout is not paused,
-//!     idle outdated servers (ready, no session, not spent, not drained) are destroyed
-//!     ([`Cause::Rollout`], oldest first) while no session request waits in the pool and the
-//!     room of the config's ready current servers covers its minimum; an outdated server with a
-//!     session never goes, and goes in the first plan that finds it empty. A rollout with no
-//!     outdated server left is finished (`finished_at`).
-//! 13. `downscale_surplus`: free slots beyond the minimum worth one server start the downscale
+//!     the minimum. During a rollout a config's free slots count here as rule 8's part for
+//!     the minimum counts them (outdated room in, the rollout's own servers out), so the share
+//!     it gets is the minimum that part keeps. See [`demand`] for the estimator and
+//!     `standby.rs` for the sharing-out.
+//! 12. `downscale_surplus`: free slots beyond the minimum worth one server start the downscale
 //!     clock; once the surplus has lasted `downscale_backoff` seconds, idle servers are
 //!     destroyed, oldest first, while the rest still covers the minimum ([`Cause::Surplus`]).
 //!     Nothing goes while session requests wait in the pool, and a server with a session never
 //!     goes. Only current servers' free slots count, and only current servers go (outdated ones
-//!     go by rule 12, drained ones by rule 4).
+//!     go by rule 13, drained ones by rule 4).
+//! 13. `retire_outdated` (ours): once the canary is ready and while the rollout is not paused,
+//!     idle outdated servers (ready, no session, not spent, not drained) are destroyed
+//!     ([`Cause::Rollout`], oldest first) while no session request waits in the pool and the
+//!     room of the config's ready current servers, once rule 12 took its share, covers its
+//!     minimum: a plan that retires never leaves the ready free slots below the minimum. An
+//!     outdated server with a session never goes, and goes in the first plan that finds it
+//!     empty. A rollout with no outdated server left is finished (`finished_at`).
 //!
-//! With no outdated and no drained server, rules 4, 6, 10 and 12 do nothing and the plan is the
+//! With no outdated and no drained server, rules 4, 6, 10 and 13 do nothing and the plan is the
 //! one Kasm's rules give.
 //!
 //! The plan is a fixed point: carried out (its servers made, its destroys under way) and
@@ -106,6 +113,7 @@ pub mod demand;
 mod drain;
 mod placement;
 mod plan;
+mod queue;
 mod rollout;
 mod snapshot;
 mod standby;

@@ -42,8 +42,8 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
     pass.provision_for_queue();
     pass.build_canary();
     pass.demand_targets();
-    pass.retire_outdated();
     pass.downscale_surplus();
+    pass.retire_outdated();
     pass.finish()
 }
 
@@ -60,7 +60,7 @@ pub(super) struct Tally {
     pub(super) pending_free: u64,
     /// Running, ready, sessionless current servers that are not spent: downscale candidates.
     pub(super) idle: u32,
-    /// Room on ready, current servers that are not spent.
+    /// Room on ready, current servers that are not spent (less what rule 12 scales in).
     pub(super) cur_ready: u64,
     /// Ready current servers (spent ones too): the canary counts them.
     pub(super) cur_ready_servers: u32,
@@ -119,20 +119,22 @@ pub(super) struct Pass<'s> {
     /// Why the demand policy raised a config's minimum.
     why: Vec<Option<String>>,
     /// The creation time at or before which an unready server has timed out.
-    deadline: Vec<Timestamp>,
+    pub(super) deadline: Vec<Timestamp>,
     /// Waiting out a failure backoff (or a probe server): provisions nothing.
     pub(super) backing_off: Vec<bool>,
     /// Where each config's rollout stands in this plan.
     pub(super) phase: Vec<Phase>,
     /// Session requests that no free or pending slot covers yet.
-    waiting: u64,
+    pub(super) waiting: u64,
     /// Destroys of spent, timed-out and drained servers, then the provisions for the minimum
     /// and the rollout.
     pub(super) per_config: Vec<Vec<Action>>,
-    /// Destroys of idle outdated servers (the rollout) and of idle surplus servers.
+    /// Destroys of idle outdated servers (the rollout).
+    pub(super) retire: Vec<Action>,
+    /// Destroys of idle surplus servers.
     pub(super) surplus: Vec<Action>,
     /// Provisions for queued requests.
-    queue: Vec<Action>,
+    pub(super) queue: Vec<Action>,
     pub(super) notes: Vec<String>,
     /// Where in `notes` the note of a config that could not keep its minimum is.
     short_note: Vec<Option<usize>>,
@@ -172,6 +174,7 @@ impl<'s> Pass<'s> {
             why: vec![None; n],
             waiting: u64::from(snapshot.pending_requests),
             per_config: vec![Vec::new(); n],
+            retire: Vec::new(),
             surplus: Vec::new(),
             queue: Vec::new(),
             notes: Vec::new(),
@@ -342,83 +345,6 @@ impl<'s> Pass<'s> {
         }
     }
 
-    /// Rule 7: queued requests take the free slots of ready servers first (any config, in config
-    /// order; current servers before outdated ones, as [`super::assign`] places them), then
-    /// those of servers coming up for configs with aggressive scaling: first the slots earlier
-    /// plans gave to the queue (`queue_slots`), then any, oldest server first (the first to be
-    /// ready, and a choice that servers created later do not change). Drained servers take
-    /// none, nor do outdated servers coming up whose room the rollout holds back.
-    /// Without aggressive scaling a request waits for the normal cycle (Kasm's rule), so it does
-    /// not hold on to capacity that a config brings up for its minimum.
-    fn seat_waiting_requests(&mut self) {
-        for (t, phase) in self.tally.iter_mut().zip(&self.phase) {
-            let old = if phase.holds_back() { 0 } else { t.old_ready };
-            let take = self.waiting.min(t.free - t.pending_free - old);
-            t.free -= take;
-            self.waiting -= take;
-        }
-        for (t, phase) in self.tally.iter_mut().zip(&self.phase) {
-            let take = self.waiting.min(t.old_ready);
-            t.old_ready -= take;
-            if !phase.holds_back() {
-                t.free -= take;
-            }
-            self.waiting -= take;
-        }
-        if self.waiting == 0 {
-            return;
-        }
-        let (configs, deadline, phase) = (&self.snapshot.configs, &self.deadline, &self.phase);
-        let tally = &mut self.tally;
-        let mut pending: Vec<(&ServerSnapshot, bool)> = self
-            .snapshot
-            .servers
-            .iter()
-            .filter_map(|s| {
-                let c = s.config as usize;
-                let config = configs.get(c)?;
-                let outdated = s.outdated && config.generation.is_some();
-                (config.policy.enabled
-                    && config.policy.aggressive_scaling
-                    && tally[c].pending_free > 0
-                    && s.state != ServerState::Destroying
-                    && s.drained.is_none()
-                    && !(outdated && phase[c].holds_back())
-                    && !s.is_ready(config.policy.requires_checkin)
-                    && !(s.sessions == 0 && s.created_at <= deadline[c]))
-                    .then_some((s, outdated))
-            })
-            .collect();
-        // The slots plans gave to the queue first, then any room, oldest server first (the
-        // first to be ready): the slots the plan that made a server counted on.
-        pending.sort_unstable_by_key(|(s, _)| (s.created_at, s.id));
-        let mut room: Vec<u64> = pending
-            .iter()
-            .map(|(s, _)| u64::from(s.capacity.saturating_sub(s.sessions)))
-            .collect();
-        for reserved in [true, false] {
-            for ((server, outdated), room) in pending.iter().zip(room.iter_mut()) {
-                if self.waiting == 0 {
-                    return;
-                }
-                let t = &mut tally[server.config as usize];
-                let mut take = self.waiting.min(*room).min(t.pending_free);
-                if reserved {
-                    take = take.min(u64::from(
-                        server.queue_slots.saturating_sub(server.sessions),
-                    ));
-                }
-                *room -= take;
-                t.free -= take;
-                t.pending_free -= take;
-                if *outdated {
-                    t.old_pending -= take.min(t.old_pending);
-                }
-                self.waiting -= take;
-            }
-        }
-    }
-
     /// Rule 8: a config with fewer free slots than its minimum creates
     /// ceil(deficit / sessions per server) servers, within `max_instances`, one at a time while
     /// it has failures, none while it backs off. The demand policy raises minimums after the
@@ -436,14 +362,8 @@ impl<'s> Pass<'s> {
     /// the rollout's own servers not); during a rollout the rest is replacement
     /// ([`Self::keep_rollout`]).
     fn keep(&mut self, c: usize) {
+        let (plain, held) = (self.plain_free(c), self.held_back(c));
         let t = &self.tally[c];
-        let sps = u64::from(self.snapshot.configs[c].policy.sessions_per_server.max(1));
-        let held = if self.phase[c].holds_back() {
-            t.old_ready + t.old_pending
-        } else {
-            0
-        };
-        let plain = (t.free + held).saturating_sub(u64::from(t.rollout_made) * sps);
         if t.free < self.minimum[c] {
             self.bookkeeping[c].downscale_requested_at = None;
         }
@@ -577,7 +497,9 @@ impl<'s> Pass<'s> {
                 }
                 Share {
                     minimum: self.minimum[c],
-                    free: t.free,
+                    // As rule 8's part for the minimum counts them (outdated room in, the
+                    // rollout's own servers out): the share is the minimum it keeps.
+                    free: self.plain_free(c),
                     room,
                     per_server: u64::from(policy.sessions_per_server.max(1)),
                     stuck,
@@ -595,11 +517,12 @@ impl<'s> Pass<'s> {
         }
     }
 
-    /// Rule 13: a surplus of at least one server's sessions starts the downscale clock; once it
+    /// Rule 12: a surplus of at least one server's sessions starts the downscale clock; once it
     /// has lasted `downscale_backoff`, idle servers go, oldest first, while the rest covers the
     /// minimum. Nothing goes while session requests wait in the pool; a server with a session
     /// never goes. Only current servers count and go: outdated ones go by the rollout
-    /// ([`Self::retire_outdated`]), drained ones by their drain.
+    /// ([`Self::retire_outdated`], after this rule, with the ready room this one leaves),
+    /// drained ones by their drain.
     fn downscale_surplus(&mut self) {
         let mut chosen = vec![false; self.snapshot.configs.len()];
         for (c, config) in self.snapshot.configs.iter().enumerate() {
@@ -668,6 +591,7 @@ impl<'s> Pass<'s> {
                     server.id, policy.name, policy.downscale_backoff
                 )));
                 t.free -= u64::from(server.capacity);
+                t.cur_ready = t.cur_ready.saturating_sub(u64::from(server.capacity));
                 free -= u64::from(server.capacity);
             }
             let sps = u64::from(policy.sessions_per_server.max(1));
@@ -677,165 +601,20 @@ impl<'s> Pass<'s> {
         }
     }
 
-    /// Rule 9: the minimum and the queue are one need. Requests that no free or pending slot
-    /// covers first take the slots beyond the minimum on the servers just provisioned for it
-    /// (whole servers round up), config by config; the rest make the first configs with
-    /// aggressive scaling and room provision for them at once (one server while failing).
-    /// Each new server carries the slots the queue takes (`queue_slots`: the next plan seats the
-    /// requests there first); what the queue leaves on its last server counts as free. Outside
-    /// every schedule window a config provisions nothing: the requests wait.
-    fn provision_for_queue(&mut self) {
-        let n = self.snapshot.configs.len();
-        let mut shared = vec![0u64; n];
-        for (c, config) in self.snapshot.configs.iter().enumerate() {
-            let policy = &config.policy;
-            if self.waiting == 0 || !policy.enabled || !policy.aggressive_scaling {
-                continue;
-            }
-            let Some(at) = self.per_config[c].iter().position(|a| {
-                matches!(
-                    a,
-                    Action::Provision {
-                        cause: Cause::BelowMinimum,
-                        ..
-                    }
-                )
-            }) else {
-                continue;
-            };
-            // The spare lies on the last new server: fewer slots than one server holds.
-            let take = self
-                .waiting
-                .min(self.tally[c].free.saturating_sub(self.minimum[c]));
-            if take == 0 {
-                continue;
-            }
-            self.waiting -= take;
-            self.tally[c].free -= take;
-            shared[c] = take;
-            if let Action::Provision { count, .. } = &mut self.per_config[c][at] {
-                *count -= 1;
-                if *count == 0 {
-                    self.per_config[c].remove(at);
-                }
-            }
-        }
-        let uncovered = self.waiting;
-        let counts = self.queue_servers();
-        // The requests each config's new servers seat: config by config, as many as they hold.
-        let mut left = uncovered;
-        let seated: Vec<u64> = counts
-            .iter()
-            .zip(&self.snapshot.configs)
-            .map(|(count, config)| {
-                let take = left.min(count * u64::from(config.policy.sessions_per_server.max(1)));
-                left -= take;
-                take
-            })
-            .collect();
-        for (c, config) in self.snapshot.configs.iter().enumerate() {
-            let policy = &config.policy;
-            let sps = policy.sessions_per_server.max(1);
-            // What the queue leaves on its last server is free, as the next plan finds it.
-            self.tally[c].free += (counts[c] * u64::from(sps)).saturating_sub(seated[c]);
-            if shared[c] > 0 {
-                self.queue.push(Action::Provision {
-                    config: policy.name.clone(),
-                    count: 1,
-                    cause: Cause::QueuedRequests,
-                    queue_slots: shared[c] as u32,
-                    reason: format!(
-                        "provision 1 on {}: a server for minimum {} that also seats {} waiting session request(s) (aggressive scaling, {})",
-                        policy.name,
-                        self.minimum[c],
-                        shared[c],
-                        per_server(u64::from(sps))
-                    ),
-                });
-            }
-            if counts[c] > 0 {
-                self.queue.push(Action::Provision {
-                    config: policy.name.clone(),
-                    count: counts[c] as u32,
-                    cause: Cause::QueuedRequests,
-                    queue_slots: seated[c] as u32,
-                    reason: format!(
-                        "provision {} on {}: {uncovered} session request(s) wait with no free slot (aggressive scaling, {})",
-                        counts[c],
-                        policy.name,
-                        per_server(u64::from(sps))
-                    ),
-                });
-            }
-        }
-        if self.waiting > 0 {
-            self.notes.push(format!(
-                "{} session request(s) wait: no config with aggressive scaling has room",
-                self.waiting
-            ));
-        }
-    }
-
-    /// Servers each config provisions for the requests still waiting: the first configs with
-    /// aggressive scaling and room, in order (one server while failing). Whole servers round up
-    /// in every config, so the spare slots of a later config may hold an earlier config's last
-    /// requests; such a server is one too many and is not made.
-    fn queue_servers(&mut self) -> Vec<u64> {
-        let configs = &self.snapshot.configs;
-        let sps = |c: usize| u64::from(configs[c].policy.sessions_per_server.max(1));
-        let mut counts = vec![0u64; configs.len()];
-        let mut spare = 0u64;
-        for (c, config) in configs.iter().enumerate() {
-            let policy = &config.policy;
-            let room = u64::from(policy.max_instances.saturating_sub(self.tally[c].live));
-            if self.waiting == 0
-                || !policy.enabled
-                || !policy.aggressive_scaling
-                || self.backing_off[c]
-                || self.phase[c] == Phase::Paused
-                || room == 0
-            {
-                continue;
-            }
-            if !policy.is_active_at(self.now) {
-                self.notes.push(format!(
-                    "{}: {} session request(s) wait: outside every schedule window",
-                    policy.name, self.waiting
-                ));
-                continue;
-            }
-            let failing = self.bookkeeping[c].consecutive_failures > 0;
-            counts[c] =
-                self.waiting
-                    .div_ceil(sps(c))
-                    .min(room)
-                    .min(if failing { 1 } else { u64::MAX });
-            let slots = counts[c] * sps(c);
-            spare += slots.saturating_sub(self.waiting);
-            self.waiting = self.waiting.saturating_sub(slots);
-        }
-        for c in (0..configs.len()).rev() {
-            while counts[c] > 0 && spare >= sps(c) {
-                counts[c] -= 1;
-                spare -= sps(c);
-            }
-            self.tally[c].live += counts[c] as u32;
-            self.tally[c].made += counts[c] as u32;
-        }
-        counts
-    }
-
-    /// The plan: per config its destroys and its provision for the minimum, then the surplus
-    /// destroys, then the provisions for queued requests; bookkeeping by config name.
+    /// The plan: per config its destroys and its provision for the minimum, then the rollout's
+    /// retires, then the surplus destroys, then the provisions for queued requests;
+    /// bookkeeping by config name.
     fn finish(self) -> Plan {
         let mut actions = Vec::with_capacity(
             self.per_config.iter().map(Vec::len).sum::<usize>()
+                + self.retire.len()
                 + self.surplus.len()
                 + self.queue.len(),
         );
         for mut list in self.per_config {
             actions.append(&mut list);
         }
+        actions.extend(self.retire);
         actions.extend(self.surplus);
         actions.extend(self.queue);
         let bookkeeping: BTreeMap<String, Bookkeeping> = self

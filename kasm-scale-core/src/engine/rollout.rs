@@ -1,4 +1,4 @@
-//! (ours) The rollout in a plan: rules 6, 10 and 12 of the [module documentation](super), and
+//! (ours) The rollout in a plan: rules 6, 10 and 13 of the [module documentation](super), and
 //! the replacement part of the minimum (rule 8).
 //!
 //! A config's rollout is under way while it has outdated servers ([`ServerSnapshot::outdated`]
@@ -43,9 +43,13 @@ impl Pass<'_> {
     /// timed out in this plan, or a failure the controller counted after `failures_since` (a
     /// create refused), pauses it with the reason; a plan in which only outdated servers timed
     /// out moves `failures_since` to now (the old generation's failures do not pause the new
-    /// one). Then the phase: paused; replacing once the canary is ready, or at once when the
-    /// config may not build now (disabled, or outside every schedule window: no canary to wait
-    /// for); else waiting for the canary. While replacing, outdated room leaves the free slots.
+    /// one). A rollout of the current generation whose canary was never ready is watched so
+    /// even once no outdated server is left (they may go by other rules before the canary is
+    /// up): a failure of the new generation still pauses it (and clears `finished_at`). Then
+    /// the phase: paused; none when nothing is left to replace (no canary is built for it);
+    /// replacing once the canary is ready, or at once when the config may not build now
+    /// (disabled, or outside every schedule window: no canary to wait for); else waiting for
+    /// the canary. While replacing, outdated room leaves the free slots.
     pub(super) fn track_rollout(&mut self) {
         let now = self.now;
         for (c, config) in self.snapshot.configs.iter().enumerate() {
@@ -55,12 +59,18 @@ impl Pass<'_> {
             let (policy, t) = (&config.policy, &mut self.tally[c]);
             let bk = &mut self.bookkeeping[c];
             // Outdated servers that rules 2 to 4 destroy in this plan start nothing; a paused
-            // rollout stays paused (nothing of its generation is built) with none left.
-            let paused = bk
+            // rollout stays paused (nothing of its generation is built) with none left, and
+            // one whose canary was never ready still watches the new generation's servers
+            // (its canary failing pauses it, however the old servers went).
+            let (paused, unproven) = bk
                 .rollout
                 .as_ref()
-                .is_some_and(|r| r.generation == generation && r.paused.is_some());
-            if t.outdated == t.outdated_gone && !paused {
+                .filter(|r| r.generation == generation)
+                .map_or((false, false), |r| {
+                    (r.paused.is_some(), r.canary_ready_at.is_none())
+                });
+            let left = t.outdated > t.outdated_gone;
+            if !left && !paused && !unproven {
                 continue;
             }
             if bk
@@ -104,6 +114,7 @@ impl Pass<'_> {
                 match failure {
                     Some(reason) if policy.rollout.pause_on_failure => {
                         r.paused = Some(RolloutPause { at: now, reason });
+                        r.finished_at = None;
                     }
                     _ if t.timeouts > 0 && t.cur_timeout.is_none() => r.failures_since = now,
                     _ => {}
@@ -116,6 +127,9 @@ impl Pass<'_> {
                     policy.name, pause.at, pause.reason
                 ));
                 Phase::Paused
+            } else if !left {
+                // Nothing left to replace: no canary is built for it.
+                Phase::None
             } else if r.canary_ready_at.is_some() || !may_build {
                 Phase::Replacing
             } else {
@@ -137,6 +151,26 @@ impl Pass<'_> {
         } else {
             t.free - t.old_ready - t.old_pending
         }
+    }
+
+    /// Room on config `c`'s outdated servers that the rollout holds back from its free slots
+    /// in this plan (0 unless replacing).
+    pub(super) fn held_back(&self, c: usize) -> u64 {
+        let t = &self.tally[c];
+        if self.phase[c].holds_back() {
+            t.old_ready + t.old_pending
+        } else {
+            0
+        }
+    }
+
+    /// Config `c`'s free slots as they would be with no rollout: outdated room counted, the
+    /// rollout's own servers of this plan not. What rule 8's part for the minimum and the
+    /// demand policy's shares count.
+    pub(super) fn plain_free(&self, c: usize) -> u64 {
+        let t = &self.tally[c];
+        let sps = u64::from(self.snapshot.configs[c].policy.sessions_per_server.max(1));
+        (t.free + self.held_back(c)).saturating_sub(u64::from(t.rollout_made) * sps)
     }
 
     /// Rule 8's replacement part (ours): while replacing, what the minimum still lacks once
@@ -267,10 +301,12 @@ impl Pass<'_> {
         }
     }
 
-    /// Rule 12 (ours): while replacing, idle outdated servers (ready, no session, not spent,
+    /// Rule 13 (ours): while replacing, idle outdated servers (ready, no session, not spent,
     /// not drained) go ([`Cause::Rollout`], oldest first) when no session request waits in the
     /// pool and the room of the config's ready current servers covers its minimum (outdated
-    /// room is not free then, so none of them takes free slots with it). An outdated server
+    /// room is not free then, so none of them takes free slots with it), counted once this
+    /// plan's scale-in (rule 12) took its share: a plan that retires never leaves the ready free
+    /// slots below the minimum, and planned again once its scale-in is done it retires the same. An outdated server
     /// with a session never goes; it goes in the first plan that finds it empty. Then a
     /// rollout with no outdated server left is finished (`finished_at`, once); one that finds
     /// outdated servers again is not.
@@ -325,7 +361,7 @@ impl Pass<'_> {
                 let (config, minimum) = (&configs[c], self.minimum[c]);
                 let t = &mut self.tally[c];
                 t.outdated_gone += 1;
-                self.surplus.push(destroy(
+                self.retire.push(destroy(
                     server,
                     &config.policy.name,
                     Cause::Rollout,

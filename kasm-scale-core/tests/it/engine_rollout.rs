@@ -1,6 +1,7 @@
 //! Rolling replacement (issue 26, item 3, the engine's part): the rules one by one, then
 //! properties over random pools driven by the controller-free simulation
-//! (`plan_support::sim`): free slots never below the no-rollout level, no session ended, a
+//! (`plan_support::sim`): free slots beside the same run without the change (a retire never
+//! leaves the ready free slots below the minimum; the comparison is measured), no session ended, a
 //! failed canary builds nothing more, a rollback destroys none of the old generation, the
 //! rollout finishes once the old servers' sessions end.
 
@@ -242,6 +243,49 @@ fn idle_outdated_servers_go_once_current_servers_hold_the_minimum_busy_ones_when
 }
 
 #[test]
+fn a_retire_counts_the_ready_room_the_scale_in_beside_it_leaves() {
+    // (found by the free-slot property) Three idle current servers, one coming up, one idle
+    // outdated server; minimum 2, surplus for long. The retire counted on the ready current
+    // room (3 >= 2) and the scale-in beside it, counting the server coming up as Kasm's rule
+    // does, took two of them: 1 ready free slot was left for a minimum of 2 until the new one
+    // booted. The scale-in comes first now, and the retire counts what it leaves (1 < 2): the
+    // outdated server stays, and the ready free slots stay at the minimum.
+    let mut c = config(2, 1, 10);
+    c.bookkeeping.rollout = Some(replacing());
+    c.bookkeeping.downscale_requested_at = Some(ago(100_000));
+    let servers = vec![
+        ready(1, 0, 1, true),
+        ready(2, 0, 1, false),
+        ready(3, 0, 1, false),
+        ready(4, 0, 1, false),
+        pending(9, 1, 60),
+    ];
+    let s = pool(c.clone(), servers);
+    let p = plan(&s, now());
+    assert_eq!(
+        destroys(&p),
+        [(id(2), Cause::Surplus), (id(3), Cause::Surplus)],
+        "{p:#?}"
+    );
+    assert!(
+        p.notes.iter().any(|n| n.contains(
+            "1 idle outdated server(s) stay: 1 ready current free < minimum 2"
+        )),
+        "{:?}",
+        p.notes
+    );
+    // Planned again with the scale-in done, it retires nothing either; once the new server is
+    // ready the outdated one goes.
+    let mut next = s.clone();
+    next.servers.retain(|v| v.id != id(2) && v.id != id(3));
+    next.configs[0].bookkeeping = p.bookkeeping["aws"].clone();
+    assert!(plan(&next, now()).actions.is_empty());
+    next.servers[2] = ready(9, 0, 1, false);
+    let p = plan(&next, now());
+    assert_eq!(destroys(&p), [(id(1), Cause::Rollout)], "{p:#?}");
+}
+
+#[test]
 fn a_current_server_that_does_not_check_in_pauses_the_rollout_and_nothing_more_is_built() {
     // The canary never checked in; the minimum's deficit is not made either.
     let mut servers: Vec<ServerSnapshot> = (1..=2).map(|n| ready(n, 1, 1, true)).collect();
@@ -291,6 +335,61 @@ fn a_current_server_that_does_not_check_in_pauses_the_rollout_and_nothing_more_i
     let p3 = plan(&later, now() + SignedDuration::from_secs(86_400));
     assert_eq!(provisions(&p3), [(1, Cause::BelowMinimum)], "{p3:#?}");
     assert_eq!(rollout(&p3).paused, None);
+}
+
+#[test]
+fn a_canary_that_fails_after_the_last_old_server_went_still_pauses_the_rollout() {
+    // (found by the failed-canary property, seed 7) The canary (9) never checks in; the one
+    // outdated server is single-use, and its session ended: it goes in the very plan the
+    // canary times out. The rollout used to be skipped as soon as no outdated server was
+    // left, so the canary's failure paused nothing and the broken generation went on being
+    // built for the minimum.
+    let mut c = config(1, 1, 10);
+    c.policy.reusable = false;
+    c.bookkeeping.rollout = Some(RolloutState {
+        canary_ready_at: None,
+        ..replacing()
+    });
+    let spent = ServerSnapshot {
+        reusable: false,
+        used: true,
+        ..ready(1, 0, 1, true)
+    };
+    let s = pool(c.clone(), vec![spent, pending(9, 1, 5000)]);
+    let p = plan(&s, now());
+    assert_eq!(
+        destroys(&p),
+        [(id(1), Cause::SessionEnded), (id(9), Cause::CheckinTimeout)]
+    );
+    assert!(provisions(&p).is_empty(), "{p:#?}");
+    let r = rollout(&p);
+    assert!(r.paused.is_some(), "{r:?}");
+    assert_eq!(r.finished_at, None);
+    // The old server went earlier (the rollout then counted as finished, with no canary
+    // ready): the canary timing out later still pauses it, and it is not finished any more.
+    let mut c = c.clone();
+    c.bookkeeping.rollout = Some(RolloutState {
+        canary_ready_at: None,
+        finished_at: Some(ago(600)),
+        ..replacing()
+    });
+    let p = plan(&pool(c.clone(), vec![pending(9, 1, 5000)]), now());
+    assert_eq!(destroys(&p), [(id(9), Cause::CheckinTimeout)]);
+    assert!(provisions(&p).is_empty(), "{p:#?}");
+    let r = rollout(&p);
+    assert!(r.paused.is_some(), "{r:?}");
+    assert_eq!(r.finished_at, None);
+    // With nothing left to replace no canary is built for it: the minimum's server is all,
+    // and once a current server is ready the canary is, and the rollout stays finished.
+    let p = plan(&pool(c.clone(), vec![]), now());
+    assert_eq!(provisions(&p), [(1, Cause::BelowMinimum)], "{p:#?}");
+    let p = plan(&pool(c, vec![ready(9, 0, 1, false)]), now());
+    assert!(p.actions.is_empty(), "{p:#?}");
+    let r = rollout(&p);
+    assert_eq!(
+        (r.canary_ready_at, r.finished_at),
+        (Some(now()), Some(ago(600)))
+    );
 }
 
 #[test]
@@ -532,26 +631,28 @@ fn no_session_ended(sim: &Sim) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// Free slots during a rollout, in the form the engine guarantees: no plan's rollout destroys
-/// leave the ready free slots below the minimum, no session is ended, and no server of the old
-/// generation is built after the change. Not guaranteed (measured and printed): requests arriving between two plans can find fewer free
-/// slots than without the change, because the rollout retires idle outdated servers as soon
-/// as current ones hold the minimum, while the run without it keeps its surplus until
-/// `downscale_backoff`; the steps where that happens are counted and printed.
+/// Free slots during a rollout, against the same run without the change, in the form the
+/// engine guarantees: a plan that retires outdated servers leaves the ready free slots at the
+/// minimum or above (whatever else it destroys: a scale-in beside a retire takes only ready
+/// room above it), no session is ended, and no server of the old generation is built after
+/// the change. Not guaranteed, and measured (printed, by sessions per server): steps where
+/// the run with the change has fewer ready free slots than the smaller of the minimum and
+/// the run without it. See `docs/policies.md` ("What the rollout guarantees") for why this
+/// rule does not promise that one.
 #[test]
-#[ignore = "open (issue 26): a scale-in in the same plan as a retire can leave ready free below the minimum"]
 fn a_rollout_keeps_the_free_slots_of_the_same_run_without_it() {
-    let (steps, below) = (std::cell::Cell::new(0u64), std::cell::Cell::new(0u64));
+    // (steps, steps below) for one session per server, and for more.
+    let counts = std::cell::RefCell::new([(0u64, 0u64); 2]);
     for seed in [1u64, 2, 3] {
         runner(seed)
             .run(&run(), |r| {
                 let (mut with, mut without) = (start(&r), start(&r));
                 let minimum = u64::from(r.policy.minimum_pool_standby_sessions);
+                let many = usize::from(r.policy.sessions_per_server > 1);
                 for (step, &(arrivals, ends)) in r.schedule.iter().enumerate() {
                     if step == r.change_at {
                         with.set_generation(0, 2);
                     }
-                    let before = with.snapshot.clone();
                     let p = with.step(arrivals, ends).clone();
                     without.step(arrivals, ends);
                     let retired = with
@@ -559,22 +660,14 @@ fn a_rollout_keeps_the_free_slots_of_the_same_run_without_it() {
                         .iter()
                         .filter(|(_, c)| *c == Cause::Rollout)
                         .count();
-                    // Scale-in of current servers counts those coming up, as without a rollout.
-                    let scaled_in: u64 = with
-                        .destroys_of(&p)
-                        .iter()
-                        .filter(|(_, c)| *c == Cause::Surplus)
-                        .filter_map(|(id, _)| before.servers.iter().find(|s| s.id == *id))
-                        .filter(|s| s.state == ServerState::Running)
-                        .map(|s| u64::from(s.capacity))
-                        .sum();
-                    let after = with.ready_free(0) + scaled_in;
+                    let after = with.ready_free(0);
                     prop_assert!(
                         retired == 0 || after >= minimum,
                         "step {step}: the rollout retired {retired}, {after} ready free < minimum {minimum}: {p:#?}"
                     );
-                    steps.set(steps.get() + 1);
-                    below.set(below.get() + u64::from(after < minimum.min(without.ready_free(0))));
+                    let mut counts = counts.borrow_mut();
+                    counts[many].0 += 1;
+                    counts[many].1 += u64::from(after < minimum.min(without.ready_free(0)));
                 }
                 no_session_ended(&with)?;
                 no_session_ended(&without)?;
@@ -586,11 +679,12 @@ fn a_rollout_keeps_the_free_slots_of_the_same_run_without_it() {
             })
             .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     }
-    println!(
-        "{} of {} steps with fewer ready free slots after the plan than without the rollout",
-        below.get(),
-        steps.get()
-    );
+    let counts = counts.into_inner();
+    for (label, (steps, below)) in ["1 session", "more sessions"].iter().zip(counts) {
+        println!(
+            "{label} per server: {below} of {steps} steps with fewer ready free slots than the smaller of the minimum and the run without the change"
+        );
+    }
 }
 
 /// Servers of generation 1 the run without a change built in its first `steps` steps (the
@@ -653,7 +747,6 @@ fn a_rollout_finishes_once_the_old_servers_sessions_end() {
 }
 
 #[test]
-#[ignore = "open (issue 26): a shrunk case builds a new-generation server that never pauses the rollout; not yet diagnosed"]
 fn a_failed_canary_builds_nothing_more_and_a_rollback_tears_down_none_of_the_old() {
     for seed in [7u64, 8, 9] {
         runner(seed)
