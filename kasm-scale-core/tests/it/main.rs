@@ -46,6 +46,8 @@ mod resumed_create;
 mod sim;
 #[cfg(feature = "sim")]
 mod sim_policy;
+#[cfg(feature = "sim")]
+mod sim_change;
 #[cfg(feature = "testkit")]
 mod store_contract;
 mod template_check;
