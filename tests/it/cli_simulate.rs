@@ -747,20 +747,16 @@ fn a_changed_config_is_applied_at_its_time_and_reported() {
     let change = write(dir.path(), "new-image.toml", &new_image());
     let svg = dir.path().join("chart.svg");
     let at = format!("2026-12-01T10:00:00Z={change}");
-    let json = kasm_scale(&[
-        "simulate",
-        "--days",
-        "2",
-        "--json",
-        "--change-config",
-        &at,
-    ]);
+    let json = kasm_scale(&["simulate", "--days", "2", "--json", "--change-config", &at]);
     assert_eq!(json.status.code(), Some(0), "{}", text(&json.stderr));
     let m: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let c = &m["changes"][0];
     assert_eq!(c["label"], "new-image.toml");
     assert_eq!(c["at"], "2026-12-01T10:00:00Z");
-    assert_eq!(c["reload"]["new_generations"], serde_json::json!(["office-aws"]));
+    assert_eq!(
+        c["reload"]["new_generations"],
+        serde_json::json!(["office-aws"])
+    );
     assert_eq!(c["sessions_ended_by_us"], 0);
     assert_eq!(c["built_outdated"], 0);
     assert!(c["outdated_at_change"].as_u64().unwrap() > 0, "{c}");
@@ -791,7 +787,10 @@ fn a_changed_config_is_applied_at_its_time_and_reported() {
         table.contains("configuration changes:\n  1. new-image.toml at Tue 2026-12-01 10:00 UTC"),
         "{table}"
     );
-    assert!(table.contains("     new generation: office-aws\n"), "{table}");
+    assert!(
+        table.contains("     new generation: office-aws\n"),
+        "{table}"
+    );
     assert!(table.contains("     sessions ended by us: 0\n"), "{table}");
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert!(chart.contains("change 1: new-image.toml"), "no change mark");
@@ -831,7 +830,10 @@ fn a_bad_change_is_refused_before_the_run() {
                 .to_owned(),
         ),
         (
-            vec![format!("10h={good}"), format!("2026-11-30T10:00:00Z={good}")],
+            vec![
+                format!("10h={good}"),
+                format!("2026-11-30T10:00:00Z={good}"),
+            ],
             1,
             "cannot simulate: change 2 (good.toml) at 10h and change 1 (good.toml) apply at the \
              same instant: give each its own time"
@@ -853,7 +855,12 @@ fn a_bad_change_is_refused_before_the_run() {
     ];
     for (changes, code, want) in cases {
         let out = run(&changes);
-        assert_eq!(out.status.code(), Some(code), "{changes:?}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{changes:?}: {}",
+            text(&out.stderr)
+        );
         assert!(
             text(&out.stderr).starts_with(&want),
             "{changes:?}: {}",
@@ -863,7 +870,11 @@ fn a_bad_change_is_refused_before_the_run() {
     }
     let out = kasm_scale(&["simulate", "--change-config", "10h"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("is not AT=FILE"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is not AT=FILE"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -886,5 +897,9 @@ fn disconnects_make_reconnects_that_land_on_the_same_server() {
     assert_eq!(r["same_server_pct"], 100.0);
     let out = kasm_scale(&["simulate", "--disconnects", "120"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("`120` must be from 0 to 100"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("`120` must be from 0 to 100"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -189,7 +189,8 @@ impl Tracker {
                     .built
                     .into_iter()
                     .map(|((config, generation), servers)| GenerationBuilt {
-                        current: generation.is_some() && current.get(&config) == generation.as_ref(),
+                        current: generation.is_some()
+                            && current.get(&config) == generation.as_ref(),
                         generation: generation.map(|g| g.to_string()),
                         config,
                         servers,
@@ -237,11 +238,8 @@ impl Minutes {
     /// minutes).
     pub(crate) fn push(&mut self, servers: &[ServerInfo], start: Timestamp, count: usize) {
         let minute = self.free.values().map(Vec::len).max().unwrap_or(0);
-        let mut free: BTreeMap<&str, u32> = self
-            .policies
-            .iter()
-            .map(|(p, _)| (p.as_str(), 0))
-            .collect();
+        let mut free: BTreeMap<&str, u32> =
+            self.policies.iter().map(|(p, _)| (p.as_str(), 0)).collect();
         for s in servers
             .iter()
             .filter(|s| s.state == ServerState::Running && (s.reusable || !s.used))
@@ -267,7 +265,8 @@ impl Minutes {
 }
 
 /// The minutes in `[from_s, to_s)` (seconds from the start) in which some pool had fewer free
-/// slots in `with` than in `without` and fewer than its minimum in `with`.
+/// slots in `with` than in `without`, and fewer than its minimum in force in both runs (the
+/// lower of the two).
 pub(crate) fn minutes_below(with: &Minutes, without: &Minutes, from_s: f64, to_s: f64) -> u64 {
     let first = (from_s / 60.0).ceil().max(0.0) as usize;
     let mut below = 0;
@@ -283,12 +282,13 @@ pub(crate) fn minutes_below(with: &Minutes, without: &Minutes, from_s: f64, to_s
                 .and_then(|f| f.get(m))
                 .copied()
                 .unwrap_or(0);
-            let minimum = with
-                .minimum
-                .get(pool)
-                .and_then(|v| v.get(m))
-                .copied()
-                .unwrap_or(0);
+            let minimum_of = |run: &Minutes| run.minimum.get(pool).and_then(|v| v.get(m)).copied();
+            // The lower of the two configurations' minimums: a pool that catches up with a
+            // raised minimum is not below what it would keep without the change.
+            let minimum = match (minimum_of(with), minimum_of(without)) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b).unwrap_or(0),
+            };
             here < base && here < minimum
         });
         if with.free.values().all(|f| f.len() <= m) {

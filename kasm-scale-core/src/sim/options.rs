@@ -7,11 +7,11 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::capacity::standby_servers;
+use super::change::ConfigChange;
 use super::limits::{
     MAX_SIM_DURATION, MAX_SIM_EVENTS, MAX_SIM_INTERVAL, MAX_SIM_SERVERS, MIN_SIM_INTERVAL,
     SIM_START_RANGE, max_text, time_problem,
 };
-use super::change::ConfigChange;
 use super::trace::TraceEvent;
 use crate::config::Config;
 

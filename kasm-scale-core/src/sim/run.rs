@@ -11,8 +11,8 @@ use super::change::{ChangeMetrics, Clouds, reload, with_stand_ins};
 use super::days::{DayMetrics, Ledger, pct, percentile};
 use super::effects::{Minutes, Tracker, minutes_below};
 use super::options::{Progress, SimOptions};
-use super::reconnect::Reconnects;
 use super::oracle::{Served, oracle_vm_hours_within};
+use super::reconnect::Reconnects;
 use super::trace::{Kind, TraceEvent};
 use crate::config::{Config, Distribution, MemoryVmConfig, VmProviderConfig};
 use crate::controller::{
@@ -215,9 +215,10 @@ pub fn simulate(
     }
     // The baseline first, then the run with the changes: each half of the progress.
     let half = |from: f64| {
-        options.progress.clone().map(|p| {
-            Progress(Arc::new(move |done: f64| (p.0)(from + done / 2.0)))
-        })
+        options
+            .progress
+            .clone()
+            .map(|p| Progress(Arc::new(move |done: f64| (p.0)(from + done / 2.0))))
     };
     let baseline = SimOptions {
         changes: Vec::new(),
@@ -258,7 +259,12 @@ fn paused(run: impl std::future::Future<Output = RunResult>) -> RunResult {
 }
 
 /// One run; `record` keeps the free slots per pool minute by minute.
-async fn run(config: &Config, trace: &[TraceEvent], options: &SimOptions, record: bool) -> RunResult {
+async fn run(
+    config: &Config,
+    trace: &[TraceEvent],
+    options: &SimOptions,
+    record: bool,
+) -> RunResult {
     // Every configuration runs with in-memory stand-ins, whose scripts hand the token over.
     let config = with_stand_ins(config);
     let changes: Vec<Config> = options
@@ -387,7 +393,10 @@ async fn run(config: &Config, trace: &[TraceEvent], options: &SimOptions, record
                     // sessions are one, ended with the last of them.
                     Ok(r) if r.reconnected => {
                         let session = r.outcome.session();
-                        ledger.request(ns(now), matches!(r.outcome, SessionOutcome::Assigned { .. }));
+                        ledger.request(
+                            ns(now),
+                            matches!(r.outcome, SessionOutcome::Assigned { .. }),
+                        );
                         *book.shared.entry(session).or_default() += 1;
                         sessions.insert(&e.session, session);
                     }
@@ -419,9 +428,14 @@ async fn run(config: &Config, trace: &[TraceEvent], options: &SimOptions, record
                     Err(e) => return Err(e.into()),
                 },
                 Kind::Reconnect => {
+                    // A session the trace ended, or a request that expired in the queue: the
+                    // controller holds nothing to return.
                     let Some(&session) = sessions.get(e.session.as_str()) else {
                         continue;
                     };
+                    if book.expired.contains(&session) {
+                        continue;
+                    }
                     reconnects.requests += 1;
                     let answer = scaler.request_session_once(&e.pool, &request).await;
                     match answer {
@@ -462,6 +476,7 @@ async fn run(config: &Config, trace: &[TraceEvent], options: &SimOptions, record
                         continue;
                     }
                     book.shared.remove(&session);
+                    book.expired.remove(&session);
                     if let Some(since) = book.waiting.remove(&session)
                         && !ledger.in_warmup(ns(since))
                     {
@@ -624,6 +639,8 @@ struct Book {
     waiting: HashMap<SessionId, tokio::time::Instant>,
     /// Sessions that more than one trace session share (user affinity), with how many more.
     shared: HashMap<SessionId, u32>,
+    /// Requests that expired in the queue (they stay waiting: never served).
+    expired: std::collections::HashSet<SessionId>,
     timeouts: u64,
     tracker: Tracker,
 }
@@ -647,7 +664,10 @@ impl Book {
             match event {
                 Event::SessionAssigned { session, server } => {
                     if let Some(since) = self.waiting.remove(&session) {
-                        ledger.wait(ns_of(since, origin), now.duration_since(since).as_secs_f64());
+                        ledger.wait(
+                            ns_of(since, origin),
+                            now.duration_since(since).as_secs_f64(),
+                        );
                     }
                     if let Some(pool) = self.pool_of.remove(&session) {
                         self.seated.insert(session, (pool, secs));
@@ -661,6 +681,9 @@ impl Book {
                     self.tracker.destroyed(server, scaler.now(), secs);
                 }
                 Event::SessionsLost { sessions, .. } => self.tracker.lost(&sessions),
+                Event::RequestExpired { session, .. } => {
+                    self.expired.insert(session);
+                }
                 Event::Provisioning { server, config, .. } => {
                     let generations = built.get_or_insert_with(|| {
                         scaler

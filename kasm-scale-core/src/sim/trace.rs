@@ -245,7 +245,10 @@ pub fn parse_trace(text: &str, start: Timestamp) -> Result<Vec<TraceEvent>, Trac
         .filter(|e| e.kind == Kind::Start)
         .map(|e| (e.session.clone(), e.user.clone()))
         .collect();
-    for e in events.iter_mut().filter(|e| e.kind == Kind::Reconnect && e.user.is_none()) {
+    for e in events
+        .iter_mut()
+        .filter(|e| e.kind == Kind::Reconnect && e.user.is_none())
+    {
         e.user = starts.get(&e.session).cloned().flatten();
     }
     sort(&mut events);

@@ -57,9 +57,8 @@ pub fn sample_records(seed: u64, servers: u32) -> Records {
                 }),
                 last_error: full.then(|| format!("error \"{i}\" with ünïcode\nand a newline")),
                 reported_status: full.then(|| "running (100%): ready".into()),
-                generation: (i % 2 == 0).then_some(crate::config::Generation(
-                    0x4759_a486_cac0_27d6 ^ seed,
-                )),
+                generation: (i % 2 == 0)
+                    .then_some(crate::config::Generation(0x4759_a486_cac0_27d6 ^ seed)),
             },
         );
         if i < servers / 2 {

@@ -45,9 +45,9 @@ mod resumed_create;
 #[cfg(feature = "sim")]
 mod sim;
 #[cfg(feature = "sim")]
-mod sim_policy;
-#[cfg(feature = "sim")]
 mod sim_change;
+#[cfg(feature = "sim")]
+mod sim_policy;
 #[cfg(feature = "testkit")]
 mod store_contract;
 mod template_check;

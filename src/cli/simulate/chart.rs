@@ -196,7 +196,9 @@ pub(crate) fn render(
         }
         // Each configuration change: a vertical line at its moment, labelled with its number
         // and name.
-        let changes = runs.first().map_or(&[][..], |r| r.metrics.changes.as_slice());
+        let changes = runs
+            .first()
+            .map_or(&[][..], |r| r.metrics.changes.as_slice());
         let mark = RGBColor(90, 90, 90);
         for (i, c) in changes.iter().enumerate() {
             let x = c.at_s / 3600.0;
