@@ -6,7 +6,7 @@ use indexmap::IndexMap;
 use std::process::ExitCode;
 
 use jiff::Timestamp;
-use kasm_scale_core::engine::{Action, Bookkeeping, Plan, State, plan};
+use kasm_scale_core::engine::{Action, Bookkeeping, Plan, PoolSnapshot, ServerState, State, plan};
 use kasm_scale_core::{ConfigError, load_file};
 use serde::Serialize;
 
@@ -54,6 +54,7 @@ pub fn run(config: &Path, state: &Path, now: Option<Timestamp>, explain: bool) -
         }
     };
     let now = now.unwrap_or_else(Timestamp::now);
+    let generations: Vec<String> = snapshots.iter().flat_map(generation_lines).collect();
     let mut combined = Combined::default();
     for snapshot in &snapshots {
         let p: Plan = plan(snapshot, now);
@@ -72,6 +73,9 @@ pub fn run(config: &Path, state: &Path, now: Option<Timestamp>, explain: bool) -
     }
     let mut out = Stdout::new();
     if explain {
+        for line in &generations {
+            out.line(line);
+        }
         for action in &combined.actions {
             out.line(action.reason());
         }
@@ -91,4 +95,39 @@ pub fn run(config: &Path, state: &Path, now: Option<Timestamp>, explain: bool) -
         }
     }
     out.finish(ExitCode::SUCCESS)
+}
+
+/// For `--explain` (ours): per config with outdated or drained servers, its current generation
+/// and how many of its servers (not being destroyed) are current, outdated and drained.
+fn generation_lines(snapshot: &PoolSnapshot) -> Vec<String> {
+    snapshot
+        .configs
+        .iter()
+        .enumerate()
+        .filter_map(|(c, config)| {
+            let servers = snapshot
+                .servers
+                .iter()
+                .filter(|s| s.config as usize == c && s.state != ServerState::Destroying);
+            let (mut current, mut outdated, mut drained) = (0u32, 0u32, 0u32);
+            for s in servers {
+                if s.drained.is_some() {
+                    drained += 1;
+                } else if s.outdated && config.generation.is_some() {
+                    outdated += 1;
+                } else {
+                    current += 1;
+                }
+            }
+            (outdated > 0 || drained > 0).then(|| {
+                let generation = config
+                    .generation
+                    .map_or_else(|| "unknown".to_owned(), |g| g.to_string());
+                format!(
+                    "servers of {}: {current} current (generation {generation}), {outdated} outdated, {drained} drained",
+                    config.policy.name
+                )
+            })
+        })
+        .collect()
 }

@@ -3,8 +3,8 @@
 
 use kasm_scale::config::{
     AutoScaleConfig, AwsVmConfig, AzureVmConfig, BrokerApiConfig, CheckinTokenConfig, Config,
-    FileStoreConfig, LdapConfig, MemoryVmConfig, Outage, Pool, PostgresStoreConfig, Schedule,
-    Workspace, Zone,
+    FileStoreConfig, LdapConfig, MemoryVmConfig, Outage, Pool, PostgresStoreConfig, RolloutPolicy,
+    Schedule, Workspace, Zone,
 };
 use serde::de::DeserializeOwned;
 
@@ -50,6 +50,7 @@ fn all_fields() -> Vec<Vec<String>> {
         fields::<Pool>(),
         fields::<AutoScaleConfig>(),
         fields::<Schedule>(),
+        fields::<RolloutPolicy>(),
         fields::<Workspace>(),
         fields::<CheckinTokenConfig>(),
         fields::<BrokerApiConfig>(),

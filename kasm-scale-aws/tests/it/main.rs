@@ -13,4 +13,5 @@ mod ec2_controller;
 mod ec2_faults;
 mod ec2_idempotency;
 mod ec2_resume;
+mod ec2_rollout;
 mod override_shape;

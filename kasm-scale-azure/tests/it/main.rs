@@ -14,4 +14,5 @@ mod parts;
 mod provider;
 mod restart;
 mod resume;
+mod rollout;
 mod states;

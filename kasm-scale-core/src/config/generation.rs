@@ -218,6 +218,38 @@ fn sorted(value: Value) -> Value {
     }
 }
 
+/// PBKDF2 rounds over each secret a generation folds in.
+pub const GENERATION_SECRET_ROUNDS: u32 = 10_000;
+
+/// A secret as a generation folds it in: a change of it changes the generation, but the
+/// generation (shown in the API, the metrics and the events) cannot be used to test guesses
+/// of it cheaply: it enters as a PBKDF2-HMAC-SHA256 digest ([`GENERATION_SECRET_ROUNDS`]
+/// rounds, salted by its field).
+fn conceal(field: &str, secret: &str) -> Value {
+    let rounds =
+        std::num::NonZeroU32::new(GENERATION_SECRET_ROUNDS).unwrap_or(std::num::NonZeroU32::MIN);
+    let mut out = [0u8; 32];
+    let salt = format!("kasm-scale generation {field}");
+    aws_lc_rs::pbkdf2::derive(
+        aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
+        rounds,
+        salt.as_bytes(),
+        secret.as_bytes(),
+        &mut out,
+    );
+    Value::from(out.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// The fields of `map` named in `secrets`, concealed.
+fn conceal_fields(map: &mut Map<String, Value>, secrets: &[&str]) {
+    for field in secrets {
+        if let Some(Value::String(text)) = map.get(*field) {
+            let hidden = conceal(field, text);
+            map.insert((*field).to_owned(), hidden);
+        }
+    }
+}
+
 /// The provider config without its steering fields, with the script as delivered.
 fn provider_shape(provider: &VmProviderConfig) -> Value {
     let mut fields = match serde_json::to_value(provider) {
@@ -225,6 +257,7 @@ fn provider_shape(provider: &VmProviderConfig) -> Value {
         _ => Map::new(),
     };
     fields.retain(|k, _| !STEERING_PROVIDER_FIELDS.contains(&k.as_str()));
+    conceal_fields(&mut fields, &["azure_os_password"]);
     fields.insert("kind".to_owned(), Value::from(provider.kind()));
     fields.insert(
         "script".to_owned(),
@@ -233,7 +266,10 @@ fn provider_shape(provider: &VmProviderConfig) -> Value {
     let extras: Map<String, Value> = provider
         .script_extras()
         .into_iter()
-        .map(|(k, v)| (k, Value::from(v.expose())))
+        .map(|(k, v)| {
+            let hidden = conceal(&format!("startup_script_variables.{k}"), v.expose());
+            (k, hidden)
+        })
         .collect();
     fields.insert("script_variables".to_owned(), Value::Object(extras));
     Value::Object(fields)
@@ -244,6 +280,7 @@ fn autoscale_shape(autoscale: &AutoScaleConfig) -> Value {
     match serde_json::to_value(autoscale) {
         Ok(Value::Object(mut map)) => {
             map.retain(|k, _| SHAPING_AUTOSCALE_FIELDS.contains(&k.as_str()));
+            conceal_fields(&mut map, &["connection_password"]);
             Value::Object(map)
         }
         _ => Value::Null,

@@ -191,7 +191,7 @@ fn reordered_keys_are_no_change() {
 #[test]
 fn a_generation_is_the_same_across_processes_and_versions() {
     // Pinned: a change of this value re-rolls every pool of every deployment on upgrade.
-    assert_eq!(generation(BASE).to_string(), "4759a486cac027d6");
+    assert_eq!(generation(BASE).to_string(), "771cfc719d437b16");
 }
 
 #[test]
@@ -208,4 +208,38 @@ fn a_generation_round_trips_as_16_hex_digits() {
 fn an_unknown_config_has_no_generation() {
     let config = load_str(BASE, Format::Toml).unwrap().config;
     assert_eq!(config.generation("nope"), None);
+}
+
+#[test]
+fn secrets_enter_a_generation_only_as_slow_digests() {
+    let text = edited(
+        "connection_type = \"RDP\"",
+        "connection_type = \"RDP\"\nconnection_password = \"hunter2-password\"",
+    );
+    let config = crate::load_str(&text, crate::Format::Toml).unwrap().config;
+    let (_, autoscale) = config.autoscale_configs().next().unwrap();
+    let shaped = autoscale_shape(autoscale).to_string();
+    assert!(!shaped.contains("hunter2"), "{shaped}");
+    assert!(
+        shaped.contains(
+            &conceal("connection_password", "hunter2-password")
+                .as_str()
+                .unwrap()
+                .to_owned()
+        )
+    );
+    // The digest is salted by the field: the same secret elsewhere is another digest.
+    assert_ne!(
+        conceal("connection_password", "x"),
+        conceal("azure_os_password", "x")
+    );
+    for provider in &config.vm_providers {
+        let shaped = provider_shape(provider).to_string();
+        for secret in provider.script_extras().values() {
+            assert!(
+                !shaped.contains(secret.expose()),
+                "a script variable in clear: {shaped}"
+            );
+        }
+    }
 }

@@ -41,8 +41,8 @@ pub use bounds::{
 pub use endpoint::check_endpoint;
 pub use fields::{JsonObject, Tags, merge_json};
 pub use generation::{
-    Generation, SHAPING_AUTOSCALE_FIELDS, SHAPING_PROVIDER_FIELDS, STEERING_AUTOSCALE_FIELDS,
-    STEERING_PROVIDER_FIELDS,
+    GENERATION_SECRET_ROUNDS, Generation, SHAPING_AUTOSCALE_FIELDS, SHAPING_PROVIDER_FIELDS,
+    STEERING_AUTOSCALE_FIELDS, STEERING_PROVIDER_FIELDS,
 };
 pub use hostname::{HEX_HEADROOM, HostnamePattern};
 pub use ldap::{Dn, LdapConfig};

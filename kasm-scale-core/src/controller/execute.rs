@@ -141,6 +141,7 @@ fn decide(
                                 break;
                             };
                             let mut server = ServerInfo::new(id, name, &setup.config, p, c, now);
+                            server.generation = setup.generations.get(&config).copied();
                             // Server by server, as the plan counted them.
                             server.queue_slots = queue_slots.min(server.capacity);
                             queue_slots -= server.queue_slots;

@@ -246,13 +246,14 @@ async fn computer_record(
     };
     let password = directory.create_computer(&spec).await.map_err(|e| {
         if matches!(e, BackendError::Conflict(_)) {
-            // Someone else holds the name: no new server takes it.
-            shared
-                .state
-                .taken_names
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(server.hostname.clone());
+            // Someone else holds the name: no new server takes it, now or after a listing.
+            let name = server.hostname.to_ascii_uppercase();
+            for names in [&shared.state.taken_names, &shared.state.conflicts] {
+                names
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name.clone());
+            }
         }
         ProvisionError::Directory(e)
     })?;

@@ -116,6 +116,15 @@ async fn reconcile_now(shared: &Arc<Shared>) {
             }
         }
     }
+    names.extend(
+        shared
+            .state
+            .conflicts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned(),
+    );
     tracing::debug!(names = names.len(), "listings read");
     *shared
         .state

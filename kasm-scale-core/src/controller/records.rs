@@ -86,8 +86,8 @@ pub struct ServerInfo {
     /// The last status its guest reported (`running (100%): ready`).
     pub reported_status: Option<String>,
     /// (ours) The generation of its config it was built from ([`Config::generation`]); `None`
-    /// for a server recorded before generations were (it counts as current until the next
-    /// reload stamps it with the generation it was built under).
+    /// for a server recorded before generations were, or adopted without a record (it counts
+    /// as current until the next reload stamps it with the generation it ran under).
     ///
     /// [`Config::generation`]: crate::config::Config::generation
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,7 +110,7 @@ impl ServerInfo {
         ServerInfo {
             id,
             hostname,
-            generation: document.generation(&config.autoscale_config_name),
+            generation: None,
             pool: pool.server_pool_name.clone(),
             config: config.autoscale_config_name.clone(),
             provider: config.vm_provider_config_id.clone(),

@@ -256,9 +256,17 @@ fn prepare(
         (None, Some(section)) => TokenKeys::from_config(section)?,
         (None, None) => old.tokens.clone(),
     };
-    let changes = changes(&old, &config, &tokens, replaced, directories_replaced);
+    let generations = super::snapshot::generations(&config);
+    let changes = changes(
+        &old,
+        &config,
+        &generations,
+        &tokens,
+        replaced,
+        directories_replaced,
+    );
     let setup = Setup {
-        generations: super::snapshot::generations(&config),
+        generations,
         config: Arc::new(config),
         owner_id: old.owner_id.clone(),
         providers,
@@ -284,6 +292,7 @@ fn prepare(
 fn changes(
     old: &Setup,
     config: &Config,
+    generations: &HashMap<String, crate::config::Generation>,
     tokens: &TokenKeys,
     mut providers_replaced: Vec<String>,
     mut directories_replaced: Vec<String>,
@@ -303,7 +312,7 @@ fn changes(
     Reloaded {
         new_generations: after
             .iter()
-            .filter(|n| before.contains(n) && old.config.generation(n) != config.generation(n))
+            .filter(|n| before.contains(n) && old.generations.get(*n) != generations.get(*n))
             .cloned()
             .collect(),
         configs_added: after
@@ -347,7 +356,7 @@ fn put_in_force(shared: &Shared, setup: Setup, changes: &Reloaded) {
             let mut records = shared.state.records();
             for s in records.servers.values_mut() {
                 if s.generation.is_none() {
-                    s.generation = old.config.generation(&s.config);
+                    s.generation = old.generations.get(&s.config).copied();
                 }
             }
         }

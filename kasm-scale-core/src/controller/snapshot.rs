@@ -90,8 +90,21 @@ pub(crate) fn snapshots(setup: &Setup, records: &Records, pool: Option<&str>) ->
     }
     let mut snapshots = builder.finish();
     for snapshot in &mut snapshots {
+        let pool_drained = records
+            .drains
+            .contains_key(&drain::DrainTarget::Pool(snapshot.pool.clone()).key());
         for c in &mut snapshot.configs {
             c.generation = setup.generations.get(&c.policy.name).copied();
+            // A drained config (or pool) makes no server: its replacements would be drained
+            // too. The pool's other configs replace its slots.
+            if pool_drained
+                || (!records.drains.is_empty()
+                    && records
+                        .drains
+                        .contains_key(&drain::DrainTarget::Config(c.policy.name.clone()).key()))
+            {
+                c.policy.enabled = false;
+            }
         }
     }
     for ((pool, name), servers) in retired {

@@ -31,6 +31,10 @@ pub(crate) struct State {
     /// Host names the clouds and directories hold (from the last listings): new servers avoid
     /// them.
     pub taken_names: Mutex<HashSet<String>>,
+    /// Names a directory refused because something else holds them (a record we do not own,
+    /// which no listing of ours shows): kept for the life of the process, so that a counter in
+    /// a host name pattern moves past them instead of trying them again after every listing.
+    pub conflicts: Mutex<HashSet<String>>,
 }
 
 impl State {
@@ -43,6 +47,7 @@ impl State {
             store,
             loaded: OnceCell::new(),
             taken_names: Mutex::new(HashSet::new()),
+            conflicts: Mutex::new(HashSet::new()),
         }
     }
 

@@ -18,25 +18,47 @@
 //!    ready servers (running, and checked in where it requires check-in) that are not spent, plus
 //!    the room of its servers still coming up, so that a cycle does not provision again for
 //!    servers on their way. Every server, also one being destroyed, counts against
-//!    `max_instances`.
+//!    `max_instances`. A drained server's room is never free (ours).
 //! 2. `spent_single_use`: a single-use server whose session has ended is destroyed
 //!    ([`Cause::SessionEnded`]).
 //! 3. `checkin_timeouts`: a server with no session that is not ready `checkin_timeout` seconds
 //!    after its creation is destroyed ([`Cause::CheckinTimeout`]).
-//! 4. `count_failures` (ours): a plan in which servers timed out adds one to the config's
+//! 4. `drained_servers` (ours): a server drained with [`DrainThen::Destroy`] is destroyed as
+//!    soon as it has no session, whatever its state ([`Cause::Drained`]); never one with a
+//!    session. A server drained with [`DrainThen::Keep`] is kept: no rule destroys it (not when
+//!    spent, nor when it does not check in in time) until the operator undrains it. Either
+//!    way it still counts against `max_instances`, and rules 2 and 3 skip drained servers.
+//! 5. `count_failures` (ours): a plan in which servers timed out adds one to the config's
 //!    consecutive failures, however many timed out, so one bad burst does not freeze a config
 //!    for an hour; a server ready since the last failure clears the count. A failing config waits
 //!    [`failure_backoff`] after its last failure, then creates one server at a time and waits for
 //!    it to come up: no endless create/destroy loop when check-in is slow.
-//! 5. `seat_waiting_requests`: queued session requests take the free slots of ready servers
-//!    first (any config, in config order), then those of servers coming up for configs with
-//!    aggressive scaling: first the slots earlier plans made for the queue (a server's
-//!    `queue_slots`), then any, oldest first. Without aggressive scaling a request waits for the
-//!    normal cycle (Kasm's rule) and holds no slot a config brings up for its minimum.
-//! 6. `keep_minimum`: a config with fewer free slots than its minimum creates
+//! 6. `track_rollout` (ours): a config has a rollout under way while it has outdated servers
+//!    ([`ServerSnapshot::outdated`], when its [`ConfigSnapshot::generation`] is known; drained
+//!    ones count too). Outdated servers and no [`RolloutState`] of the current generation start
+//!    one. The canary is ready the first plan that finds `rollout.canary` ready current (not
+//!    outdated, not drained) servers. With `pause_on_failure`, a current server timing out in
+//!    this plan, or a failure the controller counted after `failures_since` (a create refused),
+//!    pauses it with the reason; old-generation timeouts do not. A rollout whose canary was
+//!    never ready is watched so even once no outdated server is left (they may go by other
+//!    rules first): its canary failing still pauses it. Until the canary is ready, and
+//!    while paused, outdated room counts as free as it always did (nothing is replaced); once
+//!    it is ready (at once for a config that may not build now: disabled, or outside every
+//!    window), outdated room is not free.
+//! 7. `seat_waiting_requests`: queued session requests take the free slots of ready servers
+//!    first (any config, in config order, current servers before outdated ones), then those of
+//!    servers coming up for configs with aggressive scaling: first the slots earlier plans made
+//!    for the queue (a server's `queue_slots`), then any, oldest first. Without aggressive
+//!    scaling a request waits for the normal cycle (Kasm's rule) and holds no slot a config
+//!    brings up for its minimum. Drained servers take none.
+//! 8. `keep_minimum`: a config with fewer free slots than its minimum creates
 //!    ceil(deficit / sessions per server) servers ([`Cause::BelowMinimum`]), never beyond
-//!    `max_instances`, one at a time while it has failures, none while it waits out its backoff.
-//! 7. `provision_for_queue`: the minimum and the queue are one need (ours: each rule rounding up
+//!    `max_instances`, one at a time while it has failures, none while it waits out its backoff
+//!    or its rollout is paused. During a rollout this is what the config would make with
+//!    outdated room counted; the rest of the deficit is replacement ([`Cause::Rollout`], ours),
+//!    made only while current servers coming up stay within `rollout.max_surge`, within
+//!    `max_instances` (the rollout waits for room, it never destroys first) and the backoff.
+//! 9. `provision_for_queue`: the minimum and the queue are one need (ours: each rule rounding up
 //!    on its own made one server too many). Requests that no free or coming slot covers take the
 //!    slots beyond the minimum on the servers just provisioned for it, then make the first
 //!    enabled configs with aggressive scaling and room provision for them at once
@@ -44,18 +66,36 @@
 //!    provides is not made. Each new server carries the slots the queue takes (`queue_slots`),
 //!    so the next plan seats the requests where this one counted them; what the queue leaves on
 //!    its last server is free. Outside every schedule window a config provisions nothing,
-//!    queued requests included: they wait, with a note saying so.
-//! 8. `demand_targets` (ours): configs with `standby_policy = "demand"` raise their
-//!    minimums (never lower them) to the pool's standby target from the snapshot's
-//!    [`DemandSignal`], shared out in config order past configs at `max_instances` or backing
-//!    off (spill-over), over the pool as the minimums and the queue leave it (waiting requests
-//!    take room before the standby, as the next plan finds them on servers of their own); the
-//!    configs it raises provision the rest into their provision for the minimum. See [`demand`]
-//!    for the estimator and `standby.rs` for the sharing-out.
-//! 9. `downscale_surplus`: free slots beyond the minimum worth one server start the downscale
-//!    clock; once the surplus has lasted `downscale_backoff` seconds, idle servers are destroyed,
-//!    oldest first, while the rest still covers the minimum ([`Cause::Surplus`]). Nothing goes
-//!    while session requests wait in the pool, and a server with a session never goes.
+//!    queued requests included: they wait, with a note saying so. A config whose rollout is
+//!    paused provisions nothing either.
+//! 10. `build_canary` (ours): while its canary is not ready, a config builds at most enough
+//!     servers ([`Cause::Rollout`]) to have `rollout.canary` current servers, ready or coming
+//!     up (this plan's own for the minimum and the queue included).
+//! 11. `demand_targets` (ours): configs with `standby_policy = "demand"` raise their
+//!     minimums (never lower them) to the pool's standby target from the snapshot's
+//!     [`DemandSignal`], shared out in config order past configs at `max_instances`, backing
+//!     off or with a paused rollout (spill-over), over the pool as the minimums and the queue
+//!     leave it (waiting requests take room before the standby, as the next plan finds them on
+//!     servers of their own); the configs it raises provision the rest into their provision for
+//!     the minimum. During a rollout a config's free slots count here as rule 8's part for
+//!     the minimum counts them (outdated room in, the rollout's own servers out), so the share
+//!     it gets is the minimum that part keeps. See [`demand`] for the estimator and
+//!     `standby.rs` for the sharing-out.
+//! 12. `retire_outdated` (ours): once the canary is ready and while the rollout is not paused,
+//!     idle outdated servers (ready, no session, not spent, not drained) are destroyed
+//!     ([`Cause::Rollout`], oldest first) while no session request waits in the pool and the
+//!     room of the config's ready current servers covers its minimum; an outdated server with a
+//!     session never goes, and goes in the first plan that finds it empty. A rollout with no
+//!     outdated server left is finished (`finished_at`).
+//! 13. `downscale_surplus`: free slots beyond the minimum worth one server start the downscale
+//!     clock; once the surplus has lasted `downscale_backoff` seconds, idle servers are
+//!     destroyed, oldest first, while the rest still covers the minimum ([`Cause::Surplus`]).
+//!     Nothing goes while session requests wait in the pool, and a server with a session never
+//!     goes. Only current servers' free slots count, and only current servers go (outdated ones
+//!     go by rule 12, drained ones by rule 4).
+//!
+//! With no outdated and no drained server, rules 4, 6, 10 and 12 do nothing and the plan is the
+//! one Kasm's rules give.
 //!
 //! The plan is a fixed point: carried out (its servers made, its destroys under way) and
 //! planned again at the same instant, it asks for nothing more and leaves the bookkeeping as
@@ -68,8 +108,10 @@
 //! sessions end. Disabling a config thus drains it.
 
 pub mod demand;
+mod drain;
 mod placement;
 mod plan;
+mod rollout;
 mod snapshot;
 mod standby;
 mod state;

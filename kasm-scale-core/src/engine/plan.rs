@@ -4,8 +4,12 @@ use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::rollout::Phase;
 use super::standby::{Share, demand_minimums};
-use super::{Action, Bookkeeping, Cause, Plan, PoolSnapshot, ServerSnapshot, ServerState};
+use super::{
+    Action, Bookkeeping, Cause, DrainThen, Plan, PoolSnapshot, ServerId, ServerSnapshot,
+    ServerState,
+};
 
 /// First wait after a failure, in seconds (ours): doubled per further failure.
 pub const FAILURE_BACKOFF_BASE: u64 = 60;
@@ -30,36 +34,64 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
     let found = pass.count_servers();
     pass.spent_single_use(&found.ended);
     pass.checkin_timeouts(&found.timed_out);
+    pass.drained_servers(&found.drained);
     pass.count_failures();
+    pass.track_rollout();
     pass.seat_waiting_requests();
     pass.keep_minimum();
     pass.provision_for_queue();
+    pass.build_canary();
     pass.demand_targets();
+    pass.retire_outdated();
     pass.downscale_surplus();
     pass.finish()
 }
 
-/// What the pass over the servers learns about a config.
+/// What the pass over the servers learns about a config. "Current" servers are neither
+/// outdated nor drained; drained servers count only in `live` (and `outdated`).
 #[derive(Debug, Clone, Copy, Default)]
-struct Tally {
+pub(super) struct Tally {
     /// Every server of the config (counts against `max_instances`).
-    live: u32,
-    /// Free session slots: ready servers' room plus pending servers' room.
-    free: u64,
+    pub(super) live: u32,
+    /// Free session slots: ready servers' room plus pending servers' room (outdated servers'
+    /// room included unless the rollout holds it back, [`Phase::Replacing`]).
+    pub(super) free: u64,
     /// The part of `free` on pending servers.
-    pending_free: u64,
-    /// Running, ready, sessionless servers that are not spent: downscale candidates.
-    idle: u32,
+    pub(super) pending_free: u64,
+    /// Running, ready, sessionless current servers that are not spent: downscale candidates.
+    pub(super) idle: u32,
+    /// Room on ready, current servers that are not spent.
+    pub(super) cur_ready: u64,
+    /// Ready current servers (spent ones too): the canary counts them.
+    pub(super) cur_ready_servers: u32,
+    /// Current servers this plan does not destroy (ready or coming up).
+    pub(super) cur_live: u32,
+    /// Current servers coming up.
+    pub(super) cur_pending: u32,
+    /// Room on ready outdated servers that are not spent (not yet taken by the queue).
+    pub(super) old_ready: u64,
+    /// Room on outdated servers coming up.
+    pub(super) old_pending: u64,
+    /// Ready, sessionless outdated servers that are not spent: the rollout retires them.
+    pub(super) old_idle: u32,
+    /// Outdated servers not being destroyed (drained ones too).
+    pub(super) outdated: u32,
+    /// Outdated servers this plan destroys.
+    pub(super) outdated_gone: u32,
+    /// A current server that timed out in this plan (it pauses the rollout).
+    pub(super) cur_timeout: Option<ServerId>,
+    /// Servers this plan makes for the rollout (canary or replacement).
+    pub(super) rollout_made: u32,
     /// Servers that timed out in this plan.
-    timeouts: u32,
-    /// Servers still coming up (provisioning, starting, not yet checked in).
-    pending: u32,
+    pub(super) timeouts: u32,
+    /// Servers still coming up (provisioning, starting, not yet checked in; not drained).
+    pub(super) pending: u32,
     /// Latest time a server of the config became ready.
-    last_ready: Option<Timestamp>,
-    /// Servers this plan makes (for the minimum or the queue).
-    made: u32,
+    pub(super) last_ready: Option<Timestamp>,
+    /// Servers this plan makes (for the minimum, the queue or the rollout).
+    pub(super) made: u32,
     /// Free slots before this plan made any server (after the queue took its share).
-    free_before: u64,
+    pub(super) free_before: u64,
 }
 
 /// The servers [`Pass::count_servers`] sets aside for the rules that destroy.
@@ -69,36 +101,43 @@ struct Found<'s> {
     ended: Vec<&'s ServerSnapshot>,
     /// Servers not ready within their config's check-in timeout.
     timed_out: Vec<&'s ServerSnapshot>,
+    /// Drained servers (`then = destroy`) without a session.
+    drained: Vec<&'s ServerSnapshot>,
 }
 
 /// One plan in the making: the snapshot, what is known per config (indexed like
 /// [`PoolSnapshot::configs`]), and the actions found so far.
-struct Pass<'s> {
-    snapshot: &'s PoolSnapshot,
-    now: Timestamp,
-    tally: Vec<Tally>,
+pub(super) struct Pass<'s> {
+    pub(super) snapshot: &'s PoolSnapshot,
+    pub(super) now: Timestamp,
+    pub(super) tally: Vec<Tally>,
     /// New bookkeeping.
-    bookkeeping: Vec<Bookkeeping>,
+    pub(super) bookkeeping: Vec<Bookkeeping>,
     /// Free slots to keep now (0 when disabled or outside every schedule window), raised by the
     /// demand policy where it asks for more.
-    minimum: Vec<u64>,
+    pub(super) minimum: Vec<u64>,
     /// Why the demand policy raised a config's minimum.
     why: Vec<Option<String>>,
     /// The creation time at or before which an unready server has timed out.
     deadline: Vec<Timestamp>,
     /// Waiting out a failure backoff (or a probe server): provisions nothing.
-    backing_off: Vec<bool>,
+    pub(super) backing_off: Vec<bool>,
+    /// Where each config's rollout stands in this plan.
+    pub(super) phase: Vec<Phase>,
     /// Session requests that no free or pending slot covers yet.
     waiting: u64,
-    /// Destroys of spent and timed-out servers, then the provision for the minimum.
-    per_config: Vec<Vec<Action>>,
-    /// Destroys of idle surplus servers.
-    surplus: Vec<Action>,
+    /// Destroys of spent, timed-out and drained servers, then the provisions for the minimum
+    /// and the rollout.
+    pub(super) per_config: Vec<Vec<Action>>,
+    /// Destroys of idle outdated servers (the rollout) and of idle surplus servers.
+    pub(super) surplus: Vec<Action>,
     /// Provisions for queued requests.
     queue: Vec<Action>,
-    notes: Vec<String>,
+    pub(super) notes: Vec<String>,
     /// Where in `notes` the note of a config that could not keep its minimum is.
     short_note: Vec<Option<usize>>,
+    /// Where in `notes` the note of a config whose rollout waits is.
+    pub(super) rollout_note: Vec<Option<usize>>,
 }
 
 impl<'s> Pass<'s> {
@@ -129,6 +168,7 @@ impl<'s> Pass<'s> {
                 })
                 .collect(),
             backing_off: vec![false; n],
+            phase: vec![Phase::None; n],
             why: vec![None; n],
             waiting: u64::from(snapshot.pending_requests),
             per_config: vec![Vec::new(); n],
@@ -136,20 +176,23 @@ impl<'s> Pass<'s> {
             queue: Vec::new(),
             notes: Vec::new(),
             short_note: vec![None; n],
+            rollout_note: vec![None; n],
         }
     }
 
     /// Rule 1: counts each config's servers and free slots in one pass over the servers, and sets aside
-    /// the servers the next two rules destroy.
+    /// the servers the next three rules destroy.
     fn count_servers(&mut self) -> Found<'s> {
         let configs = &self.snapshot.configs;
-        // What the hot loop needs of each config, packed: (requires_checkin, tracks readiness).
-        let hot: Vec<(bool, bool)> = configs
+        // What the hot loop needs of each config, packed: (requires_checkin, tracks readiness,
+        // knows its generation).
+        let hot: Vec<(bool, bool, bool)> = configs
             .iter()
             .map(|c| {
                 (
                     c.policy.requires_checkin,
                     c.bookkeeping.consecutive_failures > 0,
+                    c.generation.is_some(),
                 )
             })
             .collect();
@@ -157,7 +200,7 @@ impl<'s> Pass<'s> {
         let mut unknown = 0usize;
         for server in &self.snapshot.servers {
             let c = server.config as usize;
-            let Some(&(requires_checkin, track_ready)) = hot.get(c) else {
+            let Some(&(requires_checkin, track_ready, has_generation)) = hot.get(c) else {
                 unknown += 1;
                 continue;
             };
@@ -169,15 +212,36 @@ impl<'s> Pass<'s> {
             if server.state == ServerState::Destroying {
                 continue;
             }
+            let outdated = server.outdated && has_generation;
+            t.outdated += u32::from(outdated);
+            if let Some(then) = server.drained {
+                if then == DrainThen::Destroy && server.sessions == 0 {
+                    found.drained.push(server);
+                }
+                continue;
+            }
             let ready = server.state == ServerState::Running
                 && (!requires_checkin || server.checked_in_at.is_some());
             let room = u64::from(server.capacity.saturating_sub(server.sessions));
             if ready && !server.is_spent() {
                 t.free += room;
-                t.idle += u32::from(server.sessions == 0);
+                if outdated {
+                    t.old_ready += room;
+                    t.old_idle += u32::from(server.sessions == 0);
+                } else {
+                    t.cur_ready += room;
+                    t.cur_ready_servers += 1;
+                    t.cur_live += 1;
+                    t.idle += u32::from(server.sessions == 0);
+                }
             } else if ready {
+                if !outdated {
+                    t.cur_ready_servers += 1;
+                }
                 if server.sessions == 0 {
                     found.ended.push(server);
+                } else if !outdated {
+                    t.cur_live += 1;
                 }
             } else if server.sessions == 0 && server.created_at <= self.deadline[c] {
                 found.timed_out.push(server);
@@ -185,6 +249,12 @@ impl<'s> Pass<'s> {
                 t.free += room;
                 t.pending_free += room;
                 t.pending += 1;
+                if outdated {
+                    t.old_pending += room;
+                } else {
+                    t.cur_pending += 1;
+                    t.cur_live += 1;
+                }
             }
         }
         if unknown > 0 {
@@ -195,9 +265,21 @@ impl<'s> Pass<'s> {
         found
     }
 
+    /// Whether `server` is outdated for the engine: so marked, of a config whose generation
+    /// is known.
+    pub(super) fn is_outdated(&self, server: &ServerSnapshot) -> bool {
+        server.outdated
+            && self
+                .snapshot
+                .configs
+                .get(server.config as usize)
+                .is_some_and(|c| c.generation.is_some())
+    }
+
     /// Rule 2: a single-use server whose session ended is destroyed (disabled configs too).
     fn spent_single_use(&mut self, ended: &[&ServerSnapshot]) {
         for server in ended {
+            self.tally[server.config as usize].outdated_gone += u32::from(self.is_outdated(server));
             let name = &self.snapshot.configs[server.config as usize].policy.name;
             self.per_config[server.config as usize].push(destroy(
                 server,
@@ -216,8 +298,14 @@ impl<'s> Pass<'s> {
     fn checkin_timeouts(&mut self, timed_out: &[&ServerSnapshot]) {
         for server in timed_out {
             let c = server.config as usize;
+            let outdated = self.is_outdated(server);
             let policy = &self.snapshot.configs[c].policy;
-            self.tally[c].timeouts += 1;
+            let t = &mut self.tally[c];
+            t.timeouts += 1;
+            t.outdated_gone += u32::from(outdated);
+            if !outdated && t.cur_timeout.is_none() {
+                t.cur_timeout = Some(server.id);
+            }
             self.per_config[c].push(destroy(
                 server,
                 &policy.name,
@@ -233,7 +321,7 @@ impl<'s> Pass<'s> {
         }
     }
 
-    /// Rule 4: a server ready since the last failure clears the count; a plan with timeouts adds
+    /// Rule 5: a server ready since the last failure clears the count; a plan with timeouts adds
     /// one failure however many servers timed out (ours). A failing config waits out its backoff,
     /// then for its one new server to come up.
     fn count_failures(&mut self) {
@@ -254,47 +342,62 @@ impl<'s> Pass<'s> {
         }
     }
 
-    /// Rule 5: queued requests take the free slots of ready servers first (any config, in config
-    /// order), then those of servers coming up for configs with aggressive scaling: first the
-    /// slots earlier plans gave to the queue (`queue_slots`), then any, oldest server first (the
-    /// first to be ready, and a choice that servers created later do not change).
+    /// Rule 7: queued requests take the free slots of ready servers first (any config, in config
+    /// order; current servers before outdated ones, as [`super::assign`] places them), then
+    /// those of servers coming up for configs with aggressive scaling: first the slots earlier
+    /// plans gave to the queue (`queue_slots`), then any, oldest server first (the first to be
+    /// ready, and a choice that servers created later do not change). Drained servers take
+    /// none, nor do outdated servers coming up whose room the rollout holds back.
     /// Without aggressive scaling a request waits for the normal cycle (Kasm's rule), so it does
     /// not hold on to capacity that a config brings up for its minimum.
     fn seat_waiting_requests(&mut self) {
-        for t in self.tally.iter_mut() {
-            let take = self.waiting.min(t.free - t.pending_free);
+        for (t, phase) in self.tally.iter_mut().zip(&self.phase) {
+            let old = if phase.holds_back() { 0 } else { t.old_ready };
+            let take = self.waiting.min(t.free - t.pending_free - old);
             t.free -= take;
+            self.waiting -= take;
+        }
+        for (t, phase) in self.tally.iter_mut().zip(&self.phase) {
+            let take = self.waiting.min(t.old_ready);
+            t.old_ready -= take;
+            if !phase.holds_back() {
+                t.free -= take;
+            }
             self.waiting -= take;
         }
         if self.waiting == 0 {
             return;
         }
-        let (configs, deadline) = (&self.snapshot.configs, &self.deadline);
+        let (configs, deadline, phase) = (&self.snapshot.configs, &self.deadline, &self.phase);
         let tally = &mut self.tally;
-        let mut pending: Vec<&ServerSnapshot> = self
+        let mut pending: Vec<(&ServerSnapshot, bool)> = self
             .snapshot
             .servers
             .iter()
-            .filter(|s| {
+            .filter_map(|s| {
                 let c = s.config as usize;
-                configs
-                    .get(c)
-                    .is_some_and(|c| c.policy.enabled && c.policy.aggressive_scaling)
+                let config = configs.get(c)?;
+                let outdated = s.outdated && config.generation.is_some();
+                (config.policy.enabled
+                    && config.policy.aggressive_scaling
                     && tally[c].pending_free > 0
                     && s.state != ServerState::Destroying
-                    && !s.is_ready(configs[c].policy.requires_checkin)
-                    && !(s.sessions == 0 && s.created_at <= deadline[c])
+                    && s.drained.is_none()
+                    && !(outdated && phase[c].holds_back())
+                    && !s.is_ready(config.policy.requires_checkin)
+                    && !(s.sessions == 0 && s.created_at <= deadline[c]))
+                    .then_some((s, outdated))
             })
             .collect();
         // The slots plans gave to the queue first, then any room, oldest server first (the
         // first to be ready): the slots the plan that made a server counted on.
-        pending.sort_unstable_by_key(|s| (s.created_at, s.id));
+        pending.sort_unstable_by_key(|(s, _)| (s.created_at, s.id));
         let mut room: Vec<u64> = pending
             .iter()
-            .map(|s| u64::from(s.capacity.saturating_sub(s.sessions)))
+            .map(|(s, _)| u64::from(s.capacity.saturating_sub(s.sessions)))
             .collect();
         for reserved in [true, false] {
-            for (server, room) in pending.iter().zip(room.iter_mut()) {
+            for ((server, outdated), room) in pending.iter().zip(room.iter_mut()) {
                 if self.waiting == 0 {
                     return;
                 }
@@ -308,12 +411,15 @@ impl<'s> Pass<'s> {
                 *room -= take;
                 t.free -= take;
                 t.pending_free -= take;
+                if *outdated {
+                    t.old_pending -= take.min(t.old_pending);
+                }
                 self.waiting -= take;
             }
         }
     }
 
-    /// Rule 6: a config with fewer free slots than its minimum creates
+    /// Rule 8: a config with fewer free slots than its minimum creates
     /// ceil(deficit / sessions per server) servers, within `max_instances`, one at a time while
     /// it has failures, none while it backs off. The demand policy raises minimums after the
     /// queue took its servers ([`Self::demand_targets`]).
@@ -325,37 +431,52 @@ impl<'s> Pass<'s> {
     }
 
     /// Provisions for config `c` what its minimum still lacks, into its one provision for the
-    /// minimum; or notes why it cannot (replacing the note an earlier call left for it).
+    /// minimum; or notes why it cannot (replacing the note an earlier call left for it). The
+    /// minimum's part is what the config would make with no rollout (outdated room counted,
+    /// the rollout's own servers not); during a rollout the rest is replacement
+    /// ([`Self::keep_rollout`]).
     fn keep(&mut self, c: usize) {
+        let (plain, held) = (self.plain_free(c), self.held_back(c));
+        let t = &self.tally[c];
+        if t.free < self.minimum[c] {
+            self.bookkeeping[c].downscale_requested_at = None;
+        }
+        if plain < self.minimum[c] {
+            self.keep_plain(c, plain, t.free_before + held);
+        }
+        self.keep_rollout(c);
+    }
+
+    /// [`Self::keep`]'s part for the minimum as Kasm keeps it: `free` slots counted as they
+    /// would be with no rollout, `free_before` of them before this plan made any server.
+    fn keep_plain(&mut self, c: usize, free: u64, free_before: u64) {
         let (policy, minimum) = (&self.snapshot.configs[c].policy, self.minimum[c]);
         let t = &mut self.tally[c];
-        if t.free >= minimum {
-            return;
-        }
         let bk = &mut self.bookkeeping[c];
-        bk.downscale_requested_at = None;
         let sps = u64::from(policy.sessions_per_server.max(1));
-        let want = (minimum - t.free).div_ceil(sps);
+        let want = (minimum - free).div_ceil(sps);
         let room = u64::from(policy.max_instances.saturating_sub(t.live));
         let failures = bk.consecutive_failures;
+        let paused = self.phase[c] == Phase::Paused;
         // While failing, one server at a time: none more once this plan makes one.
-        let count = if failures > 0 && t.made > 0 {
+        let count = if failures > 0 && t.made > 0 || paused {
             0
         } else {
             want.min(room).min(if failures > 0 { 1 } else { u64::MAX })
         };
-        let deficit = minimum.saturating_sub(t.free_before);
+        let deficit = minimum.saturating_sub(free_before);
         let short = match &self.why[c] {
             Some(why) => format!(
                 "{}: {} free < target {minimum} ({why})",
-                policy.name, t.free_before
+                policy.name, free_before
             ),
-            None => format!(
-                "{}: {} free < minimum {minimum}",
-                policy.name, t.free_before
-            ),
+            None => format!("{}: {} free < minimum {minimum}", policy.name, free_before),
         };
-        let note = if self.backing_off[c] && t.pending > 0 || count == 0 && t.made > 0 {
+        let note = if paused {
+            Some(format!(
+                "{short}, but its rollout is paused: nothing more of the new generation is built"
+            ))
+        } else if self.backing_off[c] && t.pending > 0 || count == 0 && t.made > 0 {
             Some(format!(
                 "{short}, but after {failures} consecutive failure(s) one new server must come up first"
             ))
@@ -419,7 +540,7 @@ impl<'s> Pass<'s> {
         t.free += count * sps;
     }
 
-    /// Rule 8 (ours): configs with `standby_policy = "demand"` keep the pool's standby target
+    /// Rule 11 (ours): configs with `standby_policy = "demand"` keep the pool's standby target
     /// (see [`super::standby`]), shared out in config order past the configs that cannot grow,
     /// on the pool as the minimums and the queue leave it: waiting requests take room before
     /// the standby does (as the next plan finds them, on servers of their own), so a plan and
@@ -437,7 +558,11 @@ impl<'s> Pass<'s> {
                 let mut stuck = (room == 0).then_some("at max_instances");
                 // A failing config makes one server and waits for it: once this plan makes it,
                 // the next plan finds it backing off.
-                if self.backing_off[c] || self.bookkeeping[c].consecutive_failures > 0 && t.made > 0
+                if self.phase[c] == Phase::Paused {
+                    room = 0;
+                    stuck = Some("rollout paused");
+                } else if self.backing_off[c]
+                    || self.bookkeeping[c].consecutive_failures > 0 && t.made > 0
                 {
                     room = 0;
                     stuck = Some("backing off after failures");
@@ -446,7 +571,9 @@ impl<'s> Pass<'s> {
                 }
                 Share {
                     minimum: self.minimum[c],
-                    free: t.free,
+                    // As rule 8's part for the minimum counts them (outdated room in, the
+                    // rollout's own servers out): the share is the minimum it keeps.
+                    free: self.plain_free(c),
                     room,
                     per_server: u64::from(policy.sessions_per_server.max(1)),
                     stuck,
@@ -464,17 +591,20 @@ impl<'s> Pass<'s> {
         }
     }
 
-    /// Rule 9: a surplus of at least one server's sessions starts the downscale clock; once it
+    /// Rule 13: a surplus of at least one server's sessions starts the downscale clock; once it
     /// has lasted `downscale_backoff`, idle servers go, oldest first, while the rest covers the
     /// minimum. Nothing goes while session requests wait in the pool; a server with a session
-    /// never goes.
+    /// never goes. Only current servers count and go: outdated ones go by the rollout
+    /// ([`Self::retire_outdated`]), drained ones by their drain.
     fn downscale_surplus(&mut self) {
         let mut chosen = vec![false; self.snapshot.configs.len()];
         for (c, config) in self.snapshot.configs.iter().enumerate() {
             let policy = &config.policy;
-            let (t, bk) = (&self.tally[c], &mut self.bookkeeping[c]);
+            let free = self.current_free(c);
+            let bk = &mut self.bookkeeping[c];
+            let t = &self.tally[c];
             let sps = u64::from(policy.sessions_per_server.max(1));
-            if t.free < self.minimum[c].saturating_add(sps) {
+            if free < self.minimum[c].saturating_add(sps) {
                 bk.downscale_requested_at = None;
                 continue;
             }
@@ -505,6 +635,8 @@ impl<'s> Pass<'s> {
             if chosen.get(c).copied().unwrap_or(false)
                 && server.sessions == 0
                 && !server.is_spent()
+                && server.drained.is_none()
+                && !(server.outdated && configs[c].generation.is_some())
                 && server.is_ready(configs[c].policy.requires_checkin)
             {
                 candidates[c].push(server);
@@ -516,11 +648,11 @@ impl<'s> Pass<'s> {
             }
             let (policy, minimum) = (&configs[c].policy, self.minimum[c]);
             idle.sort_by_key(|s| (s.created_at, s.id));
+            let mut free = self.current_free(c);
             let bk = &mut self.bookkeeping[c];
             let since = bk.downscale_requested_at.unwrap_or(self.now);
             let t = &mut self.tally[c];
             for server in idle {
-                let free = t.free;
                 if free
                     .checked_sub(u64::from(server.capacity))
                     .is_none_or(|rest| rest < minimum)
@@ -532,15 +664,16 @@ impl<'s> Pass<'s> {
                     server.id, policy.name, policy.downscale_backoff
                 )));
                 t.free -= u64::from(server.capacity);
+                free -= u64::from(server.capacity);
             }
             let sps = u64::from(policy.sessions_per_server.max(1));
-            if t.free.saturating_sub(minimum) < sps {
+            if free.saturating_sub(minimum) < sps {
                 bk.downscale_requested_at = None;
             }
         }
     }
 
-    /// Rule 7: the minimum and the queue are one need. Requests that no free or pending slot
+    /// Rule 9: the minimum and the queue are one need. Requests that no free or pending slot
     /// covers first take the slots beyond the minimum on the servers just provisioned for it
     /// (whole servers round up), config by config; the rest make the first configs with
     /// aggressive scaling and room provision for them at once (one server while failing).
@@ -655,6 +788,7 @@ impl<'s> Pass<'s> {
                 || !policy.enabled
                 || !policy.aggressive_scaling
                 || self.backing_off[c]
+                || self.phase[c] == Phase::Paused
                 || room == 0
             {
                 continue;
@@ -716,25 +850,30 @@ impl<'s> Pass<'s> {
 }
 
 /// When a failing config may try again.
-fn retry_at(bk: &Bookkeeping) -> Option<Timestamp> {
+pub(super) fn retry_at(bk: &Bookkeeping) -> Option<Timestamp> {
     bk.last_failure_at
         .map(|f| add_seconds(f, failure_backoff(bk.consecutive_failures)))
 }
 
-fn add_seconds(t: Timestamp, seconds: u64) -> Timestamp {
+pub(super) fn add_seconds(t: Timestamp, seconds: u64) -> Timestamp {
     let secs = i64::try_from(seconds).unwrap_or(i64::MAX);
     t.saturating_add(SignedDuration::from_secs(secs))
         .unwrap_or(Timestamp::MAX)
 }
 
-fn per_server(sessions: u64) -> String {
+pub(super) fn per_server(sessions: u64) -> String {
     format!(
         "{sessions} session{} per server",
         if sessions == 1 { "" } else { "s" }
     )
 }
 
-fn destroy(server: &ServerSnapshot, config: &str, cause: Cause, reason: String) -> Action {
+pub(super) fn destroy(
+    server: &ServerSnapshot,
+    config: &str,
+    cause: Cause,
+    reason: String,
+) -> Action {
     Action::Destroy {
         server: server.id,
         config: config.to_owned(),

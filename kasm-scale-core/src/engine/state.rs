@@ -5,8 +5,10 @@ use std::collections::{BTreeMap, HashSet};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{Bookkeeping, PoolSnapshot, ServerId, ServerSnapshot, ServerState, SnapshotBuilder};
-use crate::config::{Config, Problem, fields};
+use super::{
+    Bookkeeping, DrainThen, PoolSnapshot, ServerId, ServerSnapshot, ServerState, SnapshotBuilder,
+};
+use crate::config::{Config, Generation, Problem, fields};
 
 /// What a broker knows between plans: its servers, the session requests waiting per pool, and
 /// each config's bookkeeping.
@@ -22,6 +24,11 @@ pub struct State {
     /// Bookkeeping per auto-scale config name (absent: fresh).
     #[serde(default)]
     pub bookkeeping: BTreeMap<String, Bookkeeping>,
+    /// (ours) The current generation per auto-scale config name, 16 hex digits (absent: the
+    /// one the configuration gives, [`Config::generation`]). A server whose `generation`
+    /// differs is outdated.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub generations: BTreeMap<String, Generation>,
 }
 
 /// One server in the state file.
@@ -59,6 +66,14 @@ pub struct StateServer {
     /// Default: 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub queue_slots: u32,
+    /// (ours) The generation it was built from, 16 hex digits; absent: unknown (never
+    /// outdated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<Generation>,
+    /// (ours) `"destroy"` or `"keep"` when it is drained: it takes no new session, and goes
+    /// when empty or is kept. Absent: not drained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drained: Option<DrainThen>,
 }
 
 /// Why a state file was refused: every problem, with its path.
@@ -88,9 +103,16 @@ impl State {
     }
 
     /// One snapshot per pool of `config`, checking that every name resolves and every count
-    /// makes sense.
+    /// makes sense. A config's current generation is the state's (`generations`), else the
+    /// configuration's; a server of another generation is outdated.
     pub fn snapshots(&self, config: &Config) -> Result<Vec<PoolSnapshot>, StateError> {
         let mut problems = Vec::new();
+        let current = |name: &str| {
+            self.generations
+                .get(name)
+                .copied()
+                .or_else(|| config.generation(name))
+        };
         let mut builder = SnapshotBuilder::new(
             config,
             None,
@@ -150,8 +172,10 @@ impl State {
                     created_at: s.created_at,
                     checked_in_at: s.checked_in_at,
                     queue_slots: s.queue_slots,
-                    outdated: false,
-                    drained: None,
+                    outdated: s
+                        .generation
+                        .is_some_and(|g| current(&s.config).is_some_and(|now| now != g)),
+                    drained: s.drained,
                 },
             );
         }
@@ -171,8 +195,20 @@ impl State {
                 ));
             }
         }
+        for name in self.generations.keys() {
+            if builder.policy(name).is_none() {
+                problems.push(Problem::error(
+                    format!("generations.{name}"),
+                    format!("refers to auto-scale config `{name}`, which is not defined"),
+                ));
+            }
+        }
         if problems.is_empty() {
-            Ok(builder.finish())
+            let mut snapshots = builder.finish();
+            for c in snapshots.iter_mut().flat_map(|s| &mut s.configs) {
+                c.generation = current(&c.policy.name);
+            }
+            Ok(snapshots)
         } else {
             Err(StateError {
                 problems,

@@ -7,10 +7,12 @@
 use crate::plan_support;
 
 use jiff::{SignedDuration, Timestamp};
+use kasm_scale_core::config::Generation;
 use kasm_scale_core::engine::demand::standby_for;
 use kasm_scale_core::engine::{
-    Action, Bookkeeping, Cause, ConfigSnapshot, DemandSignal, Plan, PoolSnapshot, ScalingPolicy,
-    ServerId, ServerSnapshot, ServerState, SnapshotBuilder, StandbyPolicy, plan,
+    Action, Bookkeeping, Cause, ConfigSnapshot, DemandSignal, DrainThen, Plan, PoolSnapshot,
+    RolloutPause, RolloutState, ScalingPolicy, ServerId, ServerSnapshot, ServerState,
+    SnapshotBuilder, StandbyPolicy, plan,
 };
 use kasm_scale_core::{Config, load_file};
 use plan_support::{Destroyed, carry_out, check_fixed_point};
@@ -211,6 +213,91 @@ fn fixed_point_over_examples(demand: bool) {
                 check_fixed_point(&s, now, &ids)
             }) {
                 panic!("{name}, seed {seed}, demand policy {demand}: {e}");
+            }
+        }
+    }
+}
+
+/// (ours) The same random states with day-two operations: each server maybe outdated and maybe
+/// drained (destroy or keep), each config's generation known or not, and its bookkeeping in any
+/// stage of a rollout (none, of another generation, waiting for its canary, replacing,
+/// paused, finished).
+fn with_rollouts(
+    (now, mut s): (Timestamp, PoolSnapshot),
+    flags: Vec<(bool, u8)>,
+    stages: Vec<(u8, bool, i64)>,
+) -> (Timestamp, PoolSnapshot) {
+    let ago = |secs: i64| now - SignedDuration::from_secs(secs);
+    for (server, (outdated, drained)) in s.servers.iter_mut().zip(flags.into_iter().cycle()) {
+        server.outdated = outdated;
+        server.drained = match drained {
+            1 => Some(DrainThen::Destroy),
+            2 => Some(DrainThen::Keep),
+            _ => None,
+        };
+    }
+    for (config, (stage, known, at)) in s.configs.iter_mut().zip(stages.into_iter().cycle()) {
+        config.generation = known.then_some(Generation(2));
+        let state = |generation| RolloutState {
+            generation: Generation(generation),
+            started_at: ago(at),
+            failures_since: ago(at / 2),
+            canary_ready_at: None,
+            paused: None,
+            finished_at: None,
+        };
+        config.bookkeeping.rollout = match stage {
+            0 => None,
+            1 => Some(state(1)),
+            2 => Some(state(2)),
+            3 => Some(RolloutState {
+                canary_ready_at: Some(ago(at / 3)),
+                ..state(2)
+            }),
+            4 => Some(RolloutState {
+                paused: Some(RolloutPause {
+                    at: ago(at / 4),
+                    reason: "server … did not check in".into(),
+                }),
+                ..state(2)
+            }),
+            _ => Some(RolloutState {
+                canary_ready_at: Some(ago(at / 3)),
+                finished_at: Some(ago(at / 5)),
+                ..state(2)
+            }),
+        };
+    }
+    (now, s)
+}
+
+#[test]
+fn plans_with_outdated_and_drained_servers_are_fixed_points() {
+    for demand in [false, true] {
+        for (name, config) in examples() {
+            for seed in 1..=3u64 {
+                let mut runner = TestRunner::new(ProptestConfig {
+                    cases: 300,
+                    rng_seed: plan_support::seed_or(seed),
+                    failure_persistence: None,
+                    ..ProptestConfig::default()
+                });
+                let flag = (
+                    prop::bool::weighted(0.5),
+                    prop_oneof![4 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)],
+                );
+                let strategy = (
+                    pool_state(config.clone(), demand),
+                    prop::collection::vec(flag, 1..24),
+                    prop::collection::vec((0u8..6, prop::bool::weighted(0.9), 0i64..7200), 1..8),
+                    plan_support::new_ids(),
+                );
+                if let Err(e) = runner.run(&strategy, |(state, flags, stages, ids)| {
+                    let (now, s) = with_rollouts(state, flags, stages);
+                    check_fixed_point(&s, now, &ids)
+                }) {
+                    panic!("{name}, seed {seed}, demand policy {demand}, with rollouts: {e}");
+                }
             }
         }
     }
@@ -497,4 +584,41 @@ fn servers_made_for_waiting_requests_take_room_before_the_standby() {
     let next = carry_out(&s, &first, now, &[], Destroyed::Destroying);
     let again = plan(&next, now);
     assert!(again.actions.is_empty(), "asks again: {:?}", again.actions);
+}
+
+#[test]
+fn during_a_rollout_the_demand_share_counts_free_slots_as_the_minimum_does() {
+    // (issue 26) AWS replaces two idle outdated servers (8 slots the rollout holds back) beside
+    // one current one (4 slots); far more is wanted than its 10 servers hold. The demand share
+    // was counted on current slots only (4 + 7 × 4 = 32 here), while the part of rule 8 that
+    // makes what the config would make with no rollout counts outdated room (12): it made 5
+    // servers and stopped 2 short of max_instances. With those 2 gone from the snapshot, the
+    // next plan had room again and provisioned 2 more: not a fixed point. The share now
+    // counts what rule 8 counts: the config is filled.
+    let mut aws = demand_config("aws", 0, 4, 10);
+    aws.generation = Some(Generation(2));
+    aws.bookkeeping.rollout = Some(RolloutState {
+        generation: Generation(2),
+        started_at: t(NOW) - secs(3600),
+        failures_since: t(NOW) - secs(3600),
+        canary_ready_at: Some(t(NOW) - secs(3000)),
+        paused: None,
+        finished_at: None,
+    });
+    let old = |n| ServerSnapshot {
+        outdated: true,
+        ..ready(n, 0, 0, 4)
+    };
+    let s = PoolSnapshot {
+        pool: "p".into(),
+        configs: vec![aws],
+        servers: vec![old(1), old(2), ready(3, 0, 0, 4)],
+        demand: Some(arrivals(60.0, vec![Some(120.0)])),
+        ..PoolSnapshot::default()
+    };
+    let (first, again, _) = twice(&s);
+    assert_eq!(provisions(&first), [("aws".to_string(), 7)], "{first:#?}");
+    assert!(again.actions.is_empty(), "{:?}", again.actions);
+    assert_eq!(again.bookkeeping, first.bookkeeping);
+    check_fixed_point(&s, t(NOW), &[]).unwrap();
 }

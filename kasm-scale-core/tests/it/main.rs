@@ -34,8 +34,10 @@ mod controller_leftovers;
 mod controller_store;
 mod day_two;
 mod engine_demand;
+mod engine_drain;
 mod engine_fixed_point;
 mod engine_props;
+mod engine_rollout;
 mod engine_rules;
 #[cfg(feature = "sim")]
 mod extreme_values;

@@ -3,6 +3,7 @@
 
 mod affinity;
 mod drain;
+mod hostnames;
 mod reload;
 
 use std::sync::Arc;

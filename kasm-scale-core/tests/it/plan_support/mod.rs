@@ -4,6 +4,8 @@
 // Each test file uses a part of it.
 #![allow(dead_code)]
 
+pub mod sim;
+
 use jiff::Timestamp;
 use kasm_scale_core::engine::{Action, Plan, PoolSnapshot, ServerId, ServerSnapshot, ServerState};
 use proptest::prelude::*;
