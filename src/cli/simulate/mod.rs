@@ -166,7 +166,7 @@ fn config(args: &Args) -> Result<(Config, String), ExitCode> {
             .unwrap_or_default();
         return Ok((config, "the default scenario".into()));
     };
-    let config = load(path, "")?;
+    let (config, warnings) = load(path, "")?;
     if config.pools.is_empty() {
         return Err(fail(
             1,
@@ -175,6 +175,9 @@ fn config(args: &Args) -> Result<(Config, String), ExitCode> {
                 path.display()
             ),
         ));
+    }
+    for w in warnings {
+        eprintln!("{w}");
     }
     Ok((config, file_name(path)))
 }
@@ -187,15 +190,17 @@ fn file_name(path: &Path) -> String {
     )
 }
 
-/// A configuration file, its warnings printed; every problem prefixed with `context` and the
-/// file (exit 1 for an invalid one, 2 for one that cannot be read).
-fn load(path: &Path, context: &str) -> Result<Config, ExitCode> {
+/// A configuration file and its warnings, each prefixed with `context` and the file; every
+/// problem too (exit 1 for an invalid file, 2 for one that cannot be read).
+fn load(path: &Path, context: &str) -> Result<(Config, Vec<String>), ExitCode> {
     match load_file(path) {
         Ok(l) => {
-            for w in &l.warnings {
-                eprintln!("{context}{}: {w}", path.display());
-            }
-            Ok(l.config)
+            let warnings = l
+                .warnings
+                .iter()
+                .map(|w| format!("{context}{}: {w}", path.display()))
+                .collect();
+            Ok((l.config, warnings))
         }
         Err(ConfigError::Invalid { problems }) => {
             let text: Vec<String> = problems
@@ -214,7 +219,10 @@ fn changes(args: &Args, start: Timestamp) -> Result<Vec<ConfigChange>, ExitCode>
     for (at, path) in &args.change_config {
         let context = format!("--change-config {at}={}: ", path.display());
         let at = parse_change_time(at, start).map_err(|e| fail(1, format!("{context}{e}")))?;
-        let config = load(path, &context)?;
+        let (config, warnings) = load(path, &context)?;
+        for w in warnings {
+            eprintln!("{w}");
+        }
         out.push(ConfigChange {
             at,
             config,
