@@ -760,7 +760,12 @@ fn a_changed_config_is_applied_at_its_time_and_reported() {
     assert_eq!(c["sessions_ended_by_us"], 0);
     assert_eq!(c["built_outdated"], 0);
     assert!(c["outdated_at_change"].as_u64().unwrap() > 0, "{c}");
-    for key in ["last_outdated_gone_at", "built", "minutes_below_baseline"] {
+    for key in [
+        "last_outdated_gone_at",
+        "built",
+        "minutes_below_baseline",
+        "minutes_below_baseline_after",
+    ] {
         assert!(c.get(key).is_some(), "missing {key}: {c}");
     }
     assert_eq!(m["baseline"]["requests"], m["requests"]);

@@ -72,12 +72,18 @@ pub struct ChangeMetrics {
     /// Of those, servers built from a generation that was not their config's current one when
     /// they were made (a rollout must build none).
     pub built_outdated: u64,
-    /// Minutes from the change until the next one (or the end) in which some pool had fewer
+    /// Minutes of its rollout, from the change until the last server it outdated went (or,
+    /// when some are left, until the next change or the end), in which some pool had fewer
     /// free slots than in the same run without any change (the baseline) and fewer than its
-    /// minimum in force (over its enabled auto-scale configs, schedules included). A pool's
-    /// free slots: those of its ready servers that can take a session (single-use servers once
-    /// used have none), read at every whole minute from the start.
+    /// minimum in force in both runs (the lower of the two; over its enabled auto-scale
+    /// configs, schedules included). A pool's free slots: those of its ready servers that can
+    /// take a session (single-use servers once used have none), read at every whole minute
+    /// from the start. The target is 0.
     pub minutes_below_baseline: u64,
+    /// The same minutes after its rollout, until the next change or the end. The two runs
+    /// have diverged by then (other servers, other random draws): these minutes measure what
+    /// the new configuration does, not the rollout.
+    pub minutes_below_baseline_after: u64,
     /// Sessions the controller ended in the same stretch: seated sessions whose server went
     /// before the trace ended them, destroyed or lost with it (a rollout must end none).
     pub sessions_ended_by_us: u64,

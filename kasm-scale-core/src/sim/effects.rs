@@ -198,6 +198,7 @@ impl Tracker {
                     .collect(),
                 built_outdated: o.built_outdated,
                 minutes_below_baseline: 0,
+                minutes_below_baseline_after: 0,
                 sessions_ended_by_us: o.ended_by_us,
                 requests_refused: o.refused,
             })

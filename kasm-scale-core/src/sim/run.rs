@@ -242,7 +242,12 @@ pub fn simulate(
         .chain([finish])
         .collect();
     for (c, to) in metrics.changes.iter_mut().zip(ends) {
-        c.minutes_below_baseline = minutes_below(&minutes, &base_minutes, c.at_s, to);
+        // Its rollout ends when its last outdated server went (within its stretch).
+        let rollout_end = c
+            .last_outdated_gone_after_s
+            .map_or(to, |after| (c.at_s + after).min(to));
+        c.minutes_below_baseline = minutes_below(&minutes, &base_minutes, c.at_s, rollout_end);
+        c.minutes_below_baseline_after = minutes_below(&minutes, &base_minutes, rollout_end, to);
     }
     metrics.baseline = Some(Box::new(base));
     Ok((metrics, series))

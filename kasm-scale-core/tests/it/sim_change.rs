@@ -113,8 +113,10 @@ fn a_change_that_shapes_no_server_rolls_nothing_out() {
     assert_eq!(c.last_outdated_gone_after_s, Some(0.0));
     assert_eq!(c.built_outdated, 0);
     assert_eq!(c.sessions_ended_by_us, 0);
-    // More standby from 10:00 on Tuesday: not fewer free slots than without the change.
+    // Nothing to roll out; more standby from 10:00 on Tuesday: not fewer free slots than
+    // without the change.
     assert_eq!(c.minutes_below_baseline, 0);
+    assert_eq!(c.minutes_below_baseline_after, 0);
     assert!(m.vm_hours >= baseline(&m).vm_hours, "{}", m.vm_hours);
 
     // The same configuration again: a reload that changes nothing leaves every figure as it

@@ -350,8 +350,9 @@ pub(crate) fn changes(runs: &[Run]) -> String {
             );
             let _ = writeln!(
                 out,
-                "     minutes below both the run without changes and the minimum: {}",
-                c.minutes_below_baseline
+                "     minutes below both the run without changes and the minimum: {} during \
+                 the rollout, {} after it",
+                c.minutes_below_baseline, c.minutes_below_baseline_after
             );
             let _ = writeln!(out, "     sessions ended by us: {}", c.sessions_ended_by_us);
             if c.requests_refused > 0 {
