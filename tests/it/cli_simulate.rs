@@ -70,7 +70,7 @@ fn a_malformed_trace_line_is_reported_with_its_number() {
     assert_eq!(
         text(&out.stderr),
         format!(
-            "{}: line 3: event `begin` must be `start` or `end`\n",
+            "{}: line 3: event `begin` must be `start`, `end` or `reconnect`\n",
             trace.display()
         )
     );

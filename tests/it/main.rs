@@ -21,6 +21,8 @@ mod cli_serve_replicas_reload;
 mod cli_serve_restart;
 #[cfg(all(feature = "cli", feature = "sim"))]
 mod cli_simulate;
+#[cfg(all(feature = "cli", feature = "sim"))]
+mod cli_simulate_changes;
 mod cli_validate;
 mod docs_match_code;
 #[cfg(all(feature = "http", feature = "testkit"))]

@@ -85,6 +85,7 @@ pub(crate) fn beyond_capacity_after(
                 *n += 1;
             }
             Kind::End => *n = n.saturating_sub(1),
+            Kind::Reconnect => {}
         }
     }
     beyond

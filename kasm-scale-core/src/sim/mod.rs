@@ -2,19 +2,23 @@
 //! controller and engine against the in-memory cloud and directory, with a demand trace.
 
 mod capacity;
+mod change;
 mod days;
 mod duration;
+mod effects;
 mod generate;
 mod idle;
 mod limits;
 mod options;
 mod oracle;
+mod reconnect;
 mod run;
 mod scenario;
 mod trace;
 
 pub use crate::memory::{deliver_checkins, token_in};
 pub use capacity::{beyond_capacity, pool_capacity};
+pub use change::{ChangeMetrics, ConfigChange, GenerationBuilt, parse_change_time};
 pub use days::DayMetrics;
 pub use duration::parse_duration;
 pub use generate::{
@@ -26,6 +30,7 @@ pub use limits::{
 };
 pub use options::{Progress, SimOptions};
 pub use oracle::{Served, oracle_vm_hours, oracle_vm_hours_within};
+pub use reconnect::{Reconnects, with_disconnects};
 pub use run::{Metrics, Series, SimError, memory_stand_in, simulate};
 pub use scenario::{
     DEFAULT_CONFIG, DEFAULT_DAYS, DEFAULT_USERS, default_scenario, demand_policy, kasm_policy,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::capacity::standby_servers;
+use super::change::ConfigChange;
 use super::limits::{
     MAX_SIM_DURATION, MAX_SIM_EVENTS, MAX_SIM_INTERVAL, MAX_SIM_SERVERS, MIN_SIM_INTERVAL,
     SIM_START_RANGE, max_text, time_problem,
@@ -38,6 +39,10 @@ pub struct SimOptions {
     /// reported day by day ([`Metrics::days`](super::Metrics::days)), but left out of the whole-run figures. Default
     /// 0; the warm-up must end before the simulation does.
     pub warmup_days: u32,
+    /// (ours) Configurations applied during the run, as reloads ([`ConfigChange`]); each at
+    /// its own instant inside the run. With changes the simulation runs twice: once without
+    /// them, to compare with (see [`super::ChangeMetrics`]). Default: none.
+    pub changes: Vec<ConfigChange>,
 }
 
 /// A progress callback: gets the share of the simulation done, 0 to 1.
@@ -63,6 +68,7 @@ impl Default for SimOptions {
             progress: None,
             skip_idle: true,
             warmup_days: 0,
+            changes: Vec::new(),
         }
     }
 }
@@ -142,6 +148,9 @@ pub(crate) fn problem(
         ));
     }
     // Last: the end is known to be in range.
+    if let Some(message) = super::change::problem(&options.changes, end_of(trace, options)) {
+        return Some(message);
+    }
     if options.warmup_days > 0 {
         let end = end_of(trace, options);
         let warmup = SignedDuration::from_hours(24 * i64::from(options.warmup_days));

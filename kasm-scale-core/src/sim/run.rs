@@ -7,15 +7,23 @@ use std::time::Duration;
 use jiff::SignedDuration;
 use serde::Serialize;
 
+use super::change::{ChangeMetrics, Clouds, reload, with_stand_ins};
 use super::days::{DayMetrics, Ledger, pct, percentile};
-use super::options::SimOptions;
+use super::effects::{Minutes, Tracker, minutes_below};
+use super::options::{Progress, SimOptions};
 use super::oracle::{Served, oracle_vm_hours_within};
+use super::reconnect::Reconnects;
 use super::trace::{Kind, TraceEvent};
 use crate::config::{Config, Distribution, MemoryVmConfig, VmProviderConfig};
-use crate::controller::{Autoscaler, CheckinStatus, Event, SessionId, SessionOutcome};
+use crate::controller::{
+    Autoscaler, CheckinStatus, ControllerError, Event, SessionId, SessionOutcome,
+};
 use crate::engine::{Cause, ServerState, SessionRequest};
 use crate::memory::token_in;
 use crate::memory::{MemoryCloud, MemoryDirectory};
+
+/// One run's figures, series and, when asked for, free slots minute by minute.
+type RunResult = Result<(Metrics, Series, Minutes), SimError>;
 
 /// What a simulation measured. The whole-run figures leave out the warm-up days
 /// ([`SimOptions::warmup_days`]): the requests that arrive in them and their waits, the VM time
@@ -73,6 +81,18 @@ pub struct Metrics {
     /// Every simulated day of 24 hours from the start (the last maybe partial), warm-up days
     /// included.
     pub days: Vec<DayMetrics>,
+    /// (ours) What each configuration change ([`SimOptions::changes`]) did, in order; none
+    /// without changes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ChangeMetrics>,
+    /// (ours) With changes: the same run without them (the same trace, seed and options), to
+    /// compare with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Box<Metrics>>,
+    /// (ours) How the trace's reconnects landed (trace events `reconnect`); left out of the
+    /// JSON without reconnects.
+    #[serde(skip_serializing_if = "Reconnects::is_empty")]
+    pub reconnects: Reconnects,
 }
 
 /// Time series for the chart, one point per sample.
@@ -115,6 +135,16 @@ pub enum SimError {
     /// An option or a trace time is outside its range (see [`super::MAX_SIM_DURATION`]).
     #[error("cannot simulate: {0}")]
     Input(String),
+    /// The controller refused a configuration change when it applied.
+    #[error("change {index} ({label}): the controller refused the configuration: {error}")]
+    Change {
+        /// The change, from 1.
+        index: usize,
+        /// Its label.
+        label: String,
+        /// Why.
+        error: crate::controller::ControllerError,
+    },
 }
 
 /// The in-memory stand-in for a provider: its own settings when it is a memory provider, else
@@ -151,7 +181,9 @@ pub fn memory_stand_in(provider: &VmProviderConfig) -> MemoryVmConfig {
 }
 
 /// Runs `trace` through a controller for `config`, with in-memory stand-ins for its clouds and
-/// directories.
+/// directories. With [`SimOptions::changes`] it runs the same trace without them first (the
+/// baseline, in [`Metrics::baseline`]) and compares the free slots of both minute by minute
+/// ([`ChangeMetrics::minutes_below_baseline`]).
 pub fn simulate(
     config: &Config,
     trace: &[TraceEvent],
@@ -177,47 +209,81 @@ pub fn simulate(
             known: known.join(", "),
         });
     }
+    if options.changes.is_empty() {
+        let (metrics, series, _) = paused(run(config, trace, options, false))?;
+        return Ok((metrics, series));
+    }
+    // The baseline first, then the run with the changes: each half of the progress.
+    let half = |from: f64| {
+        options
+            .progress
+            .clone()
+            .map(|p| Progress(Arc::new(move |done: f64| (p.0)(from + done / 2.0))))
+    };
+    let baseline = SimOptions {
+        changes: Vec::new(),
+        progress: half(0.0),
+        ..options.clone()
+    };
+    let (base, _, base_minutes) = paused(run(config, trace, &baseline, true))?;
+    let changed = SimOptions {
+        progress: half(0.5),
+        ..options.clone()
+    };
+    let (mut metrics, series, minutes) = paused(run(config, trace, &changed, true))?;
+    let finish = Duration::try_from(super::options::end_of(trace, options))
+        .unwrap_or_default()
+        .as_secs_f64();
+    let ends: Vec<f64> = metrics
+        .changes
+        .iter()
+        .skip(1)
+        .map(|c| c.at_s)
+        .chain([finish])
+        .collect();
+    for (c, to) in metrics.changes.iter_mut().zip(ends) {
+        // Its rollout ends when its last outdated server went (within its stretch).
+        let rollout_end = c
+            .last_outdated_gone_after_s
+            .map_or(to, |after| (c.at_s + after).min(to));
+        c.minutes_below_baseline = minutes_below(&minutes, &base_minutes, c.at_s, rollout_end);
+        c.minutes_below_baseline_after = minutes_below(&minutes, &base_minutes, rollout_end, to);
+    }
+    metrics.baseline = Some(Box::new(base));
+    Ok((metrics, series))
+}
+
+/// Runs `run` on a fresh runtime whose clock is paused (virtual time).
+fn paused(run: impl std::future::Future<Output = RunResult>) -> RunResult {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .map_err(|e| SimError::Runtime(e.to_string()))?;
-    runtime.block_on(run(config, trace, options))
+    runtime.block_on(run)
 }
 
+/// One run; `record` keeps the free slots per pool minute by minute.
 async fn run(
     config: &Config,
     trace: &[TraceEvent],
     options: &SimOptions,
-) -> Result<(Metrics, Series), SimError> {
+    record: bool,
+) -> RunResult {
     // Every configuration runs with in-memory stand-ins, whose scripts hand the token over.
-    let mut config = config.clone();
-    for p in &mut config.vm_providers {
-        *p = VmProviderConfig::Memory(memory_stand_in(p));
-    }
-    let clouds: Vec<(String, Arc<MemoryCloud>)> = config
-        .vm_providers
+    let config = with_stand_ins(config);
+    let changes: Vec<Config> = options
+        .changes
         .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let VmProviderConfig::Memory(m) = p else {
-                unreachable!("replaced above")
-            };
-            (
-                m.name.clone(),
-                Arc::new(MemoryCloud::new(
-                    m.clone(),
-                    options.seed.wrapping_add(i as u64),
-                )),
-            )
-        })
+        .map(|c| with_stand_ins(&c.config))
         .collect();
+    let mut clouds = Clouds::new(&config, &changes, options.seed);
     let mut builder = Autoscaler::builder(config.clone())
         .seed(options.seed)
         .epoch(options.start)
         .tick_interval(options.tick)
         .reconcile_every(super::idle::RECONCILE_EVERY);
-    for (_, cloud) in &clouds {
+    for cloud in clouds.initial() {
         builder = builder.provider(cloud.clone());
     }
     for (i, l) in config.ldap_configs.iter().enumerate() {
@@ -236,34 +302,44 @@ async fn run(
     // Nanoseconds from the start, for the day-by-day figures.
     let ns = |t: tokio::time::Instant| t.duration_since(origin).as_nanos();
     let at = |d: SignedDuration| origin + Duration::try_from(d).unwrap_or(Duration::ZERO);
+    let secs = |t: tokio::time::Instant| t.duration_since(origin).as_secs_f64();
     let (mut next, mut next_tick, mut next_sample) = (0usize, origin, origin);
+    let mut book = Book::default();
+    book.tracker.generations(&scaler);
     let mut sessions: HashMap<&str, SessionId> = HashMap::new();
-    // When each seated session got its server, and its pool.
-    let mut seated: HashMap<SessionId, (String, f64)> = HashMap::new();
     let mut served: Vec<Served> = Vec::new();
-    let mut pool_of: HashMap<SessionId, String> = HashMap::new();
-    let mut waiting: HashMap<SessionId, tokio::time::Instant> = HashMap::new();
-    let (mut never_served, mut timeouts, mut peak) = (0u64, 0u64, 0u64);
+    let (mut never_served, mut peak) = (0u64, 0u64);
     // VM time, requests and waits day by day. VM time in nanoseconds: whole numbers, so the
     // sum is the same however the time is cut into steps (skipped idle ticks make fewer,
     // longer steps).
     let mut ledger = Ledger::new(
         Duration::try_from(end).unwrap_or_default().as_nanos(),
         options.warmup_days,
-        clouds.len(),
+        clouds.list.len(),
     );
     // Servers made and destroyed by the end of the warm-up.
     let mut warm_counts: Option<(u64, u64)> = None;
-    let skipper = super::idle::Skipper::new(&config, options.tick);
+    let mut skipper = super::idle::Skipper::new(&config, options.tick);
     let span = at(end).duration_since(origin).as_secs_f64().max(1.0);
     let mut series = Series::default();
     let mut last_step = origin;
     let mut ticks = 0u64;
+    let mut next_change = 0usize;
+    let mut minutes = Minutes::default();
+    minutes.config(&config);
+    let mut next_minute = origin;
+    let minute = Duration::from_secs(60);
+    let mut in_force = config.clone();
+    let mut reconnects = Reconnects::default();
 
     loop {
         let now = tokio::time::Instant::now();
         // VM time since the last step.
-        let counts: Vec<u64> = clouds.iter().map(|(_, c)| c.vm_count() as u64).collect();
+        let counts: Vec<u64> = clouds
+            .list
+            .iter()
+            .map(|(_, c)| c.vm_count() as u64)
+            .collect();
         let total: u64 = counts.iter().sum();
         ledger.vm_time(ns(last_step), ns(now), &counts);
         // The VMs counted lived until now: the peak counts those that lived after the warm-up.
@@ -271,7 +347,7 @@ async fn run(
             peak = peak.max(total);
         }
         if warm_counts.is_none() && !ledger.in_warmup(ns(now)) {
-            warm_counts = Some(counts_of(&clouds));
+            warm_counts = Some(counts_of(&clouds.list));
         }
         last_step = now;
         if total > super::limits::MAX_SIM_SERVERS {
@@ -286,56 +362,144 @@ async fn run(
             break;
         }
 
+        // Configuration changes due now, as a reload between two ticks.
+        while let Some(change) = options.changes.get(next_change)
+            && at(change.at) <= now
+        {
+            book.drain(&mut events, &scaler, &mut ledger, origin);
+            let next_config = &changes[next_change];
+            let reloaded = reload(&scaler, &mut clouds, &in_force, next_config, options.seed)
+                .await
+                .map_err(|error| SimError::Change {
+                    index: next_change + 1,
+                    label: change.label.clone(),
+                    error,
+                })?;
+            book.tracker
+                .applied(&scaler, &change.label, reloaded, scaler.now(), secs(now));
+            in_force = next_config.clone();
+            skipper = super::idle::Skipper::new(&in_force, options.tick);
+            minutes.config(&in_force);
+            next_change += 1;
+        }
+
         let want_tick = now >= next_tick;
         while next < trace.len() && at(trace[next].at) <= now {
             let e = &trace[next];
             next += 1;
+            let request = SessionRequest {
+                user: e.user.clone(),
+                request_id: None,
+                second_session: false,
+            };
             match e.kind {
-                Kind::Start => {
-                    let request = SessionRequest {
-                        user: e.user.clone(),
-                        request_id: None,
-                        second_session: false,
-                    };
-                    match scaler.request_session(&e.pool, &request).await? {
-                        SessionOutcome::Assigned { session, .. } => {
+                Kind::Start => match scaler.request_session_once(&e.pool, &request).await {
+                    // The user has this session already (user affinity): the trace's two
+                    // sessions are one, ended with the last of them.
+                    Ok(r) if r.reconnected => {
+                        let session = r.outcome.session();
+                        ledger.request(
+                            ns(now),
+                            matches!(r.outcome, SessionOutcome::Assigned { .. }),
+                        );
+                        *book.shared.entry(session).or_default() += 1;
+                        sessions.insert(&e.session, session);
+                    }
+                    Ok(r) => match r.outcome {
+                        SessionOutcome::Assigned { session, server } => {
                             ledger.request(ns(now), true);
                             sessions.insert(&e.session, session);
-                            seated.insert(
-                                session,
-                                (e.pool.clone(), now.duration_since(origin).as_secs_f64()),
-                            );
+                            book.seated.insert(session, (e.pool.clone(), secs(now)));
+                            book.tracker.seated(session, server);
                         }
                         SessionOutcome::Queued { session } => {
                             ledger.request(ns(now), false);
-                            waiting.insert(session, now);
-                            pool_of.insert(session, e.pool.clone());
+                            book.waiting.insert(session, now);
+                            book.pool_of.insert(session, e.pool.clone());
                             sessions.insert(&e.session, session);
                             // No extra tick: the controller provisions for it at its next
                             // tick, as it does under a broker.
                         }
+                    },
+                    // Only after a change that removed the pool (the trace's pools are
+                    // checked before the run): the request is refused.
+                    Err(ControllerError::UnknownPool(_)) => {
+                        ledger.request(ns(now), false);
+                        if !ledger.in_warmup(ns(now)) {
+                            never_served += 1;
+                        }
+                        book.tracker.refused();
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+                Kind::Reconnect => {
+                    // A session the trace ended, or a request that expired in the queue: the
+                    // controller holds nothing to return.
+                    let Some(&session) = sessions.get(e.session.as_str()) else {
+                        continue;
+                    };
+                    if book.expired.contains(&session) {
+                        continue;
+                    }
+                    reconnects.requests += 1;
+                    let answer = scaler.request_session_once(&e.pool, &request).await;
+                    match answer {
+                        Ok(r) if r.reconnected && r.outcome.session() == session => {
+                            match r.outcome {
+                                SessionOutcome::Assigned { server, .. }
+                                    if book.tracker.server_of(session) == Some(server) =>
+                                {
+                                    reconnects.same_server += 1;
+                                }
+                                SessionOutcome::Queued { .. }
+                                    if book.waiting.contains_key(&session) =>
+                                {
+                                    reconnects.still_waiting += 1;
+                                }
+                                _ => reconnects.elsewhere += 1,
+                            }
+                        }
+                        Ok(r) => {
+                            // A second session: the user would hold two. It is ended at once
+                            // so that the trace's demand stays what it is.
+                            reconnects.elsewhere += 1;
+                            if r.outcome.session() != session {
+                                let _ = scaler.end_session(r.outcome.session()).await;
+                            }
+                        }
+                        Err(_) => reconnects.elsewhere += 1,
                     }
                 }
                 Kind::End => {
-                    if let Some(session) = sessions.remove(e.session.as_str()) {
-                        if let Some(since) = waiting.remove(&session)
-                            && !ledger.in_warmup(ns(since))
-                        {
-                            never_served += 1;
-                        }
-                        if let Some((pool, from)) = seated.remove(&session) {
-                            served.push(Served {
-                                pool,
-                                from,
-                                to: now.duration_since(origin).as_secs_f64(),
-                            });
-                        }
-                        let _ = scaler.end_session(session).await;
+                    let Some(session) = sessions.remove(e.session.as_str()) else {
+                        continue;
+                    };
+                    if let Some(n) = book.shared.get_mut(&session)
+                        && *n > 0
+                    {
+                        *n -= 1;
+                        continue;
                     }
+                    book.shared.remove(&session);
+                    book.expired.remove(&session);
+                    if let Some(since) = book.waiting.remove(&session)
+                        && !ledger.in_warmup(ns(since))
+                    {
+                        never_served += 1;
+                    }
+                    if let Some((pool, from)) = book.seated.remove(&session) {
+                        served.push(Served {
+                            pool,
+                            from,
+                            to: secs(now),
+                        });
+                    }
+                    book.tracker.ended(session);
+                    let _ = scaler.end_session(session).await;
                 }
             }
         }
-        for (_, cloud) in &clouds {
+        for (_, cloud) in &clouds.list {
             for c in cloud.due_checkins() {
                 if let Some(token) = token_in(c.startup_script.expose()) {
                     let _ = scaler
@@ -349,57 +513,55 @@ async fn run(
             scaler.tick().await;
             next_tick = tokio::time::Instant::now() + options.tick;
         }
-        while let Ok(event) = events.try_recv() {
-            match event {
-                Event::SessionAssigned { session, .. } => {
-                    let now = tokio::time::Instant::now();
-                    if let Some(since) = waiting.remove(&session) {
-                        ledger.wait(ns(since), now.duration_since(since).as_secs_f64());
-                    }
-                    if let Some(pool) = pool_of.remove(&session) {
-                        seated.insert(session, (pool, now.duration_since(origin).as_secs_f64()));
-                    }
-                }
-                Event::Destroyed {
-                    cause: Some(Cause::CheckinTimeout),
-                    ..
-                } if !ledger.in_warmup(ns(tokio::time::Instant::now())) => timeouts += 1,
-                _ => {}
-            }
-        }
+        book.drain(&mut events, &scaler, &mut ledger, origin);
         let mut row = None;
         if now >= next_sample {
-            let r = row.get_or_insert_with(|| Row::now(&scaler, &clouds, sessions.len()));
+            let r = row.get_or_insert_with(|| Row::now(&scaler, &clouds.list, sessions.len()));
             r.push(now.duration_since(origin), &mut series);
             next_sample += options.sample;
             if let Some(progress) = &options.progress {
                 (progress.0)(now.duration_since(origin).as_secs_f64() / span);
             }
         }
+        if record && now >= next_minute {
+            minutes.push(&scaler.servers(), options.start, 1);
+            next_minute += minute;
+        }
         // Advance to the next thing that happens.
         let mut limit = at(end);
         if let Some(e) = trace.get(next) {
             limit = limit.min(at(e.at));
         }
-        let pending = clouds.iter().filter_map(|(_, c)| c.next_event()).min();
+        if let Some(c) = options.changes.get(next_change) {
+            limit = limit.min(at(c.at));
+        }
+        let pending = clouds.list.iter().filter_map(|(_, c)| c.next_event()).min();
         // Nothing changes until `limit` but the clock: skip the idle ticks, with the samples
         // they would have taken.
         if want_tick
             && options.skip_idle
-            && skipper.idle(&scaler, !waiting.is_empty(), pending.is_some())
+            && skipper.idle(&scaler, !book.waiting.is_empty(), pending.is_some())
         {
             let skip = skipper.ticks_to_skip(&scaler, now, next_tick, limit);
             if skip > 0 {
                 let until = next_tick + options.tick.saturating_mul(skip as u32);
-                let r = row.get_or_insert_with(|| Row::now(&scaler, &clouds, sessions.len()));
+                let r = row.get_or_insert_with(|| Row::now(&scaler, &clouds.list, sessions.len()));
                 while next_sample < until {
                     r.push(next_sample.duration_since(origin), &mut series);
                     next_sample += options.sample;
+                }
+                if record && next_minute < until {
+                    let count = (until - next_minute).as_nanos().div_ceil(minute.as_nanos());
+                    minutes.push(&scaler.servers(), options.start, count as usize);
+                    next_minute += minute.saturating_mul(count as u32);
                 }
                 next_tick = until;
             }
         }
         let mut wake = next_tick.min(next_sample).min(limit);
+        if record {
+            wake = wake.min(next_minute);
+        }
         if let Some(t) = pending {
             wake = wake.min(t);
         }
@@ -407,27 +569,29 @@ async fn run(
     }
 
     let finish = at(end).duration_since(origin).as_secs_f64();
-    served.extend(seated.into_values().map(|(pool, from)| Served {
+    served.extend(book.seated.into_values().map(|(pool, from)| Served {
         pool,
         from,
         to: finish,
     }));
     let warmup_end = ledger.warmup_end() as f64 / 1e9;
     // Requests still waiting at the end were never served.
-    never_served += waiting
+    never_served += book
+        .waiting
         .values()
         .filter(|since| !ledger.in_warmup(ns(**since)))
         .count() as u64;
     let whole = ledger.finish(&config, &served, options.start, finish);
     let waits = &whole.waits;
     let vm_hours_by_provider: BTreeMap<String, f64> = clouds
+        .list
         .iter()
         .zip(&whole.vm_nanos)
         .map(|((k, _), v)| (k.clone(), *v as f64 / 3.6e12))
         .collect();
     let vm_hours: f64 = vm_hours_by_provider.values().sum();
     let oracle = oracle_vm_hours_within(&config, &served, warmup_end, finish);
-    let (made, gone) = counts_of(&clouds);
+    let (made, gone) = counts_of(&clouds.list);
     let (made_before, gone_before) = warm_counts.unwrap_or((made, gone));
     let (provisioned, destroyed) = (made - made_before, gone - gone_before);
     let warmup = SignedDuration::from_hours(24 * i64::from(options.warmup_days));
@@ -447,7 +611,7 @@ async fn run(
         peak_servers: peak,
         provisioned,
         destroyed,
-        checkin_timeouts: timeouts,
+        checkin_timeouts: book.timeouts,
         capacity_sessions: {
             let mut pools: Vec<&str> = trace.iter().map(|e| e.pool.as_str()).collect();
             pools.sort_unstable();
@@ -461,8 +625,90 @@ async fn run(
         controller_ticks: ticks,
         warmup_days: options.warmup_days,
         days: whole.days,
+        changes: book.tracker.finish(),
+        baseline: None,
+        reconnects: reconnects.finish(),
     };
-    Ok((metrics, series))
+    Ok((metrics, series, minutes))
+}
+
+/// What the events of a run tell: waits, seated sessions, check-in timeouts, and what the
+/// changes did.
+#[derive(Default)]
+struct Book {
+    /// When each seated session got its server, and its pool.
+    seated: HashMap<SessionId, (String, f64)>,
+    /// The pool of each waiting session.
+    pool_of: HashMap<SessionId, String>,
+    /// Since when each session waits.
+    waiting: HashMap<SessionId, tokio::time::Instant>,
+    /// Sessions that more than one trace session share (user affinity), with how many more.
+    shared: HashMap<SessionId, u32>,
+    /// Requests that expired in the queue (they stay waiting: never served).
+    expired: std::collections::HashSet<SessionId>,
+    timeouts: u64,
+    tracker: Tracker,
+}
+
+impl Book {
+    /// Takes in the events so far.
+    fn drain(
+        &mut self,
+        events: &mut tokio::sync::broadcast::Receiver<Event>,
+        scaler: &Autoscaler,
+        ledger: &mut Ledger,
+        origin: tokio::time::Instant,
+    ) {
+        let now = tokio::time::Instant::now();
+        let ns = now.duration_since(origin).as_nanos();
+        let secs = now.duration_since(origin).as_secs_f64();
+        // The generation of each server made, looked up once per batch.
+        let mut built: Option<HashMap<crate::engine::ServerId, Option<crate::config::Generation>>> =
+            None;
+        while let Ok(event) = events.try_recv() {
+            match event {
+                Event::SessionAssigned { session, server } => {
+                    if let Some(since) = self.waiting.remove(&session) {
+                        ledger.wait(
+                            ns_of(since, origin),
+                            now.duration_since(since).as_secs_f64(),
+                        );
+                    }
+                    if let Some(pool) = self.pool_of.remove(&session) {
+                        self.seated.insert(session, (pool, secs));
+                    }
+                    self.tracker.seated(session, server);
+                }
+                Event::Destroyed { server, cause, .. } => {
+                    if cause == Some(Cause::CheckinTimeout) && !ledger.in_warmup(ns) {
+                        self.timeouts += 1;
+                    }
+                    self.tracker.destroyed(server, scaler.now(), secs);
+                }
+                Event::SessionsLost { sessions, .. } => self.tracker.lost(&sessions),
+                Event::RequestExpired { session, .. } => {
+                    self.expired.insert(session);
+                }
+                Event::Provisioning { server, config, .. } => {
+                    let generations = built.get_or_insert_with(|| {
+                        scaler
+                            .servers()
+                            .into_iter()
+                            .map(|s| (s.id, s.generation))
+                            .collect()
+                    });
+                    let generation = generations.get(&server).copied().flatten();
+                    self.tracker.provisioned(&config, generation);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Nanoseconds from `origin` to `t`.
+fn ns_of(t: tokio::time::Instant, origin: tokio::time::Instant) -> u128 {
+    t.duration_since(origin).as_nanos()
 }
 
 /// Servers made and destroyed so far, over every cloud.

@@ -1,7 +1,8 @@
 //! Demand traces: when sessions start and end.
 //!
-//! CSV, one event a line: `time,event,session,pool[,user]`, `event` being `start` or `end`, and
-//! `time` either RFC 3339 or seconds from the start of the simulation. A first line
+//! CSV, one event a line: `time,event,session,pool[,user]`, `event` being `start`, `end` or
+//! `reconnect` (ours: the session's user, disconnected, asks for a session again while it is
+//! kept), and `time` either RFC 3339 or seconds from the start of the simulation. A first line
 //! `time,event,session,pool,user` (or without `user`) is a header and skipped.
 
 use std::collections::HashMap;
@@ -16,6 +17,9 @@ pub enum Kind {
     Start,
     /// The user leaves.
     End,
+    /// (ours) The user of a session that goes on, disconnected, asks for a session again: a
+    /// reconnect (see [`super::Reconnects`]).
+    Reconnect,
 }
 
 /// One line of a trace.
@@ -50,14 +54,16 @@ impl fmt::Display for Kind {
         f.write_str(match self {
             Kind::Start => "start",
             Kind::End => "end",
+            Kind::Reconnect => "reconnect",
         })
     }
 }
 
 /// Reads a trace; times in RFC 3339 are taken relative to `start`. The events come back sorted
-/// by time (ends before starts at the same instant), and every session starts once, before it
-/// ends once. A trace without events (empty, only comments or only the header) is an error: it
-/// would measure nothing.
+/// by time (ends, then reconnects, then starts at the same instant), and every session starts
+/// once, before it ends once; a reconnect comes after its session's start and before its end,
+/// and has a user (its own or its start's). A trace without events (empty, only comments or
+/// only the header) is an error: it would measure nothing.
 pub fn parse_trace(text: &str, start: Timestamp) -> Result<Vec<TraceEvent>, TraceError> {
     // One event a line, read line by line so that every message names the line in the file
     // (the CSV reader's own count leaves comment and blank lines out).
@@ -125,7 +131,12 @@ pub fn parse_trace(text: &str, start: Timestamp) -> Result<Vec<TraceEvent>, Trac
         let kind = match &record[1] {
             "start" => Kind::Start,
             "end" => Kind::End,
-            other => return Err(err(format!("event `{other}` must be `start` or `end`"))),
+            "reconnect" => Kind::Reconnect,
+            other => {
+                return Err(err(format!(
+                    "event `{other}` must be `start`, `end` or `reconnect`"
+                )));
+            }
         };
         let (session, pool) = (record[2].to_owned(), record[3].to_owned());
         if session.is_empty() || pool.is_empty() {
@@ -152,13 +163,55 @@ pub fn parse_trace(text: &str, start: Timestamp) -> Result<Vec<TraceEvent>, Trac
                 .into(),
         });
     }
-    // Each session: one start, then one end at the same time or later.
+    // Each session: one start, then one end at the same time or later; its reconnects in
+    // between, strictly.
     let mut seen: HashMap<&str, (Kind, SignedDuration)> = HashMap::new();
+    let mut users: HashMap<&str, Option<&str>> = HashMap::new();
+    let mut last_reconnect: HashMap<&str, SignedDuration> = HashMap::new();
     for (line, e) in &events {
         let err = |message: String| TraceError {
             line: *line,
             message,
         };
+        if e.kind == Kind::Reconnect {
+            match seen.get(e.session.as_str()) {
+                Some((Kind::Start, at)) if *at < e.at => {}
+                Some((Kind::Start, _)) | None => {
+                    return Err(err(format!(
+                        "session `{}` reconnects before it starts (a reconnect comes after its \
+                         start)",
+                        e.session
+                    )));
+                }
+                Some(_) => {
+                    return Err(err(format!(
+                        "session `{}` reconnects after it ended",
+                        e.session
+                    )));
+                }
+            }
+            if e.user.is_none() && users.get(e.session.as_str()).copied().flatten().is_none() {
+                return Err(err(format!(
+                    "the reconnect of session `{}` needs its user (on this line or its start)",
+                    e.session
+                )));
+            }
+            let last = last_reconnect.entry(&e.session).or_insert(e.at);
+            *last = (*last).max(e.at);
+            continue;
+        }
+        if e.kind == Kind::End
+            && let Some(r) = last_reconnect.get(e.session.as_str())
+            && *r >= e.at
+        {
+            return Err(err(format!(
+                "session `{}` ends at or before its reconnect at {r:#}",
+                e.session
+            )));
+        }
+        if e.kind == Kind::Start {
+            users.insert(&e.session, e.user.as_deref());
+        }
         match (seen.get(e.session.as_str()), e.kind) {
             (None, Kind::Start) => {}
             (None, Kind::End) => {
@@ -180,12 +233,39 @@ pub fn parse_trace(text: &str, start: Timestamp) -> Result<Vec<TraceEvent>, Trac
             (Some((Kind::End, _)), Kind::End) => {
                 return Err(err(format!("session `{}` ends twice", e.session)));
             }
+            // Reconnects were checked above, and none is recorded.
+            (Some((Kind::Reconnect, _)), _) | (_, Kind::Reconnect) => {}
         }
         seen.insert(&e.session, (e.kind, e.at));
     }
     let mut events: Vec<TraceEvent> = events.into_iter().map(|(_, e)| e).collect();
-    events.sort_by_key(|e| (e.at, e.kind == Kind::Start));
+    // A reconnect without a user takes its start's.
+    let starts: HashMap<String, Option<String>> = events
+        .iter()
+        .filter(|e| e.kind == Kind::Start)
+        .map(|e| (e.session.clone(), e.user.clone()))
+        .collect();
+    for e in events
+        .iter_mut()
+        .filter(|e| e.kind == Kind::Reconnect && e.user.is_none())
+    {
+        e.user = starts.get(&e.session).cloned().flatten();
+    }
+    sort(&mut events);
     Ok(events)
+}
+
+/// Sorts events by time; at one instant ends first, then reconnects, then starts (a stable
+/// sort: otherwise in their order).
+pub(crate) fn sort(events: &mut [TraceEvent]) {
+    events.sort_by_key(|e| {
+        let rank = match e.kind {
+            Kind::End => 0u8,
+            Kind::Reconnect => 1,
+            Kind::Start => 2,
+        };
+        (e.at, rank)
+    });
 }
 
 #[cfg(test)]
@@ -224,7 +304,7 @@ mod tests {
             ),
             (
                 "0,start,a,p\n5,stop,a,p\n",
-                "line 2: event `stop` must be `start` or `end`",
+                "line 2: event `stop` must be `start`, `end` or `reconnect`",
             ),
             (
                 "0,start,a,p\r5,start,b,p\n",
@@ -232,7 +312,7 @@ mod tests {
             ),
             (
                 "# a comment\n0,start,a,p\n\n# another\n5,stop,a,p\n",
-                "line 5: event `stop` must be `start` or `end`",
+                "line 5: event `stop` must be `start`, `end` or `reconnect`",
             ),
             (
                 "0,start,a\n",

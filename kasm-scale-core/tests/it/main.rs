@@ -47,6 +47,8 @@ mod resumed_create;
 #[cfg(feature = "sim")]
 mod sim;
 #[cfg(feature = "sim")]
+mod sim_change;
+#[cfg(feature = "sim")]
 mod sim_policy;
 #[cfg(feature = "testkit")]
 mod store_contract;

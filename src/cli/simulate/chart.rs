@@ -1,5 +1,5 @@
 //! The SVG chart: demand, free sessions and servers per provider over clock time, one set of
-//! lines per policy.
+//! lines per policy, and a vertical line at each configuration change.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -193,6 +193,26 @@ pub(crate) fn render(
             drawn.label(name).legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
             });
+        }
+        // Each configuration change: a vertical line at its moment, labelled with its number
+        // and name.
+        let changes = runs
+            .first()
+            .map_or(&[][..], |r| r.metrics.changes.as_slice());
+        let mark = RGBColor(90, 90, 90);
+        for (i, c) in changes.iter().enumerate() {
+            let x = c.at_s / 3600.0;
+            chart.draw_series(DashedLineSeries::new(
+                [(x, 0.0), (x, y_max)],
+                6,
+                4,
+                mark.stroke_width(1),
+            ))?;
+            chart.draw_series(std::iter::once(Text::new(
+                format!(" change {}: {}", i + 1, c.label),
+                (x, y_max * (0.97 - 0.04 * (i % 4) as f64)),
+                ("sans-serif", 13).into_font().color(&mark),
+            )))?;
         }
         chart
             .configure_series_labels()

@@ -10,9 +10,10 @@ use std::process::ExitCode;
 use jiff::{SignedDuration, Timestamp};
 use kasm_scale_core::config::Config;
 use kasm_scale_core::sim::{
-    DEFAULT_CONFIG, DEFAULT_DAYS, DEFAULT_USERS, MAX_SIM_DURATION, MAX_SIM_EVENTS, Metrics,
-    Progress, Series, SimError, SimOptions, TraceEvent, class_week, demand_policy, kasm_policy,
-    office_week, parse_duration, parse_trace, simulate,
+    ConfigChange, DEFAULT_CONFIG, DEFAULT_DAYS, DEFAULT_USERS, MAX_SIM_DURATION, MAX_SIM_EVENTS,
+    Metrics, Progress, Series, SimError, SimOptions, TraceEvent, class_week, demand_policy,
+    kasm_policy, office_week, parse_change_time, parse_duration, parse_trace, simulate,
+    with_disconnects,
 };
 use kasm_scale_core::{ConfigError, Format, load_file, load_str};
 
@@ -91,6 +92,41 @@ pub struct Args {
     /// Run the plain Kasm policy and ours on the same trace, side by side.
     #[arg(long)]
     pub compare: bool,
+    /// Apply configuration FILE at AT, as a reload would (repeatable): AT an RFC 3339 time or
+    /// an offset from the start such as `30h`, `90m` or `1d6h`. The run without the changes is
+    /// simulated too, to compare with.
+    #[arg(long, value_name = "AT=FILE", value_parser = change_arg)]
+    pub change_config: Vec<(String, PathBuf)>,
+    /// Percent of the sessions (0 to 100) whose user disconnects once and comes back within
+    /// `--reconnect-within` while the session is kept (a reconnect) [default: 0].
+    #[arg(long, value_name = "PERCENT", value_parser = percent)]
+    pub disconnects: Option<f64>,
+    /// How soon a disconnected user comes back, at most (with `--disconnects`) [default: 15m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "disconnects")]
+    pub reconnect_within: Option<SignedDuration>,
+}
+
+/// `AT=FILE`, split at the first `=`.
+fn change_arg(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((at, file)) if !at.trim().is_empty() && !file.is_empty() => {
+            Ok((at.trim().to_owned(), PathBuf::from(file)))
+        }
+        _ => Err(format!(
+            "`{text}` is not AT=FILE: give a time and a configuration file, e.g. 30h=new.toml \
+             or 2026-12-01T10:00:00Z=new.toml"
+        )),
+    }
+}
+
+/// A percentage from 0 to 100.
+fn percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches('%');
+    match number.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        Ok(_) => Err(format!("`{text}` must be from 0 to 100")),
+        Err(_) => Err(format!("`{text}` is not a number from 0 to 100")),
+    }
 }
 
 /// The demand `--generate` makes.
@@ -130,33 +166,70 @@ fn config(args: &Args) -> Result<(Config, String), ExitCode> {
             .unwrap_or_default();
         return Ok((config, "the default scenario".into()));
     };
-    match load_file(path) {
-        Ok(l) if l.config.pools.is_empty() => Err(fail(
+    let (config, warnings) = load(path, "")?;
+    if config.pools.is_empty() {
+        return Err(fail(
             1,
             format!(
                 "{}: no pools defined: there is nothing to simulate",
                 path.display()
             ),
-        )),
+        ));
+    }
+    for w in warnings {
+        eprintln!("{w}");
+    }
+    Ok((config, file_name(path)))
+}
+
+/// How reports name a file: its name.
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into(),
+    )
+}
+
+/// A configuration file and its warnings, each prefixed with `context` and the file; every
+/// problem too (exit 1 for an invalid file, 2 for one that cannot be read).
+fn load(path: &Path, context: &str) -> Result<(Config, Vec<String>), ExitCode> {
+    match load_file(path) {
         Ok(l) => {
-            for w in &l.warnings {
-                eprintln!("{}: {w}", path.display());
-            }
-            let name = path.file_name().map_or_else(
-                || path.display().to_string(),
-                |n| n.to_string_lossy().into(),
-            );
-            Ok((l.config, name))
+            let warnings = l
+                .warnings
+                .iter()
+                .map(|w| format!("{context}{}: {w}", path.display()))
+                .collect();
+            Ok((l.config, warnings))
         }
         Err(ConfigError::Invalid { problems }) => {
             let text: Vec<String> = problems
                 .iter()
-                .map(|p| format!("{}: {p}", path.display()))
+                .map(|p| format!("{context}{}: {p}", path.display()))
                 .collect();
             Err(fail(1, text.join("\n")))
         }
-        Err(e) => Err(fail(2, e.to_string())),
+        Err(e) => Err(fail(2, format!("{context}{e}"))),
     }
+}
+
+/// The `--change-config` changes, each read and checked before the run.
+fn changes(args: &Args, start: Timestamp) -> Result<Vec<ConfigChange>, ExitCode> {
+    let mut out = Vec::new();
+    for (at, path) in &args.change_config {
+        let context = format!("--change-config {at}={}: ", path.display());
+        let at = parse_change_time(at, start).map_err(|e| fail(1, format!("{context}{e}")))?;
+        let (config, warnings) = load(path, &context)?;
+        for w in warnings {
+            eprintln!("{w}");
+        }
+        out.push(ConfigChange {
+            at,
+            config,
+            label: file_name(path),
+        });
+    }
+    Ok(out)
 }
 
 /// The trace: the file's, or generated demand for the configuration's first pool.
@@ -209,8 +282,24 @@ pub fn run(args: Args) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let trace = match trace(&args, &config, options.start) {
+    let mut trace = match trace(&args, &config, options.start) {
         Ok(t) => t,
+        Err(code) => return code,
+    };
+    if let Some(share) = args.disconnects {
+        let within = args
+            .reconnect_within
+            .unwrap_or(SignedDuration::from_mins(15));
+        if within.is_negative() || within.is_zero() {
+            return fail(
+                1,
+                format!("--reconnect-within {within:#} must be longer than 0"),
+            );
+        }
+        trace = with_disconnects(&trace, share / 100.0, within, args.seed);
+    }
+    options.changes = match changes(&args, options.start) {
+        Ok(c) => c,
         Err(code) => return code,
     };
     // Generated demand runs its whole days (a weekend at the end included); a trace until an
@@ -258,18 +347,24 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
 
-    // The same configuration twice: under Kasm's rules exactly, and with our demand policy.
-    let runs: Vec<(&str, &str, Config)> = if args.compare {
+    // The same configuration twice: under Kasm's rules exactly, and with our demand policy
+    // (the changes' configurations the same way).
+    type Policy = fn(&Config) -> Config;
+    let runs: Vec<(&str, &str, Policy)> = if args.compare {
         vec![
-            ("kasm", "Kasm's rules", kasm_policy(&config)),
-            ("kasm-scale", "kasm-scale: demand", demand_policy(&config)),
+            ("kasm", "Kasm's rules", kasm_policy),
+            ("kasm-scale", "kasm-scale: demand", demand_policy),
         ]
     } else {
-        vec![("kasm-scale", "kasm-scale", config.clone())]
+        vec![("kasm-scale", "kasm-scale", Config::clone)]
     };
     let mut results = Vec::new();
-    for (key, title, config) in &runs {
-        match simulate_one(config, &trace, &options, key) {
+    for (key, title, policy) in &runs {
+        let mut options = options.clone();
+        for c in &mut options.changes {
+            c.config = policy(&c.config);
+        }
+        match simulate_one(&policy(&config), &trace, &options, key) {
             Ok((metrics, series)) => results.push(Run {
                 key,
                 title,
@@ -301,8 +396,10 @@ pub fn run(args: Args) -> ExitCode {
             Err(e) => return fail(2, format!("cannot write the metrics: {e}")),
         }
     } else {
-        out.text(&report::table(&results));
+        out.text(&report::table(&report::with_baseline(&results)));
         out.text(&report::notes(&results));
+        out.text(&report::changes(&results));
+        out.text(&report::reconnects(&results));
         out.text(&report::days(&results));
     }
     if let Some(target) = target {

@@ -255,6 +255,138 @@ pub(crate) fn days(runs: &[Run]) -> String {
     out
 }
 
+/// With one policy and configuration changes: the run without them (its baseline) and the run
+/// with them, side by side (their difference in a third column); else `runs` as they are.
+pub(crate) fn with_baseline(runs: &[Run]) -> Vec<Run> {
+    let copy = |r: &Run, title: &'static str, metrics: Metrics| Run {
+        key: r.key,
+        title,
+        metrics,
+        series: Default::default(),
+    };
+    match runs {
+        [one] if one.metrics.baseline.is_some() => {
+            let base = one.metrics.baseline.as_deref().cloned();
+            let mut out: Vec<Run> = base
+                .map(|b| copy(one, "without the changes", b))
+                .into_iter()
+                .collect();
+            out.push(copy(one, "with the changes", one.metrics.clone()));
+            out
+        }
+        _ => runs
+            .iter()
+            .map(|r| copy(r, r.title, r.metrics.clone()))
+            .collect(),
+    }
+}
+
+/// A time as the change section shows it: `Tue 2026-12-01 10:00 UTC`.
+fn when(t: jiff::Timestamp) -> String {
+    t.strftime("%a %Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// What each configuration change did, per policy.
+pub(crate) fn changes(runs: &[Run]) -> String {
+    let mut out = String::new();
+    for r in runs.iter().filter(|r| !r.metrics.changes.is_empty()) {
+        let who = if runs.len() > 1 {
+            format!(" ({})", r.title)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "\nconfiguration changes{who}:");
+        for (i, c) in r.metrics.changes.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{:>3}. {} at {} ({} after the start)",
+                i + 1,
+                c.label,
+                when(c.at),
+                wait(c.at_s)
+            );
+            let generations = &c.reload.new_generations;
+            let _ = writeln!(
+                out,
+                "     new generation: {}",
+                if generations.is_empty() {
+                    "none (no config's servers are shaped differently)".to_owned()
+                } else {
+                    generations.join(", ")
+                }
+            );
+            let gone = match (c.last_outdated_gone_at, c.last_outdated_gone_after_s) {
+                _ if c.outdated_at_change == 0 => String::new(),
+                (Some(t), Some(after)) => format!(
+                    "; the last went at {}, {} after the change",
+                    when(t),
+                    wait(after)
+                ),
+                _ => "; some were left at the end of the run (not by the end)".to_owned(),
+            };
+            let _ = writeln!(out, "     servers outdated: {}{gone}", c.outdated_at_change);
+            let built: Vec<String> = c
+                .built
+                .iter()
+                .map(|b| {
+                    format!(
+                        "{} {} of {}{}",
+                        b.config,
+                        b.servers,
+                        b.generation.as_deref().unwrap_or("an unknown generation"),
+                        if b.current { " (current)" } else { "" }
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "     servers built: {}; of an older generation: {}",
+                if built.is_empty() {
+                    "none".to_owned()
+                } else {
+                    built.join(", ")
+                },
+                c.built_outdated
+            );
+            let _ = writeln!(
+                out,
+                "     minutes below both the run without changes and the minimum: {} during \
+                 the rollout, {} after it",
+                c.minutes_below_baseline, c.minutes_below_baseline_after
+            );
+            let _ = writeln!(out, "     sessions ended by us: {}", c.sessions_ended_by_us);
+            if c.requests_refused > 0 {
+                let _ = writeln!(
+                    out,
+                    "     requests refused (their pool is gone): {}",
+                    c.requests_refused
+                );
+            }
+        }
+    }
+    out
+}
+
+/// How the reconnects landed, per policy.
+pub(crate) fn reconnects(runs: &[Run]) -> String {
+    let mut out = String::new();
+    for r in runs.iter().filter(|r| !r.metrics.reconnects.is_empty()) {
+        let c = &r.metrics.reconnects;
+        let who = if runs.len() > 1 {
+            format!(" ({})", r.title)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "\nreconnects{who}: {}; to the same server {} ({:.1}% of those seated), still \
+             waiting {}, elsewhere {}",
+            c.requests, c.same_server, c.same_server_pct, c.still_waiting, c.elsewhere
+        );
+    }
+    out
+}
+
 /// What the table cannot say: demand beyond what the configuration can hold.
 pub(crate) fn notes(runs: &[Run]) -> String {
     // Every policy runs the same trace on the same max_instances: the first run tells.
