@@ -92,9 +92,13 @@
 //!     idle outdated servers (ready, no session, not spent, not drained) are destroyed
 //!     ([`Cause::Rollout`], oldest first) while no session request waits in the pool and the
 //!     room of the config's ready current servers, once rule 12 took its share, covers its
-//!     minimum: a plan that retires never leaves the ready free slots below the minimum. An
-//!     outdated server with a session never goes, and goes in the first plan that finds it
-//!     empty. A rollout with no outdated server left is finished (`finished_at`).
+//!     minimum. When `max_instances` leaves no room for a replacement, an idle outdated server
+//!     may go before that while the ready room left, current and outdated, still covers the
+//!     minimum (its place takes a replacement at the next plan: a pool whose minimum needs most
+//!     of its servers rolls out in batches of its room). Either way a plan that retires never
+//!     leaves the ready free slots below the minimum. An outdated server with a session never
+//!     goes, and goes in the first plan that finds it empty. A rollout with no outdated server
+//!     left is finished (`finished_at`).
 //!
 //! With no outdated and no drained server, rules 4, 6, 10 and 13 do nothing and the plan is the
 //! one Kasm's rules give.

@@ -310,6 +310,12 @@ impl Pass<'_> {
     /// with a session never goes; it goes in the first plan that finds it empty. Then a
     /// rollout with no outdated server left is finished (`finished_at`, once); one that finds
     /// outdated servers again is not.
+    /// Whether config `c` may make no more servers: all `max_instances` exist (this plan's
+    /// included).
+    fn blocked(&self, c: usize) -> bool {
+        self.tally[c].live >= self.snapshot.configs[c].policy.max_instances
+    }
+
     pub(super) fn retire_outdated(&mut self) {
         let configs = &self.snapshot.configs;
         let waiting = self.snapshot.pending_requests;
@@ -319,7 +325,8 @@ impl Pass<'_> {
                 self.phase[c].holds_back()
                     && t.old_idle > 0
                     && waiting == 0
-                    && t.cur_ready >= self.minimum[c]
+                    && (t.cur_ready >= self.minimum[c]
+                        || self.blocked(c) && t.cur_ready + t.old_ready > self.minimum[c])
             })
             .collect();
         for (c, config) in configs.iter().enumerate() {
@@ -360,16 +367,29 @@ impl Pass<'_> {
                 let c = server.config as usize;
                 let (config, minimum) = (&configs[c], self.minimum[c]);
                 let t = &mut self.tally[c];
+                // Replacements come first. Only when max_instances leaves no room for them
+                // does an idle outdated server go before the current ones cover the minimum,
+                // and then only while the ready room left, current and outdated, still covers
+                // it: its place takes a replacement at the next plan, and the rollout moves on
+                // in batches of that room (a pool whose minimum needs most of its servers).
+                let cap = u64::from(server.capacity);
+                if t.cur_ready < minimum
+                    && (t.cur_ready + t.old_ready).saturating_sub(cap) < minimum
+                {
+                    continue;
+                }
+                t.old_ready -= cap.min(t.old_ready);
                 t.outdated_gone += 1;
                 self.retire.push(destroy(
                     server,
                     &config.policy.name,
                     Cause::Rollout,
                     format!(
-                        "destroy idle outdated {} of {}: rollout to generation {}; {} ready current free cover minimum {minimum}",
+                        "destroy idle outdated {} of {}: rollout to generation {}; {} ready free ({} on current servers) still cover minimum {minimum}",
                         server.id,
                         config.policy.name,
                         config.generation.map(|g| g.to_string()).unwrap_or_default(),
+                        t.cur_ready + t.old_ready,
                         t.cur_ready
                     ),
                 ));

@@ -438,12 +438,37 @@ fn a_create_refused_after_the_rollout_began_pauses_it_an_old_timeout_does_not() 
     assert_eq!(rollout(&p).paused, None);
 }
 
+/// At max_instances no replacement can be made: the rollout takes room from the surplus only
+/// (an idle outdated server goes while the ready room left still covers the minimum; its place
+/// takes a replacement at the next plan), and with no surplus it waits and says so. (It waited
+/// in every case before, and a pool whose minimum needs all but a few of its servers never
+/// finished its rollout.)
 #[test]
-fn at_max_instances_the_rollout_waits_for_room_and_never_destroys_first() {
+fn at_max_instances_the_rollout_takes_room_from_the_surplus_only() {
+    // Minimum 3, four servers allowed, all four there: three outdated, one current.
     let mut servers: Vec<ServerSnapshot> = (1..=3).map(|n| ready(n, 0, 1, true)).collect();
     servers.push(ready(9, 0, 1, false));
     let mut c = config(3, 1, 4);
     c.bookkeeping.rollout = Some(replacing());
+    let p = plan(&pool(c.clone(), servers.clone()), now());
+    let destroyed: Vec<_> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Destroy { server, cause, .. } => Some((*server, *cause)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(destroyed, [(id(1), Cause::Rollout)], "{p:#?}");
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::Provision { .. })),
+        "no room to build in this plan: {p:#?}"
+    );
+    // No surplus: one outdated server busy, the ready room is the minimum exactly.
+    servers[1].sessions = 1;
+    servers[1].used = true;
     let p = plan(&pool(c, servers), now());
     assert!(p.actions.is_empty(), "{p:#?}");
     assert!(
