@@ -58,7 +58,8 @@
 //!    or its rollout is paused. During a rollout this is what the config would make with
 //!    outdated room counted; the rest of the deficit is replacement ([`Cause::Rollout`], ours),
 //!    made only while current servers coming up stay within `rollout.max_surge`, within
-//!    `max_instances` (the rollout waits for room, it never destroys first) and the backoff.
+//!    `max_instances` (with no room it waits: rule 13 frees room from the surplus only) and the
+//!    backoff.
 //! 9. `provision_for_queue`: the minimum and the queue are one need (ours: each rule rounding up
 //!    on its own made one server too many). Requests that no free or coming slot covers take the
 //!    slots beyond the minimum on the servers just provisioned for it, then make the first

@@ -70,6 +70,17 @@ impl Pass<'_> {
                     (r.paused.is_some(), r.canary_ready_at.is_none())
                 });
             let left = t.outdated > t.outdated_gone;
+            if !left
+                && bk
+                    .rollout
+                    .as_ref()
+                    .is_some_and(|r| r.generation != generation)
+            {
+                // Superseded (rolled back, or changed again) with nothing left to replace: no
+                // rollout is under way, paused or not.
+                bk.rollout = None;
+                continue;
+            }
             if !left && !paused && !unproven {
                 continue;
             }
@@ -177,8 +188,8 @@ impl Pass<'_> {
     /// the minimum's own part is made (outdated room is not free) is made for the rollout
     /// ([`Cause::Rollout`]), so that current servers coming up stay within
     /// `max_surge.servers(n)`, n being the config's servers other than current ones coming up
-    /// (this plan's own do not raise it); within `max_instances` (it waits for room and never
-    /// destroys first) and the failure backoff.
+    /// (this plan's own do not raise it); within `max_instances` (with no room it waits:
+    /// `retire_outdated` frees room from the surplus only) and the failure backoff.
     pub(super) fn keep_rollout(&mut self, c: usize) {
         let snapshot = self.snapshot;
         let (config, minimum) = (&snapshot.configs[c], self.minimum[c]);
@@ -238,7 +249,7 @@ impl Pass<'_> {
         let failures = bk.consecutive_failures;
         if room == 0 {
             format!(
-                "all {} servers allowed by max_instances exist; it never destroys first",
+                "all {} servers allowed by max_instances exist; only idle outdated servers the minimum does not need go to make room",
                 policy.max_instances
             )
         } else if self.backing_off[c] && self.tally[c].pending == 0 {

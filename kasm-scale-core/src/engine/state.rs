@@ -107,11 +107,19 @@ impl State {
     /// configuration's; a server of another generation is outdated.
     pub fn snapshots(&self, config: &Config) -> Result<Vec<PoolSnapshot>, StateError> {
         let mut problems = Vec::new();
+        // Once per config: a generation costs a digest (and a slow one per secret).
+        let configured: BTreeMap<&str, Option<Generation>> = config
+            .autoscale_configs()
+            .map(|(_, c)| {
+                let name = c.autoscale_config_name.as_str();
+                (name, config.generation(name))
+            })
+            .collect();
         let current = |name: &str| {
             self.generations
                 .get(name)
                 .copied()
-                .or_else(|| config.generation(name))
+                .or_else(|| configured.get(name).copied().flatten())
         };
         let mut builder = SnapshotBuilder::new(
             config,

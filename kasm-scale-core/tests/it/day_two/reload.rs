@@ -244,6 +244,11 @@ async fn reloading_the_old_configuration_rolls_back_without_tearing_the_old_serv
         old.iter().all(|id| w.live().contains(id)),
         "no old server was destroyed"
     );
+    // The broken generation's rollout is over: nothing shows it paused any more (alerts clear).
+    assert!(
+        status.rollout.as_ref().is_none_or(|r| r.paused.is_none()),
+        "{status:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
