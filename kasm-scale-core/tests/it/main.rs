@@ -38,6 +38,7 @@ mod engine_drain;
 mod engine_fixed_point;
 mod engine_props;
 mod engine_rollout;
+mod engine_rollout_props;
 mod engine_rules;
 #[cfg(feature = "sim")]
 mod extreme_values;
