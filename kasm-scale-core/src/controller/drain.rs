@@ -229,11 +229,12 @@ impl Autoscaler {
             drain
         };
         tracing::info!(target = %drain.target, by = %drain.by, reason = %drain.reason, then = ?drain.then, until = ?drain.until, "drained");
+        // Told once saved: a broker is never told of a drain the store may not hold.
+        state::saved(&self.shared).await?;
         metrics::counter!("kasm_scale_drains_total").increment(1);
         self.shared.events.emit(Event::Drained {
             drain: drain.clone(),
         });
-        state::saved(&self.shared).await?;
         Ok(drain)
     }
 
@@ -251,11 +252,11 @@ impl Autoscaler {
         }
         .ok_or_else(|| ControllerError::NotDrained(target.clone()))?;
         tracing::info!(target = %drain.target, "undrained");
+        state::saved(&self.shared).await?;
         self.shared.events.emit(Event::Undrained {
             target: drain.target.clone(),
             reason: "undrained".into(),
         });
-        state::saved(&self.shared).await?;
         Ok(drain)
     }
 
