@@ -34,16 +34,22 @@ pub(crate) fn user_of(user: Option<&str>) -> Result<Option<String>, ControllerEr
     Ok(Some(user.to_owned()))
 }
 
+/// How a user is kept in the records and compared: in lower case.
+pub(crate) fn key(user: &str) -> String {
+    user.to_lowercase()
+}
+
 /// The session `user` has in `pool` (seated on one of its live servers, or waiting in its
 /// queue), oldest first. Names compare without regard to case, as Windows accounts do
-/// (`Alice` and `alice` are one profile). A session on a server being destroyed is not a
+/// (`Alice` and `alice` are one profile): the records keep them in lower case
+/// ([`key`]). A session on a server being destroyed is not a
 /// place to reconnect to: the user gets a new one.
 pub(crate) fn session_of(records: &Records, pool: &str, user: &str) -> Option<SessionOutcome> {
-    let user = user.to_lowercase();
+    let user = key(user);
     records
         .users
         .iter()
-        .filter(|(_, u)| u.to_lowercase() == user)
+        .filter(|(_, u)| **u == user)
         .find_map(|(&session, _)| {
             if let Some(&server) = records.sessions.get(&session) {
                 let here = records

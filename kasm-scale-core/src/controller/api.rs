@@ -79,7 +79,9 @@ impl Autoscaler {
                 (None, None) => {
                     let outcome = self.new_session(&mut records, pool, now);
                     if let Some(user) = &user {
-                        records.users.insert(outcome.session(), user.clone());
+                        records
+                            .users
+                            .insert(outcome.session(), super::affinity::key(user));
                     }
                     if let Some(id) = &request.request_id {
                         super::requests::remember(&mut records, id, pool, &outcome, now);

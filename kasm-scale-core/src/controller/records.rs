@@ -206,7 +206,8 @@ pub struct Records {
     /// planned with: a replica that takes over with another configuration says so.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub acted_generations: BTreeMap<String, crate::config::Generation>,
-    /// (ours) The user of each session (seated or queued) that named one, for user affinity.
+    /// (ours) The user of each session (seated or queued) that named one, in lower case, for
+    /// user affinity.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub users: BTreeMap<SessionId, String>,
 }

@@ -288,3 +288,39 @@ async fn a_config_moved_to_another_pool_with_servers_is_refused() {
     );
     assert_eq!(w.scaler.config().pools.len(), 1, "nothing changed");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_server_whose_provider_is_gone_is_kept_with_the_reason_not_forgotten() {
+    let store: std::sync::Arc<dyn kasm_scale_core::traits::StateStore> =
+        std::sync::Arc::new(kasm_scale_core::memory::MemoryStore::default());
+    let first = super::world_on(fixture().config(), 9, Some(store.clone()));
+    first.run(120).await;
+    first.scaler.save().await;
+    let before: Vec<_> = first.live();
+    assert_eq!(before.len(), 2);
+    let cloud = first.cloud.clone();
+    drop(first);
+    // Restarted with another provider config only: the saved servers' `mem` has no provider.
+    let mut other = fixture().config();
+    if let VmProviderConfig::Memory(m) = &mut other.vm_providers[0] {
+        m.name = "mem2".into();
+    }
+    other.pools[0].autoscale[0].vm_provider_config_id = "mem2".into();
+    other.pools[0].autoscale[0].autoscale_config_name = "c2".into();
+    let second = super::world_on(other, 10, Some(store));
+    second.run(60).await;
+    for id in &before {
+        let s = second
+            .scaler
+            .server(*id)
+            .expect("a server whose VM cannot be destroyed is not forgotten");
+        assert!(
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("no provider for VM provider config `mem`")),
+            "{s:?}"
+        );
+    }
+    // And its VM is still there, in the old cloud, for an operator to deal with.
+    assert_eq!(cloud.vm_count(), 2);
+}
