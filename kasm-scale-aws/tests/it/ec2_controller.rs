@@ -6,24 +6,13 @@ use crate::support;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use kasm_scale_aws::AwsProvider;
 use kasm_scale_core::config::VmProviderConfig;
 use kasm_scale_core::controller::Autoscaler;
-use kasm_scale_core::testkit::{Guests, Scenario, scenario_config};
-use support::{endpoint, raw_client, reset_region, user_data};
+use kasm_scale_core::testkit::{Scenario, scenario_config};
+use support::{Ec2Guests, endpoint, raw_client, reset_region};
 
 const REGION: &str = "ap-southeast-1";
-
-/// The guests read their user data from EC2.
-struct Ec2Guests(aws_sdk_ec2::Client);
-
-#[async_trait]
-impl Guests for Ec2Guests {
-    async fn startup_script(&self, vm_id: &str) -> String {
-        user_data(&self.0, vm_id).await
-    }
-}
 
 #[tokio::test]
 async fn the_controller_scenario_runs_on_ec2() {

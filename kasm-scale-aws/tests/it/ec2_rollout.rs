@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use kasm_scale_aws::AwsProvider;
 use kasm_scale_core::config::{Config, Format, VmProviderConfig};
-use kasm_scale_core::controller::{Autoscaler, CheckinStatus, SessionOutcome};
+use kasm_scale_core::controller::{Autoscaler, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
 use kasm_scale_core::load_str;
-use kasm_scale_core::memory::token_in;
-use support::{endpoint, raw_client, reset_region, user_data};
+use kasm_scale_core::testkit::check_in_starting;
+use support::{Ec2Guests, endpoint, raw_client, reset_region};
 
 const REGION: &str = "eu-north-1";
 const OLD_AMI: &str = "ami-12c6146b";
@@ -90,18 +90,7 @@ async fn images(client: &aws_sdk_ec2::Client, scaler: &Autoscaler) -> BTreeMap<S
 async fn step(scaler: &Autoscaler, client: &aws_sdk_ec2::Client) {
     scaler.tick().await;
     scaler.settle().await;
-    for s in scaler.servers() {
-        if s.state == ServerState::Starting
-            && let Some(vm) = &s.vm_id
-        {
-            let script = user_data(client, vm).await;
-            let token = token_in(&script).expect("a token in the user data");
-            scaler
-                .check_in_token(token, &CheckinStatus::running())
-                .await
-                .unwrap();
-        }
-    }
+    check_in_starting(scaler, &Ec2Guests(client.clone())).await;
 }
 
 fn free(scaler: &Autoscaler) -> u32 {

@@ -26,6 +26,17 @@ use kasm_scale_aws::AwsProvider;
 use kasm_scale_core::config::AwsVmConfig;
 use tokio::net::TcpListener;
 
+/// The guests read their user data from EC2 (for `testkit::Scenario` and
+/// `testkit::check_in_starting`).
+pub struct Ec2Guests(pub aws_sdk_ec2::Client);
+
+#[async_trait::async_trait]
+impl kasm_scale_core::testkit::Guests for Ec2Guests {
+    async fn startup_script(&self, vm_id: &str) -> String {
+        user_data(&self.0, vm_id).await
+    }
+}
+
 /// The emulator's endpoint (`.ci/run` starts it). Missing, the test fails, unless
 /// `KASM_SCALE_SKIP_EC2=1` opts out outside CI.
 pub fn endpoint() -> Option<String> {

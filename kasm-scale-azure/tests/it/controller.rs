@@ -6,34 +6,11 @@ use crate::support;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use base64::Engine;
 use kasm_scale_azure::AzureProvider;
 use kasm_scale_core::config::VmProviderConfig;
 use kasm_scale_core::controller::Autoscaler;
-use kasm_scale_core::testkit::{Guests, Scenario, scenario_config};
-use support::{ArmServer, CLIENT_ID, CLIENT_SECRET, TENANT};
-
-/// The guests read their custom data (from the server's store: ARM never returns it).
-struct ArmGuests<'a>(&'a ArmServer);
-
-#[async_trait]
-impl Guests for ArmGuests<'_> {
-    async fn startup_script(&self, vm_id: &str) -> String {
-        let data = {
-            let state = self.0.state.lock().unwrap();
-            let r = &state.store.resources[&vm_id.to_ascii_lowercase()];
-            r["properties"]["osProfile"]["customData"]
-                .as_str()
-                .expect("custom data")
-                .to_owned()
-        };
-        let script = base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .expect("custom data is base64");
-        String::from_utf8(script).expect("the script is UTF-8")
-    }
-}
+use kasm_scale_core::testkit::{Scenario, scenario_config};
+use support::{ArmGuests, ArmServer, CLIENT_ID, CLIENT_SECRET, TENANT};
 
 fn count(server: &ArmServer, kind: &str) -> usize {
     let state = server.state.lock().unwrap();

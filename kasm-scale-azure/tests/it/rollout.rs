@@ -9,14 +9,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use kasm_scale_azure::AzureProvider;
 use kasm_scale_core::config::{Config, Format, VmProviderConfig};
-use kasm_scale_core::controller::{Autoscaler, CheckinStatus, SessionOutcome};
-use kasm_scale_core::engine::{ServerState, SessionRequest};
+use kasm_scale_core::controller::{Autoscaler, SessionOutcome};
+use kasm_scale_core::engine::SessionRequest;
 use kasm_scale_core::load_str;
-use kasm_scale_core::memory::token_in;
-use support::{ArmServer, CLIENT_ID, CLIENT_SECRET, TENANT};
+use kasm_scale_core::testkit::check_in_starting;
+use support::{ArmGuests, ArmServer, CLIENT_ID, CLIENT_SECRET, TENANT};
 
 const OLD: &str = "24.04.202610010";
 const NEW: &str = "24.04.202611150";
@@ -89,34 +88,11 @@ fn versions(server: &ArmServer) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn custom_data(server: &ArmServer, vm_id: &str) -> Option<String> {
-    let state = server.state.lock().unwrap();
-    let data = state.store.resources.get(&vm_id.to_ascii_lowercase())?["properties"]["osProfile"]
-        ["customData"]
-        .as_str()?
-        .to_owned();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(data)
-        .ok()?;
-    String::from_utf8(bytes).ok()
-}
-
 /// One tick; the guests of starting servers check in with the token in their custom data.
 async fn step(scaler: &Autoscaler, server: &ArmServer) {
     scaler.tick().await;
     scaler.settle().await;
-    for s in scaler.servers() {
-        if s.state == ServerState::Starting
-            && let Some(vm) = &s.vm_id
-            && let Some(script) = custom_data(server, vm)
-        {
-            let token = token_in(&script).expect("a token in the custom data");
-            scaler
-                .check_in_token(token, &CheckinStatus::running())
-                .await
-                .unwrap();
-        }
-    }
+    check_in_starting(scaler, &ArmGuests(server)).await;
 }
 
 fn free(scaler: &Autoscaler) -> u32 {

@@ -337,3 +337,26 @@ azure_authority_url = "{url}"
         sub = resources::SUBSCRIPTION
     )
 }
+
+/// The guests read their custom data from the server's store (ARM never returns it), for
+/// `testkit::Scenario` and `testkit::check_in_starting`.
+pub struct ArmGuests<'a>(pub &'a ArmServer);
+
+#[async_trait::async_trait]
+impl kasm_scale_core::testkit::Guests for ArmGuests<'_> {
+    async fn startup_script(&self, vm_id: &str) -> String {
+        use base64::Engine;
+        let data = {
+            let state = self.0.state.lock().unwrap();
+            let r = &state.store.resources[&vm_id.to_ascii_lowercase()];
+            r["properties"]["osProfile"]["customData"]
+                .as_str()
+                .expect("custom data")
+                .to_owned()
+        };
+        let script = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .expect("custom data is base64");
+        String::from_utf8(script).expect("the script is UTF-8")
+    }
+}

@@ -10,7 +10,7 @@ mod scenario;
 mod store;
 
 pub use fixture::{AD_CONTAINER, Fixture};
-pub use scenario::{Guests, SCENARIO_MINIMUM, Scenario, scenario_config};
+pub use scenario::{Guests, SCENARIO_MINIMUM, Scenario, check_in_starting, scenario_config};
 pub use store::{sample_records, state_store_contract};
 
 use std::future::Future;

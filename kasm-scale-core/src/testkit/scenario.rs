@@ -72,6 +72,29 @@ impl Guests for MemoryCloud {
     }
 }
 
+/// Every booting server's guest checks in with the token its startup script holds (read as
+/// `guests` read it), alone, as Kasm's `set_server_status?token=` does; returns how many did.
+///
+/// # Panics
+///
+/// When a script holds no token, or a check-in is refused, with the reason.
+pub async fn check_in_starting(scaler: &Autoscaler, guests: &dyn Guests) -> usize {
+    let mut accepted = 0;
+    for s in scaler.servers() {
+        let (Some(vm), ServerState::Starting) = (&s.vm_id, s.state) else {
+            continue;
+        };
+        let script = guests.startup_script(vm).await;
+        let token = token_in(&script).expect("the check-in token in the startup script");
+        scaler
+            .check_in_token(token, &crate::controller::CheckinStatus::running())
+            .await
+            .unwrap_or_else(|e| panic!("check-in of {}: {e}", s.id));
+        accepted += 1;
+    }
+    accepted
+}
+
 /// One run of the scenario: a controller built on `scenario_config`, the provider (and
 /// directory) it was given, and how its guests read their scripts.
 pub struct Scenario<'a> {
@@ -172,23 +195,8 @@ impl Scenario<'_> {
             .len()
     }
 
-    /// Every booting server's guest checks in with the token alone, as Kasm's
-    /// `set_server_status?token=` does.
     async fn guests_check_in(&self) -> usize {
-        let mut accepted = 0;
-        for s in self.scaler.servers() {
-            let (Some(vm), ServerState::Starting) = (&s.vm_id, s.state) else {
-                continue;
-            };
-            let script = self.guests.startup_script(vm).await;
-            let token = token_in(&script).expect("the check-in token in the startup script");
-            self.scaler
-                .check_in_token(token, &crate::controller::CheckinStatus::running())
-                .await
-                .unwrap_or_else(|e| panic!("check-in of {}: {e}", s.id));
-            accepted += 1;
-        }
-        accepted
+        check_in_starting(self.scaler, self.guests).await
     }
 
     /// One computer record per server, no more.
