@@ -13,44 +13,17 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::SignedDuration;
-use kasm_scale::config::{Config, Format, VmProviderConfig};
+use kasm_scale::config::{Config, VmProviderConfig};
 use kasm_scale::controller::Autoscaler;
 use kasm_scale::engine::ServerState;
-use kasm_scale::load_str;
 use kasm_scale::memory::MemoryCloud;
-use kasm_scale::sim::{ConfigChange, SimOptions, deliver_checkins, parse_trace, simulate};
+use kasm_scale::sim::{
+    ConfigChange, SimOptions, deliver_checkins, large_pool, parse_trace, simulate,
+};
 
 /// The pool; `image` goes into the startup script (a new image is a new script).
 fn config(image: &str) -> Config {
-    let text = format!(
-        r##"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 600
-startup_script = "# image {image}\n{{checkin_jwt}}"
-boot_latency = {{ fixed = 120 }}
-checkin_delay = {{ fixed = 30 }}
-
-[[pools]]
-server_pool_name = "office"
-[[pools.autoscale]]
-autoscale_config_name = "office-mem"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-connection_credential_type = "SSO User Accounts"
-reusable = true
-max_simultaneous_sessions_per_server = 4
-minimum_pool_standby_sessions = 2000
-require_checkin = true
-rollout = {{ canary = 1, max_surge = "10%" }}
-"##
-    );
-    load_str(&text, Format::Toml).expect("bench config").config
+    large_pool(image)
 }
 
 fn runtime() -> tokio::runtime::Runtime {

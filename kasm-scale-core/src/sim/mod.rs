@@ -34,5 +34,6 @@ pub use reconnect::{Reconnects, with_disconnects};
 pub use run::{Metrics, Series, SimError, memory_stand_in, simulate};
 pub use scenario::{
     DEFAULT_CONFIG, DEFAULT_DAYS, DEFAULT_USERS, default_scenario, demand_policy, kasm_policy,
+    large_pool,
 };
 pub use trace::{Kind, TraceError, TraceEvent, parse_trace};

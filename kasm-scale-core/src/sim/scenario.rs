@@ -53,6 +53,46 @@ pub fn demand_policy(config: &Config) -> Config {
     ours
 }
 
+/// (ours) The large pool of the rollout benchmark and its test: one config on the in-memory
+/// cloud keeping 2,000 free sessions at 4 per server (500 servers) with room for 600, servers
+/// that boot in 120 s and check in 30 s later; `image` goes into the startup script, so
+/// another `image` is a new generation (a new image to roll out).
+pub fn large_pool(image: &str) -> Config {
+    // Quoted as TOML quotes it: any `image` text loads.
+    let script = toml::Value::String(format!("# image {image}\n{{checkin_jwt}}"));
+    let text = format!(
+        r##"
+[[zones]]
+zone_name = "default"
+upstream_auth_address = "kasm.example.com"
+
+[[vm_providers]]
+provider = "memory"
+name = "mem"
+max_instances = 600
+startup_script = {script}
+boot_latency = {{ fixed = 120 }}
+checkin_delay = {{ fixed = 30 }}
+
+[[pools]]
+server_pool_name = "office"
+[[pools.autoscale]]
+autoscale_config_name = "office-mem"
+vm_provider_config_id = "mem"
+connection_type = "RDP"
+reusable = true
+max_simultaneous_sessions_per_server = 4
+minimum_pool_standby_sessions = 2000
+require_checkin = true
+rollout = {{ canary = 1, max_surge = "10%" }}
+"##
+    );
+    // Only the quoted script varies: the document always loads (the test and the bench use it).
+    load_str(&text, Format::Toml)
+        .map(|l| l.config)
+        .unwrap_or_else(|e| unreachable!("the large pool loads: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -80,5 +120,16 @@ mod tests {
                 .iter()
                 .all(|c| c.standby_policy == crate::config::StandbyPolicy::Demand)
         );
+    }
+
+    #[test]
+    fn the_large_pool_loads_whatever_its_image_says() {
+        for image in ["2026-12", "a \"quoted\" image\\", ""] {
+            let config = super::large_pool(image);
+            assert_eq!(config.vm_providers.len(), 1, "{image}");
+            assert_eq!(config.vm_providers[0].max_instances(), 600);
+        }
+        let (a, b) = (super::large_pool("2026-11"), super::large_pool("2026-12"));
+        assert_ne!(a.generation("office-mem"), b.generation("office-mem"));
     }
 }

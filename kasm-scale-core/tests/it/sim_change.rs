@@ -5,7 +5,7 @@
 use jiff::SignedDuration;
 use kasm_scale_core::config::{Config, VmProviderConfig};
 use kasm_scale_core::sim::{
-    ConfigChange, Kind, Metrics, SimError, SimOptions, default_scenario, office_week,
+    ConfigChange, Kind, Metrics, SimError, SimOptions, default_scenario, large_pool, office_week,
     parse_change_time, parse_trace, simulate, with_disconnects,
 };
 
@@ -255,38 +255,7 @@ fn a_reconnect_without_affinity_lands_elsewhere_and_is_counted() {
 /// the current servers alone could never cover the minimum.
 #[test]
 fn a_pool_whose_minimum_needs_most_of_its_servers_still_rolls_out() {
-    let config = |image: &str| {
-        let text = format!(
-            r##"
-[[zones]]
-zone_name = "default"
-upstream_auth_address = "kasm.example.com"
-
-[[vm_providers]]
-provider = "memory"
-name = "mem"
-max_instances = 600
-startup_script = "# image {image}\n{{checkin_jwt}}"
-boot_latency = {{ fixed = 120 }}
-checkin_delay = {{ fixed = 30 }}
-
-[[pools]]
-server_pool_name = "office"
-[[pools.autoscale]]
-autoscale_config_name = "office-mem"
-vm_provider_config_id = "mem"
-connection_type = "RDP"
-reusable = true
-max_simultaneous_sessions_per_server = 4
-minimum_pool_standby_sessions = 2000
-require_checkin = true
-rollout = {{ canary = 1, max_surge = "10%" }}
-"##
-        );
-        kasm_scale_core::load_str(&text, kasm_scale_core::Format::Toml)
-            .unwrap()
-            .config
-    };
+    let config = large_pool;
     let plain = SimOptions {
         duration: Some(SignedDuration::from_hours(8)),
         ..SimOptions::default()
