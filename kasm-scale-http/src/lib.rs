@@ -111,8 +111,8 @@ fn broker_routes(scaler: Autoscaler) -> Router<Autoscaler> {
         ))
 }
 
-/// How long a reload may take before its caller is answered `408` (it still runs to its end):
-/// it waits for a tick under way and may build new cloud clients.
+/// How long a reload may take before its caller is answered `408`: longer than the reload's
+/// own limit ([`reload::RELOAD_LIMIT`]), which answers first with its refusal.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `POST /api/v1/reload` with `reloader`, behind the broker keys: merged into the app by

@@ -22,6 +22,10 @@ use serde::Serialize;
 
 use crate::TlsFiles;
 
+/// The longest a reload may take (ours): past it, it is given up, having changed nothing.
+/// Shorter than the API's own timeout, so `POST /api/v1/reload` answers with the refusal.
+pub const RELOAD_LIMIT: std::time::Duration = std::time::Duration::from_secs(110);
+
 /// What the configuration hook returns.
 pub type ReloadFuture = Pin<Box<dyn Future<Output = Result<Reloaded, ReloadRefused>> + Send>>;
 
@@ -153,10 +157,28 @@ impl Reloader {
     pub async fn reload(&self) -> Result<ReloadDone, ReloadRefused> {
         use tracing::Instrument;
         let _one_at_a_time = self.inner.running.lock().await;
-        let outcome = self
-            .reload_now()
-            .instrument(tracing::info_span!("service_reload"))
-            .await;
+        // Bounded: a hook stuck on a backend that does not answer would hold every later
+        // reload behind it. Nothing is in force until the hook returns (and the certificate is
+        // swapped after it), so a reload cut short changed nothing.
+        let outcome = match tokio::time::timeout(
+            RELOAD_LIMIT,
+            self.reload_now()
+                .instrument(tracing::info_span!("service_reload")),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                let problem = format!(
+                    "the reload did not finish within {} s (a backend that does not answer?): nothing changed",
+                    RELOAD_LIMIT.as_secs()
+                );
+                if let Some(scaler) = self.inner.scaler.get() {
+                    scaler.reload_refused(vec![problem.clone()]);
+                }
+                Err(ReloadRefused::one(problem))
+            }
+        };
         match &outcome {
             Ok(done) => {
                 tracing::info!(changes = ?done.changes, tls_reloaded = done.tls_reloaded, "service reloaded")
@@ -240,6 +262,31 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hook_that_never_ends_is_given_up_and_the_next_reload_runs() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let reloader = Reloader::new({
+            let calls = calls.clone();
+            move || {
+                let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+                Box::pin(async move {
+                    if first {
+                        std::future::pending::<()>().await;
+                    }
+                    Ok(Reloaded::default())
+                })
+            }
+        });
+        let refused = reloader.reload().await.unwrap_err();
+        assert!(
+            refused.problems[0].contains("did not finish within 110 s"),
+            "{refused:?}"
+        );
+        // Not held behind the stuck one.
+        assert!(reloader.reload().await.is_ok());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
 
     #[tokio::test]
     async fn two_reloads_at_once_run_one_after_the_other() {
