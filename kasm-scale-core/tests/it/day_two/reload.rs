@@ -324,3 +324,26 @@ async fn a_server_whose_provider_is_gone_is_kept_with_the_reason_not_forgotten()
     // And its VM is still there, in the old cloud, for an operator to deal with.
     assert_eq!(cloud.vm_count(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_removed_pools_waiting_requests_end_at_the_reload() {
+    let one = fixture().config();
+    let mut w = world(with_pool_q(&one, 0), 11);
+    w.run(60).await;
+    // Pool q keeps no free slot: a request waits for a server being made.
+    let waiting = w
+        .scaler
+        .request_session("q", &SessionRequest::default())
+        .await
+        .unwrap();
+    let kasm_scale_core::controller::SessionOutcome::Queued { session } = waiting else {
+        panic!("{waiting:?}")
+    };
+    w.drain_events();
+    w.scaler.reconfigure(one).await.unwrap();
+    let ended = w.drain_events().into_iter().any(|e| {
+        matches!(e, Event::RequestExpired { session: s, ref pool, .. } if s == session && pool == "q")
+    });
+    assert!(ended, "the waiting request ends with its pool");
+    assert!(w.scaler.session(session).is_none());
+}
