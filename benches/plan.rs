@@ -69,6 +69,8 @@ fn snapshot(servers: usize) -> PoolSnapshot {
                 queue_slots: 0,
                 outdated: false,
                 drained: None,
+                woken_at: None,
+                for_warm: false,
             }
         })
         .collect();
@@ -139,6 +141,8 @@ fn one_config(rolling: bool) -> PoolSnapshot {
                 queue_slots: 0,
                 outdated,
                 drained: None,
+                woken_at: None,
+                for_warm: false,
             }
         })
         .map(|s| match s.state {

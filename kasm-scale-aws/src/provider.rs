@@ -363,6 +363,8 @@ impl VmProvider for AwsProvider {
             max_startup_script_bytes: Some(AWS_USER_DATA_LIMIT),
             retrieve_password: self.password_key.is_some(),
             operation_timeout: None,
+            stop_start: false,
+            hibernate: false,
         }
     }
 

@@ -491,6 +491,8 @@ impl VmProvider for AzureProvider {
             max_startup_script_bytes: Some(AZURE_CUSTOM_DATA_LIMIT),
             retrieve_password: false,
             operation_timeout: Some(self.operation_timeout),
+            stop_start: false,
+            hibernate: false,
         }
     }
 

@@ -20,7 +20,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kasm_scale_core::controller::{Autoscaler, DrainTarget};
-use kasm_scale_core::engine::ServerState;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::reply::Failure;
@@ -82,18 +81,19 @@ fn gauges(scaler: &Autoscaler) {
     // Every configured config and state, so a count that drops to zero shows zero.
     let mut counts: BTreeMap<(String, &'static str), u32> = BTreeMap::new();
     for (_, c) in scaler.config().autoscale_configs() {
-        for state in ["provisioning", "starting", "running", "destroying"] {
+        for state in [
+            "provisioning",
+            "starting",
+            "running",
+            "destroying",
+            "stopping",
+            "stopped",
+        ] {
             counts.insert((c.autoscale_config_name.clone(), state), 0);
         }
     }
     for s in scaler.servers() {
-        let state = match s.state {
-            ServerState::Provisioning => "provisioning",
-            ServerState::Starting => "starting",
-            ServerState::Running => "running",
-            ServerState::Destroying => "destroying",
-        };
-        *counts.entry((s.config, state)).or_default() += 1;
+        *counts.entry((s.config, s.state.as_str())).or_default() += 1;
     }
     for ((config, state), n) in counts {
         metrics::gauge!("kasm_scale_servers", "config" => config, "state" => state)

@@ -12,7 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kasm_scale_core::config::{Config, VmProviderConfig};
 use kasm_scale_core::controller::Autoscaler;
-use kasm_scale_core::traits::{BackendError, Capabilities, Leftover, Vm, VmProvider, VmSpec};
+use kasm_scale_core::traits::{
+    BackendError, Capabilities, Leftover, StopMode, Vm, VmProvider, VmSpec,
+};
 use kasm_scale_core::{ConfigError, load_file};
 use kasm_scale_http::{ConnectionLimits, Reloader, ServeOptions, TlsFiles};
 
@@ -377,6 +379,12 @@ impl VmProvider for ScriptsToDisk {
     }
     async fn destroy(&self, vm_id: &str) -> Result<(), BackendError> {
         self.inner.destroy(vm_id).await
+    }
+    async fn stop(&self, vm_id: &str, mode: StopMode) -> Result<(), BackendError> {
+        self.inner.stop(vm_id, mode).await
+    }
+    async fn start(&self, vm_id: &str) -> Result<(), BackendError> {
+        self.inner.start(vm_id).await
     }
     async fn get(&self, vm_id: &str) -> Result<Option<Vm>, BackendError> {
         self.inner.get(vm_id).await

@@ -16,6 +16,9 @@
 //! | `max_simultaneous_sessions_per_server` | 1 to 1000 |
 //! | `minimum_pool_standby_sessions` (config and schedule) | 0 to 100000 |
 //! | `target_immediate_service` | 0.5 to 0.9999 |
+//! | prices (`price_per_hour`, `stopped_price_per_hour`) | 0 to 1000000 per hour |
+//! | `capacity_skip_seconds` | 0 to 86400 s (1 day) |
+//! | warm tier `max_age` | 3600 s (1 hour) to 31622400 s (366 days) |
 //!
 //! NaN and infinities are refused everywhere. The three counts are ours (Kasm has no upper
 //! limit): far beyond any real pool, they catch a typo (`1000000` for `100`) before the
@@ -124,6 +127,12 @@ pub(crate) const SERVICE_TARGET: Bound = Bound {
     max: 0.9999,
     unit: Unit::Count,
 };
+/// Prices per hour, 0 to 1000000.
+pub(crate) const PRICE: Bound = Bound::count(0, 1_000_000);
+/// `capacity_skip_seconds`, 0 s to 1 day.
+pub(crate) const CAPACITY_SKIP: Bound = Bound::seconds(0, DAY);
+/// A warm tier's `max_age`, 1 hour to 366 days.
+pub(crate) const WARM_AGE: Bound = Bound::seconds(3600, MAX_OUTAGE_SECONDS);
 /// Probabilities, 0 to 1.
 pub(crate) const PROBABILITY: Bound = Bound {
     min: 0.0,
@@ -204,6 +213,26 @@ fn int_in<'de, D: Deserializer<'de>>(d: D, bound: &Bound) -> Result<u64, D::Erro
         },
         Err(huge) => Err(D::Error::custom(bound.message(Num(huge)))),
     }
+}
+
+/// `price_per_hour` and `stopped_price_per_hour`: a number in [`PRICE`], optional.
+pub(crate) fn opt_price<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    use serde::{Deserialize, de::Error};
+    let v = f64::deserialize(d)?;
+    match PRICE.check(v) {
+        Some(message) => Err(D::Error::custom(message)),
+        None => Ok(Some(v)),
+    }
+}
+
+/// `capacity_skip_seconds`: whole seconds in [`CAPACITY_SKIP`].
+pub(crate) fn capacity_skip<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    int_in(d, &CAPACITY_SKIP).map(|v| v as u32)
+}
+
+/// A warm tier's `max_age`: whole seconds in [`WARM_AGE`].
+pub(crate) fn warm_age<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    int_in(d, &WARM_AGE)
 }
 
 /// `checkin_timeout`: whole seconds in [`CHECKIN_TIMEOUT`].

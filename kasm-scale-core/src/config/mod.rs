@@ -14,6 +14,7 @@ mod generation;
 mod hostname;
 mod ldap;
 mod load;
+mod offering;
 mod pool;
 mod provider;
 mod rollout;
@@ -23,6 +24,7 @@ mod store;
 mod token;
 mod tree;
 mod validate;
+mod warm;
 mod workspace;
 
 use std::fmt;
@@ -46,6 +48,10 @@ pub use generation::{
 };
 pub use hostname::{HEX_HEADROOM, HostnamePattern};
 pub use ldap::{Dn, LdapConfig};
+pub use offering::{
+    AwsAlternative, AzureAlternative, DEFAULT_CAPACITY_SKIP_SECONDS, MAX_ALTERNATIVES,
+    MemoryAlternative, Offering,
+};
 pub use pool::{
     AutoScaleConfig, ConnectionType, CredentialType, DEFAULT_SERVICE_TARGET, Placement, Pool,
     ServerPoolType, StandbyPolicy, rewrite_sso_username,
@@ -61,6 +67,7 @@ pub use store::{
     FileStoreConfig, LEASE_TTL_RANGE, PostgresStoreConfig, STATE_STORE_KINDS, StateStoreConfig,
 };
 pub use token::{BrokerApiConfig, CheckinTokenConfig, MAX_PREVIOUS_KEYS, MIN_BROKER_KEY_LEN};
+pub use warm::{DEFAULT_WARM_MAX_AGE, Readiness, WarmPool};
 pub use workspace::{RdpClientType, Workspace, Zone};
 
 /// A whole configuration document.

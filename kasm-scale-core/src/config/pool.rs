@@ -256,6 +256,11 @@ pub struct AutoScaleConfig {
     /// (the default). See [`super::RolloutPolicy`].
     #[serde(default, skip_serializing_if = "super::RolloutPolicy::is_default")]
     pub rollout: super::RolloutPolicy,
+    /// (ours) A tier of stopped servers started before any is built
+    /// (`warm_pool = { min_stopped = 2, max_stopped = 10 }`). Default none. See
+    /// [`super::WarmPool`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_pool: Option<super::WarmPool>,
 }
 
 /// (ours) How an auto-scale config sizes its free slots.
@@ -340,6 +345,7 @@ impl AutoScaleConfig {
             target_immediate_service: DEFAULT_SERVICE_TARGET,
             server_hostname_pattern: None,
             rollout: super::RolloutPolicy::default(),
+            warm_pool: None,
         }
     }
 

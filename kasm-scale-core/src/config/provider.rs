@@ -210,6 +210,39 @@ pub struct AwsVmConfig {
         deserialize_with = "bounds::call_timeout"
     )]
     pub api_call_timeout: u32,
+    /// (ours) Price of one running VM of this config per hour (any currency, the same for every
+    /// config you compare): the simulator's costs and `/metrics`' spend rate. Default unpriced.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "bounds::opt_price"
+    )]
+    pub price_per_hour: Option<f64>,
+    /// (ours) Price of one stopped (deallocated) VM of this config per hour: its disks. Default
+    /// unpriced.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "bounds::opt_price"
+    )]
+    pub stopped_price_per_hour: Option<f64>,
+    /// (ours) Ordered alternatives tried when the ones before are short of capacity (see
+    /// [`super::Offering`]), at most 16. Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<super::AwsAlternative>,
+    /// (ours) Seconds an offering that answered "insufficient capacity" is skipped, 0 to 86400.
+    /// Default 180.
+    #[serde(
+        default = "super::offering::default_capacity_skip",
+        skip_serializing_if = "super::offering::is_default_capacity_skip",
+        deserialize_with = "bounds::capacity_skip"
+    )]
+    pub capacity_skip_seconds: u32,
+    /// (ours) Launch with hibernation configured (`HibernationOptions`), so that a warm tier
+    /// whose `hibernate` is set hibernates its stopped servers instead of shutting them down.
+    /// Default false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub aws_ec2_hibernation: bool,
 }
 
 fn is_empty_tags(t: &Tags) -> bool {
@@ -334,6 +367,37 @@ pub struct AzureVmConfig {
         deserialize_with = "bounds::operation_timeout"
     )]
     pub api_operation_timeout: u32,
+    /// (ours) Price of one running VM of this config per hour (any currency, the same for every
+    /// config you compare): the simulator's costs and `/metrics`' spend rate. Default unpriced.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "bounds::opt_price"
+    )]
+    pub price_per_hour: Option<f64>,
+    /// (ours) Price of one stopped (deallocated) VM of this config per hour: its disks. Default
+    /// unpriced.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "bounds::opt_price"
+    )]
+    pub stopped_price_per_hour: Option<f64>,
+    /// (ours) Ordered alternatives tried when the ones before are short of capacity (see
+    /// [`super::Offering`]), at most 16. Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<super::AzureAlternative>,
+    /// (ours) Seconds an offering that answered "insufficient capacity" is skipped, 0 to 86400.
+    /// Default 180.
+    #[serde(
+        default = "super::offering::default_capacity_skip",
+        skip_serializing_if = "super::offering::is_default_capacity_skip",
+        deserialize_with = "bounds::capacity_skip"
+    )]
+    pub capacity_skip_seconds: u32,
+    /// (ours) The availability zone of the VMs (`"1"`, `"2"`, `"3"`). Default: none (regional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_zone: Option<String>,
 }
 
 fn default_disk_type() -> String {
@@ -460,6 +524,44 @@ pub struct MemoryVmConfig {
         deserialize_with = "bounds::call_timeout"
     )]
     pub api_call_timeout: u32,
+    /// (ours) Price of one running VM of this config per hour (any currency, the same for every
+    /// config you compare): the simulator's costs and `/metrics`' spend rate. Default unpriced.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "bounds::opt_price"
+    )]
+    pub price_per_hour: Option<f64>,
+    /// (ours) Price of one stopped (deallocated) VM of this config per hour: its disks. Default
+    /// unpriced.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "bounds::opt_price"
+    )]
+    pub stopped_price_per_hour: Option<f64>,
+    /// (ours) Ordered alternatives tried when the ones before are short of capacity (see
+    /// [`super::Offering`]), at most 16. Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<super::MemoryAlternative>,
+    /// (ours) Seconds an offering that answered "insufficient capacity" is skipped, 0 to 86400.
+    /// Default 180.
+    #[serde(
+        default = "super::offering::default_capacity_skip",
+        skip_serializing_if = "super::offering::is_default_capacity_skip",
+        deserialize_with = "bounds::capacity_skip"
+    )]
+    pub capacity_skip_seconds: u32,
+    /// (ours) Seconds from a start of a stopped VM to a running one, 0 to 604800. Default
+    /// fixed 60.
+    #[serde(default = "default_boot")]
+    pub start_latency: Distribution,
+    /// (ours) Probability that a stop call fails. Default 0.
+    #[serde(default, deserialize_with = "bounds::probability")]
+    pub stop_failure_rate: f64,
+    /// (ours) Probability that a start call fails (transiently). Default 0.
+    #[serde(default, deserialize_with = "bounds::probability")]
+    pub start_failure_rate: f64,
 }
 
 /// (ours) A provider outage of the in-memory cloud: from `start` for `duration` seconds, every

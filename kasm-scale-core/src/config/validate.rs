@@ -189,6 +189,9 @@ pub(crate) fn check(config: &Config, broken: &[Broken], problems: &mut Vec<Probl
             VmProviderConfig::Azure(c) => azure(&mut out, &p, c),
             VmProviderConfig::Memory(c) => memory(&mut out, &p, c),
         }
+        for (field, message) in provider.offering_problems() {
+            out.error(format!("{p}.{field}"), message);
+        }
         api_fields(&mut out, &p, provider.api_fields());
         out.int(&p, "max_instances", provider.max_instances(), &INSTANCES);
     }
@@ -329,6 +332,9 @@ fn autoscale(out: &mut Out<'_>, config: &Config, p: &str, c: &AutoScaleConfig) {
                 ),
             );
         }
+    }
+    for (field, message) in c.warm_pool_problems(provider) {
+        out.error(format!("{p}.{field}"), message);
     }
     out.int(
         p,

@@ -96,6 +96,13 @@ fn decide(
                             ),
                         }),
                     },
+                    Action::Stop { server, reason, .. } | Action::Start { server, reason, .. } => {
+                        // Carried out by the warm tier's execution (being written).
+                        notes.push(Event::Note {
+                            pool: pool.clone(),
+                            text: format!("{server}: {reason}"),
+                        });
+                    }
                     Action::Provision {
                         config,
                         count,

@@ -24,7 +24,7 @@ use super::records::Records;
 use crate::secret::Secret;
 use crate::traits::{
     BackendError, Capabilities, ComputerRecord, ComputerSpec, DirectoryService, Leftover,
-    StateStore, StoreError, Vm, VmProvider, VmSpec,
+    StateStore, StopMode, StoreError, Vm, VmProvider, VmSpec,
 };
 
 /// How long one load or save may take before it fails as [`StoreError::Unavailable`] (ours): a
@@ -89,6 +89,24 @@ impl VmProvider for Guarded<dyn VmProvider> {
         let budget = self.inner.capabilities().operation_timeout;
         self.guard
             .operation("destroy", budget, || self.inner.destroy(vm_id))
+            .instrument(span)
+            .await
+    }
+
+    async fn stop(&self, vm_id: &str, mode: StopMode) -> Result<(), BackendError> {
+        let span = vm_span!(self, "stop", vm = vm_id, mode = ?mode);
+        let budget = self.inner.capabilities().operation_timeout;
+        self.guard
+            .operation("stop", budget, || self.inner.stop(vm_id, mode))
+            .instrument(span)
+            .await
+    }
+
+    async fn start(&self, vm_id: &str) -> Result<(), BackendError> {
+        let span = vm_span!(self, "start", vm = vm_id);
+        let budget = self.inner.capabilities().operation_timeout;
+        self.guard
+            .operation("start", budget, || self.inner.start(vm_id))
             .instrument(span)
             .await
     }

@@ -149,6 +149,7 @@ fn spec(n: u128, script: &str) -> VmSpec {
         owner: owner(n),
         hostname: format!("KASM-{n:010}"),
         startup_script: Secret::new(script.to_owned()),
+        offering: 0,
     }
 }
 

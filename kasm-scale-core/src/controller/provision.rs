@@ -380,6 +380,7 @@ async fn script_and_vm(
         owner: owner.clone(),
         hostname: server.hostname.clone(),
         startup_script: script,
+        offering: server.offering,
     };
     provider.create(&spec).await.map_err(ProvisionError::Vm)
 }

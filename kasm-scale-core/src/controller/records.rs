@@ -92,6 +92,25 @@ pub struct ServerInfo {
     /// [`Config::generation`]: crate::config::Config::generation
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<crate::config::Generation>,
+    /// (ours) The offering of its VM provider config it was created from
+    /// ([`VmProviderConfig::offerings`](crate::config::VmProviderConfig::offerings)): 0 for the
+    /// config's own instance type (size) and subnet (zone).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offering: u32,
+    /// (ours) Built for its config's warm tier: stopped once ready.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub for_warm: bool,
+    /// (ours) When it was last stopped into the warm tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<Timestamp>,
+    /// (ours) When it was last started from the warm tier: until it proves it is up it is
+    /// `starting`, and its `checkin_timeout` counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub woken_at: Option<Timestamp>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ServerInfo {
@@ -135,6 +154,10 @@ impl ServerInfo {
             ad_join: None,
             last_error: None,
             reported_status: None,
+            offering: 0,
+            for_warm: false,
+            stopped_at: None,
+            woken_at: None,
         }
     }
 }

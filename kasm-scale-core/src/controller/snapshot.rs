@@ -59,6 +59,8 @@ pub(crate) fn server_snapshot(s: &ServerInfo) -> ServerSnapshot {
         queue_slots: s.queue_slots,
         outdated: false,
         drained: None,
+        woken_at: s.woken_at,
+        for_warm: s.for_warm,
     }
 }
 

@@ -69,13 +69,7 @@ impl Autoscaler {
                 pool: s.pool.clone(),
                 ..PoolStatus::default()
             });
-            let state = match s.state {
-                ServerState::Provisioning => "provisioning",
-                ServerState::Starting => "starting",
-                ServerState::Running => "running",
-                ServerState::Destroying => "destroying",
-            };
-            *p.servers.entry(state.to_owned()).or_default() += 1;
+            *p.servers.entry(s.state.as_str().to_owned()).or_default() += 1;
             p.used_sessions += s.sessions;
             let room = if s.sessions_unknown {
                 0

@@ -24,12 +24,7 @@ impl Pass<'_> {
             let c = server.config as usize;
             self.tally[c].outdated_gone += u32::from(self.is_outdated(server));
             let name = &self.snapshot.configs[c].policy.name;
-            let state = match server.state {
-                ServerState::Provisioning => "provisioning",
-                ServerState::Starting => "starting",
-                ServerState::Running => "running",
-                ServerState::Destroying => "destroying",
-            };
+            let state = server.state.as_str();
             self.per_config[c].push(destroy(
                 server,
                 name,

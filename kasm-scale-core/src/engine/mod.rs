@@ -131,7 +131,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use crate::config::StandbyPolicy;
-use crate::config::{AutoScaleConfig, Generation, Placement, RolloutPolicy, Schedule};
+use crate::config::{AutoScaleConfig, Generation, Placement, RolloutPolicy, Schedule, WarmPool};
 pub use demand::DemandSignal;
 
 pub use placement::{SessionRequest, assign};
@@ -162,6 +162,33 @@ pub enum ServerState {
     Running,
     /// Being destroyed.
     Destroying,
+    /// (ours) Being stopped into its config's warm tier.
+    Stopping,
+    /// (ours) Stopped in its config's warm tier: built (checked in, joined), its VM stopped. It
+    /// takes no session and its room is not free; a start makes it [`ServerState::Starting`]
+    /// again (with [`ServerSnapshot::woken_at`]), and it takes sessions once it proved it is up.
+    Stopped,
+}
+
+impl ServerState {
+    /// Its name in reasons, status and metrics (`provisioning`, `starting`, `running`,
+    /// `destroying`, `stopping`, `stopped`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provisioning => "provisioning",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Destroying => "destroying",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+        }
+    }
+
+    /// Whether the server is in its config's warm tier or on its way into it (stopping,
+    /// stopped).
+    pub fn is_warm(self) -> bool {
+        matches!(self, Self::Stopping | Self::Stopped)
+    }
 }
 
 /// One server as the engine sees it. Its capacity and reusability are the values it was created
@@ -200,6 +227,13 @@ pub struct ServerSnapshot {
     /// destroyed when its last session ends ([`DrainThen::Destroy`]) or kept
     /// ([`DrainThen::Keep`]).
     pub drained: Option<DrainThen>,
+    /// (ours) When it was last started from the warm tier; `None` for a server never stopped.
+    /// A started server is [`ServerState::Starting`] with no `checked_in_at` until it proves it
+    /// is up, and its `checkin_timeout` counts from here.
+    pub woken_at: Option<Timestamp>,
+    /// (ours) Built for its config's warm tier ([`Cause::WarmTier`]): once ready it is stopped,
+    /// and until then its room is not free and it takes no session.
+    pub for_warm: bool,
 }
 
 /// (ours) What becomes of a drained server once it has no session.
@@ -256,6 +290,8 @@ pub struct ScalingPolicy {
     pub target_immediate_service: f64,
     /// (ours) How outdated servers are replaced.
     pub rollout: RolloutPolicy,
+    /// (ours) The config's tier of stopped servers, if it keeps one.
+    pub warm: Option<WarmPool>,
 }
 
 impl ScalingPolicy {
@@ -276,6 +312,7 @@ impl ScalingPolicy {
             standby_policy: config.standby_policy,
             target_immediate_service: config.target_immediate_service,
             rollout: config.rollout,
+            warm: config.warm_pool,
         }
     }
 
@@ -414,6 +451,12 @@ pub enum Cause {
     Rollout,
     /// (ours) An operator drained the server (or its config or pool) and it has no session.
     Drained,
+    /// (ours) The warm tier: servers built for it, a ready one built for it stopped, an idle
+    /// one stopped into it instead of destroyed, or a stopped one started for free slots.
+    WarmTier,
+    /// (ours) A stopped server is older than the warm tier's `max_age`, of an outdated
+    /// generation, or beyond `max_stopped`: it is destroyed, never started.
+    WarmExpired,
 }
 
 /// One thing to do. Every parameter is here: the executor decides nothing.
@@ -447,13 +490,43 @@ pub enum Action {
         /// Why, for people.
         reason: String,
     },
+
+    /// (ours) Stop one ready, idle server into its config's warm tier.
+    Stop {
+        /// The server.
+        server: ServerId,
+        /// Its `autoscale_config_name`.
+        config: String,
+        /// Why, for machines.
+        cause: Cause,
+        /// Why, for people.
+        reason: String,
+    },
+    /// (ours) Start one stopped server of the warm tier: it takes sessions once it proved it is
+    /// up again.
+    Start {
+        /// The server.
+        server: ServerId,
+        /// Its `autoscale_config_name`.
+        config: String,
+        /// Why, for machines.
+        cause: Cause,
+        /// Slots of it that waiting session requests take (as [`Action::Provision`]'s).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        queue_slots: u32,
+        /// Why, for people.
+        reason: String,
+    },
 }
 
 impl Action {
     /// The reason for people.
     pub fn reason(&self) -> &str {
         match self {
-            Action::Provision { reason, .. } | Action::Destroy { reason, .. } => reason,
+            Action::Provision { reason, .. }
+            | Action::Destroy { reason, .. }
+            | Action::Stop { reason, .. }
+            | Action::Start { reason, .. } => reason,
         }
     }
 }

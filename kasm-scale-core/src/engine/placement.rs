@@ -51,6 +51,8 @@ pub struct SessionRequest {
 ///     queue_slots: 0,
 ///     outdated,
 ///     drained: None,
+///     woken_at: None,
+///     for_warm: false,
 /// };
 /// let mut pool = PoolSnapshot {
 ///     pool: "desktops".into(),

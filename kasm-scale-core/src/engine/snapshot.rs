@@ -35,6 +35,8 @@ use crate::config::Config;
 ///     queue_slots: 0,
 ///     outdated: false,
 ///     drained: None,
+///     woken_at: None,
+///     for_warm: false,
 /// };
 /// assert_eq!(builder.add("aws", server.clone()), Some((0, 0)));
 /// assert_eq!(builder.add("azure", server), None);
@@ -152,6 +154,8 @@ mod tests {
             queue_slots: 0,
             outdated: false,
             drained: None,
+            woken_at: None,
+            for_warm: false,
         }
     }
 

@@ -184,6 +184,8 @@ impl State {
                         .generation
                         .is_some_and(|g| current(&s.config).is_some_and(|now| now != g)),
                     drained: s.drained,
+                    woken_at: None,
+                    for_warm: false,
                 },
             );
         }

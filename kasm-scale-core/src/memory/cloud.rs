@@ -75,6 +75,7 @@ struct Inner {
 ///     },
 ///     hostname: "KASM-0000000001".into(),
 ///     startup_script: Secret::new("#!/bin/sh\n"),
+///     offering: 0,
 /// };
 /// let vm = cloud.create(&spec).await?;
 /// assert_eq!(vm.state, VmState::Pending);
@@ -262,6 +263,8 @@ impl VmProvider for MemoryCloud {
             max_startup_script_bytes: None,
             retrieve_password: false,
             operation_timeout: None,
+            stop_start: false,
+            hibernate: false,
         }
     }
 

@@ -172,6 +172,13 @@ pub fn memory_stand_in(provider: &VmProviderConfig) -> MemoryVmConfig {
             rate_limit_per_second: None,
             capacity: None,
             outages: Vec::new(),
+            price_per_hour: None,
+            stopped_price_per_hour: None,
+            alternatives: Vec::new(),
+            capacity_skip_seconds: crate::config::DEFAULT_CAPACITY_SKIP_SECONDS,
+            start_latency: Distribution::Uniform([60.0, 120.0]),
+            stop_failure_rate: 0.0,
+            start_failure_rate: 0.0,
             // The controller paces its calls to the stand-in as it would to the cloud.
             api_concurrency: other.api_fields().0,
             api_rate_limit_per_second: other.api_fields().1,

@@ -6,10 +6,12 @@
 //! test server. [`Fixture`] builds the configuration most tests run on.
 
 mod fixture;
+mod power;
 mod scenario;
 mod store;
 
 pub use fixture::{AD_CONTAINER, Fixture};
+pub use power::{vm_provider_stop_start_contract, wait_for_state};
 pub use scenario::{Guests, SCENARIO_MINIMUM, Scenario, check_in_starting, scenario_config};
 pub use store::{sample_records, state_store_contract};
 
@@ -72,6 +74,7 @@ pub fn vm_spec(owner_id: &str, n: u128, script: &str) -> VmSpec {
         },
         hostname: format!("KASM-{n:010}"),
         startup_script: Secret::new(script),
+        offering: 0,
     }
 }
 
@@ -91,6 +94,7 @@ fn spec(owner_id: &str, n: u128) -> VmSpec {
         owner: owner(owner_id, n),
         hostname: format!("KSCONF{n:04}"),
         startup_script: Secret::new(format!("#!/bin/sh\necho conformance {n}\n")),
+        offering: 0,
     }
 }
 

@@ -59,6 +59,10 @@ pub fn sample_records(seed: u64, servers: u32) -> Records {
                 reported_status: full.then(|| "running (100%): ready".into()),
                 generation: (i % 2 == 0)
                     .then_some(crate::config::Generation(0x4759_a486_cac0_27d6 ^ seed)),
+                offering: 0,
+                for_warm: false,
+                stopped_at: None,
+                woken_at: None,
             },
         );
         if i < servers / 2 {

@@ -14,7 +14,7 @@ pub use directory::{
     check_computer_name, generate_join_password,
 };
 pub use error::BackendError;
-pub use provider::{Capabilities, Leftover, Vm, VmProvider, VmSpec, VmState};
+pub use provider::{Capabilities, Leftover, StopMode, Vm, VmProvider, VmSpec, VmState};
 pub use store::{StateStore, StoreError};
 
 #[cfg(test)]

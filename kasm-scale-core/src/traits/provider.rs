@@ -19,6 +19,11 @@ pub struct VmSpec {
     pub hostname: String,
     /// The rendered startup script (user data / custom data). Secret.
     pub startup_script: Secret,
+    /// (ours) Which offering of the VM provider config to create it from
+    /// ([`VmProviderConfig::offerings`](crate::config::VmProviderConfig::offerings)): 0 for the
+    /// config's own instance type (size), subnet (zone); `i` for its `alternatives[i - 1]`. A
+    /// provider refuses an index its config does not have (`InvalidRequest`).
+    pub offering: u32,
 }
 
 /// Where a VM is.
@@ -28,10 +33,12 @@ pub enum VmState {
     Pending,
     /// Running.
     Running,
-    /// Being stopped or deleted.
+    /// Being stopped (or hibernated, deallocated) or deleted.
     Stopping,
-    /// Stopped or deallocated (it still exists, and may still cost storage, but serves no one):
-    /// a guest that shut its OS down, or a user who stopped it.
+    /// Stopped, hibernated or deallocated: it still exists with its disk, name and tags (and
+    /// may still cost storage), but serves no one. A server the controller stopped into its
+    /// warm tier; for any other server, a guest that shut its OS down or a person who stopped
+    /// it.
     Stopped,
     /// The cloud failed to create or start it (Azure `provisioningState` `Failed`); it will not
     /// serve.
@@ -41,8 +48,9 @@ pub enum VmState {
 }
 
 impl VmState {
-    /// Whether a VM in this state exists but will never serve a session: the controller
-    /// destroys its server (and the VM) and replaces it.
+    /// Whether a VM in this state exists but will never serve a session, for a server that is
+    /// not in (or on its way to or from) its warm tier: the controller destroys its server (and
+    /// the VM) and replaces it.
     pub fn is_dead(self) -> bool {
         matches!(self, Self::Stopping | Self::Stopped | Self::Failed)
     }
@@ -90,6 +98,22 @@ pub struct Capabilities {
     /// frees their concurrency slot once they outlive one call timeout. `None`: they are single
     /// calls like any other.
     pub operation_timeout: Option<Duration>,
+    /// (ours) It implements [`VmProvider::stop`] and [`VmProvider::start`], so its servers can
+    /// keep a warm tier.
+    pub stop_start: bool,
+    /// (ours) Its `stop` can hibernate ([`StopMode::Hibernate`]).
+    pub hibernate: bool,
+}
+
+/// (ours) How [`VmProvider::stop`] stops a VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StopMode {
+    /// Shut down (Azure: power off and deallocate, so that compute is no longer billed).
+    #[default]
+    Stop,
+    /// Hibernate: memory kept on disk, the next start resumes it (EC2, for instances launched
+    /// with hibernation configured; [`Capabilities::hibernate`]).
+    Hibernate,
 }
 
 /// A cloud that creates and destroys VMs for servers.
@@ -102,6 +126,14 @@ pub struct Capabilities {
 /// - `destroy` of a VM that does not exist (or is already terminated) is `Ok`.
 /// - `list` returns every VM of `owner_id` that is not terminated, across all pages.
 /// - `get` returns `Ok(None)` for a VM that does not exist.
+/// - (ours, optional: [`Capabilities::stop_start`]) `stop` and `start` are idempotent: a stop of
+///   a stopped (or stopping) VM and a start of a running (or pending) VM are `Ok`; both of a VM
+///   that does not exist are `NotFound`. A stopped VM keeps its disk, name, tags and AD record;
+///   `get` and `list` report it [`VmState::Stopped`] (after [`VmState::Stopping`]) and, once
+///   started again, `Pending` then `Running`. A start that the cloud refuses for capacity is
+///   [`BackendError::Capacity`]. When the cloud runs them as long-running operations (Azure's
+///   deallocate and start), they follow them to the end within
+///   [`Capabilities::operation_timeout`], as `create` does.
 /// - Errors are classified ([`BackendError`]) and never contain secrets.
 /// - One attempt per call: the controller is the only retry layer. It bounds each call in time
 ///   (a `create` or `destroy` by [`Capabilities::operation_timeout`] when one is given),
@@ -177,6 +209,25 @@ pub trait VmProvider: Send + Sync + fmt::Debug {
     async fn remove_leftover(&self, id: &str) -> Result<(), BackendError> {
         Err(BackendError::InvalidRequest(format!(
             "{}: this provider lists no leftovers, so it cannot remove {id}",
+            self.name()
+        )))
+    }
+
+    /// (ours) Stops a VM (shut down or hibernated, `mode`), keeping its disk, name and tags:
+    /// see the contract. The default refuses ([`Capabilities::stop_start`] is false).
+    async fn stop(&self, vm_id: &str, mode: StopMode) -> Result<(), BackendError> {
+        let _ = mode;
+        Err(BackendError::InvalidRequest(format!(
+            "{}: this provider cannot stop {vm_id}",
+            self.name()
+        )))
+    }
+
+    /// (ours) Starts a stopped VM again: see the contract. The default refuses
+    /// ([`Capabilities::stop_start`] is false).
+    async fn start(&self, vm_id: &str) -> Result<(), BackendError> {
+        Err(BackendError::InvalidRequest(format!(
+            "{}: this provider cannot start {vm_id}",
             self.name()
         )))
     }

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use kasm_scale_core::config::CheckinTokenConfig;
 use kasm_scale_core::config::{
-    AutoScaleConfig, AwsVmConfig, AzureAuthority, AzureVmConfig, ConnectionType, CredentialType,
-    Distribution, FileStoreConfig, JsonObject, LdapConfig, MemoryVmConfig, Outage, Placement, Pool,
-    RdpClientType, Schedule, ServerPoolType, StateStoreConfig, Tags, TimeZoneName,
-    VmProviderConfig, Weekday, Workspace, Zone, validate,
+    AutoScaleConfig, AwsAlternative, AwsVmConfig, AzureAlternative, AzureAuthority, AzureVmConfig,
+    ConnectionType, CredentialType, Distribution, FileStoreConfig, JsonObject, LdapConfig,
+    MemoryAlternative, MemoryVmConfig, Outage, Placement, Pool, RdpClientType, Schedule,
+    ServerPoolType, StateStoreConfig, Tags, TimeZoneName, VmProviderConfig, Weekday, Workspace,
+    Zone, validate,
 };
 use kasm_scale_core::token::TokenAlgorithm;
 use kasm_scale_core::{Config, ConfigError, Format, Secret, load_file, load_str};
@@ -318,6 +319,24 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
                     aws_region: "eu-west-1".into(),
                     aws_ec2_ami_id: "ami-123".into(),
                     aws_ec2_instance_type: "t3.large".into(),
+                    price_per_hour: Some(0.096),
+                    stopped_price_per_hour: Some(0.008),
+                    alternatives: vec![
+                        AwsAlternative {
+                            aws_ec2_instance_type: Some("m6i.large".into()),
+                            aws_ec2_subnet_id: None,
+                            price_per_hour: Some(0.12),
+                            stopped_price_per_hour: None,
+                        },
+                        AwsAlternative {
+                            aws_ec2_instance_type: None,
+                            aws_ec2_subnet_id: Some("subnet-b".into()),
+                            price_per_hour: None,
+                            stopped_price_per_hour: None,
+                        },
+                    ],
+                    capacity_skip_seconds: 240,
+                    aws_ec2_hibernation: win,
                     max_instances: max,
                     aws_ec2_security_group_ids: vec!["sg-1".into()],
                     aws_ec2_subnet_id: Some("subnet-1".into()),
@@ -358,6 +377,16 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
             )| {
                 VmProviderConfig::Azure(AzureVmConfig {
                     name: n2.clone(),
+                    price_per_hour: None,
+                    stopped_price_per_hour: Some(0.02),
+                    alternatives: vec![AzureAlternative {
+                        azure_vm_size: Some("Standard_D4as_v5".into()),
+                        azure_zone: Some("2".into()),
+                        price_per_hour: Some(0.2),
+                        stopped_price_per_hour: None,
+                    }],
+                    capacity_skip_seconds: 180,
+                    azure_zone: Some("1".into()),
                     azure_subscription_id: "00000000-0000-0000-0000-00000000000a".into(),
                     azure_resource_group: group,
                     azure_tenant_id: "00000000-0000-0000-0000-00000000000B".into(),
@@ -401,6 +430,19 @@ fn provider(name: String) -> impl Strategy<Value = VmProviderConfig> {
             move |(max, script, boot, checkin, rate, capacity, builtin, api, outages)| {
                 VmProviderConfig::Memory(MemoryVmConfig {
                     name: n3.clone(),
+                    price_per_hour: Some(1.5),
+                    stopped_price_per_hour: Some(0.1),
+                    alternatives: vec![MemoryAlternative {
+                        name: Some("gpu-b".into()),
+                        capacity,
+                        outages: outages.clone(),
+                        price_per_hour: Some(2.0),
+                        stopped_price_per_hour: None,
+                    }],
+                    capacity_skip_seconds: 0,
+                    start_latency: boot.clone(),
+                    stop_failure_rate: rate,
+                    start_failure_rate: 1.0 - rate,
                     max_instances: max,
                     startup_script: if builtin { String::new() } else { script },
                     startup_script_builtin: builtin.then(|| "linux".to_owned()),

@@ -27,6 +27,13 @@ fn config() -> MemoryVmConfig {
         rate_limit_per_second: None,
         capacity: None,
         outages: Vec::new(),
+        price_per_hour: None,
+        stopped_price_per_hour: None,
+        alternatives: Vec::new(),
+        capacity_skip_seconds: 180,
+        start_latency: Distribution::Fixed(60.0),
+        stop_failure_rate: 0.0,
+        start_failure_rate: 0.0,
         api_concurrency: 8,
         api_rate_limit_per_second: None,
         api_call_timeout: 30,
@@ -43,6 +50,7 @@ fn spec(n: u128) -> VmSpec {
         },
         hostname: format!("H{n}"),
         startup_script: Secret::new(format!("token-{n}")),
+        offering: 0,
     }
 }
 

@@ -220,6 +220,8 @@ fn ready(n: u128, config: u32, sessions: u32) -> ServerSnapshot {
         queue_slots: 0,
         outdated: false,
         drained: None,
+        woken_at: None,
+        for_warm: false,
     }
 }
 

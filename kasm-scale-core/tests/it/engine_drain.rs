@@ -51,6 +51,8 @@ fn ready(n: u128, sessions: u32, capacity: u32) -> ServerSnapshot {
         queue_slots: 0,
         outdated: false,
         drained: None,
+        woken_at: None,
+        for_warm: false,
     }
 }
 
@@ -68,7 +70,7 @@ fn destroys(p: &kasm_scale_core::engine::Plan) -> Vec<(ServerId, Cause)> {
         .iter()
         .filter_map(|a| match a {
             Action::Destroy { server, cause, .. } => Some((*server, *cause)),
-            Action::Provision { .. } => None,
+            _ => None,
         })
         .collect()
 }
@@ -78,7 +80,7 @@ fn provisioned(p: &kasm_scale_core::engine::Plan) -> u32 {
         .iter()
         .map(|a| match a {
             Action::Provision { count, .. } => *count,
-            Action::Destroy { .. } => 0,
+            _ => 0,
         })
         .sum()
 }

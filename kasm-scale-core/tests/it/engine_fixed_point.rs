@@ -179,6 +179,8 @@ fn pool_state(config: Config, demand: bool) -> impl Strategy<Value = (Timestamp,
                         queue_slots: queue_slots.min(capacity),
                         outdated: false,
                         drained: None,
+                        woken_at: None,
+                        for_warm: false,
                     },
                 );
             }
@@ -358,6 +360,8 @@ fn ready(n: u128, config: u32, sessions: u32, capacity: u32) -> ServerSnapshot {
         queue_slots: 0,
         outdated: false,
         drained: None,
+        woken_at: None,
+        for_warm: false,
     }
 }
 
@@ -375,7 +379,7 @@ fn provisions(p: &Plan) -> Vec<(String, u32)> {
         .iter()
         .filter_map(|a| match a {
             Action::Provision { config, count, .. } => Some((config.clone(), *count)),
-            Action::Destroy { .. } => None,
+            _ => None,
         })
         .collect()
 }

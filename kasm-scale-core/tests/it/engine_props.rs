@@ -140,6 +140,8 @@ fn server(configs: usize) -> impl Strategy<Value = ServerSnapshot> {
                     queue_slots: queue_slots.min(capacity),
                     outdated: false,
                     drained: None,
+                    woken_at: None,
+                    for_warm: false,
                 }
             },
         )
@@ -261,6 +263,9 @@ fn check(s: &PoolSnapshot) -> Result<bool, TestCaseError> {
                 prop_assert!(sv.state != ServerState::Destroying);
             }
             Action::Provision { count, .. } => prop_assert!(*count > 0),
+            Action::Stop { server, .. } | Action::Start { server, .. } => {
+                prop_assert!(s.servers.iter().any(|x| x.id == *server));
+            }
         }
     }
     for (c, config) in s.configs.iter().enumerate() {

@@ -52,6 +52,8 @@ pub(crate) fn ready(n: u128, sessions: u32, capacity: u32, outdated: bool) -> Se
         queue_slots: 0,
         outdated,
         drained: None,
+        woken_at: None,
+        for_warm: false,
     }
 }
 
@@ -78,7 +80,7 @@ pub(crate) fn provisions(p: &Plan) -> Vec<(u32, Cause)> {
         .iter()
         .filter_map(|a| match a {
             Action::Provision { count, cause, .. } => Some((*count, *cause)),
-            Action::Destroy { .. } => None,
+            _ => None,
         })
         .collect()
 }
@@ -88,7 +90,7 @@ pub(crate) fn destroys(p: &Plan) -> Vec<(ServerId, Cause)> {
         .iter()
         .filter_map(|a| match a {
             Action::Destroy { server, cause, .. } => Some((*server, *cause)),
-            Action::Provision { .. } => None,
+            _ => None,
         })
         .collect()
 }

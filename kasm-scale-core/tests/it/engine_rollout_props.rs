@@ -185,7 +185,7 @@ fn without_built_before(without: &Sim, steps: usize) -> u32 {
         .flat_map(|(_, p)| &p.actions)
         .map(|a| match a {
             Action::Provision { count, .. } => *count,
-            Action::Destroy { .. } => 0,
+            _ => 0,
         })
         .sum()
 }

@@ -62,6 +62,8 @@ fn server(n: u128, config: u32, sessions: u32, capacity: u32) -> ServerSnapshot 
         queue_slots: 0,
         outdated: false,
         drained: None,
+        woken_at: None,
+        for_warm: false,
     }
 }
 
@@ -75,7 +77,7 @@ fn provisions(p: &kasm_scale_core::engine::Plan) -> Vec<(String, u32, Cause)> {
                 cause,
                 ..
             } => Some((config.clone(), *count, *cause)),
-            Action::Destroy { .. } => None,
+            _ => None,
         })
         .collect()
 }
@@ -85,7 +87,7 @@ fn destroys(p: &kasm_scale_core::engine::Plan) -> Vec<(ServerId, Cause)> {
         .iter()
         .filter_map(|a| match a {
             Action::Destroy { server, cause, .. } => Some((*server, *cause)),
-            Action::Provision { .. } => None,
+            _ => None,
         })
         .collect()
 }
@@ -565,6 +567,8 @@ fn the_queue_keeps_the_servers_provisioned_for_it() {
                 queue_slots: slots,
                 outdated: false,
                 drained: None,
+                woken_at: None,
+                for_warm: false,
             });
         }
     }

@@ -108,6 +108,7 @@ fn spec(n: u128) -> VmSpec {
         },
         hostname: format!("H{n}"),
         startup_script: Secret::new(format!("token-{n}")),
+        offering: 0,
     }
 }
 

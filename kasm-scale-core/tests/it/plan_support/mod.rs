@@ -77,7 +77,7 @@ pub fn carry_out(
         .iter()
         .filter_map(|a| match a {
             Action::Destroy { server, .. } => Some(*server),
-            Action::Provision { .. } => None,
+            _ => None,
         })
         .collect();
     match destroyed {
@@ -124,6 +124,8 @@ pub fn carry_out(
                 queue_slots: slots,
                 outdated: false,
                 drained: None,
+                woken_at: None,
+                for_warm: false,
             });
         }
     }
@@ -183,6 +185,12 @@ pub fn check_fixed_point(
                 again.actions,
                 first.actions,
                 s
+            ),
+            Action::Stop { server, .. } | Action::Start { server, .. } => prop_assert!(
+                false,
+                "planned again once its stops and starts were done, it acts on {} again: {:#?}",
+                server,
+                again.actions
             ),
             Action::Provision { config, count, .. } => {
                 let c = s

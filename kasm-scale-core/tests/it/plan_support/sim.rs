@@ -159,6 +159,10 @@ impl Sim {
                         self.snapshot.servers.remove(at);
                     }
                 }
+                // No warm tier in these simulations' configs (`engine_warm.rs` has its own).
+                Action::Stop { .. } | Action::Start { .. } => {
+                    unreachable!("the plan simulator's configs keep no warm tier")
+                }
                 Action::Provision {
                     config,
                     count,
@@ -193,6 +197,8 @@ impl Sim {
                             queue_slots: slots,
                             outdated: false,
                             drained: None,
+                            woken_at: None,
+                            for_warm: false,
                         });
                     }
                 }
@@ -235,7 +241,7 @@ impl Sim {
             .iter()
             .filter_map(|a| match a {
                 Action::Destroy { server, cause, .. } => Some((*server, *cause)),
-                Action::Provision { .. } => None,
+                _ => None,
             })
             .collect()
     }
