@@ -49,8 +49,8 @@ pub mod traits;
 
 pub use config::{Config, ConfigError, Format, Loaded, Problem, Severity, load_file, load_str};
 pub use controller::{
-    Autoscaler, AutoscalerBuilder, CheckinStatus, ControllerError, Event, FileStore, PoolStatus,
-    Requested, Role, SessionId, SessionOutcome, SessionStatus, SetupError,
+    Autoscaler, AutoscalerBuilder, CheckinStatus, ControllerError, Event, FileStore, PoolSpend,
+    PoolStatus, Requested, Role, SessionId, SessionOutcome, SessionStatus, SetupError,
 };
 pub use engine::{ServerId, SessionRequest};
 pub use input::{MAX_INPUT_FILE_BYTES, read_input_file};

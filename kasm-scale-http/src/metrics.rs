@@ -71,12 +71,31 @@ fn gauges(scaler: &Autoscaler) {
             ("used", pool.used_sessions),
             ("starting", pool.starting_sessions),
             ("drained", pool.drained_sessions),
+            ("warm", pool.warm_sessions),
         ] {
             metrics::gauge!("kasm_scale_sessions", "pool" => pool.pool.clone(), "kind" => kind)
                 .set(f64::from(value));
         }
         metrics::gauge!("kasm_scale_requests_waiting", "pool" => pool.pool.clone())
             .set(f64::from(pool.waiting));
+    }
+    // (ours) What each pool costs per hour now, by its offerings' prices.
+    for spend in scaler.spend() {
+        metrics::gauge!("kasm_scale_spend_per_hour", "pool" => spend.pool.clone())
+            .set(spend.per_hour);
+        metrics::gauge!("kasm_scale_unpriced_servers", "pool" => spend.pool)
+            .set(f64::from(spend.unpriced));
+    }
+    // Every offering, so one whose skip ended shows 0 again.
+    let skipped = scaler.skipped_offerings();
+    for provider in &scaler.config().vm_providers {
+        for offering in provider.offerings() {
+            let on = skipped
+                .iter()
+                .any(|(p, label, _)| p == provider.name() && *label == offering.label);
+            metrics::gauge!("kasm_scale_offering_skipped", "provider" => provider.name().to_owned(), "offering" => offering.label)
+                .set(if on { 1.0 } else { 0.0 });
+        }
     }
     // Every configured config and state, so a count that drops to zero shows zero.
     let mut counts: BTreeMap<(String, &'static str), u32> = BTreeMap::new();

@@ -304,21 +304,26 @@ impl Autoscaler {
                             ready = true;
                         }
                     }
-                    ready.then(|| (s.pool.clone(), s.config.clone(), s.created_at))
+                    ready.then(|| (s.pool.clone(), s.config.clone(), s.created_at, s.woken_at))
                 })
             };
-            let Some((pool, config, created_at)) = ready_pool else {
+            let Some((pool, config, created_at, woken_at)) = ready_pool else {
                 // A status report alone (progress, a message) is saved with the next tick's
                 // save, coalesced: a guest posting statuses in a loop costs no save each.
                 return Ok(server);
             };
-            tracing::info!("server ready");
-            self.shared.ready(server, &config, created_at);
-            self.shared.events.tell(queue::serve(
-                &self.shared.setup(),
-                &self.shared.state,
-                Some(&pool),
-            ));
+            if woken_at.is_some() {
+                // Started from the warm tier: its check-in at boot proved it is up.
+                super::power::started(&self.shared, server, &config, &pool, woken_at, "checked in");
+            } else {
+                tracing::info!("server ready");
+                self.shared.ready(server, &config, created_at);
+                self.shared.events.tell(queue::serve(
+                    &self.shared.setup(),
+                    &self.shared.state,
+                    Some(&pool),
+                ));
+            }
         }
         state::saved(&self.shared).await?;
         Ok(server)

@@ -37,6 +37,7 @@ pub(crate) async fn destroy(
 ) {
     // A create still running for it is stopped; a VM it made anyway is found by reconcile.
     shared.tasks.abort(&Work::Create(id));
+    shared.tasks.abort(&Work::Power(id));
     let Some(server) = shared.state.records().servers.get(&id).cloned() else {
         return;
     };

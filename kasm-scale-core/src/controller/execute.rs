@@ -12,13 +12,15 @@ use super::builder::Setup;
 use super::records::{Records, ServerInfo};
 use super::state::State;
 use super::tasks::{self, Randomness, Tasks, Work};
-use super::{Event, RolloutPhase, Shared, destroy, hostname, provision, state};
+use super::{Event, RolloutPhase, Shared, destroy, hostname, power, provision, state};
 use crate::engine::{Action, Cause, Plan, RolloutState, ServerId, ServerState};
 
 /// What a plan asks of one server, after the checks.
 enum Start {
     Create(ServerId, Cause),
     Destroy(ServerId, Cause, String),
+    Stop(ServerId, Cause, String),
+    Wake(ServerId, Cause, String),
 }
 
 /// What executing the plans did.
@@ -96,12 +98,35 @@ fn decide(
                             ),
                         }),
                     },
-                    Action::Stop { server, reason, .. } | Action::Start { server, reason, .. } => {
-                        // Carried out by the warm tier's execution (being written).
-                        notes.push(Event::Note {
-                            pool: pool.clone(),
-                            text: format!("{server}: {reason}"),
-                        });
+                    Action::Stop {
+                        server,
+                        cause,
+                        reason,
+                        ..
+                    } => {
+                        if power::decide_stop(&mut records, server) {
+                            tracing::info!(%server, ?cause, %reason, "stop");
+                            starts.push(Start::Stop(server, cause, reason));
+                        } else {
+                            notes.push(Event::Note {
+                                pool: pool.clone(),
+                                text: format!(
+                                    "kept {server} running: it is no longer ready and idle ({reason})"
+                                ),
+                            });
+                        }
+                    }
+                    Action::Start {
+                        server,
+                        cause,
+                        queue_slots,
+                        reason,
+                        ..
+                    } => {
+                        if power::decide_start(&mut records, server, queue_slots, now) {
+                            tracing::info!(%server, ?cause, %reason, "start");
+                            starts.push(Start::Wake(server, cause, reason));
+                        }
                     }
                     Action::Provision {
                         config,
@@ -149,6 +174,8 @@ fn decide(
                             };
                             let mut server = ServerInfo::new(id, name, &setup.config, p, c, now);
                             server.generation = setup.generations.get(&config).copied();
+                            // Built for the warm tier: stopped once ready.
+                            server.for_warm = cause == Cause::WarmTier;
                             // Server by server, as the plan counted them.
                             server.queue_slots = queue_slots.min(server.capacity);
                             queue_slots -= server.queue_slots;
@@ -169,7 +196,7 @@ fn decide(
             .iter()
             .filter_map(|s| match s {
                 Start::Create(id, _) => Some(*id),
-                Start::Destroy(..) => None,
+                _ => None,
             })
             .collect();
         for s in records.servers.values() {
@@ -241,6 +268,12 @@ async fn start(shared: &Arc<Shared>, mut starts: Vec<Start>, now: Timestamp) -> 
                     destroy::destroy(&s, id, Some(cause), reason).await;
                 });
                 executed.started += usize::from(fresh);
+            }
+            Start::Stop(id, cause, reason) => {
+                executed.started += usize::from(power::spawn_stop(shared, id, cause, reason));
+            }
+            Start::Wake(id, cause, reason) => {
+                executed.started += usize::from(power::spawn_start(shared, id, cause, reason));
             }
         }
     }

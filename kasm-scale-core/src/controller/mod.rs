@@ -52,6 +52,8 @@ mod execute;
 mod file_store;
 mod guarded;
 mod observe;
+mod offerings;
+mod power;
 mod provision;
 mod queue;
 mod reconcile;
@@ -86,7 +88,7 @@ pub use reload::{Reconfiguration, Reloaded};
 pub use requests::{MAX_REQUEST_ID, REQUEST_ID_TTL, RequestRecord};
 pub use role::Role;
 pub use rollout::GenerationStatus;
-pub use status::{PoolStatus, SessionStatus};
+pub use status::{PoolSpend, PoolStatus, SessionStatus};
 
 use crate::config::Config;
 use crate::engine::ServerId;

@@ -88,7 +88,8 @@ fn refresh(shared: &Arc<Shared>) -> usize {
         .records()
         .servers
         .values()
-        .filter(|s| s.state == ServerState::Starting && s.vm_id.is_some())
+        .filter(|s| matches!(s.state, ServerState::Starting | ServerState::Stopping))
+        .filter(|s| s.vm_id.is_some())
         .map(|s| s.provider.clone())
         .collect();
     providers.sort_unstable();
@@ -117,7 +118,8 @@ async fn refresh_provider(shared: &Arc<Shared>, provider_name: &str) {
         .records()
         .servers
         .values()
-        .filter(|s| s.state == ServerState::Starting && s.provider == provider_name)
+        .filter(|s| matches!(s.state, ServerState::Starting | ServerState::Stopping))
+        .filter(|s| s.provider == provider_name)
         .filter_map(|s| Some((s.id, s.vm_id.clone()?)))
         .collect();
     let mut calls = JoinSet::new();
@@ -138,7 +140,7 @@ fn apply(shared: &Arc<Shared>, id: ServerId, answer: Result<Option<Vm>, BackendE
     let Some(server) = shared.state.records().servers.get(&id).cloned() else {
         return;
     };
-    if server.state != ServerState::Starting {
+    if !matches!(server.state, ServerState::Starting | ServerState::Stopping) {
         return;
     }
     if let Ok(Some(vm)) = &answer
@@ -148,6 +150,9 @@ fn apply(shared: &Arc<Shared>, id: ServerId, answer: Result<Option<Vm>, BackendE
     {
         // Learned while it boots (some clouds assign it after the create answered).
         s.address.clone_from(&vm.private_ip);
+    }
+    if super::power::refreshed(shared, &server, &answer) {
+        return;
     }
     match answer {
         Ok(Some(vm)) if vm.state == VmState::Running && !server.requires_checkin => {

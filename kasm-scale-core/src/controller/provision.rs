@@ -151,7 +151,7 @@ async fn create(
         server_id: server.id,
     };
     let Some(ad) = server.ad.clone() else {
-        return script_and_vm(setup, server, config, &owner, None).await;
+        return script_and_vm(shared, setup, server, config, &owner, None).await;
     };
     let ad = &ad;
     let result = match &server.ad_join {
@@ -167,7 +167,7 @@ async fn create(
                     domain: directory.domain().into(),
                     ad_join_credential: password,
                 };
-                script_and_vm(setup, server, config, &owner, Some(join)).await
+                script_and_vm(shared, setup, server, config, &owner, Some(join)).await
             }
             (Ok(_), None) => Err(ProvisionError::Directory(BackendError::InvalidRequest(
                 format!("no directory for `{}`", ad.ldap),
@@ -177,7 +177,7 @@ async fn create(
         None => {
             let join = computer_record(shared, setup, server, config, ad, &owner).await?;
             match keep_join(shared, setup, server.id, &join).await {
-                Ok(()) => script_and_vm(setup, server, config, &owner, Some(join)).await,
+                Ok(()) => script_and_vm(shared, setup, server, config, &owner, Some(join)).await,
                 Err(e) => Err(e),
             }
         }
@@ -315,6 +315,7 @@ async fn computer_record(
 const MAX_NAME_TRIES: u32 = 8;
 
 async fn script_and_vm(
+    shared: &Shared,
     setup: &Setup,
     server: &ServerInfo,
     config: &AutoScaleConfig,
@@ -382,5 +383,19 @@ async fn script_and_vm(
         startup_script: script,
         offering: server.offering,
     };
-    provider.create(&spec).await.map_err(ProvisionError::Vm)
+    let id = server.id;
+    let chose = |index: u32| {
+        let changed = shared
+            .state
+            .records()
+            .servers
+            .get(&id)
+            .is_some_and(|s| s.offering != index);
+        if changed && let Some(s) = shared.state.records().servers.get_mut(&id) {
+            s.offering = index;
+        }
+    };
+    super::offerings::create(shared, provider.as_ref(), provider_config, spec, chose)
+        .await
+        .map(|(vm, _)| vm)
 }

@@ -220,6 +220,7 @@ fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
             return Attribution::Orphan;
         }
         let state = s.state;
+        let woken = s.woken_at.is_some();
         if s.vm_id.is_none()
             && let Some(s) = records.servers.get_mut(&id)
         {
@@ -231,8 +232,11 @@ fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
                 s.ad_join = None;
             }
         }
+        // (ours) In the warm tier, or on its way in or out of it, a stopped VM is expected.
+        let warm = state.is_warm() || (state == ServerState::Starting && woken);
         return match (stopped, state) {
             (true, ServerState::Destroying) => Attribution::Known,
+            (true, _) if warm => Attribution::Known,
             (true, _) => Attribution::Dead,
             _ => Attribution::Known,
         };

@@ -36,6 +36,23 @@ pub(crate) fn snapshots_at(setup: &Setup, state: &State, now: Timestamp) -> Vec<
     let records = state.records();
     let mut snapshots = snapshots(setup, &records, None);
     demand::signals(&setup.config, &records, &mut snapshots, now);
+    // (ours) A stopped server whose offering is skipped after a start refused for capacity is
+    // shown as still stopping: the engine neither starts it (its start would fail again) nor
+    // replaces it in the tier, and builds the free slots it cannot give on the next offering.
+    let unavailable: std::collections::HashSet<_> = records
+        .servers
+        .values()
+        .filter(|s| s.state == crate::engine::ServerState::Stopped)
+        .filter(|s| state.skipped.is_skipped(&s.provider, s.offering, now))
+        .map(|s| s.id)
+        .collect();
+    if !unavailable.is_empty() {
+        for server in snapshots.iter_mut().flat_map(|p| p.servers.iter_mut()) {
+            if unavailable.contains(&server.id) {
+                server.state = crate::engine::ServerState::Stopping;
+            }
+        }
+    }
     snapshots
 }
 

@@ -35,6 +35,9 @@ pub(crate) struct State {
     /// which no listing of ours shows): kept for the life of the process, so that a counter in
     /// a host name pattern moves past them instead of trying them again after every listing.
     pub conflicts: Mutex<HashSet<String>>,
+    /// (ours) Offerings skipped after answering "insufficient capacity" (in memory: a skip
+    /// lasts minutes).
+    pub skipped: super::offerings::Skipped,
 }
 
 impl State {
@@ -47,6 +50,7 @@ impl State {
             store,
             loaded: OnceCell::new(),
             taken_names: Mutex::new(HashSet::new()),
+            skipped: super::offerings::Skipped::default(),
             conflicts: Mutex::new(HashSet::new()),
         }
     }

@@ -24,6 +24,8 @@ pub(crate) enum Work {
     Create(ServerId),
     /// Destroying a server's VM and AD record.
     Destroy(ServerId),
+    /// (ours) Stopping a server into its warm tier, or starting it again.
+    Power(ServerId),
     /// Reading the state of a provider's booting VMs.
     Refresh(String),
     /// Listing the clouds and directories and adopting or removing what they hold.

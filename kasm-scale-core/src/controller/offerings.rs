@@ -1,0 +1,128 @@
+//! (ours) Capacity fallback within one VM provider config: a create that the cloud refuses for
+//! capacity moves to the config's next offering at once (in the same call, so in the same
+//! tick), and the offering that refused is skipped for the config's `capacity_skip_seconds`
+//! (Karpenter skips one for 3 minutes). A start of a stopped server that fails for capacity
+//! skips its offering too: until the skip ends the server is not started (the engine builds on
+//! the next offering instead).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::events::ProvisionError;
+use super::{Event, Shared};
+use crate::config::VmProviderConfig;
+use crate::traits::{BackendError, Vm, VmProvider, VmSpec};
+
+/// Offerings short of capacity, by (VM provider config, offering index): until when they are
+/// skipped, and the cloud's words.
+#[derive(Debug, Default)]
+pub(crate) struct Skipped {
+    until: Mutex<HashMap<(String, u32), (Timestamp, String)>>,
+}
+
+impl Skipped {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), (Timestamp, String)>> {
+        self.until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether offering `index` of `provider` is skipped at `now`.
+    pub(crate) fn is_skipped(&self, provider: &str, index: u32, now: Timestamp) -> bool {
+        self.lock()
+            .get(&(provider.to_owned(), index))
+            .is_some_and(|(until, _)| *until > now)
+    }
+
+    /// Skips offering `index` of `provider` from `now` for `skip`.
+    pub(crate) fn skip(
+        &self,
+        provider: &str,
+        index: u32,
+        now: Timestamp,
+        skip: std::time::Duration,
+        why: &str,
+    ) {
+        let until = now + SignedDuration::try_from(skip).unwrap_or(SignedDuration::from_hours(24));
+        self.lock()
+            .insert((provider.to_owned(), index), (until, why.to_owned()));
+    }
+
+    /// The offerings skipped at `now`, as (provider, index, until), sorted (for status and
+    /// metrics).
+    pub(crate) fn active(&self, now: Timestamp) -> Vec<(String, u32, Timestamp)> {
+        let mut out: Vec<(String, u32, Timestamp)> = self
+            .lock()
+            .iter()
+            .filter(|(_, (until, _))| *until > now)
+            .map(|((p, i), (until, _))| (p.clone(), *i, *until))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// Creates `spec`'s VM on the first offering of `provider_config` that is not skipped, starting
+/// with `spec.offering` (the one a resumed create tried first, so that its idempotent repeat
+/// finds the first attempt's VM); every offering that answers "insufficient capacity" is
+/// skipped and the next one is tried at once. Calls `chose(index)` before each attempt (the
+/// server's record keeps the offering it is being made on). When every offering is skipped or
+/// short, the error is the last capacity error (or one that says so): the config backs off as
+/// for any failed create.
+pub(crate) async fn create(
+    shared: &Shared,
+    provider: &dyn VmProvider,
+    provider_config: &VmProviderConfig,
+    mut spec: VmSpec,
+    mut chose: impl FnMut(u32),
+) -> Result<(Vm, u32), ProvisionError> {
+    let offerings = provider_config.offerings();
+    let name = provider_config.name();
+    let first = spec.offering.min(offerings.len() as u32 - 1);
+    let order = std::iter::once(first).chain((0..offerings.len() as u32).filter(|&i| i != first));
+    let mut last: Option<BackendError> = None;
+    let mut refused: Vec<&str> = Vec::new();
+    for index in order {
+        let now = shared.clock.now();
+        if shared.state.skipped.is_skipped(name, index, now) {
+            continue;
+        }
+        let label = &offerings[index as usize].label;
+        spec.offering = index;
+        chose(index);
+        match provider.create(&spec).await {
+            Ok(vm) => {
+                metrics::counter!("kasm_scale_offering_creates_total", "provider" => name.to_owned(), "offering" => label.clone())
+                    .increment(1);
+                if !refused.is_empty() {
+                    let text = format!(
+                        "{name}: created {} on offering `{label}` after {} answered \"insufficient capacity\"",
+                        spec.owner.server_id,
+                        refused.join(", ")
+                    );
+                    tracing::info!(provider = name, offering = %label, "capacity fallback");
+                    shared.events.emit(Event::Note {
+                        pool: spec.owner.pool.clone(),
+                        text,
+                    });
+                }
+                return Ok((vm, index));
+            }
+            Err(BackendError::Capacity(why)) => {
+                let skip = provider_config.capacity_skip();
+                tracing::warn!(provider = name, offering = %label, skip_s = skip.as_secs(), reason = %why, "offering out of capacity: skipped, trying the next one");
+                metrics::counter!("kasm_scale_offering_capacity_errors_total", "provider" => name.to_owned(), "offering" => label.clone())
+                    .increment(1);
+                shared.state.skipped.skip(name, index, now, skip, &why);
+                refused.push(label);
+                last = Some(BackendError::Capacity(why));
+            }
+            Err(e) => return Err(ProvisionError::Vm(e)),
+        }
+    }
+    Err(ProvisionError::Vm(last.unwrap_or_else(|| {
+        BackendError::Capacity(format!(
+            "every offering of `{name}` is skipped after answering \"insufficient capacity\""
+        ))
+    })))
+}

@@ -1,0 +1,365 @@
+//! (ours) The warm tier's work in the background: stopping a ready, idle server into its
+//! config's warm tier, starting a stopped one again, and proving that a started server is up
+//! before it takes a session.
+//!
+//! A stop marks the server `stopping` (decided under the records' lock, so a server that took
+//! a session since the plan is not stopped) and asks its provider; the refresh of step 1 makes
+//! it `stopped` once its VM is. A start marks it `starting` with `woken_at` and no
+//! `checked_in_at`, and asks its provider: it takes sessions only once it proved it is up
+//! (its guest checked in again, or a TCP connection to its connection port succeeded, as its
+//! config's warm tier says). A start refused for capacity puts it back `stopped`, skips its
+//! offering for `capacity_skip_seconds` and plans again at once (the engine then builds on the
+//! next offering); a VM deleted meanwhile makes its server (and AD record) go.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tracing::Instrument;
+
+use super::records::{Records, ServerInfo};
+use super::tasks::{self, Work};
+use super::{Event, Shared, destroy, queue};
+use crate::config::Readiness;
+use crate::engine::{Cause, ServerId, ServerState};
+use crate::traits::{BackendError, StopMode, Vm, VmState};
+
+/// How long one TCP readiness probe may take.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Marks `server` stopping if it is still ready and idle: `true` when it now is.
+pub(crate) fn decide_stop(records: &mut Records, server: ServerId) -> bool {
+    let Some(s) = records.servers.get(&server) else {
+        return false;
+    };
+    if s.state != ServerState::Running || s.sessions > 0 || s.sessions_unknown || s.vm_id.is_none()
+    {
+        return false;
+    }
+    if let Some(s) = records.servers.get_mut(&server) {
+        s.state = ServerState::Stopping;
+    }
+    true
+}
+
+/// Marks a stopped `server` starting at `now` (it must prove it is up again): `true` when it
+/// now is.
+pub(crate) fn decide_start(
+    records: &mut Records,
+    server: ServerId,
+    queue_slots: u32,
+    now: Timestamp,
+) -> bool {
+    if !records
+        .servers
+        .get(&server)
+        .is_some_and(|s| s.state == ServerState::Stopped && s.vm_id.is_some())
+    {
+        return false;
+    }
+    if let Some(s) = records.servers.get_mut(&server) {
+        s.state = ServerState::Starting;
+        s.woken_at = Some(now);
+        s.checked_in_at = None;
+        s.queue_slots = queue_slots;
+    }
+    true
+}
+
+/// Starts the stop of `id` (marked stopping) in the background, unless one runs.
+pub(crate) fn spawn_stop(shared: &Arc<Shared>, id: ServerId, cause: Cause, reason: String) -> bool {
+    tasks::spawn(shared, Work::Power(id), |s| async move {
+        stop(&s, id, cause, reason).await;
+    })
+}
+
+/// Starts the start of `id` (marked starting) in the background, unless one runs.
+pub(crate) fn spawn_start(
+    shared: &Arc<Shared>,
+    id: ServerId,
+    cause: Cause,
+    reason: String,
+) -> bool {
+    tasks::spawn(shared, Work::Power(id), |s| async move {
+        start(&s, id, cause, reason).await;
+    })
+}
+
+fn server_and_vm(shared: &Shared, id: ServerId) -> Option<(ServerInfo, String)> {
+    let s = shared.state.records().servers.get(&id).cloned()?;
+    let vm = s.vm_id.clone()?;
+    Some((s, vm))
+}
+
+/// How `server` is stopped: hibernated when its config's warm tier asks and its provider can.
+fn stop_mode(shared: &Shared, server: &ServerInfo) -> StopMode {
+    let setup = shared.setup();
+    let hibernate = setup
+        .config
+        .autoscale_configs()
+        .find(|(_, c)| c.autoscale_config_name == server.config)
+        .and_then(|(_, c)| c.warm_pool)
+        .is_some_and(|w| w.hibernate);
+    let can = setup
+        .providers
+        .get(&server.provider)
+        .is_some_and(|p| p.capabilities().hibernate);
+    if hibernate && can {
+        StopMode::Hibernate
+    } else {
+        StopMode::Stop
+    }
+}
+
+async fn stop(shared: &Arc<Shared>, id: ServerId, cause: Cause, reason: String) {
+    let Some((server, vm_id)) = server_and_vm(shared, id) else {
+        return;
+    };
+    let span = tracing::info_span!("stop", server = %id, config = %server.config, provider = %server.provider, vm = %vm_id, cause = ?cause);
+    async {
+        let Some(provider) = shared.setup().providers.get(&server.provider).cloned() else {
+            return back_to(shared, id, ServerState::Stopping, ServerState::Running, "its VM provider config is gone".into());
+        };
+        let mode = stop_mode(shared, &server);
+        tracing::info!(?mode, %reason, "stopping into the warm tier");
+        let result = provider.stop(&vm_id, mode).await;
+        let label = result.as_ref().map_or_else(BackendError::class, |()| "ok");
+        metrics::counter!("kasm_scale_warm_stops_total", "config" => server.config.clone(), "result" => label)
+            .increment(1);
+        match result {
+            Ok(()) => {}
+            Err(BackendError::NotFound(_)) => {
+                destroy::start(shared, id, None, "its VM was deleted while it was being stopped".into());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "stop failed: the server stays running");
+                back_to(shared, id, ServerState::Stopping, ServerState::Running, format!("stop failed: {e}"));
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn start(shared: &Arc<Shared>, id: ServerId, cause: Cause, reason: String) {
+    let Some((server, vm_id)) = server_and_vm(shared, id) else {
+        return;
+    };
+    let span = tracing::info_span!("start", server = %id, config = %server.config, provider = %server.provider, vm = %vm_id, cause = ?cause);
+    async {
+        let setup = shared.setup();
+        let Some(provider) = setup.providers.get(&server.provider).cloned() else {
+            return back_to(shared, id, ServerState::Starting, ServerState::Stopped, "its VM provider config is gone".into());
+        };
+        tracing::info!(%reason, "starting from the warm tier");
+        let result = provider.start(&vm_id).await;
+        let label = result.as_ref().map_or_else(BackendError::class, |()| "ok");
+        metrics::counter!("kasm_scale_warm_starts_total", "config" => server.config.clone(), "result" => label)
+            .increment(1);
+        match result {
+            Ok(()) => {}
+            Err(BackendError::NotFound(_)) => {
+                destroy::start(shared, id, None, "its VM was deleted while it was stopped".into());
+            }
+            Err(BackendError::Capacity(why)) => {
+                let now = shared.clock.now();
+                if let Some(p) = setup.config.vm_provider(&server.provider) {
+                    let label = p
+                        .offerings()
+                        .get(server.offering as usize)
+                        .map_or_else(|| server.offering.to_string(), |o| o.label.clone());
+                    metrics::counter!("kasm_scale_offering_capacity_errors_total", "provider" => server.provider.clone(), "offering" => label)
+                        .increment(1);
+                    shared.state.skipped.skip(&server.provider, server.offering, now, p.capacity_skip(), &why);
+                }
+                tracing::warn!(reason = %why, "start refused for capacity: the server stays stopped, its offering is skipped, and the next plan builds instead");
+                back_to(shared, id, ServerState::Starting, ServerState::Stopped, format!("start refused for capacity: {why}"));
+                // Plan again now: the free slots it was to give are built on the next offering
+                // in this tick's stead.
+                shared.clock.wake.notify_one();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "start failed: the server stays stopped");
+                back_to(shared, id, ServerState::Starting, ServerState::Stopped, format!("start failed: {e}"));
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Puts `id` back from `from` to `to` (a stop or start that did not happen), with the reason.
+fn back_to(shared: &Shared, id: ServerId, from: ServerState, to: ServerState, error: String) {
+    let config = {
+        let mut records = shared.state.records();
+        let Some(s) = records.servers.get_mut(&id) else {
+            return;
+        };
+        if s.state == from {
+            s.state = to;
+            if to == ServerState::Stopped {
+                s.woken_at = None;
+                s.queue_slots = 0;
+            }
+        }
+        s.config.clone()
+    };
+    shared.note_error(Some(id), &config, error);
+}
+
+/// What the refresh of step 1 makes of the VM of a server in the warm tier's states
+/// (`stopping`, or `starting` after a start): `true` when it handled it.
+pub(crate) fn refreshed(
+    shared: &Arc<Shared>,
+    server: &ServerInfo,
+    answer: &Result<Option<Vm>, BackendError>,
+) -> bool {
+    let woken = server.state == ServerState::Starting && server.woken_at.is_some();
+    if server.state != ServerState::Stopping && !woken {
+        return false;
+    }
+    let Ok(vm) = answer else {
+        return false;
+    };
+    let id = server.id;
+    let busy = shared.tasks.busy(&Work::Power(id));
+    match vm.as_ref().map(|v| v.state) {
+        Some(VmState::Stopped) if server.state == ServerState::Stopping => {
+            let now = shared.clock.now();
+            if let Some(s) = shared.state.records().servers.get_mut(&id)
+                && s.state == ServerState::Stopping
+            {
+                s.state = ServerState::Stopped;
+                s.stopped_at = Some(now);
+                s.for_warm = false;
+                s.checked_in_at = None;
+                s.queue_slots = 0;
+            }
+            tracing::info!(server = %id, "server stopped into the warm tier");
+            metrics::counter!("kasm_scale_warm_stopped_total", "config" => server.config.clone())
+                .increment(1);
+        }
+        Some(VmState::Running | VmState::Pending) if server.state == ServerState::Stopping => {
+            if !busy {
+                // The stop was cut short (a restart mid-call): ask again.
+                spawn_stop(
+                    shared,
+                    id,
+                    Cause::WarmTier,
+                    "resuming an unfinished stop".into(),
+                );
+            }
+        }
+        Some(VmState::Stopped | VmState::Stopping) if woken && !busy => {
+            // Started, then down again (or the start never took): back in the tier.
+            back_to(
+                shared,
+                id,
+                ServerState::Starting,
+                ServerState::Stopped,
+                "its VM did not stay up after the start".into(),
+            );
+        }
+        Some(VmState::Running) if woken => {
+            if readiness(shared, server) == Some(Readiness::Tcp) {
+                let address = server.address.clone();
+                let port = port(shared, server);
+                let shared = shared.clone();
+                let server = server.clone();
+                tokio::spawn(async move {
+                    if let (Some(address), Some(port)) = (address, port)
+                        && probe(&address, port).await
+                    {
+                        proved_up(&shared, &server, "its connection port answers");
+                    }
+                });
+            }
+            // With `checkin`, its guest's check-in makes it ready.
+        }
+        Some(VmState::Failed | VmState::Terminated) | None => {
+            destroy::start(shared, id, None, "its VM is gone".into());
+        }
+        _ => {}
+    }
+    true
+}
+
+fn readiness(shared: &Shared, server: &ServerInfo) -> Option<Readiness> {
+    shared
+        .setup()
+        .config
+        .autoscale_configs()
+        .find(|(_, c)| c.autoscale_config_name == server.config)
+        .and_then(|(_, c)| c.warm_readiness())
+}
+
+fn port(shared: &Shared, server: &ServerInfo) -> Option<u16> {
+    shared
+        .setup()
+        .config
+        .autoscale_configs()
+        .find(|(_, c)| c.autoscale_config_name == server.config)
+        .and_then(|(_, c)| c.effective_port())
+}
+
+/// Whether a TCP connection to `address:port` succeeds within [`PROBE_TIMEOUT`].
+pub(crate) async fn probe(address: &str, port: u16) -> bool {
+    let target = match address.parse::<std::net::IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, port),
+        Err(_) => return false,
+    };
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(target)).await,
+        Ok(Ok(_))
+    )
+}
+
+/// A started server proved it is up (`how`): it takes sessions.
+pub(crate) fn proved_up(shared: &Shared, server: &ServerInfo, how: &str) {
+    let now = shared.clock.now();
+    let ready = shared
+        .state
+        .records()
+        .servers
+        .get_mut(&server.id)
+        .is_some_and(|s| {
+            let first = s.state == ServerState::Starting && s.woken_at.is_some();
+            if first {
+                s.state = ServerState::Running;
+                s.checked_in_at = Some(now);
+            }
+            first
+        });
+    if ready {
+        started(
+            shared,
+            server.id,
+            &server.config,
+            &server.pool,
+            server.woken_at,
+            how,
+        );
+    }
+}
+
+/// A server started from the warm tier is ready: its start time for metrics, the event, and
+/// the waiting requests.
+pub(crate) fn started(
+    shared: &Shared,
+    id: ServerId,
+    config: &str,
+    pool: &str,
+    woken_at: Option<Timestamp>,
+    how: &str,
+) {
+    let took = woken_at.map_or(0.0, |t| {
+        shared.clock.now().duration_since(t).as_secs_f64().max(0.0)
+    });
+    tracing::info!(server = %id, took_s = took, how, "started server ready");
+    metrics::histogram!("kasm_scale_time_to_start_seconds", "config" => config.to_owned())
+        .record(took);
+    shared.events.emit(Event::Ready { server: id });
+    shared
+        .events
+        .tell(queue::serve(&shared.setup(), &shared.state, Some(pool)));
+}
