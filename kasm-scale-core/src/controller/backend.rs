@@ -46,6 +46,10 @@ pub(crate) trait CallError: Sized {
     fn unfinished(what: &str, limit: Duration) -> Self;
     /// Whether trying again later may succeed.
     fn retryable(&self) -> bool;
+    /// Whether it says the cloud is short of capacity for what was asked (ours).
+    fn is_capacity(&self) -> bool {
+        false
+    }
     /// The wait the backend asked for, if any.
     fn wait_asked(&self) -> Option<Duration>;
     /// The class as a short name (a metrics label).
@@ -66,6 +70,10 @@ impl CallError for BackendError {
 
     fn retryable(&self) -> bool {
         self.is_retryable()
+    }
+
+    fn is_capacity(&self) -> bool {
+        matches!(self, BackendError::Capacity(_))
     }
 
     fn wait_asked(&self) -> Option<Duration> {
@@ -231,7 +239,7 @@ impl Guard {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.attempts(what, None, f).await
+        self.attempts(what, None, true, f).await
     }
 
     /// [`Guard::call`] for a call that may follow a long-running operation of the cloud: each
@@ -249,13 +257,32 @@ impl Guard {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.attempts(what, budget, f).await
+        self.attempts(what, budget, true, f).await
+    }
+
+    /// (ours) [`Guard::operation`] for a call that places a VM (a create, a start of a stopped
+    /// one): a capacity error is not retried on the same offering but returned at once, so the
+    /// caller moves to the next offering in the same tick (`offerings.rs`); when every offering
+    /// is short, the config's failure backoff spaces the next tries.
+    pub(crate) async fn placement<T, E, F, Fut>(
+        &self,
+        what: &str,
+        budget: Option<Duration>,
+        f: F,
+    ) -> Result<T, E>
+    where
+        E: CallError,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.attempts(what, budget, false, f).await
     }
 
     async fn attempts<T, E, F, Fut>(
         &self,
         what: &str,
         budget: Option<Duration>,
+        retry_capacity: bool,
         mut f: F,
     ) -> Result<T, E>
     where
@@ -267,7 +294,11 @@ impl Guard {
         let mut attempt = 1;
         loop {
             match self.once(what, budget, f()).await {
-                Err(e) if e.retryable() && attempt < policy.attempts => {
+                Err(e)
+                    if e.retryable()
+                        && (retry_capacity || !e.is_capacity())
+                        && attempt < policy.attempts =>
+                {
                     let exp = policy
                         .base
                         .saturating_mul(1 << (attempt - 1).min(16))

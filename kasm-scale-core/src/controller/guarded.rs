@@ -79,7 +79,7 @@ impl VmProvider for Guarded<dyn VmProvider> {
             vm_span!(self, "create", server = %spec.owner.server_id, hostname = %spec.hostname);
         let budget = self.inner.capabilities().operation_timeout;
         self.guard
-            .operation("create", budget, || self.inner.create(spec))
+            .placement("create", budget, || self.inner.create(spec))
             .instrument(span)
             .await
     }
@@ -106,7 +106,7 @@ impl VmProvider for Guarded<dyn VmProvider> {
         let span = vm_span!(self, "start", vm = vm_id);
         let budget = self.inner.capabilities().operation_timeout;
         self.guard
-            .operation("start", budget, || self.inner.start(vm_id))
+            .placement("start", budget, || self.inner.start(vm_id))
             .instrument(span)
             .await
     }

@@ -30,6 +30,7 @@ mod conformance;
 mod controller;
 mod controller_crash;
 mod controller_defects;
+mod controller_fallback;
 mod controller_leftovers;
 mod controller_store;
 mod day_two;
