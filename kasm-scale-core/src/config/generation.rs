@@ -48,6 +48,15 @@ pub const STEERING_PROVIDER_FIELDS: &[&str] = &[
     "rate_limit_per_second",
     "capacity",
     "outages",
+    "start_latency",
+    "stop_failure_rate",
+    "start_failure_rate",
+    // (ours) Prices and the capacity fallback steer where and at what cost servers are made,
+    // not what they are: a server made on an alternative is not outdated when the list changes.
+    "price_per_hour",
+    "stopped_price_per_hour",
+    "alternatives",
+    "capacity_skip_seconds",
     // Folded in as the script actually delivered and its merged variables (below).
     "startup_script",
     "startup_script_builtin",
@@ -71,6 +80,7 @@ pub const SHAPING_PROVIDER_FIELDS: &[&str] = &[
     "aws_ec2_config_override",
     "aws_ec2_key_name",
     "aws_is_windows",
+    "aws_ec2_hibernation",
     "azure_subscription_id",
     "azure_resource_group",
     "azure_region",
@@ -87,6 +97,7 @@ pub const SHAPING_PROVIDER_FIELDS: &[&str] = &[
     "azure_os_password",
     "azure_ssh_public_key",
     "azure_config_override",
+    "azure_zone",
 ];
 
 /// The auto-scale config fields a guest sees (script variables and its AD record's place).
@@ -127,6 +138,7 @@ pub const STEERING_AUTOSCALE_FIELDS: &[&str] = &[
     "target_immediate_service",
     "server_hostname_pattern",
     "rollout",
+    "warm_pool",
 ];
 
 /// An auto-scale config's generation: the first 8 bytes of a SHA-256 over what shapes its

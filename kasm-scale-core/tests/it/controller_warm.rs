@@ -1,0 +1,261 @@
+//! The warm tier end to end: the controller, the engine's warm rules and the in-memory cloud's
+//! stop and start, on tokio's paused clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kasm_scale_core::config::{Config, VmProviderConfig};
+use kasm_scale_core::controller::{Autoscaler, SessionOutcome};
+use kasm_scale_core::engine::{ServerId, ServerState, SessionRequest};
+use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory, MemoryStore, deliver_checkins};
+use kasm_scale_core::traits::{VmProvider, VmState};
+
+use crate::controller_fallback::ShortOf;
+use crate::fixture::Fixture;
+
+/// Builds take 600 s, starts 60 s, check-ins 30 s after boot; a warm tier of 2 to 3 stopped
+/// servers; no running minimum unless `minimum`; `extra` adds autoscale fields.
+fn config(minimum: i64, warm: &str) -> Config {
+    Fixture::memory_pool("p")
+        .boot_latency(600)
+        .checkin_delay(30)
+        .minimum_standby(minimum)
+        .require_checkin(true)
+        .checkin_timeout(1200)
+        .downscale_backoff(300)
+        .active_directory()
+        .provider_toml(
+            "start_latency = { fixed = 60 }\nprice_per_hour = 1.0\nstopped_price_per_hour = 0.1\n\
+             alternatives = [{ name = \"zone-b\" }]",
+        )
+        .autoscale_toml(warm)
+        .config()
+}
+
+const TIER: &str = "warm_pool = { min_stopped = 2, max_stopped = 3 }";
+
+struct World {
+    scaler: Autoscaler,
+    cloud: Arc<ShortOf>,
+    directory: Arc<MemoryDirectory>,
+}
+
+fn world_with(config: &Config, store: Option<Arc<MemoryStore>>, cloud: Option<Arc<ShortOf>>) -> World {
+    let VmProviderConfig::Memory(mem) = config.vm_providers[0].clone() else {
+        panic!("the fixture's provider is the memory cloud")
+    };
+    let cloud = cloud.unwrap_or_else(|| Arc::new(ShortOf::new(Arc::new(MemoryCloud::new(mem, 9)), &[])));
+    let directory = Arc::new(MemoryDirectory::new("ad", "example.local", 9));
+    let mut builder = Autoscaler::builder(config.clone())
+        .provider(cloud.clone())
+        .directory(directory.clone())
+        .seed(9)
+        .reconcile_every(3)
+        .epoch("2026-12-07T06:00:00Z".parse().unwrap());
+    if let Some(store) = store {
+        builder = builder.store(store);
+    }
+    World {
+        scaler: builder.build().unwrap(),
+        cloud,
+        directory,
+    }
+}
+
+fn world(config: &Config) -> World {
+    world_with(config, None, None)
+}
+
+impl World {
+    /// Ticks every 10 s for `seconds`, delivering the guests' check-ins as they fall due.
+    async fn run(&self, seconds: u64) {
+        for _ in 0..seconds / 10 {
+            self.step().await;
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+        self.step().await;
+    }
+
+    async fn step(&self) {
+        self.scaler.tick().await;
+        self.scaler.settle().await;
+        deliver_checkins(&self.scaler, &self.cloud.inner).await;
+    }
+
+    fn in_state(&self, state: ServerState) -> Vec<ServerId> {
+        self.scaler
+            .servers()
+            .into_iter()
+            .filter(|s| s.state == state)
+            .map(|s| s.id)
+            .collect()
+    }
+
+    async fn vm_state(&self, server: ServerId) -> Option<VmState> {
+        let vm = self.scaler.server(server)?.vm_id?;
+        self.cloud.inner.get(&vm).await.unwrap().map(|v| v.state)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_warm_tier_is_built_checked_in_then_stopped() {
+    let w = world(&config(0, TIER));
+    w.run(700).await;
+    let stopped = w.in_state(ServerState::Stopped);
+    assert_eq!(stopped.len(), 2, "{:#?}", w.scaler.servers());
+    for id in &stopped {
+        assert_eq!(w.vm_state(*id).await, Some(VmState::Stopped));
+        let s = w.scaler.server(*id).unwrap();
+        assert!(s.ad.is_some(), "a stopped server keeps its AD record");
+        assert!(!s.for_warm, "once stopped it is in the tier");
+    }
+    assert_eq!(w.directory.record_count(), 2);
+    let pool = &w.scaler.pools()[0];
+    assert_eq!((pool.free_sessions, pool.warm_sessions), (0, 2), "{pool:?}");
+    let spend = &w.scaler.spend()[0];
+    assert!((spend.per_hour - 0.2).abs() < 1e-9, "two stopped VMs at 0.1: {spend:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_started_warm_server_takes_no_session_before_it_checks_in_again() {
+    let w = world(&config(0, TIER));
+    w.run(700).await;
+    let warm = w.in_state(ServerState::Stopped);
+    assert_eq!(warm.len(), 2);
+    let outcome = w
+        .scaler
+        .request_session("p", &SessionRequest::default())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, SessionOutcome::Queued { .. }), "{outcome:?}");
+    w.step().await;
+    let woken: Vec<ServerId> = w
+        .scaler
+        .servers()
+        .into_iter()
+        .filter(|s| s.woken_at.is_some())
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(woken.len(), 1, "one warm server started: {:#?}", w.scaler.servers());
+    assert!(warm.contains(&woken[0]));
+    // Its VM runs after 60 s; its guest checks in 30 s later. Until then nothing is handed out.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        w.scaler.tick().await;
+        w.scaler.settle().await;
+        let s = w.scaler.server(woken[0]).unwrap();
+        assert_eq!(s.state, ServerState::Starting, "not ready before its check-in");
+        assert_eq!(s.sessions, 0, "no session on a server that has not proved it is up");
+    }
+    w.run(40).await;
+    let s = w.scaler.server(woken[0]).unwrap();
+    assert_eq!(s.state, ServerState::Running);
+    assert_eq!(s.sessions, 1, "the waiting request is seated on the started server");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_server_past_its_max_age_is_rebuilt_never_started() {
+    let w = world(&config(0, "warm_pool = { min_stopped = 1, max_stopped = 1, max_age = 3600 }"));
+    w.run(700).await;
+    let first = w.in_state(ServerState::Stopped);
+    assert_eq!(first.len(), 1);
+    w.run(3600).await;
+    assert!(w.scaler.server(first[0]).is_none(), "the old stopped server went");
+    assert!(
+        w.cloud.starts.lock().unwrap().is_empty(),
+        "no stopped server was started for its age"
+    );
+    let now = w.in_state(ServerState::Stopped);
+    assert_eq!(now.len(), 1, "a fresh one took its place: {:#?}", w.scaler.servers());
+    assert_ne!(now[0], first[0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_that_fails_leaves_the_server_running() {
+    let mut config = config(0, "warm_pool = { min_stopped = 1, max_stopped = 1 }");
+    if let VmProviderConfig::Memory(m) = &mut config.vm_providers[0] {
+        m.stop_failure_rate = 1.0;
+    }
+    let w = world(&config);
+    w.run(700).await;
+    let servers = w.scaler.servers();
+    assert_eq!(servers.len(), 1, "{servers:#?}");
+    let s = &servers[0];
+    assert_eq!(s.state, ServerState::Running);
+    assert!(
+        s.last_error.as_deref().is_some_and(|e| e.contains("stop failed")),
+        "{s:?}"
+    );
+    assert_eq!(w.vm_state(s.id).await, Some(VmState::Running));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_refused_for_capacity_builds_on_the_next_offering() {
+    let w = world(&config(0, TIER));
+    w.run(700).await;
+    assert_eq!(w.in_state(ServerState::Stopped).len(), 2);
+    // Monday morning: the zone of the stopped servers is short of their size.
+    w.cloud.short.lock().unwrap().push(0);
+    w.scaler
+        .request_session("p", &SessionRequest::default())
+        .await
+        .unwrap();
+    w.step().await;
+    let started = w.cloud.starts.lock().unwrap().clone();
+    assert_eq!(started.len(), 1, "one start tried: {started:?}");
+    // The next tick (the controller plans again at once after the refusal) builds instead.
+    w.step().await;
+    let creates = w.cloud.creates.lock().unwrap().clone();
+    let fallback = creates
+        .iter()
+        .filter(|(o, at)| *o == 1 && *at == started[0].1)
+        .count();
+    assert!(fallback >= 1, "a create on the next offering at the same instant: {creates:?}");
+    assert_eq!(
+        w.in_state(ServerState::Stopped).len(),
+        2,
+        "the refused server stays stopped (its offering is skipped, not given up)"
+    );
+    w.run(700).await;
+    let seated: u32 = w.scaler.servers().iter().map(|s| s.sessions).sum();
+    assert_eq!(seated, 1, "the request is served by the cold build");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_vm_deleted_by_a_person_takes_its_record_and_ad_record() {
+    let w = world(&config(0, "warm_pool = { min_stopped = 1, max_stopped = 1 }"));
+    w.run(700).await;
+    let stopped = w.in_state(ServerState::Stopped);
+    assert_eq!(stopped.len(), 1);
+    assert_eq!(w.directory.record_count(), 1);
+    let vm = w.scaler.server(stopped[0]).unwrap().vm_id.unwrap();
+    w.cloud.inner.destroy(&vm).await.unwrap();
+    w.run(60).await;
+    assert!(w.scaler.server(stopped[0]).is_none(), "its record went");
+    // A replacement is being built for the tier; the deleted server's AD record is gone.
+    let names: Vec<String> = w.scaler.servers().iter().map(|s| s.hostname.clone()).collect();
+    assert!(w.directory.record_count() <= names.len(), "{names:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_keeps_its_stopped_servers_stopped() {
+    let config = config(0, TIER);
+    let store = Arc::new(MemoryStore::default());
+    let first = world_with(&config, Some(store.clone()), None);
+    first.run(700).await;
+    first.scaler.save().await;
+    let stopped = first.in_state(ServerState::Stopped);
+    assert_eq!(stopped.len(), 2);
+    let cloud = first.cloud.clone();
+    drop(first);
+    let again = world_with(&config, Some(store), Some(cloud));
+    again.run(120).await;
+    let mut now = again.in_state(ServerState::Stopped);
+    let mut before = stopped.clone();
+    now.sort();
+    before.sort();
+    assert_eq!(now, before, "the restarted controller keeps the tier it had");
+    for id in &stopped {
+        assert_eq!(again.vm_state(*id).await, Some(VmState::Stopped));
+    }
+}
