@@ -28,6 +28,7 @@ mod arm;
 mod auth;
 mod overrides;
 mod parts;
+mod power;
 mod provider;
 #[cfg(test)]
 #[path = "../tests/support/mod.rs"]
