@@ -385,3 +385,26 @@ async fn a_start_or_stop_of_a_vm_deleted_meanwhile_is_not_found() {
     );
     assert_eq!(request_count(&server), from);
 }
+
+#[tokio::test]
+async fn a_start_during_a_deallocate_preempts_it() {
+    let server = ArmServer::start().await;
+    fast_polls(&server);
+    let p = provider(&server);
+    let id = p
+        .create(&spec("azure-preempt", 1, "x"))
+        .await
+        .unwrap()
+        .vm_id;
+    server.state.lock().unwrap().store.power_lro_delay = Some(Duration::from_millis(800));
+    let (stopped, started) = tokio::join!(p.stop(&id, StopMode::Stop), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        p.start(&id).await
+    });
+    started.unwrap();
+    assert!(
+        matches!(&stopped, Err(BackendError::Transient(m)) if m.contains("OperationPreempted")),
+        "the older operation ends preempted: {stopped:?}"
+    );
+    assert_eq!(p.get(&id).await.unwrap().unwrap().state, VmState::Running);
+}
