@@ -408,3 +408,33 @@ async fn a_start_during_a_deallocate_preempts_it() {
     );
     assert_eq!(p.get(&id).await.unwrap().unwrap().state, VmState::Running);
 }
+
+#[tokio::test]
+async fn an_override_shapes_the_configs_own_size_and_zone_but_never_an_alternatives() {
+    let server = ArmServer::start().await;
+    fast_polls(&server);
+    let extra = format!(
+        "azure_config_override = {{ zones = [\"3\"], properties = {{ hardwareProfile = {{ vmSize = \"Standard_E2s_v5\" }} }} }}\n{OFFERINGS}"
+    );
+    let p = provider_with(&server, &extra);
+    // Offering 2 sets only its zone: its size is the config's as the override shapes it.
+    for (n, offering, size, zone) in [
+        (1, 0, "Standard_E2s_v5", "3"),
+        (2, 1, "Standard_D4s_v5", "2"),
+        (3, 2, "Standard_E2s_v5", "3"),
+    ] {
+        let mut one = spec("azure-override", n, "x");
+        one.offering = offering;
+        let vm = p.create(&one).await.unwrap();
+        let made = stored(&server, &vm.vm_id).unwrap();
+        assert_eq!(
+            made["properties"]["hardwareProfile"]["vmSize"], size,
+            "offering {offering}"
+        );
+        assert_eq!(
+            made["zones"],
+            serde_json::json!([zone]),
+            "offering {offering}"
+        );
+    }
+}
