@@ -29,18 +29,7 @@ impl AzureProvider {
         names: &Names,
         vm: Vm,
     ) -> Result<Vm, BackendError> {
-        let (want, have) = (&spec.owner, &vm.owner);
-        if have.server_id != want.server_id || have.owner_id != want.owner_id {
-            return Err(BackendError::Conflict(format!(
-                "{}: the VM {} belongs to server {} of owner `{}`, not to server {} of `{}`; left alone",
-                self.config.name,
-                names.vm,
-                have.server_id,
-                have.owner_id,
-                want.server_id,
-                want.owner_id
-            )));
-        }
+        self.check_owner(spec, names, &vm)?;
         tracing::info!(vm = %names.vm, "taking up the VM an earlier create of this server made");
         let path = self.vm_path(&names.vm);
         let mut pause = FIRST_PAUSE;
@@ -87,8 +76,34 @@ impl AzureProvider {
         })
     }
 
+    /// Refuses (`Conflict`) a VM found under the name of `spec`'s server whose tags name another
+    /// server or owner: it is left alone.
+    pub(crate) fn check_owner(
+        &self,
+        spec: &VmSpec,
+        names: &Names,
+        vm: &Vm,
+    ) -> Result<(), BackendError> {
+        let (want, have) = (&spec.owner, &vm.owner);
+        if have.server_id != want.server_id || have.owner_id != want.owner_id {
+            return Err(BackendError::Conflict(format!(
+                "{}: the VM {} belongs to server {} of owner `{}`, not to server {} of `{}`; left alone",
+                self.config.name,
+                names.vm,
+                have.server_id,
+                have.owner_id,
+                want.server_id,
+                want.owner_id
+            )));
+        }
+        Ok(())
+    }
+
     /// The `provisioningState` of the VM at `path`, `None` when it does not exist.
-    async fn provisioning_state(&self, path: &str) -> Result<Option<String>, BackendError> {
+    pub(crate) async fn provisioning_state(
+        &self,
+        path: &str,
+    ) -> Result<Option<String>, BackendError> {
         match self
             .arm
             .send(

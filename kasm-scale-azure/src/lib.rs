@@ -22,12 +22,28 @@
 //! `api_call_timeout`. The provider reports that budget in
 //! [`Capabilities::operation_timeout`](kasm_scale_core::traits::Capabilities::operation_timeout),
 //! so that the controller bounds `create` and `destroy` by it, not by one call's timeout.
+//!
+//! Stop and start (the warm tier): `stop` deallocates (`POST …/deallocate`: a VM that is only
+//! powered off is still billed for its compute) and `start` starts (`POST …/start`), each a
+//! long-running operation followed to its end within the same budget; hibernation is not
+//! offered. `get` and `list` read the power state from the instance view: `deallocated` and
+//! `stopped` are stopped (also when a start that failed for capacity left the VM `Failed`),
+//! `deallocating` and `stopping` are stopping, `starting` is pending. Allocation failures
+//! (`AllocationFailed`, `ZonalAllocationFailed`, `SkuNotAvailable`, the `Overconstrained…`
+//! codes) of a create or start are capacity errors.
+//!
+//! Offerings: `VmSpec::offering` `i` creates the VM with the size and zone of
+//! `alternatives[i - 1]` (0: `azure_vm_size` and `azure_zone`; a field an alternative leaves
+//! out is the config's). A create that finds a `Failed` VM of its server (an earlier attempt,
+//! maybe on another offering, whose cleanup did not go through) removes it and its parts
+//! before making it again: a VM cannot change its zone.
 
 mod adopt;
 mod arm;
 mod auth;
 mod overrides;
 mod parts;
+mod power;
 mod provider;
 #[cfg(test)]
 #[path = "../tests/support/mod.rs"]

@@ -11,7 +11,7 @@ use kasm_scale_core::config::{
 };
 use kasm_scale_core::engine::ServerId;
 use kasm_scale_core::traits::{
-    BackendError, Capabilities, Leftover, OWNER_TAG, Vm, VmProvider, VmSpec, VmState,
+    BackendError, Capabilities, Leftover, OWNER_TAG, StopMode, Vm, VmProvider, VmSpec, VmState,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -22,6 +22,7 @@ use crate::arm::{
 };
 use crate::auth::{AzureCredential, CloudEndpoints};
 use crate::overrides::check_override;
+use crate::power::Choice;
 use crate::vm_state::{owner_of, power_of, state_of};
 
 /// An Azure [`VmProvider`] for one Azure VM provider config.
@@ -32,8 +33,8 @@ pub struct AzureProvider {
     /// `/subscriptions/{s}/resourceGroups/{rg}/providers`.
     pub(crate) providers: String,
     overrides: Option<Value>,
-    /// How long one create or destroy may take (`api_operation_timeout`).
-    operation_timeout: Duration,
+    /// How long one create, destroy, stop or start may take (`api_operation_timeout`).
+    pub(crate) operation_timeout: Duration,
 }
 
 /// Builds an [`AzureProvider`]; [`AzureProviderBuilder::build`] checks the config.
@@ -69,7 +70,7 @@ impl Names {
 /// Why `value` cannot be one segment of a URL path as it is, if it cannot: a `/`, `\\`, `?`,
 /// `#` or `%`, a space or control character, or a bare `.` or `..` would take the request (and
 /// its bearer token) to another resource.
-fn unsafe_segment(value: &str) -> Option<String> {
+pub(crate) fn unsafe_segment(value: &str) -> Option<String> {
     if value.is_empty() || value == "." || value == ".." {
         return Some(format!(
             "`{}` cannot be part of a URL path",
@@ -262,8 +263,10 @@ impl AzureProvider {
         }
     }
 
-    /// The VM body: kasm-scale's fields, the override merged in, then the owner tags.
-    fn vm_body(&self, spec: &VmSpec, names: &Names, custom_data: &str) -> Value {
+    /// The VM body: kasm-scale's fields (the size and zone of the offering), the override
+    /// merged in, then the owner tags and the size and zone an alternative sets (an override
+    /// shapes the config's own fields, never an alternative's).
+    fn vm_body(&self, spec: &VmSpec, names: &Names, custom_data: &str, choice: &Choice) -> Value {
         let c = &self.config;
         let image = &c.azure_image_reference.0;
         let image_reference = match image.get("id") {
@@ -303,7 +306,7 @@ impl AzureProvider {
             "location": c.azure_region,
             "tags": self.tags(spec),
             "properties": {
-                "hardwareProfile": {"vmSize": c.azure_vm_size},
+                "hardwareProfile": {"vmSize": choice.size},
                 "storageProfile": {"imageReference": image_reference, "osDisk": os_disk},
                 "osProfile": os_profile,
                 "networkProfile": {"networkInterfaces": [{
@@ -312,9 +315,18 @@ impl AzureProvider {
                 }]},
             },
         });
+        if let Some(zone) = &choice.zone {
+            body["zones"] = json!([zone]);
+        }
         if let Some(o) = &self.overrides {
             merge_json(&mut body, o, identity);
             merge_json(&mut body, &json!({"tags": spec.owner.tags()}), identity);
+        }
+        if choice.size_from_alternative {
+            body["properties"]["hardwareProfile"]["vmSize"] = json!(choice.size);
+        }
+        if let (true, Some(zone)) = (choice.zone_from_alternative, &choice.zone) {
+            body["zones"] = json!([zone]);
         }
         body
     }
@@ -388,12 +400,30 @@ impl AzureProvider {
 
     /// `create` within its budget: the VM found and taken up, or its parts, the VM and the
     /// disk's tags made, each operation followed to its end.
-    async fn create_within(&self, spec: &VmSpec, names: &Names) -> Result<Vm, BackendError> {
+    async fn create_within(
+        &self,
+        spec: &VmSpec,
+        names: &Names,
+        choice: &Choice,
+    ) -> Result<Vm, BackendError> {
         let path = self.vm_path(&names.vm);
         // A repeat, or a create resumed after a restart: the VM exists. Its custom data cannot
         // change (and the guest has read it), so it is taken up as it is, not PUT again.
+        // Unless an earlier attempt's VM failed (an allocation failure, maybe on another
+        // offering, whose cleanup did not go through): it will never serve, and its zone cannot
+        // change, so it and its parts are removed and the VM is made again.
         if let Some(vm) = self.get(&path).await? {
-            return self.adopt(spec, names, vm).await;
+            let failed = vm.state == VmState::Failed
+                || self
+                    .provisioning_state(&path)
+                    .await?
+                    .is_some_and(|s| s.eq_ignore_ascii_case("Failed"));
+            if !failed {
+                return self.adopt(spec, names, vm).await;
+            }
+            self.check_owner(spec, names, &vm)?;
+            tracing::info!(vm = %names.vm, "removing the failed VM of an earlier attempt before making it again");
+            self.remove(names).await?;
         }
         let script = spec.startup_script.expose();
         let custom_data = base64::engine::general_purpose::STANDARD.encode(script);
@@ -403,7 +433,7 @@ impl AzureProvider {
             let _ = self.remove(names).await;
             return Err(e);
         }
-        let body = self.vm_body(spec, names, &custom_data);
+        let body = self.vm_body(spec, names, &custom_data, choice);
         let what = "cannot create the VM";
         let answer = match self
             .arm
@@ -491,7 +521,7 @@ impl VmProvider for AzureProvider {
             max_startup_script_bytes: Some(AZURE_CUSTOM_DATA_LIMIT),
             retrieve_password: false,
             operation_timeout: Some(self.operation_timeout),
-            stop_start: false,
+            stop_start: true,
             hibernate: false,
         }
     }
@@ -504,10 +534,20 @@ impl VmProvider for AzureProvider {
                 script.len()
             )));
         }
+        let choice = self.choice(spec.offering)?;
         let names = Names::for_server(spec.owner.server_id);
         let budget = self.operation_timeout;
-        let span = tracing::info_span!("azure_create", vm = %names.vm);
-        tokio::time::timeout(budget, self.create_within(spec, &names).instrument(span))
+        let span = tracing::info_span!(
+            "azure_create",
+            vm = %names.vm,
+            offering = spec.offering,
+            size = %choice.size,
+            zone = choice.zone.as_deref().unwrap_or("none")
+        );
+        tokio::time::timeout(
+            budget,
+            self.create_within(spec, &names, &choice).instrument(span),
+        )
             .await
             .unwrap_or_else(|_| {
                 Err(BackendError::Transient(format!(
@@ -623,8 +663,9 @@ impl VmProvider for AzureProvider {
                 continue;
             };
             // The list has no power state (its `$expand=instanceView` needs a scale-set
-            // filter): a provisioned VM's instance view tells whether it is stopped.
-            if vm.state == VmState::Running {
+            // filter): a provisioned VM's instance view tells whether it is stopped, a failed
+            // one's whether it is a deallocated VM whose start failed (stopped, not dead).
+            if matches!(vm.state, VmState::Running | VmState::Failed) {
                 match self.power(&vm.vm_id).await {
                     Ok(power) => {
                         let provisioning = r["properties"]["provisioningState"].as_str();
@@ -642,6 +683,14 @@ impl VmProvider for AzureProvider {
 
     async fn list_leftovers(&self, owner_id: &str) -> Result<Vec<Leftover>, BackendError> {
         self.leftovers(owner_id).await
+    }
+
+    async fn stop(&self, vm_id: &str, mode: StopMode) -> Result<(), BackendError> {
+        self.stop_vm(vm_id, mode).await
+    }
+
+    async fn start(&self, vm_id: &str) -> Result<(), BackendError> {
+        self.start_vm(vm_id).await
     }
 
     async fn remove_leftover(&self, id: &str) -> Result<(), BackendError> {

@@ -30,17 +30,24 @@ pub(crate) fn power_of(instance_view: &Value) -> Option<String> {
 }
 
 /// A VM's state from its `provisioningState` and the power state of its instance view:
-/// `Failed` → failed; `Deleting` → stopping; powered `stopped`/`deallocated` → stopped,
+/// `Failed` → failed, unless it is deallocated or stopped (a start that failed, for capacity
+/// say, leaves the VM deallocated and `Failed`: it keeps its disk and can be started again) →
+/// stopped; `Deleting` → stopping; powered `stopped`/`deallocated` → stopped,
 /// `stopping`/`deallocating` → stopping; `Succeeded` (or `Updating`) and running → running;
 /// anything else (creating, starting, no power state yet) → pending. A `Succeeded` VM without
 /// an instance view is taken as running.
 pub(crate) fn state_of(provisioning: Option<&str>, power: Option<&str>) -> VmState {
+    let power = power.map(str::to_ascii_lowercase);
+    let off = matches!(
+        power.as_deref(),
+        Some("powerstate/stopped" | "powerstate/deallocated")
+    );
     match provisioning {
+        Some(p) if p.eq_ignore_ascii_case("Failed") && off => return VmState::Stopped,
         Some(p) if p.eq_ignore_ascii_case("Failed") => return VmState::Failed,
         Some(p) if p.eq_ignore_ascii_case("Deleting") => return VmState::Stopping,
         _ => {}
     }
-    let power = power.map(str::to_ascii_lowercase);
     match power.as_deref() {
         Some("powerstate/stopped" | "powerstate/deallocated") => VmState::Stopped,
         Some("powerstate/stopping" | "powerstate/deallocating") => VmState::Stopping,
@@ -62,6 +69,13 @@ mod tests {
         for (provisioning, power, expected) in [
             (Some("Failed"), Some("PowerState/running"), VmState::Failed),
             (Some("Failed"), None, VmState::Failed),
+            (
+                Some("Failed"),
+                Some("PowerState/deallocated"),
+                VmState::Stopped,
+            ),
+            (Some("Failed"), Some("PowerState/stopped"), VmState::Stopped),
+            (Some("Failed"), Some("PowerState/starting"), VmState::Failed),
             (Some("Deleting"), None, VmState::Stopping),
             (
                 Some("Succeeded"),

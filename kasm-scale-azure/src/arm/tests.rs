@@ -401,6 +401,8 @@ fn arm_error_codes_map_to_the_core_classes() {
         (409, "SkuNotAvailable", "", "capacity"),
         (200, "AllocationFailed", "", "capacity"),
         (200, "ZonalAllocationFailed", "", "capacity"),
+        (409, "OverconstrainedAllocationRequest", "", "capacity"),
+        (200, "OverconstrainedZonalAllocationRequest", "", "capacity"),
         (409, "QuotaExceeded", "", "quota"),
         (
             409,

@@ -11,6 +11,7 @@ mod auth;
 mod controller;
 mod long_operations;
 mod parts;
+mod power;
 mod provider;
 mod restart;
 mod resume;

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod power;
 pub mod resources;
 pub mod rules;
 

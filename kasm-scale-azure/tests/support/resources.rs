@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::rules::{ComputeBudgets, accepted_versions, immutable_changed, shown, type_name};
+pub use super::power::{Shortage, ShortageCode};
+use super::rules::{
+    ComputeBudgets, accepted_versions, get, immutable_changed, shown, type_name, validate,
+};
 
 /// An answer: status, extra headers, body.
 pub type Reply = (StatusCode, Vec<(String, String)>, Value);
@@ -73,15 +76,24 @@ pub(crate) enum Finish {
     Deleted(String),
     /// The resource, the code and the message.
     Fails(String, String, String),
+    /// A deallocate ends: the VM is deallocated.
+    Deallocated(String),
+    /// A start ends: the VM runs.
+    Started(String),
+    /// A start ends `Failed` (an allocation failure): the VM stays deallocated, its
+    /// provisioning state `Failed`; the code and the message.
+    StartFails(String, String, String),
+    /// Preempted by a later power operation on the same VM (`OperationPreempted`).
+    Preempted,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Operation {
-    done_at: Instant,
-    finish: Finish,
-    finished: bool,
+    pub(super) done_at: Instant,
+    pub(super) finish: Finish,
+    pub(super) finished: bool,
     /// The api-version of the request that started it: polls must use it.
-    version: String,
+    pub(super) version: String,
 }
 
 /// The stored resources and operations.
@@ -120,14 +132,14 @@ pub struct Store {
     pub power: BTreeMap<String, String>,
     /// Compute's throttling budgets for VM calls.
     pub compute: ComputeBudgets,
+    /// How long a deallocate or start runs, when set (else `lro_delay`).
+    pub power_lro_delay: Option<Duration>,
+    /// Sizes and zones out of capacity for creates and/or starts (see [`Shortage`]).
+    pub shortages: Vec<Shortage>,
 }
 
 /// The test subscription.
 pub const SUBSCRIPTION: &str = "00000000-0000-0000-0000-000000000001";
-
-fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(v, |v, k| v.get(*k))
-}
 
 impl Store {
     /// Completes the operations that are due (every request does it first).
@@ -157,6 +169,10 @@ impl Store {
                         r["properties"]["provisioningState"] = json!("Failed");
                     }
                 }
+                Finish::Deallocated(ref rid)
+                | Finish::Started(ref rid)
+                | Finish::StartFails(ref rid, ..) => self.power_settled(rid, &finish),
+                Finish::Preempted => {}
             }
         }
     }
@@ -221,7 +237,7 @@ impl Store {
 
     /// Starts an operation of a resource provider (`microsoft.compute`) at the api-version of
     /// the request: its `Azure-AsyncOperation` and `Location` URLs, absolute, as ARM gives them.
-    fn start_operation(
+    pub(super) fn start_operation(
         &mut self,
         base: &str,
         namespace: &str,
@@ -233,9 +249,15 @@ impl Store {
             Finish::Created(r) | Finish::Deleted(r) | Finish::Fails(r, ..) => {
                 r.contains("/microsoft.compute/virtualmachines/")
             }
+            _ => false,
         };
-        let delay = match self.vm_lro_delay {
-            Some(d) if vm => d,
+        let power = matches!(
+            finish,
+            Finish::Deallocated(_) | Finish::Started(_) | Finish::StartFails(..)
+        );
+        let delay = match (self.vm_lro_delay, self.power_lro_delay) {
+            (_, Some(d)) if power => d,
+            (Some(d), _) if vm => d,
             _ => self.lro_delay,
         };
         self.operations.insert(
@@ -251,7 +273,7 @@ impl Store {
     }
 
     /// The `Azure-AsyncOperation` and `Location` URLs of operation `id`.
-    fn operation_urls(
+    pub(super) fn operation_urls(
         &self,
         base: &str,
         namespace: &str,
@@ -291,7 +313,7 @@ impl Store {
     }
 
     /// The headers of an answer that started an operation.
-    fn started(&self, op: String, location: Option<String>) -> Vec<(String, String)> {
+    pub(super) fn started(&self, op: String, location: Option<String>) -> Vec<(String, String)> {
         let mut headers = vec![
             ("azure-asyncoperation".to_owned(), op),
             ("retry-after".to_owned(), self.retry_after.to_string()),
@@ -361,13 +383,14 @@ impl Store {
         {
             return self.operation(id, rest.first() == Some(&"result"), &api_version);
         }
-        // /subscriptions/{s}/resourcegroups/{rg}/providers/{ns}/{type}[/{name}[/instanceview]]
-        let (group, kind, name, view) = match segments.as_slice() {
+        // /subscriptions/{s}/resourcegroups/{rg}/providers/{ns}/{type}[/{name}[/{sub}]], {sub}
+        // one of a VM's `instanceView`, `deallocate`, `start`.
+        let (group, kind, name, sub) = match segments.as_slice() {
             ["subscriptions", s, "resourcegroups", g, "providers", ns, t] => (
                 format!("/subscriptions/{s}/resourcegroups/{g}"),
                 format!("{ns}/{t}"),
                 None,
-                false,
+                None,
             ),
             [
                 "subscriptions",
@@ -379,12 +402,18 @@ impl Store {
                 t,
                 n,
                 rest @ ..,
-            ] if rest.is_empty() || rest == ["instanceview"] => (
-                format!("/subscriptions/{s}/resourcegroups/{g}"),
-                format!("{ns}/{t}"),
-                Some(n.to_string()),
-                !rest.is_empty(),
-            ),
+            ] if rest.is_empty()
+                || (*ns == "microsoft.compute"
+                    && *t == "virtualmachines"
+                    && matches!(rest, ["instanceview" | "deallocate" | "start"])) =>
+            {
+                (
+                    format!("/subscriptions/{s}/resourcegroups/{g}"),
+                    format!("{ns}/{t}"),
+                    Some(n.to_string()),
+                    rest.first().map(|r| r.to_string()),
+                )
+            }
             _ => {
                 return arm_error(
                     StatusCode::NOT_FOUND,
@@ -446,7 +475,11 @@ impl Store {
             throttle = Some(header);
         }
         let id = match &name {
-            Some(_) if view => lower.trim_end_matches("/instanceview").to_owned(),
+            Some(_) if sub.is_some() => segments[..8].iter().fold(String::new(), |mut p, s| {
+                p.push('/');
+                p.push_str(s);
+                p
+            }),
             _ => lower.clone(),
         };
         let not_found = || {
@@ -460,6 +493,7 @@ impl Store {
                 ),
             )
         };
+        let view = sub.as_deref() == Some("instanceview");
         let mut reply = match (method, name) {
             (&Method::GET, None) => self.list(base, &lower, query, &api_version),
             (&Method::GET, Some(_)) if view => match self.instance_view(&id) {
@@ -477,10 +511,13 @@ impl Store {
                 }
                 None => not_found(),
             },
-            (&Method::PUT, Some(n)) if !view => {
+            (&Method::POST, Some(_)) if matches!(sub.as_deref(), Some("deallocate" | "start")) => {
+                self.power_action(base, &id, sub.as_deref().unwrap_or_default(), &api_version)
+            }
+            (&Method::PUT, Some(n)) if sub.is_none() => {
                 self.put(base, &lower, path, &kind, &n, &api_version, body)
             }
-            (&Method::PATCH, Some(_)) if !view => match self.resources.get_mut(&id) {
+            (&Method::PATCH, Some(_)) if sub.is_none() => match self.resources.get_mut(&id) {
                 Some(r) => {
                     if let Some(tags) = body.get("tags") {
                         r["tags"] = tags.clone();
@@ -489,7 +526,9 @@ impl Store {
                 }
                 None => not_found(),
             },
-            (&Method::DELETE, Some(_)) if !view => self.delete(base, &lower, &kind, &api_version),
+            (&Method::DELETE, Some(_)) if sub.is_none() => {
+                self.delete(base, &lower, &kind, &api_version)
+            }
             _ => arm_error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",
@@ -578,10 +617,16 @@ impl Store {
         }
         match (&op.finish, op.finished) {
             (_, false) => (StatusCode::OK, wait, json!({"status": "InProgress"})),
-            (Finish::Fails(_, code, message), true) => (
+            (Finish::Fails(_, code, message) | Finish::StartFails(_, code, message), true) => (
                 StatusCode::OK,
                 Vec::new(),
                 json!({"status": "Failed", "error": {"code": code, "message": message}}),
+            ),
+            (Finish::Preempted, true) => (
+                StatusCode::OK,
+                Vec::new(),
+                json!({"status": "Failed", "error": {"code": "OperationPreempted",
+                    "message": "Operation execution has been preempted by a more recent operation."}}),
             ),
             (_, true) => (StatusCode::OK, Vec::new(), json!({"status": "Succeeded"})),
         }
@@ -624,10 +669,21 @@ impl Store {
         version: &str,
         body: &Value,
     ) -> Reply {
-        if let Err(reply) = self.validate(kind, body) {
+        if let Err(reply) = validate(&self.resources, kind, body) {
             return reply;
         }
         let existed = self.resources.get(id).cloned();
+        let vm = kind == "microsoft.compute/virtualmachines";
+        let short = if vm && existed.is_none() {
+            self.shortage(body, true)
+        } else {
+            None
+        };
+        if let Some(s) = &short
+            && s.code == ShortageCode::SkuNotAvailable
+        {
+            return s.refusal(body);
+        }
         if let Some(old) = &existed
             && kind == "microsoft.compute/virtualmachines"
             && let Some(refused) = immutable_changed(old, body)
@@ -661,8 +717,9 @@ impl Store {
         if existed.is_some() {
             return (StatusCode::OK, Vec::new(), shown(&resource));
         }
-        let finish = match (kind, &self.vm_create_failure) {
-            ("microsoft.compute/virtualmachines", Some((code, message))) => {
+        let finish = match (kind, &self.vm_create_failure, short) {
+            (_, _, Some(s)) => Finish::Fails(id.to_owned(), s.code.as_str().into(), s.message()),
+            ("microsoft.compute/virtualmachines", Some((code, message)), None) => {
                 Finish::Fails(id.to_owned(), code.clone(), message.clone())
             }
             _ => Finish::Created(id.to_owned()),
@@ -701,93 +758,5 @@ impl Store {
                 n["properties"]["virtualMachine"] = json!({ "id": id });
             }
         }
-    }
-
-    /// The required fields of Azure's reference for each type.
-    fn validate(&self, kind: &str, body: &Value) -> Result<(), Reply> {
-        let missing = |field: &str| {
-            arm_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidRequestContent",
-                &format!(
-                    "The request content was invalid and could not be deserialized: Required property '{field}' not found in JSON."
-                ),
-            )
-        };
-        let require =
-            |path: &[&str], field: &str| get(body, path).map(|_| ()).ok_or_else(|| missing(field));
-        require(&["location"], "location")?;
-        match kind {
-            "microsoft.network/networkinterfaces" => {
-                require(&["properties", "ipConfigurations"], "ipConfigurations")?;
-                let subnet = get(body, &["properties", "ipConfigurations"])
-                    .and_then(|c| c.get(0))
-                    .and_then(|c| get(c, &["properties", "subnet", "id"]));
-                if subnet.is_none() {
-                    return Err(arm_error(
-                        StatusCode::BAD_REQUEST,
-                        "InvalidRequestFormat",
-                        "Subnet is required for an IP configuration.",
-                    ));
-                }
-            }
-            "microsoft.compute/virtualmachines" => {
-                require(&["properties", "hardwareProfile", "vmSize"], "vmSize")?;
-                require(
-                    &["properties", "storageProfile", "imageReference"],
-                    "imageReference",
-                )?;
-                require(&["properties", "osProfile", "computerName"], "computerName")?;
-                require(
-                    &["properties", "osProfile", "adminUsername"],
-                    "adminUsername",
-                )?;
-                let nics = get(body, &["properties", "networkProfile", "networkInterfaces"])
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                if nics.is_empty() {
-                    return Err(arm_error(
-                        StatusCode::BAD_REQUEST,
-                        "InvalidParameter",
-                        "At least one network interface is required.",
-                    ));
-                }
-                for nic in nics {
-                    let id = nic["id"].as_str().unwrap_or_default().to_ascii_lowercase();
-                    if !self.resources.contains_key(&id) {
-                        return Err(arm_error(
-                            StatusCode::BAD_REQUEST,
-                            "InvalidResourceReference",
-                            &format!("Resource {id} referenced by resource was not found."),
-                        ));
-                    }
-                }
-                if let Some(data) = get(body, &["properties", "osProfile", "customData"]) {
-                    let len = data.as_str().map_or(0, str::len);
-                    if len > 87_380 {
-                        return Err(arm_error(
-                            StatusCode::BAD_REQUEST,
-                            "InvalidParameter",
-                            "Custom data in OSProfile must be in Base64 encoding and with a maximum length of 87380 characters.",
-                        ));
-                    }
-                }
-                let name = get(body, &["properties", "osProfile", "computerName"])
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let windows =
-                    get(body, &["properties", "osProfile", "windowsConfiguration"]).is_some();
-                if windows && name.len() > 15 {
-                    return Err(arm_error(
-                        StatusCode::BAD_REQUEST,
-                        "InvalidParameter",
-                        "Windows computer name cannot be more than 15 characters long.",
-                    ));
-                }
-            }
-            _ => {}
-        }
-        Ok(())
     }
 }

@@ -77,7 +77,9 @@ impl ComputeBudgets {
     /// The policies of a VM call by `method` (`PUT`, `GET`, `DELETE`).
     fn policies(method: &str) -> [String; 2] {
         let verb = match method {
-            "PUT" | "PATCH" => "Put",
+            // A power action (`POST …/deallocate`, `…/start`) is a write: this server takes it
+            // from the PUT budget.
+            "PUT" | "PATCH" | "POST" => "Put",
             "DELETE" => "Delete",
             _ => "Get",
         };
@@ -110,6 +112,11 @@ impl ComputeBudgets {
     }
 }
 
+/// The value at `path` in `v`.
+pub fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, k| v.get(*k))
+}
+
 /// A resource as GET shows it: never the administrator password nor the custom data (ARM
 /// keeps them to itself).
 pub fn shown(resource: &Value) -> Value {
@@ -127,8 +134,10 @@ pub fn shown(resource: &Value) -> Value {
 
 /// The properties of a VM that cannot change after it is created ("Virtual Machines - Create Or
 /// Update", `OSProfile`: `customData`, `computerName` and `adminUsername` "cannot be updated
-/// after the VM is created"), by their path in the body and the name ARM's error gives them.
-const IMMUTABLE_VM_PROPERTIES: [(&[&str], &str); 3] = [
+/// after the VM is created"; and `zones`: a VM cannot move to another zone), by their path in
+/// the body and the name ARM's error gives them.
+const IMMUTABLE_VM_PROPERTIES: [(&[&str], &str); 4] = [
+    (&["zones"], "zones"),
     (&["properties", "osProfile", "customData"], "customData"),
     (&["properties", "osProfile", "computerName"], "computerName"),
     (
@@ -151,4 +160,96 @@ pub fn immutable_changed(old: &Value, new: &Value) -> Option<Reply> {
             )
         })
     })
+}
+
+/// The required fields of Azure's reference for each type (a VM's NICs must exist in
+/// `resources`).
+pub fn validate(
+    resources: &BTreeMap<String, Value>,
+    kind: &str,
+    body: &Value,
+) -> Result<(), Reply> {
+    let missing = |field: &str| {
+        arm_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContent",
+            &format!(
+                "The request content was invalid and could not be deserialized: Required property '{field}' not found in JSON."
+            ),
+        )
+    };
+    let require =
+        |path: &[&str], field: &str| get(body, path).map(|_| ()).ok_or_else(|| missing(field));
+    require(&["location"], "location")?;
+    match kind {
+        "microsoft.network/networkinterfaces" => {
+            require(&["properties", "ipConfigurations"], "ipConfigurations")?;
+            let subnet = get(body, &["properties", "ipConfigurations"])
+                .and_then(|c| c.get(0))
+                .and_then(|c| get(c, &["properties", "subnet", "id"]));
+            if subnet.is_none() {
+                return Err(arm_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequestFormat",
+                    "Subnet is required for an IP configuration.",
+                ));
+            }
+        }
+        "microsoft.compute/virtualmachines" => {
+            require(&["properties", "hardwareProfile", "vmSize"], "vmSize")?;
+            require(
+                &["properties", "storageProfile", "imageReference"],
+                "imageReference",
+            )?;
+            require(&["properties", "osProfile", "computerName"], "computerName")?;
+            require(
+                &["properties", "osProfile", "adminUsername"],
+                "adminUsername",
+            )?;
+            let nics = get(body, &["properties", "networkProfile", "networkInterfaces"])
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if nics.is_empty() {
+                return Err(arm_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidParameter",
+                    "At least one network interface is required.",
+                ));
+            }
+            for nic in nics {
+                let id = nic["id"].as_str().unwrap_or_default().to_ascii_lowercase();
+                if !resources.contains_key(&id) {
+                    return Err(arm_error(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidResourceReference",
+                        &format!("Resource {id} referenced by resource was not found."),
+                    ));
+                }
+            }
+            if let Some(data) = get(body, &["properties", "osProfile", "customData"]) {
+                let len = data.as_str().map_or(0, str::len);
+                if len > 87_380 {
+                    return Err(arm_error(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidParameter",
+                        "Custom data in OSProfile must be in Base64 encoding and with a maximum length of 87380 characters.",
+                    ));
+                }
+            }
+            let name = get(body, &["properties", "osProfile", "computerName"])
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let windows = get(body, &["properties", "osProfile", "windowsConfiguration"]).is_some();
+            if windows && name.len() > 15 {
+                return Err(arm_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidParameter",
+                    "Windows computer name cannot be more than 15 characters long.",
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
