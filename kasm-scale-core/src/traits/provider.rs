@@ -91,7 +91,7 @@ pub struct Capabilities {
     pub max_startup_script_bytes: Option<usize>,
     /// It can report a Windows administrator password.
     pub retrieve_password: bool,
-    /// How long one `create` or `destroy` (and `remove_leftover`) may take, when they follow a
+    /// How long one `create` or `destroy` (and `remove_leftover`, `stop`, `start`) may take, when they follow a
     /// long-running operation of the cloud to its end (an Azure VM create or delete takes
     /// minutes) and bound their own wait by it. The controller then bounds those calls by it
     /// (plus one call timeout for the last request) instead of the single-call timeout, and
