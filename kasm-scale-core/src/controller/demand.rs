@@ -1,6 +1,6 @@
 //! (ours) Feeding and reading the pools' demand history (`engine::demand`): every session
 //! request counts as an arrival (and folds the bins that ended before it), every server that
-//! becomes ready gives its boot time, and each tick hands the engine the signal of the pools
+//! becomes ready gives its boot time (or, started from the warm tier, its start time), and each tick hands the engine the signal of the pools
 //! whose configs use `standby_policy = "demand"`, read from a folded copy.
 
 use jiff::Timestamp;
@@ -62,6 +62,32 @@ pub(crate) fn ready(
         .record(seconds);
 }
 
+/// Notes how long a server of `config` started from the warm tier at `woken_at` took to be
+/// ready again, `seconds` (ours). As for boots, only starts this controller watched from the
+/// start count (since it started, and ready within the config's `checkin_timeout`).
+pub(crate) fn started(
+    configuration: &Config,
+    epoch: Timestamp,
+    state: &State,
+    config: &str,
+    woken_at: Timestamp,
+    seconds: f64,
+) {
+    let timeout = configuration
+        .autoscale_configs()
+        .find(|(_, c)| c.autoscale_config_name == config)
+        .map(|(_, c)| f64::from(c.checkin_timeout));
+    if woken_at < epoch || timeout.is_none_or(|t| seconds > t) {
+        return;
+    }
+    state
+        .records()
+        .start_times
+        .entry(config.to_owned())
+        .or_default()
+        .record(seconds);
+}
+
 /// Forgets the history of pools and configs the configuration no longer has. Takes the records
 /// mutably only when there is something to forget, so a quiet tick still saves nothing (the
 /// history changes with requests and ready servers only; bins are folded when the next request
@@ -78,6 +104,7 @@ pub(crate) fn prune(config: &Config, state: &State) {
                 .keys()
                 .any(|p| config.pool(p).is_none())
             || records.boot_times.keys().any(|c| !known(config, c))
+            || records.start_times.keys().any(|c| !known(config, c))
     };
     if !stale {
         return;
@@ -91,6 +118,7 @@ pub(crate) fn prune(config: &Config, state: &State) {
         .demand_profiles
         .retain(|pool, _| config.pool(pool).is_some());
     records.boot_times.retain(|c, _| known(config, c));
+    records.start_times.retain(|c, _| known(config, c));
 }
 
 /// A pool's history folded up to `now` (a copy: the records are not touched).
@@ -134,7 +162,12 @@ pub(crate) fn signals(
             .iter()
             .map(|c| records.boot_times.get(&c.policy.name))
             .collect();
-        snap.demand = Some(demand::signal(&recent, &profile, &boots, now, &tz));
+        let starts: Vec<Option<&BootTimes>> = snap
+            .configs
+            .iter()
+            .map(|c| records.start_times.get(&c.policy.name))
+            .collect();
+        snap.demand = Some(demand::signal(&recent, &profile, &boots, &starts, now, &tz));
     }
 }
 

@@ -128,14 +128,30 @@ impl Shared {
     }
 
     /// Server `id` of `config`, created at `created_at`, is ready: its boot time for the demand
-    /// history and metrics, and the event.
+    /// history and metrics, and the event. A server started from the warm tier (its record's
+    /// `woken_at` set) gives its start time instead (ours).
     pub fn ready(&self, id: ServerId, config: &str, created_at: Timestamp) {
-        let took = self
-            .clock
-            .now()
-            .duration_since(created_at)
-            .as_secs_f64()
-            .max(0.0);
+        let now = self.clock.now();
+        let woken = self
+            .state
+            .records()
+            .servers
+            .get(&id)
+            .and_then(|s| s.woken_at);
+        if let Some(woken_at) = woken {
+            let took = now.duration_since(woken_at).as_secs_f64().max(0.0);
+            demand::started(
+                &self.setup().config,
+                self.clock.epoch,
+                &self.state,
+                config,
+                woken_at,
+                took,
+            );
+            self.events.emit(Event::Ready { server: id });
+            return;
+        }
+        let took = now.duration_since(created_at).as_secs_f64().max(0.0);
         demand::ready(
             &self.setup().config,
             self.clock.epoch,

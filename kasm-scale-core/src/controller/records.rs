@@ -218,6 +218,14 @@ pub struct Records {
         deserialize_with = "learned"
     )]
     pub boot_times: BTreeMap<String, BootTimes>,
+    /// (ours) How long the last warm starts of each auto-scale config took, from the start to
+    /// ready again.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "learned"
+    )]
+    pub start_times: BTreeMap<String, BootTimes>,
     /// (ours) Session requests by the broker's request id (`Idempotency-Key`), kept for
     /// [`REQUEST_ID_TTL`](super::REQUEST_ID_TTL): a retry gets the session its first attempt made.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

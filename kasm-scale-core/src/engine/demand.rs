@@ -388,6 +388,9 @@ pub struct DemandSignal {
     pub expected_recent: f64,
     /// Per config of the pool (in its order), the 90th percentile of its boot times, when known.
     pub boot_p90: Vec<Option<f64>>,
+    /// (ours) Per config of the pool (in its order), the 90th percentile of its warm starts
+    /// (from a start to ready again), when known.
+    pub start_p90: Vec<Option<f64>>,
 }
 
 /// The window over which arrivals are compared with the profile, in seconds (10 minutes).
@@ -434,11 +437,12 @@ impl DemandSignal {
 }
 
 /// The signal of a pool at `now`: its recent rate, the forecast from its profile, how the last
-/// minutes compare with it, and the boot times of its configs.
+/// minutes compare with it, and the boot and warm start times of its configs.
 pub fn signal(
     recent: &RecentDemand,
     profile: &DemandProfile,
     boots: &[Option<&BootTimes>],
+    starts: &[Option<&BootTimes>],
     now: Timestamp,
     tz: &TimeZone,
 ) -> DemandSignal {
@@ -486,6 +490,7 @@ pub fn signal(
         seen_recent: f64::from(seen_recent),
         expected_recent,
         boot_p90: boots.iter().map(|b| b.and_then(BootTimes::p90)).collect(),
+        start_p90: starts.iter().map(|b| b.and_then(BootTimes::p90)).collect(),
     }
 }
 

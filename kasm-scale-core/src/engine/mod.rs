@@ -10,7 +10,8 @@
 //! # The rules
 //!
 //! [`plan`] applies them in this order, one function each (in `plan.rs`; the queue's rules 7
-//! and 9 in `queue.rs`, the rollout's in `rollout.rs`, the drains' in `drain.rs`). A config's *minimum*
+//! and 9 in `queue.rs`, the rollout's in `rollout.rs`, the drains' in `drain.rs`, the warm
+//! tier's 14 to 16 in `warm.rs`). A config's *minimum*
 //! at `now` is [`ScalingPolicy::minimum_at`]: `minimum_pool_standby_sessions` (or the largest
 //! override of the open schedule windows), and 0 when the config is disabled or outside every
 //! window.
@@ -19,7 +20,14 @@
 //!    ready servers (running, and checked in where it requires check-in) that are not spent, plus
 //!    the room of its servers still coming up, so that a cycle does not provision again for
 //!    servers on their way. Every server, also one being destroyed, counts against
-//!    `max_instances`. A drained server's room is never free (ours).
+//!    `max_instances`. A drained server's room is never free (ours). The warm tier (ours, see
+//!    `warm.rs`): stopped and stopping servers, and servers built for the tier
+//!    ([`ServerSnapshot::for_warm`]) until they are stopped, count against `max_instances`;
+//!    their room is neither free nor coming, and none is seated or assigned. A stopped server
+//!    is *available* while current, undrained, of an enabled config that keeps a tier and
+//!    younger than its `max_age`. A server started from the tier (`Starting` with
+//!    [`ServerSnapshot::woken_at`]) is coming room like any server coming up, and its
+//!    `checkin_timeout` counts from `woken_at`.
 //! 2. `spent_single_use`: a single-use server whose session has ended is destroyed
 //!    ([`Cause::SessionEnded`]).
 //! 3. `checkin_timeouts`: a server with no session that is not ready `checkin_timeout` seconds
@@ -101,6 +109,37 @@
 //!     goes, and goes in the first plan that finds it empty. A rollout with no outdated server
 //!     left is finished (`finished_at`).
 //!
+//! 14. `expire_warm` (ours): a stopped server that is not available (outdated, older than
+//!     `max_age`, drained with [`DrainThen::Destroy`], of a disabled config or one that keeps no
+//!     tier) is destroyed, never started ([`Cause::WarmExpired`]); one drained with
+//!     [`DrainThen::Keep`] is kept. Then while the tier (available stopped servers this plan
+//!     does not start, stopping ones, those built for it) holds more than `max_stopped`, the
+//!     oldest available ones go ([`Cause::WarmExpired`]).
+//! 15. `stop_warm_builds` (ours): a server built for the tier, ready with no session, is
+//!     stopped ([`Action::Stop`], [`Cause::WarmTier`]); destroyed instead
+//!     ([`Cause::WarmExpired`]) when outdated, of a disabled config or one that keeps no tier,
+//!     or beyond `max_stopped`.
+//! 16. `refill_warm` (ours): a tier below its target (`min_stopped`; with the demand policy,
+//!     the slots expected within a cold build beyond those within a warm start, in servers,
+//!     within `min_stopped`..=`max_stopped`) builds the rest ([`Cause::WarmTier`]) within the
+//!     `max_instances` room every other action left, also outside schedule windows while the
+//!     config is enabled, not while it backs off (one at a time while failing), nor while its
+//!     rollout is paused or waits for its canary.
+//!
+//! Start before build (ours): every server rules 8, 9 and 11 ask for (the minimum, the queue
+//! with aggressive scaling, the demand target, the rollout's replacements within its surge) is
+//! first covered by starting available warm servers of that config ([`Action::Start`],
+//! [`Cause::WarmTier`], oldest first: they expire first), each giving its capacity; the
+//! provision drops accordingly. A start adds no server, so it needs no `max_instances` room;
+//! it follows the backoff as a build does (none while backing off or paused, one at a time while
+//! failing). Scale-in (ours): where rule 12 would destroy an idle server it stops it instead
+//! ([`Action::Stop`], [`Cause::Surplus`]) while its enabled config's tier, with this plan's stops,
+//! holds fewer than `max_stopped` and the server is younger than `max_age` (rule 12 takes only
+//! current, undrained servers that are not spent: a single-use server enters the tier unused).
+//!
+//! Without a warm tier and with no stopped server, rules 14 to 16 do nothing and every plan is
+//! what it was.
+//!
 //! With no outdated and no drained server, rules 4, 6, 10 and 13 do nothing and the plan is the
 //! one Kasm's rules give.
 //!
@@ -123,6 +162,7 @@ mod rollout;
 mod snapshot;
 mod standby;
 mod state;
+mod warm;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -138,6 +178,7 @@ pub use placement::{SessionRequest, assign};
 pub use plan::{FAILURE_BACKOFF_BASE, FAILURE_BACKOFF_CAP, failure_backoff, plan};
 pub use snapshot::SnapshotBuilder;
 pub use state::{State, StateError, StateServer};
+pub use warm::DEFAULT_START_SECONDS;
 
 /// A server's id: the UUID Kasm calls `server_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -256,6 +297,19 @@ impl ServerSnapshot {
     /// Whether it takes no more sessions in its life: a single-use server that has had one.
     pub fn is_spent(&self) -> bool {
         self.used && !self.reusable
+    }
+
+    /// (ours) When its `checkin_timeout` counts from: its last start from the warm tier
+    /// ([`Self::woken_at`]), else its creation.
+    pub fn timeout_from(&self) -> Timestamp {
+        self.woken_at.unwrap_or(self.created_at)
+    }
+
+    /// (ours) Whether it was built for its config's warm tier and is not in it yet
+    /// ([`Self::for_warm`], never started from the tier, neither stopping nor stopped): its
+    /// room is neither free nor coming, it takes no session, and once ready it is stopped.
+    pub fn is_warm_build(&self) -> bool {
+        self.for_warm && self.woken_at.is_none() && !self.state.is_warm()
     }
 }
 

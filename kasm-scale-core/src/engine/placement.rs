@@ -78,6 +78,7 @@ pub fn assign(snapshot: &PoolSnapshot) -> Option<ServerId> {
             && !s.is_spent()
             && s.sessions < s.capacity
             && s.drained.is_none()
+            && !s.is_warm_build()
     };
     let outdated =
         |s: &ServerSnapshot| s.outdated && config(s).is_some_and(|c| c.generation.is_some());

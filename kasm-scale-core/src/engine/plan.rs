@@ -6,6 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::rollout::Phase;
 use super::standby::{Share, demand_minimums};
+use super::warm::{Need, Tier};
 use super::{
     Action, Bookkeeping, Cause, DrainThen, Plan, PoolSnapshot, ServerId, ServerSnapshot,
     ServerState,
@@ -44,6 +45,9 @@ pub fn plan(snapshot: &PoolSnapshot, now: Timestamp) -> Plan {
     pass.demand_targets();
     pass.downscale_surplus();
     pass.retire_outdated();
+    pass.expire_warm();
+    pass.stop_warm_builds();
+    pass.refill_warm();
     pass.finish()
 }
 
@@ -140,6 +144,10 @@ pub(super) struct Pass<'s> {
     short_note: Vec<Option<usize>>,
     /// Where in `notes` the note of a config whose rollout waits is.
     pub(super) rollout_note: Vec<Option<usize>>,
+    /// Each config's warm tier (ours).
+    pub(super) tier: Vec<Tier<'s>>,
+    /// The warm tier's destroys, stops and builds (rules 14 to 16).
+    pub(super) warm_actions: Vec<Action>,
 }
 
 impl<'s> Pass<'s> {
@@ -180,6 +188,8 @@ impl<'s> Pass<'s> {
             notes: Vec::new(),
             short_note: vec![None; n],
             rollout_note: vec![None; n],
+            tier: vec![Tier::default(); n],
+            warm_actions: Vec::new(),
         }
     }
 
@@ -201,7 +211,8 @@ impl<'s> Pass<'s> {
             .collect();
         let mut found = Found::default();
         let mut unknown = 0usize;
-        for server in &self.snapshot.servers {
+        let snapshot = self.snapshot;
+        for server in &snapshot.servers {
             let c = server.config as usize;
             let Some(&(requires_checkin, track_ready, has_generation)) = hot.get(c) else {
                 unknown += 1;
@@ -217,6 +228,10 @@ impl<'s> Pass<'s> {
             }
             let outdated = server.outdated && has_generation;
             t.outdated += u32::from(outdated);
+            if server.state.is_warm() {
+                self.count_stopped(c, server, outdated);
+                continue;
+            }
             if let Some(then) = server.drained {
                 if then == DrainThen::Destroy && server.sessions == 0 {
                     found.drained.push(server);
@@ -225,6 +240,24 @@ impl<'s> Pass<'s> {
             }
             let ready = server.state == ServerState::Running
                 && (!requires_checkin || server.checked_in_at.is_some());
+            let timed_out = server.sessions == 0 && server.timeout_from() <= self.deadline[c];
+            if server.is_warm_build() {
+                // Built for the warm tier: its room is neither free nor coming.
+                let tier = &mut self.tier[c];
+                if ready {
+                    t.cur_ready_servers += u32::from(!outdated);
+                    if server.sessions == 0 {
+                        tier.ready_builds.push(server);
+                        tier.building += u32::from(!outdated);
+                    }
+                } else if timed_out {
+                    found.timed_out.push(server);
+                } else {
+                    t.pending += 1;
+                    tier.building += u32::from(!outdated);
+                }
+                continue;
+            }
             let room = u64::from(server.capacity.saturating_sub(server.sessions));
             if ready && !server.is_spent() {
                 t.free += room;
@@ -246,7 +279,7 @@ impl<'s> Pass<'s> {
                 } else if !outdated {
                     t.cur_live += 1;
                 }
-            } else if server.sessions == 0 && server.created_at <= self.deadline[c] {
+            } else if timed_out {
                 found.timed_out.push(server);
             } else {
                 t.free += room;
@@ -260,6 +293,7 @@ impl<'s> Pass<'s> {
                 }
             }
         }
+        self.sort_tiers();
         if unknown > 0 {
             self.notes.push(format!(
                 "{unknown} server(s) name a config the snapshot does not have; ignored"
@@ -304,6 +338,10 @@ impl<'s> Pass<'s> {
             let outdated = self.is_outdated(server);
             let policy = &self.snapshot.configs[c].policy;
             let t = &mut self.tally[c];
+            let since = match server.woken_at {
+                Some(_) => "its start from the warm tier",
+                None => "creation",
+            };
             t.timeouts += 1;
             t.outdated_gone += u32::from(outdated);
             if !outdated && t.cur_timeout.is_none() {
@@ -314,10 +352,10 @@ impl<'s> Pass<'s> {
                 &policy.name,
                 Cause::CheckinTimeout,
                 format!(
-                    "destroy {} of {}: not ready {} s after creation (checkin_timeout {} s)",
+                    "destroy {} of {}: not ready {} s after {since} (checkin_timeout {} s)",
                     server.id,
                     policy.name,
-                    (self.now - server.created_at).get_seconds(),
+                    (self.now - server.timeout_from()).get_seconds(),
                     policy.checkin_timeout
                 ),
             ));
@@ -375,7 +413,17 @@ impl<'s> Pass<'s> {
 
     /// [`Self::keep`]'s part for the minimum as Kasm keeps it: `free` slots counted as they
     /// would be with no rollout, `free_before` of them before this plan made any server.
-    fn keep_plain(&mut self, c: usize, free: u64, free_before: u64) {
+    fn keep_plain(&mut self, c: usize, mut free: u64, free_before: u64) {
+        // Start before build (ours): available warm servers cover the deficit first.
+        let what = match &self.why[c] {
+            Some(_) => format!("the demand target {}", self.minimum[c]),
+            None => format!("the minimum {}", self.minimum[c]),
+        };
+        let (_, given) = self.start_warm(c, self.minimum[c] - free, u64::MAX, Need::Minimum, &what);
+        free += given;
+        if free >= self.minimum[c] {
+            return;
+        }
         let (policy, minimum) = (&self.snapshot.configs[c].policy, self.minimum[c]);
         let t = &mut self.tally[c];
         let bk = &mut self.bookkeeping[c];
@@ -410,6 +458,11 @@ impl<'s> Pass<'s> {
             Some(format!(
                 "{short}, but waiting until {} after {failures} consecutive failure(s)",
                 retry_at(bk).unwrap_or(self.now)
+            ))
+        } else if count == 0 && given > 0 {
+            Some(format!(
+                "{short}, and its warm tier gave {given}: all {} servers allowed by max_instances exist",
+                policy.max_instances
             ))
         } else if count == 0 {
             Some(format!(
@@ -480,7 +533,13 @@ impl<'s> Pass<'s> {
             .enumerate()
             .map(|(c, config)| {
                 let (policy, t) = (&config.policy, &self.tally[c]);
-                let mut room = u64::from(policy.max_instances.saturating_sub(t.live));
+                // Available warm servers are room too: a start adds no server (ours).
+                let mut room = u64::from(policy.max_instances.saturating_sub(t.live))
+                    + u64::from(if policy.warm.is_some() {
+                        self.tier[c].left()
+                    } else {
+                        0
+                    });
                 let mut stuck = (room == 0).then_some("at max_instances");
                 // A failing config makes one server and waits for it: once this plan makes it,
                 // the next plan finds it backing off.
@@ -555,15 +614,17 @@ impl<'s> Pass<'s> {
     /// Destroys idle servers of the `chosen` configs, oldest first, while the rest still covers
     /// the minimum, and stops the downscale clock of a config left without surplus.
     fn destroy_idle(&mut self, chosen: &[bool]) {
-        let configs = &self.snapshot.configs;
+        let snapshot = self.snapshot;
+        let configs = &snapshot.configs;
         let mut candidates: Vec<Vec<&ServerSnapshot>> = vec![Vec::new(); chosen.len()];
-        for server in &self.snapshot.servers {
+        for server in &snapshot.servers {
             let c = server.config as usize;
             if chosen.get(c).copied().unwrap_or(false)
                 && server.sessions == 0
                 && !server.is_spent()
                 && server.drained.is_none()
                 && !(server.outdated && configs[c].generation.is_some())
+                && !server.is_warm_build()
                 && server.is_ready(configs[c].policy.requires_checkin)
             {
                 candidates[c].push(server);
@@ -576,9 +637,9 @@ impl<'s> Pass<'s> {
             let (policy, minimum) = (&configs[c].policy, self.minimum[c]);
             idle.sort_by_key(|s| (s.created_at, s.id));
             let mut free = self.current_free(c);
-            let bk = &mut self.bookkeeping[c];
-            let since = bk.downscale_requested_at.unwrap_or(self.now);
-            let t = &mut self.tally[c];
+            let since = self.bookkeeping[c]
+                .downscale_requested_at
+                .unwrap_or(self.now);
             for server in idle {
                 if free
                     .checked_sub(u64::from(server.capacity))
@@ -586,17 +647,41 @@ impl<'s> Pass<'s> {
                 {
                     break;
                 }
-                self.surplus.push(destroy(server, &policy.name, Cause::Surplus, format!(
-                    "destroy idle {} of {}: {free} free > minimum {minimum} since {since} (downscale_backoff {} s)",
-                    server.id, policy.name, policy.downscale_backoff
-                )));
+                let why = format!(
+                    "{free} free > minimum {minimum} since {since} (downscale_backoff {} s)",
+                    policy.downscale_backoff
+                );
+                if self.stops_into_tier(c, server) {
+                    let tier = &mut self.tier[c];
+                    tier.scaled_in += 1;
+                    self.surplus.push(Action::Stop {
+                        server: server.id,
+                        config: policy.name.clone(),
+                        cause: Cause::Surplus,
+                        reason: format!(
+                            "stop idle {} of {} into its warm tier ({} there, max_stopped {}): {why}",
+                            server.id,
+                            policy.name,
+                            tier.count(),
+                            policy.warm.map_or(0, |w| w.max_stopped)
+                        ),
+                    });
+                } else {
+                    self.surplus.push(destroy(
+                        server,
+                        &policy.name,
+                        Cause::Surplus,
+                        format!("destroy idle {} of {}: {why}", server.id, policy.name),
+                    ));
+                }
+                let t = &mut self.tally[c];
                 t.free -= u64::from(server.capacity);
                 t.cur_ready = t.cur_ready.saturating_sub(u64::from(server.capacity));
                 free -= u64::from(server.capacity);
             }
             let sps = u64::from(policy.sessions_per_server.max(1));
             if free.saturating_sub(minimum) < sps {
-                bk.downscale_requested_at = None;
+                self.bookkeeping[c].downscale_requested_at = None;
             }
         }
     }
@@ -609,7 +694,8 @@ impl<'s> Pass<'s> {
             self.per_config.iter().map(Vec::len).sum::<usize>()
                 + self.retire.len()
                 + self.surplus.len()
-                + self.queue.len(),
+                + self.queue.len()
+                + self.warm_actions.len(),
         );
         for mut list in self.per_config {
             actions.append(&mut list);
@@ -617,6 +703,7 @@ impl<'s> Pass<'s> {
         actions.extend(self.retire);
         actions.extend(self.surplus);
         actions.extend(self.queue);
+        actions.extend(self.warm_actions);
         let bookkeeping: BTreeMap<String, Bookkeeping> = self
             .snapshot
             .configs

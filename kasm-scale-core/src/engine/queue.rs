@@ -48,9 +48,11 @@ impl Pass<'_> {
                     && tally[c].pending_free > 0
                     && s.state != ServerState::Destroying
                     && s.drained.is_none()
+                    && !s.state.is_warm()
+                    && !s.is_warm_build()
                     && !(outdated && phase[c].holds_back())
                     && !s.is_ready(config.policy.requires_checkin)
-                    && !(s.sessions == 0 && s.created_at <= deadline[c]))
+                    && !(s.sessions == 0 && s.timeout_from() <= deadline[c]))
                     .then_some((s, outdated))
             })
             .collect();
@@ -108,6 +110,8 @@ impl Pass<'_> {
                     }
                 )
             }) else {
+                // Covered by warm starts alone (ours): the spare lies on the last one.
+                self.queue_on_minimum_start(c);
                 continue;
             };
             // The spare lies on the last new server: fewer slots than one server holds.
@@ -128,13 +132,16 @@ impl Pass<'_> {
             }
         }
         let uncovered = self.waiting;
-        let counts = self.queue_servers();
-        // The requests each config's new servers seat: config by config, as many as they hold.
+        let (counts, started) = self.queue_servers();
+        // The requests each config's new servers seat: config by config, as many as they hold
+        // (after those its warm starts seat).
         let mut left = uncovered;
         let seated: Vec<u64> = counts
             .iter()
+            .zip(&started)
             .zip(&self.snapshot.configs)
-            .map(|(count, config)| {
+            .map(|((count, started), config)| {
+                left -= (*started).min(left);
                 let take = left.min(count * u64::from(config.policy.sessions_per_server.max(1)));
                 left -= take;
                 take
@@ -187,20 +194,27 @@ impl Pass<'_> {
     /// aggressive scaling and room, in order (one server while failing). Whole servers round up
     /// in every config, so the spare slots of a later config may hold an earlier config's last
     /// requests; such a server is one too many and is not made.
-    fn queue_servers(&mut self) -> Vec<u64> {
-        let configs = &self.snapshot.configs;
+    fn queue_servers(&mut self) -> (Vec<u64>, Vec<u64>) {
+        let snapshot = self.snapshot;
+        let configs = &snapshot.configs;
         let sps = |c: usize| u64::from(configs[c].policy.sessions_per_server.max(1));
         let mut counts = vec![0u64; configs.len()];
+        let mut started = vec![0u64; configs.len()];
         let mut spare = 0u64;
         for (c, config) in configs.iter().enumerate() {
             let policy = &config.policy;
             let room = u64::from(policy.max_instances.saturating_sub(self.tally[c].live));
+            let warm = if policy.warm.is_some() {
+                self.tier[c].left()
+            } else {
+                0
+            };
             if self.waiting == 0
                 || !policy.enabled
                 || !policy.aggressive_scaling
                 || self.backing_off[c]
                 || self.phase[c] == Phase::Paused
-                || room == 0
+                || room == 0 && warm == 0
             {
                 continue;
             }
@@ -211,7 +225,13 @@ impl Pass<'_> {
                 ));
                 continue;
             }
+            // Start before build (ours).
+            let before = self.tier[c].next;
+            started[c] = self.start_for_queue(c);
             let failing = self.bookkeeping[c].consecutive_failures > 0;
+            if self.waiting == 0 || failing && self.tier[c].next > before {
+                continue;
+            }
             counts[c] =
                 self.waiting
                     .div_ceil(sps(c))
@@ -229,6 +249,6 @@ impl Pass<'_> {
             self.tally[c].live += counts[c] as u32;
             self.tally[c].made += counts[c] as u32;
         }
-        counts
+        (counts, started)
     }
 }

@@ -11,6 +11,7 @@
 //! [`ConfigSnapshot::generation`]: super::ConfigSnapshot::generation
 
 use super::plan::{Pass, destroy, per_server, retry_at};
+use super::warm::Need;
 use super::{Action, Cause, RolloutPause, RolloutState, ServerSnapshot, ServerState};
 
 /// Where a config's rollout stands in one plan.
@@ -181,7 +182,8 @@ impl Pass<'_> {
     pub(super) fn plain_free(&self, c: usize) -> u64 {
         let t = &self.tally[c];
         let sps = u64::from(self.snapshot.configs[c].policy.sessions_per_server.max(1));
-        (t.free + self.held_back(c)).saturating_sub(u64::from(t.rollout_made) * sps)
+        (t.free + self.held_back(c))
+            .saturating_sub(u64::from(t.rollout_made) * sps + self.tier[c].rollout_slots)
     }
 
     /// Rule 8's replacement part (ours): while replacing, what the minimum still lacks once
@@ -199,12 +201,23 @@ impl Pass<'_> {
         }
         let policy = &config.policy;
         let sps = u64::from(policy.sessions_per_server.max(1));
-        let want = (minimum - t.free).div_ceil(sps);
         let room = u64::from(policy.max_instances.saturating_sub(t.live));
         let base = t.live.saturating_sub(t.cur_pending + t.made);
         let surge = policy.rollout.max_surge.servers(base);
         let coming = t.cur_pending + t.made;
         let surge_room = u64::from(surge.saturating_sub(coming));
+        let generation = config.generation.map(|g| g.to_string()).unwrap_or_default();
+        // Start before build (ours): available warm servers (current ones) replace first,
+        // within the surge.
+        let what = format!("the minimum {minimum} during the rollout to generation {generation}");
+        let need = minimum - t.free;
+        let (started, _) = self.start_warm(c, need, surge_room, Need::Rollout, &what);
+        let t = &mut self.tally[c];
+        if t.free >= minimum {
+            return;
+        }
+        let want = (minimum - t.free).div_ceil(sps);
+        let surge_room = surge_room - started;
         let failures = self.bookkeeping[c].consecutive_failures;
         let count = if self.backing_off[c] || failures > 0 && t.made > 0 {
             0
@@ -213,7 +226,6 @@ impl Pass<'_> {
                 .min(surge_room)
                 .min(if failures > 0 { 1 } else { u64::MAX })
         };
-        let generation = config.generation.map(|g| g.to_string()).unwrap_or_default();
         let left = t.outdated - t.outdated_gone;
         let head = format!(
             "{}: {} current free < minimum {minimum} with {left} outdated server(s) left",
@@ -367,6 +379,7 @@ impl Pass<'_> {
                     chosen.get(c).copied().unwrap_or(false)
                         && s.outdated
                         && s.drained.is_none()
+                        && !s.is_warm_build()
                         && s.state != ServerState::Destroying
                         && s.sessions == 0
                         && !s.is_spent()

@@ -8,7 +8,7 @@ use super::{DemandSignal, PoolSnapshot, StandbyPolicy};
 
 /// Boot times are read within these bounds, in seconds: a server is never assumed ready in
 /// less than half a minute, nor looked for more than an hour ahead.
-const LEAD_RANGE: (f64, f64) = (30.0, LEAD_MAX_SECONDS as f64);
+pub(super) const LEAD_RANGE: (f64, f64) = (30.0, LEAD_MAX_SECONDS as f64);
 
 /// What one config brings to the sharing-out: its own minimum, its free slots (ready and coming,
 /// after the queue took its share), and whether and how far it can grow.
@@ -76,6 +76,13 @@ pub(super) fn demand_minimums(
         })
         .collect();
     let first = uses.iter().position(|u| *u)?;
+    // (ours) A config with a warm tier covers with running servers the arrivals expected
+    // within a warm start; its tier covers those of a cold build beyond that (`warm.rs`).
+    let warm: Vec<bool> = snapshot
+        .configs
+        .iter()
+        .map(|c| c.policy.warm.is_some())
+        .collect();
     let level = snapshot
         .configs
         .iter()
@@ -101,7 +108,10 @@ pub(super) fn demand_minimums(
     // only lengthens, so the target only grows and the loop ends within one pass per config.
     let mut frontier = grows_next(&vec![0; shares.len()]);
     let (estimate, shared) = loop {
-        let estimate = Estimate::new(signal, boot_time(signal, &uses, &hold, first, frontier));
+        let estimate = Estimate::new(
+            signal,
+            boot_time(signal, &warm, &uses, &hold, first, frontier),
+        );
         let total = standby_for(estimate.expected, level).max(own);
         let shared = share_twice(total, shares, &uses, &hold);
         let next = grows_next(&shared.made);
@@ -122,10 +132,13 @@ pub(super) fn demand_minimums(
         })
         .collect();
     let part = estimate.describe(signal);
-    let boot = if estimate.measured {
-        "boot p90"
-    } else {
-        "boot time assumed until a server was ready"
+    let boot = match (estimate.measured, estimate.warm) {
+        (true, false) => "boot p90",
+        (false, false) => "boot time assumed until a server was ready",
+        (true, true) => "warm start p90: the warm tier covers a cold build",
+        (false, true) => {
+            "warm start time assumed until one was measured: the warm tier covers a cold build"
+        }
     };
     let mut minimums = Vec::with_capacity(shares.len());
     let mut why = Vec::with_capacity(shares.len());
@@ -158,20 +171,31 @@ pub(super) fn demand_minimums(
 /// of the configs that use the policy and hold a slot or can grow, up to `frontier` (the first
 /// that can grow once this plan's servers are made; all of them past the last), within
 /// [`LEAD_RANGE`]; [`DEFAULT_BOOT_SECONDS`] for a config none of whose servers was ready yet.
+/// For a config with a warm tier (ours), its warm start's 90th percentile instead
+/// ([`DemandSignal::start_p90`], [`DEFAULT_START_SECONDS`] until one was measured): its tier
+/// covers the rest of a cold build. The third value says whether the lead is a warm start's.
 /// When no such config exists the pool can keep nothing: the first config's.
+///
+/// [`DEFAULT_START_SECONDS`]: super::warm::DEFAULT_START_SECONDS
 fn boot_time(
     signal: &DemandSignal,
+    warm: &[bool],
     uses: &[bool],
     hold: &[u64],
     first: usize,
     frontier: usize,
-) -> (f64, bool) {
-    let of = |c: usize| match signal.boot_p90.get(c).copied().flatten() {
-        Some(p90) => (p90.clamp(LEAD_RANGE.0, LEAD_RANGE.1), true),
-        None => (
-            DEFAULT_BOOT_SECONDS.clamp(LEAD_RANGE.0, LEAD_RANGE.1),
-            false,
-        ),
+) -> (f64, bool, bool) {
+    let of = |c: usize| {
+        let (times, default) = if warm.get(c).copied().unwrap_or(false) {
+            (&signal.start_p90, super::warm::DEFAULT_START_SECONDS)
+        } else {
+            (&signal.boot_p90, DEFAULT_BOOT_SECONDS)
+        };
+        let is_warm = warm.get(c).copied().unwrap_or(false);
+        match times.get(c).copied().flatten() {
+            Some(p90) => (p90.clamp(LEAD_RANGE.0, LEAD_RANGE.1), true, is_warm),
+            None => (default.clamp(LEAD_RANGE.0, LEAD_RANGE.1), false, is_warm),
+        }
     };
     (0..uses.len().min(frontier.saturating_add(1)))
         .filter(|&c| uses[c] && hold[c] > 0)
@@ -186,6 +210,8 @@ struct Estimate {
     lead: f64,
     /// Whether `lead` was measured.
     measured: bool,
+    /// Whether `lead` is a warm start's (ours).
+    warm: bool,
     /// Arrivals at the recent rate within `lead`.
     reactive: f64,
     /// Arrivals the learned profile expects within `lead`.
@@ -195,18 +221,14 @@ struct Estimate {
 }
 
 impl Estimate {
-    fn new(signal: &DemandSignal, (lead, measured): (f64, bool)) -> Self {
+    fn new(signal: &DemandSignal, (lead, measured, warm): (f64, bool, bool)) -> Self {
         let reactive = signal.recent_rate * lead;
         let predicted = signal.expected_within(lead);
-        // The profile alone while the demand is what it expected; the recent rate on a surprise.
-        let expected = if signal.as_expected() {
-            predicted
-        } else {
-            reactive.max(predicted)
-        };
+        let expected = expected_within_lead(signal, lead);
         Estimate {
             lead,
             measured,
+            warm,
             reactive,
             predicted,
             expected,
@@ -226,6 +248,18 @@ impl Estimate {
                 signal.recent_rate * 60.0
             )
         }
+    }
+}
+
+/// The arrivals the policy covers within `lead` seconds: the learned profile alone while the
+/// demand is what it expected, the larger of it and the recent rate on a surprise.
+pub(super) fn expected_within_lead(signal: &DemandSignal, lead: f64) -> f64 {
+    let reactive = signal.recent_rate * lead;
+    let predicted = signal.expected_within(lead);
+    if signal.as_expected() {
+        predicted
+    } else {
+        reactive.max(predicted)
     }
 }
 

@@ -38,7 +38,7 @@ fn history(arrivals: &[Timestamp], now: Timestamp, tz: &TimeZone) -> (RecentDema
 /// and the profile's, as the engine reads them.
 fn expected(arrivals: &[Timestamp], now: Timestamp, seconds: f64, tz: &TimeZone) -> (f64, f64) {
     let (r, p) = history(arrivals, now, tz);
-    let s = signal(&r, &p, &[], now, tz);
+    let s = signal(&r, &p, &[], &[], now, tz);
     (s.recent_rate * seconds, s.expected_within(seconds))
 }
 
@@ -157,7 +157,7 @@ fn clock_jumps_neither_panic_nor_grow_the_history() {
     ] {
         record_arrival(&mut r, &mut p, now, &tz);
         roll(&mut r, &mut p, now, &tz);
-        let s = signal(&r, &p, &[], now, &tz);
+        let s = signal(&r, &p, &[], &[], now, &tz);
         assert!(s.recent_rate.is_finite() && s.forecast.iter().all(|f| f.is_finite()));
     }
     // Still a profile of the one shape, and the recent counts within their window.
@@ -230,6 +230,7 @@ fn busy(per_minute: f64, boot: f64, configs: usize) -> DemandSignal {
     DemandSignal {
         recent_rate: per_minute / 60.0,
         boot_p90: vec![Some(boot); configs],
+        start_p90: Vec::new(),
         ..DemandSignal::default()
     }
 }
@@ -463,6 +464,7 @@ fn snapshot() -> impl Strategy<Value = PoolSnapshot> {
                         seen_recent: f64::from(seen_recent),
                         expected_recent,
                         boot_p90: boots,
+                        start_p90: Vec::new(),
                     }),
                     ..PoolSnapshot::default()
                 }
@@ -549,9 +551,11 @@ fn boot_times_feed_the_signal() {
         &RecentDemand::default(),
         &DemandProfile::default(),
         &[Some(&b), None],
+        &[None, Some(&b)],
         now,
         &tz,
     );
     assert_eq!(s.boot_p90, vec![Some(140.0), None]);
+    assert_eq!(s.start_p90, vec![None, Some(140.0)]);
     assert!(s.forecast.is_empty());
 }

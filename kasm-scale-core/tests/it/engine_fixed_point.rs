@@ -95,6 +95,7 @@ fn demand_signal() -> impl Strategy<Value = DemandSignal> {
                 seen_recent: f64::from(seen_recent),
                 expected_recent,
                 boot_p90,
+                start_p90: Vec::new(),
             }
         })
 }
@@ -370,6 +371,7 @@ fn arrivals(per_minute: f64, boot_p90: Vec<Option<f64>>) -> DemandSignal {
     DemandSignal {
         recent_rate: per_minute / 60.0,
         boot_p90,
+        start_p90: Vec::new(),
         ..DemandSignal::default()
     }
 }
@@ -491,6 +493,7 @@ fn a_failing_config_whose_one_server_comes_up_keeps_the_boot_time_it_was_made_wi
         demand: Some(DemandSignal {
             forecast: vec![0.01; 14],
             boot_p90: vec![Some(108.0), None],
+            start_p90: Vec::new(),
             ..DemandSignal::default()
         }),
         ..PoolSnapshot::default()
@@ -570,6 +573,7 @@ fn servers_made_for_waiting_requests_take_room_before_the_standby() {
         seen_recent: 7.0,
         expected_recent: 28.9,
         boot_p90: vec![Some(184.7)],
+        start_p90: Vec::new(),
         ..DemandSignal::default()
     });
     let first = plan(&s, now);

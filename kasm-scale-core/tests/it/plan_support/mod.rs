@@ -7,7 +7,9 @@
 pub mod sim;
 
 use jiff::Timestamp;
-use kasm_scale_core::engine::{Action, Plan, PoolSnapshot, ServerId, ServerSnapshot, ServerState};
+use kasm_scale_core::engine::{
+    Action, Cause, Plan, PoolSnapshot, ServerId, ServerSnapshot, ServerState,
+};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -61,7 +63,10 @@ pub fn seed_or(seed: u64) -> proptest::test_runner::RngSeed {
 /// carries it out: each provision becomes `count` servers of its config, provisioning, created
 /// at `now`, with the config's sessions per server and reusability, the plan's `queue_slots`
 /// shared out server by server; each destroyed server is being destroyed or gone (`destroyed`);
-/// the configs take the plan's bookkeeping. The queue is unchanged: requests are seated when
+/// the configs take the plan's bookkeeping. A provision for the warm tier makes servers built
+/// for it (`for_warm`); a stopped server is stopping (`Destroying`) or stopped (`Gone`), as its
+/// stop is under way or done; a started one is starting, woken at `now`, not checked in, with
+/// the start's `queue_slots`. The queue is unchanged: requests are seated when
 /// servers are ready, not by a plan. New servers take their ids from `ids` in turn (then from
 /// the top of the id space).
 pub fn carry_out(
@@ -88,12 +93,39 @@ pub fn carry_out(
         }
         Destroyed::Gone => next.servers.retain(|sv| !gone.contains(&sv.id)),
     }
+    for a in &p.actions {
+        match a {
+            Action::Stop { server, .. } => {
+                for sv in next.servers.iter_mut().filter(|sv| sv.id == *server) {
+                    sv.state = match destroyed {
+                        Destroyed::Destroying => ServerState::Stopping,
+                        Destroyed::Gone => ServerState::Stopped,
+                    };
+                }
+            }
+            Action::Start {
+                server,
+                queue_slots,
+                ..
+            } => {
+                for sv in next.servers.iter_mut().filter(|sv| sv.id == *server) {
+                    sv.state = ServerState::Starting;
+                    sv.woken_at = Some(now);
+                    sv.checked_in_at = None;
+                    sv.queue_slots = *queue_slots;
+                    sv.for_warm = false;
+                }
+            }
+            _ => {}
+        }
+    }
     let mut made = 0usize;
     for a in &p.actions {
         let Action::Provision {
             config,
             count,
             queue_slots,
+            cause,
             ..
         } = a
         else {
@@ -125,7 +157,7 @@ pub fn carry_out(
                 outdated: false,
                 drained: None,
                 woken_at: None,
-                for_warm: false,
+                for_warm: *cause == Cause::WarmTier,
             });
         }
     }
