@@ -20,15 +20,17 @@ impl MemoryCloud {
         let now = Instant::now();
         let mut guard = self.lock();
         let inner = &mut *guard;
-        Self::throttle(inner)?;
         let rate = self.config.stop_failure_rate;
+        // As its destroy: whether the VM exists is answered before the rate limit.
         let Some(m) = inner.vms.get(vm_id) else {
             return Err(BackendError::NotFound(format!(
                 "{}: no VM {vm_id}",
                 self.config.name
             )));
         };
-        if m.power != Power::On {
+        let power = m.power;
+        Self::throttle(inner)?;
+        if power != Power::On {
             return Ok(());
         }
         if rate > 0.0 && inner.rng.random::<f64>() < rate {
@@ -58,14 +60,15 @@ impl MemoryCloud {
         let now = Instant::now();
         let mut guard = self.lock();
         let inner = &mut *guard;
-        Self::throttle(inner)?;
         let Some(m) = inner.vms.get(vm_id) else {
             return Err(BackendError::NotFound(format!(
                 "{}: no VM {vm_id}",
                 self.config.name
             )));
         };
-        match m.power {
+        let (power, offering) = (m.power, m.offering);
+        Self::throttle(inner)?;
+        match power {
             Power::On => return Ok(()),
             Power::Off { at } if now < at => {
                 // EC2 answers IncorrectInstanceState until the stop is done.
@@ -76,7 +79,6 @@ impl MemoryCloud {
             }
             Power::Off { .. } => {}
         }
-        let offering = m.offering;
         if let Some(e) = self.short_of(inner, offering, Some(vm_id), now) {
             tracing::debug!(offering, "no capacity for the start");
             return Err(e);

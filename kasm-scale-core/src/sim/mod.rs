@@ -35,8 +35,8 @@ pub use oracle::{Served, oracle_cost_within, oracle_vm_hours, oracle_vm_hours_wi
 pub use reconnect::{Reconnects, with_disconnects};
 pub use run::{Metrics, Series, SimError, simulate};
 pub use scenario::{
-    DEFAULT_CONFIG, DEFAULT_DAYS, DEFAULT_USERS, default_scenario, demand_policy, kasm_policy,
-    large_pool,
+    DEFAULT_CONFIG, DEFAULT_DAYS, DEFAULT_USERS, default_scenario, demand_policy, has_warm_tier,
+    kasm_policy, large_pool, without_warm_tier,
 };
 pub use stand_in::memory_stand_in;
 pub use trace::{Kind, TraceError, TraceEvent, parse_trace};
