@@ -1,13 +1,17 @@
 //! The in-memory cloud ([`MemoryCloud`]) and directory ([`MemoryDirectory`]): real
 //! implementations of the backend traits that keep everything in this process, with the boot
-//! latency, check-in delay, failures, throttling and capacity limits of a real cloud. Every
+//! latency, check-in delay, failures, throttling and capacity limits of a real cloud, stop and
+//! start (with a start latency and failure rates), capacity and outages per offering, and the
+//! VM time per offering that a simulation prices ([`MemoryCloud::usage`]). Every
 //! random choice comes from a seeded generator, and time from tokio's clock, so runs on tokio's
 //! paused clock are deterministic.
 
 mod checkin;
 mod cloud;
 mod directory;
+mod power;
 mod store;
+mod usage;
 
 use std::time::Duration;
 
@@ -15,9 +19,10 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 pub use checkin::{deliver_checkins, token_in};
-pub use cloud::{Checkin, MemoryCloud};
+pub use cloud::{Checkin, MemoryCloud, STOP_LATENCY};
 pub use directory::MemoryDirectory;
 pub use store::MemoryStore;
+pub use usage::{Cost, OfferingUsage, Usage};
 
 use crate::config::{Distribution, MAX_RATE_PER_SECOND, MIN_RATE_PER_SECOND};
 

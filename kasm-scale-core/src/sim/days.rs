@@ -5,10 +5,12 @@
 //! boundaries (in whole nanoseconds, so the sums do not depend on how the run steps through
 //! time); each day's oracle is [`oracle_vm_hours_within`] the day.
 
+use std::collections::BTreeMap;
+
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use super::oracle::{Served, oracle_vm_hours_within};
+use super::oracle::{Served, oracle_cost_within, oracle_vm_hours_within};
 use crate::config::Config;
 
 /// Nanoseconds in a day.
@@ -30,8 +32,19 @@ pub struct DayMetrics {
     pub served_immediately: u64,
     /// The same, in percent of the day's requests (100 without requests).
     pub served_immediately_pct: f64,
-    /// VM-hours within the day.
+    /// VM-hours within the day: VMs pending, running or stopping (billed as running).
     pub vm_hours: f64,
+    /// (ours) Hours of stopped VMs within the day (the warm tier's).
+    pub stopped_vm_hours: f64,
+    /// (ours) What the day's VM time cost: running VM-hours × `price_per_hour` plus stopped
+    /// ones × `stopped_price_per_hour`, each at its offering's prices. Left out when any of it
+    /// is unpriced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+    /// (ours) The oracle's VM-hours within the day at offering 0's price (see
+    /// [`super::oracle_cost_within`]); left out when unpriced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oracle_cost: Option<f64>,
     /// The oracle's lower bound within the day (see [`oracle_vm_hours_within`]).
     pub oracle_vm_hours: f64,
     /// `vm_hours / oracle_vm_hours` (0 when the bound is 0).
@@ -40,14 +53,99 @@ pub struct DayMetrics {
     pub wait_p99_s: f64,
 }
 
+/// What one stretch of VM time is billed as: its provider (index), whether the VMs were
+/// stopped, and the price per hour of that (its bits; `None`: unpriced).
+pub(crate) type Meter = (usize, bool, Option<u64>);
+
+/// `count` VMs on one meter during a stretch of time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Metered {
+    /// The provider's index.
+    pub provider: usize,
+    /// Whether they were stopped (else pending, running or stopping).
+    pub stopped: bool,
+    /// Their price per hour (running or stopped price as `stopped` says), if priced.
+    pub price: Option<f64>,
+    /// How many.
+    pub count: u64,
+}
+
 /// One day's tallies while the simulation runs.
 #[derive(Debug, Default)]
 struct Tally {
     requests: u64,
     immediate: u64,
     waits: Vec<f64>,
-    /// VM time per provider, in nanoseconds.
-    vm_nanos: Vec<u128>,
+    /// VM time per meter, in nanoseconds: whole numbers, so that the sums (and the costs made
+    /// of them) do not depend on how the run steps through time.
+    meters: BTreeMap<Meter, u128>,
+}
+
+/// VM time per provider and its cost, from meters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Billed {
+    /// Running VM time per provider, in nanoseconds.
+    pub vm_nanos: Vec<u128>,
+    /// Stopped VM time per provider, in nanoseconds.
+    pub stopped_nanos: Vec<u128>,
+    /// Cost of the running time per provider (`None`: some of it unpriced).
+    pub running_cost: Vec<Option<f64>>,
+    /// Cost of the stopped time per provider (`None`: some of it unpriced).
+    pub stopped_cost: Vec<Option<f64>>,
+}
+
+impl Billed {
+    /// For `providers` providers, from `meters`.
+    pub(crate) fn of(meters: &BTreeMap<Meter, u128>, providers: usize) -> Self {
+        let mut b = Billed {
+            vm_nanos: vec![0; providers],
+            stopped_nanos: vec![0; providers],
+            running_cost: vec![Some(0.0); providers],
+            stopped_cost: vec![Some(0.0); providers],
+        };
+        for (&(provider, stopped, price), &nanos) in meters {
+            if provider >= providers || nanos == 0 {
+                continue;
+            }
+            let (time, cost) = if stopped {
+                (&mut b.stopped_nanos, &mut b.stopped_cost)
+            } else {
+                (&mut b.vm_nanos, &mut b.running_cost)
+            };
+            time[provider] += nanos;
+            cost[provider] = match (cost[provider], price) {
+                (Some(sum), Some(p)) => Some(sum + nanos as f64 / 3.6e12 * f64::from_bits(p)),
+                _ => None,
+            };
+        }
+        b
+    }
+
+    /// Provider `i`'s cost, running and stopped, if all of it is priced.
+    pub(crate) fn cost_of(&self, i: usize) -> Option<f64> {
+        Some(self.running_cost.get(i).copied()?? + self.stopped_cost.get(i).copied()??)
+    }
+
+    /// The cost over every provider, if all of it is priced (`None` too without providers).
+    pub(crate) fn cost(&self) -> Option<f64> {
+        if self.vm_nanos.is_empty() {
+            return None;
+        }
+        (0..self.vm_nanos.len()).map(|i| self.cost_of(i)).sum()
+    }
+
+    /// The running (`stopped` false) or stopped cost over every provider, if all priced.
+    pub(crate) fn cost_part(&self, stopped: bool) -> Option<f64> {
+        let part = if stopped {
+            &self.stopped_cost
+        } else {
+            &self.running_cost
+        };
+        if part.is_empty() {
+            return None;
+        }
+        part.iter().copied().sum()
+    }
 }
 
 /// The per-day tallies of a running simulation; times are nanoseconds from its start.
@@ -55,6 +153,7 @@ struct Tally {
 pub(crate) struct Ledger {
     warmup_days: u32,
     days: Vec<Tally>,
+    providers: usize,
 }
 
 /// What the whole run (its warm-up left out) measured, from the ledger.
@@ -66,8 +165,8 @@ pub(crate) struct Whole {
     pub immediate: u64,
     /// Their waits (served ones), sorted.
     pub waits: Vec<f64>,
-    /// VM time per provider after the warm-up, in nanoseconds.
-    pub vm_nanos: Vec<u128>,
+    /// VM time per provider after the warm-up, and its cost.
+    pub billed: Billed,
     /// Every day's figures, warm-up days included.
     pub days: Vec<DayMetrics>,
 }
@@ -86,13 +185,12 @@ impl Ledger {
     /// `warmup_days` days are warm-up, with `providers` VM providers.
     pub(crate) fn new(end: u128, warmup_days: u32, providers: usize) -> Self {
         let n = end.div_ceil(DAY).max(1);
-        let days = (0..n)
-            .map(|_| Tally {
-                vm_nanos: vec![0; providers],
-                ..Tally::default()
-            })
-            .collect();
-        Self { warmup_days, days }
+        let days = (0..n).map(|_| Tally::default()).collect();
+        Self {
+            warmup_days,
+            days,
+            providers,
+        }
     }
 
     /// Where the warm-up ends, in nanoseconds from the start.
@@ -127,8 +225,8 @@ impl Ledger {
         self.day(arrived).waits.push(seconds);
     }
 
-    /// `counts[i]` VMs of provider `i` lived from `from` to `to`: their time, cut at the days.
-    pub(crate) fn vm_time(&mut self, mut from: u128, to: u128, counts: &[u64]) {
+    /// The VMs of `counts` lived from `from` to `to`: their time, cut at the days.
+    pub(crate) fn vm_time(&mut self, mut from: u128, to: u128, counts: &[Metered]) {
         while from < to {
             let last = (self.days.len() - 1) as u128;
             let day_end = if from / DAY >= last {
@@ -138,8 +236,9 @@ impl Ledger {
             };
             let until = to.min(day_end);
             let tally = self.day(from);
-            for (sum, n) in tally.vm_nanos.iter_mut().zip(counts) {
-                *sum += (until - from) * u128::from(*n);
+            for m in counts {
+                let meter = (m.provider, m.stopped, m.price.map(f64::to_bits));
+                *tally.meters.entry(meter).or_default() += (until - from) * u128::from(m.count);
             }
             from = until;
         }
@@ -155,12 +254,13 @@ impl Ledger {
         end: f64,
     ) -> Whole {
         let warmup_days = self.warmup_days;
-        let providers = self.days.first().map_or(0, |d| d.vm_nanos.len());
+        let providers = self.providers;
+        let mut after_warmup: BTreeMap<Meter, u128> = BTreeMap::new();
         let mut whole = Whole {
             requests: 0,
             immediate: 0,
             waits: Vec::new(),
-            vm_nanos: vec![0; providers],
+            billed: Billed::default(),
             days: Vec::with_capacity(self.days.len()),
         };
         for (i, mut tally) in self.days.into_iter().enumerate() {
@@ -170,7 +270,9 @@ impl Ledger {
                 86_400.0 * f64::from(day),
                 (86_400.0 * f64::from(day + 1)).min(end),
             );
-            let vm_hours = tally.vm_nanos.iter().sum::<u128>() as f64 / 3.6e12;
+            let billed = Billed::of(&tally.meters, providers);
+            let vm_hours = billed.vm_nanos.iter().sum::<u128>() as f64 / 3.6e12;
+            let stopped_vm_hours = billed.stopped_nanos.iter().sum::<u128>() as f64 / 3.6e12;
             let oracle = oracle_vm_hours_within(config, served, from, to);
             tally.waits.sort_by(f64::total_cmp);
             let date = start
@@ -185,6 +287,9 @@ impl Ledger {
                 served_immediately: tally.immediate,
                 served_immediately_pct: pct(tally.immediate, tally.requests),
                 vm_hours,
+                stopped_vm_hours,
+                cost: billed.cost(),
+                oracle_cost: oracle_cost_within(config, served, from, to),
                 oracle_vm_hours: oracle,
                 ratio_to_oracle: if oracle > 0.0 { vm_hours / oracle } else { 0.0 },
                 wait_p99_s: percentile(&tally.waits, 0.99),
@@ -193,11 +298,12 @@ impl Ledger {
                 whole.requests += tally.requests;
                 whole.immediate += tally.immediate;
                 whole.waits.append(&mut tally.waits);
-                for (sum, n) in whole.vm_nanos.iter_mut().zip(&tally.vm_nanos) {
-                    *sum += n;
+                for (meter, nanos) in &tally.meters {
+                    *after_warmup.entry(*meter).or_default() += nanos;
                 }
             }
         }
+        whole.billed = Billed::of(&after_warmup, providers);
         whole.waits.sort_by(f64::total_cmp);
         whole
     }
@@ -220,13 +326,54 @@ mod tests {
     fn vm_time_is_cut_at_the_days_and_overruns_go_to_the_last() {
         let mut l = Ledger::new(2 * DAY + 5, 1, 2);
         assert_eq!(l.days.len(), 3);
-        l.vm_time(DAY - 10, 2 * DAY + 20, &[1, 2]);
-        let got: Vec<Vec<u128>> = l.days.iter().map(|d| d.vm_nanos.clone()).collect();
+        let running = |provider, count| Metered {
+            provider,
+            stopped: false,
+            price: None,
+            count,
+        };
+        l.vm_time(DAY - 10, 2 * DAY + 20, &[running(0, 1), running(1, 2)]);
+        let got: Vec<Vec<u128>> = l
+            .days
+            .iter()
+            .map(|d| Billed::of(&d.meters, 2).vm_nanos)
+            .collect();
         assert_eq!(got, [vec![10, 20], vec![DAY, 2 * DAY], vec![20, 40]]);
         assert!(l.in_warmup(DAY - 1) && !l.in_warmup(DAY));
         l.request(3 * DAY, true);
         assert_eq!(l.days[2].requests, 1);
         assert_eq!(percentile(&[], 0.99), 0.0);
         assert_eq!(percentile(&[1.0, 2.0, 3.0], 0.5), 2.0);
+    }
+
+    #[test]
+    fn billed_time_costs_its_meters_prices_and_unpriced_time_has_no_cost() {
+        let hour = 3_600_000_000_000u128;
+        let mut l = Ledger::new(DAY, 0, 2);
+        let m = |provider, stopped, price, count| Metered {
+            provider,
+            stopped,
+            price,
+            count,
+        };
+        // Provider 0: 2 running VMs at 0.5 an hour and 1 stopped at 0.05, for 2 hours.
+        l.vm_time(
+            0,
+            2 * hour,
+            &[m(0, false, Some(0.5), 2), m(0, true, Some(0.05), 1)],
+        );
+        let b = Billed::of(&l.days[0].meters, 2);
+        assert_eq!(b.vm_nanos, [4 * hour, 0]);
+        assert_eq!(b.stopped_nanos, [2 * hour, 0]);
+        assert!((b.cost().unwrap() - 2.1).abs() < 1e-9, "{b:?}");
+        assert!((b.cost_part(false).unwrap() - 2.0).abs() < 1e-9);
+        assert!((b.cost_part(true).unwrap() - 0.1).abs() < 1e-9);
+        // Provider 1 runs a VM without a price: its cost and the total are unknown.
+        l.vm_time(2 * hour, 3 * hour, &[m(1, false, None, 1)]);
+        let b = Billed::of(&l.days[0].meters, 2);
+        assert!((b.cost_of(0).unwrap() - 2.1).abs() < 1e-9);
+        assert_eq!(b.cost_of(1), None);
+        assert_eq!(b.cost(), None);
+        assert_eq!(b.cost_part(true).map(|c| (c * 100.0).round()), Some(10.0));
     }
 }

@@ -3,6 +3,7 @@
 
 mod capacity;
 mod change;
+mod cost;
 mod days;
 mod duration;
 mod effects;
@@ -14,6 +15,7 @@ mod oracle;
 mod reconnect;
 mod run;
 mod scenario;
+mod stand_in;
 mod trace;
 
 pub use crate::memory::{deliver_checkins, token_in};
@@ -29,11 +31,12 @@ pub use limits::{
     SIM_START_RANGE,
 };
 pub use options::{Progress, SimOptions};
-pub use oracle::{Served, oracle_vm_hours, oracle_vm_hours_within};
+pub use oracle::{Served, oracle_cost_within, oracle_vm_hours, oracle_vm_hours_within};
 pub use reconnect::{Reconnects, with_disconnects};
-pub use run::{Metrics, Series, SimError, memory_stand_in, simulate};
+pub use run::{Metrics, Series, SimError, simulate};
 pub use scenario::{
-    DEFAULT_CONFIG, DEFAULT_DAYS, DEFAULT_USERS, default_scenario, demand_policy, kasm_policy,
-    large_pool,
+    DEFAULT_CONFIG, DEFAULT_DAYS, DEFAULT_USERS, default_scenario, demand_policy, has_warm_tier,
+    kasm_policy, large_pool, without_warm_tier,
 };
+pub use stand_in::memory_stand_in;
 pub use trace::{Kind, TraceError, TraceEvent, parse_trace};

@@ -8,13 +8,16 @@ use jiff::SignedDuration;
 use serde::Serialize;
 
 use super::change::{ChangeMetrics, Clouds, reload, with_stand_ins};
+use super::cost::Prices;
+// Where the stand-in was defined before it had a file of its own (`sim/change.rs` imports it).
 use super::days::{DayMetrics, Ledger, pct, percentile};
 use super::effects::{Minutes, Tracker, minutes_below};
 use super::options::{Progress, SimOptions};
-use super::oracle::{Served, oracle_vm_hours_within};
+use super::oracle::{Served, oracle_cost_within, oracle_vm_hours_within};
 use super::reconnect::Reconnects;
+pub(crate) use super::stand_in::memory_stand_in;
 use super::trace::{Kind, TraceEvent};
-use crate::config::{Config, Distribution, MemoryVmConfig, VmProviderConfig};
+use crate::config::Config;
 use crate::controller::{
     Autoscaler, CheckinStatus, ControllerError, Event, SessionId, SessionOutcome,
 };
@@ -47,10 +50,32 @@ pub struct Metrics {
     pub wait_p99_s: f64,
     /// Longest wait.
     pub wait_max_s: f64,
-    /// VM-hours in all (after the warm-up).
+    /// VM-hours in all (after the warm-up): VMs pending, running or stopping, which the
+    /// clouds bill as running.
     pub vm_hours: f64,
     /// VM-hours per VM provider config.
     pub vm_hours_by_provider: BTreeMap<String, f64>,
+    /// (ours) Hours of stopped VMs (after the warm-up): the warm tier's, billed for their
+    /// disks only.
+    pub stopped_vm_hours: f64,
+    /// (ours) What the VM time cost (after the warm-up): running VM-hours × `price_per_hour`
+    /// plus stopped ones × `stopped_price_per_hour`, each at the prices of the offering the VM
+    /// was made from. Left out (not 0) when any of that time is unpriced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+    /// (ours) The running VM-hours' part of [`Metrics::cost`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running_cost: Option<f64>,
+    /// (ours) The stopped VM-hours' part of [`Metrics::cost`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_cost: Option<f64>,
+    /// (ours) Cost per VM provider config, for those whose time is all priced.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub cost_by_provider: BTreeMap<String, f64>,
+    /// (ours) The oracle's VM-hours at offering 0's price (see [`super::oracle_cost_within`]);
+    /// left out when unpriced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oracle_cost: Option<f64>,
     /// The lower bound on VM-hours with perfect foresight and the same boot latency, for the
     /// sessions served as long as they were served (see [`super::oracle_vm_hours`]), after
     /// the warm-up (see [`super::oracle_vm_hours_within`]).
@@ -145,46 +170,6 @@ pub enum SimError {
         /// Why.
         error: crate::controller::ControllerError,
     },
-}
-
-/// The in-memory stand-in for a provider: its own settings when it is a memory provider, else
-/// typical figures for the cloud (boot 90–150 s, check-in 20–60 s). No guest runs the startup
-/// script in a simulation, so the stand-in's script is just the check-in token.
-pub fn memory_stand_in(provider: &VmProviderConfig) -> MemoryVmConfig {
-    match provider {
-        VmProviderConfig::Memory(m) => MemoryVmConfig {
-            startup_script: "{checkin_jwt}".into(),
-            startup_script_builtin: None,
-            startup_script_variables: Default::default(),
-            ..m.clone()
-        },
-        other => MemoryVmConfig {
-            name: other.name().to_owned(),
-            max_instances: other.max_instances(),
-            startup_script: "{checkin_jwt}".into(),
-            startup_script_builtin: None,
-            startup_script_variables: Default::default(),
-            boot_latency: Distribution::Uniform([90.0, 150.0]),
-            checkin_delay: Distribution::Uniform([20.0, 60.0]),
-            create_failure_rate: 0.0,
-            destroy_failure_rate: 0.0,
-            never_checkin_rate: 0.0,
-            rate_limit_per_second: None,
-            capacity: None,
-            outages: Vec::new(),
-            price_per_hour: None,
-            stopped_price_per_hour: None,
-            alternatives: Vec::new(),
-            capacity_skip_seconds: crate::config::DEFAULT_CAPACITY_SKIP_SECONDS,
-            start_latency: Distribution::Uniform([60.0, 120.0]),
-            stop_failure_rate: 0.0,
-            start_failure_rate: 0.0,
-            // The controller paces its calls to the stand-in as it would to the cloud.
-            api_concurrency: other.api_fields().0,
-            api_rate_limit_per_second: other.api_fields().1,
-            api_call_timeout: other.api_fields().2,
-        },
-    }
 }
 
 /// Runs `trace` through a controller for `config`, with in-memory stand-ins for its clouds and
@@ -338,16 +323,13 @@ async fn run(
     let minute = Duration::from_secs(60);
     let mut in_force = config.clone();
     let mut reconnects = Reconnects::default();
+    let mut prices = Prices::of(&clouds.list);
 
     loop {
         let now = tokio::time::Instant::now();
-        // VM time since the last step.
-        let counts: Vec<u64> = clouds
-            .list
-            .iter()
-            .map(|(_, c)| c.vm_count() as u64)
-            .collect();
-        let total: u64 = counts.iter().sum();
+        // VM time since the last step, on the meters of its offerings' prices.
+        let counts = prices.counts(&clouds.list);
+        let total: u64 = counts.iter().map(|m| m.count).sum();
         ledger.vm_time(ns(last_step), ns(now), &counts);
         // The VMs counted lived until now: the peak counts those that lived after the warm-up.
         if ns(now) > ledger.warmup_end() {
@@ -385,6 +367,7 @@ async fn run(
             book.tracker
                 .applied(&scaler, &change.label, reloaded, scaler.now(), secs(now));
             in_force = next_config.clone();
+            prices = Prices::of(&clouds.list);
             skipper = super::idle::Skipper::new(&in_force, options.tick);
             minutes.config(&in_force);
             next_change += 1;
@@ -590,13 +573,21 @@ async fn run(
         .count() as u64;
     let whole = ledger.finish(&config, &served, options.start, finish);
     let waits = &whole.waits;
+    let billed = &whole.billed;
     let vm_hours_by_provider: BTreeMap<String, f64> = clouds
         .list
         .iter()
-        .zip(&whole.vm_nanos)
+        .zip(&billed.vm_nanos)
         .map(|((k, _), v)| (k.clone(), *v as f64 / 3.6e12))
         .collect();
     let vm_hours: f64 = vm_hours_by_provider.values().sum();
+    let stopped_vm_hours = billed.stopped_nanos.iter().sum::<u128>() as f64 / 3.6e12;
+    let cost_by_provider: BTreeMap<String, f64> = clouds
+        .list
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (k, _))| Some((k.clone(), billed.cost_of(i)?)))
+        .collect();
     let oracle = oracle_vm_hours_within(&config, &served, warmup_end, finish);
     let (made, gone) = counts_of(&clouds.list);
     let (made_before, gone_before) = warm_counts.unwrap_or((made, gone));
@@ -613,6 +604,12 @@ async fn run(
         wait_max_s: waits.last().copied().unwrap_or(0.0),
         vm_hours,
         vm_hours_by_provider,
+        stopped_vm_hours,
+        cost: billed.cost(),
+        running_cost: billed.cost_part(false),
+        stopped_cost: billed.cost_part(true),
+        cost_by_provider,
+        oracle_cost: oracle_cost_within(&config, &served, warmup_end, finish),
         oracle_vm_hours: oracle,
         ratio_to_oracle: if oracle > 0.0 { vm_hours / oracle } else { 0.0 },
         peak_servers: peak,

@@ -31,9 +31,10 @@ pub fn default_scenario(seed: u64) -> (Config, Vec<TraceEvent>) {
 /// The same configuration under Kasm's rules exactly: each config keeps its
 /// `minimum_pool_standby_sessions` while a schedule window is open (Kasm's schedules are active
 /// windows), with the static standby policy. What is ours and not Kasm's is taken out: the
-/// per-window minimums of schedules and `standby_policy = "demand"`.
+/// per-window minimums of schedules, `standby_policy = "demand"` and the warm tier
+/// (`warm_pool`).
 pub fn kasm_policy(config: &Config) -> Config {
-    let mut plain = config.clone();
+    let mut plain = without_warm_tier(config);
     for c in plain.pools.iter_mut().flat_map(|p| &mut p.autoscale) {
         c.standby_policy = StandbyPolicy::Static;
         for s in &mut c.schedules {
@@ -51,6 +52,25 @@ pub fn demand_policy(config: &Config) -> Config {
         c.standby_policy = StandbyPolicy::Demand;
     }
     ours
+}
+
+/// (ours) The same configuration without any warm tier (every `warm_pool` taken out): running
+/// standby only, to compare a warm tier with.
+pub fn without_warm_tier(config: &Config) -> Config {
+    let mut running = config.clone();
+    for c in running.pools.iter_mut().flat_map(|p| &mut p.autoscale) {
+        c.warm_pool = None;
+    }
+    running
+}
+
+/// (ours) Whether any auto-scale config of `config` keeps a warm tier.
+pub fn has_warm_tier(config: &Config) -> bool {
+    config
+        .pools
+        .iter()
+        .flat_map(|p| &p.autoscale)
+        .any(|c| c.warm_pool.is_some())
 }
 
 /// (ours) The large pool of the rollout benchmark and its test: one config on the in-memory

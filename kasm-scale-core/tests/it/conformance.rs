@@ -4,12 +4,14 @@
 use std::time::Duration;
 
 use kasm_scale_core::Secret;
-use kasm_scale_core::config::{Distribution, MemoryVmConfig};
+use kasm_scale_core::config::{Distribution, MemoryAlternative, MemoryVmConfig, Outage};
 use kasm_scale_core::engine::ServerId;
-use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory};
-use kasm_scale_core::testkit::{directory_contract, vm_provider_contract};
+use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory, STOP_LATENCY};
+use kasm_scale_core::testkit::{
+    directory_contract, vm_provider_contract, vm_provider_stop_start_contract,
+};
 use kasm_scale_core::traits::{
-    BackendError, ComputerSpec, DirectoryService, Owner, VmProvider, VmSpec, VmState,
+    BackendError, ComputerSpec, DirectoryService, Owner, StopMode, VmProvider, VmSpec, VmState,
 };
 
 fn config() -> MemoryVmConfig {
@@ -61,6 +63,266 @@ async fn memory_cloud_passes_the_conformance_suite() {
     let mut flaky = config();
     flaky.rate_limit_per_second = Some(2.0);
     vm_provider_contract(&MemoryCloud::new(flaky, 2), "conformance").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_cloud_passes_the_stop_start_conformance_suite() {
+    let limit = Duration::from_secs(600);
+    let cloud = MemoryCloud::new(config(), 1);
+    assert!(cloud.capabilities().stop_start);
+    vm_provider_stop_start_contract(&cloud, "power", limit).await;
+    // With throttling and failing stops and starts: the suite retries what is retryable.
+    let mut flaky = config();
+    flaky.rate_limit_per_second = Some(2.0);
+    flaky.stop_failure_rate = 0.5;
+    flaky.start_failure_rate = 0.5;
+    flaky.start_latency = Distribution::Uniform([60.0, 120.0]);
+    vm_provider_stop_start_contract(&MemoryCloud::new(flaky, 2), "power", limit).await;
+}
+
+/// Stop or start through the provider's API (the cloud's own `stop` is a guest shutdown).
+async fn stop(cloud: &MemoryCloud, vm_id: &str) -> Result<(), BackendError> {
+    VmProvider::stop(cloud, vm_id, StopMode::Stop).await
+}
+
+async fn state(cloud: &MemoryCloud, vm_id: &str) -> Option<VmState> {
+    cloud.get(vm_id).await.unwrap().map(|v| v.state)
+}
+
+fn on(offering: u32, n: u128) -> VmSpec {
+    VmSpec {
+        offering,
+        ..spec(n)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_started_vm_boots_for_the_start_latency_and_its_guest_checks_in_again() {
+    let mut c = config();
+    c.start_latency = Distribution::Fixed(90.0);
+    c.checkin_delay = Distribution::Fixed(15.0);
+    let cloud = MemoryCloud::new(c, 7);
+    let vm = cloud.create(&spec(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(75)).await;
+    assert_eq!(cloud.due_checkins().len(), 1, "the first boot's check-in");
+    stop(&cloud, &vm.vm_id).await.unwrap();
+    assert_eq!(state(&cloud, &vm.vm_id).await, Some(VmState::Stopping));
+    assert_eq!(
+        cloud.next_event(),
+        Some(tokio::time::Instant::now() + STOP_LATENCY)
+    );
+    tokio::time::sleep(STOP_LATENCY).await;
+    assert_eq!(state(&cloud, &vm.vm_id).await, Some(VmState::Stopped));
+    assert_eq!(cloud.stopped_count(), 1);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert!(cloud.due_checkins().is_empty(), "a stopped guest is silent");
+
+    cloud.start(&vm.vm_id).await.unwrap();
+    assert_eq!(state(&cloud, &vm.vm_id).await, Some(VmState::Pending));
+    tokio::time::sleep(Duration::from_millis(89_999)).await;
+    assert_eq!(state(&cloud, &vm.vm_id).await, Some(VmState::Pending));
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(state(&cloud, &vm.vm_id).await, Some(VmState::Running));
+    assert!(cloud.due_checkins().is_empty(), "not before its check-in delay");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let again = cloud.due_checkins();
+    assert_eq!(again.len(), 1, "it checks in again after the start");
+    assert_eq!(again[0].vm_id, vm.vm_id);
+    assert_eq!(again[0].startup_script.expose(), "token-1");
+    assert!(cloud.due_checkins().is_empty(), "once per boot");
+    assert_eq!(cloud.stopped_count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_guest_that_never_checks_in_does_not_after_a_start_either() {
+    let mut c = config();
+    c.never_checkin_rate = 1.0;
+    let cloud = MemoryCloud::new(c, 7);
+    let vm = cloud.create(&spec(1)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    stop(&cloud, &vm.vm_id).await.unwrap();
+    tokio::time::sleep(STOP_LATENCY).await;
+    cloud.start(&vm.vm_id).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(state(&cloud, &vm.vm_id).await, Some(VmState::Running));
+    assert!(cloud.due_checkins().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_and_start_fail_transiently_at_their_rates() {
+    let mut c = config();
+    c.stop_failure_rate = 1.0;
+    c.start_failure_rate = 1.0;
+    let cloud = MemoryCloud::new(c.clone(), 7);
+    let vm = cloud.create(&spec(1)).await.unwrap();
+    let e = stop(&cloud, &vm.vm_id).await.unwrap_err();
+    assert!(matches!(e, BackendError::Transient(_)) && e.is_retryable(), "{e}");
+    assert_eq!(state(&cloud, &vm.vm_id).await, Some(VmState::Pending));
+    assert!(cloud.due_checkins().is_empty());
+    cloud.stop(&vm.vm_id); // its guest shuts down
+    let e = cloud.start(&vm.vm_id).await.unwrap_err();
+    assert!(matches!(e, BackendError::Transient(_)), "{e}");
+    assert_eq!(state(&cloud, &vm.vm_id).await, Some(VmState::Stopped));
+    // A stop of a stopped VM and a start of a running one change nothing and do not fail.
+    stop(&cloud, &vm.vm_id).await.unwrap();
+    // Half the calls fail, each drawn on its own.
+    c.stop_failure_rate = 0.5;
+    c.start_failure_rate = 0.5;
+    let cloud = MemoryCloud::new(c, 8);
+    let vm = cloud.create(&spec(1)).await.unwrap();
+    let (mut stops, mut starts) = (0, 0);
+    for _ in 0..200 {
+        if stop(&cloud, &vm.vm_id).await.is_err() {
+            stops += 1;
+            continue;
+        }
+        tokio::time::sleep(STOP_LATENCY).await;
+        while cloud.start(&vm.vm_id).await.is_err() {
+            starts += 1;
+        }
+        cloud.start(&vm.vm_id).await.unwrap();
+    }
+    assert!((60..=140).contains(&stops), "{stops} of 200 stops failed");
+    assert!(starts > 40, "{starts} starts failed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_of_a_vm_that_is_still_stopping_is_retryable_and_of_a_gone_one_not_found() {
+    let cloud = MemoryCloud::new(config(), 7);
+    let vm = cloud.create(&spec(1)).await.unwrap();
+    stop(&cloud, &vm.vm_id).await.unwrap();
+    let e = cloud.start(&vm.vm_id).await.unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert!(e.to_string().contains("still stopping"), "{e}");
+    cloud.destroy(&vm.vm_id).await.unwrap();
+    assert!(matches!(
+        cloud.start(&vm.vm_id).await,
+        Err(BackendError::NotFound(_))
+    ));
+    assert!(matches!(
+        stop(&cloud, &vm.vm_id).await,
+        Err(BackendError::NotFound(_))
+    ));
+}
+
+fn two_offerings() -> MemoryVmConfig {
+    let mut c = config();
+    c.capacity = Some(1);
+    c.alternatives = vec![MemoryAlternative {
+        name: Some("zone-b".into()),
+        capacity: Some(1),
+        outages: Vec::new(),
+        price_per_hour: None,
+        stopped_price_per_hour: None,
+    }];
+    c
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_offering_has_its_own_capacity_and_a_stopped_vm_holds_none() {
+    let cloud = MemoryCloud::new(two_offerings(), 1);
+    let a = cloud.create(&on(0, 1)).await.unwrap();
+    let e = cloud.create(&on(0, 2)).await.unwrap_err();
+    assert!(matches!(e, BackendError::Capacity(_)), "{e}");
+    assert!(e.to_string().contains("`primary`"), "{e}");
+    let b = cloud.create(&on(1, 3)).await.unwrap();
+    assert_eq!(cloud.offering_of(&b.vm_id), Some(1));
+    assert_eq!(cloud.offering_of(&a.vm_id), Some(0));
+    let e = cloud.create(&on(1, 4)).await.unwrap_err();
+    assert!(e.to_string().contains("`zone-b`"), "{e}");
+    let e = cloud.create(&on(2, 5)).await.unwrap_err();
+    assert!(matches!(e, BackendError::InvalidRequest(_)), "{e}");
+    assert!(e.to_string().contains("offering 2"), "{e}");
+
+    // A stopping VM still holds its place; a stopped one does not.
+    stop(&cloud, &a.vm_id).await.unwrap();
+    assert!(matches!(
+        cloud.create(&on(0, 2)).await,
+        Err(BackendError::Capacity(_))
+    ));
+    tokio::time::sleep(STOP_LATENCY).await;
+    let c = cloud.create(&on(0, 2)).await.unwrap();
+    // Its start now finds the offering full, as an EC2 start can.
+    let e = cloud.start(&a.vm_id).await.unwrap_err();
+    assert!(matches!(e, BackendError::Capacity(_)), "{e}");
+    assert_eq!(state(&cloud, &a.vm_id).await, Some(VmState::Stopped));
+    cloud.destroy(&c.vm_id).await.unwrap();
+    cloud.start(&a.vm_id).await.unwrap();
+    assert_eq!(state(&cloud, &a.vm_id).await, Some(VmState::Pending));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_of_one_offering_refuses_its_creates_and_starts_only() {
+    let mut c = two_offerings();
+    c.capacity = None;
+    c.alternatives[0].capacity = None;
+    c.alternatives[0].outages = vec![Outage {
+        start: 100.0,
+        duration: 50.0,
+    }];
+    let cloud = MemoryCloud::new(c, 1);
+    let b = cloud.create(&on(1, 1)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    stop(&cloud, &b.vm_id).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await; // 100 s: the outage
+    for result in [
+        cloud.create(&on(1, 2)).await.map(|_| ()),
+        cloud.start(&b.vm_id).await,
+    ] {
+        let e = result.unwrap_err();
+        assert!(matches!(e, BackendError::Capacity(_)), "{e}");
+        assert!(e.to_string().contains("`zone-b`") && e.to_string().contains("outage"));
+    }
+    cloud.create(&on(0, 3)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    cloud.start(&b.vm_id).await.unwrap();
+    cloud.create(&on(1, 2)).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn usage_counts_running_and_stopped_time_per_offering_and_prices_it() {
+    let mut c = two_offerings();
+    c.capacity = None;
+    c.alternatives[0].capacity = None;
+    c.price_per_hour = Some(1.0);
+    c.stopped_price_per_hour = Some(0.1);
+    c.alternatives[0].price_per_hour = Some(3.0);
+    let hour = Duration::from_secs(3600);
+    let cloud = MemoryCloud::new(c, 1);
+    let a = cloud.create(&on(0, 1)).await.unwrap();
+    tokio::time::sleep(hour - STOP_LATENCY).await;
+    // Running (pending, then running, then stopping) 1 h, then stopped 2 h.
+    stop(&cloud, &a.vm_id).await.unwrap();
+    tokio::time::sleep(STOP_LATENCY + 2 * hour).await;
+    let u = cloud.usage();
+    assert_eq!(u.offerings[&0].running, hour);
+    assert_eq!(u.offerings[&0].stopped, 2 * hour);
+    let cost = cloud.cost().unwrap();
+    assert!((cost.running - 1.0).abs() < 1e-9, "{cost:?}");
+    assert!((cost.stopped - 0.2).abs() < 1e-9, "{cost:?}");
+    assert!((cost.total() - 1.2).abs() < 1e-9);
+
+    // A started VM runs again; a destroyed one costs nothing more.
+    cloud.start(&a.vm_id).await.unwrap();
+    let b = cloud.create(&on(1, 2)).await.unwrap();
+    tokio::time::sleep(hour / 2).await;
+    cloud.destroy(&a.vm_id).await.unwrap();
+    cloud.destroy(&b.vm_id).await.unwrap();
+    tokio::time::sleep(10 * hour).await;
+    let u = cloud.usage();
+    assert_eq!(u.offerings[&0].running, hour + hour / 2);
+    assert_eq!(u.offerings[&0].stopped, 2 * hour);
+    assert_eq!(u.offerings[&1].running, hour / 2);
+    assert_eq!(u.stopped(), 2 * hour);
+    // Offering 1's stopped price is the config's; it has no stopped time anyway.
+    let cost = cloud.cost().unwrap();
+    assert!((cost.total() - (1.5 + 0.2 + 1.5)).abs() < 1e-9, "{cost:?}");
+    // The same usage without prices: no cost, not 0.
+    let unpriced = MemoryCloud::new(config(), 1);
+    unpriced.create(&spec(1)).await.unwrap();
+    tokio::time::sleep(hour).await;
+    assert_eq!(unpriced.cost(), None);
+    assert_eq!(unpriced.usage().running(), hour);
 }
 
 #[tokio::test(start_paused = true)]

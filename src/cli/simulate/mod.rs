@@ -12,7 +12,7 @@ use kasm_scale_core::config::Config;
 use kasm_scale_core::sim::{
     ConfigChange, DEFAULT_CONFIG, DEFAULT_DAYS, DEFAULT_USERS, MAX_SIM_DURATION, MAX_SIM_EVENTS,
     Metrics, Progress, Series, SimError, SimOptions, TraceEvent, class_week, demand_policy,
-    kasm_policy, office_week, parse_change_time, parse_duration, parse_trace, simulate,
+    has_warm_tier, kasm_policy, office_week, without_warm_tier, parse_change_time, parse_duration, parse_trace, simulate,
     with_disconnects,
 };
 use kasm_scale_core::{ConfigError, Format, load_file, load_str};
@@ -89,7 +89,8 @@ pub struct Args {
     /// Print the metrics as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// Run the plain Kasm policy and ours on the same trace, side by side.
+    /// Run the plain Kasm policy and ours on the same trace, side by side; when a config keeps
+    /// a warm tier (`warm_pool`), ours twice: with running standby only and with the warm tier.
     #[arg(long)]
     pub compare: bool,
     /// Apply configuration FILE at AT, as a reload would (repeatable): AT an RFC 3339 time or
@@ -348,9 +349,16 @@ pub fn run(args: Args) -> ExitCode {
     };
 
     // The same configuration twice: under Kasm's rules exactly, and with our demand policy
-    // (the changes' configurations the same way).
+    // (the changes' configurations the same way); with a warm tier, our demand policy with
+    // running standby only and with the warm tier.
     type Policy = fn(&Config) -> Config;
-    let runs: Vec<(&str, &str, Policy)> = if args.compare {
+    let runs: Vec<(&str, &str, Policy)> = if args.compare && has_warm_tier(&config) {
+        vec![
+            ("kasm", "Kasm's rules", kasm_policy),
+            ("kasm-scale", "kasm-scale: demand", demand_running_only),
+            ("kasm-scale-warm", "kasm-scale: demand + warm", demand_policy),
+        ]
+    } else if args.compare {
         vec![
             ("kasm", "Kasm's rules", kasm_policy),
             ("kasm-scale", "kasm-scale: demand", demand_policy),
@@ -420,6 +428,11 @@ pub fn run(args: Args) -> ExitCode {
         }
     }
     out.finish(ExitCode::SUCCESS)
+}
+
+/// Our demand policy with running standby only (no warm tier).
+fn demand_running_only(config: &Config) -> Config {
+    demand_policy(&without_warm_tier(config))
 }
 
 /// One run, with a progress bar on stderr when a person watches stdout.

@@ -44,10 +44,74 @@ fn count_change(a: u64, b: u64) -> String {
     format!("{:+}", i128::from(b) - i128::from(a))
 }
 
-/// The metrics side by side, one column per policy; with two policies, a last column with the
-/// second minus the first.
+/// A cost as the tables show it: `123.45`, or `–` when unpriced.
+pub(crate) fn money(cost: Option<f64>) -> String {
+    cost.map_or_else(|| "–".into(), |c| format!("{c:.2}"))
+}
+
+/// A signed difference of two costs, empty when either is unpriced.
+fn money_change(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) => format!("{:+.2}", b - a),
+        _ => String::new(),
+    }
+}
+
+/// The rows about stopped VMs and cost, for the runs that have them: stopped VM-hours when any
+/// run kept VMs stopped, the cost rows when any run is priced (an unpriced run shows `–`).
+fn cost_rows(runs: &[Run]) -> Vec<Row> {
+    let mut rows: Vec<Row> = Vec::new();
+    if runs.iter().any(|r| r.metrics.stopped_vm_hours > 0.0) {
+        rows.push((
+            "stopped VM-hours (warm tier)",
+            |m| format!("{:.1}", m.stopped_vm_hours),
+            Some(|a, b| format!("{:+.1}", b.stopped_vm_hours - a.stopped_vm_hours)),
+        ));
+    }
+    if runs
+        .iter()
+        .any(|r| r.metrics.cost.is_some() || !r.metrics.cost_by_provider.is_empty())
+    {
+        rows.push((
+            COST,
+            |m| match (m.cost, m.running_cost, m.stopped_cost) {
+                (Some(c), Some(run), Some(stop)) if stop > 0.0 => {
+                    format!("{c:.2} ({run:.2} + {stop:.2} stopped)")
+                }
+                (c, ..) => money(c),
+            },
+            Some(|a, b| money_change(a.cost, b.cost)),
+        ));
+        rows.push((
+            "  cost per provider",
+            |m| {
+                m.cost_by_provider
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            None,
+        ));
+        rows.push((
+            ORACLE_COST,
+            |m| money(m.oracle_cost),
+            Some(|a, b| money_change(a.oracle_cost, b.oracle_cost)),
+        ));
+    }
+    rows
+}
+
+/// The label of the cost row.
+pub(crate) const COST: &str = "cost (running + stopped)";
+
+/// The label of the oracle's cost row.
+pub(crate) const ORACLE_COST: &str = "oracle: cost at the first offering's price";
+
+/// The metrics side by side, one column per policy; with two policies or more, a last column
+/// with the last minus the one before it.
 pub(crate) fn table(runs: &[Run]) -> String {
-    let rows: [Row; 13] = [
+    let mut rows: Vec<Row> = vec![
         (
             "session requests",
             |m| m.requests.to_string(),
@@ -121,6 +185,7 @@ pub(crate) fn table(runs: &[Run]) -> String {
             |m| format!("{:.2}", m.ratio_to_oracle),
             Some(|a, b| format!("{:+.2}", b.ratio_to_oracle - a.ratio_to_oracle)),
         ),
+        // The stopped VM-hours and cost rows go here.
         (
             "peak servers",
             |m| m.peak_servers.to_string(),
@@ -142,9 +207,14 @@ pub(crate) fn table(runs: &[Run]) -> String {
             Some(|a, b| count_change(a.checkin_timeouts, b.checkin_timeouts)),
         ),
     ];
+    let at = rows
+        .iter()
+        .position(|(l, _, _)| *l == "VM-hours / oracle")
+        .map_or(rows.len(), |i| i + 1);
+    rows.splice(at..at, cost_rows(runs));
     let mut titles: Vec<&str> = runs.iter().map(|r| r.title).collect();
     let pair = match runs {
-        [a, b] => Some((&a.metrics, &b.metrics)),
+        [.., a, b] => Some((&a.metrics, &b.metrics)),
         _ => None,
     };
     if pair.is_some() {
@@ -197,9 +267,9 @@ fn grid(labels: &[&str], titles: &[&str], cells: &[Vec<String>]) -> String {
 }
 
 /// The day-by-day table, when the run covers more than one day: per day its date and
-/// weekday, requests, and per policy the share served at once and the VM-hours (with one
-/// policy also the ratio to the oracle); warm-up days marked, their figures left out of the
-/// summary above.
+/// weekday, requests, and per policy the share served at once, the VM-hours and (when any run
+/// is priced) the cost (with one policy also the ratio to the oracle); warm-up days marked,
+/// their figures left out of the summary above.
 pub(crate) fn days(runs: &[Run]) -> String {
     let Some(first) = runs.first().map(|r| &r.metrics) else {
         return String::new();
@@ -208,6 +278,9 @@ pub(crate) fn days(runs: &[Run]) -> String {
         return String::new();
     }
     let one = runs.len() == 1;
+    let priced = runs
+        .iter()
+        .any(|r| r.metrics.days.iter().any(|d| d.cost.is_some()));
     let mut titles: Vec<String> = vec!["requests".into()];
     for r in runs {
         let who = if one {
@@ -217,6 +290,9 @@ pub(crate) fn days(runs: &[Run]) -> String {
         };
         titles.push(format!("{who}served at once"));
         titles.push(format!("{who}VM-hours"));
+        if priced {
+            titles.push(format!("{who}cost"));
+        }
     }
     if one {
         titles.push("VM-hours / oracle".into());
@@ -240,6 +316,9 @@ pub(crate) fn days(runs: &[Run]) -> String {
                     format!("{:.1}%", day.served_immediately_pct)
                 });
                 row.push(format!("{:.1}", day.vm_hours));
+                if priced {
+                    row.push(money(day.cost));
+                }
             }
         }
         if one {
