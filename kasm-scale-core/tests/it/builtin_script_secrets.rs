@@ -349,7 +349,7 @@ fn the_linux_script_leaves_no_secret_to_session_users() {
         status,
         0,
         "the script succeeds: {}",
-        masked(&stderr, &secrets)
+        masked(stderr, &secrets)
     );
     let names: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
     let call = |name: &str| {
@@ -432,7 +432,7 @@ fn the_linux_script_leaves_no_secret_to_session_users() {
     assert!(
         readable.contains("==> /tmp/kasm-scale-canary\nvisible"),
         "the scan reads what nobody may read: {}",
-        masked(&readable, &secrets)
+        masked(readable, &secrets)
     );
     let files: Vec<&str> = readable.split("\n==> ").collect();
     for (secret, value) in &secrets {

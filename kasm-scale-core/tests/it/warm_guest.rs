@@ -239,3 +239,72 @@ fn the_built_ins_fit_aws_user_data() {
         assert!(size_warnings.is_empty(), "{name}: {size_warnings:?}");
     }
 }
+
+/// The snippets of docs/startup-scripts.md ("Warm tier: what a custom (Kasm-style) script must
+/// add") are templates that render as Kasm renders them (raw values), to a bash script that
+/// `bash -n` accepts and to PowerShell that registers the task and posts the token.
+#[test]
+fn the_documented_warm_tier_snippets_render() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/startup-scripts.md"
+    ))
+    .unwrap();
+    let section = &doc[doc
+        .find("## Warm tier: what a custom (Kasm-style) script must add")
+        .expect("the section")..];
+    let block = |lang: &str| {
+        let open = format!("```{lang}\n");
+        let start = section
+            .find(&open)
+            .unwrap_or_else(|| panic!("a {lang} block"))
+            + open.len();
+        section[start..start + section[start..].find("```").unwrap()].to_owned()
+    };
+    let vars: std::collections::HashMap<String, Option<String>> = EXAMPLE_VARIABLES
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
+        .collect();
+    let token = vars["checkin_jwt"].clone().unwrap();
+    let render = |text: &str| {
+        Template::parse(text)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .render(&vars)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .expose()
+            .to_owned()
+    };
+
+    let bash = render(&block("bash"));
+    assert!(bash.contains(&format!(
+        "printf '%s' '{token}' > /var/lib/kasm-scale/token"
+    )));
+    assert!(bash.contains("https://kasm.example.com/api/set_server_status"));
+    assert!(bash.contains("printf '{\"token\":\"%s\""));
+    assert!(bash.contains("systemctl enable kasm-scale-checkin.service"));
+    let mut check = std::process::Command::new("bash")
+        .arg("-n")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("bash is needed for this test");
+    std::io::Write::write_all(check.stdin.as_mut().unwrap(), bash.as_bytes()).unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let ps = render(&block("powershell"));
+    let texts: Vec<String> = statements(&lex(&ps)).iter().map(|s| text(s)).collect();
+    assert!(
+        texts.iter().any(|t| t.contains("Register-ScheduledTask")
+            && t.contains("-AtStartup")
+            && t.contains("-User \"SYSTEM\"")),
+        "{texts:#?}"
+    );
+    assert!(ps.contains(&format!("-Value '{token}'")));
+    assert!(ps.contains("\"https://kasm.example.com/api/set_server_status\""));
+    assert!(ps.contains("SetAccessRuleProtection($true, $false)"));
+}
