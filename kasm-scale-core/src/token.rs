@@ -42,6 +42,32 @@ pub fn lifetime_for(checkin_timeout: Duration) -> Duration {
     TOKEN_LIFETIME.max(checkin_timeout)
 }
 
+/// How long the token of a server of `config` is valid: [`lifetime_for`] its
+/// `checkin_timeout`, or, for a config with a warm tier (`warm_pool`), long enough for the check-in
+/// at the last boot its server can have: `max_age + 2 × checkin_timeout` when that is longer.
+///
+/// The token is issued at the server record's creation and the guest keeps it for the check-in
+/// at every boot. A stopped server is never started after `max_age` (counted from its build,
+/// which itself may take up to `checkin_timeout` before the first check-in), and a started one
+/// has `checkin_timeout` to check in again: both timeouts are added so that the bound holds
+/// whether the age counts from the record's creation or from its first check-in. The result
+/// depends on the config alone, so a resumed create issues the same token.
+///
+/// Such a token is still a check-in credential for its one server only (its `sub`, verified
+/// against a live server record); see `docs/startup-scripts.md`, "Warm tier".
+pub fn lifetime_for_config(config: &crate::config::AutoScaleConfig) -> Duration {
+    let timeout = Duration::from_secs(config.checkin_timeout.into());
+    let base = lifetime_for(timeout);
+    match &config.warm_pool {
+        Some(warm) => base.max(
+            Duration::from_secs(warm.max_age)
+                .saturating_add(timeout)
+                .saturating_add(timeout),
+        ),
+        None => base,
+    }
+}
+
 pub use crate::config::MAX_PREVIOUS_KEYS;
 /// Clock difference tolerated when checking `exp` and `iat`.
 pub const LEEWAY: Duration = Duration::from_secs(60);

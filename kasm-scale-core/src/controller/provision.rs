@@ -339,9 +339,7 @@ async fn script_and_vm(
             &server.config,
             &config.zone_id,
             server.created_at,
-            crate::token::lifetime_for(std::time::Duration::from_secs(
-                config.checkin_timeout.into(),
-            )),
+            crate::token::lifetime_for_config(config),
         )
         .map_err(ProvisionError::Token)?;
     let vars = ScriptVariables {

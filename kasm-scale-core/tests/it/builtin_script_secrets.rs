@@ -10,17 +10,23 @@
 //! `nobody` reads every file it can in those places. No secret may show in either, with one
 //! exception the test states: `realm join` takes the one-time password only on its command line
 //! (realmd's `realm` has no other way; realmd itself hands it to adcli on stdin), and it runs
-//! before the session account or an RDP server exists.
+//! before the session account or an RDP server exists. The check-in at every later boot (a
+//! warm tier's server is stopped and started again): the script installs a systemd unit that
+//! `systemd-analyze verify` accepts and enables it; the token it keeps for it is root's alone
+//! (mode 0600 in a 0700 directory); and the unit's `ExecStart`, run again as at a later boot,
+//! checks in with the token.
 //!
 //! Windows: `pwsh` is not on this machine, so the `windows` script is checked statically with
 //! the PowerShell lexer of `powershell/mod.rs`: no variable that holds or derives from a secret
 //! is an argument of a native command (or of a command line built for one), the scheduled task
-//! carries no password, the state directory is locked to SYSTEM and Administrators before a
-//! secret is written into it, the check-in removes its token file once it succeeded, and the
+//! carries no password and is registered for every startup whether or not the server joins a
+//! domain, the state directory is locked to SYSTEM and Administrators before a secret is written
+//! into it, the check-in keeps its token file (it checks in again at the next boot), and the
 //! copies of the user data the script knows of are locked down.
 //!
-//! The Linux test needs root, `unshare` and `setpriv` (util-linux): without them it fails saying
-//! so, unless `KASM_SCALE_SKIP_NAMESPACE=1` outside CI (then it prints SKIPPED).
+//! The Linux test needs root, `unshare`, `setpriv` (util-linux) and `systemd-analyze`: without
+//! them it fails saying so, unless `KASM_SCALE_SKIP_NAMESPACE=1` outside CI (then it prints
+//! SKIPPED).
 
 use crate::powershell;
 
@@ -92,7 +98,14 @@ fn namespace_missing() -> Option<String> {
     if !root {
         return Some("it must run as root (bash .ci/run does)".into());
     }
-    for tool in ["unshare", "setpriv", "bash", "find", "mount"] {
+    for tool in [
+        "unshare",
+        "setpriv",
+        "bash",
+        "find",
+        "mount",
+        "systemd-analyze",
+    ] {
         let found = Command::new(tool)
             .arg("--version")
             .stdout(Stdio::null())
@@ -101,7 +114,7 @@ fn namespace_missing() -> Option<String> {
             .is_ok();
         if !found {
             return Some(format!(
-                "`{tool}` is not installed (util-linux, bash, findutils)"
+                "`{tool}` is not installed (util-linux, bash, findutils, systemd)"
             ));
         }
     }
@@ -147,7 +160,7 @@ exit {code}
 /// read.
 const NAMESPACE_INIT: &str = r#"set -euo pipefail
 mount --bind "$1" /mnt
-for d in /tmp /var/tmp /run /dev/shm /home /root /var/lib; do
+for d in /tmp /var/tmp /run /dev/shm /home /root /var/lib /etc/systemd/system; do
     mount -t tmpfs -o mode=0755 tmpfs "$d"
 done
 chmod 1777 /tmp /var/tmp /dev/shm
@@ -165,10 +178,27 @@ env -i PATH=/mnt/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C \
     bash /var/lib/cloud/instance/scripts/part-001 < /dev/null \
     > /mnt/records/script.out 2> /mnt/records/script.err || status=$?
 echo "$status" > /mnt/records/script.status
+# The check-in unit the script installed, as systemd checks it, and the token file it keeps.
+unit=/etc/systemd/system/kasm-scale-checkin.service
+if [ -f "$unit" ]; then
+    cp -- "$unit" /mnt/records/unit
+    verify=0
+    systemd-analyze verify "$unit" > /mnt/records/verify.out 2>&1 || verify=$?
+    echo "$verify" > /mnt/records/verify.status
+fi
+stat -c '%a %U %G' /var/lib/kasm-scale /var/lib/kasm-scale/token > /mnt/records/modes 2>&1 || true
+# A later boot: the unit's ExecStart as systemd runs it (as root, no arguments added).
+exec_start=$(sed -n 's/^ExecStart=//p' "$unit" 2>/dev/null || true)
+if [ -n "$exec_start" ]; then
+    reboot=0
+    env -i PATH=/mnt/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C $exec_start < /dev/null \
+        > /mnt/records/reboot.out 2> /mnt/records/reboot.err || reboot=$?
+    echo "$reboot" > /mnt/records/reboot.status
+fi
 # What a session user can read now (from a directory it may enter).
 cd /
 setpriv --reuid=65534 --regid=65534 --clear-groups -- \
-    find /tmp /var/tmp /run /dev/shm /home /root /var/lib -xdev -type f -readable \
+    find /tmp /var/tmp /run /dev/shm /home /root /var/lib /etc/systemd/system -xdev -type f -readable \
     -exec sh -c 'for f; do printf "\n==> %s\n" "$f"; cat -- "$f"; done' sh {} + \
     > /mnt/records/readable 2> /dev/null || true
 "#;
@@ -183,9 +213,30 @@ struct Call {
     stdin: String,
 }
 
-/// Runs the rendered Linux script in the namespaces: its exit status, its stderr, the calls of
-/// the stand-ins, and what `nobody` could read afterwards.
-fn run_in_namespace(script: &str) -> (i32, String, Vec<Call>, String) {
+/// What a run of the Linux script in the namespaces left.
+#[derive(Debug)]
+struct Run {
+    /// The script's exit status.
+    status: i32,
+    /// Its standard error.
+    stderr: String,
+    /// The calls of the stand-ins, in order (the later boot's last).
+    calls: Vec<Call>,
+    /// What `nobody` could read afterwards (`\n==> PATH\n` before each file).
+    readable: String,
+    /// The check-in unit the script installed, if it did.
+    unit: Option<String>,
+    /// `systemd-analyze verify` of that unit: its exit status and output.
+    verify: Option<(i32, String)>,
+    /// `stat -c '%a %U %G'` of the state directory and of the token file, a line each.
+    modes: String,
+    /// The unit's `ExecStart` run again as at a later boot: its exit status and stderr.
+    reboot: Option<(i32, String)>,
+}
+
+/// Runs the rendered Linux script in the namespaces, then its check-in unit's command as at a
+/// later boot, and records what they did.
+fn run_in_namespace(script: &str) -> Run {
     let work = tempfile::Builder::new()
         .prefix("secrets-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -251,7 +302,18 @@ fn run_in_namespace(script: &str) -> (i32, String, Vec<Call>, String) {
             stdin: read(&format!("{i}.stdin")),
         })
         .collect();
-    (status, read("script.err"), calls, read("readable"))
+    let exists = |name: &str| dir.join("records").join(name).exists();
+    let status_of = |name: &str| read(name).trim().parse::<i32>().expect("a status");
+    Run {
+        status,
+        stderr: read("script.err"),
+        calls,
+        readable: read("readable"),
+        unit: exists("unit").then(|| read("unit")),
+        verify: exists("verify.status").then(|| (status_of("verify.status"), read("verify.out"))),
+        modes: read("modes"),
+        reboot: exists("reboot.status").then(|| (status_of("reboot.status"), read("reboot.err"))),
+    }
 }
 
 /// `text` with each secret replaced by its name, to show where it was without printing it.
@@ -274,12 +336,20 @@ fn the_linux_script_leaves_no_secret_to_session_users() {
     let secrets = secrets();
     let [(_, token), (_, otp), (_, password)] = &secrets;
     let script = render("linux", &linux_vars(&secrets));
-    let (status, stderr, calls, readable) = run_in_namespace(&script);
+    let run = run_in_namespace(&script);
+    let Run {
+        status,
+        stderr,
+        calls,
+        readable,
+        ..
+    } = &run;
+    let status = *status;
     assert_eq!(
         status,
         0,
         "the script succeeds: {}",
-        masked(&stderr, &secrets)
+        masked(stderr, &secrets)
     );
     let names: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
     let call = |name: &str| {
@@ -311,7 +381,7 @@ fn the_linux_script_leaves_no_secret_to_session_users() {
         masked(&checkin.stdin, &secrets)
     );
     // The process view is not blind: nobody saw each stand-in's own command line.
-    for c in &calls {
+    for c in calls {
         let own = format!("/mnt/bin/{}", c.name);
         assert!(
             c.seen.iter().any(|l| l.contains(&own)),
@@ -322,7 +392,7 @@ fn the_linux_script_leaves_no_secret_to_session_users() {
 
     // While each command ran, no command line held a secret: realm's own is the exception,
     // and it comes before there is a session account or an RDP server.
-    for c in &calls {
+    for c in calls {
         for (secret, value) in &secrets {
             for line in c.seen.iter().filter(|l| l.contains(value.as_str())) {
                 let allowed = *secret == "ad_join_credential"
@@ -362,7 +432,7 @@ fn the_linux_script_leaves_no_secret_to_session_users() {
     assert!(
         readable.contains("==> /tmp/kasm-scale-canary\nvisible"),
         "the scan reads what nobody may read: {}",
-        masked(&readable, &secrets)
+        masked(readable, &secrets)
     );
     let files: Vec<&str> = readable.split("\n==> ").collect();
     for (secret, value) in &secrets {
@@ -370,6 +440,95 @@ fn the_linux_script_leaves_no_secret_to_session_users() {
             let path = file.lines().next().unwrap_or_default();
             panic!("after the run, user 65534 can read {secret} in {path}");
         }
+    }
+    check_boot_checkin(&run, token, &secrets);
+}
+
+/// The check-in at every later boot: a valid systemd unit, enabled, started after the network
+/// (and after a resume from hibernation), whose command checks in again with the token it kept
+/// in a file of root's alone.
+fn check_boot_checkin(run: &Run, token: &str, secrets: &[(&str, String)]) {
+    let unit = run
+        .unit
+        .as_deref()
+        .expect("the script installs /etc/systemd/system/kasm-scale-checkin.service");
+    let (verified, said) = run.verify.as_ref().expect("systemd-analyze ran");
+    assert_eq!(
+        *verified, 0,
+        "systemd-analyze verify refuses the unit: {said}"
+    );
+    let complaints: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("kasm-scale-checkin"))
+        .collect();
+    assert!(
+        complaints.is_empty(),
+        "the unit has problems: {complaints:?}"
+    );
+    let value = |key: &str| -> Vec<&str> {
+        unit.lines()
+            .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .flat_map(str::split_whitespace)
+            .collect()
+    };
+    assert_eq!(value("Type"), ["oneshot"], "{unit}");
+    for key in ["After", "Wants"] {
+        assert!(
+            value(key).contains(&"network-online.target"),
+            "{key}=network-online.target: {unit}"
+        );
+    }
+    let wanted = value("WantedBy");
+    assert!(
+        wanted.contains(&"multi-user.target") && wanted.contains(&"hibernate.target"),
+        "started at every boot and after a resume from hibernation: {unit}"
+    );
+    // Enabled (systemctl is a stand-in here: the call is what enables it on a real host).
+    assert!(
+        run.calls.iter().any(|c| c.name == "systemctl"
+            && c.argv
+                .ends_with(&["enable".to_owned(), "kasm-scale-checkin.service".to_owned()])),
+        "systemctl enable kasm-scale-checkin.service: {:?}",
+        run.calls
+            .iter()
+            .filter(|c| c.name == "systemctl")
+            .map(|c| &c.argv)
+            .collect::<Vec<_>>()
+    );
+    // The token it keeps: root's alone.
+    assert_eq!(
+        run.modes.lines().collect::<Vec<_>>(),
+        ["700 root root", "600 root root"],
+        "/var/lib/kasm-scale and its token file"
+    );
+    // A later boot: the unit's command checks in again, with the token on curl's stdin.
+    let (status, stderr) = run.reboot.as_ref().expect("the unit has an ExecStart");
+    assert_eq!(
+        *status,
+        0,
+        "the boot check-in succeeds: {}",
+        masked(stderr, secrets)
+    );
+    let curls: Vec<&Call> = run.calls.iter().filter(|c| c.name == "curl").collect();
+    assert_eq!(
+        curls.len(),
+        2,
+        "a check-in at the first boot and one at the next"
+    );
+    let body = format!("\"token\":\"{token}\"");
+    for c in curls {
+        assert!(
+            c.stdin.contains(&body) && c.stdin.contains("\"status\":\"running\""),
+            "the check-in body holds the token: {}",
+            masked(&c.stdin, secrets)
+        );
+        assert!(
+            c.argv
+                .iter()
+                .any(|a| a == "https://kasm.example.com/api/set_server_status"),
+            "{}",
+            masked(&c.argv.join(" "), secrets)
+        );
     }
 }
 
@@ -543,25 +702,38 @@ fn the_windows_script_locks_down_what_holds_a_secret() {
         "nothing is written before the lock"
     );
 
-    // The check-in removes the token file once it succeeded.
+    // The check-in keeps its token file and its task: it checks in again at every boot (a warm
+    // tier's server is stopped and started again).
     let inner = embedded_scripts(&script);
     let checkin: Vec<String> = statements(&lex(&inner[0]))
         .iter()
         .map(|s| text(s))
         .collect();
-    let posted = checkin
-        .iter()
-        .position(|t| t.contains("Invoke-RestMethod"))
-        .expect("the check-in posts");
-    let removed = checkin
-        .iter()
-        .position(|t| t.contains("Remove-Item") && t.contains("checkin.json"))
-        .expect("the check-in removes checkin.json");
-    let done = checkin
-        .iter()
-        .position(|t| t.trim() == "exit 0")
-        .expect("exit 0");
-    assert!(posted < removed && removed < done, "{checkin:#?}");
+    assert!(
+        checkin.iter().any(|t| t.contains("Invoke-RestMethod")),
+        "the check-in posts: {checkin:#?}"
+    );
+    for gone in ["Remove-Item", "Unregister-ScheduledTask"] {
+        assert!(
+            checkin.iter().all(|t| !t.contains(gone)),
+            "the check-in must not {gone}: the next boot checks in again: {checkin:#?}"
+        );
+    }
+    // The task that runs it is registered whether or not the server joins a domain: before the
+    // join's branch, once the check-in script is written.
+    let register = position("registers the check-in task", &|t| {
+        t.contains("Register-ScheduledTask")
+    });
+    let branch = position("branches on the domain", &|t| {
+        t.trim_start().starts_with("if ($Domain -ne")
+    });
+    let written = position("writes checkin.ps1", &|t| {
+        t.contains("Set-Content") && t.contains("checkin.ps1")
+    });
+    assert!(
+        written < register && register < branch,
+        "written {written}, registered {register}, domain branch {branch}"
+    );
 
     // The copies of the user data it knows of: this script's file and Azure's CustomData.bin.
     let copies = position("lists the copies of its user data", &|t| {

@@ -59,3 +59,4 @@ mod template_check;
 mod template_differential;
 mod template_render;
 mod token;
+mod warm_guest;

@@ -2,7 +2,9 @@
 # kasm-scale built-in Linux startup script (bash), rendered with Python str.format: literal
 # braces are doubled. It names the host, joins Active Directory with the one-time password of the
 # computer record kasm-scale created, creates the static session account when one is configured,
-# installs xrdp when asked, and reports the server ready with its check-in token.
+# installs xrdp when asked, and reports the server ready with its check-in token: now, and at
+# every later boot or resume (a systemd unit), so that a server stopped into a warm tier and
+# started days later checks in again.
 #
 # kasm-scale inserts every value below as ONE shell-quoted word, so that no character of a
 # configured value (quote, $( ), backtick, newline…) runs as code. Kasm inserts values raw:
@@ -10,8 +12,9 @@
 #
 # On a multi-session host every user can read other processes' command lines (/proc/PID/cmdline)
 # and any file left readable: secrets go to commands on their standard input, never as
-# arguments (realm join is the one exception, below), the script writes no file, and the copies
-# of this script and of its user data are made readable by root alone. The user data stays
+# arguments (realm join is the one exception, below), the one file it writes with a secret (the
+# check-in token, in /var/lib/kasm-scale, for the check-in at every boot) is root's alone, and
+# the copies of this script and of its user data are made readable by root alone. The user data stays
 # readable to local users through the metadata service: see docs/service.md, "Security
 # and limits".
 set -euo pipefail
@@ -75,15 +78,56 @@ if [ "$INSTALL_XRDP" = "true" ]; then
     systemctl enable --now xrdp
 fi
 
+# The check-in, at this boot and at every later one (a server of a warm tier is stopped once
+# ready and started when needed: it must check in again before it takes sessions). Its values
+# live in a directory only root may enter; the token file is mode 0600.
+STATE_DIR=/var/lib/kasm-scale
+mkdir -p -- "$STATE_DIR"
+chown root:root -- "$STATE_DIR"
+chmod 0700 -- "$STATE_DIR"
+rm -f -- "$STATE_DIR/token"
+(
+    umask 077
+    printf '%s' "$TOKEN" > "$STATE_DIR/token"
+    printf '%s' "$CHECKIN_URL" > "$STATE_DIR/url"
+    printf '%s' "$SERVER_HOSTNAME" > "$STATE_DIR/hostname"
+)
+chmod 0600 -- "$STATE_DIR/token"
 # The body (with the token) goes on curl's stdin (`--data-binary @-`), written by the printf
-# builtin: it is no process's argument.
-checkin_body() {{
-    printf '{{"token":"%s","status":"running","status_message":"%s ready","status_progress":"100"}}' "$TOKEN" "$SERVER_HOSTNAME"
-}}
+# builtin: the token is no process's argument (`$(<file)` is read by bash itself).
+cat > "$STATE_DIR/checkin" <<'CHECKIN'
+#!/bin/bash
+# kasm-scale check-in: tells kasm-scale this server is up (at first boot and every later boot).
+set -uo pipefail
+dir=/var/lib/kasm-scale
+token=$(<"$dir/token")
+url=$(<"$dir/url")
+hostname=$(<"$dir/hostname")
 for _ in $(seq 1 20); do
-    if checkin_body | curl -fsS -X POST "$CHECKIN_URL" -H 'Content-Type: application/json' --data-binary @- >/dev/null; then
+    if printf '{{"token":"%s","status":"running","status_message":"%s ready","status_progress":"100"}}' "$token" "$hostname" |
+        curl -fsS -X POST "$url" -H 'Content-Type: application/json' --data-binary @- >/dev/null; then
         exit 0
     fi
     sleep 15
 done
 exit 1
+CHECKIN
+chmod 0700 -- "$STATE_DIR/checkin"
+# Started at every boot once the network is up, and after a resume from hibernation (no boot).
+cat > /etc/systemd/system/kasm-scale-checkin.service <<'UNIT'
+[Unit]
+Description=kasm-scale check-in (at every boot and resume)
+Wants=network-online.target
+After=network-online.target hibernate.target hybrid-sleep.target suspend-then-hibernate.target
+
+[Service]
+Type=oneshot
+ExecStart=/var/lib/kasm-scale/checkin
+TimeoutStartSec=600
+
+[Install]
+WantedBy=multi-user.target hibernate.target hybrid-sleep.target suspend-then-hibernate.target
+UNIT
+chmod 0644 /etc/systemd/system/kasm-scale-checkin.service
+systemctl enable kasm-scale-checkin.service
+exec "$STATE_DIR/checkin"

@@ -2,7 +2,9 @@
 # literal braces are doubled. It creates the static session account when one is configured,
 # joins Active Directory with the one-time password of the computer record kasm-scale created
 # (renaming the VM to its server name), optionally configures FSLogix profile containers, and
-# reports the server ready with its check-in token.
+# reports the server ready with its check-in token: now (or after the join restart) and at every
+# later boot, from a scheduled task, so that a server stopped into a warm tier and started days
+# later checks in again.
 #
 # kasm-scale inserts every value below as ONE PowerShell string literal ('…' with ' doubled, or
 # a base64 expression for text that is not printable ASCII), so that no character of a
@@ -10,8 +12,8 @@
 # not paste this text into Kasm itself.
 #
 # On a multi-session host every user can read C:\ProgramData and C:\AzureData by default: the
-# files that hold a secret are locked to SYSTEM and the Administrators group, the check-in
-# token's file is removed once the server checked in, and no secret is an argument of a native
+# files that hold a secret are locked to SYSTEM and the Administrators group (the check-in
+# token's file stays, for the check-in at every boot), and no secret is an argument of a native
 # command (the values stay inside PowerShell: SecureString, PSCredential, Invoke-RestMethod).
 # The user data stays readable to local users through the metadata service: see
 # docs/service.md ("Security and limits").
@@ -62,8 +64,9 @@ Protect-Path $StateDir
 # A file left by an earlier run keeps its own access list: remove it before writing the token.
 Remove-Item -LiteralPath "$StateDir\checkin.json" -Force -ErrorAction SilentlyContinue
 
-# The check-in runs from a file so that it can run again after the domain-join restart; it reads
-# its values from checkin.json next to it.
+# The check-in runs from a file, from a scheduled task at every startup (after the domain-join
+# restart, and whenever a stopped server is started again); it reads its values from
+# checkin.json next to it, which only SYSTEM and Administrators may read.
 @{{ url = 'https://' + $UpstreamAuthAddress + '/api/set_server_status'; token = $CheckinToken; hostname = $ServerHostname }} |
     ConvertTo-Json | Set-Content -Path "$StateDir\checkin.json" -Encoding UTF8
 $Checkin = @'
@@ -72,15 +75,19 @@ $body = @{{ token = $c.token; status = "running"; status_message = $c.hostname +
 for ($i = 0; $i -lt 20; $i++) {{
     try {{
         Invoke-RestMethod -Method Post -Uri $c.url -ContentType "application/json" -Body $body | Out-Null
-        # Checked in: the token is not needed again.
-        Remove-Item -LiteralPath (Join-Path $PSScriptRoot "checkin.json") -Force -ErrorAction SilentlyContinue
-        Unregister-ScheduledTask -TaskName "kasm-scale-checkin" -Confirm:$false -ErrorAction SilentlyContinue
         exit 0
     }} catch {{ Start-Sleep -Seconds 15 }}
 }}
 exit 1
 '@
 Set-Content -Path "$StateDir\checkin.ps1" -Value $Checkin
+# At every startup, and after a resume from hibernation (not a startup: the event Windows logs
+# when it returns from a low power state), as SYSTEM (no password is stored).
+$action = New-ScheduledTaskAction -Execute "powershell.exe" -Argument "-NoProfile -ExecutionPolicy Bypass -File $StateDir\checkin.ps1"
+$resume = New-CimInstance -CimClass (Get-CimClass -Namespace "Root/Microsoft/Windows/TaskScheduler" -ClassName "MSFT_TaskEventTrigger") -ClientOnly
+$resume.Enabled = $true
+$resume.Subscription = '<QueryList><Query Id="0" Path="System"><Select Path="System">*[System[Provider[@Name=''Microsoft-Windows-Power-Troubleshooter''] and EventID=1]]</Select></Query></QueryList>'
+Register-ScheduledTask -TaskName "kasm-scale-checkin" -Action $action -Trigger @((New-ScheduledTaskTrigger -AtStartup), $resume) -User "SYSTEM" -RunLevel Highest -Force | Out-Null
 
 # Static session account (Kasm renders an unset value as None).
 if ($SessionUser -ne "None" -and $SessionUser -ne "") {{
@@ -114,8 +121,7 @@ if ($Domain -ne "") {{
     $JoinPassword = ConvertTo-SecureString -String $JoinPasswordText -AsPlainText -Force
     $JoinCredential = New-Object System.Management.Automation.PSCredential -ArgumentList ([pscustomobject]@{{ UserName = $null; Password = $JoinPassword }})
     Add-Computer -DomainName $Domain -NewName $ServerHostname -Credential $JoinCredential -Options UnsecuredJoin,PasswordPass,JoinWithNewName -Force
-    $action = New-ScheduledTaskAction -Execute "powershell.exe" -Argument "-NoProfile -ExecutionPolicy Bypass -File $StateDir\checkin.ps1"
-    Register-ScheduledTask -TaskName "kasm-scale-checkin" -Action $action -Trigger (New-ScheduledTaskTrigger -AtStartup) -User "SYSTEM" -RunLevel Highest -Force | Out-Null
+    # The scheduled task checks in after the restart.
     Restart-Computer -Force
 }} else {{
     Rename-Computer -NewName $ServerHostname -Force -ErrorAction SilentlyContinue
