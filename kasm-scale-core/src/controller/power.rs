@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use super::records::{Records, ServerInfo};
 use super::tasks::{self, Work};
-use super::{Event, Shared, destroy, queue};
+use super::{Shared, destroy, queue};
 use crate::config::Readiness;
 use crate::engine::{Cause, ServerId, ServerState};
 use crate::traits::{BackendError, StopMode, Vm, VmState};
@@ -358,7 +358,8 @@ pub(crate) fn started(
     tracing::info!(server = %id, took_s = took, how, "started server ready");
     metrics::histogram!("kasm_scale_time_to_start_seconds", "config" => config.to_owned())
         .record(took);
-    shared.events.emit(Event::Ready { server: id });
+    // Its start time for the demand history, and the event.
+    shared.ready(id, config, woken_at.unwrap_or_else(|| shared.clock.now()));
     shared
         .events
         .tell(queue::serve(&shared.setup(), &shared.state, Some(pool)));

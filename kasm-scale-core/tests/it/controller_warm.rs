@@ -40,17 +40,24 @@ struct World {
     directory: Arc<MemoryDirectory>,
 }
 
-fn world_with(config: &Config, store: Option<Arc<MemoryStore>>, cloud: Option<Arc<ShortOf>>) -> World {
+fn world_with(
+    config: &Config,
+    store: Option<Arc<MemoryStore>>,
+    cloud: Option<Arc<ShortOf>>,
+) -> World {
     let VmProviderConfig::Memory(mem) = config.vm_providers[0].clone() else {
         panic!("the fixture's provider is the memory cloud")
     };
-    let cloud = cloud.unwrap_or_else(|| Arc::new(ShortOf::new(Arc::new(MemoryCloud::new(mem, 9)), &[])));
+    let cloud =
+        cloud.unwrap_or_else(|| Arc::new(ShortOf::new(Arc::new(MemoryCloud::new(mem, 9)), &[])));
     let directory = Arc::new(MemoryDirectory::new("ad", "example.local", 9));
     let mut builder = Autoscaler::builder(config.clone())
         .provider(cloud.clone())
         .directory(directory.clone())
         .seed(9)
         .reconcile_every(3)
+        // Longer than a cold build (630 s): a request the warm tier cannot serve waits for it.
+        .queue_timeout(Duration::from_secs(1800))
         .epoch("2026-12-07T06:00:00Z".parse().unwrap());
     if let Some(store) = store {
         builder = builder.store(store);
@@ -113,7 +120,10 @@ async fn the_warm_tier_is_built_checked_in_then_stopped() {
     let pool = &w.scaler.pools()[0];
     assert_eq!((pool.free_sessions, pool.warm_sessions), (0, 2), "{pool:?}");
     let spend = &w.scaler.spend()[0];
-    assert!((spend.per_hour - 0.2).abs() < 1e-9, "two stopped VMs at 0.1: {spend:?}");
+    assert!(
+        (spend.per_hour - 0.2).abs() < 1e-9,
+        "two stopped VMs at 0.1: {spend:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -127,7 +137,10 @@ async fn a_started_warm_server_takes_no_session_before_it_checks_in_again() {
         .request_session("p", &SessionRequest::default())
         .await
         .unwrap();
-    assert!(matches!(outcome, SessionOutcome::Queued { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, SessionOutcome::Queued { .. }),
+        "{outcome:?}"
+    );
     w.step().await;
     let woken: Vec<ServerId> = w
         .scaler
@@ -136,7 +149,12 @@ async fn a_started_warm_server_takes_no_session_before_it_checks_in_again() {
         .filter(|s| s.woken_at.is_some())
         .map(|s| s.id)
         .collect();
-    assert_eq!(woken.len(), 1, "one warm server started: {:#?}", w.scaler.servers());
+    assert_eq!(
+        woken.len(),
+        1,
+        "one warm server started: {:#?}",
+        w.scaler.servers()
+    );
     assert!(warm.contains(&woken[0]));
     // Its VM runs after 60 s; its guest checks in 30 s later. Until then nothing is handed out.
     for _ in 0..8 {
@@ -144,29 +162,50 @@ async fn a_started_warm_server_takes_no_session_before_it_checks_in_again() {
         w.scaler.tick().await;
         w.scaler.settle().await;
         let s = w.scaler.server(woken[0]).unwrap();
-        assert_eq!(s.state, ServerState::Starting, "not ready before its check-in");
-        assert_eq!(s.sessions, 0, "no session on a server that has not proved it is up");
+        assert_eq!(
+            s.state,
+            ServerState::Starting,
+            "not ready before its check-in"
+        );
+        assert_eq!(
+            s.sessions, 0,
+            "no session on a server that has not proved it is up"
+        );
     }
     w.run(40).await;
     let s = w.scaler.server(woken[0]).unwrap();
     assert_eq!(s.state, ServerState::Running);
-    assert_eq!(s.sessions, 1, "the waiting request is seated on the started server");
+    assert_eq!(
+        s.sessions, 1,
+        "the waiting request is seated on the started server"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_stopped_server_past_its_max_age_is_rebuilt_never_started() {
-    let w = world(&config(0, "warm_pool = { min_stopped = 1, max_stopped = 1, max_age = 3600 }"));
+    let w = world(&config(
+        0,
+        "warm_pool = { min_stopped = 1, max_stopped = 1, max_age = 3600 }",
+    ));
     w.run(700).await;
     let first = w.in_state(ServerState::Stopped);
     assert_eq!(first.len(), 1);
     w.run(3600).await;
-    assert!(w.scaler.server(first[0]).is_none(), "the old stopped server went");
+    assert!(
+        w.scaler.server(first[0]).is_none(),
+        "the old stopped server went"
+    );
     assert!(
         w.cloud.starts.lock().unwrap().is_empty(),
         "no stopped server was started for its age"
     );
     let now = w.in_state(ServerState::Stopped);
-    assert_eq!(now.len(), 1, "a fresh one took its place: {:#?}", w.scaler.servers());
+    assert_eq!(
+        now.len(),
+        1,
+        "a fresh one took its place: {:#?}",
+        w.scaler.servers()
+    );
     assert_ne!(now[0], first[0]);
 }
 
@@ -183,7 +222,9 @@ async fn a_stop_that_fails_leaves_the_server_running() {
     let s = &servers[0];
     assert_eq!(s.state, ServerState::Running);
     assert!(
-        s.last_error.as_deref().is_some_and(|e| e.contains("stop failed")),
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("stop failed")),
         "{s:?}"
     );
     assert_eq!(w.vm_state(s.id).await, Some(VmState::Running));
@@ -210,7 +251,10 @@ async fn a_start_refused_for_capacity_builds_on_the_next_offering() {
         .iter()
         .filter(|(o, at)| *o == 1 && *at == started[0].1)
         .count();
-    assert!(fallback >= 1, "a create on the next offering at the same instant: {creates:?}");
+    assert!(
+        fallback >= 1,
+        "a create on the next offering at the same instant: {creates:?}"
+    );
     assert_eq!(
         w.in_state(ServerState::Stopped).len(),
         2,
@@ -218,12 +262,20 @@ async fn a_start_refused_for_capacity_builds_on_the_next_offering() {
     );
     w.run(700).await;
     let seated: u32 = w.scaler.servers().iter().map(|s| s.sessions).sum();
-    assert_eq!(seated, 1, "the request is served by the cold build");
+    assert_eq!(
+        seated,
+        1,
+        "the request is served by the cold build: {:#?}",
+        w.scaler.servers()
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_stopped_vm_deleted_by_a_person_takes_its_record_and_ad_record() {
-    let w = world(&config(0, "warm_pool = { min_stopped = 1, max_stopped = 1 }"));
+    let w = world(&config(
+        0,
+        "warm_pool = { min_stopped = 1, max_stopped = 1 }",
+    ));
     w.run(700).await;
     let stopped = w.in_state(ServerState::Stopped);
     assert_eq!(stopped.len(), 1);
@@ -233,7 +285,12 @@ async fn a_stopped_vm_deleted_by_a_person_takes_its_record_and_ad_record() {
     w.run(60).await;
     assert!(w.scaler.server(stopped[0]).is_none(), "its record went");
     // A replacement is being built for the tier; the deleted server's AD record is gone.
-    let names: Vec<String> = w.scaler.servers().iter().map(|s| s.hostname.clone()).collect();
+    let names: Vec<String> = w
+        .scaler
+        .servers()
+        .iter()
+        .map(|s| s.hostname.clone())
+        .collect();
     assert!(w.directory.record_count() <= names.len(), "{names:?}");
 }
 
@@ -254,7 +311,10 @@ async fn a_restart_keeps_its_stopped_servers_stopped() {
     let mut before = stopped.clone();
     now.sort();
     before.sort();
-    assert_eq!(now, before, "the restarted controller keeps the tier it had");
+    assert_eq!(
+        now, before,
+        "the restarted controller keeps the tier it had"
+    );
     for id in &stopped {
         assert_eq!(again.vm_state(*id).await, Some(VmState::Stopped));
     }

@@ -33,6 +33,7 @@ mod controller_defects;
 mod controller_fallback;
 mod controller_leftovers;
 mod controller_store;
+mod controller_warm;
 mod day_two;
 mod engine_demand;
 mod engine_drain;
