@@ -38,7 +38,7 @@ fn config(i: usize) -> impl Strategy<Value = ConfigSnapshot> {
                 (failures, last_failure),
                 downscale,
             )| {
-                let mut c = AutoScaleConfig::new(&format!("c{i}"), "p", ConnectionType::Rdp);
+                let mut c = AutoScaleConfig::new(format!("c{i}"), "p", ConnectionType::Rdp);
                 c.minimum_pool_standby_sessions = min;
                 c.max_simultaneous_sessions_per_server = sps;
                 c.reusable = sps > 1;
