@@ -247,6 +247,8 @@ impl<'s> Pass<'s> {
                 if ready {
                     t.cur_ready_servers += u32::from(!outdated);
                     if server.sessions == 0 {
+                        // Rule 15 destroys an outdated one: the rollout counts it gone now.
+                        t.outdated_gone += u32::from(outdated);
                         tier.ready_builds.push(server);
                         tier.building += u32::from(!outdated);
                     }

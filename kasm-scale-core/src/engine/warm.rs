@@ -308,7 +308,8 @@ impl<'s> Pass<'s> {
 
     /// Rule 15 (ours): a server built for the tier, once ready with no session, is stopped
     /// ([`Cause::WarmTier`]); destroyed instead ([`Cause::WarmExpired`]) when it is outdated,
-    /// its config is disabled or keeps no tier, or the tier already holds `max_stopped`.
+    /// older than `max_age`, its config is disabled or keeps no tier, or the tier already holds
+    /// more than `max_stopped`.
     pub(super) fn stop_warm_builds(&mut self) {
         for (c, config) in self.snapshot.configs.iter().enumerate() {
             let policy = &config.policy;
@@ -323,6 +324,14 @@ impl<'s> Pass<'s> {
                     Some("its config is disabled".to_owned())
                 } else if outdated {
                     Some("built from an older generation".to_owned())
+                } else if let Some(w) = policy.warm
+                    && add_seconds(server.created_at, w.max_age) <= self.now
+                {
+                    Some(format!(
+                        "built {} s ago, max_age {} s",
+                        (self.now - server.created_at).get_seconds(),
+                        w.max_age
+                    ))
                 } else if tier.count() > max {
                     Some(format!(
                         "its warm tier holds {} > max_stopped {max}",
@@ -333,7 +342,6 @@ impl<'s> Pass<'s> {
                 };
                 if let Some(why) = why {
                     tier.building -= u32::from(!outdated);
-                    self.tally[c].outdated_gone += u32::from(outdated);
                     self.warm_actions.push(destroy(
                         server,
                         name,

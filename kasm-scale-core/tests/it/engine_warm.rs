@@ -474,3 +474,82 @@ fn the_rollout_replaces_with_warm_servers_first() {
     assert!(provisions(&p).is_empty(), "{:#?}", p.actions);
     check_fixed_point(&s, now(), &ids()).unwrap();
 }
+
+#[test]
+fn with_demand_the_running_buffer_covers_a_warm_start_and_the_tier_a_cold_build() {
+    use kasm_scale_core::config::StandbyPolicy;
+    use kasm_scale_core::engine::DemandSignal;
+    use kasm_scale_core::engine::demand::standby_for;
+    // 3 requests a minute, nothing learned: the recent rate reads the demand. A build takes
+    // 600 s (p90), a warm start 60 s.
+    let rate = 3.0 / 60.0;
+    let signal = DemandSignal {
+        recent_rate: rate,
+        boot_p90: vec![Some(600.0)],
+        start_p90: vec![Some(60.0)],
+        ..DemandSignal::default()
+    };
+    let demand_pool = |tier: Option<WarmPool>| {
+        let mut pol = policy(0, 1, 100, tier);
+        pol.standby_policy = StandbyPolicy::Demand;
+        pol.target_immediate_service = 0.9;
+        let mut s = pool(pol, vec![]);
+        s.demand = Some(signal.clone());
+        s
+    };
+    let running = |p: &Plan| -> u32 {
+        provisions(p)
+            .iter()
+            .filter(|(_, c)| *c == Cause::BelowMinimum)
+            .map(|(n, _)| n)
+            .sum()
+    };
+    let tier_builds = |p: &Plan| -> u32 {
+        provisions(p)
+            .iter()
+            .filter(|(_, c)| *c == Cause::WarmTier)
+            .map(|(n, _)| n)
+            .sum()
+    };
+    let cold = standby_for(rate * 600.0, 0.9) as u32;
+    let warm_lead = standby_for(rate * 60.0, 0.9) as u32;
+    assert!(warm_lead < cold, "{warm_lead} < {cold}");
+
+    // Without a tier the running buffer covers a build.
+    let plain = plan(&demand_pool(None), now());
+    assert_eq!(running(&plain), cold, "{:#?}", plain.actions);
+
+    // With one it covers a warm start; the tier covers the rest of a build.
+    let s = demand_pool(Some(warm(0, 50)));
+    let p = plan(&s, now());
+    assert_eq!(running(&p), warm_lead, "{:#?}", p.actions);
+    assert_eq!(tier_builds(&p), cold - warm_lead, "{:#?}", p.actions);
+    let refill = p
+        .actions
+        .iter()
+        .find(|a| {
+            matches!(
+                a,
+                Action::Provision {
+                    cause: Cause::WarmTier,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    assert!(refill.reason().contains("demand:"), "{}", refill.reason());
+    let min_reason = p.actions[0].reason();
+    assert!(min_reason.contains("warm start p90"), "{min_reason}");
+    check_fixed_point(&s, now(), &ids()).unwrap();
+
+    // The target stays within min_stopped and max_stopped.
+    let capped = plan(&demand_pool(Some(warm(0, 2))), now());
+    assert_eq!(tier_builds(&capped), 2);
+    let floor = plan(&demand_pool(Some(warm(cold + 5, cold + 10))), now());
+    assert_eq!(tier_builds(&floor), cold + 5);
+
+    // Without the demand policy the tier keeps min_stopped.
+    let mut stat = demand_pool(Some(warm(1, 50)));
+    stat.configs[0].policy.standby_policy = StandbyPolicy::Static;
+    assert_eq!(tier_builds(&plan(&stat, now())), 1);
+}

@@ -43,6 +43,7 @@ mod engine_rollout;
 mod engine_rollout_props;
 mod engine_rules;
 mod engine_warm;
+mod engine_warm_props;
 #[cfg(feature = "sim")]
 mod extreme_values;
 mod file_store;
