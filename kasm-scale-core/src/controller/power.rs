@@ -60,6 +60,7 @@ pub(crate) fn decide_start(
     if let Some(s) = records.servers.get_mut(&server) {
         s.state = ServerState::Starting;
         s.woken_at = Some(now);
+        s.for_warm = false;
         s.checked_in_at = None;
         s.queue_slots = queue_slots;
     }
