@@ -123,7 +123,10 @@ async fn a_started_vm_boots_for_the_start_latency_and_its_guest_checks_in_again(
     assert_eq!(state(&cloud, &vm.vm_id).await, Some(VmState::Pending));
     tokio::time::sleep(Duration::from_millis(1)).await;
     assert_eq!(state(&cloud, &vm.vm_id).await, Some(VmState::Running));
-    assert!(cloud.due_checkins().is_empty(), "not before its check-in delay");
+    assert!(
+        cloud.due_checkins().is_empty(),
+        "not before its check-in delay"
+    );
     tokio::time::sleep(Duration::from_secs(15)).await;
     let again = cloud.due_checkins();
     assert_eq!(again.len(), 1, "it checks in again after the start");
@@ -156,7 +159,10 @@ async fn stop_and_start_fail_transiently_at_their_rates() {
     let cloud = MemoryCloud::new(c.clone(), 7);
     let vm = cloud.create(&spec(1)).await.unwrap();
     let e = stop(&cloud, &vm.vm_id).await.unwrap_err();
-    assert!(matches!(e, BackendError::Transient(_)) && e.is_retryable(), "{e}");
+    assert!(
+        matches!(e, BackendError::Transient(_)) && e.is_retryable(),
+        "{e}"
+    );
     assert_eq!(state(&cloud, &vm.vm_id).await, Some(VmState::Pending));
     assert!(cloud.due_checkins().is_empty());
     cloud.stop(&vm.vm_id); // its guest shuts down

@@ -12,8 +12,8 @@ use kasm_scale_core::config::Config;
 use kasm_scale_core::sim::{
     ConfigChange, DEFAULT_CONFIG, DEFAULT_DAYS, DEFAULT_USERS, MAX_SIM_DURATION, MAX_SIM_EVENTS,
     Metrics, Progress, Series, SimError, SimOptions, TraceEvent, class_week, demand_policy,
-    has_warm_tier, kasm_policy, office_week, without_warm_tier, parse_change_time, parse_duration, parse_trace, simulate,
-    with_disconnects,
+    has_warm_tier, kasm_policy, office_week, parse_change_time, parse_duration, parse_trace,
+    simulate, with_disconnects, without_warm_tier,
 };
 use kasm_scale_core::{ConfigError, Format, load_file, load_str};
 
@@ -356,7 +356,11 @@ pub fn run(args: Args) -> ExitCode {
         vec![
             ("kasm", "Kasm's rules", kasm_policy),
             ("kasm-scale", "kasm-scale: demand", demand_running_only),
-            ("kasm-scale-warm", "kasm-scale: demand + warm", demand_policy),
+            (
+                "kasm-scale-warm",
+                "kasm-scale: demand + warm",
+                demand_policy,
+            ),
         ]
     } else if args.compare {
         vec![
