@@ -731,3 +731,179 @@ fn warm_up_and_generator_mistakes_are_named() {
         );
     }
 }
+
+/// (ours) A one-pool config on a memory provider priced `prices`, with `autoscale` added to
+/// its auto-scale config.
+fn priced_config(dir: &std::path::Path, prices: &str, autoscale: &str) -> String {
+    write(
+        dir,
+        "priced.toml",
+        &format!(
+            r#"
+[[zones]]
+zone_name = "default"
+upstream_auth_address = "kasm.example.com"
+
+[[vm_providers]]
+provider = "memory"
+name = "mem"
+max_instances = 30
+boot_latency = {{ fixed = 60 }}
+checkin_delay = {{ fixed = 0 }}
+{prices}
+
+[[pools]]
+server_pool_name = "office"
+
+[[pools.autoscale]]
+autoscale_config_name = "c"
+vm_provider_config_id = "mem"
+connection_type = "RDP"
+require_checkin = true
+reusable = true
+max_simultaneous_sessions_per_server = 2
+minimum_pool_standby_sessions = 2
+{autoscale}
+"#
+        ),
+    )
+}
+
+#[test]
+fn compare_shows_the_cost_of_each_policy_and_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let prices = "price_per_hour = 0.5\nstopped_price_per_hour = 0.02";
+    let config = priced_config(dir.path(), prices, "");
+    let args = |config: &str| {
+        vec![
+            "simulate".to_owned(),
+            "--config".into(),
+            config.to_owned(),
+            "--users".into(),
+            "10".into(),
+            "--days".into(),
+            "2".into(),
+            "--compare".into(),
+            "--no-svg".into(),
+        ]
+    };
+    let run = |args: &[String]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = kasm_scale(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let report = run(&args(&config));
+    let line = |report: &str, label: &str| {
+        report
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("{label}: {report}"))
+            .to_owned()
+    };
+    // Two costs and their difference.
+    let cost = line(&report, "cost (running + stopped)");
+    let cells: Vec<&str> = cost.split_whitespace().skip(4).collect();
+    assert_eq!(cells.len(), 3, "{report}");
+    assert!(cells[0].parse::<f64>().unwrap() > 0.0, "{report}");
+    assert!(cells[2].starts_with(['+', '-']), "{report}");
+    assert!(
+        line(&report, "  cost per provider").contains("mem "),
+        "{report}"
+    );
+    assert!(
+        line(&report, "oracle: cost at the first offering's price")
+            .split_whitespace()
+            .count()
+            > 7,
+        "{report}"
+    );
+    let header = report
+        .lines()
+        .skip_while(|l| *l != "day by day:")
+        .nth(1)
+        .unwrap();
+    assert!(
+        header.contains("kasm: cost") && header.contains("kasm-scale: cost"),
+        "{report}"
+    );
+
+    // With a warm tier: Kasm's rules, the demand policy with running standby only, and with
+    // the warm tier, each with its cost.
+    let warm = priced_config(
+        dir.path(),
+        prices,
+        "warm_pool = { min_stopped = 1, max_stopped = 4 }",
+    );
+    let report = run(&args(&warm));
+    let title = report.lines().next().unwrap();
+    assert!(
+        title.contains("Kasm's rules")
+            && title.contains("kasm-scale: demand ")
+            && title.contains("kasm-scale: demand + warm")
+            && title.ends_with("difference"),
+        "{report}"
+    );
+    let header = report
+        .lines()
+        .skip_while(|l| *l != "day by day:")
+        .nth(1)
+        .unwrap();
+    assert!(header.contains("kasm-scale-warm: cost"), "{report}");
+    let mut json_args = args(&warm);
+    json_args.push("--json".into());
+    let json: serde_json::Value = serde_json::from_str(&run(&json_args)).unwrap();
+    for key in ["kasm", "kasm-scale", "kasm-scale-warm"] {
+        assert!(json[key]["cost"].as_f64().is_some(), "{key}: {json}");
+        assert!(json[key]["days"][0]["cost"].as_f64().is_some(), "{key}");
+    }
+
+    // Unpriced: no cost rows, no cost columns.
+    let unpriced = priced_config(dir.path(), "", "");
+    let report = run(&args(&unpriced));
+    assert!(!report.contains("cost"), "{report}");
+}
+
+#[test]
+fn the_warm_week_examples_load() {
+    let out = kasm_scale(&[
+        "validate",
+        "examples/warm-week.toml",
+        "examples/warm-week-outage.toml",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "", "no warnings expected");
+    for file in ["examples/warm-week.toml", "examples/warm-week-outage.toml"] {
+        let config = kasm_scale::load_file(std::path::Path::new(file))
+            .unwrap()
+            .config;
+        let kasm_scale::config::VmProviderConfig::Memory(m) = &config.vm_providers[0] else {
+            panic!("{file}: a memory provider")
+        };
+        assert_eq!(
+            m.boot_latency,
+            kasm_scale::config::Distribution::Uniform([600.0, 900.0])
+        );
+        assert_eq!(
+            m.start_latency,
+            kasm_scale::config::Distribution::Uniform([60.0, 120.0])
+        );
+        assert!(m.price_per_hour.is_some() && m.stopped_price_per_hour.is_some());
+        assert_eq!(m.alternatives.len(), 1, "{file}: a fallback offering");
+        assert!(config.pools[0].autoscale[0].warm_pool.is_some());
+    }
+    let outage = kasm_scale::load_file(std::path::Path::new("examples/warm-week-outage.toml"))
+        .unwrap()
+        .config;
+    let kasm_scale::config::VmProviderConfig::Memory(m) = &outage.vm_providers[0] else {
+        unreachable!()
+    };
+    // An hour each workday morning, 08:00 UTC from the Monday start.
+    assert_eq!(m.outages.len(), 5);
+    for (day, o) in m.outages.iter().enumerate() {
+        assert_eq!(
+            (o.start, o.duration),
+            (day as f64 * 86_400.0 + 8.0 * 3600.0, 3600.0)
+        );
+    }
+}

@@ -26,6 +26,14 @@ impl Prices {
         )
     }
 
+    /// Whether each cloud has a price at all (of any offering, running or stopped).
+    pub(crate) fn priced(&self) -> Vec<bool> {
+        self.0
+            .iter()
+            .map(|p| p.iter().any(|(run, stop)| run.is_some() || stop.is_some()))
+            .collect()
+    }
+
     /// The VMs of `clouds` in the stretch that ends now, per provider, offering and power,
     /// with their prices (an offering the config no longer has is unpriced).
     pub(crate) fn counts(&self, clouds: &[(String, Arc<MemoryCloud>)]) -> Vec<Metered> {

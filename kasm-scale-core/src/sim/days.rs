@@ -92,16 +92,20 @@ pub(crate) struct Billed {
     pub running_cost: Vec<Option<f64>>,
     /// Cost of the stopped time per provider (`None`: some of it unpriced).
     pub stopped_cost: Vec<Option<f64>>,
+    /// Whether each provider has a price at all.
+    pub priced: Vec<bool>,
 }
 
 impl Billed {
-    /// For `providers` providers, from `meters`.
-    pub(crate) fn of(meters: &BTreeMap<Meter, u128>, providers: usize) -> Self {
+    /// From `meters`, for the providers of `priced` (whether each has a price at all).
+    pub(crate) fn of(meters: &BTreeMap<Meter, u128>, priced: &[bool]) -> Self {
+        let providers = priced.len();
         let mut b = Billed {
             vm_nanos: vec![0; providers],
             stopped_nanos: vec![0; providers],
-            running_cost: vec![Some(0.0); providers],
-            stopped_cost: vec![Some(0.0); providers],
+            running_cost: priced.iter().map(|p| p.then_some(0.0)).collect(),
+            stopped_cost: priced.iter().map(|p| p.then_some(0.0)).collect(),
+            priced: priced.to_vec(),
         };
         for (&(provider, stopped, price), &nanos) in meters {
             if provider >= providers || nanos == 0 {
@@ -121,30 +125,34 @@ impl Billed {
         b
     }
 
-    /// Provider `i`'s cost, running and stopped, if all of it is priced.
+    /// Provider `i`'s cost, running and stopped, if it is priced and all its time is.
     pub(crate) fn cost_of(&self, i: usize) -> Option<f64> {
         Some(self.running_cost.get(i).copied()?? + self.stopped_cost.get(i).copied()??)
     }
 
-    /// The cost over every provider, if all of it is priced (`None` too without providers).
+    /// The cost over every provider: `None` when no provider is priced, or an unpriced one
+    /// (or unpriced time of a priced one) has time.
     pub(crate) fn cost(&self) -> Option<f64> {
-        if self.vm_nanos.is_empty() {
-            return None;
+        let mut total = None;
+        for (i, priced) in self.priced.iter().enumerate() {
+            if *priced {
+                total = Some(total.unwrap_or(0.0) + self.cost_of(i)?);
+            } else if self.vm_nanos[i] > 0 || self.stopped_nanos[i] > 0 {
+                return None;
+            }
         }
-        (0..self.vm_nanos.len()).map(|i| self.cost_of(i)).sum()
+        total
     }
 
-    /// The running (`stopped` false) or stopped cost over every provider, if all priced.
+    /// The running (`stopped` false) or stopped part of [`Billed::cost`], when it is known.
     pub(crate) fn cost_part(&self, stopped: bool) -> Option<f64> {
+        self.cost()?;
         let part = if stopped {
             &self.stopped_cost
         } else {
             &self.running_cost
         };
-        if part.is_empty() {
-            return None;
-        }
-        part.iter().copied().sum()
+        Some(part.iter().flatten().fold(0.0, |sum, c| sum + c))
     }
 }
 
@@ -153,7 +161,8 @@ impl Billed {
 pub(crate) struct Ledger {
     warmup_days: u32,
     days: Vec<Tally>,
-    providers: usize,
+    /// Whether each VM provider has a price at all.
+    priced: Vec<bool>,
 }
 
 /// What the whole run (its warm-up left out) measured, from the ledger.
@@ -182,14 +191,14 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 impl Ledger {
     /// For a run of `end` nanoseconds (at least one day, the last maybe partial) whose first
-    /// `warmup_days` days are warm-up, with `providers` VM providers.
-    pub(crate) fn new(end: u128, warmup_days: u32, providers: usize) -> Self {
+    /// `warmup_days` days are warm-up, with VM providers each priced or not (`priced`).
+    pub(crate) fn new(end: u128, warmup_days: u32, priced: Vec<bool>) -> Self {
         let n = end.div_ceil(DAY).max(1);
         let days = (0..n).map(|_| Tally::default()).collect();
         Self {
             warmup_days,
             days,
-            providers,
+            priced,
         }
     }
 
@@ -254,7 +263,6 @@ impl Ledger {
         end: f64,
     ) -> Whole {
         let warmup_days = self.warmup_days;
-        let providers = self.providers;
         let mut after_warmup: BTreeMap<Meter, u128> = BTreeMap::new();
         let mut whole = Whole {
             requests: 0,
@@ -270,7 +278,7 @@ impl Ledger {
                 86_400.0 * f64::from(day),
                 (86_400.0 * f64::from(day + 1)).min(end),
             );
-            let billed = Billed::of(&tally.meters, providers);
+            let billed = Billed::of(&tally.meters, &self.priced);
             let vm_hours = billed.vm_nanos.iter().sum::<u128>() as f64 / 3.6e12;
             let stopped_vm_hours = billed.stopped_nanos.iter().sum::<u128>() as f64 / 3.6e12;
             let oracle = oracle_vm_hours_within(config, served, from, to);
@@ -303,7 +311,7 @@ impl Ledger {
                 }
             }
         }
-        whole.billed = Billed::of(&after_warmup, providers);
+        whole.billed = Billed::of(&after_warmup, &self.priced);
         whole.waits.sort_by(f64::total_cmp);
         whole
     }
@@ -324,7 +332,7 @@ mod tests {
 
     #[test]
     fn vm_time_is_cut_at_the_days_and_overruns_go_to_the_last() {
-        let mut l = Ledger::new(2 * DAY + 5, 1, 2);
+        let mut l = Ledger::new(2 * DAY + 5, 1, vec![false; 2]);
         assert_eq!(l.days.len(), 3);
         let running = |provider, count| Metered {
             provider,
@@ -336,7 +344,7 @@ mod tests {
         let got: Vec<Vec<u128>> = l
             .days
             .iter()
-            .map(|d| Billed::of(&d.meters, 2).vm_nanos)
+            .map(|d| Billed::of(&d.meters, &[false; 2]).vm_nanos)
             .collect();
         assert_eq!(got, [vec![10, 20], vec![DAY, 2 * DAY], vec![20, 40]]);
         assert!(l.in_warmup(DAY - 1) && !l.in_warmup(DAY));
@@ -349,7 +357,7 @@ mod tests {
     #[test]
     fn billed_time_costs_its_meters_prices_and_unpriced_time_has_no_cost() {
         let hour = 3_600_000_000_000u128;
-        let mut l = Ledger::new(DAY, 0, 2);
+        let mut l = Ledger::new(DAY, 0, vec![true, false]);
         let m = |provider, stopped, price, count| Metered {
             provider,
             stopped,
@@ -362,18 +370,25 @@ mod tests {
             2 * hour,
             &[m(0, false, Some(0.5), 2), m(0, true, Some(0.05), 1)],
         );
-        let b = Billed::of(&l.days[0].meters, 2);
+        let b = Billed::of(&l.days[0].meters, &[true, false]);
         assert_eq!(b.vm_nanos, [4 * hour, 0]);
         assert_eq!(b.stopped_nanos, [2 * hour, 0]);
         assert!((b.cost().unwrap() - 2.1).abs() < 1e-9, "{b:?}");
         assert!((b.cost_part(false).unwrap() - 2.0).abs() < 1e-9);
         assert!((b.cost_part(true).unwrap() - 0.1).abs() < 1e-9);
+        // Nothing of provider 1 ran: it is unpriced, and the total is provider 0's.
+        assert!((b.cost().unwrap() - 2.1).abs() < 1e-9);
+        assert_eq!(b.cost_of(1), None);
+        // An unpriced run has no cost, not 0.
+        assert_eq!(Billed::of(&BTreeMap::new(), &[false]).cost(), None);
+        assert_eq!(Billed::of(&BTreeMap::new(), &[false]).cost_part(true), None);
+        assert_eq!(Billed::of(&BTreeMap::new(), &[true]).cost(), Some(0.0));
         // Provider 1 runs a VM without a price: its cost and the total are unknown.
         l.vm_time(2 * hour, 3 * hour, &[m(1, false, None, 1)]);
-        let b = Billed::of(&l.days[0].meters, 2);
+        let b = Billed::of(&l.days[0].meters, &[true, false]);
         assert!((b.cost_of(0).unwrap() - 2.1).abs() < 1e-9);
         assert_eq!(b.cost_of(1), None);
         assert_eq!(b.cost(), None);
-        assert_eq!(b.cost_part(true).map(|c| (c * 100.0).round()), Some(10.0));
+        assert_eq!(b.cost_part(true), None);
     }
 }

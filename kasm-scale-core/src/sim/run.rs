@@ -304,10 +304,11 @@ async fn run(
     // VM time, requests and waits day by day. VM time in nanoseconds: whole numbers, so the
     // sum is the same however the time is cut into steps (skipped idle ticks make fewer,
     // longer steps).
+    let mut prices = Prices::of(&clouds.list);
     let mut ledger = Ledger::new(
         Duration::try_from(end).unwrap_or_default().as_nanos(),
         options.warmup_days,
-        clouds.list.len(),
+        prices.priced(),
     );
     // Servers made and destroyed by the end of the warm-up.
     let mut warm_counts: Option<(u64, u64)> = None;
@@ -323,7 +324,6 @@ async fn run(
     let minute = Duration::from_secs(60);
     let mut in_force = config.clone();
     let mut reconnects = Reconnects::default();
-    let mut prices = Prices::of(&clouds.list);
 
     loop {
         let now = tokio::time::Instant::now();

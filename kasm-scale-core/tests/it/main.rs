@@ -54,6 +54,8 @@ mod sim;
 #[cfg(feature = "sim")]
 mod sim_change;
 #[cfg(feature = "sim")]
+mod sim_cost;
+#[cfg(feature = "sim")]
 mod sim_policy;
 #[cfg(feature = "testkit")]
 mod store_contract;
