@@ -59,10 +59,15 @@ where
     }
     match code.as_deref() {
         Some("RequestTimeout" | "RequestTimeoutException") => BackendError::Transient(text),
+        // Short of what this offering asks for: the next offering (another type or subnet)
+        // may serve. `Unsupported` is EC2's answer for an instance type not offered in the
+        // subnet's availability zone; `InsufficientFreeAddressesInSubnet` for a full subnet.
         Some(
             "InsufficientInstanceCapacity"
             | "InsufficientHostCapacity"
-            | "InsufficientReservedInstanceCapacity",
+            | "InsufficientReservedInstanceCapacity"
+            | "InsufficientFreeAddressesInSubnet"
+            | "Unsupported",
         ) => BackendError::Capacity(text),
         Some("InstanceLimitExceeded" | "VcpuLimitExceeded" | "MaxSpotInstanceCountExceeded") => {
             BackendError::Quota(text)

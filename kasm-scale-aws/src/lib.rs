@@ -10,6 +10,13 @@
 //! Instances are launched with `InstanceInitiatedShutdownBehavior = terminate` unless the
 //! override says otherwise, so a VM shut down from inside does not linger stopped.
 //!
+//! The warm tier: `stop` is StopInstances (with `Hibernate` for a warm tier that asks, on
+//! instances launched with hibernation configured: `aws_ec2_hibernation`), `start` is
+//! StartInstances. Capacity fallback: the offering of `VmSpec::offering` picks the instance
+//! type and subnet of one of the config's `alternatives`; `InsufficientInstanceCapacity` (also
+//! of a start), `InsufficientFreeAddressesInSubnet` and `Unsupported` (a type not offered in
+//! the subnet's zone) are capacity errors, on which the controller moves to the next offering.
+//!
 //! Who retries: not this crate. The SDK's retries are off and every call is one attempt
 //! (`create` is one RunInstances, after the server-id lookup when it repeats a server); errors
 //! come back classified (`RequestLimitExceeded` and the other throttling codes as rate limited,
@@ -20,6 +27,7 @@ mod attempts;
 mod errors;
 mod launch;
 mod password;
+mod power;
 mod provider;
 mod request;
 

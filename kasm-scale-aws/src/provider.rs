@@ -1,4 +1,4 @@
-//! [`AwsProvider`]: create, find, list and terminate EC2 instances.
+//! [`AwsProvider`]: create, find, list, stop, start and terminate EC2 instances.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +13,8 @@ use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
 use base64::Engine;
 use kasm_scale_core::config::{AWS_USER_DATA_LIMIT, AwsVmConfig};
 use kasm_scale_core::traits::{
-    BackendError, Capabilities, OWNER_TAG, Owner, SERVER_TAG, Vm, VmProvider, VmSpec, VmState,
+    BackendError, Capabilities, OWNER_TAG, Owner, SERVER_TAG, StopMode, Vm, VmProvider, VmSpec,
+    VmState,
 };
 
 use kasm_scale_core::Secret;
@@ -169,6 +170,16 @@ impl AwsProviderBuilder {
 }
 
 impl AwsProvider {
+    /// Its config.
+    pub(crate) fn config(&self) -> &AwsVmConfig {
+        &self.config
+    }
+
+    /// Its EC2 client (one attempt per call).
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     fn to_vm(&self, instance: &Instance) -> Option<Vm> {
         let tags: BTreeMap<String, String> = instance
             .tags()
@@ -253,8 +264,13 @@ impl AwsProvider {
 
     /// The RunInstances parameters (EC2's names) from the config, the override merged in, then
     /// the owner tags, which nothing overrides.
-    fn launch_request(&self, spec: &VmSpec, root_device: Option<String>) -> serde_json::Value {
+    fn launch_request(
+        &self,
+        spec: &VmSpec,
+        root_device: Option<String>,
+    ) -> Result<serde_json::Value, BackendError> {
         let c = &self.config;
+        let offered = self.offered(spec.offering)?;
         let tags = |extra: &BTreeMap<String, String>| -> Vec<serde_json::Value> {
             extra
                 .iter()
@@ -287,6 +303,11 @@ impl AwsProvider {
         if let Some(subnet) = &c.aws_ec2_subnet_id {
             fields.insert("SubnetId".into(), json!(subnet));
         }
+        if c.aws_ec2_hibernation {
+            // Hibernation needs an encrypted root volume of room for the memory: the AMI's
+            // (or `aws_ec2_ebs_volume_size_gb` and the override's) to provide.
+            fields.insert("HibernationOptions".into(), json!({"Configured": true}));
+        }
         if let Some(key) = &c.aws_ec2_key_name {
             fields.insert("KeyName".into(), json!(key));
         }
@@ -310,17 +331,31 @@ impl AwsProvider {
         if let Some(o) = &self.overrides {
             merge(&mut request, o);
         }
+        // What an alternative sets wins over the override, which shapes the config's own
+        // fields: offering `i` must be what the plan, events and metrics name.
+        let mut chosen = serde_json::Map::new();
+        if let Some(t) = offered.instance_type {
+            chosen.insert("InstanceType".into(), json!(t));
+        }
+        if let Some(s) = offered.subnet_id {
+            chosen.insert("SubnetId".into(), json!(s));
+        }
+        merge(&mut request, &serde_json::Value::Object(chosen));
         let owner = json!({"TagSpecifications": on_both(tags(&spec.owner.tags()))});
         merge(&mut request, &owner);
-        request
+        Ok(request)
     }
 
     /// One RunInstances call, with the server id as its `ClientToken` (EC2 answers a repeat
-    /// with the same parameters with the same instance). A repeat after a lost answer must look
+    /// with the same parameters with the same instance). The token is the same for every
+    /// offering: a request refused for capacity binds no token, so the next offering may use
+    /// it, and a create resumed on another offering after a lost answer gets
+    /// `IdempotentParameterMismatch` (the instance is then looked up) instead of a second
+    /// instance. A repeat after a lost answer must look
     /// the server-id tag up first (emulators ignore `ClientToken`), which [`VmProvider::create`]
     /// does.
     async fn run_instance(&self, spec: &VmSpec, script: &str) -> Result<Vm, BackendError> {
-        let request = self.launch_request(spec, self.root_device().await?);
+        let request = self.launch_request(spec, self.root_device().await?)?;
         let name = &self.config.name;
         let launch = Launch::read(request)
             .map(|l| l.apply(self.client.run_instances()))
@@ -363,8 +398,8 @@ impl VmProvider for AwsProvider {
             max_startup_script_bytes: Some(AWS_USER_DATA_LIMIT),
             retrieve_password: self.password_key.is_some(),
             operation_timeout: None,
-            stop_start: false,
-            hibernate: false,
+            stop_start: true,
+            hibernate: self.config.aws_ec2_hibernation,
         }
     }
 
@@ -411,6 +446,14 @@ impl VmProvider for AwsProvider {
             }
             other => other,
         }
+    }
+
+    async fn stop(&self, vm_id: &str, mode: StopMode) -> Result<(), BackendError> {
+        self.stop_vm(vm_id, mode).await
+    }
+
+    async fn start(&self, vm_id: &str) -> Result<(), BackendError> {
+        self.start_vm(vm_id).await
     }
 
     async fn retrieve_password(&self, vm_id: &str) -> Result<Option<Secret>, BackendError> {

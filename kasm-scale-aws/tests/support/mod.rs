@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod idempotency;
+pub mod lifecycle;
 
 use std::sync::{Arc, Mutex};
 
@@ -181,6 +182,8 @@ pub struct Proxy {
     pub seen: Arc<Mutex<Vec<Seen>>>,
     /// EC2's client-token table, when strict.
     pub table: Option<Arc<idempotency::Table>>,
+    /// The instances terminated through it, when strict (EC2's lifecycle rules).
+    pub terminated: Option<Arc<lifecycle::Terminated>>,
     /// Requests the emulator answered, by action (a hung or dropped answer counts: EC2 took it).
     answered: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
@@ -203,7 +206,8 @@ impl Proxy {
 
     /// Starts a proxy to `upstream` deciding by `rule` that also answers `RunInstances` as EC2
     /// does for a client token it has seen ([`idempotency`]), from its own memory of the first
-    /// answer: what moto, which ignores client tokens, cannot show.
+    /// answer: what moto, which ignores client tokens, cannot show; and refuses to stop or start
+    /// an instance terminated through it, as EC2 does and moto does not ([`lifecycle`]).
     pub async fn strict(
         upstream: &str,
         rule: impl Fn(&Seen) -> Fault + Send + Sync + 'static,
@@ -218,6 +222,9 @@ impl Proxy {
     ) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
+        let terminated = table
+            .as_ref()
+            .map(|_| Arc::<lifecycle::Terminated>::default());
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let answered: Arc<Mutex<Vec<String>>> = Arc::default();
         let rule: Arc<Rule> = Arc::new(rule);
@@ -230,6 +237,7 @@ impl Proxy {
             upstream,
             client,
             table: table.clone(),
+            terminated: terminated.clone(),
         };
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -249,6 +257,7 @@ impl Proxy {
             url,
             seen,
             table,
+            terminated,
             answered,
             task,
         }
@@ -287,6 +296,7 @@ struct Front {
     upstream: Arc<str>,
     client: Upstream,
     table: Option<Arc<idempotency::Table>>,
+    terminated: Option<Arc<lifecycle::Terminated>>,
 }
 
 fn xml_answer(status: u16, xml: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -347,6 +357,14 @@ impl Front {
             tokio::time::sleep(delay).await;
         }
         let region = idempotency::region(&seen.authorization);
+        let ids = instance_ids(&seen.body);
+        if let Some((code, message)) = self
+            .terminated
+            .as_ref()
+            .and_then(|t| t.refuse(&region, &seen.action, &ids))
+        {
+            return Ok(xml_answer(400, idempotency::error_xml(code, &message)));
+        }
         let strict = self
             .table
             .as_ref()
@@ -377,6 +395,12 @@ impl Front {
                 }
             }
         };
+        if let Some(t) = &self.terminated
+            && seen.action == "TerminateInstances"
+            && answer.status().is_success()
+        {
+            t.record(&region, &ids);
+        }
         self.answered.lock().unwrap().push(seen.action.clone());
         match fault {
             Fault::ForwardThenDrop => {

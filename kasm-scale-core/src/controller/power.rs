@@ -240,16 +240,16 @@ pub(crate) fn refreshed(
             metrics::counter!("kasm_scale_warm_stopped_total", "config" => server.config.clone())
                 .increment(1);
         }
-        Some(VmState::Running | VmState::Pending) if server.state == ServerState::Stopping => {
-            if !busy {
-                // The stop was cut short (a restart mid-call): ask again.
-                spawn_stop(
-                    shared,
-                    id,
-                    Cause::WarmTier,
-                    "resuming an unfinished stop".into(),
-                );
-            }
+        Some(VmState::Running | VmState::Pending)
+            if server.state == ServerState::Stopping && !busy =>
+        {
+            // The stop was cut short (a restart mid-call): ask again.
+            spawn_stop(
+                shared,
+                id,
+                Cause::WarmTier,
+                "resuming an unfinished stop".into(),
+            );
         }
         Some(VmState::Stopped | VmState::Stopping) if woken && !busy => {
             // Started, then down again (or the start never took): back in the tier.
@@ -261,21 +261,20 @@ pub(crate) fn refreshed(
                 "its VM did not stay up after the start".into(),
             );
         }
-        Some(VmState::Running) if woken => {
-            if readiness(shared, server) == Some(Readiness::Tcp) {
-                let address = server.address.clone();
-                let port = port(shared, server);
-                let shared = shared.clone();
-                let server = server.clone();
-                tokio::spawn(async move {
-                    if let (Some(address), Some(port)) = (address, port)
-                        && probe(&address, port).await
-                    {
-                        proved_up(&shared, &server, "its connection port answers");
-                    }
-                });
-            }
-            // With `checkin`, its guest's check-in makes it ready.
+        // With `checkin`, a woken server's guest check-in makes it ready; with `tcp`, its
+        // connection port answering does.
+        Some(VmState::Running) if woken && readiness(shared, server) == Some(Readiness::Tcp) => {
+            let address = server.address.clone();
+            let port = port(shared, server);
+            let shared = shared.clone();
+            let server = server.clone();
+            tokio::spawn(async move {
+                if let (Some(address), Some(port)) = (address, port)
+                    && probe(&address, port).await
+                {
+                    proved_up(&shared, &server, "its connection port answers");
+                }
+            });
         }
         Some(VmState::Failed | VmState::Terminated) | None => {
             destroy::start(shared, id, None, "its VM is gone".into());

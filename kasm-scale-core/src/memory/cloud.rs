@@ -272,7 +272,9 @@ impl MemoryCloud {
     }
 
     /// VMs per offering just before now, `[running, stopped]` (running: pending, running or
-    /// stopping): what they were in the stretch of time that ends now.
+    /// stopping): what they were in the stretch of time that ends now. For the simulator's
+    /// cost metrics.
+    #[cfg(feature = "sim")]
     pub(crate) fn power_counts(&self) -> BTreeMap<u32, [u64; 2]> {
         let now = Instant::now();
         let mut out: BTreeMap<u32, [u64; 2]> = BTreeMap::new();
