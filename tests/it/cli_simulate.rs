@@ -865,6 +865,34 @@ fn compare_shows_the_cost_of_each_policy_and_day() {
 }
 
 #[test]
+fn the_slow_default_week_is_the_default_with_windows_latencies_and_a_warm_tier() {
+    let out = kasm_scale(&["validate", "examples/default-week-slow.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let slow = kasm_scale::load_file(std::path::Path::new("examples/default-week-slow.toml"))
+        .unwrap()
+        .config;
+    let mut default =
+        kasm_scale::load_str(kasm_scale::sim::DEFAULT_CONFIG, kasm_scale::Format::Toml)
+            .unwrap()
+            .config;
+    // The default with 10-15 minute builds, 1-2 minute starts, the check-in timeout a build
+    // needs and a warm tier on the first config: nothing else differs.
+    for p in &mut default.vm_providers {
+        let kasm_scale::config::VmProviderConfig::Memory(m) = p else {
+            panic!("the default's providers are memory clouds")
+        };
+        m.boot_latency = kasm_scale::config::Distribution::Uniform([600.0, 900.0]);
+        m.start_latency = kasm_scale::config::Distribution::Uniform([60.0, 120.0]);
+    }
+    for c in &mut default.pools[0].autoscale {
+        c.checkin_timeout = 1800;
+    }
+    default.pools[0].autoscale[0].warm_pool = slow.pools[0].autoscale[0].warm_pool;
+    assert!(slow.pools[0].autoscale[0].warm_pool.is_some());
+    assert_eq!(slow, default);
+}
+
+#[test]
 fn the_warm_week_examples_load() {
     let out = kasm_scale(&[
         "validate",

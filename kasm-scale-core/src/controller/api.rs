@@ -301,6 +301,7 @@ impl Autoscaler {
                         s.checked_in_at.get_or_insert(now);
                         if s.state == ServerState::Starting {
                             s.state = ServerState::Running;
+                            s.power_failures = 0;
                             ready = true;
                         }
                     }

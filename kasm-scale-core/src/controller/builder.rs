@@ -152,20 +152,37 @@ pub(crate) fn templates(
     templates
 }
 
-/// Every auto-scale config of `config` that has no provider in `providers`, or that makes AD
-/// records and has no directory in `directories`, into `problems`.
+/// What the setup knows of one VM provider config's provider.
+pub(crate) enum Given {
+    /// No provider.
+    Missing,
+    /// A provider, with its capabilities when they count (`None`: not checked, e.g. a stale
+    /// provider that is an error of its own).
+    Provider(Option<crate::traits::Capabilities>),
+}
+
+/// Every auto-scale config of `config` that has no provider (`providers`), keeps a warm tier on
+/// a provider that cannot stop and start VMs, or makes AD records and has no directory in
+/// `directories`, into `problems`.
 pub(crate) fn missing_backends(
     config: &Config,
-    providers: &dyn Fn(&str) -> bool,
+    providers: &dyn Fn(&str) -> Given,
     directories: &dyn Fn(&str) -> bool,
     problems: &mut Vec<SetupError>,
 ) {
     for (_, c) in config.autoscale_configs() {
-        if !providers(&c.vm_provider_config_id) {
-            problems.push(SetupError::MissingProvider {
+        match providers(&c.vm_provider_config_id) {
+            Given::Missing => problems.push(SetupError::MissingProvider {
                 config: c.autoscale_config_name.clone(),
                 provider: c.vm_provider_config_id.clone(),
-            });
+            }),
+            Given::Provider(Some(can)) if c.warm_pool.is_some() && !can.stop_start => {
+                problems.push(SetupError::NoStopStart {
+                    config: c.autoscale_config_name.clone(),
+                    provider: c.vm_provider_config_id.clone(),
+                });
+            }
+            Given::Provider(_) => {}
         }
         if c.ad_create_machine_record
             && let Some(ldap) = &c.ldap_id
@@ -352,7 +369,10 @@ impl AutoscalerBuilder {
         let templates = templates(&self.config, &mut problems);
         missing_backends(
             &self.config,
-            &|p| self.providers.contains_key(p),
+            &|p| match self.providers.get(p) {
+                Some(p) => Given::Provider(Some(p.capabilities())),
+                None => Given::Missing,
+            },
             &|l| self.directories.contains_key(l),
             &mut problems,
         );

@@ -237,6 +237,19 @@ pub enum SetupError {
         /// The VM provider config name.
         provider: String,
     },
+    /// (ours) An auto-scale config keeps a warm tier (`warm_pool`) on a VM provider config
+    /// whose provider cannot stop and start VMs ([`Capabilities::stop_start`]).
+    ///
+    /// [`Capabilities::stop_start`]: crate::traits::Capabilities::stop_start
+    #[error(
+        "`{config}` keeps a warm tier (warm_pool), but the provider of `{provider}` cannot stop and start VMs"
+    )]
+    NoStopStart {
+        /// `autoscale_config_name`.
+        config: String,
+        /// The VM provider config name.
+        provider: String,
+    },
     /// An auto-scale config that makes AD records has no directory for its LDAP config.
     #[error("`{config}` needs a directory for `{ldap}`")]
     MissingDirectory {

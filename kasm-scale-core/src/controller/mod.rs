@@ -83,7 +83,7 @@ pub use events::{
 };
 pub use file_store::{FileStore, MAX_STATE_FILE};
 pub use guarded::STORE_TIMEOUT;
-pub use records::{AdRecord, Queued, Records, ServerInfo, SessionId};
+pub use records::{AdRecord, MAX_POWER_FAILURES, Queued, Records, ServerInfo, SessionId};
 pub use reload::{Reconfiguration, Reloaded};
 pub use requests::{MAX_REQUEST_ID, REQUEST_ID_TTL, RequestRecord};
 pub use role::Role;

@@ -10,6 +10,13 @@
 //! config's warm tier says). A start refused for capacity puts it back `stopped`, skips its
 //! offering for `capacity_skip_seconds` and plans again at once (the engine then builds on the
 //! next offering); a VM deleted meanwhile makes its server (and AD record) go.
+//!
+//! Failures: a stop or start refused outright puts the server back where it was; one whose
+//! outcome is unknown (a timeout, a transient fault, a rate limit: the cloud may have taken it)
+//! leaves it `stopping` or `starting`, and the refresh decides from the VM's real state. Every
+//! failure counts for the config's backoff (as a failed build does, so a broken start is not
+//! asked again every tick) and for the server: after [`MAX_POWER_FAILURES`] a server that
+//! cannot be stopped serves as a running one, and one that cannot be started is destroyed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +24,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tracing::Instrument;
 
-use super::records::{Records, ServerInfo};
+use super::records::{MAX_POWER_FAILURES, Records, ServerInfo};
 use super::tasks::{self, Work};
 use super::{Shared, destroy, queue};
 use crate::config::Readiness;
@@ -132,14 +139,85 @@ async fn stop(shared: &Arc<Shared>, id: ServerId, cause: Cause, reason: String) 
             Err(BackendError::NotFound(_)) => {
                 destroy::start(shared, id, None, "its VM was deleted while it was being stopped".into());
             }
+            Err(e) if e.is_retryable() => {
+                // The cloud may have taken it: the refresh sees where the VM is and resumes
+                // the stop (or gives up after MAX_POWER_FAILURES).
+                tracing::warn!(error = %e, "stop not confirmed: the refresh decides from the VM's state");
+                shared.note_error(Some(id), &server.config, format!("stop not confirmed: {e}"));
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "stop failed: the server stays running");
-                back_to(shared, id, ServerState::Stopping, ServerState::Running, format!("stop failed: {e}"));
+                tracing::warn!(error = %e, "stop refused: the server serves as a running one");
+                stop_failed(shared, id, format!("stop refused: {e}"), false);
             }
         }
     }
     .instrument(span)
     .await;
+}
+
+/// Counts a failed stop or start of `id` (for its config's backoff too): how many it has had
+/// since its last successful one.
+fn power_failed(shared: &Shared, id: ServerId, config: &str, error: String) -> u32 {
+    let now = shared.clock.now();
+    let failures = {
+        let mut records = shared.state.records();
+        records.failure(config, now, now);
+        records.servers.get_mut(&id).map_or(0, |s| {
+            s.power_failures = s.power_failures.saturating_add(1);
+            s.power_failures
+        })
+    };
+    metrics::counter!("kasm_scale_warm_power_failures_total", "config" => config.to_owned())
+        .increment(1);
+    shared.note_error(Some(id), config, error);
+    failures
+}
+
+/// A stop that did not happen: the server is running, and no longer a build for the tier (so
+/// that it is not asked to stop again every tick; the tier refills with another build). The
+/// failure counts unless `counted` already.
+fn stop_failed(shared: &Shared, id: ServerId, error: String, counted: bool) {
+    let config = {
+        let mut records = shared.state.records();
+        let Some(s) = records.servers.get_mut(&id) else {
+            return;
+        };
+        if s.state == ServerState::Stopping {
+            s.state = ServerState::Running;
+        }
+        s.for_warm = false;
+        s.config.clone()
+    };
+    if counted {
+        shared.note_error(Some(id), &config, error);
+    } else {
+        power_failed(shared, id, &config, error);
+    }
+}
+
+/// A start that did not happen (refused, or its VM did not stay up): back in the tier, or
+/// destroyed after [`MAX_POWER_FAILURES`].
+fn start_failed(shared: &Arc<Shared>, id: ServerId, error: String) {
+    let Some(config) = shared.state.records().servers.get_mut(&id).map(|s| {
+        if s.state == ServerState::Starting && s.woken_at.is_some() {
+            s.state = ServerState::Stopped;
+            s.woken_at = None;
+            s.queue_slots = 0;
+        }
+        s.config.clone()
+    }) else {
+        return;
+    };
+    let failures = power_failed(shared, id, &config, error);
+    if failures >= MAX_POWER_FAILURES {
+        tracing::warn!(server = %id, failures, "a warm server that does not start: destroyed");
+        destroy::start(
+            shared,
+            id,
+            None,
+            format!("its VM failed to start {failures} times"),
+        );
+    }
 }
 
 async fn start(shared: &Arc<Shared>, id: ServerId, cause: Cause, reason: String) {
@@ -179,9 +257,15 @@ async fn start(shared: &Arc<Shared>, id: ServerId, cause: Cause, reason: String)
                 // in this tick's stead.
                 shared.clock.wake.notify_one();
             }
+            Err(e) if e.is_retryable() => {
+                // The cloud may have taken it: the refresh sees whether the VM comes up (its
+                // check-in or probe then makes it ready) or stays stopped (a failed start).
+                tracing::warn!(error = %e, "start not confirmed: the refresh decides from the VM's state");
+                shared.note_error(Some(id), &server.config, format!("start not confirmed: {e}"));
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "start failed: the server stays stopped");
-                back_to(shared, id, ServerState::Starting, ServerState::Stopped, format!("start failed: {e}"));
+                tracing::warn!(error = %e, "start refused: the server stays stopped");
+                start_failed(shared, id, format!("start refused: {e}"));
             }
         }
     }
@@ -233,6 +317,7 @@ pub(crate) fn refreshed(
                 s.state = ServerState::Stopped;
                 s.stopped_at = Some(now);
                 s.for_warm = false;
+                s.power_failures = 0;
                 s.checked_in_at = None;
                 s.queue_slots = 0;
             }
@@ -243,32 +328,43 @@ pub(crate) fn refreshed(
         Some(VmState::Running | VmState::Pending)
             if server.state == ServerState::Stopping && !busy =>
         {
-            // The stop was cut short (a restart mid-call): ask again.
-            spawn_stop(
+            // The stop was cut short (a restart mid-call) or not confirmed: ask again, up to
+            // MAX_POWER_FAILURES times.
+            let failures = power_failed(
                 shared,
                 id,
-                Cause::WarmTier,
-                "resuming an unfinished stop".into(),
+                &server.config,
+                "its VM still runs after a stop".into(),
             );
+            if failures >= MAX_POWER_FAILURES {
+                stop_failed(
+                    shared,
+                    id,
+                    format!("its VM still runs after {failures} stops"),
+                    true,
+                );
+            } else {
+                spawn_stop(
+                    shared,
+                    id,
+                    Cause::WarmTier,
+                    "resuming an unfinished stop".into(),
+                );
+            }
         }
         Some(VmState::Stopped | VmState::Stopping) if woken && !busy => {
             // Started, then down again (or the start never took): back in the tier.
-            back_to(
-                shared,
-                id,
-                ServerState::Starting,
-                ServerState::Stopped,
-                "its VM did not stay up after the start".into(),
-            );
+            start_failed(shared, id, "its VM did not stay up after the start".into());
         }
         // With `checkin`, a woken server's guest check-in makes it ready; with `tcp`, its
         // connection port answering does.
-        Some(VmState::Running) if woken && readiness(shared, server) == Some(Readiness::Tcp) => {
-            let address = server.address.clone();
-            let port = port(shared, server);
-            let shared = shared.clone();
+        Some(VmState::Running)
+            if woken && !busy && readiness(shared, server) == Some(Readiness::Tcp) =>
+        {
+            // One probe at a time per server, as the controller's task (aborted on step-down).
+            let (address, port) = (server.address.clone(), port(shared, server));
             let server = server.clone();
-            tokio::spawn(async move {
+            tasks::spawn(shared, Work::Power(id), |shared| async move {
                 if let (Some(address), Some(port)) = (address, port)
                     && probe(&address, port).await
                 {
@@ -327,6 +423,7 @@ pub(crate) fn proved_up(shared: &Shared, server: &ServerInfo, how: &str) {
             if first {
                 s.state = ServerState::Running;
                 s.checked_in_at = Some(now);
+                s.power_failures = 0;
             }
             first
         });

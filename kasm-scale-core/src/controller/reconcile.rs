@@ -236,7 +236,8 @@ fn attribute(shared: &Shared, provider: &str, vm: &Vm) -> Attribution {
         let warm = state.is_warm() || (state == ServerState::Starting && woken);
         return match (stopped, state) {
             (true, ServerState::Destroying) => Attribution::Known,
-            (true, _) if warm => Attribution::Known,
+            // A VM the cloud failed (to start) is dead, in the tier or not.
+            (true, _) if warm && vm.state != VmState::Failed => Attribution::Known,
             (true, _) => Attribution::Dead,
             _ => Attribution::Known,
         };

@@ -107,7 +107,16 @@ pub struct ServerInfo {
     /// `starting`, and its `checkin_timeout` counts from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub woken_at: Option<Timestamp>,
+    /// (ours) Stops or starts of it that failed since its last one that succeeded: after
+    /// [`MAX_POWER_FAILURES`] a server that cannot be stopped serves as a running one, and one
+    /// that cannot be started is destroyed (and rebuilt as the plan needs).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub power_failures: u32,
 }
+
+/// (ours) Failed stops (or starts) of one server after which it is no longer stopped (or
+/// started) again.
+pub const MAX_POWER_FAILURES: u32 = 3;
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
@@ -158,6 +167,7 @@ impl ServerInfo {
             for_warm: false,
             stopped_at: None,
             woken_at: None,
+            power_failures: 0,
         }
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::builder::{Setup, missing_backends, templates};
+use super::builder::{Given, Setup, missing_backends, templates};
 use super::events::{ControllerError, Event, SetupError};
 use super::{Autoscaler, Shared};
 use crate::config::Config;
@@ -260,7 +260,11 @@ fn prepare(
     drop(records);
     missing_backends(
         &config,
-        &|p| providers.contains_key(p) || stale.iter().any(|s| s == p),
+        &|p| match providers.get(p) {
+            Some(p) => Given::Provider(Some(p.capabilities())),
+            None if stale.iter().any(|s| s == p) => Given::Provider(None),
+            None => Given::Missing,
+        },
         &|l| directories.contains_key(l) || stale.iter().any(|s| s == l),
         &mut problems,
     );

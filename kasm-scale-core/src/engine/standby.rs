@@ -77,12 +77,28 @@ pub(super) fn demand_minimums(
         .collect();
     let first = uses.iter().position(|u| *u)?;
     // (ours) A config with a warm tier covers with running servers the arrivals expected
-    // within a warm start; its tier covers those of a cold build beyond that (`warm.rs`).
+    // within a warm start; its tier covers those of a cold build beyond that (`warm.rs`), as
+    // far as `max_stopped` lets it: what a capped tier cannot hold stays running. (The tier's
+    // *current* room does not count here: starting from the tier would then raise the running
+    // target by what it started, and the morning would drain the tier into running servers;
+    // a tier short of its target is refilled by builds as long as the running ones.)
     let warm: Vec<bool> = snapshot
         .configs
         .iter()
         .map(|c| c.policy.warm.is_some())
         .collect();
+    let cold = vec![false; warm.len()];
+    let tier_cap: u64 = snapshot
+        .configs
+        .iter()
+        .zip(shares)
+        .zip(&uses)
+        .filter(|(_, u)| **u)
+        .filter_map(|((c, s), _)| {
+            let w = c.policy.warm?;
+            Some(u64::from(w.max_stopped).saturating_mul(s.per_server))
+        })
+        .sum();
     let level = snapshot
         .configs
         .iter()
@@ -107,20 +123,26 @@ pub(super) fn demand_minimums(
     // The frontier moves on while this plan's own servers fill the config at it: the boot time
     // only lengthens, so the target only grows and the loop ends within one pass per config.
     let mut frontier = grows_next(&vec![0; shares.len()]);
-    let (estimate, shared) = loop {
+    let (estimate, shared, target) = loop {
         let estimate = Estimate::new(
             signal,
             boot_time(signal, &warm, &uses, &hold, first, frontier),
         );
-        let total = standby_for(estimate.expected, level).max(own);
-        let shared = share_twice(total, shares, &uses, &hold);
+        let mut target = standby_for(estimate.expected, level);
+        if estimate.warm {
+            let build = Estimate::new(
+                signal,
+                boot_time(signal, &cold, &uses, &hold, first, frontier),
+            );
+            target = target.max(standby_for(build.expected, level).saturating_sub(tier_cap));
+        }
+        let shared = share_twice(target.max(own), shares, &uses, &hold);
         let next = grows_next(&shared.made);
         if next <= frontier {
-            break (estimate, shared);
+            break (estimate, shared, target);
         }
         frontier = next;
     };
-    let target = standby_for(estimate.expected, level);
     let (given, left) = (shared.given, shared.left);
     let stuck: Vec<String> = shares
         .iter()
@@ -135,9 +157,9 @@ pub(super) fn demand_minimums(
     let boot = match (estimate.measured, estimate.warm) {
         (true, false) => "boot p90",
         (false, false) => "boot time assumed until a server was ready",
-        (true, true) => "warm start p90: the warm tier covers a cold build",
+        (true, true) => "warm start p90: the warm tier covers a cold build up to max_stopped",
         (false, true) => {
-            "warm start time assumed until one was measured: the warm tier covers a cold build"
+            "warm start time assumed until one was measured: the warm tier covers a cold build up to max_stopped"
         }
     };
     let mut minimums = Vec::with_capacity(shares.len());

@@ -63,6 +63,7 @@ pub fn sample_records(seed: u64, servers: u32) -> Records {
                 for_warm: false,
                 stopped_at: None,
                 woken_at: None,
+                power_failures: 0,
             },
         );
         if i < servers / 2 {

@@ -22,6 +22,7 @@ pub(crate) struct ShortOf {
     pub short: Mutex<Vec<u32>>,
     pub creates: Mutex<Vec<(u32, Instant)>>,
     pub starts: Mutex<Vec<(String, Instant)>>,
+    pub stops: Mutex<Vec<(String, Instant)>>,
     /// The offering each VM was made on.
     made_on: Mutex<std::collections::HashMap<String, u32>>,
 }
@@ -33,6 +34,7 @@ impl ShortOf {
             short: Mutex::new(short.to_vec()),
             creates: Mutex::new(Vec::new()),
             starts: Mutex::new(Vec::new()),
+            stops: Mutex::new(Vec::new()),
             made_on: Mutex::new(std::collections::HashMap::new()),
         }
     }
@@ -83,6 +85,10 @@ impl VmProvider for ShortOf {
         self.inner.list(owner_id).await
     }
     async fn stop(&self, vm_id: &str, mode: StopMode) -> Result<(), BackendError> {
+        self.stops
+            .lock()
+            .unwrap()
+            .push((vm_id.to_owned(), Instant::now()));
         VmProvider::stop(&*self.inner, vm_id, mode).await
     }
     async fn start(&self, vm_id: &str) -> Result<(), BackendError> {

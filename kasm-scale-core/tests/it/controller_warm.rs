@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kasm_scale_core::config::{Config, VmProviderConfig};
-use kasm_scale_core::controller::{Autoscaler, SessionOutcome};
+use kasm_scale_core::controller::{Autoscaler, MAX_POWER_FAILURES, SessionOutcome};
 use kasm_scale_core::engine::{ServerId, ServerState, SessionRequest};
 use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory, MemoryStore, deliver_checkins};
-use kasm_scale_core::traits::{VmProvider, VmState};
+use kasm_scale_core::traits::{BackendError, Capabilities, Vm, VmProvider, VmSpec, VmState};
 
 use crate::controller_fallback::ShortOf;
 use crate::fixture::Fixture;
@@ -209,25 +209,147 @@ async fn a_stopped_server_past_its_max_age_is_rebuilt_never_started() {
     assert_ne!(now[0], first[0]);
 }
 
+/// Provider calls one controller call makes at most: the default retry policy's attempts.
+const ATTEMPTS: usize = 5;
+
 #[tokio::test(start_paused = true)]
-async fn a_stop_that_fails_leaves_the_server_running() {
+async fn a_stop_that_keeps_failing_leaves_the_server_serving_and_is_not_asked_every_tick() {
     let mut config = config(0, "warm_pool = { min_stopped = 1, max_stopped = 1 }");
     if let VmProviderConfig::Memory(m) = &mut config.vm_providers[0] {
         m.stop_failure_rate = 1.0;
     }
     let w = world(&config);
     w.run(700).await;
-    let servers = w.scaler.servers();
-    assert_eq!(servers.len(), 1, "{servers:#?}");
-    let s = &servers[0];
-    assert_eq!(s.state, ServerState::Running);
+    let first = w.scaler.servers()[0].clone();
+    // 20 ticks: before the fix, a stop each (with its retries).
+    w.run(200).await;
+    let s = w.scaler.server(first.id).expect("still there");
+    assert_eq!(s.state, ServerState::Running, "{s:?}");
+    assert!(!s.for_warm, "no longer a build for the tier: {s:?}");
     assert!(
         s.last_error
             .as_deref()
-            .is_some_and(|e| e.contains("stop failed")),
+            .is_some_and(|e| e.contains("still runs after 3 stops")),
         "{s:?}"
     );
     assert_eq!(w.vm_state(s.id).await, Some(VmState::Running));
+    let vm = s.vm_id.clone().unwrap();
+    let stops = w.cloud.stops.lock().unwrap().clone();
+    let of_first = stops.iter().filter(|(v, _)| *v == vm).count();
+    assert!(
+        of_first <= MAX_POWER_FAILURES as usize * ATTEMPTS,
+        "{of_first} stop calls to a VM whose stops fail: {stops:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_that_fails_backs_off_and_a_cold_build_serves_the_request() {
+    let mut config = config(0, "warm_pool = { min_stopped = 1, max_stopped = 1 }");
+    if let VmProviderConfig::Memory(m) = &mut config.vm_providers[0] {
+        m.start_failure_rate = 1.0;
+    }
+    let w = world(&config);
+    w.run(700).await;
+    let warm = w.in_state(ServerState::Stopped);
+    assert_eq!(warm.len(), 1);
+    let vm = w.scaler.server(warm[0]).unwrap().vm_id.unwrap();
+    let outcome = w
+        .scaler
+        .request_session("p", &SessionRequest::default())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, SessionOutcome::Queued { .. }));
+    w.run(1500).await;
+    let starts = w.cloud.starts.lock().unwrap().clone();
+    let of_warm = starts.iter().filter(|(v, _)| *v == vm).count();
+    assert!(
+        (1..=MAX_POWER_FAILURES as usize * ATTEMPTS).contains(&of_warm),
+        "at most {MAX_POWER_FAILURES} starts (with their retries) in 150 ticks, not one per tick: {starts:?}"
+    );
+    // Back in the tier with its failures counted, or destroyed once they reached the most.
+    match w.scaler.server(warm[0]) {
+        Some(s) => {
+            assert_eq!(s.state, ServerState::Stopped, "{s:?}");
+            assert!((1..MAX_POWER_FAILURES).contains(&s.power_failures), "{s:?}");
+            assert!(
+                s.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("did not stay up")),
+                "{s:?}"
+            );
+        }
+        None => assert!(
+            of_warm > (MAX_POWER_FAILURES as usize - 1),
+            "destroyed only after {MAX_POWER_FAILURES} failed starts: {starts:?}"
+        ),
+    }
+    let seated: Vec<_> = w
+        .scaler
+        .servers()
+        .into_iter()
+        .filter(|s| s.sessions > 0)
+        .collect();
+    assert_eq!(seated.len(), 1, "a cold build serves the request");
+    assert_ne!(seated[0].id, warm[0]);
+}
+
+/// A memory cloud that says it cannot stop and start VMs.
+#[derive(Debug)]
+struct NoPower(MemoryCloud);
+
+#[async_trait::async_trait]
+impl VmProvider for NoPower {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            stop_start: false,
+            hibernate: false,
+            ..self.0.capabilities()
+        }
+    }
+    async fn create(&self, spec: &VmSpec) -> Result<Vm, BackendError> {
+        self.0.create(spec).await
+    }
+    async fn destroy(&self, vm_id: &str) -> Result<(), BackendError> {
+        self.0.destroy(vm_id).await
+    }
+    async fn get(&self, vm_id: &str) -> Result<Option<Vm>, BackendError> {
+        self.0.get(vm_id).await
+    }
+    async fn list(&self, owner_id: &str) -> Result<Vec<Vm>, BackendError> {
+        self.0.list(owner_id).await
+    }
+}
+
+#[test]
+fn a_warm_tier_on_a_provider_that_cannot_stop_is_refused_at_build() {
+    let config = config(0, TIER);
+    let VmProviderConfig::Memory(mem) = config.vm_providers[0].clone() else {
+        unreachable!()
+    };
+    let provider = Arc::new(NoPower(MemoryCloud::new(mem, 1)));
+    let refused = Autoscaler::builder(config.clone())
+        .provider(provider.clone())
+        .directory(Arc::new(MemoryDirectory::new("ad", "example.local", 1)))
+        .build();
+    let Err(error) = refused else {
+        panic!("a warm tier on a provider that cannot stop was accepted")
+    };
+    let error = error.to_string();
+    assert!(
+        error.contains("warm tier (warm_pool)") && error.contains("cannot stop and start"),
+        "{error}"
+    );
+    // Without the tier the same provider is fine.
+    let mut plain = config;
+    plain.pools[0].autoscale[0].warm_pool = None;
+    Autoscaler::builder(plain)
+        .provider(provider)
+        .directory(Arc::new(MemoryDirectory::new("ad", "example.local", 1)))
+        .build()
+        .expect("no tier, no need to stop");
 }
 
 #[tokio::test(start_paused = true)]

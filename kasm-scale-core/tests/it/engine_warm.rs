@@ -545,6 +545,8 @@ fn with_demand_the_running_buffer_covers_a_warm_start_and_the_tier_a_cold_build(
     // The target stays within min_stopped and max_stopped.
     let capped = plan(&demand_pool(Some(warm(0, 2))), now());
     assert_eq!(tier_builds(&capped), 2);
+    // What a capped tier cannot hold of a cold build stays running.
+    assert_eq!(running(&capped), cold - 2, "{:#?}", capped.actions);
     let floor = plan(&demand_pool(Some(warm(cold + 5, cold + 10))), now());
     assert_eq!(tier_builds(&floor), cold + 5);
 
