@@ -4,13 +4,8 @@
 
 use crate::support;
 
-use std::sync::Arc;
-
-use kasm_scale_aws::AwsProvider;
-use kasm_scale_core::config::VmProviderConfig;
-use kasm_scale_core::controller::Autoscaler;
-use kasm_scale_core::testkit::{Scenario, scenario_config};
-use support::{Ec2Guests, endpoint, raw_client, reset_region};
+use kasm_scale_core::testkit::Scenario;
+use support::{Ec2Guests, ec2_controller, endpoint, raw_client, reset_region};
 
 const REGION: &str = "ap-southeast-1";
 
@@ -18,35 +13,9 @@ const REGION: &str = "ap-southeast-1";
 async fn the_controller_scenario_runs_on_ec2() {
     let Some(url) = endpoint() else { return };
     reset_region(&url, REGION).await;
-    let config = scenario_config(
-        &format!(
-            r##"
-[[vm_providers]]
-provider = "aws"
-name = "vm"
-aws_access_key_id = "AKIATESTTESTTESTTEST"
-aws_secret_access_key = "test-secret"
-aws_region = "{REGION}"
-aws_ec2_ami_id = "ami-12c6146b"
-aws_ec2_instance_type = "t3.medium"
-aws_endpoint_url = "{url}"
-max_instances = 20
-startup_script = "#!/bin/sh\ncurl -d token={{checkin_jwt}} https://{{upstream_auth_address}}/checkin\n"
-"##
-        ),
-        "",
-    );
-    let VmProviderConfig::Aws(aws) = config.vm_providers[0].clone() else {
-        panic!("an AWS provider")
-    };
-    let provider = Arc::new(AwsProvider::builder(aws).build().await.unwrap());
-    // Unique per run: moto lists terminated instances of earlier runs for a while.
-    let owner = &format!("ec2-end-to-end-{}", uuid::Uuid::new_v4());
-    let scaler = Autoscaler::builder(config)
-        .owner_id(owner)
-        .provider(provider.clone())
-        .build()
-        .unwrap();
+    let (scaler, provider, owner) =
+        ec2_controller(&url, REGION, r#"aws_ec2_instance_type = "t3.medium""#, "").await;
+    let owner = &owner;
     Scenario {
         scaler: &scaler,
         owner_id: owner,

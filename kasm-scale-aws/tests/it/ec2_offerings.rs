@@ -5,14 +5,11 @@
 
 use crate::support;
 
-use std::sync::Arc;
-
-use kasm_scale_aws::AwsProvider;
-use kasm_scale_core::config::VmProviderConfig;
-use kasm_scale_core::controller::Autoscaler;
-use kasm_scale_core::testkit::{SCENARIO_MINIMUM, scenario_config};
+use kasm_scale_core::testkit::SCENARIO_MINIMUM;
 use kasm_scale_core::traits::{BackendError, VmProvider};
-use support::{Fault, Proxy, config, endpoint, provider_at, raw_client, reset_region, spec};
+use support::{
+    Fault, Proxy, config, ec2_controller, endpoint, provider_at, raw_client, reset_region, spec,
+};
 
 /// The instance type and subnet EC2 holds for an instance.
 async fn placed(client: &aws_sdk_ec2::Client, instance: &str) -> (String, String) {
@@ -116,36 +113,18 @@ async fn with_the_first_type_short_the_controller_creates_on_the_next_in_the_sam
         }
     })
     .await;
-    let config = scenario_config(
-        &format!(
-            r##"
-[[vm_providers]]
-provider = "aws"
-name = "vm"
-aws_access_key_id = "AKIATESTTESTTESTTEST"
-aws_secret_access_key = "test-secret"
-aws_region = "{region}"
-aws_ec2_ami_id = "ami-12c6146b"
+    let (scaler, provider, owner) = ec2_controller(
+        &proxy.url,
+        region,
+        r#"
 aws_ec2_instance_type = "m5.large"
-aws_endpoint_url = "{}"
-max_instances = 20
-alternatives = [{{ aws_ec2_instance_type = "m5.xlarge", price_per_hour = 0.192 }}]
+alternatives = [{ aws_ec2_instance_type = "m5.xlarge", price_per_hour = 0.192 }]
 price_per_hour = 0.096
-"##,
-            proxy.url
-        ),
+"#,
         "",
-    );
-    let VmProviderConfig::Aws(aws) = config.vm_providers[0].clone() else {
-        panic!("an AWS provider")
-    };
-    let provider = Arc::new(AwsProvider::builder(aws).build().await.unwrap());
-    let owner = &format!("ec2-fallback-{}", uuid::Uuid::new_v4());
-    let scaler = Autoscaler::builder(config)
-        .owner_id(owner)
-        .provider(provider.clone())
-        .build()
-        .unwrap();
+    )
+    .await;
+    let owner = &owner;
     scaler.tick().await;
     scaler.settle().await;
 

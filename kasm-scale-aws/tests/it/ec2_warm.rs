@@ -4,15 +4,11 @@
 
 use crate::support;
 
-use std::sync::Arc;
-
-use kasm_scale_aws::AwsProvider;
-use kasm_scale_core::config::VmProviderConfig;
 use kasm_scale_core::controller::{Autoscaler, SessionOutcome};
 use kasm_scale_core::engine::{ServerState, SessionRequest};
-use kasm_scale_core::testkit::{SCENARIO_MINIMUM, check_in_starting, scenario_config};
+use kasm_scale_core::testkit::{SCENARIO_MINIMUM, check_in_starting};
 use kasm_scale_core::traits::{VmProvider, VmState};
-use support::{Ec2Guests, Fault, Proxy, endpoint, raw_client, reset_region};
+use support::{Ec2Guests, Fault, Proxy, ec2_controller, endpoint, raw_client, reset_region};
 
 const REGION: &str = "ap-northeast-2";
 
@@ -26,35 +22,13 @@ async fn a_warm_server_is_stopped_then_started_on_ec2_and_serves_after_it_checks
     let Some(url) = endpoint() else { return };
     reset_region(&url, REGION).await;
     let proxy = Proxy::strict(&url, |_| Fault::Forward).await;
-    let config = scenario_config(
-        &format!(
-            r##"
-[[vm_providers]]
-provider = "aws"
-name = "vm"
-aws_access_key_id = "AKIATESTTESTTESTTEST"
-aws_secret_access_key = "test-secret"
-aws_region = "{REGION}"
-aws_ec2_ami_id = "ami-12c6146b"
-aws_ec2_instance_type = "t3.medium"
-aws_endpoint_url = "{}"
-max_instances = 20
-startup_script = "#!/bin/sh\ncurl -d token={{checkin_jwt}} https://{{upstream_auth_address}}/checkin\n"
-"##,
-            proxy.url
-        ),
+    let (scaler, provider, _owner) = ec2_controller(
+        &proxy.url,
+        REGION,
+        r#"aws_ec2_instance_type = "t3.medium""#,
         "warm_pool = { min_stopped = 1, max_stopped = 1 }",
-    );
-    let VmProviderConfig::Aws(aws) = config.vm_providers[0].clone() else {
-        panic!("an AWS provider")
-    };
-    let provider = Arc::new(AwsProvider::builder(aws).build().await.unwrap());
-    let owner = &format!("ec2-warm-{}", uuid::Uuid::new_v4());
-    let scaler = Autoscaler::builder(config)
-        .owner_id(owner)
-        .provider(provider.clone())
-        .build()
-        .unwrap();
+    )
+    .await;
     let guests = Ec2Guests(raw_client(&url, REGION));
     let min = SCENARIO_MINIMUM as usize;
 

@@ -471,3 +471,49 @@ pub fn malformed_id(seen: &Seen) -> Option<Fault> {
         .any(|id| !well_formed_instance_id(id))
         .then_some(Fault::Error(400, "InvalidInstanceID.Malformed"))
 }
+
+/// A controller on EC2 at `endpoint` in `region`: the shared scenario's pool
+/// (`testkit::scenario_config`) on one AWS VM provider config `vm` with `provider_extra` TOML
+/// lines (the instance type among them) and `autoscale_extra` for its auto-scale config, the
+/// owner id unique per run (moto lists terminated instances of earlier runs for a while).
+pub async fn ec2_controller(
+    endpoint: &str,
+    region: &str,
+    provider_extra: &str,
+    autoscale_extra: &str,
+) -> (
+    kasm_scale_core::controller::Autoscaler,
+    Arc<AwsProvider>,
+    String,
+) {
+    use kasm_scale_core::config::VmProviderConfig;
+    let config = kasm_scale_core::testkit::scenario_config(
+        &format!(
+            r##"
+[[vm_providers]]
+provider = "aws"
+name = "vm"
+aws_access_key_id = "AKIATESTTESTTESTTEST"
+aws_secret_access_key = "test-secret"
+aws_region = "{region}"
+aws_ec2_ami_id = "ami-12c6146b"
+aws_endpoint_url = "{endpoint}"
+max_instances = 20
+startup_script = "#!/bin/sh\ncurl -d token={{checkin_jwt}} https://{{upstream_auth_address}}/checkin\n"
+{provider_extra}
+"##
+        ),
+        autoscale_extra,
+    );
+    let VmProviderConfig::Aws(aws) = config.vm_providers[0].clone() else {
+        panic!("an AWS provider")
+    };
+    let provider = Arc::new(AwsProvider::builder(aws).build().await.expect("provider"));
+    let owner = format!("ec2-{region}-{}", uuid::Uuid::new_v4());
+    let scaler = kasm_scale_core::controller::Autoscaler::builder(config)
+        .owner_id(&owner)
+        .provider(provider.clone())
+        .build()
+        .expect("controller");
+    (scaler, provider, owner)
+}
