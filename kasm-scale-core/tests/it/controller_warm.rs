@@ -8,7 +8,9 @@ use kasm_scale_core::config::{Config, VmProviderConfig};
 use kasm_scale_core::controller::{Autoscaler, MAX_POWER_FAILURES, SessionOutcome};
 use kasm_scale_core::engine::{ServerId, ServerState, SessionRequest};
 use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory, MemoryStore, deliver_checkins};
-use kasm_scale_core::traits::{BackendError, Capabilities, Vm, VmProvider, VmSpec, VmState};
+use kasm_scale_core::traits::{
+    BackendError, Capabilities, DirectoryService, Vm, VmProvider, VmSpec, VmState,
+};
 
 use crate::controller_fallback::ShortOf;
 use crate::fixture::Fixture;
@@ -402,18 +404,34 @@ async fn a_stopped_vm_deleted_by_a_person_takes_its_record_and_ad_record() {
     let stopped = w.in_state(ServerState::Stopped);
     assert_eq!(stopped.len(), 1);
     assert_eq!(w.directory.record_count(), 1);
-    let vm = w.scaler.server(stopped[0]).unwrap().vm_id.unwrap();
+    let gone = w.scaler.server(stopped[0]).unwrap();
+    let vm = gone.vm_id.clone().unwrap();
     w.cloud.inner.destroy(&vm).await.unwrap();
     w.run(60).await;
     assert!(w.scaler.server(stopped[0]).is_none(), "its record went");
-    // A replacement is being built for the tier; the deleted server's AD record is gone.
-    let names: Vec<String> = w
+    // A replacement is being built for the tier; the deleted server's AD record is gone, and
+    // the records left are exactly the servers'.
+    let mut servers: Vec<String> = w
         .scaler
         .servers()
         .iter()
-        .map(|s| s.hostname.clone())
+        .map(|s| s.hostname.to_ascii_uppercase())
         .collect();
-    assert!(w.directory.record_count() <= names.len(), "{names:?}");
+    let mut records: Vec<String> = w
+        .directory
+        .list_computers("kasm-scale", &["OU=Kasm,DC=example,DC=local".to_owned()])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name.to_ascii_uppercase())
+        .collect();
+    servers.sort();
+    records.sort();
+    assert!(
+        !records.contains(&gone.hostname.to_ascii_uppercase()),
+        "{records:?}"
+    );
+    assert_eq!(records, servers);
 }
 
 #[tokio::test(start_paused = true)]
