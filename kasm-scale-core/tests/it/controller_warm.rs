@@ -459,3 +459,48 @@ async fn a_restart_keeps_its_stopped_servers_stopped() {
         assert_eq!(again.vm_state(*id).await, Some(VmState::Stopped));
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_server_of_an_old_generation_is_rebuilt_never_started() {
+    let w = world(&config(0, TIER));
+    w.run(700).await;
+    let old = w.in_state(ServerState::Stopped);
+    assert_eq!(old.len(), 2);
+    // A new generation: what the guests see changed (a shaping field of the auto-scale config).
+    let mut next = (*w.scaler.config()).clone();
+    next.pools[0].autoscale[0].connection_username = Some("kasm-v2".into());
+    let changes = w.scaler.reconfigure(next).await.unwrap();
+    assert_eq!(changes.new_generations, ["c"]);
+    // A request arrives while the tier holds only outdated servers.
+    let outcome = w
+        .scaler
+        .request_session("p", &SessionRequest::default())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, SessionOutcome::Queued { .. }),
+        "{outcome:?}"
+    );
+    w.run(1500).await;
+    assert!(
+        w.cloud.starts.lock().unwrap().is_empty(),
+        "no outdated stopped server was started: {:?}",
+        w.cloud.starts.lock().unwrap()
+    );
+    for id in &old {
+        assert!(w.scaler.server(*id).is_none(), "the outdated {id:?} went");
+    }
+    let servers = w.scaler.servers();
+    let generation = w.scaler.generations()[0].generation;
+    assert!(
+        servers.iter().all(|s| s.generation == generation),
+        "only the current generation is left: {servers:#?}"
+    );
+    let seated: Vec<_> = servers.iter().filter(|s| s.sessions > 0).collect();
+    assert_eq!(seated.len(), 1, "a current server serves the request");
+    assert_eq!(
+        w.in_state(ServerState::Stopped).len(),
+        2,
+        "the tier is rebuilt in the current generation"
+    );
+}
