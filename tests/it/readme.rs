@@ -2,9 +2,9 @@
 //! and no other, and the operations guide's systemd unit works as written.
 
 use kasm_scale::config::{
-    AutoScaleConfig, AwsVmConfig, AzureVmConfig, BrokerApiConfig, CheckinTokenConfig, Config,
-    FileStoreConfig, LdapConfig, MemoryVmConfig, Outage, Pool, PostgresStoreConfig, RolloutPolicy,
-    Schedule, Workspace, Zone,
+    AutoScaleConfig, AwsAlternative, AwsVmConfig, AzureAlternative, AzureVmConfig, BrokerApiConfig,
+    CheckinTokenConfig, Config, FileStoreConfig, LdapConfig, MemoryAlternative, MemoryVmConfig,
+    Outage, Pool, PostgresStoreConfig, RolloutPolicy, Schedule, WarmPool, Workspace, Zone,
 };
 use serde::de::DeserializeOwned;
 
@@ -51,6 +51,10 @@ fn all_fields() -> Vec<Vec<String>> {
         fields::<AutoScaleConfig>(),
         fields::<Schedule>(),
         fields::<RolloutPolicy>(),
+        fields::<WarmPool>(),
+        fields::<AwsAlternative>(),
+        fields::<AzureAlternative>(),
+        fields::<MemoryAlternative>(),
         fields::<Workspace>(),
         fields::<CheckinTokenConfig>(),
         fields::<BrokerApiConfig>(),
