@@ -140,14 +140,7 @@ price_per_hour = 0.096
         let vm = s.vm_id.as_deref().unwrap();
         assert_eq!(placed(&raw, vm).await.0, "m5.xlarge");
     }
-    let runs: Vec<String> = proxy
-        .seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|s| s.action == "RunInstances")
-        .map(|s| s.body.clone())
-        .collect();
+    let runs = proxy.bodies("RunInstances");
     let short = runs
         .iter()
         .filter(|b| b.contains("InstanceType=m5.large&"))

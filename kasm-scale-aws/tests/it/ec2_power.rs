@@ -45,16 +45,7 @@ async fn hibernation_is_configured_at_launch_and_asked_for_at_stop() {
     .await;
     assert!(p.capabilities().hibernate);
     let vm = p.create(&spec("ec2-hibernate", 1, "")).await.unwrap();
-    let bodies = |action: &str| -> Vec<String> {
-        proxy
-            .seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|s| s.action == action)
-            .map(|s| s.body.clone())
-            .collect()
-    };
+    let bodies = |action: &str| proxy.bodies(action);
     assert!(
         bodies("RunInstances")[0].contains("HibernationOptions.Configured=true"),
         "launched with hibernation configured: {:?}",
@@ -103,14 +94,7 @@ async fn an_instance_that_cannot_hibernate_is_stopped_plainly() {
     let vm = p.create(&spec("ec2-no-hibernate", 1, "")).await.unwrap();
     p.stop(&vm.vm_id, StopMode::Hibernate).await.unwrap();
     wait_for_state(&p, &vm.vm_id, &[VmState::Stopped], LIMIT, "stopped").await;
-    let stops: Vec<String> = proxy
-        .seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|s| s.action == "StopInstances")
-        .map(|s| s.body.clone())
-        .collect();
+    let stops = proxy.bodies("StopInstances");
     assert_eq!(stops.len(), 2, "{stops:?}");
     assert!(stops[0].contains("Hibernate=true"));
     assert!(

@@ -274,6 +274,17 @@ impl Proxy {
             .count()
     }
 
+    /// The form-encoded bodies of the requests of `action` it received, in order.
+    pub fn bodies(&self, action: &str) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.action == action)
+            .map(|s| s.body.clone())
+            .collect()
+    }
+
     /// How many requests of `action` it received.
     pub fn count(&self, action: &str) -> usize {
         self.seen
