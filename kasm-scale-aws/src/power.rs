@@ -10,8 +10,13 @@
 //! `HibernationOptions.Configured`, or not ready to yet) answers
 //! `UnsupportedHibernationConfiguration`: it is then stopped without hibernation, since a
 //! stopped warm server is better than a running one.
+//!
+//! A stopped instance moves to another offering's instance type (`resize`) with
+//! `ModifyInstanceAttribute` `InstanceType` (the reference: "the instance must be in the
+//! stopped state"; otherwise `IncorrectInstanceState`). Its subnet cannot change: an offering
+//! in another subnet is refused before any call.
 
-use aws_sdk_ec2::types::{InstanceState, InstanceStateChange, InstanceStateName};
+use aws_sdk_ec2::types::{AttributeValue, InstanceState, InstanceStateChange, InstanceStateName};
 use kasm_scale_core::traits::{BackendError, StopMode, VmProvider, VmState};
 use tracing::Instrument;
 
@@ -104,6 +109,105 @@ impl AwsProvider {
     /// [`VmProvider::start`]: `StartInstances`.
     pub(crate) async fn start_vm(&self, vm_id: &str) -> Result<(), BackendError> {
         self.power(vm_id, Power::Start).await
+    }
+
+    /// The instance type offering `index` launches with: the alternative's, else the
+    /// override's `InstanceType`, else `aws_ec2_instance_type`.
+    fn instance_type_of(&self, index: u32) -> Result<String, BackendError> {
+        let offered = self.offered(index)?;
+        Ok(offered
+            .instance_type
+            .or_else(|| {
+                self.overrides()
+                    .and_then(|o| o.get("InstanceType"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| self.config().aws_ec2_instance_type.clone()))
+    }
+
+    /// The subnet offering `index` launches in (`None`: EC2's default subnet).
+    fn subnet_of(&self, index: u32) -> Result<Option<String>, BackendError> {
+        let offered = self.offered(index)?;
+        Ok(offered.subnet_id.or_else(|| {
+            self.overrides()
+                .and_then(|o| o.get("SubnetId"))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .or_else(|| self.config().aws_ec2_subnet_id.clone())
+        }))
+    }
+
+    /// [`VmProvider::resize`]: the stopped instance `vm_id` to offering `index`'s instance
+    /// type (`DescribeInstances`, then `ModifyInstanceAttribute` unless it has that type).
+    pub(crate) async fn resize_vm(&self, vm_id: &str, index: u32) -> Result<(), BackendError> {
+        let name = &self.config().name;
+        let (target, subnet) = (self.instance_type_of(index)?, self.subnet_of(index)?);
+        let span = tracing::info_span!("aws_resize", provider = %name, vm = vm_id, offering = index, instance_type = %target);
+        async {
+            let answer = self
+                .client()
+                .describe_instances()
+                .instance_ids(vm_id)
+                .send()
+                .await
+                .map_err(classify)?;
+            let instance = answer
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .find(|i| i.instance_id() == Some(vm_id))
+                .ok_or_else(|| BackendError::NotFound(format!("{name}: no instance {vm_id}")))?;
+            let state = instance.state().and_then(InstanceState::name);
+            match state {
+                Some(InstanceStateName::Stopped) => {}
+                Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown) => {
+                    return Err(BackendError::NotFound(format!(
+                        "{name}: cannot resize {vm_id}: the instance is terminated"
+                    )));
+                }
+                Some(InstanceStateName::Stopping) => {
+                    return Err(BackendError::Transient(format!(
+                        "{name}: cannot resize {vm_id} yet: the instance is still stopping"
+                    )));
+                }
+                other => {
+                    return Err(BackendError::InvalidRequest(format!(
+                        "{name}: cannot resize {vm_id}: only a stopped instance changes its type, it is {}",
+                        other.map_or("in no known state", |s| s.as_str())
+                    )));
+                }
+            }
+            if let (Some(want), Some(has)) = (subnet.as_deref(), instance.subnet_id())
+                && want != has
+            {
+                return Err(BackendError::InvalidRequest(format!(
+                    "{name}: cannot move {vm_id} to offering {index}: it is in subnet {has}, the offering in {want} (a stopped instance keeps its subnet)"
+                )));
+            }
+            if instance.instance_type().map(|t| t.as_str()) == Some(target.as_str()) {
+                return Ok(());
+            }
+            tracing::info!("changing the instance type");
+            let result = self
+                .client()
+                .modify_instance_attribute()
+                .instance_id(vm_id)
+                .instance_type(AttributeValue::builder().value(&target).build())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(classify);
+            match result {
+                // Started or stopping again since it was described: the controller's retry.
+                Err(BackendError::InvalidRequest(m)) if m.starts_with(INCORRECT_STATE) => {
+                    Err(BackendError::Transient(format!("{name}: resize of {vm_id}: {m}")))
+                }
+                other => other,
+            }
+        }
+        .instrument(span)
+        .await
     }
 
     /// One power call in its span, its answer read by the contract's rules.

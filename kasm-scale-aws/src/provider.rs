@@ -176,6 +176,11 @@ impl AwsProvider {
     }
 
     /// Its EC2 client (one attempt per call).
+    /// The parsed `aws_ec2_config_override`, if any.
+    pub(crate) fn overrides(&self) -> Option<&serde_json::Value> {
+        self.overrides.as_ref()
+    }
+
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
@@ -400,6 +405,7 @@ impl VmProvider for AwsProvider {
             operation_timeout: None,
             stop_start: true,
             hibernate: self.config.aws_ec2_hibernation,
+            resize_stopped: true,
         }
     }
 
@@ -454,6 +460,10 @@ impl VmProvider for AwsProvider {
 
     async fn start(&self, vm_id: &str) -> Result<(), BackendError> {
         self.start_vm(vm_id).await
+    }
+
+    async fn resize(&self, vm_id: &str, offering: u32) -> Result<(), BackendError> {
+        self.resize_vm(vm_id, offering).await
     }
 
     async fn retrieve_password(&self, vm_id: &str) -> Result<Option<Secret>, BackendError> {

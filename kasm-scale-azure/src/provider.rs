@@ -523,6 +523,7 @@ impl VmProvider for AzureProvider {
             operation_timeout: Some(self.operation_timeout),
             stop_start: true,
             hibernate: false,
+            resize_stopped: true,
         }
     }
 
@@ -691,6 +692,10 @@ impl VmProvider for AzureProvider {
 
     async fn start(&self, vm_id: &str) -> Result<(), BackendError> {
         self.start_vm(vm_id).await
+    }
+
+    async fn resize(&self, vm_id: &str, offering: u32) -> Result<(), BackendError> {
+        self.resize_vm(vm_id, offering).await
     }
 
     async fn remove_leftover(&self, id: &str) -> Result<(), BackendError> {

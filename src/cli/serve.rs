@@ -386,6 +386,9 @@ impl VmProvider for ScriptsToDisk {
     async fn start(&self, vm_id: &str) -> Result<(), BackendError> {
         self.inner.start(vm_id).await
     }
+    async fn resize(&self, vm_id: &str, offering: u32) -> Result<(), BackendError> {
+        self.inner.resize(vm_id, offering).await
+    }
     async fn get(&self, vm_id: &str) -> Result<Option<Vm>, BackendError> {
         self.inner.get(vm_id).await
     }

@@ -6,7 +6,9 @@ use crate::support;
 
 use std::time::Duration;
 
-use kasm_scale_core::testkit::{vm_provider_stop_start_contract, wait_for_state};
+use kasm_scale_core::testkit::{
+    vm_provider_resize_contract, vm_provider_stop_start_contract, wait_for_state,
+};
 use kasm_scale_core::traits::{BackendError, StopMode, VmProvider, VmState};
 use support::{Fault, Proxy, config, endpoint, malformed_id, provider_at, reset_region, spec};
 
@@ -149,4 +151,92 @@ async fn a_start_refused_for_the_instance_state_is_retried_while_the_instance_ex
     );
     p.start(&vm.vm_id).await.expect("the retry starts it");
     wait_for_state(&p, &vm.vm_id, &[VmState::Running], LIMIT, "running").await;
+}
+
+/// The instance type EC2 reports for `vm`.
+async fn instance_type(client: &aws_sdk_ec2::Client, vm: &str) -> String {
+    let answer = client
+        .describe_instances()
+        .instance_ids(vm)
+        .send()
+        .await
+        .unwrap();
+    answer.reservations()[0].instances()[0]
+        .instance_type()
+        .map(|t| t.as_str().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_stopped_instance_moves_to_another_type_with_ec2s_lifecycle_rules() {
+    let Some(url) = endpoint() else { return };
+    let region = "ap-southeast-3";
+    reset_region(&url, region).await;
+    let proxy = Proxy::strict(&url, |seen| malformed_id(seen).unwrap_or(Fault::Forward)).await;
+    let p = provider_at(
+        config(
+            "aws-resize",
+            region,
+            r#"alternatives = [{ aws_ec2_instance_type = "t3.large" }, { aws_ec2_subnet_id = "subnet-0bbbbbbbbbbbbbbbb" }]"#,
+        ),
+        &proxy.url,
+    )
+    .await;
+    assert!(p.capabilities().resize_stopped);
+    let vm = vm_provider_resize_contract(&p, "ec2-resize-conformance", 1, LIMIT).await;
+    let client = support::raw_client(&url, region);
+    assert_eq!(instance_type(&client, &vm).await, "t3.large");
+    let modified = proxy.bodies("ModifyInstanceAttribute");
+    assert_eq!(
+        modified.len(),
+        1,
+        "one change of type; the repeat found the type already set, the running VM was refused before any call: {modified:?}"
+    );
+    assert!(
+        modified[0].contains("InstanceType.Value=t3.large"),
+        "{modified:?}"
+    );
+
+    // Back to offering 0 at the next stop; an offering in another subnet is refused unsent.
+    p.stop(&vm, StopMode::Stop).await.unwrap();
+    wait_for_state(&p, &vm, &[VmState::Stopped], LIMIT, "stopped").await;
+    p.resize(&vm, 0).await.unwrap();
+    assert_eq!(instance_type(&client, &vm).await, "t3.micro");
+    let elsewhere = p.resize(&vm, 2).await;
+    assert!(
+        matches!(&elsewhere, Err(BackendError::InvalidRequest(m)) if m.contains("keeps its subnet")),
+        "{elsewhere:?}"
+    );
+    assert_eq!(proxy.count("ModifyInstanceAttribute"), 2);
+}
+
+#[tokio::test]
+async fn the_strict_proxy_refuses_a_type_change_of_a_running_instance_as_ec2_does() {
+    // The proxy's own rule, so that the test above can fail: moto changes a running one.
+    let Some(url) = endpoint() else { return };
+    let region = "me-central-1";
+    let proxy = Proxy::strict(&url, |_| Fault::Forward).await;
+    let p = provider_at(config("aws-resize-raw", region, ""), &proxy.url).await;
+    let vm = p.create(&spec("ec2-resize-raw", 1, "")).await.unwrap();
+    let through = support::raw_client(&proxy.url, region);
+    let refused = through
+        .modify_instance_attribute()
+        .instance_id(&vm.vm_id)
+        .instance_type(
+            aws_sdk_ec2::types::AttributeValue::builder()
+                .value("t3.large")
+                .build(),
+        )
+        .send()
+        .await;
+    let code = refused
+        .as_ref()
+        .err()
+        .and_then(|e| aws_sdk_ec2::error::ProvideErrorMetadata::code(e).map(str::to_owned));
+    assert_eq!(
+        code.as_deref(),
+        Some("IncorrectInstanceState"),
+        "{refused:?}"
+    );
+    p.destroy(&vm.vm_id).await.unwrap();
 }

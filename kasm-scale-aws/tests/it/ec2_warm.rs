@@ -105,3 +105,100 @@ async fn a_warm_server_is_stopped_then_started_on_ec2_and_serves_after_it_checks
     );
     assert!(scaler.pools()[0].free_sessions >= min as u32);
 }
+
+#[tokio::test]
+async fn a_warm_start_ec2_cannot_place_moves_the_instance_to_the_next_type_in_the_same_tick() {
+    let Some(url) = endpoint() else { return };
+    let region = "ap-east-1";
+    reset_region(&url, region).await;
+    // EC2 is short of t3.medium: a start of an instance of that type is refused for capacity,
+    // one whose type was changed (to t3.large) through the proxy is placed.
+    let moved: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>> =
+        std::sync::Arc::default();
+    let seen_moves = moved.clone();
+    let proxy = Proxy::strict(&url, move |seen| match seen.action.as_str() {
+        "ModifyInstanceAttribute" if seen.body.contains("InstanceType.Value=t3.large") => {
+            seen_moves
+                .lock()
+                .unwrap()
+                .extend(support::instance_ids(&seen.body));
+            Fault::Forward
+        }
+        "StartInstances"
+            if support::instance_ids(&seen.body)
+                .iter()
+                .any(|id| !seen_moves.lock().unwrap().contains(id)) =>
+        {
+            Fault::Error(500, "InsufficientInstanceCapacity")
+        }
+        _ => Fault::Forward,
+    })
+    .await;
+    let (scaler, provider, _owner) = ec2_controller(
+        &proxy.url,
+        region,
+        "aws_ec2_instance_type = \"t3.medium\"\nalternatives = [{ aws_ec2_instance_type = \"t3.large\" }]",
+        "warm_pool = { min_stopped = 1, max_stopped = 1 }",
+    )
+    .await;
+    let guests = Ec2Guests(raw_client(&url, region));
+    step(&scaler).await;
+    check_in_starting(&scaler, &guests).await;
+    for _ in 0..3 {
+        step(&scaler).await;
+    }
+    let warm = scaler
+        .servers()
+        .into_iter()
+        .find(|s| s.state == ServerState::Stopped)
+        .expect("a stopped server");
+    let vm = warm.vm_id.clone().expect("its VM");
+    assert_eq!(warm.offering, 0);
+
+    scaler
+        .request_session("p", &SessionRequest::default())
+        .await
+        .unwrap();
+    step(&scaler).await;
+    assert_eq!(
+        (
+            proxy.count("StartInstances"),
+            proxy.count("ModifyInstanceAttribute")
+        ),
+        (2, 1),
+        "refused on t3.medium, moved, started on t3.large, all in one tick"
+    );
+    assert_eq!(
+        moved.lock().unwrap().iter().collect::<Vec<_>>(),
+        vec![&vm],
+        "the stopped server's instance was the one moved"
+    );
+    let described = raw_client(&url, region)
+        .describe_instances()
+        .instance_ids(&vm)
+        .send()
+        .await
+        .unwrap();
+    let instance = &described.reservations()[0].instances()[0];
+    assert_eq!(
+        instance.instance_type().map(|t| t.as_str()),
+        Some("t3.large")
+    );
+    let woken = scaler.server(warm.id).expect("the woken server");
+    assert_eq!(
+        (woken.state, woken.offering),
+        (ServerState::Starting, 1),
+        "{woken:?}"
+    );
+    // Its guest checks in at boot: it serves, on the larger type.
+    assert!(check_in_starting(&scaler, &guests).await >= 1);
+    step(&scaler).await;
+    assert_eq!(
+        scaler.server(warm.id).map(|s| s.state),
+        Some(ServerState::Running)
+    );
+    assert_eq!(
+        provider.get(&vm).await.unwrap().map(|v| v.state),
+        Some(VmState::Running)
+    );
+}

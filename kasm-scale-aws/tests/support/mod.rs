@@ -182,8 +182,8 @@ pub struct Proxy {
     pub seen: Arc<Mutex<Vec<Seen>>>,
     /// EC2's client-token table, when strict.
     pub table: Option<Arc<idempotency::Table>>,
-    /// The instances terminated through it, when strict (EC2's lifecycle rules).
-    pub terminated: Option<Arc<lifecycle::Terminated>>,
+    /// The instances terminated and stopped through it, when strict (EC2's lifecycle rules).
+    pub lifecycle: Option<Arc<lifecycle::Lifecycle>>,
     /// Requests the emulator answered, by action (a hung or dropped answer counts: EC2 took it).
     answered: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
@@ -207,7 +207,8 @@ impl Proxy {
     /// Starts a proxy to `upstream` deciding by `rule` that also answers `RunInstances` as EC2
     /// does for a client token it has seen ([`idempotency`]), from its own memory of the first
     /// answer: what moto, which ignores client tokens, cannot show; and refuses to stop or start
-    /// an instance terminated through it, as EC2 does and moto does not ([`lifecycle`]).
+    /// an instance terminated through it, and to change the type of one it did not stop, as EC2
+    /// does and moto does not ([`lifecycle`]).
     pub async fn strict(
         upstream: &str,
         rule: impl Fn(&Seen) -> Fault + Send + Sync + 'static,
@@ -222,9 +223,9 @@ impl Proxy {
     ) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
-        let terminated = table
+        let lifecycle = table
             .as_ref()
-            .map(|_| Arc::<lifecycle::Terminated>::default());
+            .map(|_| Arc::<lifecycle::Lifecycle>::default());
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let answered: Arc<Mutex<Vec<String>>> = Arc::default();
         let rule: Arc<Rule> = Arc::new(rule);
@@ -237,7 +238,7 @@ impl Proxy {
             upstream,
             client,
             table: table.clone(),
-            terminated: terminated.clone(),
+            lifecycle: lifecycle.clone(),
         };
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -257,7 +258,7 @@ impl Proxy {
             url,
             seen,
             table,
-            terminated,
+            lifecycle,
             answered,
             task,
         }
@@ -307,7 +308,7 @@ struct Front {
     upstream: Arc<str>,
     client: Upstream,
     table: Option<Arc<idempotency::Table>>,
-    terminated: Option<Arc<lifecycle::Terminated>>,
+    lifecycle: Option<Arc<lifecycle::Lifecycle>>,
 }
 
 fn xml_answer(status: u16, xml: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -370,9 +371,9 @@ impl Front {
         let region = idempotency::region(&seen.authorization);
         let ids = instance_ids(&seen.body);
         if let Some((code, message)) = self
-            .terminated
+            .lifecycle
             .as_ref()
-            .and_then(|t| t.refuse(&region, &seen.action, &ids))
+            .and_then(|t| t.refuse(&region, &seen.action, &seen.body, &ids))
         {
             return Ok(xml_answer(400, idempotency::error_xml(code, &message)));
         }
@@ -406,11 +407,10 @@ impl Front {
                 }
             }
         };
-        if let Some(t) = &self.terminated
-            && seen.action == "TerminateInstances"
+        if let Some(t) = &self.lifecycle
             && answer.status().is_success()
         {
-            t.record(&region, &ids);
+            t.record(&region, &seen.action, &ids);
         }
         self.answered.lock().unwrap().push(seen.action.clone());
         match fault {

@@ -13,6 +13,7 @@ mod long_operations;
 mod parts;
 mod power;
 mod provider;
+mod resize;
 mod restart;
 mod resume;
 mod rollout;

@@ -16,12 +16,18 @@
 //!   start as ARM does: `409 SkuNotAvailable` on the request, or the operation ending `Failed`
 //!   with `AllocationFailed` / `ZonalAllocationFailed` (a create leaves the VM `Failed`; a start
 //!   leaves it deallocated with `provisioningState` `Failed`).
+//! - `PATCH …/virtualMachines/{vm}` ("Virtual Machines - Update"; "Resize a virtual machine"):
+//!   `200 OK` with the VM, `provisioningState` `Updating`, and `Azure-AsyncOperation`; the
+//!   operation ends `Succeeded`. A new `hardwareProfile.vmSize` is taken whatever the power
+//!   state (a deallocated VM may take any size of the region); a running VM is restarted by it,
+//!   which the server records (`Store::resized_running`). A change of `zones` is refused:
+//!   `400 PropertyChangeNotAllowed` ("Changing property 'zones' is not allowed.").
 
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
 use super::resources::{Finish, Reply, Store, arm_error};
-use super::rules::get;
+use super::rules::{get, shown};
 
 /// Which answer a [`Shortage`] gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,5 +240,45 @@ impl Store {
             r["properties"]["provisioningState"] = json!(provisioning);
             self.power.insert(id.to_owned(), power.into());
         }
+    }
+
+    /// `PATCH` of the VM `id` (lower case): its tags and size.
+    pub(super) fn update_vm(&mut self, base: &str, id: &str, body: &Value, version: &str) -> Reply {
+        let Some(vm) = self.resources.get(id) else {
+            return arm_error(StatusCode::NOT_FOUND, "ResourceNotFound", "not found");
+        };
+        if let Some(zones) = body.get("zones")
+            && Some(zones) != vm.get("zones")
+        {
+            return arm_error(
+                StatusCode::BAD_REQUEST,
+                "PropertyChangeNotAllowed",
+                "Changing property 'zones' is not allowed.",
+            );
+        }
+        let size = get(body, &["properties", "hardwareProfile", "vmSize"]).cloned();
+        let running = self
+            .power
+            .get(id)
+            .is_some_and(|p| p != "PowerState/deallocated" && p != "PowerState/stopped");
+        if size.is_some() && running {
+            self.resized_running.push(id.to_owned());
+        }
+        let r = self.resources.get_mut(id).expect("present");
+        if let Some(tags) = body.get("tags") {
+            r["tags"] = tags.clone();
+        }
+        if let Some(size) = size {
+            r["properties"]["hardwareProfile"]["vmSize"] = size;
+        }
+        r["properties"]["provisioningState"] = json!("Updating");
+        let shown = shown(r);
+        let (op, _) = self.start_operation(
+            base,
+            "microsoft.compute",
+            version,
+            Finish::Updated(id.to_owned()),
+        );
+        (StatusCode::OK, self.started(op, None), shown)
     }
 }

@@ -85,6 +85,8 @@ pub(crate) enum Finish {
     StartFails(String, String, String),
     /// Preempted by a later power operation on the same VM (`OperationPreempted`).
     Preempted,
+    /// An update (`PATCH`) of a VM ends: `provisioningState` `Succeeded`.
+    Updated(String),
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +138,8 @@ pub struct Store {
     pub power_lro_delay: Option<Duration>,
     /// Sizes and zones out of capacity for creates and/or starts (see [`Shortage`]).
     pub shortages: Vec<Shortage>,
+    /// VMs resized while running (Azure restarts them): what a warm tier must never do.
+    pub resized_running: Vec<String>,
 }
 
 /// The test subscription.
@@ -172,6 +176,11 @@ impl Store {
                 Finish::Deallocated(ref rid)
                 | Finish::Started(ref rid)
                 | Finish::StartFails(ref rid, ..) => self.power_settled(rid, &finish),
+                Finish::Updated(rid) => {
+                    if let Some(r) = self.resources.get_mut(&rid) {
+                        r["properties"]["provisioningState"] = json!("Succeeded");
+                    }
+                }
                 Finish::Preempted => {}
             }
         }
@@ -517,8 +526,12 @@ impl Store {
             (&Method::PUT, Some(n)) if sub.is_none() => {
                 self.put(base, &lower, path, &kind, &n, &api_version, body)
             }
-            (&Method::PATCH, Some(_)) if sub.is_none() => match self.resources.get_mut(&id) {
-                Some(r) => {
+            (&Method::PATCH, Some(_)) if sub.is_none() => match self.resources.get(&id) {
+                Some(_) if kind.eq_ignore_ascii_case("microsoft.compute/virtualmachines") => {
+                    self.update_vm(base, &id, &body, &api_version)
+                }
+                Some(_) => {
+                    let r = self.resources.get_mut(&id).expect("present");
                     if let Some(tags) = body.get("tags") {
                         r["tags"] = tags.clone();
                     }

@@ -183,6 +183,42 @@ impl VmProviderConfig {
         }
     }
 
+    /// (ours) Whether offerings `a` and `b` place a VM in the same spot (AWS: the same subnet,
+    /// so the same availability zone; Azure: the same zone; the in-memory cloud: always), so
+    /// that a stopped VM of one can be moved to the other
+    /// ([`VmProvider::resize`](crate::traits::VmProvider::resize)). `false` for an index the
+    /// config does not have.
+    pub fn same_placement(&self, a: u32, b: u32) -> bool {
+        // Each offering's subnet or zone, `None` where the config names none.
+        let places: Vec<Option<&str>> = match self {
+            Self::Aws(c) => {
+                let own = c.aws_ec2_subnet_id.as_deref();
+                std::iter::once(own)
+                    .chain(
+                        c.alternatives
+                            .iter()
+                            .map(|x| x.aws_ec2_subnet_id.as_deref().or(own)),
+                    )
+                    .collect()
+            }
+            Self::Azure(c) => {
+                let own = c.azure_zone.as_deref();
+                std::iter::once(own)
+                    .chain(
+                        c.alternatives
+                            .iter()
+                            .map(|x| x.azure_zone.as_deref().or(own)),
+                    )
+                    .collect()
+            }
+            Self::Memory(c) => vec![None; 1 + c.alternatives.len()],
+        };
+        matches!(
+            (places.get(a as usize), places.get(b as usize)),
+            (Some(x), Some(y)) if x == y
+        )
+    }
+
     /// How long an offering that answered "insufficient capacity" is skipped.
     pub fn capacity_skip(&self) -> std::time::Duration {
         let s = match self {

@@ -111,6 +111,15 @@ impl VmProvider for Guarded<dyn VmProvider> {
             .await
     }
 
+    async fn resize(&self, vm_id: &str, offering: u32) -> Result<(), BackendError> {
+        let span = vm_span!(self, "resize", vm = vm_id, offering);
+        let budget = self.inner.capabilities().operation_timeout;
+        self.guard
+            .operation("resize", budget, || self.inner.resize(vm_id, offering))
+            .instrument(span)
+            .await
+    }
+
     async fn get(&self, vm_id: &str) -> Result<Option<Vm>, BackendError> {
         let span = vm_span!(self, "get", vm = vm_id);
         self.guard

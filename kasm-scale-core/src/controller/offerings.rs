@@ -2,8 +2,11 @@
 //! capacity moves to the config's next offering at once (in the same call, so in the same
 //! tick), and the offering that refused is skipped for the config's `capacity_skip_seconds`
 //! (Karpenter skips one for 3 minutes). A start of a stopped server that fails for capacity
-//! skips its offering too: until the skip ends the server is not started (the engine builds on
-//! the next offering instead).
+//! skips its offering too, and moves the stopped VM to the next offering in its placement
+//! (another instance type in its subnet, another size in its zone) where its provider can
+//! ([`Capabilities::resize_stopped`](crate::traits::Capabilities::resize_stopped)); a stopped
+//! server none of whose offerings can be tried is not started until a skip ends (the engine
+//! builds on the next offering instead).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -60,6 +63,25 @@ impl Skipped {
         out.sort();
         out
     }
+}
+
+/// The offerings a stopped server now on offering `current` of `config` may be started on at
+/// `now`, in the order they are tried: the config's offerings in its order (so a server moved
+/// to a dearer size during a shortage goes back to the first one at its next start) that share
+/// its placement and are not skipped; only `current` itself when its provider cannot move a
+/// stopped VM (`resize`). Empty when every one is skipped.
+pub(crate) fn start_order(
+    skipped: &Skipped,
+    config: &VmProviderConfig,
+    resize: bool,
+    current: u32,
+    now: Timestamp,
+) -> Vec<u32> {
+    let name = config.name();
+    (0..config.offerings().len() as u32)
+        .filter(|&i| i == current || (resize && config.same_placement(current, i)))
+        .filter(|&i| !skipped.is_skipped(name, i, now))
+        .collect()
 }
 
 /// Creates `spec`'s VM on the first offering of `provider_config` that is not skipped, starting
@@ -125,4 +147,75 @@ pub(crate) async fn create(
             "every offering of `{name}` is skipped after answering \"insufficient capacity\""
         ))
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An AWS config on `m6i.xlarge` in subnet a, then `m6i.2xlarge` in a, then `m6i.xlarge`
+    /// in b.
+    fn aws() -> VmProviderConfig {
+        let text = r#"
+[[zones]]
+zone_name = "default"
+upstream_auth_address = "kasm.example.com"
+
+[[vm_providers]]
+provider = "aws"
+name = "aws"
+aws_access_key_id = "AKIAEXAMPLEEXAMPLE00"
+aws_secret_access_key = "aws-secret"
+aws_region = "eu-central-1"
+aws_ec2_ami_id = "ami-0a1b2c3d4e5f67890"
+aws_ec2_instance_type = "m6i.xlarge"
+aws_ec2_subnet_id = "subnet-0aaaaaaaaaaaaaaaa"
+max_instances = 10
+alternatives = [
+    { aws_ec2_instance_type = "m6i.2xlarge" },
+    { aws_ec2_subnet_id = "subnet-0bbbbbbbbbbbbbbbb" },
+]
+"#;
+        crate::load_str(text, crate::Format::Toml)
+            .unwrap()
+            .config
+            .vm_providers
+            .remove(0)
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn only_offerings_in_the_same_subnet_share_a_placement() {
+        let c = aws();
+        assert!(c.same_placement(0, 1), "another type in the same subnet");
+        assert!(!c.same_placement(0, 2), "the same type in another subnet");
+        assert!(!c.same_placement(1, 2));
+        assert!(
+            !c.same_placement(0, 3),
+            "an offering the config does not have"
+        );
+    }
+
+    #[test]
+    fn a_start_tries_the_first_offering_of_its_placement_that_is_not_skipped() {
+        let c = aws();
+        let skipped = Skipped::default();
+        let now = at("2026-12-07T08:00:00Z");
+        // Not skipped: its own placement's offerings, first one first (a server moved to the
+        // dearer size goes back to the first).
+        assert_eq!(start_order(&skipped, &c, true, 0, now), vec![0, 1]);
+        assert_eq!(start_order(&skipped, &c, true, 1, now), vec![0, 1]);
+        assert_eq!(start_order(&skipped, &c, true, 2, now), vec![2]);
+        // A provider that cannot move a stopped VM starts it only where it is.
+        assert_eq!(start_order(&skipped, &c, false, 1, now), vec![1]);
+        skipped.skip("aws", 0, now, std::time::Duration::from_secs(180), "short");
+        assert_eq!(start_order(&skipped, &c, true, 0, now), vec![1]);
+        assert_eq!(start_order(&skipped, &c, false, 0, now), Vec::<u32>::new());
+        // Once the skip is over, the first offering is tried again.
+        let later = at("2026-12-07T08:03:01Z");
+        assert_eq!(start_order(&skipped, &c, true, 1, later), vec![0, 1]);
+    }
 }

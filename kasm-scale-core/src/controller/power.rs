@@ -7,9 +7,13 @@
 //! it `stopped` once its VM is. A start marks it `starting` with `woken_at` and no
 //! `checked_in_at`, and asks its provider: it takes sessions only once it proved it is up
 //! (its guest checked in again, or a TCP connection to its connection port succeeded, as its
-//! config's warm tier says). A start refused for capacity puts it back `stopped`, skips its
-//! offering for `capacity_skip_seconds` and plans again at once (the engine then builds on the
-//! next offering); a VM deleted meanwhile makes its server (and AD record) go.
+//! config's warm tier says). A start refused for capacity skips its offering for
+//! `capacity_skip_seconds` and, where its provider can move a stopped VM, moves it to the next
+//! offering in its placement (another instance type or size) and starts it there, in the same
+//! call; when none is left it goes back `stopped` and the controller plans again at once (the
+//! engine then builds on an offering that is not short). The next start of a server moved to a
+//! dearer offering tries the first one again. A VM deleted meanwhile makes its server (and AD
+//! record) go.
 //!
 //! Failures: a stop or start refused outright puts the server back where it was; one whose
 //! outcome is unknown (a timeout, a transient fault, a rate limit: the cloud may have taken it)
@@ -26,7 +30,7 @@ use tracing::Instrument;
 
 use super::records::{MAX_POWER_FAILURES, Records, ServerInfo};
 use super::tasks::{self, Work};
-use super::{Shared, destroy, queue};
+use super::{Event, Shared, destroy, offerings, queue};
 use crate::config::Readiness;
 use crate::engine::{Cause, ServerId, ServerState};
 use crate::traits::{BackendError, StopMode, Vm, VmState};
@@ -227,47 +231,94 @@ async fn start(shared: &Arc<Shared>, id: ServerId, cause: Cause, reason: String)
     let span = tracing::info_span!("start", server = %id, config = %server.config, provider = %server.provider, vm = %vm_id, cause = ?cause);
     async {
         let setup = shared.setup();
-        let Some(provider) = setup.providers.get(&server.provider).cloned() else {
+        let (Some(provider), Some(config)) = (
+            setup.providers.get(&server.provider).cloned(),
+            setup.config.vm_provider(&server.provider),
+        ) else {
             return back_to(shared, id, ServerState::Starting, ServerState::Stopped, "its VM provider config is gone".into());
         };
         tracing::info!(%reason, "starting from the warm tier");
-        let result = provider.start(&vm_id).await;
-        let label = result.as_ref().map_or_else(BackendError::class, |()| "ok");
-        metrics::counter!("kasm_scale_warm_starts_total", "config" => server.config.clone(), "result" => label)
-            .increment(1);
-        match result {
-            Ok(()) => {}
-            Err(BackendError::NotFound(_)) => {
-                destroy::start(shared, id, None, "its VM was deleted while it was stopped".into());
-            }
-            Err(BackendError::Capacity(why)) => {
-                let now = shared.clock.now();
-                if let Some(p) = setup.config.vm_provider(&server.provider) {
-                    let label = p
-                        .offerings()
-                        .get(server.offering as usize)
-                        .map_or_else(|| server.offering.to_string(), |o| o.label.clone());
-                    metrics::counter!("kasm_scale_offering_capacity_errors_total", "provider" => server.provider.clone(), "offering" => label)
-                        .increment(1);
-                    shared.state.skipped.skip(&server.provider, server.offering, now, p.capacity_skip(), &why);
+        let resize = provider.capabilities().resize_stopped;
+        let order = offerings::start_order(&shared.state.skipped, config, resize, server.offering, shared.clock.now());
+        let labels = config.offerings();
+        let label = |i: u32| labels.get(i as usize).map_or_else(|| i.to_string(), |o| o.label.clone());
+        let mut on = server.offering;
+        let mut refused: Vec<String> = Vec::new();
+        for target in order {
+            if target != on {
+                // Its offering (or the one before) is short: move the stopped VM to the next
+                // size in its placement, then start it there.
+                match provider.resize(&vm_id, target).await {
+                    Ok(()) => {
+                        if let Some(s) = shared.state.records().servers.get_mut(&id) {
+                            s.offering = target;
+                        }
+                        tracing::info!(from = %label(on), to = %label(target), "stopped VM moved to another offering");
+                        on = target;
+                    }
+                    Err(BackendError::NotFound(_)) => {
+                        destroy::start(shared, id, None, "its VM was deleted while it was stopped".into());
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, to = %label(target), "moving the stopped VM to another offering failed: it stays stopped");
+                        return start_failed(shared, id, format!("moving it to offering `{}` failed: {e}", label(target)));
+                    }
                 }
-                tracing::warn!(reason = %why, "start refused for capacity: the server stays stopped, its offering is skipped, and the next plan builds instead");
-                back_to(shared, id, ServerState::Starting, ServerState::Stopped, format!("start refused for capacity: {why}"));
-                // Plan again now: the free slots it was to give are built on the next offering
-                // in this tick's stead.
-                shared.clock.wake.notify_one();
             }
-            Err(e) if e.is_retryable() => {
-                // The cloud may have taken it: the refresh sees whether the VM comes up (its
-                // check-in or probe then makes it ready) or stays stopped (a failed start).
-                tracing::warn!(error = %e, "start not confirmed: the refresh decides from the VM's state");
-                shared.note_error(Some(id), &server.config, format!("start not confirmed: {e}"));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "start refused: the server stays stopped");
-                start_failed(shared, id, format!("start refused: {e}"));
+            let result = provider.start(&vm_id).await;
+            let class = result.as_ref().map_or_else(BackendError::class, |()| "ok");
+            metrics::counter!("kasm_scale_warm_starts_total", "config" => server.config.clone(), "offering" => label(on), "result" => class)
+                .increment(1);
+            match result {
+                Ok(()) => {
+                    if !refused.is_empty() {
+                        let text = format!(
+                            "{}: started {id} on offering `{}` after {} answered \"insufficient capacity\"",
+                            server.provider,
+                            label(on),
+                            refused.join(", ")
+                        );
+                        tracing::info!(offering = %label(on), "capacity fallback of a start");
+                        shared.events.emit(Event::Note { pool: server.pool.clone(), text });
+                    }
+                    return;
+                }
+                Err(BackendError::NotFound(_)) => {
+                    destroy::start(shared, id, None, "its VM was deleted while it was stopped".into());
+                    return;
+                }
+                Err(BackendError::Capacity(why)) => {
+                    let now = shared.clock.now();
+                    metrics::counter!("kasm_scale_offering_capacity_errors_total", "provider" => server.provider.clone(), "offering" => label(on))
+                        .increment(1);
+                    shared.state.skipped.skip(&server.provider, on, now, config.capacity_skip(), &why);
+                    tracing::warn!(offering = %label(on), reason = %why, "start refused for capacity: its offering is skipped, trying the next one");
+                    refused.push(label(on));
+                }
+                Err(e) if e.is_retryable() => {
+                    // The cloud may have taken it: the refresh sees whether the VM comes up (its
+                    // check-in or probe then makes it ready) or stays stopped (a failed start).
+                    tracing::warn!(error = %e, "start not confirmed: the refresh decides from the VM's state");
+                    return shared.note_error(Some(id), &server.config, format!("start not confirmed: {e}"));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "start refused: the server stays stopped");
+                    return start_failed(shared, id, format!("start refused: {e}"));
+                }
             }
         }
+        // Every offering it can start on is short (or skipped): it stays stopped, and the
+        // plan that follows at once builds the free slots it was to give on an offering that
+        // is not.
+        let why = if refused.is_empty() {
+            "every offering it can start on is skipped for capacity".to_owned()
+        } else {
+            format!("start refused for capacity on {}", refused.join(", "))
+        };
+        tracing::warn!(reason = %why, "the server stays stopped; the next plan builds instead");
+        back_to(shared, id, ServerState::Starting, ServerState::Stopped, why);
+        shared.clock.wake.notify_one();
     }
     .instrument(span)
     .await;

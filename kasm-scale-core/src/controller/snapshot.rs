@@ -36,14 +36,24 @@ pub(crate) fn snapshots_at(setup: &Setup, state: &State, now: Timestamp) -> Vec<
     let records = state.records();
     let mut snapshots = snapshots(setup, &records, None);
     demand::signals(&setup.config, &records, &mut snapshots, now);
-    // (ours) A stopped server whose offering is skipped after a start refused for capacity is
-    // shown as still stopping: the engine neither starts it (its start would fail again) nor
-    // replaces it in the tier, and builds the free slots it cannot give on the next offering.
+    // (ours) A stopped server none of whose offerings can be tried (its own is skipped after a
+    // start refused for capacity, and so is every other it could be moved to) is shown as
+    // still stopping: the engine neither starts it (its start would fail again) nor replaces
+    // it in the tier, and builds the free slots it cannot give on the next offering.
     let unavailable: std::collections::HashSet<_> = records
         .servers
         .values()
         .filter(|s| s.state == crate::engine::ServerState::Stopped)
         .filter(|s| state.skipped.is_skipped(&s.provider, s.offering, now))
+        .filter(|s| {
+            let resize = setup
+                .providers
+                .get(&s.provider)
+                .is_some_and(|p| p.capabilities().resize_stopped);
+            setup.config.vm_provider(&s.provider).is_none_or(|p| {
+                super::offerings::start_order(&state.skipped, p, resize, s.offering, now).is_empty()
+            })
+        })
         .map(|s| s.id)
         .collect();
     if !unavailable.is_empty() {

@@ -433,6 +433,7 @@ impl VmProvider for MemoryCloud {
             operation_timeout: None,
             stop_start: true,
             hibernate: false,
+            resize_stopped: true,
         }
     }
 
@@ -523,6 +524,10 @@ impl VmProvider for MemoryCloud {
 
     async fn start(&self, vm_id: &str) -> Result<(), BackendError> {
         self.power_on(vm_id)
+    }
+
+    async fn resize(&self, vm_id: &str, offering: u32) -> Result<(), BackendError> {
+        self.move_stopped(vm_id, offering)
     }
 
     async fn get(&self, vm_id: &str) -> Result<Option<Vm>, BackendError> {

@@ -2,7 +2,9 @@
 //! contract): a stop makes a VM `Stopping` for [`STOP_LATENCY`], then `Stopped`, holding no
 //! capacity of its offering; a start makes it `Pending` for a `start_latency` sample, then
 //! `Running`, and its guest checks in again a `checkin_delay` sample later (the built-in
-//! scripts check in at every boot), unless it is a guest that never checks in.
+//! scripts check in at every boot), unless it is a guest that never checks in. A stopped VM
+//! can be moved to another offering (`resize`): its stopped hours until then are billed at the
+//! old offering's price, the rest at the new one's.
 
 use rand::Rng;
 use tokio::time::Instant;
@@ -104,6 +106,55 @@ impl MemoryCloud {
         m.checkin_at = (!m.silent).then(|| running_at + checkin);
         m.checked_in = false;
         tracing::debug!("starting");
+        Ok(())
+    }
+
+    /// [`VmProvider::resize`](crate::traits::VmProvider::resize): moves a stopped VM to
+    /// `offering` (every offering of the in-memory cloud shares one placement).
+    pub(super) fn move_stopped(&self, vm_id: &str, offering: u32) -> Result<(), BackendError> {
+        let span =
+            tracing::debug_span!("memory_resize", cloud = %self.config.name, vm_id, offering);
+        let _entered = span.enter();
+        let now = Instant::now();
+        let offerings = 1 + self.config.alternatives.len() as u32;
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let name = &self.config.name;
+        let Some(m) = inner.vms.get(vm_id) else {
+            return Err(BackendError::NotFound(format!("{name}: no VM {vm_id}")));
+        };
+        let (power, current) = (m.power, m.offering);
+        Self::throttle(inner)?;
+        if offering >= offerings {
+            return Err(BackendError::InvalidRequest(format!(
+                "{name}: offering {offering} does not exist (the config has {offerings}: 0 to {})",
+                offerings - 1
+            )));
+        }
+        match power {
+            Power::On => {
+                return Err(BackendError::InvalidRequest(format!(
+                    "{name}: VM {vm_id} runs; only a stopped VM changes its offering"
+                )));
+            }
+            Power::Off { at } if now < at => {
+                return Err(BackendError::Transient(format!(
+                    "{name}: VM {vm_id} is still stopping"
+                )));
+            }
+            Power::Off { .. } => {}
+        }
+        if offering == current {
+            return Ok(());
+        }
+        let Some(m) = inner.vms.get_mut(vm_id) else {
+            return Err(BackendError::NotFound(format!("{name}: no VM {vm_id}")));
+        };
+        let (running, stopped) = m.unbilled(now);
+        inner.usage.add(m.offering, running, stopped);
+        m.billed_at = now;
+        m.offering = offering;
+        tracing::debug!(from = current, "moved to another offering");
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ mod scenario;
 mod store;
 
 pub use fixture::{AD_CONTAINER, Fixture};
-pub use power::{vm_provider_stop_start_contract, wait_for_state};
+pub use power::{vm_provider_resize_contract, vm_provider_stop_start_contract, wait_for_state};
 pub use scenario::{Guests, SCENARIO_MINIMUM, Scenario, check_in_starting, scenario_config};
 pub use store::{sample_records, state_store_contract};
 

@@ -118,3 +118,60 @@ pub async fn vm_provider_stop_start_contract(
         );
     }
 }
+
+/// Runs the part of the stop/start contract that moves a stopped VM to another offering
+/// ([`VmProvider::resize`], optional: [`Capabilities::resize_stopped`]). `to` is an offering of
+/// the provider's config in the same placement as offering 0 (another instance type or size in
+/// the same subnet or zone); `owner_id` must be unused on the backend.
+///
+/// It checks: a VM that runs is not moved (`InvalidRequest`), a stopped one is, a second move to
+/// the same offering and a move to the one it has are `Ok`, the moved VM starts and runs with
+/// its tags, and a move of a VM that does not exist is `NotFound`. What the cloud then runs
+/// (the instance type, the size) is the backend's own test to read back.
+///
+/// [`Capabilities::resize_stopped`]: crate::traits::Capabilities::resize_stopped
+pub async fn vm_provider_resize_contract(
+    provider: &dyn VmProvider,
+    owner_id: &str,
+    to: u32,
+    limit: Duration,
+) -> String {
+    assert!(
+        provider.capabilities().resize_stopped,
+        "the provider declares resize_stopped"
+    );
+    let one = spec(owner_id, 12);
+    let vm = retrying(|| provider.create(&one)).await.expect("create");
+    let running = [VmState::Running];
+    wait_for_state(provider, &vm.vm_id, &running, limit, "a new VM runs").await;
+    let moved = provider.resize(&vm.vm_id, to).await;
+    assert!(
+        matches!(moved, Err(BackendError::InvalidRequest(_))),
+        "a running VM is not moved: {moved:?}"
+    );
+    retrying(|| provider.stop(&vm.vm_id, StopMode::Stop))
+        .await
+        .expect("stop");
+    wait_for_state(provider, &vm.vm_id, &[VmState::Stopped], limit, "stopped").await;
+    retrying(|| provider.resize(&vm.vm_id, to))
+        .await
+        .expect("a stopped VM moves to another offering of its placement");
+    retrying(|| provider.resize(&vm.vm_id, to))
+        .await
+        .expect("a second move to the same offering is Ok");
+    retrying(|| provider.start(&vm.vm_id))
+        .await
+        .expect("the moved VM starts");
+    wait_for_state(provider, &vm.vm_id, &running, limit, "the moved VM runs").await;
+    let got = retrying(|| provider.get(&vm.vm_id))
+        .await
+        .expect("get")
+        .expect("the moved VM exists");
+    assert_eq!(got.owner, owner(owner_id, 12), "a moved VM keeps its tags");
+    let gone = provider.resize("vm-that-never-existed", to).await;
+    assert!(
+        matches!(gone, Err(BackendError::NotFound(_))),
+        "a move of a VM that does not exist is NotFound, got {gone:?}"
+    );
+    vm.vm_id
+}

@@ -103,6 +103,12 @@ pub struct Capabilities {
     pub stop_start: bool,
     /// (ours) Its `stop` can hibernate ([`StopMode::Hibernate`]).
     pub hibernate: bool,
+    /// (ours) It implements [`VmProvider::resize`]: a stopped VM can be moved to another
+    /// offering of its config in the same placement (another EC2 instance type in the same
+    /// subnet, another Azure size in the same zone), so that a start refused for capacity moves
+    /// to the next size at once instead of waiting for a cold build. (A wrapper that hands on
+    /// its inner provider's capabilities hands on `resize` too, as it does `stop` and `start`.)
+    pub resize_stopped: bool,
 }
 
 /// (ours) How [`VmProvider::stop`] stops a VM.
@@ -228,6 +234,21 @@ pub trait VmProvider: Send + Sync + fmt::Debug {
     async fn start(&self, vm_id: &str) -> Result<(), BackendError> {
         Err(BackendError::InvalidRequest(format!(
             "{}: this provider cannot start {vm_id}",
+            self.name()
+        )))
+    }
+
+    /// (ours) Moves a stopped VM to offering `offering` of its config (its instance type or
+    /// size; [`VmProviderConfig::offerings`](crate::config::VmProviderConfig::offerings)),
+    /// keeping its disk, name, tags and AD record. The controller asks only for an offering in
+    /// the VM's placement ([`VmProviderConfig::same_placement`](crate::config::VmProviderConfig::same_placement)).
+    /// Contract: moving a VM to the offering it has is `Ok`; a VM that does not exist is
+    /// `NotFound`; one still stopping is `Transient`; one that runs, or an offering the config
+    /// does not have or that is placed elsewhere, is `InvalidRequest`. The default refuses
+    /// ([`Capabilities::resize_stopped`] is false).
+    async fn resize(&self, vm_id: &str, offering: u32) -> Result<(), BackendError> {
+        Err(BackendError::InvalidRequest(format!(
+            "{}: this provider cannot move {vm_id} to offering {offering}",
             self.name()
         )))
     }

@@ -8,7 +8,8 @@ use kasm_scale_core::config::{Distribution, MemoryAlternative, MemoryVmConfig, O
 use kasm_scale_core::engine::ServerId;
 use kasm_scale_core::memory::{MemoryCloud, MemoryDirectory, STOP_LATENCY};
 use kasm_scale_core::testkit::{
-    directory_contract, vm_provider_contract, vm_provider_stop_start_contract,
+    directory_contract, vm_provider_contract, vm_provider_resize_contract,
+    vm_provider_stop_start_contract,
 };
 use kasm_scale_core::traits::{
     BackendError, ComputerSpec, DirectoryService, Owner, StopMode, VmProvider, VmSpec, VmState,
@@ -78,6 +79,39 @@ async fn memory_cloud_passes_the_stop_start_conformance_suite() {
     flaky.start_failure_rate = 0.5;
     flaky.start_latency = Distribution::Uniform([60.0, 120.0]);
     vm_provider_stop_start_contract(&MemoryCloud::new(flaky, 2), "power", limit).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_cloud_moves_a_stopped_vm_to_another_offering() {
+    let mut c = config();
+    c.alternatives = vec![MemoryAlternative {
+        name: Some("larger".into()),
+        capacity: None,
+        outages: Vec::new(),
+        price_per_hour: None,
+        stopped_price_per_hour: None,
+    }];
+    let cloud = MemoryCloud::new(c.clone(), 1);
+    let vm = vm_provider_resize_contract(&cloud, "resize", 1, Duration::from_secs(600)).await;
+    assert_eq!(
+        cloud.offering_of(&vm),
+        Some(1),
+        "it runs on the offering it was moved to"
+    );
+    let missing = cloud.resize(&vm, 2).await;
+    assert!(
+        matches!(missing, Err(BackendError::InvalidRequest(ref m)) if m.contains("offering 2")),
+        "{missing:?}"
+    );
+    // Thrown by the rate limit, as every call: the suite's retries cover it.
+    c.rate_limit_per_second = Some(2.0);
+    vm_provider_resize_contract(
+        &MemoryCloud::new(c, 2),
+        "resize",
+        1,
+        Duration::from_secs(600),
+    )
+    .await;
 }
 
 /// Stop or start through the provider's API (the cloud's own `stop` is a guest shutdown).

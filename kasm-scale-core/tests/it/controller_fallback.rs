@@ -15,7 +15,9 @@ use crate::fixture::Fixture;
 
 /// A cloud whose offerings in `short` answer every create and start with EC2's
 /// "insufficient capacity", as a region short of a size does; the rest is the memory cloud.
-/// It records every create it is asked for: (offering, when).
+/// It records every create it is asked for: (offering, when), and every start, stop and move
+/// of a stopped VM to another offering (`resize`, which it refuses when `can_resize` is off,
+/// as a provider without `resize_stopped` does).
 #[derive(Debug)]
 pub(crate) struct ShortOf {
     pub inner: Arc<MemoryCloud>,
@@ -23,6 +25,9 @@ pub(crate) struct ShortOf {
     pub creates: Mutex<Vec<(u32, Instant)>>,
     pub starts: Mutex<Vec<(String, Instant)>>,
     pub stops: Mutex<Vec<(String, Instant)>>,
+    /// (VM, to offering, when).
+    pub resizes: Mutex<Vec<(String, u32, Instant)>>,
+    pub can_resize: std::sync::atomic::AtomicBool,
     /// The offering each VM was made on.
     made_on: Mutex<std::collections::HashMap<String, u32>>,
 }
@@ -35,6 +40,8 @@ impl ShortOf {
             creates: Mutex::new(Vec::new()),
             starts: Mutex::new(Vec::new()),
             stops: Mutex::new(Vec::new()),
+            resizes: Mutex::new(Vec::new()),
+            can_resize: std::sync::atomic::AtomicBool::new(true),
             made_on: Mutex::new(std::collections::HashMap::new()),
         }
     }
@@ -58,7 +65,10 @@ impl VmProvider for ShortOf {
         self.inner.name()
     }
     fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+        Capabilities {
+            resize_stopped: self.can_resize.load(std::sync::atomic::Ordering::Relaxed),
+            ..self.inner.capabilities()
+        }
     }
     async fn create(&self, spec: &VmSpec) -> Result<Vm, BackendError> {
         self.creates
@@ -101,6 +111,23 @@ impl VmProvider for ShortOf {
             return Err(Self::capacity_error());
         }
         VmProvider::start(&*self.inner, vm_id).await
+    }
+    async fn resize(&self, vm_id: &str, offering: u32) -> Result<(), BackendError> {
+        if !self.can_resize.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(BackendError::InvalidRequest(
+                "this cloud cannot move a stopped VM".into(),
+            ));
+        }
+        self.resizes
+            .lock()
+            .unwrap()
+            .push((vm_id.to_owned(), offering, Instant::now()));
+        self.inner.resize(vm_id, offering).await?;
+        self.made_on
+            .lock()
+            .unwrap()
+            .insert(vm_id.to_owned(), offering);
+        Ok(())
     }
 }
 

@@ -355,8 +355,71 @@ fn a_warm_tier_on_a_provider_that_cannot_stop_is_refused_at_build() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_start_refused_for_capacity_builds_on_the_next_offering() {
+async fn a_start_refused_for_capacity_moves_the_stopped_vm_to_the_next_offering_at_once() {
     let w = world(&config(0, TIER));
+    w.run(700).await;
+    let stopped = w.in_state(ServerState::Stopped);
+    assert_eq!(stopped.len(), 2);
+    // Monday morning: the region is short of the stopped servers' size.
+    w.cloud.short.lock().unwrap().push(0);
+    let creates_before = w.cloud.creates.lock().unwrap().len();
+    let asked = tokio::time::Instant::now();
+    w.scaler
+        .request_session("p", &SessionRequest::default())
+        .await
+        .unwrap();
+    w.step().await;
+    let starts = w.cloud.starts.lock().unwrap().clone();
+    let resizes = w.cloud.resizes.lock().unwrap().clone();
+    assert_eq!(
+        starts.len(),
+        2,
+        "refused on its size, then started on the next: {starts:?}"
+    );
+    assert_eq!(starts[0].0, starts[1].0, "the same VM both times");
+    assert_eq!(
+        starts[0].1, starts[1].1,
+        "in the same call, not a tick later"
+    );
+    assert_eq!(
+        resizes
+            .iter()
+            .map(|(vm, to, _)| (vm.clone(), *to))
+            .collect::<Vec<_>>(),
+        vec![(starts[0].0.clone(), 1)],
+        "moved once, to the next offering, between the two starts"
+    );
+    let moved = w
+        .scaler
+        .servers()
+        .into_iter()
+        .find(|s| s.vm_id.as_deref() == Some(starts[0].0.as_str()))
+        .expect("the started server");
+    assert_eq!(
+        moved.offering, 1,
+        "its record names the offering it runs on"
+    );
+    // The start takes 60 s and the check-in 30 s more: served by the warm server well before a
+    // cold build (630 s) could, with no create at all.
+    w.run(120).await;
+    let seated = w.scaler.server(moved.id).expect("still there");
+    assert_eq!(seated.sessions, 1, "{:#?}", w.scaler.servers());
+    assert!(tokio::time::Instant::now() - asked <= Duration::from_secs(140));
+    let creates = w.cloud.creates.lock().unwrap()[creates_before..].to_vec();
+    // The only create is the tier's refill (one stopped server left, two wanted), made on the
+    // offering that is not short.
+    assert!(
+        creates.len() <= 1 && creates.iter().all(|(o, _)| *o == 1),
+        "no create for the request: {creates:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_refused_for_capacity_builds_on_the_next_offering_when_the_vm_cannot_move() {
+    let w = world(&config(0, TIER));
+    w.cloud
+        .can_resize
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     w.run(700).await;
     assert_eq!(w.in_state(ServerState::Stopped).len(), 2);
     // Monday morning: the zone of the stopped servers is short of their size.
