@@ -12,7 +12,7 @@ use super::builder::Setup;
 use super::records::{Records, ServerInfo};
 use super::state::State;
 use super::tasks::{self, Randomness, Tasks, Work};
-use super::{Event, RolloutPhase, Shared, destroy, hostname, power, provision, state};
+use super::{Event, RolloutPhase, Shared, destroy, hostname, power, provision, queue, state};
 use crate::engine::{Action, Cause, Plan, RolloutState, ServerId, ServerState};
 
 /// What a plan asks of one server, after the checks.
@@ -21,6 +21,8 @@ enum Start {
     Destroy(ServerId, Cause, String),
     Stop(ServerId, Cause, String),
     Wake(ServerId, Cause, String),
+    /// A server built for the warm tier serves at once: the pool's waiting requests are placed.
+    HandedOver(ServerId, String),
 }
 
 /// What executing the plans did.
@@ -123,9 +125,16 @@ fn decide(
                         reason,
                         ..
                     } => {
-                        if power::decide_start(&mut records, server, queue_slots, now) {
-                            tracing::info!(%server, ?cause, %reason, "start");
-                            starts.push(Start::Wake(server, cause, reason));
+                        match power::decide_start(&mut records, server, queue_slots, now) {
+                            power::Wake::Start => {
+                                tracing::info!(%server, ?cause, %reason, "start");
+                                starts.push(Start::Wake(server, cause, reason));
+                            }
+                            power::Wake::HandedOver => {
+                                tracing::info!(%server, ?cause, %reason, "handed over to serve");
+                                starts.push(Start::HandedOver(server, pool.clone()));
+                            }
+                            power::Wake::No => {}
                         }
                     }
                     Action::Provision {
@@ -274,6 +283,20 @@ async fn start(shared: &Arc<Shared>, mut starts: Vec<Start>, now: Timestamp) -> 
             }
             Start::Wake(id, cause, reason) => {
                 executed.started += usize::from(power::spawn_start(shared, id, cause, reason));
+            }
+            Start::HandedOver(id, pool) => {
+                let config = shared
+                    .state
+                    .records()
+                    .servers
+                    .get(&id)
+                    .map(|s| s.config.clone())
+                    .unwrap_or_default();
+                metrics::counter!("kasm_scale_warm_handovers_total", "config" => config)
+                    .increment(1);
+                shared
+                    .events
+                    .tell(queue::serve(&shared.setup(), &shared.state, Some(&pool)));
             }
         }
     }

@@ -53,29 +53,43 @@ pub(crate) fn decide_stop(records: &mut Records, server: ServerId) -> bool {
     true
 }
 
-/// Marks a stopped `server` starting at `now` (it must prove it is up again): `true` when it
-/// now is.
+/// What [`decide_start`] made of a start the plan asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// A stopped server is now starting: its provider is to start it.
+    Start,
+    /// A server built for the tier and still running serves at once: no call to make.
+    HandedOver,
+    /// Neither any more (it changed since the plan).
+    No,
+}
+
+/// Marks a stopped `server` starting at `now` (it must prove it is up again), or hands a
+/// running server built for the tier over to serve (it was never stopped, so it proved
+/// nothing less than a new server does).
 pub(crate) fn decide_start(
     records: &mut Records,
     server: ServerId,
     queue_slots: u32,
     now: Timestamp,
-) -> bool {
-    if !records
-        .servers
-        .get(&server)
-        .is_some_and(|s| s.state == ServerState::Stopped && s.vm_id.is_some())
-    {
-        return false;
-    }
-    if let Some(s) = records.servers.get_mut(&server) {
-        s.state = ServerState::Starting;
-        s.woken_at = Some(now);
+) -> Wake {
+    let Some(s) = records.servers.get_mut(&server) else {
+        return Wake::No;
+    };
+    if s.state == ServerState::Running && s.for_warm && s.sessions == 0 && !s.sessions_unknown {
         s.for_warm = false;
-        s.checked_in_at = None;
         s.queue_slots = queue_slots;
+        return Wake::HandedOver;
     }
-    true
+    if s.state != ServerState::Stopped || s.vm_id.is_none() {
+        return Wake::No;
+    }
+    s.state = ServerState::Starting;
+    s.woken_at = Some(now);
+    s.for_warm = false;
+    s.checked_in_at = None;
+    s.queue_slots = queue_slots;
+    Wake::Start
 }
 
 /// Starts the stop of `id` (marked stopping) in the background, unless one runs.

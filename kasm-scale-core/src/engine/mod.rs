@@ -130,7 +130,14 @@
 //! with aggressive scaling, the demand target, the rollout's replacements within its surge) is
 //! first covered by starting available warm servers of that config ([`Action::Start`],
 //! [`Cause::WarmTier`], oldest first: they expire first), each giving its capacity; the
-//! provision drops accordingly. A start adds no server, so it needs no `max_instances` room;
+//! provision drops accordingly. A current server built for the tier that is ready with no
+//! session is taken before any stopped one: the start hands it over to serve at once (rule 15
+//! would stop it, and it would take a stop, a start and a check-in to serve). Rule 7 hands such
+//! servers over to requests waiting with no ready slot (aggressive scaling) before they take
+//! slots of servers still coming up. Rule 8, for a config with a tier, counts the room of its
+//! servers still being built (not those started from the tier) as Kasm does, but they come up
+//! within a build while its minimum covers the arrivals within a warm start: while its free
+//! slots without them are below the minimum, warm servers are started for the difference. A start adds no server, so it needs no `max_instances` room;
 //! it follows the backoff as a build does (none while backing off or paused, one at a time while
 //! failing). Scale-in (ours): where rule 12 would destroy an idle server it stops it instead
 //! ([`Action::Stop`], [`Cause::Surplus`]) while its enabled config's tier, with this plan's stops,

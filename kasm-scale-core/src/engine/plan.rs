@@ -62,6 +62,9 @@ pub(super) struct Tally {
     pub(super) free: u64,
     /// The part of `free` on pending servers.
     pub(super) pending_free: u64,
+    /// The part of `pending_free` on servers being built (not started from the warm tier):
+    /// they come up within a build, not within a warm start.
+    pub(super) building_free: u64,
     /// Running, ready, sessionless current servers that are not spent: downscale candidates.
     pub(super) idle: u32,
     /// Room on ready, current servers that are not spent (less what rule 12 scales in).
@@ -121,7 +124,7 @@ pub(super) struct Pass<'s> {
     /// demand policy where it asks for more.
     pub(super) minimum: Vec<u64>,
     /// Why the demand policy raised a config's minimum.
-    why: Vec<Option<String>>,
+    pub(super) why: Vec<Option<String>>,
     /// The creation time at or before which an unready server has timed out.
     pub(super) deadline: Vec<Timestamp>,
     /// Waiting out a failure backoff (or a probe server): provisions nothing.
@@ -286,6 +289,9 @@ impl<'s> Pass<'s> {
             } else {
                 t.free += room;
                 t.pending_free += room;
+                if server.woken_at.is_none() {
+                    t.building_free += room;
+                }
                 t.pending += 1;
                 if outdated {
                     t.old_pending += room;
@@ -402,6 +408,7 @@ impl<'s> Pass<'s> {
     /// the rollout's own servers not); during a rollout the rest is replacement
     /// ([`Self::keep_rollout`]).
     fn keep(&mut self, c: usize) {
+        self.start_before_builds_land(c);
         let (plain, held) = (self.plain_free(c), self.held_back(c));
         let t = &self.tally[c];
         if t.free < self.minimum[c] {
@@ -538,7 +545,7 @@ impl<'s> Pass<'s> {
                 // Available warm servers are room too: a start adds no server (ours).
                 let mut room = u64::from(policy.max_instances.saturating_sub(t.live))
                     + u64::from(if policy.warm.is_some() {
-                        self.tier[c].left()
+                        self.startable(c)
                     } else {
                         0
                     });

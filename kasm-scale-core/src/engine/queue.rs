@@ -33,6 +33,10 @@ impl Pass<'_> {
         if self.waiting == 0 {
             return;
         }
+        self.hand_over_for_queue();
+        if self.waiting == 0 {
+            return;
+        }
         let (configs, deadline, phase) = (&self.snapshot.configs, &self.deadline, &self.phase);
         let tally = &mut self.tally;
         let mut pending: Vec<(&ServerSnapshot, bool)> = self
@@ -205,7 +209,7 @@ impl Pass<'_> {
             let policy = &config.policy;
             let room = u64::from(policy.max_instances.saturating_sub(self.tally[c].live));
             let warm = if policy.warm.is_some() {
-                self.tier[c].left()
+                self.startable(c)
             } else {
                 0
             };
@@ -226,10 +230,10 @@ impl Pass<'_> {
                 continue;
             }
             // Start before build (ours).
-            let before = self.tier[c].next;
+            let before = self.tier[c].taken;
             started[c] = self.start_for_queue(c);
             let failing = self.bookkeeping[c].consecutive_failures > 0;
-            if self.waiting == 0 || failing && self.tier[c].next > before {
+            if self.waiting == 0 || failing && self.tier[c].taken > before {
                 continue;
             }
             counts[c] =

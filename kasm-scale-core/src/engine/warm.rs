@@ -29,6 +29,8 @@ pub(super) struct Tier<'s> {
     pub(super) available: Vec<&'s ServerSnapshot>,
     /// The first available server this plan has not started.
     pub(super) next: usize,
+    /// Servers this plan's starts took (stopped ones and ready builds handed over).
+    pub(super) taken: usize,
     /// Current, undrained servers being stopped into the tier.
     pub(super) stopping: u32,
     /// Current, undrained servers built for the tier and not stopped yet (coming up or ready).
@@ -37,7 +39,8 @@ pub(super) struct Tier<'s> {
     pub(super) scaled_in: u32,
     /// Stopped servers to destroy, with why.
     pub(super) expired: Vec<(&'s ServerSnapshot, String)>,
-    /// Servers built for the tier that are ready with no session: they are stopped.
+    /// Servers built for the tier that are ready with no session: a start takes a current one
+    /// first (it serves at once, with no power-on), rule 15 stops the rest.
     pub(super) ready_builds: Vec<&'s ServerSnapshot>,
     /// Slots this plan's starts for the rollout's replacements gave (not the minimum's part).
     pub(super) rollout_slots: u64,
@@ -120,10 +123,72 @@ impl<'s> Pass<'s> {
         let policy = &self.snapshot.configs[c].policy;
         policy.warm.is_some()
             && policy.enabled
-            && self.tier[c].left() > 0
+            && self.startable(c) > 0
             && self.phase[c] != Phase::Paused
             && !self.backing_off[c]
             && !(self.bookkeeping[c].consecutive_failures > 0 && self.tally[c].made > 0)
+    }
+
+    /// Whether `server`, built for config `c`'s tier and ready with no session, may serve at
+    /// once instead of being stopped: current and younger than the tier's `max_age`.
+    fn may_hand_over(&self, c: usize, server: &ServerSnapshot) -> bool {
+        let max_age = self.snapshot.configs[c].policy.warm.map(|w| w.max_age);
+        !self.is_outdated(server)
+            && max_age.is_some_and(|age| add_seconds(server.created_at, age) > self.now)
+    }
+
+    /// What config `c`'s starts can still take in this plan: the available stopped servers
+    /// and the ready builds that may serve at once.
+    pub(super) fn startable(&self, c: usize) -> u32 {
+        let ready = self.tier[c]
+            .ready_builds
+            .iter()
+            .filter(|s| self.may_hand_over(c, s))
+            .count() as u32;
+        self.tier[c].left() + ready
+    }
+
+    /// Takes the next server a start of config `c` covers, and whether it is a ready build: a
+    /// current server built for the tier and ready first (it serves at once, where stopping it
+    /// and starting it again would cost a stop, a start and a check-in), else the oldest
+    /// available stopped one.
+    fn take_startable(&mut self, c: usize) -> Option<(&'s ServerSnapshot, bool)> {
+        self.take(c, false)
+    }
+
+    /// [`Self::take_startable`], or only a ready build when `ready_only`.
+    fn take(&mut self, c: usize, ready_only: bool) -> Option<(&'s ServerSnapshot, bool)> {
+        let ready = self.tier[c]
+            .ready_builds
+            .iter()
+            .position(|s| self.may_hand_over(c, s));
+        let tier = &mut self.tier[c];
+        let taken = match ready {
+            Some(i) => {
+                tier.building -= 1;
+                (tier.ready_builds.remove(i), true)
+            }
+            None if ready_only => return None,
+            None => {
+                let server = *tier.available.get(tier.next)?;
+                tier.next += 1;
+                (server, false)
+            }
+        };
+        tier.taken += 1;
+        Some(taken)
+    }
+
+    /// The start of a reason: a stopped server is started, a ready build handed over.
+    fn start_words(&self, server: &ServerSnapshot, name: &str) -> String {
+        if server.state == ServerState::Stopped {
+            format!("start {} of {name}", server.id)
+        } else {
+            format!(
+                "hand {} of {name}, built for its warm tier and ready, over to serve at once",
+                server.id
+            )
+        }
     }
 
     /// Starts available warm servers of config `c`, oldest first, until they give `slots` free
@@ -144,9 +209,9 @@ impl<'s> Pass<'s> {
             if self.bookkeeping[c].consecutive_failures > 0 && started > 0 {
                 break;
             }
-            let tier = &mut self.tier[c];
-            let server = tier.available[tier.next];
-            tier.next += 1;
+            let Some((server, _)) = self.take_startable(c) else {
+                break;
+            };
             let room = u64::from(server.capacity.saturating_sub(server.sessions));
             given += room;
             started += 1;
@@ -166,8 +231,8 @@ impl<'s> Pass<'s> {
                 cause: Cause::WarmTier,
                 queue_slots: 0,
                 reason: format!(
-                    "start {} of {name} from its warm tier: {started} warm server(s) started for {slots} free slot(s) below {what}",
-                    server.id
+                    "{} from its warm tier: {started} warm server(s) started for {slots} free slot(s) below {what}",
+                    self.start_words(server, name)
                 ),
             };
             // Starts come before the config's provisions.
@@ -188,6 +253,69 @@ impl<'s> Pass<'s> {
         (started, given)
     }
 
+    /// (ours) Rule 8's starts for what servers still being built cannot give in time: a config
+    /// with a warm tier counts the room of servers being built towards its minimum, but they
+    /// come up within a build, and its minimum covers only the arrivals within a warm start.
+    /// While the free slots without them are below the minimum, warm servers are started for
+    /// the difference (the builds then add to the free slots when they land).
+    pub(super) fn start_before_builds_land(&mut self, c: usize) {
+        if self.snapshot.configs[c].policy.warm.is_none() {
+            return;
+        }
+        let soon = self
+            .plain_free(c)
+            .saturating_sub(self.tally[c].building_free);
+        let minimum = self.minimum[c];
+        if soon >= minimum || self.plain_free(c) < minimum {
+            // Enough in time, or short even with the builds: rule 8 starts first anyway.
+            return;
+        }
+        let what = format!(
+            "the {} {minimum}, counting no room of servers still being built",
+            if self.why[c].is_some() {
+                "demand target"
+            } else {
+                "minimum"
+            }
+        );
+        self.start_warm(c, minimum - soon, u64::MAX, Need::Minimum, &what);
+    }
+
+    /// Rule 7's part for the warm tier (ours): requests that no ready room holds take the ready
+    /// servers built for the tier of configs with aggressive scaling (handed over: they serve
+    /// now) before they wait for servers still coming up.
+    pub(super) fn hand_over_for_queue(&mut self) {
+        for c in 0..self.snapshot.configs.len() {
+            let policy = &self.snapshot.configs[c].policy;
+            if !policy.aggressive_scaling || !policy.is_active_at(self.now) {
+                continue;
+            }
+            let name = policy.name.clone();
+            while self.waiting > 0 && self.may_start(c) {
+                let Some((server, _)) = self.take(c, true) else {
+                    break;
+                };
+                let room = u64::from(server.capacity.saturating_sub(server.sessions));
+                let take = self.waiting.min(room);
+                let waiting = self.waiting;
+                self.waiting -= take;
+                let t = &mut self.tally[c];
+                t.made += 1;
+                t.free += room - take;
+                self.queue.push(Action::Start {
+                    server: server.id,
+                    config: name.clone(),
+                    cause: Cause::WarmTier,
+                    queue_slots: take as u32,
+                    reason: format!(
+                        "{}: {waiting} session request(s) wait with no ready slot; it seats {take}",
+                        self.start_words(server, &name)
+                    ),
+                });
+            }
+        }
+    }
+
     /// Rule 9's starts: config `c` (enabled, with aggressive scaling, in a window) starts
     /// available warm servers for the requests still waiting, oldest first, each seating as
     /// many as it holds (`queue_slots`); what the last leaves is free. Returns the requests
@@ -197,12 +325,12 @@ impl<'s> Pass<'s> {
         let waiting = self.waiting;
         let name = self.snapshot.configs[c].policy.name.clone();
         while self.waiting > 0 && self.may_start(c) {
-            if self.bookkeeping[c].consecutive_failures > 0 && self.tier[c].next > 0 {
+            if self.bookkeeping[c].consecutive_failures > 0 && self.tier[c].taken > 0 {
                 break;
             }
-            let tier = &mut self.tier[c];
-            let server = tier.available[tier.next];
-            tier.next += 1;
+            let Some((server, _)) = self.take_startable(c) else {
+                break;
+            };
             let room = u64::from(server.capacity.saturating_sub(server.sessions));
             let take = self.waiting.min(room);
             self.waiting -= take;
@@ -216,8 +344,8 @@ impl<'s> Pass<'s> {
                 cause: Cause::WarmTier,
                 queue_slots: take as u32,
                 reason: format!(
-                    "start {} of {name} from its warm tier: {waiting} session request(s) wait with no free slot (aggressive scaling); it seats {take}",
-                    server.id
+                    "{} from its warm tier: {waiting} session request(s) wait with no free slot (aggressive scaling); it seats {take}",
+                    self.start_words(server, &name)
                 ),
             });
         }

@@ -184,6 +184,51 @@ async fn a_started_warm_server_takes_no_session_before_it_checks_in_again() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_request_waiting_when_a_tier_build_comes_up_is_seated_on_it_with_no_stop_or_start() {
+    let w = world(&config(0, TIER));
+    // The tier's two builds take 600 s and their check-ins 30 s more.
+    w.step().await;
+    let builds: Vec<ServerId> = w.scaler.servers().iter().map(|s| s.id).collect();
+    assert_eq!(builds.len(), 2);
+    w.run(300).await;
+    let outcome = w
+        .scaler
+        .request_session("p", &SessionRequest::default())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, SessionOutcome::Queued { .. }),
+        "{outcome:?}"
+    );
+    // A cold build starts for it (630 s away), but the tier's builds are ready first.
+    w.run(360).await;
+    let seated: Vec<_> = w
+        .scaler
+        .servers()
+        .into_iter()
+        .filter(|s| s.sessions > 0)
+        .collect();
+    assert_eq!(seated.len(), 1, "{:#?}", w.scaler.servers());
+    assert!(
+        builds.contains(&seated[0].id),
+        "seated on a build of the tier"
+    );
+    assert!(
+        !seated[0].for_warm,
+        "it serves now, it is no build of the tier any more"
+    );
+    let vm = seated[0].vm_id.clone().unwrap();
+    assert!(
+        w.cloud.starts.lock().unwrap().is_empty(),
+        "no start: it never stopped"
+    );
+    assert!(
+        w.cloud.stops.lock().unwrap().iter().all(|(v, _)| *v != vm),
+        "not stopped on its way"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_stopped_server_past_its_max_age_is_rebuilt_never_started() {
     let w = world(&config(
         0,
