@@ -62,8 +62,8 @@ pub(super) struct Tally {
     pub(super) free: u64,
     /// The part of `free` on pending servers.
     pub(super) pending_free: u64,
-    /// The part of `pending_free` on servers being built (not started from the warm tier):
-    /// they come up within a build, not within a warm start.
+    /// The part of `pending_free` on current servers being built (not started from the warm
+    /// tier): they come up within a build, not within a warm start.
     pub(super) building_free: u64,
     /// Running, ready, sessionless current servers that are not spent: downscale candidates.
     pub(super) idle: u32,
@@ -289,7 +289,9 @@ impl<'s> Pass<'s> {
             } else {
                 t.free += room;
                 t.pending_free += room;
-                if server.woken_at.is_none() {
+                // Current ones only: a rollout may hold the outdated room back (`free` then
+                // lacks it too).
+                if server.woken_at.is_none() && !outdated {
                     t.building_free += room;
                 }
                 t.pending += 1;

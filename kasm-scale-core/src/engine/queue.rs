@@ -82,6 +82,9 @@ impl Pass<'_> {
                 *room -= take;
                 t.free -= take;
                 t.pending_free -= take;
+                if server.woken_at.is_none() && !*outdated {
+                    t.building_free = t.building_free.saturating_sub(take);
+                }
                 if *outdated {
                     t.old_pending -= take.min(t.old_pending);
                 }

@@ -231,3 +231,98 @@ async fn a_config_short_everywhere_backs_off_instead_of_looping() {
             .all(|s| s.state != ServerState::Running)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_config_short_of_every_offering_spills_its_share_to_the_next_config() {
+    // Config `a` on a region short of both its offerings; config `b` on another provider. The
+    // demand policy's target (at least `a`'s own minimum of 4) moves to `b` once `a` backs off.
+    let text = r#"
+[[zones]]
+zone_name = "default"
+upstream_auth_address = "kasm.example.com"
+
+[[vm_providers]]
+provider = "memory"
+name = "mem"
+max_instances = 10
+startup_script = "{checkin_jwt}"
+boot_latency = { fixed = 60 }
+checkin_delay = { fixed = 30 }
+alternatives = [{ name = "zone-b" }]
+
+[[vm_providers]]
+provider = "memory"
+name = "other"
+max_instances = 10
+startup_script = "{checkin_jwt}"
+boot_latency = { fixed = 60 }
+checkin_delay = { fixed = 30 }
+
+[[pools]]
+server_pool_name = "p"
+
+[[pools.autoscale]]
+autoscale_config_name = "a"
+vm_provider_config_id = "mem"
+connection_type = "RDP"
+max_simultaneous_sessions_per_server = 4
+reusable = true
+minimum_pool_standby_sessions = 4
+standby_policy = "demand"
+require_checkin = true
+
+[[pools.autoscale]]
+autoscale_config_name = "b"
+vm_provider_config_id = "other"
+connection_type = "RDP"
+max_simultaneous_sessions_per_server = 4
+reusable = true
+minimum_pool_standby_sessions = 0
+standby_policy = "demand"
+require_checkin = true
+"#;
+    let config = kasm_scale_core::load_str(text, kasm_scale_core::Format::Toml)
+        .unwrap()
+        .config;
+    let memory = |i: usize| {
+        let VmProviderConfig::Memory(mem) = config.vm_providers[i].clone() else {
+            panic!("memory providers")
+        };
+        Arc::new(MemoryCloud::new(mem, 7))
+    };
+    let short = Arc::new(ShortOf::new(memory(0), &[0, 1]));
+    let other = memory(1);
+    let scaler = Autoscaler::builder(config.clone())
+        .provider(short.clone())
+        .provider(other.clone())
+        .seed(7)
+        .epoch("2026-12-07T08:00:00Z".parse().unwrap())
+        .build()
+        .unwrap();
+    for _ in 0..60 {
+        scaler.tick().await;
+        scaler.settle().await;
+        deliver_checkins(&scaler, &short.inner).await;
+        deliver_checkins(&scaler, &other).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    let servers = scaler.servers();
+    assert!(
+        servers.iter().all(|s| s.config == "b"),
+        "only `b` holds servers: {servers:#?}"
+    );
+    let free: u32 = servers
+        .iter()
+        .filter(|s| s.state == ServerState::Running)
+        .map(|s| s.capacity - s.sessions)
+        .sum();
+    assert!(
+        free >= 4,
+        "`b` holds `a`'s share of 4 free slots: {servers:#?}"
+    );
+    let asked = short.creates.lock().unwrap().len();
+    assert!(
+        asked <= 12,
+        "{asked} create calls to the short region in 10 minutes"
+    );
+}

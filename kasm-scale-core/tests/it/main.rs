@@ -64,3 +64,4 @@ mod template_differential;
 mod template_render;
 mod token;
 mod warm_guest;
+mod warm_tcp;
