@@ -252,13 +252,7 @@ async fn start(shared: &Arc<Shared>, mut starts: Vec<Start>, now: Timestamp) -> 
     for start in starts {
         match start {
             Start::Create(id, cause) => {
-                let config = shared
-                    .state
-                    .records()
-                    .servers
-                    .get(&id)
-                    .map(|s| s.config.clone())
-                    .unwrap_or_default();
+                let config = config_of(shared, id);
                 let fresh = tasks::spawn(shared, Work::Create(id), |s| async move {
                     provision::provision(&s, id, now).await;
                 });
@@ -285,13 +279,7 @@ async fn start(shared: &Arc<Shared>, mut starts: Vec<Start>, now: Timestamp) -> 
                 executed.started += usize::from(power::spawn_start(shared, id, cause, reason));
             }
             Start::HandedOver(id, pool) => {
-                let config = shared
-                    .state
-                    .records()
-                    .servers
-                    .get(&id)
-                    .map(|s| s.config.clone())
-                    .unwrap_or_default();
+                let config = config_of(shared, id);
                 metrics::counter!("kasm_scale_warm_handovers_total", "config" => config)
                     .increment(1);
                 shared
@@ -301,6 +289,17 @@ async fn start(shared: &Arc<Shared>, mut starts: Vec<Start>, now: Timestamp) -> 
         }
     }
     executed
+}
+
+/// The auto-scale config of server `id` (empty when it is gone).
+fn config_of(shared: &Shared, id: ServerId) -> String {
+    shared
+        .state
+        .records()
+        .servers
+        .get(&id)
+        .map(|s| s.config.clone())
+        .unwrap_or_default()
 }
 
 /// Live servers (every state: a VM being destroyed still exists) per VM provider config.

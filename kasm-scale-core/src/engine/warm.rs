@@ -182,7 +182,7 @@ impl<'s> Pass<'s> {
     /// The start of a reason: a stopped server is started, a ready build handed over.
     fn start_words(&self, server: &ServerSnapshot, name: &str) -> String {
         if server.state == ServerState::Stopped {
-            format!("start {} of {name}", server.id)
+            format!("start {} of {name} from its warm tier", server.id)
         } else {
             format!(
                 "hand {} of {name}, built for its warm tier and ready, over to serve at once",
@@ -231,7 +231,7 @@ impl<'s> Pass<'s> {
                 cause: Cause::WarmTier,
                 queue_slots: 0,
                 reason: format!(
-                    "{} from its warm tier: {started} warm server(s) started for {slots} free slot(s) below {what}",
+                    "{}: {started} warm server(s) started for {slots} free slot(s) below {what}",
                     self.start_words(server, name)
                 ),
             };
@@ -290,30 +290,38 @@ impl<'s> Pass<'s> {
             if !policy.aggressive_scaling || !policy.is_active_at(self.now) {
                 continue;
             }
-            let name = policy.name.clone();
             while self.waiting > 0 && self.may_start(c) {
                 let Some((server, _)) = self.take(c, true) else {
                     break;
                 };
-                let room = u64::from(server.capacity.saturating_sub(server.sessions));
-                let take = self.waiting.min(room);
-                let waiting = self.waiting;
-                self.waiting -= take;
-                let t = &mut self.tally[c];
-                t.made += 1;
-                t.free += room - take;
-                self.queue.push(Action::Start {
-                    server: server.id,
-                    config: name.clone(),
-                    cause: Cause::WarmTier,
-                    queue_slots: take as u32,
-                    reason: format!(
-                        "{}: {waiting} session request(s) wait with no ready slot; it seats {take}",
-                        self.start_words(server, &name)
-                    ),
-                });
+                let why = format!(
+                    "{} session request(s) wait with no ready slot",
+                    self.waiting
+                );
+                self.seat_on_start(c, server, &why);
             }
         }
+    }
+
+    /// Seats waiting requests on `server` of config `c`, which a start takes for them (as many
+    /// as it holds; what it leaves is free), and adds the start to the queue's actions, `why`
+    /// in its reason. Returns the requests it seats.
+    fn seat_on_start(&mut self, c: usize, server: &ServerSnapshot, why: &str) -> u64 {
+        let room = u64::from(server.capacity.saturating_sub(server.sessions));
+        let take = self.waiting.min(room);
+        self.waiting -= take;
+        let t = &mut self.tally[c];
+        t.made += 1;
+        t.free += room - take;
+        let name = &self.snapshot.configs[c].policy.name;
+        self.queue.push(Action::Start {
+            server: server.id,
+            config: name.clone(),
+            cause: Cause::WarmTier,
+            queue_slots: take as u32,
+            reason: format!("{}: {why}; it seats {take}", self.start_words(server, name)),
+        });
+        take
     }
 
     /// Rule 9's starts: config `c` (enabled, with aggressive scaling, in a window) starts
@@ -322,8 +330,10 @@ impl<'s> Pass<'s> {
     /// they seat.
     pub(super) fn start_for_queue(&mut self, c: usize) -> u64 {
         let mut seated = 0u64;
-        let waiting = self.waiting;
-        let name = self.snapshot.configs[c].policy.name.clone();
+        let why = format!(
+            "{} session request(s) wait with no free slot (aggressive scaling)",
+            self.waiting
+        );
         while self.waiting > 0 && self.may_start(c) {
             if self.bookkeeping[c].consecutive_failures > 0 && self.tier[c].taken > 0 {
                 break;
@@ -331,23 +341,7 @@ impl<'s> Pass<'s> {
             let Some((server, _)) = self.take_startable(c) else {
                 break;
             };
-            let room = u64::from(server.capacity.saturating_sub(server.sessions));
-            let take = self.waiting.min(room);
-            self.waiting -= take;
-            seated += take;
-            let t = &mut self.tally[c];
-            t.made += 1;
-            t.free += room - take;
-            self.queue.push(Action::Start {
-                server: server.id,
-                config: name.clone(),
-                cause: Cause::WarmTier,
-                queue_slots: take as u32,
-                reason: format!(
-                    "{} from its warm tier: {waiting} session request(s) wait with no free slot (aggressive scaling); it seats {take}",
-                    self.start_words(server, &name)
-                ),
-            });
+            seated += self.seat_on_start(c, server, &why);
         }
         seated
     }
