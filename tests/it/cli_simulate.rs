@@ -893,6 +893,20 @@ fn the_slow_default_week_is_the_default_with_windows_latencies_and_a_warm_tier()
 }
 
 #[test]
+fn the_slow_default_week_with_two_tiers_differs_only_in_the_second_configs_tier() {
+    let load = |f: &str| {
+        kasm_scale::load_file(std::path::Path::new(f))
+            .unwrap()
+            .config
+    };
+    let both = load("examples/default-week-slow-both.toml");
+    let mut one = load("examples/default-week-slow.toml");
+    assert!(one.pools[0].autoscale[1].warm_pool.is_none());
+    one.pools[0].autoscale[1].warm_pool = one.pools[0].autoscale[0].warm_pool;
+    assert_eq!(both, one);
+}
+
+#[test]
 fn the_warm_week_examples_load() {
     let out = kasm_scale(&[
         "validate",

@@ -528,7 +528,7 @@ impl Store {
             }
             (&Method::PATCH, Some(_)) if sub.is_none() => match self.resources.get(&id) {
                 Some(_) if kind.eq_ignore_ascii_case("microsoft.compute/virtualmachines") => {
-                    self.update_vm(base, &id, &body, &api_version)
+                    self.update_vm(base, &id, body, &api_version)
                 }
                 Some(_) => {
                     let r = self.resources.get_mut(&id).expect("present");
