@@ -405,7 +405,8 @@ impl VmProvider for AwsProvider {
             operation_timeout: None,
             stop_start: true,
             hibernate: self.config.aws_ec2_hibernation,
-            resize_stopped: true,
+            // EC2 does not change the type of an instance launched for hibernation.
+            resize_stopped: !self.config.aws_ec2_hibernation,
         }
     }
 

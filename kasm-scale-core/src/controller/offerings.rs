@@ -69,7 +69,8 @@ impl Skipped {
 /// `now`, in the order they are tried: the config's offerings in its order (so a server moved
 /// to a dearer size during a shortage goes back to the first one at its next start) that share
 /// its placement and are not skipped; only `current` itself when its provider cannot move a
-/// stopped VM (`resize`). Empty when every one is skipped.
+/// stopped VM (`resize`). Empty when every one is skipped. A server on an offering the config
+/// no longer has (a reload shortened `alternatives`) is started where it is.
 pub(crate) fn start_order(
     skipped: &Skipped,
     config: &VmProviderConfig,
@@ -78,7 +79,13 @@ pub(crate) fn start_order(
     now: Timestamp,
 ) -> Vec<u32> {
     let name = config.name();
-    (0..config.offerings().len() as u32)
+    let count = config.offerings().len() as u32;
+    if current >= count {
+        // An offering a reload took away: the VM is started as it is, and moved at its next
+        // start once it has an offering of the config again.
+        return vec![current];
+    }
+    (0..count)
         .filter(|&i| i == current || (resize && config.same_placement(current, i)))
         .filter(|&i| !skipped.is_skipped(name, i, now))
         .collect()
@@ -217,5 +224,7 @@ alternatives = [
         // Once the skip is over, the first offering is tried again.
         let later = at("2026-12-07T08:03:01Z");
         assert_eq!(start_order(&skipped, &c, true, 1, later), vec![0, 1]);
+        // An offering a reload took away: started where it is, never skipped into a loop.
+        assert_eq!(start_order(&skipped, &c, true, 7, now), vec![7]);
     }
 }

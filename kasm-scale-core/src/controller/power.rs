@@ -257,22 +257,45 @@ async fn start(shared: &Arc<Shared>, id: ServerId, cause: Cause, reason: String)
         let labels = config.offerings();
         let label = |i: u32| labels.get(i as usize).map_or_else(|| i.to_string(), |o| o.label.clone());
         let mut on = server.offering;
+        // With other offerings in its placement, the VM is moved to the one it starts on before
+        // every start, even the one its record names: a move whose outcome was lost (a timeout,
+        // a restart) may have left it elsewhere, and the move is idempotent.
+        let movable = resize
+            && (0..labels.len() as u32).any(|i| i != on && config.same_placement(on, i));
         let mut refused: Vec<String> = Vec::new();
+        let mut cannot: Option<String> = None;
         for target in order {
-            if target != on {
-                // Its offering (or the one before) is short: move the stopped VM to the next
-                // size in its placement, then start it there.
+            if movable {
                 match provider.resize(&vm_id, target).await {
                     Ok(()) => {
                         if let Some(s) = shared.state.records().servers.get_mut(&id) {
                             s.offering = target;
                         }
-                        tracing::info!(from = %label(on), to = %label(target), "stopped VM moved to another offering");
+                        if target != on {
+                            tracing::info!(from = %label(on), to = %label(target), "stopped VM moved to another offering");
+                        }
                         on = target;
                     }
                     Err(BackendError::NotFound(_)) => {
                         destroy::start(shared, id, None, "its VM was deleted while it was stopped".into());
                         return;
+                    }
+                    Err(BackendError::Capacity(why)) => {
+                        // The cloud cannot give that size at all now (Azure `SkuNotAvailable`):
+                        // skipped as a refused start would be, and the next one tried.
+                        let now = shared.clock.now();
+                        metrics::counter!("kasm_scale_offering_capacity_errors_total", "provider" => server.provider.clone(), "offering" => label(target))
+                            .increment(1);
+                        shared.state.skipped.skip(&server.provider, target, now, config.capacity_skip(), &why);
+                        tracing::warn!(offering = %label(target), reason = %why, "moving the stopped VM refused for capacity: trying the next offering");
+                        refused.push(label(target));
+                        continue;
+                    }
+                    Err(BackendError::InvalidRequest(why)) => {
+                        // This VM cannot take that offering (the cloud says so): the next one.
+                        tracing::warn!(offering = %label(target), reason = %why, "the stopped VM cannot move to this offering: trying the next one");
+                        cannot = Some(format!("cannot move it to offering `{}`: {why}", label(target)));
+                        continue;
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, to = %label(target), "moving the stopped VM to another offering failed: it stays stopped");
@@ -322,6 +345,11 @@ async fn start(shared: &Arc<Shared>, id: ServerId, cause: Cause, reason: String)
                 }
             }
         }
+        if let (true, Some(why)) = (refused.is_empty(), cannot) {
+            // No offering it could be moved to, none refused for capacity: a failed start
+            // (counted, so that it is not asked again every tick).
+            return start_failed(shared, id, why);
+        }
         // Every offering it can start on is short (or skipped): it stays stopped, and the
         // plan that follows at once builds the free slots it was to give on an offering that
         // is not.
@@ -332,7 +360,9 @@ async fn start(shared: &Arc<Shared>, id: ServerId, cause: Cause, reason: String)
         };
         tracing::warn!(reason = %why, "the server stays stopped; the next plan builds instead");
         back_to(shared, id, ServerState::Starting, ServerState::Stopped, why);
-        shared.clock.wake.notify_one();
+        if !refused.is_empty() {
+            shared.clock.wake.notify_one();
+        }
     }
     .instrument(span)
     .await;

@@ -44,6 +44,7 @@ pub(crate) fn snapshots_at(setup: &Setup, state: &State, now: Timestamp) -> Vec<
         .servers
         .values()
         .filter(|s| s.state == crate::engine::ServerState::Stopped)
+        // A shortcut of the test below: not skipped, its own offering is tried first.
         .filter(|s| state.skipped.is_skipped(&s.provider, s.offering, now))
         .filter(|s| {
             let resize = setup

@@ -597,7 +597,7 @@ impl<'s> Pass<'s> {
         let mut chosen = vec![false; self.snapshot.configs.len()];
         for (c, config) in self.snapshot.configs.iter().enumerate() {
             let policy = &config.policy;
-            let free = self.current_free(c);
+            let free = self.downscale_free(c);
             let bk = &mut self.bookkeeping[c];
             let t = &self.tally[c];
             let sps = u64::from(policy.sessions_per_server.max(1));
@@ -647,7 +647,7 @@ impl<'s> Pass<'s> {
             }
             let (policy, minimum) = (&configs[c].policy, self.minimum[c]);
             idle.sort_by_key(|s| (s.created_at, s.id));
-            let mut free = self.current_free(c);
+            let mut free = self.downscale_free(c);
             let since = self.bookkeeping[c]
                 .downscale_requested_at
                 .unwrap_or(self.now);

@@ -29,7 +29,8 @@ pub(super) struct Tier<'s> {
     pub(super) available: Vec<&'s ServerSnapshot>,
     /// The first available server this plan has not started.
     pub(super) next: usize,
-    /// Servers this plan's starts took (stopped ones and ready builds handed over).
+    /// Stopped servers this plan's starts took (not the ready builds it handed over: they ask
+    /// nothing of the cloud, so no failure backoff holds them).
     pub(super) taken: usize,
     /// Current, undrained servers being stopped into the tier.
     pub(super) stopping: u32,
@@ -172,10 +173,10 @@ impl<'s> Pass<'s> {
             None => {
                 let server = *tier.available.get(tier.next)?;
                 tier.next += 1;
+                tier.taken += 1;
                 (server, false)
             }
         };
-        tier.taken += 1;
         Some(taken)
     }
 
@@ -203,33 +204,39 @@ impl<'s> Pass<'s> {
         need: Need,
         what: &str,
     ) -> (u64, u64) {
-        let (mut started, mut given) = (0u64, 0u64);
+        let (mut started, mut given, mut woken) = (0u64, 0u64, 0u64);
         let mut chosen = Vec::new();
         while given < slots && started < servers && self.may_start(c) {
-            if self.bookkeeping[c].consecutive_failures > 0 && started > 0 {
+            // While failing, one start at a time (a hand-over asks nothing of the cloud).
+            if self.bookkeeping[c].consecutive_failures > 0 && woken > 0 {
                 break;
             }
-            let Some((server, _)) = self.take_startable(c) else {
+            let Some((server, ready)) = self.take_startable(c) else {
                 break;
             };
             let room = u64::from(server.capacity.saturating_sub(server.sessions));
-            given += room;
+            // A handed-over build is ready room at once: waiting requests take it first, as
+            // they take any ready room (rule 7), so the minimum counts what they leave.
+            let seated = if ready { self.waiting.min(room) } else { 0 };
+            self.waiting -= seated;
+            given += room - seated;
             started += 1;
+            woken += u64::from(!ready);
             let t = &mut self.tally[c];
-            t.free += room;
-            t.made += 1;
+            t.free += room - seated;
+            t.made += u32::from(!ready);
             if need == Need::Rollout {
-                self.tier[c].rollout_slots += room;
+                self.tier[c].rollout_slots += room - seated;
             }
-            chosen.push(server);
+            chosen.push((server, seated));
         }
         let name = &self.snapshot.configs[c].policy.name;
-        for server in chosen {
+        for (server, seated) in chosen {
             let action = Action::Start {
                 server: server.id,
                 config: name.clone(),
                 cause: Cause::WarmTier,
-                queue_slots: 0,
+                queue_slots: seated as u32,
                 reason: format!(
                     "{}: {started} warm server(s) started for {slots} free slot(s) below {what}",
                     self.start_words(server, name)
@@ -257,7 +264,10 @@ impl<'s> Pass<'s> {
     /// with a warm tier counts the room of servers being built towards its minimum, but they
     /// come up within a build, and its minimum covers only the arrivals within a warm start.
     /// While the free slots without them are below the minimum, warm servers are started for
-    /// the difference (the builds then add to the free slots when they land).
+    /// the difference (the builds then add to the free slots when they land); rule 8 builds
+    /// what the tier cannot give. Rule 12 counts the same way
+    /// ([`Self::downscale_free`]), so that it does not stop a server this rule would start
+    /// another for.
     pub(super) fn start_before_builds_land(&mut self, c: usize) {
         if self.snapshot.configs[c].policy.warm.is_none() {
             return;
@@ -266,8 +276,7 @@ impl<'s> Pass<'s> {
             .plain_free(c)
             .saturating_sub(self.tally[c].building_free);
         let minimum = self.minimum[c];
-        if soon >= minimum || self.plain_free(c) < minimum {
-            // Enough in time, or short even with the builds: rule 8 starts first anyway.
+        if soon >= minimum {
             return;
         }
         let what = format!(
@@ -311,7 +320,9 @@ impl<'s> Pass<'s> {
         let take = self.waiting.min(room);
         self.waiting -= take;
         let t = &mut self.tally[c];
-        t.made += 1;
+        // A start counts as a server made (for the failure backoff); a hand-over asks nothing
+        // of the cloud.
+        t.made += u32::from(server.state == ServerState::Stopped);
         t.free += room - take;
         let name = &self.snapshot.configs[c].policy.name;
         self.queue.push(Action::Start {
@@ -322,6 +333,18 @@ impl<'s> Pass<'s> {
             reason: format!("{}: {why}; it seats {take}", self.start_words(server, name)),
         });
         take
+    }
+
+    /// The free slots of config `c` that rule 12 weighs against the minimum: its current free
+    /// slots, less (with a warm tier) those of servers still being built, as
+    /// [`Self::start_before_builds_land`] counts them.
+    pub(super) fn downscale_free(&self, c: usize) -> u64 {
+        let free = self.current_free(c);
+        if self.snapshot.configs[c].policy.warm.is_some() {
+            free.saturating_sub(self.tally[c].building_free)
+        } else {
+            free
+        }
     }
 
     /// Rule 9's starts: config `c` (enabled, with aggressive scaling, in a window) starts

@@ -431,8 +431,9 @@ async fn a_start_refused_for_capacity_moves_the_stopped_vm_to_the_next_offering_
             .iter()
             .map(|(vm, to, _)| (vm.clone(), *to))
             .collect::<Vec<_>>(),
-        vec![(starts[0].0.clone(), 1)],
-        "moved once, to the next offering, between the two starts"
+        vec![(starts[0].0.clone(), 0), (starts[0].0.clone(), 1)],
+        "set to its own offering before the first start (a move whose answer was lost may \
+         have left it elsewhere), then moved to the next one before the second"
     );
     let moved = w
         .scaler

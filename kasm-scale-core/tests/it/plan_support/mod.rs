@@ -109,9 +109,13 @@ pub fn carry_out(
                 ..
             } => {
                 for sv in next.servers.iter_mut().filter(|sv| sv.id == *server) {
-                    sv.state = ServerState::Starting;
-                    sv.woken_at = Some(now);
-                    sv.checked_in_at = None;
+                    // A ready build of the tier is handed over as it is (the controller's
+                    // `Wake::HandedOver`); a stopped server starts and must prove it is up.
+                    if sv.state == ServerState::Stopped {
+                        sv.state = ServerState::Starting;
+                        sv.woken_at = Some(now);
+                        sv.checked_in_at = None;
+                    }
                     sv.queue_slots = *queue_slots;
                     sv.for_warm = false;
                 }
