@@ -340,6 +340,54 @@ async fn a_start_that_fails_backs_off_and_a_cold_build_serves_the_request() {
     assert_ne!(seated[0].id, warm[0]);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_warm_server_that_fails_to_start_max_power_failures_times_is_destroyed() {
+    // One server in all, so the waiting requests can only be served by starting it: the
+    // controller keeps asking (after its backoff) until the server has failed
+    // MAX_POWER_FAILURES starts, then destroys it (and its AD record) and builds anew.
+    let mut config = config(0, "warm_pool = { min_stopped = 1, max_stopped = 1 }");
+    if let VmProviderConfig::Memory(m) = &mut config.vm_providers[0] {
+        m.start_failure_rate = 1.0;
+        m.max_instances = 1;
+    }
+    let w = world(&config);
+    w.run(700).await;
+    let warm = w.in_state(ServerState::Stopped);
+    assert_eq!(warm.len(), 1);
+    let vm = w.scaler.server(warm[0]).unwrap().vm_id.unwrap();
+    for _ in 0..6 {
+        if w.scaler.server(warm[0]).is_none() {
+            break;
+        }
+        w.scaler
+            .request_session("p", &SessionRequest::default())
+            .await
+            .unwrap();
+        w.run(900).await;
+    }
+    assert!(
+        w.scaler.server(warm[0]).is_none(),
+        "destroyed after {MAX_POWER_FAILURES} failed starts: {:#?}",
+        w.scaler.servers()
+    );
+    let asked = w
+        .cloud
+        .starts
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(v, _)| *v == vm)
+        .count();
+    assert!(
+        (MAX_POWER_FAILURES as usize..=MAX_POWER_FAILURES as usize * ATTEMPTS).contains(&asked),
+        "{asked} start calls for {MAX_POWER_FAILURES} failed starts (with the guard's retries)"
+    );
+    assert!(
+        w.cloud.inner.get(&vm).await.unwrap().is_none(),
+        "its VM is gone"
+    );
+}
+
 /// A memory cloud that says it cannot stop and start VMs.
 #[derive(Debug)]
 struct NoPower(MemoryCloud);
