@@ -14,3 +14,4 @@ mod partition;
 mod restart;
 mod store;
 mod url_rules;
+mod warm_takeover;
